@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rust-kmods: Rust kernel modules (zpool drivers, an SSD block cache, a B+tree)
+# built out of tree against a pinned Linux 6.12 test kernel and tested under
+# QEMU. The two commands: `make demo` and `make check`. See README.rst and
+# Documentation/building-and-testing.rst.
+
+# Kbuild reads the file Kbuild in the module directory, not this one.
+
+FLAVOUR ?= debug
+ifeq ($(filter $(FLAVOUR),debug perf),)
+$(error FLAVOUR must be debug or perf, not '$(FLAVOUR)')
+endif
+
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+# KDIR=/path/to/a/rust/enabled/kernel overrides the cached test kernel.
+ifeq ($(origin KDIR),undefined)
+KDIR := $(shell $(TOP)/scripts/kernel.sh kdir $(FLAVOUR) 2>/dev/null)
+BUILD_KERNEL := 1
+endif
+# Modules of the two flavours are built in separate mirrors of the tree
+# (symlinks to the sources), so they coexist: 6.12's Kbuild writes objects
+# next to the sources of M=.
+MODDIR := $(BUILD)/modules/$(FLAVOUR)
+# What Kbuild compiles: mirrored into $(MODDIR).
+MODSRC := Kbuild rust tests/harness/fixtures
+KMAKE := $(TOP)/scripts/kmake
+SUITES ?= $(DEFAULT_SUITES)
+# Every suite under tests/ but the harness's own.
+DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
+
+.PHONY: all modules deps kernel print-kdir print-modules print-fixtures lint \
+	rustfmt clippy host-test vmtest harness-selftest check demo rust-analyzer \
+	clean help
+
+all: modules
+
+help:
+	@sed -n 's/^## //p' $(TOP)/Documentation/building-and-testing.rst 2>/dev/null || true
+	@echo "make check | make demo | make modules | make kernel | make lint | make vmtest SUITES=smoke"
+
+deps:
+	@$(TOP)/scripts/deps.sh
+
+kernel: deps
+ifdef BUILD_KERNEL
+	@$(TOP)/scripts/kernel.sh build $(FLAVOUR) >/dev/null
+else
+	@test -f "$(KDIR)/Makefile" || { echo "KDIR=$(KDIR) is not a kernel build tree" >&2; exit 1; }
+endif
+
+print-kdir:
+	@echo $(KDIR)
+
+# Absolute paths of the project's .ko files for FLAVOUR (the fixtures are not
+# the project's modules: print-fixtures lists them).
+print-modules:
+	@find $(MODDIR)/rust -name '*.ko' 2>/dev/null | sort
+
+print-fixtures:
+	@find $(MODDIR)/tests -name '*.ko' 2>/dev/null | sort
+
+define sync-moddir
+	@mkdir -p $(MODDIR)
+	@cd $(TOP) && for d in $(MODSRC); do \
+		if [ -e "$$d" ]; then mkdir -p "$(1)/$$(dirname $$d)" && \
+		cp -rs --remove-destination "$(TOP)/$$d" "$(1)/$$(dirname $$d)/"; fi; done
+	@find $(1) -xtype l -delete
+endef
+
+modules: kernel
+	$(call sync-moddir,$(MODDIR))
+	@echo "modules[$(FLAVOUR)]: building against $(KDIR)"
+	@$(KMAKE) --no-print-directory -C $(KDIR) M=$(MODDIR) modules
+	@echo "modules[$(FLAVOUR)]: $$($(MAKE) -s print-modules | wc -l) modules and" \
+		"$$($(MAKE) -s print-fixtures | wc -l) test fixtures in $(MODDIR)"
+
+# rustfmt with the kernel's .rustfmt.toml on every Rust file (the top-level
+# .rustfmt.toml says the same, for editors and cargo fmt); clippy with the
+# kernel's lints (CLIPPY=1) on the modules and cargo clippy on the host crates.
+lint: rustfmt clippy
+
+rustfmt: kernel
+	@echo "lint: rustfmt --check (the kernel's .rustfmt.toml)"
+	@files=$$(cd $(TOP) && git ls-files -co --exclude-standard -- '*.rs' | grep -v -E '^(target|build)/'); \
+	if [ -n "$$files" ]; then cd $(TOP) && /usr/bin/rustfmt --edition 2021 --check \
+		--config-path $$(realpath $(KDIR)/source 2>/dev/null || echo $(KDIR))/.rustfmt.toml $$files; fi
+
+clippy: kernel
+	$(call sync-moddir,$(BUILD)/clippy/$(FLAVOUR))
+	@echo "lint: clippy on the modules (CLIPPY=1)"
+	@$(KMAKE) --no-print-directory -C $(KDIR) M=$(BUILD)/clippy/$(FLAVOUR) CLIPPY=1 modules >/dev/null
+	@if [ -n "$$($(TOP)/scripts/host-crates.sh)" ]; then echo "lint: cargo clippy on the host crates"; \
+		cd $(TOP) && cargo clippy --quiet --workspace --all-targets -- -D warnings; fi
+
+# The host crates' tests (the kernel-agnostic cores) and the harness's
+# KTAP parser; results land in build/results/ for the summary of `make check`.
+host-test:
+	@$(TOP)/scripts/host-test.sh $(BUILD)/results
+
+# The kselftest suites in QEMU: make vmtest SUITES="smoke zpool".
+vmtest: modules
+	@$(TOP)/scripts/vm-run.py --kdir $(KDIR) --flavour $(FLAVOUR) \
+		--results $(BUILD)/results/vm-$(FLAVOUR).json \
+		--modules $$($(MAKE) -s print-modules) -- $(SUITES)
+
+# The harness's own tests: a failing test, a WARN, an oops and a hang must
+# each fail a run.
+harness-selftest: modules
+	@$(TOP)/tests/harness/selftest.sh $(KDIR) $(FLAVOUR) $(BUILD)/results/harness.json \
+		$$($(MAKE) -s print-fixtures)
+
+# The test command (README, .ci/run): everything, on the debug kernel.
+check:
+	@rm -rf $(BUILD)/results
+	@$(TOP)/scripts/stage.sh deps $(MAKE) --no-print-directory deps
+	@$(TOP)/scripts/stage.sh kernel $(MAKE) --no-print-directory kernel FLAVOUR=debug
+	@$(TOP)/scripts/stage.sh modules $(MAKE) --no-print-directory modules FLAVOUR=debug
+	@$(TOP)/scripts/stage.sh lint $(MAKE) --no-print-directory lint FLAVOUR=debug
+	@$(TOP)/scripts/stage.sh host-test $(MAKE) --no-print-directory host-test
+	@$(TOP)/scripts/stage.sh harness-selftest $(MAKE) --no-print-directory harness-selftest FLAVOUR=debug
+	@$(TOP)/scripts/stage.sh vmtest $(MAKE) --no-print-directory vmtest FLAVOUR=debug
+	@$(TOP)/scripts/summary.py $(BUILD)/results
+
+# The main job, on the default setup.
+demo: modules
+	@$(TOP)/scripts/demo.sh $(KDIR) $(FLAVOUR) $$($(MAKE) -s print-modules)
+
+# rust-project.json for rust-analyzer, pointing at this tree's sources.
+rust-analyzer: kernel
+	$(call sync-moddir,$(MODDIR))
+	@$(KMAKE) -C $(KDIR) M=$(MODDIR) rust-analyzer
+	@sed 's|$(MODDIR)/|$(TOP)/|g' $(MODDIR)/rust-project.json >$(TOP)/rust-project.json
+	@echo "wrote $(TOP)/rust-project.json"
+
+clean:
+	rm -rf $(BUILD) $(TOP)/target $(TOP)/rust-project.json

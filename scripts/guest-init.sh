@@ -1,0 +1,63 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the test guest (scripts/vm-run.py builds the initramfs around it).
+# Mounts what tests need, finds the disks by their serial numbers, runs the
+# kselftest suites (or a script), writes the KTAP to ttyS1 and the dmesg to
+# ttyS2, prints the end marker and reboots, which QEMU (-no-reboot) turns
+# into its exit.
+
+/bin/busybox --install -s /bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# devtmpfs has no /dev/std* links (udev makes them); the kselftest runner
+# writes to /dev/stdout.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+echo /sbin/modprobe >/proc/sys/kernel/modprobe 2>/dev/null
+ln -sf /bin/modprobe /sbin/modprobe
+hostname rkm-guest
+
+. /etc/rkm.env
+
+# The disks, by the serial numbers the harness gave them.
+for dev in /sys/block/*; do
+	name=${dev##*/}
+	serial=$(cat "$dev/serial" "$dev/device/serial" 2>/dev/null | head -n 1 | tr -d ' ')
+	case "$serial" in
+	rkm-hdd) RKM_HDD=/dev/$name ;;
+	rkm-ssd) RKM_SSD=/dev/$name ;;
+	rkm-swap) RKM_SWAP=/dev/$name ;;
+	esac
+done
+export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR
+echo "rkm: guest up: kernel $(uname -r), $(nproc) CPUs, HDD=${RKM_HDD:-none} SSD=${RKM_SSD:-none} swap=${RKM_SWAP:-none}"
+
+status=0
+if [ "$RKM_MODE" = script ]; then
+	cd /root
+	sh /root/script.sh </dev/null
+	status=$?
+else
+	cd /kselftest
+	# The KTAP goes to the console and, alone, to ttyS1 for the host's parser.
+	./run_kselftest.sh </dev/null 2>&1 | tee /dev/ttyS1
+fi
+
+sync
+dmesg >/dev/ttyS2
+echo "RKM-GUEST-DONE status=$status"
+reboot -f
+# Not reached; a guest that gets here hangs and the host's timeout says so.
+sleep 1000000

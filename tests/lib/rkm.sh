@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shell helpers for the project's kselftest scripts, on top of the kernel's
+# ktap_helpers.sh. A test sources it with
+#   . "$(dirname "$0")/../lib/rkm.sh"
+# The guest's /init exports:
+#   RKM_HDD RKM_SSD RKM_SWAP   the disks (/dev/...), found by serial number
+#   RKM_MODULES                the project's module names, space-separated
+#   RKM_FLAVOUR                debug or perf
+
+. "$(dirname "$0")/../kselftest/ktap_helpers.sh"
+
+# rkm_skip DESCRIPTION REASON: a skip, with its reason in the directive.
+rkm_skip() {
+	echo "ok $KTAP_TESTNO $1 # SKIP $2"
+	KTAP_TESTNO=$((KTAP_TESTNO + 1))
+	KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
+}
+
+# rkm_check DESCRIPTION COMMAND...: pass if COMMAND succeeds; on failure,
+# print its output as KTAP diagnostics.
+rkm_check() {
+	desc=$1
+	shift
+	if out=$("$@" 2>&1); then
+		ktap_test_pass "$desc"
+	else
+		[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/# /'
+		ktap_test_fail "$desc"
+	fi
+}
+
+# rkm_fail_msg MESSAGE: a diagnostic line (the next result explains it).
+rkm_msg() {
+	echo "# $*"
+}
+
+# rkm_dmesg_mark: a line in the kernel log, to tell which test caused a report.
+rkm_dmesg_mark() {
+	echo "rkm-test: $*" >/dev/kmsg
+}
