@@ -31,7 +31,7 @@ SUITES ?= $(DEFAULT_SUITES)
 DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
 
 .PHONY: all modules deps kernel print-kdir print-modules print-fixtures lint \
-	rustfmt clippy host-test vmtest harness-selftest check demo rust-analyzer \
+	rustfmt clippy host-test vmtest harness-selftest check demo bench-btree rust-analyzer \
 	clean help
 
 all: modules
@@ -126,6 +126,10 @@ check:
 # The main job, on the default setup.
 demo: modules
 	@$(TOP)/scripts/demo.sh $(KDIR) $(FLAVOUR) $$($(MAKE) -s print-modules)
+
+# Benchmarks (never timed tests): each prints its table with ratios.
+bench-btree:
+	@$(TOP)/bench/btree.sh
 
 # rust-project.json for rust-analyzer, pointing at this tree's sources.
 rust-analyzer: kernel

@@ -39,3 +39,25 @@ rkm_msg() {
 rkm_dmesg_mark() {
 	echo "rkm-test: $*" >/dev/kmsg
 }
+
+# rkm_module_ktap MODULE: load a test module that prints KTAP in the kernel
+# log (rust/kglue/ktap.rs), print that KTAP as this program's, unload it.
+# Returns non-zero if loading failed or no complete KTAP came out.
+rkm_module_ktap() {
+	mod=$1
+	mark="rkm-test: loading $mod $$"
+	echo "$mark" >/dev/kmsg
+	modprobe "$mod"
+	rc=$?
+	out=$(dmesg | sed -n "/$mark/,\$p" | sed -n "s/^\[[^]]*\] $mod: //p")
+	if [ -z "$out" ]; then
+		ktap_print_header
+		ktap_set_plan 1
+		ktap_test_fail "$mod printed no KTAP (modprobe exit $rc)"
+		return 1
+	fi
+	printf '%s\n' "$out" | sed 's/^KTAP version 1$/TAP version 13/'
+	[ "$rc" -eq 0 ] || { echo "# modprobe $mod failed with exit $rc"; return 1; }
+	rmmod "$mod" || { echo "# rmmod $mod failed"; return 1; }
+	return 0
+}
