@@ -51,6 +51,7 @@ BUSYBOX = "/bin/busybox"
 BASE_TOOLS = ["/usr/bin/timeout"]
 DONE_MARKER = "RKM-GUEST-DONE"
 BOOT_MARGIN = {"debug": 240, "perf": 90}
+SCRIPT_TIMEOUT = 600
 
 # Kernel reports that fail a run. They are matched only on lines printed by
 # the kernel (after the printk time stamp), so a test's own output cannot
@@ -367,7 +368,9 @@ def main():
                            ("swap", args.swap_size)]:
             images[name] = os.path.join(work, f"{name}.img")
             subprocess.run(["truncate", "-s", size, images[name]], check=True)
-        timeout = args.timeout or (BOOT_MARGIN[args.flavour] + test_timeout)
+        # A script has no settings file: it gets SCRIPT_TIMEOUT.
+        timeout = args.timeout or (BOOT_MARGIN[args.flavour] +
+                                   (SCRIPT_TIMEOUT if args.script else test_timeout))
         what = f"suites {' '.join(suites)}" if not args.script else os.path.basename(args.script)
         log(f"booting the {args.flavour} kernel {release} (TCG, {args.cpus} vCPUs, "
             f"{args.mem}) to run {what}; timeout {timeout}s")

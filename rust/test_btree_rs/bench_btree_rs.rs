@@ -71,7 +71,7 @@ fn per_op(start: i64, ops: u64) -> u64 {
 fn row(name: &str, ours: u64, theirs: u64) {
     let ratio = theirs.saturating_mul(100) / ours.max(1);
     pr_info!(
-        "| {:<22} | {:>8} | {:>9} | {:>4}.{:02}x |\n",
+        "| {:<23} | {:>8} | {:>9} | {:>8}.{:02}x |\n",
         name,
         ours,
         theirs,
@@ -181,8 +181,8 @@ fn run() -> Result {
         ENTRIES,
         btree::DEFAULT_NODE_BYTES
     );
-    pr_info!("| operation              | btree ns | rbtree ns | rbtree/btree |\n");
-    pr_info!("|------------------------|----------|-----------|--------------|\n");
+    pr_info!("| operation               | btree ns | rbtree ns | rbtree/btree |\n");
+    pr_info!("|-------------------------|----------|-----------|--------------|\n");
     row("insert", ins_ours, ins_theirs);
     row("lookup (hit)", hit_ours, hit_theirs);
     row("lookup (miss)", miss_ours, miss_theirs);

@@ -49,7 +49,10 @@ rkm_module_ktap() {
 	echo "$mark" >/dev/kmsg
 	modprobe "$mod"
 	rc=$?
-	out=$(dmesg | sed -n "/$mark/,\$p" | sed -n "s/^\[[^]]*\] $mod: //p")
+	# The module's lines since the mark; of its KTAP documents, the last
+	# (busybox's modprobe retries a failed init_module with finit_module).
+	out=$(dmesg | sed -n "/$mark/,\$p" | sed -n "s/^\[[^]]*\] $mod: //p" |
+		awk '/^KTAP version/ { n = 0 } { buf[n++] = $0 } END { for (i = 0; i < n; i++) print buf[i] }')
 	if [ -z "$out" ]; then
 		ktap_print_header
 		ktap_set_plan 1
