@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Host-side tests: the harness's KTAP parser (Python unittest) and the cargo
+# Host-side tests: the harness's unit tests (Python unittest) and the cargo
 # workspace of kernel-agnostic crates (cargo test). Counts go to
 # RESULTS_DIR/host.json for the summary of `make check`.
 set -uo pipefail
@@ -10,8 +10,8 @@ results=${1:-$top/build/results}
 mkdir -p "$results"
 passed=0 failed=0 skipped=0 rc=0
 
-echo "host-test: the harness's KTAP parser"
-out=$(cd "$top" && python3 -m unittest -v tests/harness/test_ktap.py 2>&1)
+echo "host-test: the harness's own unit tests (KTAP parser, kernel report scanner)"
+out=$(cd "$top" && python3 -m unittest -v tests/harness/test_*.py 2>&1)
 echo "$out" | grep -E ' \.\.\. ' | sed 's/^/  /'
 p=$(echo "$out" | grep -cE ' \.\.\. ok$')
 f=$(echo "$out" | grep -cE ' \.\.\. (FAIL|ERROR)$')

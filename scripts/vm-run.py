@@ -44,6 +44,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "scripts"))
 
 import ktap  # noqa: E402
+from kreport import KERNEL_LINE, SPLAT_PATTERNS, find_splats  # noqa: E402
 
 BUSYBOX = "/bin/busybox"
 # Tools every guest gets: coreutils' timeout makes the kselftest runner
@@ -53,27 +54,6 @@ DONE_MARKER = "RKM-GUEST-DONE"
 BOOT_MARGIN = {"debug": 240, "perf": 90}
 SCRIPT_TIMEOUT = 600
 
-# Kernel reports that fail a run. They are matched only on lines printed by
-# the kernel (after the printk time stamp), so a test's own output cannot
-# trip them.
-SPLAT_PATTERNS = [
-    (r"BUG: ", "BUG"),
-    (r"kernel BUG at", "BUG"),
-    (r"Oops: ", "oops"),
-    (r"general protection fault", "oops"),
-    (r"WARNING: ", "WARNING"),
-    (r"KASAN: ", "KASAN"),
-    (r"UBSAN: ", "UBSAN"),
-    (r"INFO: task .* blocked for more than", "hung task"),
-    (r"INFO: (possible|inconsistent|trying to register|lockdep)", "lockdep"),
-    (r"DEBUG_LOCKS_WARN_ON", "lockdep"),
-    (r"rcu: .*(self-)?detected stall", "RCU stall"),
-    (r"watchdog: .*lockup", "lockup"),
-    (r"Kernel panic", "panic"),
-    (r"list_(add|del) corruption", "list corruption"),
-    (r"Call Trace:", "stack trace"),
-]
-KERNEL_LINE = re.compile(r"^\s*\[\s*\d+\.\d+\]\s?(.*)$")
 
 
 def log(msg):
@@ -308,24 +288,6 @@ def echo_line(line, script):
     if m:
         return any(re.search(p, m.group(1)) for p, _ in SPLAT_PATTERNS[:-1])
     return script or bool(re.match(r"^(# )?(not )?ok \d+|^rkm:|^# selftests:", line))
-
-
-def find_splats(paths):
-    found = []
-    for path in paths:
-        if not os.path.exists(path):
-            continue
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [line.rstrip("\r\n") for line in f]
-        for i, line in enumerate(lines):
-            m = KERNEL_LINE.match(line)
-            if not m:
-                continue
-            for pattern, kind in SPLAT_PATTERNS:
-                if re.search(pattern, m.group(1)):
-                    found.append((kind, path, i + 1, lines[max(0, i - 2):i + 25]))
-                    break
-    return found
 
 
 def main():
