@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! zbud: at most two compressed objects per page, after `mm/zbud.c` (Linux
+//! 6.12), for zswap's `zpool` interface.
+//!
+//! A [`Pool`] stores objects of 1 to [`MAX_ALLOC_SIZE`] bytes in pages it
+//! gets from a [`PageSource`], at most two objects per page, and names each
+//! object by an opaque [`Handle`] that it checks on every use. The file uses
+//! only `core`, so the same source is built into kernel modules and into the
+//! host crate that runs its tests.
+//!
+//! zbud trades density for simplicity: two objects per page, never more,
+//! never moved. Since each object takes at most one page, the pool never uses
+//! more pages than the objects would uncompressed (its slot table aside).
+//!
+//! # Page layout
+//!
+//! A zbud page is one [`PAGE_SIZE`] page divided into `2^NCHUNKS_ORDER` = 64
+//! chunks of [`CHUNK_SIZE`] = 64 bytes. The first chunk holds the page header;
+//! the other [`NCHUNKS`] = 63 chunks hold at most two objects, the *buddies*:
+//!
+//! ```text
+//! 0        64                                    4096 - 64 * last        4096
+//! | header | first buddy ->   ...free chunks...   <- last buddy            |
+//! ```
+//!
+//! The first buddy starts right after the header and the last buddy ends at
+//! the end of the page, so the chunks freed with either buddy join the free
+//! chunks between them: a page with one buddy always offers one contiguous
+//! free region. An object of `size` bytes takes
+//! [`size_to_chunks`]`(size)` = `ceil(size / 64)` chunks. As in zbud, an
+//! object may take at most 62 chunks ([`MAX_ALLOC_SIZE`] = 3968 bytes), so a
+//! page with one buddy always has a free chunk.
+//!
+//! The header records the size in chunks of each buddy (0 for a free buddy),
+//! the generation of each buddy's handle and the page's links on its
+//! unbuddied list. Objects never overlap the header, and the pool never
+//! touches an object's bytes.
+//!
+//! # Lists
+//!
+//! A page with one buddy is on the *unbuddied* list for its number of free
+//! chunks (`63 - chunks`; one list per count, as `zbud_pool.unbuddied`). A
+//! list is doubly linked through the page headers by slot number (see
+//! *Handles*), so it does not depend on page addresses. A page with two
+//! buddies is on no list: zbud keeps such pages on a `buddied` list that
+//! nothing reads, here they are only counted.
+//!
+//! [`Pool::alloc`] of `n` chunks takes the first page of the first non-empty
+//! unbuddied list from `n` upward (the fullest page that fits, most recently
+//! listed first, as zbud does) and fills whichever buddy is free. If there is
+//! none, it gets a new page and fills its first buddy. After an allocation or
+//! a free the page goes to the list its free chunk count calls for; a page
+//! whose buddies are both free goes back to the page source at once.
+//!
+//! # Handles
+//!
+//! zbud's handles are the objects' addresses, and freeing a bad one corrupts
+//! the pool. Here a handle is checked before use, in O(1), without touching
+//! memory the pool does not own. Every page has a *slot*, a number that is
+//! its index in the pool's slot table. A handle is a `u64`:
+//!
+//! ```text
+//!  63        48 47          28 27            1   0
+//! | pool tag   | generation   | slot          | buddy |
+//! |  16 bits   |   20 bits    |   27 bits     | 0 = first, 1 = last
+//! ```
+//!
+//! * The *pool tag* is different for each pool (a global counter that
+//!   skips 0, so no handle is 0). A handle with another tag is
+//!   [`HandleError::Foreign`]: another pool's, or garbage.
+//! * The *slot table* is a radix tree of three levels whose nodes are pages
+//!   from the pool's page source, each holding 512 entries. A leaf entry holds
+//!   a slot's page or, for a free slot, the next free slot and the slot's
+//!   generation. Slots are numbered densely from 0; a handle whose slot the
+//!   table has never handed out is [`HandleError::Malformed`]. Freed slots
+//!   are reused last-freed first. The table grows, one leaf (and, every 2^18
+//!   slots, one interior node) at a time, with the flags of the allocation
+//!   that needs the slot; it is freed only when the pool is reset or
+//!   destroyed. It takes one page per 512 zbud pages (at the pool's peak
+//!   size) plus two.
+//! * The *generation* is a per-slot counter incremented (modulo 2^20) by each
+//!   allocation in the slot; each buddy's header records the value its handle
+//!   carries, and a free slot keeps the counter for its next page. A handle
+//!   whose slot is free, whose buddy is free, or whose generation differs from
+//!   the buddy's is [`HandleError::Stale`].
+//!
+//! Limits: a pool holds at most [`MAX_PAGES`] = 2^27 pages (512 GiB);
+//! beyond that an allocation needing a new page fails with
+//! [`AllocError::NoMemory`]. A stale handle is accepted only if its slot has
+//! since seen a multiple of 2^20 allocations and the same buddy is allocated
+//! again at exactly that count. Tags repeat after 65535 pools (or resets),
+//! so a handle of a pool created that many pools earlier can pass the tag
+//! check (the other checks still apply). A handle that passes all checks names a live object
+//! of the pool, so a misused one can at worst free or map another live
+//! object: it can never corrupt the pool.
+//!
+//! # Errors
+//!
+//! A failed call changes nothing but the counters of [`Stats`]:
+//!
+//! * [`Pool::alloc`]: size 0 is [`AllocError::Invalid`] (`-EINVAL`), a size
+//!   above [`MAX_ALLOC_SIZE`] is [`AllocError::TooBig`] (`-ENOSPC`), a page
+//!   (data or table) the source cannot provide is [`AllocError::NoMemory`]
+//!   (`-ENOMEM`), as in zbud. zbud also rejects `__GFP_HIGHMEM` with
+//!   `-EINVAL`; flags are opaque here, so that check is the page source's
+//!   (its pages must be mapped: see [`PageSource`]).
+//! * [`Pool::free`] and [`Pool::map`]: a [`HandleError`] for a handle that
+//!   does not name a live object of the pool.
+//!
+//! Nothing panics.
+//!
+//! # Locking contract
+//!
+//! The pool has no lock of its own: changes take `&mut self`, and [`Pool`] is
+//! `Send` but not `Sync`, so the kernel glue keeps it under a spinlock, as
+//! zbud does. Nothing sleeps or calls out except into the page source, so
+//! every operation may run in atomic context if the page source does not
+//! sleep there: pass non-sleeping flags to [`Pool::alloc`] under a spinlock
+//! (zswap's are `__GFP_NORETRY | __GFP_NOWARN | __GFP_KSWAPD_RECLAIM`). Only
+//! [`Pool::alloc`] allocates; [`Pool::free`], [`Pool::reset`],
+//! [`Pool::destroy`] and dropping the pool free pages.
+//!
+//! The address [`Pool::map`] returns stays valid, and the object stays where
+//! it is, until the object is freed: the caller may drop the lock and use it
+//! (zbud's `unmap` is a no-op). The pool writes only page headers, which no
+//! object overlaps, so such use does not race with other pool operations.
+//!
+//! # Teardown
+//!
+//! [`Pool::destroy`] frees the slot table and, as the pool holds no empty
+//! pages, is done if the pool is empty. If objects are still live it frees
+//! none of their pages, which callers may still use, and returns their count
+//! in a [`Leak`] for the glue to report. [`Pool::reset`] does the same
+//! through `&mut` (for glue whose `Drop` reports leaks) and leaves the pool
+//! usable under a new tag; dropping the pool does it without the report.
+
+use core::cell::Cell;
+use core::fmt;
+use core::mem::{self, size_of};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU16, Ordering};
+
+#[path = "handles.rs"]
+mod handles;
+
+pub use handles::Handle;
+use handles::{SlotTable, NO_SLOT};
+
+/// Size of a page (x86-64).
+pub const PAGE_SIZE: usize = 4096;
+
+/// A page is divided into `2^NCHUNKS_ORDER` chunks.
+pub const NCHUNKS_ORDER: u32 = 6;
+
+/// Size of a chunk, the unit of allocation.
+pub const CHUNK_SIZE: usize = PAGE_SIZE >> NCHUNKS_ORDER;
+
+/// Size of the page header: the first chunk.
+pub const ZHDR_SIZE_ALIGNED: usize = CHUNK_SIZE;
+
+/// Chunks available to objects in a page, and the number of unbuddied lists.
+pub const NCHUNKS: usize = (PAGE_SIZE - ZHDR_SIZE_ALIGNED) / CHUNK_SIZE;
+
+/// Largest object size: a page with one object keeps at least one chunk free.
+pub const MAX_ALLOC_SIZE: usize = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE;
+
+/// The most pages a pool holds: the number of slots of its slot table.
+pub const MAX_PAGES: usize = 1 << handles::SLOT_BITS;
+
+/// Number of chunks an object of `size` bytes takes.
+pub const fn size_to_chunks(size: usize) -> usize {
+    size.div_ceil(CHUNK_SIZE)
+}
+
+/// A source of pages for a [`Pool`]: the object pages and the slot table.
+///
+/// In the kernel this is `page_address(alloc_page(gfp))` and
+/// `__free_page(virt_to_page(page))`; `Flags` is `gfp_t`, passed through
+/// from [`Pool::alloc`]. The source must not return highmem pages (zbud
+/// rejects `__GFP_HIGHMEM` with `-EINVAL`).
+///
+/// # Safety
+///
+/// Implementors must guarantee that a page returned by
+/// [`PageSource::alloc_page`] is [`PAGE_SIZE`] bytes, aligned to
+/// [`PAGE_SIZE`], valid for reads and writes and used by nobody else until
+/// it is passed to [`PageSource::free_page`].
+pub unsafe trait PageSource {
+    /// Per-allocation flags (`gfp_t` in the kernel).
+    type Flags: Copy;
+
+    /// Allocates a page, or returns `None` if there is none. The page's
+    /// contents are undefined.
+    fn alloc_page(&self, flags: Self::Flags) -> Option<NonNull<u8>>;
+
+    /// Frees a page.
+    ///
+    /// # Safety
+    ///
+    /// `page` came from [`PageSource::alloc_page`] of this source, has not
+    /// been freed, and is not used afterwards.
+    unsafe fn free_page(&self, page: NonNull<u8>);
+}
+
+// SAFETY: Every call is forwarded to `S`, which upholds the contract, and a
+// page goes back to the same `S` it came from.
+unsafe impl<S: PageSource + ?Sized> PageSource for &S {
+    type Flags = S::Flags;
+
+    fn alloc_page(&self, flags: Self::Flags) -> Option<NonNull<u8>> {
+        (**self).alloc_page(flags)
+    }
+
+    unsafe fn free_page(&self, page: NonNull<u8>) {
+        // SAFETY: The caller's guarantees are those `S::free_page` requires.
+        unsafe { (**self).free_page(page) }
+    }
+}
+
+/// Errors of [`Pool::alloc`]. The pool is unchanged after any of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocError {
+    /// The size is 0 (`-EINVAL`).
+    Invalid,
+    /// The size is above [`MAX_ALLOC_SIZE`] (`-ENOSPC`).
+    TooBig,
+    /// The page source had no page, or the pool has [`MAX_PAGES`] pages
+    /// (`-ENOMEM`).
+    NoMemory,
+}
+
+impl AllocError {
+    /// The negative errno zbud returns for this error.
+    pub const fn to_errno(self) -> i32 {
+        match self {
+            AllocError::Invalid => -22,
+            AllocError::TooBig => -28,
+            AllocError::NoMemory => -12,
+        }
+    }
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocError::Invalid => "zbud: invalid allocation size 0",
+            AllocError::TooBig => "zbud: allocation larger than a zbud page holds",
+            AllocError::NoMemory => "zbud: out of memory for a page",
+        })
+    }
+}
+
+/// Why [`Pool::free`] or [`Pool::map`] rejected a handle. The pool is
+/// unchanged (but for [`Stats::bad_handles`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleError {
+    /// The handle carries another pool's tag: it belongs to another pool, or
+    /// is not a handle at all.
+    Foreign,
+    /// The handle names a slot this pool never handed out.
+    Malformed,
+    /// The handle's object was freed (a double free or a use after free).
+    Stale,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandleError::Foreign => "zbud: handle of another pool",
+            HandleError::Malformed => "zbud: malformed handle",
+            HandleError::Stale => "zbud: handle of a freed object",
+        })
+    }
+}
+
+/// What [`Pool::destroy`] left allocated because objects were still live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leak {
+    /// Pages left allocated (never freed).
+    pub pages: u64,
+    /// Objects that were still live in them.
+    pub objects: u64,
+}
+
+impl fmt::Display for Leak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "zbud: pool destroyed with {} live objects, leaking {} pages",
+            self.objects, self.pages
+        )
+    }
+}
+
+/// A snapshot of a pool's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pages holding objects ([`Pool::total_pages`]).
+    pub pages: u64,
+    /// Pages of the slot table.
+    pub table_pages: u64,
+    /// Live objects.
+    pub objects: u64,
+    /// Pages holding one object (on an unbuddied list).
+    pub unbuddied_pages: u64,
+    /// Pages holding two objects.
+    pub buddied_pages: u64,
+    /// Allocations rejected with [`AllocError::Invalid`].
+    pub rejected_invalid: u64,
+    /// Allocations rejected with [`AllocError::TooBig`].
+    pub rejected_too_big: u64,
+    /// Allocations rejected with [`AllocError::NoMemory`].
+    pub rejected_no_memory: u64,
+    /// Handles rejected by [`Pool::free`] or [`Pool::map`].
+    pub bad_handles: u64,
+}
+
+/// A page's two buddies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Buddy {
+    /// Left-justified, right after the header.
+    First,
+    /// Right-justified, at the end of the page.
+    Last,
+}
+
+impl Buddy {
+    /// Index of the buddy in [`Header`]'s arrays.
+    const fn index(self) -> usize {
+        match self {
+            Buddy::First => 0,
+            Buddy::Last => 1,
+        }
+    }
+}
+
+/// The header of a zbud page, in its first chunk.
+///
+/// # Invariants
+///
+/// In a page of a [`Pool`], between calls:
+/// * `chunks[b]` is 0 if buddy `b` is free and the size of its object in
+///   chunks otherwise; at least one buddy is allocated, and
+///   `chunks[0] + chunks[1] <= NCHUNKS`;
+/// * `generations[b]` is the generation in the handle of allocated buddy `b`;
+/// * `counter` is the generation last handed out in the page's slot;
+/// * `prev` and `next` are the slots of the neighbouring pages on the page's
+///   unbuddied list ([`NO_SLOT`] at either end), or both [`NO_SLOT`] for a
+///   page with two buddies.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Header {
+    prev: u32,
+    next: u32,
+    chunks: [u32; 2],
+    generations: [u32; 2],
+    counter: u32,
+}
+
+const _: () = assert!(size_of::<Header>() <= ZHDR_SIZE_ALIGNED);
+
+impl Header {
+    /// The header of a page without objects, in a slot whose generation
+    /// counter is `counter`.
+    const fn empty(counter: u32) -> Self {
+        Self {
+            prev: NO_SLOT,
+            next: NO_SLOT,
+            chunks: [0; 2],
+            generations: [0; 2],
+            counter,
+        }
+    }
+
+    fn is_allocated(&self, buddy: Buddy) -> bool {
+        self.chunks[buddy.index()] != 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.is_allocated(Buddy::First) && self.is_allocated(Buddy::Last)
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.is_allocated(Buddy::First) && !self.is_allocated(Buddy::Last)
+    }
+
+    /// Free chunks: the index of the page's unbuddied list.
+    fn free_chunks(&self) -> usize {
+        let used = self.chunks[0].saturating_add(self.chunks[1]);
+        NCHUNKS.saturating_sub(used as usize)
+    }
+
+    /// Offset of `buddy`'s object in the page. Always inside the page, even
+    /// if an object overran into the header and corrupted it.
+    fn object_offset(&self, buddy: Buddy) -> usize {
+        match buddy {
+            Buddy::First => ZHDR_SIZE_ALIGNED,
+            Buddy::Last => {
+                let chunks = (self.chunks[Buddy::Last.index()] as usize).min(NCHUNKS);
+                PAGE_SIZE - chunks * CHUNK_SIZE
+            }
+        }
+    }
+}
+
+/// A live object, as found from its handle.
+struct Object {
+    slot: u32,
+    buddy: Buddy,
+    page: NonNull<u8>,
+    header: Header,
+}
+
+/// Source of pool tags; 0 is skipped so that no handle is 0.
+static NEXT_TAG: AtomicU16 = AtomicU16::new(1);
+
+fn new_pool_tag() -> u16 {
+    loop {
+        let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
+        if tag != 0 {
+            return tag;
+        }
+    }
+}
+
+/// A zbud pool: objects of up to [`MAX_ALLOC_SIZE`] bytes, two per page.
+///
+/// See the [module documentation](self) for the design.
+///
+/// # Invariants
+///
+/// Between calls:
+/// * each page in an occupied slot of `slots` came from `source`, belongs to
+///   the pool alone (but for the objects' bytes, which belong to their
+///   users), and holds a valid `Header` in its first chunk;
+/// * `pages` is the number of such pages and `buddied_pages` the number of
+///   them with two buddies; `objects` is the number of allocated buddies;
+/// * `unbuddied[n]` is the first slot of the list of the pages with one buddy
+///   and `n` free chunks, or `NO_SLOT`; every page with one buddy is on
+///   the list for its free chunk count;
+/// * every handle the pool returned whose object is live carries `tag`.
+///
+/// The counters use wrapping arithmetic only so that the kernel's overflow
+/// checks add no panic paths: by the invariants they stay within
+/// [`MAX_PAGES`] (objects: twice that), and the event counters would take
+/// centuries to wrap.
+pub struct Pool<P: PageSource> {
+    source: P,
+    slots: SlotTable,
+    unbuddied: [u32; NCHUNKS],
+    tag: u16,
+    pages: u64,
+    buddied_pages: u64,
+    objects: u64,
+    rejected_invalid: u64,
+    rejected_too_big: u64,
+    rejected_no_memory: u64,
+    bad_handles: Cell<u64>,
+}
+
+// SAFETY: The pool owns its pages and table pages exclusively, and nothing in
+// it is tied to a thread; it may move to another thread with its source.
+unsafe impl<P: PageSource + Send> Send for Pool<P> {}
+
+impl<P: PageSource> Pool<P> {
+    /// Creates an empty pool that takes its pages from `source`. Allocates
+    /// nothing.
+    pub fn new(source: P) -> Self {
+        Self {
+            source,
+            slots: SlotTable::new(),
+            unbuddied: [NO_SLOT; NCHUNKS],
+            tag: new_pool_tag(),
+            pages: 0,
+            buddied_pages: 0,
+            objects: 0,
+            rejected_invalid: 0,
+            rejected_too_big: 0,
+            rejected_no_memory: 0,
+            bad_handles: Cell::new(0),
+        }
+    }
+
+    /// Allocates an object of `size` bytes and returns its handle.
+    ///
+    /// Pages needed (a new zbud page, and table pages for its slot) come from
+    /// the page source with `flags`. The object's contents are undefined.
+    pub fn alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
+        let result = self.try_alloc(size, flags);
+        if let Err(err) = result {
+            let rejected = match err {
+                AllocError::Invalid => &mut self.rejected_invalid,
+                AllocError::TooBig => &mut self.rejected_too_big,
+                AllocError::NoMemory => &mut self.rejected_no_memory,
+            };
+            *rejected = rejected.wrapping_add(1);
+        }
+        result
+    }
+
+    fn try_alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
+        if size == 0 {
+            return Err(AllocError::Invalid);
+        }
+        if size > MAX_ALLOC_SIZE {
+            return Err(AllocError::TooBig);
+        }
+        let chunks = size_to_chunks(size);
+        let (slot, mut header) = match self.take_unbuddied(chunks) {
+            Some(found) => found,
+            None => self.add_page(flags)?,
+        };
+        let buddy = if header.is_allocated(Buddy::First) {
+            Buddy::Last
+        } else {
+            Buddy::First
+        };
+        header.counter = handles::next_generation(header.counter);
+        // `chunks <= NCHUNKS`: lossless.
+        header.chunks[buddy.index()] = chunks as u32;
+        header.generations[buddy.index()] = header.counter;
+        self.objects = self.objects.wrapping_add(1);
+        self.place(slot, header);
+        Ok(Handle::new(self.tag, header.counter, slot, buddy))
+    }
+
+    /// Frees the object of `handle`, and its page if the page is left empty.
+    /// The object's address must not be used afterwards.
+    pub fn free(&mut self, handle: Handle) -> Result<(), HandleError> {
+        let Object {
+            slot,
+            buddy,
+            mut header,
+            ..
+        } = self.resolve(handle)?;
+        self.detach(&header);
+        header.chunks[buddy.index()] = 0;
+        self.objects = self.objects.wrapping_sub(1);
+        if header.is_empty() {
+            self.remove_page(slot, header.counter);
+        } else {
+            self.place(slot, header);
+        }
+        Ok(())
+    }
+
+    /// The address of the object of `handle`, valid for reads and writes of
+    /// the size it was allocated with until it is freed.
+    pub fn map(&self, handle: Handle) -> Result<NonNull<u8>, HandleError> {
+        let object = self.resolve(handle)?;
+        let offset = object.header.object_offset(object.buddy);
+        // SAFETY: `offset < PAGE_SIZE`, so the result is inside the page, hence
+        // not null.
+        Ok(unsafe { NonNull::new_unchecked(object.page.as_ptr().add(offset)) })
+    }
+
+    /// Number of pages holding objects (zbud's `pages_nr`), not counting the
+    /// slot table ([`Stats::table_pages`]).
+    pub fn total_pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Whether the pool holds no objects.
+    pub fn is_empty(&self) -> bool {
+        self.objects == 0
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            pages: self.pages,
+            table_pages: self.slots.node_pages(),
+            objects: self.objects,
+            unbuddied_pages: self.pages.wrapping_sub(self.buddied_pages),
+            buddied_pages: self.buddied_pages,
+            rejected_invalid: self.rejected_invalid,
+            rejected_too_big: self.rejected_too_big,
+            rejected_no_memory: self.rejected_no_memory,
+            bad_handles: self.bad_handles.get(),
+        }
+    }
+
+    /// Destroys the pool: [`Pool::reset`] without the reuse.
+    pub fn destroy(mut self) -> Result<(), Leak> {
+        self.reset()
+    }
+
+    /// Empties the pool. If objects are still live, their pages are left
+    /// allocated (callers may still use them) and the returned [`Leak`] says
+    /// how many; everything else, the slot table included, is freed.
+    ///
+    /// The pool can be used again, under a new tag: handles from before are
+    /// [`HandleError::Foreign`]. The event counters of [`Stats`] are kept.
+    pub fn reset(&mut self) -> Result<(), Leak> {
+        if self.slots.node_pages() != 0 {
+            // Handles exist only if the table does.
+            self.tag = new_pool_tag();
+            self.slots.clear(&self.source);
+        }
+        self.unbuddied = [NO_SLOT; NCHUNKS];
+        self.buddied_pages = 0;
+        let leak = Leak {
+            pages: mem::take(&mut self.pages),
+            objects: mem::take(&mut self.objects),
+        };
+        if leak.pages == 0 && leak.objects == 0 {
+            Ok(())
+        } else {
+            Err(leak)
+        }
+    }
+
+    /// Takes the first page off the first non-empty unbuddied list for at
+    /// least `chunks` free chunks.
+    fn take_unbuddied(&mut self, chunks: usize) -> Option<(u32, Header)> {
+        let slot = self
+            .unbuddied
+            .get(chunks..)?
+            .iter()
+            .copied()
+            .find(|&slot| slot != NO_SLOT)?;
+        let (_, header) = self.page(slot).ok()?;
+        self.detach(&header);
+        Some((slot, header))
+    }
+
+    /// Gets a page from the source and puts it in a slot, with an empty
+    /// header; the page is on no list and must be [placed](Self::place).
+    fn add_page(&mut self, flags: P::Flags) -> Result<(u32, Header), AllocError> {
+        let page = self.source.alloc_page(flags).ok_or(AllocError::NoMemory)?;
+        let Some((slot, counter)) = self.slots.insert(page, &self.source, flags) else {
+            // SAFETY: `page` came from `alloc_page` above and nothing refers
+            // to it.
+            unsafe { self.source.free_page(page) };
+            return Err(AllocError::NoMemory);
+        };
+        self.pages = self.pages.wrapping_add(1);
+        let header = Header::empty(counter);
+        self.write_header(slot, header);
+        Ok((slot, header))
+    }
+
+    /// Frees the (empty) page in `slot` and frees the slot, which keeps the
+    /// generation `counter`.
+    fn remove_page(&mut self, slot: u32, counter: u32) {
+        if let Some(page) = self.slots.remove(slot, counter) {
+            // SAFETY: The page came from `source` (type invariant), the table
+            // no longer refers to it and it holds no object, so nothing uses
+            // it.
+            unsafe { self.source.free_page(page) };
+            self.pages = self.pages.wrapping_sub(1);
+        }
+    }
+
+    /// Takes the page whose header is `header` off its list (or
+    /// out of the buddied count) before its buddies change.
+    fn detach(&mut self, header: &Header) {
+        if header.is_full() {
+            self.buddied_pages = self.buddied_pages.wrapping_sub(1);
+            return;
+        }
+        let (prev, next) = (header.prev, header.next);
+        if prev == NO_SLOT {
+            if let Some(head) = self.unbuddied.get_mut(header.free_chunks()) {
+                *head = next;
+            }
+        } else {
+            self.update_header(prev, |h| h.next = next);
+        }
+        if next != NO_SLOT {
+            self.update_header(next, |h| h.prev = prev);
+        }
+    }
+
+    /// Puts the page in `slot`, which has at least one buddy, at the head of
+    /// the unbuddied list for its free chunks, or counts it as buddied, and
+    /// writes its header.
+    fn place(&mut self, slot: u32, mut header: Header) {
+        header.prev = NO_SLOT;
+        header.next = NO_SLOT;
+        if header.is_full() {
+            self.buddied_pages = self.buddied_pages.wrapping_add(1);
+        } else if let Some(head) = self.unbuddied.get_mut(header.free_chunks()) {
+            header.next = mem::replace(head, slot);
+            if header.next != NO_SLOT {
+                self.update_header(header.next, |h| h.prev = slot);
+            }
+        }
+        self.write_header(slot, header);
+    }
+
+    /// Finds the live object of `handle`, counting a bad handle.
+    fn resolve(&self, handle: Handle) -> Result<Object, HandleError> {
+        let result = self.lookup(handle);
+        if result.is_err() {
+            self.bad_handles.set(self.bad_handles.get().wrapping_add(1));
+        }
+        result
+    }
+
+    fn lookup(&self, handle: Handle) -> Result<Object, HandleError> {
+        let fields = handle.fields();
+        if fields.tag != self.tag {
+            return Err(HandleError::Foreign);
+        }
+        let (page, header) = self.page(fields.slot)?;
+        let buddy = fields.buddy;
+        if !header.is_allocated(buddy) || header.generations[buddy.index()] != fields.generation {
+            return Err(HandleError::Stale);
+        }
+        Ok(Object {
+            slot: fields.slot,
+            buddy,
+            page,
+            header,
+        })
+    }
+
+    /// The page in `slot` and a copy of its header.
+    fn page(&self, slot: u32) -> Result<(NonNull<u8>, Header), HandleError> {
+        let page = self.slots.page(slot)?;
+        // SAFETY: By the type invariant the page is live, belongs to the pool
+        // and starts with a valid `Header`, aligned because the page is; no
+        // object overlaps it and only the pool, which is borrowed, writes it.
+        let header = unsafe { page.cast::<Header>().as_ptr().read() };
+        Ok((page, header))
+    }
+
+    /// Writes the header of the page in `slot`.
+    fn write_header(&mut self, slot: u32, header: Header) {
+        if let Ok(page) = self.slots.page(slot) {
+            // SAFETY: By the type invariant the page is live and belongs to
+            // the pool; its first chunk is the header, aligned because the
+            // page is, and no object overlaps it. The pool is borrowed
+            // mutably, so nothing else reads or writes it.
+            unsafe { page.cast::<Header>().as_ptr().write(header) };
+        }
+    }
+
+    /// Applies `change` to the header of the page in `slot`.
+    fn update_header(&mut self, slot: u32, change: impl FnOnce(&mut Header)) {
+        if let Ok((_, mut header)) = self.page(slot) {
+            change(&mut header);
+            self.write_header(slot, header);
+        }
+    }
+}
+
+impl<P: PageSource> Drop for Pool<P> {
+    /// Like [`Pool::destroy`], without the report: live objects' pages are
+    /// leaked silently.
+    fn drop(&mut self) {
+        let _ = self.reset();
+    }
+}
