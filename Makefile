@@ -30,8 +30,8 @@ SUITES ?= $(DEFAULT_SUITES)
 # Every suite under tests/ but the harness's own.
 DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
 
-.PHONY: all modules deps kernel print-kdir print-modules print-fixtures lint \
-	rustfmt clippy host-test vmtest harness-selftest check demo bench-btree rust-analyzer \
+.PHONY: all modules tools deps kernel print-kdir print-modules print-fixtures lint \
+	rustfmt clippy host-test vmtest harness-selftest check demo bench-btree bench-zswap rust-analyzer \
 	clean help
 
 all: modules
@@ -99,15 +99,19 @@ clippy: kernel
 host-test:
 	@$(TOP)/scripts/host-test.sh $(BUILD)/results
 
+# Host programs the guest runs (tests/*/Makefile GUEST_TOOLS).
+tools:
+	@cd $(TOP) && cargo build --quiet --release -p rkm-memstress
+
 # The kselftest suites in QEMU: make vmtest SUITES="smoke zpool".
-vmtest: modules
+vmtest: modules tools
 	@$(TOP)/scripts/vm-run.py --kdir $(KDIR) --flavour $(FLAVOUR) \
 		--results $(BUILD)/results/vm-$(FLAVOUR).json \
 		--modules $$($(MAKE) -s print-modules) -- $(SUITES)
 
 # The harness's own tests: a failing test, a WARN, an oops and a hang must
 # each fail a run.
-harness-selftest: modules
+harness-selftest: modules tools
 	@$(TOP)/tests/harness/selftest.sh $(KDIR) $(FLAVOUR) $(BUILD)/results/harness.json \
 		$$($(MAKE) -s print-fixtures)
 
@@ -124,12 +128,15 @@ check:
 	@$(TOP)/scripts/summary.py $(BUILD)/results
 
 # The main job, on the default setup.
-demo: modules
+demo: modules tools
 	@$(TOP)/scripts/demo.sh $(KDIR) $(FLAVOUR) $$($(MAKE) -s print-modules)
 
 # Benchmarks (never timed tests): each prints its table with ratios.
 bench-btree:
 	@$(TOP)/bench/btree.sh
+
+bench-zswap:
+	@$(TOP)/bench/zswap.sh
 
 # rust-project.json for rust-analyzer, pointing at this tree's sources.
 rust-analyzer: kernel

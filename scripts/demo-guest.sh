@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # What `make demo` runs inside the test guest: a narrated tour of what the
-# project's modules plug into. Later work extends it (zswap on zbud_rs, the
+# project's modules plug into: zswap on zbud_rs. Later work extends it (the
 # SSD cache on /dev/bcache_rs0).
 
 step=0
@@ -46,17 +46,41 @@ else
 fi
 
 say "The project's modules"
-if [ -z "$RKM_MODULES" ]; then
-	show "none built yet: the zpool drivers and the SSD cache come in later work"
-fi
 for m in $RKM_MODULES; do
-	if modprobe "$m"; then
-		show "modprobe $m: loaded ($(grep "^$m " /proc/modules | cut -d' ' -f2) bytes)"
-		rmmod "$m" && show "rmmod $m: unloaded"
-	else
-		show "modprobe $m: FAILED"
-		exit 1
-	fi
+	case "$m" in
+	test_* | bench_*) show "$m: a test/benchmark module (make check and bench/ load it)" ;;
+	*) show "$m: $(modinfo -F description "$m" 2>/dev/null)" ;;
+	esac
 done
+
+if echo " $RKM_MODULES " | grep -q " zbud_rs "; then
+	say "zswap on zbud_rs: compressed swap pages stored two to a page by Rust"
+	mkswap "$RKM_SWAP" >/dev/null && swapon "$RKM_SWAP"
+	echo Y >/sys/module/zswap/parameters/shrinker_enabled
+	echo zbud_rs >/sys/module/zswap/parameters/zpool
+	show "echo zbud_rs > zpool  ->  zpool is now '$(cat /sys/module/zswap/parameters/zpool)'; the module was loaded by its alias:"
+	show "  $(grep '^zbud_rs ' /proc/modules | cut -d' ' -f1-3) (name, size, users: zswap's pool pins it)"
+	show "running 96 MiB of text/binary/random/patterned pages in a 48 MiB memory cgroup..."
+	echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+	mkdir -p /sys/fs/cgroup/demo && echo 48M >/sys/fs/cgroup/demo/memory.max
+	sh -c 'echo $$ >/sys/fs/cgroup/demo/cgroup.procs && exec rkm-memstress --size-mib 96 --passes 2' >/tmp/ms.log 2>&1 &
+	pid=$!
+	sleep 20
+	pool=$(ls /sys/kernel/debug/zbud_rs | head -n 1)
+	show "mid-run, zswap holds $(cat /sys/kernel/debug/zswap/stored_pages) pages in $(($(cat /sys/kernel/debug/zswap/pool_total_size) / 4096)) pool pages"
+	show "zbud_rs pool '$pool': $(for f in objects pages pages_one_buddy pages_two_buddies reject_too_big bad_handles; do printf '%s=%s ' $f $(cat /sys/kernel/debug/zbud_rs/$pool/$f); done)"
+	wait $pid && ok=yes || ok=no
+	show "the workload read every page back: $(tail -n 1 /tmp/ms.log)"
+	show "memory.stat: $(grep -E '^zswp(out|in) ' /sys/fs/cgroup/demo/memory.stat | tr '\n' ' ')"
+	echo zsmalloc >/sys/module/zswap/parameters/zpool
+	swapoff "$RKM_SWAP"
+	sleep 2
+	if rmmod zbud_rs; then
+		show "switched zswap back to zsmalloc, drained the swap: zbud_rs unloads cleanly"
+	else
+		show "zbud_rs did not unload"
+	fi
+	[ "$ok" = yes ] || exit 1
+fi
 
 say "Done: the guest powers off, and the host checks the kernel log for reports"

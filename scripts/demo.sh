@@ -14,4 +14,5 @@ demo: built once into $(dirname "$kdir") and is reused.
 demo: Lines marked '|' come from inside the guest.
 EOT
 exec "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" \
-	--script "$top/scripts/demo-guest.sh" --log-dir "$top/build/logs/demo" --modules "$@"
+	--script "$top/scripts/demo-guest.sh" --log-dir "$top/build/logs/demo" \
+	--guest-tools "$top/target/release/rkm-memstress" --modules "$@"

@@ -97,11 +97,13 @@ def copy_file(src, root, dest=None):
 
 
 def add_binary(path, root):
-    """Copy a host binary and the shared libraries ldd says it needs."""
+    """Copy a host program into the guest's /usr/bin, with the shared
+    libraries ldd says it needs (at their own paths)."""
     real = shutil.which(path) if not os.path.isabs(path) else path
     if not real or not os.path.exists(real):
-        raise SystemExit(f"vm: the guest needs {path}, which is not installed (run make deps)")
-    copy_file(real, root, "/usr/bin/" + os.path.basename(path) if not os.path.isabs(path) else None)
+        raise SystemExit(f"vm: the guest needs {path}, which is not there "
+                         "(make deps installs the host's tools, make tools builds ours)")
+    copy_file(real, root, "/usr/bin/" + os.path.basename(path))
     out = subprocess.run(["ldd", real], capture_output=True, text=True).stdout
     for line in out.splitlines():
         m = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)

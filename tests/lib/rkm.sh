@@ -40,6 +40,45 @@ rkm_dmesg_mark() {
 	echo "rkm-test: $*" >/dev/kmsg
 }
 
+# rkm_module_results MODULE: load a test module that prints KTAP in the kernel
+# log (rust/kglue/ktap.rs), unload it, and print its result and diagnostic
+# lines ("ok N ...", "not ok N ...", "# ...") without header or plan; a
+# load that failed without a "not ok" adds one. For programs that merge the
+# results of several modules (rkm_ktap_merge).
+rkm_module_results() {
+	mod=$1
+	mark="rkm-test: loading $mod $$"
+	echo "$mark" >/dev/kmsg
+	modprobe "$mod"
+	rc=$?
+	dmesg | sed -n "/$mark/,\$p" | sed -n "s/^\[[^]]*\] $mod: //p" |
+		awk '/^KTAP version/ { n = 0 } { buf[n++] = $0 } END { for (i = 0; i < n; i++) print buf[i] }' |
+		grep -E '^(not )?ok |^#'
+	if [ "$rc" -ne 0 ]; then
+		echo "not ok 0 $mod: modprobe failed (exit $rc)"
+	else
+		rmmod "$mod" || echo "not ok 0 $mod: rmmod failed"
+	fi
+}
+
+# rkm_ktap_merge: KTAP from result lines on stdin (any numbering), numbered
+# afresh, with header, plan and totals; exits non-zero if one failed.
+rkm_ktap_merge() {
+	awk 'BEGIN { print "TAP version 13" }
+		/^(not )?ok / {
+			ok = ($1 == "ok"); sub(/^(not )?ok [0-9]+ /, "")
+			n++; line[n] = (ok ? "ok " : "not ok ") n " " $0
+			if (!ok) failed++; else if ($0 ~ /# SKIP/) skipped++; else passed++
+			next }
+		{ n_diag[n + 1] = n_diag[n + 1] $0 "\n" }
+		END {
+			print "1.." n
+			for (i = 1; i <= n; i++) { printf "%s", n_diag[i]; print line[i] }
+			printf "%s", n_diag[n + 1]
+			printf "# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", passed, failed, skipped
+			exit failed > 0 }'
+}
+
 # rkm_module_ktap MODULE: load a test module that prints KTAP in the kernel
 # log (rust/kglue/ktap.rs), print that KTAP as this program's, unload it.
 # Returns non-zero if loading failed or no complete KTAP came out.
