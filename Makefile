@@ -138,11 +138,15 @@ bench-btree:
 bench-zswap:
 	@$(TOP)/bench/zswap.sh
 
-# rust-project.json for rust-analyzer, pointing at this tree's sources.
-rust-analyzer: kernel
-	$(call sync-moddir,$(MODDIR))
-	@$(KMAKE) -C $(KDIR) M=$(MODDIR) rust-analyzer
-	@sed 's|$(MODDIR)/|$(TOP)/|g' $(MODDIR)/rust-project.json >$(TOP)/rust-project.json
+# rust-project.json for rust-analyzer, pointing at this tree's sources. The
+# kernel's `make M=... rust-analyzer` mistakes our rust/ for its own, so this
+# calls its generator directly on the module mirror and maps the paths back.
+rust-analyzer: modules
+	@ksrc=$$(realpath $(KDIR)/source 2>/dev/null || echo $(KDIR)); \
+	edition=$$(/usr/bin/rustc --version | awk '{ split($$2, v, "."); print (v[2] >= 87) ? "2024" : "2021" }'); \
+	python3 $$ksrc/scripts/generate_rust_analyzer.py $$edition $$ksrc $(KDIR) \
+		$$(/usr/bin/rustc --print sysroot) $$(/usr/bin/rustc --print sysroot)/lib/rustlib/src/rust/library \
+		$(MODDIR) | sed 's|$(MODDIR)/|$(TOP)/|g' >$(TOP)/rust-project.json
 	@echo "wrote $(TOP)/rust-project.json"
 
 clean:

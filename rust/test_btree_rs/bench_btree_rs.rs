@@ -20,9 +20,13 @@ use kernel::time::Ktime;
 mod btree;
 #[path = "../kglue/node_alloc.rs"]
 mod node_alloc;
+#[allow(dead_code)]
+#[path = "../kglue/rng.rs"]
+mod rng;
 
 use btree::BTree;
 use node_alloc::KmallocNodes;
+use rng::Rng;
 
 module! {
     type: BenchBtree,
@@ -40,20 +44,9 @@ const SCAN_LEN: usize = 100;
 /// from `kmalloc-64`.
 const RBTREE_BYTES_PER_ENTRY: u64 = 64;
 
-/// xorshift64*; keys are made even, so odd keys are certain misses.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn key(&mut self) -> u64 {
-        self.next() & !1
-    }
+/// A random key; keys are even, so odd keys are certain misses.
+fn key(rng: &mut Rng) -> u64 {
+    rng.next() & !1
 }
 
 const SEED: u64 = 0xb7ee_5eed_0000_0003;
@@ -90,18 +83,18 @@ fn run() -> Result {
     let mut ours = BTree::<u64, u64, KmallocNodes>::new(KmallocNodes(GFP_KERNEL));
     let mut theirs = RBTree::<u64, u64>::new();
 
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let t = now();
     for _ in 0..ENTRIES {
-        let k = rng.key();
+        let k = key(&mut rng);
         // A repeated random key is simply not inserted twice.
         let _ = ours.insert(k, k);
     }
     let ins_ours = per_op(t, ENTRIES);
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let t = now();
     for _ in 0..ENTRIES {
-        let k = rng.key();
+        let k = key(&mut rng);
         theirs.try_create_and_insert(k, k, GFP_KERNEL)?;
     }
     let ins_theirs = per_op(t, ENTRIES);
@@ -109,34 +102,34 @@ fn run() -> Result {
 
     // Lookups of present keys, in insertion order; absent keys are odd.
     let mut hits = 0u64;
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let t = now();
     for _ in 0..ENTRIES {
-        hits += u64::from(ours.get(&rng.key()).is_some());
+        hits += u64::from(ours.get(&key(&mut rng)).is_some());
     }
     let hit_ours = per_op(t, ENTRIES);
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let t = now();
     for _ in 0..ENTRIES {
-        hits += u64::from(theirs.get(&rng.key()).is_some());
+        hits += u64::from(theirs.get(&key(&mut rng)).is_some());
     }
     let hit_theirs = per_op(t, ENTRIES);
-    let mut rng = Rng(SEED ^ 0xdead);
+    let mut rng = Rng::new(SEED ^ 0xdead);
     let t = now();
     for _ in 0..ENTRIES {
-        hits += u64::from(ours.get(&(rng.key() | 1)).is_some());
+        hits += u64::from(ours.get(&(key(&mut rng) | 1)).is_some());
     }
     let miss_ours = per_op(t, ENTRIES);
-    let mut rng = Rng(SEED ^ 0xdead);
+    let mut rng = Rng::new(SEED ^ 0xdead);
     let t = now();
     for _ in 0..ENTRIES {
-        hits += u64::from(theirs.get(&(rng.key() | 1)).is_some());
+        hits += u64::from(theirs.get(&(key(&mut rng) | 1)).is_some());
     }
     let miss_theirs = per_op(t, ENTRIES);
 
     // Range scans: SCAN_LEN entries forward from a random key.
     let mut sum = 0u64;
-    let mut rng = Rng(SEED ^ 0x5ca1);
+    let mut rng = Rng::new(SEED ^ 0x5ca1);
     let t = now();
     for _ in 0..SCANS {
         for (k, _) in ours.iter_from(&rng.next()).take(SCAN_LEN) {
@@ -144,7 +137,7 @@ fn run() -> Result {
         }
     }
     let scan_ours = per_op(t, SCANS);
-    let mut rng = Rng(SEED ^ 0x5ca1);
+    let mut rng = Rng::new(SEED ^ 0x5ca1);
     let t = now();
     for _ in 0..SCANS {
         let mut cursor = theirs.cursor_lower_bound(&rng.next());
@@ -156,16 +149,16 @@ fn run() -> Result {
     }
     let scan_theirs = per_op(t, SCANS);
 
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let t = now();
     for _ in 0..ENTRIES {
-        ours.remove(&rng.key());
+        ours.remove(&key(&mut rng));
     }
     let rm_ours = per_op(t, ENTRIES);
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let t = now();
     for _ in 0..ENTRIES {
-        theirs.remove(&rng.key());
+        theirs.remove(&key(&mut rng));
     }
     let rm_theirs = per_op(t, ENTRIES);
 

@@ -36,10 +36,13 @@ mod btree;
 mod ktap;
 #[path = "../kglue/node_alloc.rs"]
 mod node_alloc;
+#[path = "../kglue/rng.rs"]
+mod rng;
 
 use btree::{BTree, Error, NodeAlloc, Reservation};
 use ktap::Ktap;
 use node_alloc::KmallocNodes;
+use rng::Rng;
 
 module! {
     type: TestBtree,
@@ -104,23 +107,6 @@ unsafe impl NodeAlloc for TestNodes {
         // SAFETY: `ptr` came from `alloc` above, that is from `KmallocNodes`,
         // with `layout`, and the caller does not use it again.
         unsafe { KmallocNodes(GFP_KERNEL).free(ptr, layout) };
-    }
-}
-
-/// xorshift64*: a fixed seed makes a failure reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -219,7 +205,7 @@ fn ranges_match<K: TestKey>(
 
 /// Runs `ops` random operations on a tree and an rbtree side by side.
 fn differential<K: TestKey>(ops: u32, keyspace: u64, t: &mut Ktap) -> Result<(), &'static str> {
-    let mut rng = Rng(SEED ^ keyspace);
+    let mut rng = Rng::new(SEED ^ keyspace);
     let mut tree = BTree::<K, u64, TestNodes>::new(TestNodes::new());
     let mut rb = RBTree::<K, u64>::new();
     let mut max_height = 0;
@@ -293,7 +279,7 @@ fn differential<K: TestKey>(ops: u32, keyspace: u64, t: &mut Ktap) -> Result<(),
 
 /// Inserts with allocation failures injected at random points.
 fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
-    let mut rng = Rng(SEED ^ 0xfa11);
+    let mut rng = Rng::new(SEED ^ 0xfa11);
     let mut tree = BTree::<u64, u64, TestNodes>::new(TestNodes::new());
     let mut failures = 0u32;
     for _ in 0..20_000 {
@@ -338,7 +324,7 @@ fn reserved_under_spinlock(t: &mut Ktap) -> Result<(), &'static str> {
         GFP_KERNEL,
     )
     .map_err(|_| "no memory for the lock")?;
-    let mut rng = Rng(SEED ^ 0x5b1d);
+    let mut rng = Rng::new(SEED ^ 0x5b1d);
     let mut res = Reservation::<TestNodes>::new(TestNodes::new());
     let mut inserted = 0u32;
     for _ in 0..20_000 {

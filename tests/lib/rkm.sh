@@ -30,7 +30,7 @@ rkm_check() {
 	fi
 }
 
-# rkm_fail_msg MESSAGE: a diagnostic line (the next result explains it).
+# rkm_msg MESSAGE: a KTAP diagnostic line ("# MESSAGE").
 rkm_msg() {
 	echo "# $*"
 }
@@ -40,25 +40,37 @@ rkm_dmesg_mark() {
 	echo "rkm-test: $*" >/dev/kmsg
 }
 
-# rkm_module_results MODULE: load a test module that prints KTAP in the kernel
-# log (rust/kglue/ktap.rs), unload it, and print its result and diagnostic
-# lines ("ok N ...", "not ok N ...", "# ...") without header or plan; a
-# load that failed without a "not ok" adds one. For programs that merge the
-# results of several modules (rkm_ktap_merge).
-rkm_module_results() {
+# rkm_module_load MODULE FILE: load a test module that prints KTAP in the
+# kernel log (rust/kglue/ktap.rs) and write its KTAP, without the module's
+# prefix, to FILE; returns modprobe's status. Of several KTAP documents it
+# keeps the last (busybox's modprobe retries a failed init_module with
+# finit_module, so a failing init runs twice).
+rkm_module_load() {
 	mod=$1
 	mark="rkm-test: loading $mod $$"
 	echo "$mark" >/dev/kmsg
 	modprobe "$mod"
 	rc=$?
 	dmesg | sed -n "/$mark/,\$p" | sed -n "s/^\[[^]]*\] $mod: //p" |
-		awk '/^KTAP version/ { n = 0 } { buf[n++] = $0 } END { for (i = 0; i < n; i++) print buf[i] }' |
-		grep -E '^(not )?ok |^#'
+		awk '/^KTAP version/ { n = 0 } { buf[n++] = $0 } END { for (i = 0; i < n; i++) print buf[i] }' >"$2"
+	return "$rc"
+}
+
+# rkm_module_results MODULE: load and unload a test module (rkm_module_load)
+# and print its result and diagnostic lines without header or plan; a load
+# or unload that failed adds a "not ok". For programs that merge the results
+# of several modules (rkm_ktap_merge).
+rkm_module_results() {
+	f=/tmp/rkm-ktap.$$
+	rkm_module_load "$1" "$f"
+	rc=$?
+	grep -E '^(not )?ok |^#' "$f"
 	if [ "$rc" -ne 0 ]; then
-		echo "not ok 0 $mod: modprobe failed (exit $rc)"
+		echo "not ok 0 $1: modprobe failed (exit $rc)"
 	else
-		rmmod "$mod" || echo "not ok 0 $mod: rmmod failed"
+		rmmod "$1" || echo "not ok 0 $1: rmmod failed"
 	fi
+	rm -f "$f"
 }
 
 # rkm_ktap_merge: KTAP from result lines on stdin (any numbering), numbered
@@ -79,29 +91,23 @@ rkm_ktap_merge() {
 			exit failed > 0 }'
 }
 
-# rkm_module_ktap MODULE: load a test module that prints KTAP in the kernel
-# log (rust/kglue/ktap.rs), print that KTAP as this program's, unload it.
-# Returns non-zero if loading failed or no complete KTAP came out.
+# rkm_module_ktap MODULE: load a test module (rkm_module_load), print its
+# KTAP as this program's, unload it. Returns non-zero if loading failed or no
+# KTAP came out.
 rkm_module_ktap() {
-	mod=$1
-	mark="rkm-test: loading $mod $$"
-	echo "$mark" >/dev/kmsg
-	modprobe "$mod"
+	f=/tmp/rkm-ktap.$$
+	rkm_module_load "$1" "$f"
 	rc=$?
-	# The module's lines since the mark; of its KTAP documents, the last
-	# (busybox's modprobe retries a failed init_module with finit_module).
-	out=$(dmesg | sed -n "/$mark/,\$p" | sed -n "s/^\[[^]]*\] $mod: //p" |
-		awk '/^KTAP version/ { n = 0 } { buf[n++] = $0 } END { for (i = 0; i < n; i++) print buf[i] }')
-	if [ -z "$out" ]; then
+	if [ ! -s "$f" ]; then
 		ktap_print_header
 		ktap_set_plan 1
-		ktap_test_fail "$mod printed no KTAP (modprobe exit $rc)"
+		ktap_test_fail "$1 printed no KTAP (modprobe exit $rc)"
 		return 1
 	fi
-	printf '%s\n' "$out" | sed 's/^KTAP version 1$/TAP version 13/'
-	[ "$rc" -eq 0 ] || { echo "# modprobe $mod failed with exit $rc"; return 1; }
-	rmmod "$mod" || { echo "# rmmod $mod failed"; return 1; }
-	return 0
+	sed 's/^KTAP version 1$/TAP version 13/' "$f"
+	rm -f "$f"
+	[ "$rc" -eq 0 ] || { echo "# modprobe $1 failed with exit $rc"; return 1; }
+	rmmod "$1" || { echo "# rmmod $1 failed"; return 1; }
 }
 
 # rkm_expect_begin REGEX / rkm_expect_end: around an action that WARNs on
