@@ -31,7 +31,7 @@ SUITES ?= $(DEFAULT_SUITES)
 DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
 
 .PHONY: all modules tools deps kernel print-kdir print-modules print-fixtures lint \
-	rustfmt clippy host-test vmtest harness-selftest check demo bench-btree bench-zswap rust-analyzer \
+	rustfmt clippy host-test vmtest harness-selftest check demo miri bench-btree bench-zswap rust-analyzer \
 	clean help
 
 all: modules
@@ -130,6 +130,13 @@ check:
 # The main job, on the default setup.
 demo: modules tools
 	@$(TOP)/scripts/demo.sh $(KDIR) $(FLAVOUR) $$($(MAKE) -s print-modules)
+
+# Miri on the kernel-agnostic crates' unit tests (the unsafe node and page
+# code): needs a nightly toolchain with the miri component (rustup +nightly
+# component add miri rust-src), so it is not part of `make check`.
+miri:
+	@cd $(TOP) && cargo +nightly miri test -p rkm-zbud --test unit
+	@cd $(TOP) && cargo +nightly miri test -p rkm-btree --test ops
 
 # Benchmarks (never timed tests): each prints its table with ratios.
 bench-btree:

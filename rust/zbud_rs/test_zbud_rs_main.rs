@@ -11,7 +11,6 @@
 //! `rkm_expect_begin`/`rkm_expect_end`: the bad-handle and leak cases WARN
 //! on purpose.
 
-use kernel::alloc::flags::GFP_KERNEL;
 use kernel::c_str;
 use kernel::prelude::*;
 
@@ -229,7 +228,6 @@ impl kernel::Module for TestZbudRs {
         let r = leak_reported(&mut t);
         t.result("destroying a pool that is not empty is reported", r);
         pool::DEBUGFS_ROOT.clear();
-        let _ = GFP_KERNEL;
         if t.finish() {
             Ok(TestZbudRs { _debugfs: root })
         } else {

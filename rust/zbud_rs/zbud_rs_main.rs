@@ -49,10 +49,10 @@ module! {
 ///
 /// # Invariants
 ///
-/// `pool::DEBUGFS_ROOT` holds `debugfs` from `init` until `drop`.
+/// `pool::DEBUGFS_ROOT` holds `_debugfs` from `init` until `drop`.
 struct ZbudRs {
     registration: Option<zpool_driver::Registration>,
-    debugfs: debugfs::Dir,
+    _debugfs: debugfs::Dir,
 }
 
 impl kernel::Module for ZbudRs {
@@ -66,7 +66,7 @@ impl kernel::Module for ZbudRs {
         pr_info!("registered the zpool type zbud_rs\n");
         Ok(ZbudRs {
             registration,
-            debugfs,
+            _debugfs: debugfs,
         })
     }
 }
@@ -76,6 +76,6 @@ impl Drop for ZbudRs {
         // Unregister first: no pool can be created after this.
         drop(self.registration.take());
         pool::DEBUGFS_ROOT.clear();
-        let _ = &self.debugfs;
+        // `_debugfs` is removed after this, when the fields are dropped.
     }
 }
