@@ -1,32 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fuzz-style differential test: random byte strings decoded by `arbitrary`
-//! into operation sequences (the same decoder as `fuzz/fuzz_targets/ops.rs`)
-//! and run against `BTreeMap`. `FUZZ_LIKE_ITERS` sets the number of inputs.
+//! Fuzz-style differential test: random byte strings decoded into operation
+//! sequences and run against `BTreeMap` by `common::run_input`, the same
+//! function the libFuzzer target (`fuzz/fuzz_targets/ops.rs`) calls.
+//! `FUZZ_LIKE_ITERS` sets the number of inputs.
 
 mod common;
 
-use arbitrary::{Arbitrary, Unstructured};
-use common::{run_ops, Op};
+use common::run_input;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-
-/// Decodes one fuzz input: a key-space byte, then operations.
-pub fn run_input(data: &[u8]) {
-    let mut u = Unstructured::new(data);
-    let Ok(space) = u8::arbitrary(&mut u) else {
-        return;
-    };
-    let mut ops = Vec::new();
-    while let Ok(op) = Op::arbitrary(&mut u) {
-        if u.is_empty() {
-            break;
-        }
-        ops.push(op);
-    }
-    let space = 16 + u64::from(space) * 16;
-    run_ops::<u64, 128>(&ops, space, data.len() as u64);
-    run_ops::<u128, 256>(&ops, space, data.len() as u64);
-}
 
 #[test]
 fn random_inputs() {

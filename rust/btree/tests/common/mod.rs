@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ptr::NonNull;
 
-use arbitrary::Arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
 use rkm_btree::{BTree, Error, NodeAlloc, Reservation};
 
 /// The global allocator, as a zero-sized node allocator.
@@ -417,4 +417,24 @@ fn merge_checked<'a, K: TestKey, const N: usize>(
     );
     *model = in_tree;
     alloc.reliably(|| other.clear());
+}
+
+/// Decodes one fuzz input (a key-space byte, then operations) and runs it
+/// with [`run_ops`] for `u64` keys in 128-byte nodes and `u128` keys in
+/// 256-byte nodes: the libFuzzer target and `tests/fuzz_like.rs` share it.
+pub fn run_input(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(space) = u8::arbitrary(&mut u) else {
+        return;
+    };
+    let mut ops = Vec::new();
+    while let Ok(op) = Op::arbitrary(&mut u) {
+        if u.is_empty() {
+            break;
+        }
+        ops.push(op);
+    }
+    let space = 16 + u64::from(space) * 16;
+    run_ops::<u64, 128>(&ops, space, data.len() as u64);
+    run_ops::<u128, 256>(&ops, space, data.len() as u64);
 }
