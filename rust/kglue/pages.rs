@@ -4,7 +4,7 @@
 //! allocator, got without sleeping (the pools take them under their
 //! spinlock). Wraps `pages.c.inc`, which the module's C file includes.
 
-use super::zbud::PageSource;
+use super::zalloc::PageSource;
 use super::zpool::Gfp;
 use core::ptr::NonNull;
 

@@ -184,3 +184,41 @@ macro_rules! zpool_trampolines {
     };
 }
 pub(crate) use zpool_trampolines;
+
+/// A loaded zpool driver module: its debugfs directory, where its pools put
+/// theirs (`zpool_pool::DEBUGFS_ROOT`), and its registration. A module's
+/// `init` creates one and the module holds it.
+///
+/// # Invariants
+///
+/// `zpool_pool::DEBUGFS_ROOT` holds `_debugfs` from `new` until `drop`.
+pub(crate) struct Driver {
+    registration: Option<Registration>,
+    _debugfs: crate::debugfs::Dir,
+}
+
+impl Driver {
+    /// Creates the debugfs directory `name` and registers the driver.
+    pub(crate) fn new(name: &kernel::str::CStr) -> Self {
+        let debugfs = crate::debugfs::Dir::new(name, None);
+        // SAFETY: every pool creates its directory in it and holds a
+        // reference on the module, so `debugfs` (dropped with the module,
+        // after `drop` clears the slot) outlives them.
+        unsafe { crate::zpool_pool::DEBUGFS_ROOT.set(&debugfs) };
+        let registration = Some(Registration::new());
+        pr_info!("registered the zpool type {}\n", name);
+        Driver {
+            registration,
+            _debugfs: debugfs,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Unregister first: no pool can be created after this.
+        drop(self.registration.take());
+        crate::zpool_pool::DEBUGFS_ROOT.clear();
+        // `_debugfs` is removed after this, when the fields are dropped.
+    }
+}

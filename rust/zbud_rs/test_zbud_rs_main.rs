@@ -18,21 +18,33 @@ use kernel::prelude::*;
 mod debugfs;
 #[path = "../kglue/ktap.rs"]
 mod ktap;
+#[path = "../kglue/kthread.rs"]
+mod kthread;
 #[path = "../kglue/pages.rs"]
 mod pages;
 #[path = "pool.rs"]
 mod pool;
+#[path = "../kglue/rng.rs"]
+mod rng;
 // The core's public API is the host crate's; a module uses part of it.
 #[allow(unreachable_pub, dead_code)]
 #[path = "../zbud/src/zbud.rs"]
 mod zbud;
 // The trait only: this module registers no driver.
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zalloc/src/zalloc.rs"]
+mod zalloc;
 #[path = "../kglue/zpool.rs"]
 mod zpool;
+#[path = "../kglue/zpool_pool.rs"]
+mod zpool_pool;
+#[path = "../kglue/zpool_test.rs"]
+mod zpool_test;
 
 use ktap::Ktap;
 use pool::ZbudPool;
 use zpool::{Gfp, MapMode, ZpoolAllocator};
+use zpool_test::{check, fill, GFP};
 
 module! {
     type: TestZbudRs,
@@ -45,42 +57,10 @@ module! {
 const PAGE_SIZE: usize = 4096;
 /// The largest object: a page less the header chunk and one chunk.
 const MAX_SIZE: usize = PAGE_SIZE - 64 - 64;
-const GFP: Gfp = Gfp(kernel::bindings::GFP_KERNEL);
 
 /// A new pool, as zswap would create it.
 fn new_pool(name: &'static kernel::str::CStr) -> Result<Pin<KBox<ZbudPool>>, &'static str> {
     ZbudPool::create(name, GFP).map_err(|_| "create failed")
-}
-
-/// Fills object `h` of `size` bytes with a pattern derived from `seed`.
-fn fill(pool: &ZbudPool, h: u64, size: usize, seed: u8) -> Result<(), &'static str> {
-    let p = pool.map(h, MapMode::WriteOnly);
-    if p.is_null() {
-        return Err("map of a live handle returned NULL");
-    }
-    for i in 0..size {
-        // SAFETY: `p` maps a live object of `size` bytes until it is freed.
-        unsafe { p.add(i).write((i as u8).wrapping_mul(31) ^ seed) };
-    }
-    pool.unmap(h);
-    Ok(())
-}
-
-/// Checks the pattern of [`fill`].
-fn check(pool: &ZbudPool, h: u64, size: usize, seed: u8) -> Result<(), &'static str> {
-    let p = pool.map(h, MapMode::ReadOnly);
-    if p.is_null() {
-        return Err("map of a live handle returned NULL");
-    }
-    for i in 0..size {
-        // SAFETY: as in `fill`.
-        if unsafe { p.add(i).read() } != (i as u8).wrapping_mul(31) ^ seed {
-            pool.unmap(h);
-            return Err("an object's bytes changed");
-        }
-    }
-    pool.unmap(h);
-    Ok(())
 }
 
 /// Two objects per page, placement, exact page count, a round trip.
@@ -90,10 +70,10 @@ fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
     let mut handles = [0u64; 8];
     for (i, (&size, h)) in sizes.iter().zip(handles.iter_mut()).enumerate() {
         *h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
-        fill(&pool, *h, size, i as u8)?;
+        fill(&pool, *h, size, i as u64)?;
     }
     for (i, (&size, &h)) in sizes.iter().zip(handles.iter()).enumerate() {
-        check(&pool, h, size, i as u8)?;
+        check(&pool, h, size, i as u64)?;
     }
     let pages = pool.stats().pages;
     t.diag(format_args!(
@@ -152,7 +132,7 @@ fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
         *h = pool
             .malloc(200 + i * 50, GFP)
             .map_err(|_| "malloc failed")?;
-        fill(&pool, *h, 200 + i * 50, i as u8)?;
+        fill(&pool, *h, 200 + i * 50, i as u64)?;
     }
     let foreign = other.malloc(100, GFP).map_err(|_| "malloc failed")?;
     let pages = pool.stats().pages;
@@ -177,7 +157,7 @@ fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
     }
     for (i, &h) in handles.iter().enumerate() {
         if i != 5 {
-            check(&pool, h, 200 + i * 50, i as u8)?;
+            check(&pool, h, 200 + i * 50, i as u64)?;
         }
     }
     if pool.stats().objects != 31 || pool.stats().pages > pages {
@@ -205,6 +185,22 @@ fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Objects mapped and checked on CPU 1, sometimes sleeping mapped, while
+/// CPU 0 frees and allocates their neighbours.
+fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-concurrency"))?;
+    let c = zpool_test::concurrent_map_churn(&pool, 20_000)?;
+    let s = pool.stats();
+    t.diag(format_args!(
+        "{} frees and allocations on CPU 0, {} maps on CPU 1",
+        c.churns, c.maps
+    ));
+    if c.maps == 0 || s.objects != 0 || s.pages != 0 {
+        return Err("no map ran, or the pool is not empty at the end");
+    }
+    Ok(())
+}
+
 struct TestZbudRs {
     _debugfs: debugfs::Dir,
 }
@@ -214,8 +210,8 @@ impl kernel::Module for TestZbudRs {
         let root = debugfs::Dir::new(c_str!("test_zbud_rs"), None);
         // SAFETY: every pool of the tests is dropped before `init` returns,
         // and `drop` is not needed to clear the slot before then.
-        unsafe { pool::DEBUGFS_ROOT.set(&root) };
-        let mut t = Ktap::new(4);
+        unsafe { zpool_pool::DEBUGFS_ROOT.set(&root) };
+        let mut t = Ktap::new(5);
         let r = round_trip(&mut t);
         t.result(
             "malloc, map and free: two objects a page, exact page count",
@@ -225,9 +221,14 @@ impl kernel::Module for TestZbudRs {
         t.result("size 0 and highmem are EINVAL, too big is ENOSPC", r);
         let r = bad_handles(&mut t);
         t.result("bad handles are rejected and the pool stays intact", r);
+        let r = concurrency(&mut t);
+        t.result(
+            "objects mapped on one CPU stay intact while the other churns",
+            r,
+        );
         let r = leak_reported(&mut t);
         t.result("destroying a pool that is not empty is reported", r);
-        pool::DEBUGFS_ROOT.clear();
+        zpool_pool::DEBUGFS_ROOT.clear();
         if t.finish() {
             Ok(TestZbudRs { _debugfs: root })
         } else {

@@ -9,10 +9,12 @@
 //!   the first, the first buddy left-justified after it and the last
 //!   right-justified at the end, unbuddied lists by free chunks, a buddied
 //!   list; handles checked against a per-pool slot table.
-//! - `pool.rs` puts it under a spinlock, counts statistics into debugfs
-//!   (`/sys/kernel/debug/zbud_rs/<pool>/`) and reports bad handles.
-//! - The zpool C ABI is `rust/kglue/zpool{,_driver}.rs` + `zpool_driver.c.inc`, shared
-//!   with every Rust zpool driver.
+//! - `pool.rs` hands it to the glue shared by every Rust zpool driver
+//!   (`rust/kglue/zpool_pool.rs`), which puts it under a spinlock, counts
+//!   statistics into debugfs (`/sys/kernel/debug/zbud_rs/<pool>/`) and
+//!   reports bad handles.
+//! - The zpool C ABI is `rust/kglue/zpool{,_driver}.rs` + `zpool_driver.c.inc`,
+//!   also shared.
 //!
 //! A pool holds a reference on the module: `rmmod` fails while zswap uses
 //! one.
@@ -28,12 +30,17 @@ mod pages;
 mod pool;
 // The core's public API is the host crate's; a module uses part of it.
 #[allow(unreachable_pub, dead_code)]
+#[path = "../zalloc/src/zalloc.rs"]
+mod zalloc;
+#[allow(unreachable_pub, dead_code)]
 #[path = "../zbud/src/zbud.rs"]
 mod zbud;
 #[path = "../kglue/zpool.rs"]
 mod zpool;
 #[path = "../kglue/zpool_driver.rs"]
 mod zpool_driver;
+#[path = "../kglue/zpool_pool.rs"]
+mod zpool_pool;
 
 zpool_driver::zpool_trampolines!(pool::ZbudPool);
 
@@ -45,37 +52,15 @@ module! {
     license: "GPL",
 }
 
-/// The loaded module: the debugfs directory and the driver's registration.
-///
-/// # Invariants
-///
-/// `pool::DEBUGFS_ROOT` holds `_debugfs` from `init` until `drop`.
+/// The loaded module: the driver (`rust/kglue/zpool_driver.rs`).
 struct ZbudRs {
-    registration: Option<zpool_driver::Registration>,
-    _debugfs: debugfs::Dir,
+    _driver: zpool_driver::Driver,
 }
 
 impl kernel::Module for ZbudRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let debugfs = debugfs::Dir::new(c_str!("zbud_rs"), None);
-        // SAFETY: every pool creates its directory in it and holds a
-        // reference on the module, so `debugfs` (dropped with the module,
-        // after `drop` clears the slot) outlives them.
-        unsafe { pool::DEBUGFS_ROOT.set(&debugfs) };
-        let registration = Some(zpool_driver::Registration::new());
-        pr_info!("registered the zpool type zbud_rs\n");
         Ok(ZbudRs {
-            registration,
-            _debugfs: debugfs,
+            _driver: zpool_driver::Driver::new(c_str!("zbud_rs")),
         })
-    }
-}
-
-impl Drop for ZbudRs {
-    fn drop(&mut self) {
-        // Unregister first: no pool can be created after this.
-        drop(self.registration.take());
-        pool::DEBUGFS_ROOT.clear();
-        // `_debugfs` is removed after this, when the fields are dropped.
     }
 }

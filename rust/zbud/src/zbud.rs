@@ -6,8 +6,10 @@
 //! A [`Pool`] stores objects of 1 to [`MAX_ALLOC_SIZE`] bytes in pages it
 //! gets from a [`PageSource`], at most two objects per page, and names each
 //! object by an opaque [`Handle`] that it checks on every use. The file uses
-//! only `core`, so the same source is built into kernel modules and into the
-//! host crate that runs its tests.
+//! only `core` and the code it shares with z3fold (`rust/zalloc`, included
+//! next to it as `crate::zalloc`: the page source, handles, the slot table),
+//! so the same source is built into kernel modules and into the host crate
+//! that runs its tests.
 //!
 //! zbud trades density for simplicity: two objects per page, never more,
 //! never moved. Since each object takes at most one page, the pool never uses
@@ -69,16 +71,17 @@
 //! * The *pool tag* is different for each pool (a global counter that
 //!   skips 0, so no handle is 0). A handle with another tag is
 //!   [`HandleError::Foreign`]: another pool's, or garbage.
-//! * The *slot table* is a radix tree of three levels whose nodes are pages
-//!   from the pool's page source, each holding 512 entries. A leaf entry holds
-//!   a slot's page or, for a free slot, the next free slot and the slot's
-//!   generation. Slots are numbered densely from 0; a handle whose slot the
-//!   table has never handed out is [`HandleError::Malformed`]. Freed slots
-//!   are reused last-freed first. The table grows, one leaf (and, every 2^18
-//!   slots, one interior node) at a time, with the flags of the allocation
-//!   that needs the slot; it is freed only when the pool is reset or
-//!   destroyed. It takes one page per 512 zbud pages (at the pool's peak
-//!   size) plus two.
+//! * The *slot table* (zalloc's `RadixTable`) is a radix tree of three
+//!   levels whose nodes are pages from the pool's page source, each holding
+//!   512 entries. A leaf entry holds a slot's page or, for a free slot, the
+//!   next free slot and the slot's generation. Slots are numbered densely
+//!   from 0; a handle whose slot the table has never handed out is
+//!   [`HandleError::Malformed`]. Freed slots are reused last-freed first.
+//!   The table grows, one leaf (and, every 2^18 slots, one interior node)
+//!   at a time, with the flags of the allocation that needs the slot; it is
+//!   freed only when the pool is reset or destroyed. It takes one page per
+//!   512 zbud pages (at the pool's peak size) plus two. It also owns the
+//!   page source and has the pool tag, renewed on reset.
 //! * The *generation* is a per-slot counter incremented (modulo 2^20) by each
 //!   allocation in the slot; each buddy's header records the value its handle
 //!   carries, and a free slot keeps the counter for its next page. A handle
@@ -105,8 +108,8 @@
 //!   (`-ENOMEM`), as in zbud. zbud also rejects `__GFP_HIGHMEM` with
 //!   `-EINVAL`; flags are opaque here, so that check is the page source's
 //!   (its pages must be mapped: see [`PageSource`]).
-//! * [`Pool::free`] and [`Pool::map`]: a [`HandleError`] for a handle that
-//!   does not name a live object of the pool.
+//! * [`Pool::free`], [`Pool::map`] and [`Pool::unmap`]: a [`HandleError`]
+//!   for a handle that does not name a live object of the pool.
 //!
 //! Nothing panics.
 //!
@@ -123,8 +126,9 @@
 //!
 //! The address [`Pool::map`] returns stays valid, and the object stays where
 //! it is, until the object is freed: the caller may drop the lock and use it
-//! (zbud's `unmap` is a no-op). The pool writes only page headers, which no
-//! object overlaps, so such use does not race with other pool operations.
+//! ([`Pool::unmap`] only checks the handle: zbud's `unmap` is a no-op). The
+//! pool writes only page headers, which no object overlaps, so such use does
+//! not race with other pool operations.
 //!
 //! # Teardown
 //!
@@ -139,22 +143,18 @@ use core::cell::Cell;
 use core::fmt;
 use core::mem::{self, size_of};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU16, Ordering};
 
 #[path = "handles.rs"]
 mod handles;
 
+use crate::zalloc::{first_listed, object_chunks, Rejections, NO_SLOT};
+// The API; a module that includes this file may not use all of it.
+#[allow(unused_imports)]
+pub use crate::zalloc::{
+    size_to_chunks, AllocError, Leak, PageSource, CHUNK_SIZE, NCHUNKS_ORDER, PAGE_SIZE,
+};
 pub use handles::Handle;
-use handles::{SlotTable, NO_SLOT};
-
-/// Size of a page (x86-64).
-pub const PAGE_SIZE: usize = 4096;
-
-/// A page is divided into `2^NCHUNKS_ORDER` chunks.
-pub const NCHUNKS_ORDER: u32 = 6;
-
-/// Size of a chunk, the unit of allocation.
-pub const CHUNK_SIZE: usize = PAGE_SIZE >> NCHUNKS_ORDER;
+use handles::SlotTable;
 
 /// Size of the page header: the first chunk.
 pub const ZHDR_SIZE_ALIGNED: usize = CHUNK_SIZE;
@@ -168,91 +168,8 @@ pub const MAX_ALLOC_SIZE: usize = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE;
 /// The most pages a pool holds: the number of slots of its slot table.
 pub const MAX_PAGES: usize = 1 << handles::SLOT_BITS;
 
-/// Number of chunks an object of `size` bytes takes.
-pub const fn size_to_chunks(size: usize) -> usize {
-    size.div_ceil(CHUNK_SIZE)
-}
-
-/// A source of pages for a [`Pool`]: the object pages and the slot table.
-///
-/// In the kernel this is `page_address(alloc_page(gfp))` and
-/// `__free_page(virt_to_page(page))`; `Flags` is `gfp_t`, passed through
-/// from [`Pool::alloc`]. The source must not return highmem pages (zbud
-/// rejects `__GFP_HIGHMEM` with `-EINVAL`).
-///
-/// # Safety
-///
-/// Implementors must guarantee that a page returned by
-/// [`PageSource::alloc_page`] is [`PAGE_SIZE`] bytes, aligned to
-/// [`PAGE_SIZE`], valid for reads and writes and used by nobody else until
-/// it is passed to [`PageSource::free_page`].
-pub unsafe trait PageSource {
-    /// Per-allocation flags (`gfp_t` in the kernel).
-    type Flags: Copy;
-
-    /// Allocates a page, or returns `None` if there is none. The page's
-    /// contents are undefined.
-    fn alloc_page(&self, flags: Self::Flags) -> Option<NonNull<u8>>;
-
-    /// Frees a page.
-    ///
-    /// # Safety
-    ///
-    /// `page` came from [`PageSource::alloc_page`] of this source, has not
-    /// been freed, and is not used afterwards.
-    unsafe fn free_page(&self, page: NonNull<u8>);
-}
-
-// SAFETY: Every call is forwarded to `S`, which upholds the contract, and a
-// page goes back to the same `S` it came from.
-unsafe impl<S: PageSource + ?Sized> PageSource for &S {
-    type Flags = S::Flags;
-
-    fn alloc_page(&self, flags: Self::Flags) -> Option<NonNull<u8>> {
-        (**self).alloc_page(flags)
-    }
-
-    unsafe fn free_page(&self, page: NonNull<u8>) {
-        // SAFETY: The caller's guarantees are those `S::free_page` requires.
-        unsafe { (**self).free_page(page) }
-    }
-}
-
-/// Errors of [`Pool::alloc`]. The pool is unchanged after any of them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AllocError {
-    /// The size is 0 (`-EINVAL`).
-    Invalid,
-    /// The size is above [`MAX_ALLOC_SIZE`] (`-ENOSPC`).
-    TooBig,
-    /// The page source had no page, or the pool has [`MAX_PAGES`] pages
-    /// (`-ENOMEM`).
-    NoMemory,
-}
-
-impl AllocError {
-    /// The negative errno zbud returns for this error.
-    pub const fn to_errno(self) -> i32 {
-        match self {
-            AllocError::Invalid => -22,
-            AllocError::TooBig => -28,
-            AllocError::NoMemory => -12,
-        }
-    }
-}
-
-impl fmt::Display for AllocError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AllocError::Invalid => "zbud: invalid allocation size 0",
-            AllocError::TooBig => "zbud: allocation larger than a zbud page holds",
-            AllocError::NoMemory => "zbud: out of memory for a page",
-        })
-    }
-}
-
-/// Why [`Pool::free`] or [`Pool::map`] rejected a handle. The pool is
-/// unchanged (but for [`Stats::bad_handles`]).
+/// Why [`Pool::free`], [`Pool::map`] or [`Pool::unmap`] rejected a handle.
+/// The pool is unchanged (but for [`Stats::bad_handles`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandleError {
     /// The handle carries another pool's tag: it belongs to another pool, or
@@ -271,25 +188,6 @@ impl fmt::Display for HandleError {
             HandleError::Malformed => "zbud: malformed handle",
             HandleError::Stale => "zbud: handle of a freed object",
         })
-    }
-}
-
-/// What [`Pool::destroy`] left allocated because objects were still live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Leak {
-    /// Pages left allocated (never freed).
-    pub pages: u64,
-    /// Objects that were still live in them.
-    pub objects: u64,
-}
-
-impl fmt::Display for Leak {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "zbud: pool destroyed with {} live objects, leaking {} pages",
-            self.objects, self.pages
-        )
     }
 }
 
@@ -312,7 +210,7 @@ pub struct Stats {
     pub rejected_too_big: u64,
     /// Allocations rejected with [`AllocError::NoMemory`].
     pub rejected_no_memory: u64,
-    /// Handles rejected by [`Pool::free`] or [`Pool::map`].
+    /// Handles rejected by [`Pool::free`], [`Pool::map`] or [`Pool::unmap`].
     pub bad_handles: u64,
 }
 
@@ -412,18 +310,6 @@ struct Object {
     header: Header,
 }
 
-/// Source of pool tags; 0 is skipped so that no handle is 0.
-static NEXT_TAG: AtomicU16 = AtomicU16::new(1);
-
-fn new_pool_tag() -> u16 {
-    loop {
-        let tag = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
-        if tag != 0 {
-            return tag;
-        }
-    }
-}
-
 /// A zbud pool: objects of up to [`MAX_ALLOC_SIZE`] bytes, two per page.
 ///
 /// See the [module documentation](self) for the design.
@@ -431,53 +317,42 @@ fn new_pool_tag() -> u16 {
 /// # Invariants
 ///
 /// Between calls:
-/// * each page in an occupied slot of `slots` came from `source`, belongs to
-///   the pool alone (but for the objects' bytes, which belong to their
-///   users), and holds a valid `Header` in its first chunk;
+/// * each page in an occupied slot of `slots` came from the table's page
+///   source, belongs to the pool alone (but for the objects' bytes, which
+///   belong to their users), and holds a valid `Header` in its first chunk;
 /// * `pages` is the number of such pages and `buddied_pages` the number of
 ///   them with two buddies; `objects` is the number of allocated buddies;
 /// * `unbuddied[n]` is the first slot of the list of the pages with one buddy
 ///   and `n` free chunks, or `NO_SLOT`; every page with one buddy is on
 ///   the list for its free chunk count;
-/// * every handle the pool returned whose object is live carries `tag`.
+/// * every handle the pool returned whose object is live carries the tag of
+///   its slot table.
 ///
 /// The counters use wrapping arithmetic only so that the kernel's overflow
 /// checks add no panic paths: by the invariants they stay within
 /// [`MAX_PAGES`] (objects: twice that), and the event counters would take
 /// centuries to wrap.
 pub struct Pool<P: PageSource> {
-    source: P,
-    slots: SlotTable,
+    slots: SlotTable<P>,
     unbuddied: [u32; NCHUNKS],
-    tag: u16,
     pages: u64,
     buddied_pages: u64,
     objects: u64,
-    rejected_invalid: u64,
-    rejected_too_big: u64,
-    rejected_no_memory: u64,
+    rejected: Rejections,
     bad_handles: Cell<u64>,
 }
-
-// SAFETY: The pool owns its pages and table pages exclusively, and nothing in
-// it is tied to a thread; it may move to another thread with its source.
-unsafe impl<P: PageSource + Send> Send for Pool<P> {}
 
 impl<P: PageSource> Pool<P> {
     /// Creates an empty pool that takes its pages from `source`. Allocates
     /// nothing.
     pub fn new(source: P) -> Self {
         Self {
-            source,
-            slots: SlotTable::new(),
+            slots: SlotTable::new(source),
             unbuddied: [NO_SLOT; NCHUNKS],
-            tag: new_pool_tag(),
             pages: 0,
             buddied_pages: 0,
             objects: 0,
-            rejected_invalid: 0,
-            rejected_too_big: 0,
-            rejected_no_memory: 0,
+            rejected: Rejections::default(),
             bad_handles: Cell::new(0),
         }
     }
@@ -488,25 +363,11 @@ impl<P: PageSource> Pool<P> {
     /// the page source with `flags`. The object's contents are undefined.
     pub fn alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
         let result = self.try_alloc(size, flags);
-        if let Err(err) = result {
-            let rejected = match err {
-                AllocError::Invalid => &mut self.rejected_invalid,
-                AllocError::TooBig => &mut self.rejected_too_big,
-                AllocError::NoMemory => &mut self.rejected_no_memory,
-            };
-            *rejected = rejected.wrapping_add(1);
-        }
-        result
+        self.rejected.count(result)
     }
 
     fn try_alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
-        if size == 0 {
-            return Err(AllocError::Invalid);
-        }
-        if size > MAX_ALLOC_SIZE {
-            return Err(AllocError::TooBig);
-        }
-        let chunks = size_to_chunks(size);
+        let chunks = object_chunks(size, MAX_ALLOC_SIZE)?;
         let (slot, mut header) = match self.take_unbuddied(chunks) {
             Some(found) => found,
             None => self.add_page(flags)?,
@@ -522,7 +383,12 @@ impl<P: PageSource> Pool<P> {
         header.generations[buddy.index()] = header.counter;
         self.objects = self.objects.wrapping_add(1);
         self.place(slot, header);
-        Ok(Handle::new(self.tag, header.counter, slot, buddy))
+        Ok(Handle::new(
+            self.slots.tag(),
+            header.counter,
+            slot,
+            buddy.index() as u32,
+        ))
     }
 
     /// Frees the object of `handle`, and its page if the page is left empty.
@@ -555,6 +421,13 @@ impl<P: PageSource> Pool<P> {
         Ok(unsafe { NonNull::new_unchecked(object.page.as_ptr().add(offset)) })
     }
 
+    /// Ends a [`Pool::map`]. zbud never moves an object, so this only checks
+    /// the handle (zbud's `unmap` is a no-op); it is there for glue shared
+    /// with allocators whose `unmap` matters.
+    pub fn unmap(&self, handle: Handle) -> Result<(), HandleError> {
+        self.resolve(handle).map(drop)
+    }
+
     /// Number of pages holding objects (zbud's `pages_nr`), not counting the
     /// slot table ([`Stats::table_pages`]).
     pub fn total_pages(&self) -> u64 {
@@ -574,9 +447,9 @@ impl<P: PageSource> Pool<P> {
             objects: self.objects,
             unbuddied_pages: self.pages.wrapping_sub(self.buddied_pages),
             buddied_pages: self.buddied_pages,
-            rejected_invalid: self.rejected_invalid,
-            rejected_too_big: self.rejected_too_big,
-            rejected_no_memory: self.rejected_no_memory,
+            rejected_invalid: self.rejected.invalid,
+            rejected_too_big: self.rejected.too_big,
+            rejected_no_memory: self.rejected.no_memory,
             bad_handles: self.bad_handles.get(),
         }
     }
@@ -593,33 +466,17 @@ impl<P: PageSource> Pool<P> {
     /// The pool can be used again, under a new tag: handles from before are
     /// [`HandleError::Foreign`]. The event counters of [`Stats`] are kept.
     pub fn reset(&mut self) -> Result<(), Leak> {
-        if self.slots.node_pages() != 0 {
-            // Handles exist only if the table does.
-            self.tag = new_pool_tag();
-            self.slots.clear(&self.source);
-        }
+        // A new tag if the pool had slots, hence handles.
+        self.slots.clear();
         self.unbuddied = [NO_SLOT; NCHUNKS];
         self.buddied_pages = 0;
-        let leak = Leak {
-            pages: mem::take(&mut self.pages),
-            objects: mem::take(&mut self.objects),
-        };
-        if leak.pages == 0 && leak.objects == 0 {
-            Ok(())
-        } else {
-            Err(leak)
-        }
+        Leak::check(mem::take(&mut self.pages), mem::take(&mut self.objects))
     }
 
     /// Takes the first page off the first non-empty unbuddied list for at
     /// least `chunks` free chunks.
     fn take_unbuddied(&mut self, chunks: usize) -> Option<(u32, Header)> {
-        let slot = self
-            .unbuddied
-            .get(chunks..)?
-            .iter()
-            .copied()
-            .find(|&slot| slot != NO_SLOT)?;
+        let slot = first_listed(&self.unbuddied, chunks)?;
         let (_, header) = self.page(slot).ok()?;
         self.detach(&header);
         Some((slot, header))
@@ -628,13 +485,7 @@ impl<P: PageSource> Pool<P> {
     /// Gets a page from the source and puts it in a slot, with an empty
     /// header; the page is on no list and must be [placed](Self::place).
     fn add_page(&mut self, flags: P::Flags) -> Result<(u32, Header), AllocError> {
-        let page = self.source.alloc_page(flags).ok_or(AllocError::NoMemory)?;
-        let Some((slot, counter)) = self.slots.insert(page, &self.source, flags) else {
-            // SAFETY: `page` came from `alloc_page` above and nothing refers
-            // to it.
-            unsafe { self.source.free_page(page) };
-            return Err(AllocError::NoMemory);
-        };
+        let (slot, counter, _) = self.slots.insert_page(flags)?;
         self.pages = self.pages.wrapping_add(1);
         let header = Header::empty(counter);
         self.write_header(slot, header);
@@ -644,11 +495,8 @@ impl<P: PageSource> Pool<P> {
     /// Frees the (empty) page in `slot` and frees the slot, which keeps the
     /// generation `counter`.
     fn remove_page(&mut self, slot: u32, counter: u32) {
-        if let Some(page) = self.slots.remove(slot, counter) {
-            // SAFETY: The page came from `source` (type invariant), the table
-            // no longer refers to it and it holds no object, so nothing uses
-            // it.
-            unsafe { self.source.free_page(page) };
+        // The page holds no object, so nothing uses it.
+        if self.slots.remove_page(slot, counter) {
             self.pages = self.pages.wrapping_sub(1);
         }
     }
@@ -701,11 +549,15 @@ impl<P: PageSource> Pool<P> {
 
     fn lookup(&self, handle: Handle) -> Result<Object, HandleError> {
         let fields = handle.fields();
-        if fields.tag != self.tag {
+        if fields.tag != self.slots.tag() {
             return Err(HandleError::Foreign);
         }
         let (page, header) = self.page(fields.slot)?;
-        let buddy = fields.buddy;
+        let buddy = if fields.index == 0 {
+            Buddy::First
+        } else {
+            Buddy::Last
+        };
         if !header.is_allocated(buddy) || header.generations[buddy.index()] != fields.generation {
             return Err(HandleError::Stale);
         }
@@ -719,7 +571,7 @@ impl<P: PageSource> Pool<P> {
 
     /// The page in `slot` and a copy of its header.
     fn page(&self, slot: u32) -> Result<(NonNull<u8>, Header), HandleError> {
-        let page = self.slots.page(slot)?;
+        let page = handles::page(&self.slots, slot)?;
         // SAFETY: By the type invariant the page is live, belongs to the pool
         // and starts with a valid `Header`, aligned because the page is; no
         // object overlaps it and only the pool, which is borrowed, writes it.
@@ -729,7 +581,7 @@ impl<P: PageSource> Pool<P> {
 
     /// Writes the header of the page in `slot`.
     fn write_header(&mut self, slot: u32, header: Header) {
-        if let Ok(page) = self.slots.page(slot) {
+        if let Ok(page) = handles::page(&self.slots, slot) {
             // SAFETY: By the type invariant the page is live and belongs to
             // the pool; its first chunk is the header, aligned because the
             // page is, and no object overlaps it. The pool is borrowed

@@ -8,57 +8,25 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{addr, page_of, pattern, verify, write, TestPages, GFP};
+use common::{addr, page_of, pattern, verify, write, TestPages, TestPool, Zbud};
 use proptest::prelude::*;
+use rkm_zalloc::testing::model::{self, Expected, Op};
 use rkm_zbud::*;
 
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Alloc(usize),
-    /// An allocation while the page source fails.
-    AllocFailing(usize),
-    Free(usize),
-    Map(usize),
-    /// Free or map (`bool`) of a freed handle.
-    UseFreed(usize, bool),
-    /// A handle of another pool.
-    Foreign(usize),
-    /// Any value.
-    Random(u64),
-    /// Any value with the pool's tag.
-    RandomSameTag(u64),
-}
-
-fn size() -> impl Strategy<Value = usize> {
-    prop_oneof![
-        8 => 100usize..3000,
-        2 => 1..=MAX_ALLOC_SIZE,
-        1 => prop::sample::select(vec![
-            0,
-            1,
-            63,
-            64,
-            65,
-            MAX_ALLOC_SIZE - 1,
-            MAX_ALLOC_SIZE,
-            MAX_ALLOC_SIZE + 1,
-            PAGE_SIZE,
-            usize::MAX,
-        ]),
-    ]
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        12 => size().prop_map(Op::Alloc),
-        2 => size().prop_map(Op::AllocFailing),
-        8 => any::<usize>().prop_map(Op::Free),
-        3 => any::<usize>().prop_map(Op::Map),
-        1 => (any::<usize>(), any::<bool>()).prop_map(|(i, free)| Op::UseFreed(i, free)),
-        1 => any::<usize>().prop_map(Op::Foreign),
-        1 => any::<u64>().prop_map(Op::Random),
-        1 => any::<u64>().prop_map(Op::RandomSameTag),
-    ]
+fn size() -> impl Strategy<Value = usize> + Clone {
+    let edges = vec![
+        0,
+        1,
+        63,
+        64,
+        65,
+        MAX_ALLOC_SIZE - 1,
+        MAX_ALLOC_SIZE,
+        MAX_ALLOC_SIZE + 1,
+        PAGE_SIZE,
+        usize::MAX,
+    ];
+    model::sizes(100..3000, MAX_ALLOC_SIZE, edges)
 }
 
 struct Object {
@@ -82,10 +50,7 @@ struct Model {
     pages: HashMap<usize, Vec<usize>>,
     freed: Vec<Handle>,
     next_id: u64,
-    rejected_invalid: u64,
-    rejected_too_big: u64,
-    rejected_no_memory: u64,
-    bad_handles: u64,
+    expected: Expected,
 }
 
 impl Model {
@@ -133,10 +98,10 @@ impl Model {
             objects: self.live.len() as u64,
             unbuddied_pages: pages - buddied,
             buddied_pages: buddied,
-            rejected_invalid: self.rejected_invalid,
-            rejected_too_big: self.rejected_too_big,
-            rejected_no_memory: self.rejected_no_memory,
-            bad_handles: self.bad_handles,
+            rejected_invalid: self.expected.rejected.invalid,
+            rejected_too_big: self.expected.rejected.too_big,
+            rejected_no_memory: self.expected.rejected.no_memory,
+            bad_handles: self.expected.bad_handles,
         }
     }
 
@@ -174,103 +139,52 @@ fn check_placement(model: &Model, addr: usize, size: usize, fit: Option<usize>) 
 fn run(ops: Vec<Op>) {
     let src = TestPages::new();
     let other_src = TestPages::new();
-    let mut pool = Pool::new(&src);
-    let mut other = Pool::new(&other_src);
-    let foreign: Vec<Handle> = (1..=8)
-        .map(|i| other.alloc(i * 300, GFP).unwrap())
-        .collect();
+    let mut pool = Zbud::new(&src);
+    let (other, foreign) = model::foreign::<Zbud<'_>>(&other_src);
     let mut model = Model::default();
 
     for (step, op) in ops.into_iter().enumerate() {
         let mut check_all = false;
         match op {
-            Op::Alloc(size) | Op::AllocFailing(size) => {
-                let failing = matches!(op, Op::AllocFailing(_));
-                src.fail_all.set(failing);
+            Op::Alloc(size) | Op::AllocFailing(size) | Op::AllocFailAfter(size, _) => {
                 let fit = model.expected_fit(size_to_chunks(size));
-                let before = pool.total_pages();
-                let result = pool.alloc(size, GFP);
-                src.fail_all.set(false);
-                match result {
-                    Err(AllocError::Invalid) => {
-                        assert_eq!(size, 0);
-                        model.rejected_invalid += 1;
-                    }
-                    Err(AllocError::TooBig) => {
-                        assert!(size > MAX_ALLOC_SIZE);
-                        model.rejected_too_big += 1;
-                    }
-                    Err(AllocError::NoMemory) => {
-                        assert!(failing && fit.is_none(), "unexpected NoMemory");
-                        model.rejected_no_memory += 1;
-                    }
-                    Ok(handle) => {
-                        assert!(size != 0 && size <= MAX_ALLOC_SIZE);
-                        assert!(!failing || fit.is_some(), "allocated a page while failing");
-                        assert_ne!(handle.to_raw(), 0);
-                        assert!(!model.is_live(handle), "handle reused while live");
-                        let addr = addr(&pool, handle);
-                        check_placement(&model, addr, size, fit);
-                        assert_eq!(pool.total_pages(), before + u64::from(fit.is_none()));
-                        let data = pattern(model.next_id, size);
-                        model.next_id += 1;
-                        write(&pool, handle, &data);
-                        model.insert(Object { handle, addr, data });
-                    }
+                let expected = &mut model.expected;
+                if let Some(handle) =
+                    model::alloc(&mut pool, &src, op, size, fit.is_some(), expected)
+                {
+                    assert!(!model.is_live(handle), "handle reused while live");
+                    let addr = addr(&mut pool, handle);
+                    check_placement(&model, addr, size, fit);
+                    let data = pattern(model.next_id, size);
+                    model.next_id += 1;
+                    write(&mut pool, handle, &data);
+                    model.insert(Object { handle, addr, data });
                 }
             }
-            Op::Free(i) | Op::Map(i) if !model.live.is_empty() => {
+            Op::Free(i) | Op::Map(i) | Op::Unmap(i) if !model.live.is_empty() => {
                 let index = i % model.live.len();
-                let o = &model.live[index];
-                assert_eq!(addr(&pool, o.handle), o.addr, "object moved");
-                verify(&pool, o.handle, &o.data);
-                if let Op::Free(_) = op {
-                    pool.free(model.remove(index).handle).unwrap();
+                let (handle, at) = (model.live[index].handle, model.live[index].addr);
+                // zbud never moves an object, and its map and unmap only
+                // check the handle.
+                assert_eq!(addr(&mut pool, handle), at, "object moved");
+                verify(&mut pool, handle, &model.live[index].data);
+                match op {
+                    Op::Free(_) => pool.free(model.remove(index).handle).unwrap(),
+                    Op::Unmap(_) => pool.unmap(handle).unwrap(),
+                    _ => {}
                 }
             }
-            Op::Free(_) | Op::Map(_) => {}
-            Op::UseFreed(i, free) if !model.freed.is_empty() => {
-                let handle = model.freed[i % model.freed.len()];
-                // Only a generation wrap could make it live again.
-                assert!(!model.is_live(handle));
-                let result = if free {
-                    pool.free(handle)
-                } else {
-                    pool.map(handle).map(drop)
-                };
-                assert_eq!(result, Err(HandleError::Stale));
-                model.bad_handles += 1;
+            Op::Free(_) | Op::Map(_) | Op::Unmap(_) => {}
+            _ => {
+                let live = model.live.first().map(|o| o.handle);
+                let live_objects = &model.live;
+                let is_live = |h| live_objects.iter().any(|o| o.handle == h);
+                let expected = &mut model.expected;
+                let (freed, foreign) = (&model.freed, &foreign);
+                assert!(model::bad_handle(
+                    &mut pool, op, freed, foreign, live, is_live, expected
+                ));
                 check_all = true;
-            }
-            Op::UseFreed(..) => {}
-            Op::Foreign(i) => {
-                let handle = foreign[i % foreign.len()];
-                assert_eq!(pool.map(handle), Err(HandleError::Foreign));
-                assert_eq!(pool.free(handle), Err(HandleError::Foreign));
-                model.bad_handles += 2;
-                check_all = true;
-            }
-            Op::Random(raw) | Op::RandomSameTag(raw) => {
-                let raw = match (op, model.live.first()) {
-                    (Op::RandomSameTag(_), Some(o)) => {
-                        o.handle.to_raw() & (0xffff << 48) | raw & ((1 << 48) - 1)
-                    }
-                    _ => raw,
-                };
-                let handle = Handle::from_raw(raw);
-                if !model.is_live(handle) {
-                    let result = pool.free(handle);
-                    assert!(result.is_err());
-                    let same_tag = model
-                        .live
-                        .first()
-                        .is_some_and(|o| o.handle.to_raw() >> 48 == raw >> 48);
-                    if same_tag {
-                        assert_ne!(result, Err(HandleError::Foreign));
-                    }
-                    model.bad_handles += 1;
-                    check_all = true;
-                }
             }
         }
         let stats = pool.stats();
@@ -282,53 +196,29 @@ fn run(ops: Vec<Op>) {
         assert_eq!(src.live(), stats.pages + stats.table_pages);
         if check_all || step % 64 == 0 {
             for o in &model.live {
-                verify(&pool, o.handle, &o.data);
+                verify(&mut pool, o.handle, &o.data);
             }
         }
     }
 
     for o in &model.live {
-        verify(&pool, o.handle, &o.data);
+        verify(&mut pool, o.handle, &o.data);
     }
-    while !model.live.is_empty() {
-        pool.free(model.remove(0).handle).unwrap();
-        assert_eq!(pool.total_pages(), model.pages.len() as u64);
-    }
-    assert!(pool.is_empty());
-    assert_eq!(pool.total_pages(), 0);
-    assert_eq!(pool.destroy(), Ok(()));
-    assert_eq!(src.live(), 0);
-    for h in &foreign {
-        other.free(*h).unwrap();
-    }
-    assert_eq!(other.destroy(), Ok(()));
-    assert_eq!(other_src.live(), 0);
+    let live = model.live.iter().map(|o| o.handle).collect::<Vec<_>>();
+    model::finish(pool, &src, live, (other, foreign), &other_src);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(96),
-        max_shrink_iters: 2000,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(model::config())]
 
     #[test]
-    fn pool_matches_model(ops in prop::collection::vec(op(), 1..600)) {
+    fn pool_matches_model(ops in prop::collection::vec(model::ops(size()), 1..600)) {
         run(ops);
     }
 }
 
-/// Builds up a large pool, then churns it: the shape zswap gives it.
+/// Builds up a large pool, then churns it.
 #[test]
 fn churn() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::{Config, TestRunner};
-    let mut runner = TestRunner::new(Config::default());
-    let grow = prop::collection::vec(size().prop_map(Op::Alloc), 1500);
-    let churn = prop::collection::vec(op(), 3000);
-    for _ in 0..4 {
-        let mut ops = grow.new_tree(&mut runner).unwrap().current();
-        ops.extend(churn.new_tree(&mut runner).unwrap().current());
-        run(ops);
-    }
+    model::churn(size(), 4, run);
 }

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A kernel-agnostic allocator core (`rust/zbud`, `rust/z3fold`) as zswap
+//! sees it: the core under one spinlock, its statistics in debugfs, bad
+//! handles and leaks reported. Written once for every Rust zpool driver.
+//!
+//! A driver implements [`Core`] for its core pool (a few lines of
+//! delegation and the names of its statistics) and uses
+//! [`LockedPool<ItsCore>`] as its [`ZpoolAllocator`]. Its test module builds
+//! the same type and calls the same methods, as the trampolines do.
+//!
+//! # Locking
+//!
+//! One spinlock per pool guards the core: `malloc`, `free`, `map` and
+//! `unmap` take it for a few list operations (and, in z3fold, for moving a
+//! page's objects) and never sleep under it (pages come from
+//! [`KernelPages`](crate::pages::KernelPages), which masks direct reclaim
+//! off). `map` returns the object's direct-map address and drops the lock.
+//! The core guarantees that a mapped object stays where it is, and that the
+//! page holding it is neither freed nor compacted, until its `unmap`: the
+//! caller may use the address without the lock and may sleep
+//! (`sleep_mapped`).
+
+use core::fmt;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::alloc::flags::GFP_KERNEL;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::SpinLock;
+use kernel::{c_str, new_spinlock};
+
+use crate::debugfs::{Dir, RootSlot};
+use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
+
+extern "C" {
+    fn rkm_warn(msg: *const kernel::ffi::c_char);
+}
+
+/// The most statistics a core shows in debugfs.
+pub(crate) const MAX_COUNTERS: usize = 16;
+
+/// What the glue needs of an allocator core.
+///
+/// Every method is called with the pool's spinlock held, so none may sleep.
+pub(crate) trait Core: Send + Sized + 'static {
+    /// Why a handle was rejected.
+    type HandleError: fmt::Display;
+    /// What a reset left allocated.
+    type Leak: fmt::Display;
+    /// A snapshot of the core's counters.
+    type Stats;
+    /// The debugfs files of the counters, in the order of
+    /// [`Core::counters`].
+    const COUNTERS: &'static [&'static CStr];
+
+    /// An empty pool.
+    fn new() -> Self;
+    /// Allocates `size` bytes: a handle, or `EINVAL`, `ENOSPC` or `ENOMEM`.
+    fn alloc(&mut self, size: usize, gfp: Gfp) -> Result<u64>;
+    /// Frees the object of `handle`.
+    fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
+    /// Maps the object of `handle` until [`Core::unmap`].
+    fn map(&mut self, handle: u64) -> Result<NonNull<u8>, Self::HandleError>;
+    /// Ends a [`Core::map`].
+    fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError>;
+    /// Frees every page if the pool is empty; reports the objects left
+    /// otherwise (their pages are left alone).
+    fn reset(&mut self) -> Result<(), Self::Leak>;
+    /// The counters.
+    fn stats(&self) -> Self::Stats;
+    /// The values of [`Core::COUNTERS`], in order, from `stats`.
+    fn counters(stats: &Self::Stats) -> [u64; MAX_COUNTERS];
+    /// Every page the pool holds, from `stats`.
+    fn total_pages(stats: &Self::Stats) -> u64;
+}
+
+/// The driver's debugfs directory (`zbud_rs/`, `z3fold_rs/`), set while
+/// the module is loaded.
+///
+/// Pools create their directory under it. A pool pins the module, so the
+/// directory outlives every pool.
+pub(crate) static DEBUGFS_ROOT: RootSlot = RootSlot::new();
+
+/// A pool's counters, as debugfs shows them (`<driver>/<pool>/`).
+struct Counters {
+    /// The core's, in the order of [`Core::COUNTERS`].
+    core: [AtomicU64; MAX_COUNTERS],
+    /// Allocations refused because they asked for highmem.
+    highmem: AtomicU64,
+    /// The core's [`Core::total_pages`], for zpool's `total_pages`, which
+    /// reads it without the lock.
+    total_pages: AtomicU64,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            core: core::array::from_fn(|_| AtomicU64::new(0)),
+            highmem: AtomicU64::new(0),
+            total_pages: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes a snapshot of the core's statistics.
+    fn publish<C: Core>(&self, core: &C) {
+        let stats = core.stats();
+        for (counter, value) in self.core.iter().zip(C::counters(&stats)) {
+            counter.store(value, Ordering::Relaxed);
+        }
+        self.total_pages
+            .store(C::total_pages(&stats), Ordering::Relaxed);
+    }
+
+    /// The files of `dir`.
+    ///
+    /// # Safety
+    ///
+    /// `self` must stay in place until `dir` is dropped.
+    unsafe fn show_in<C: Core>(&self, dir: &Dir) {
+        for (name, value) in C::COUNTERS.iter().zip(self.core.iter()) {
+            // SAFETY: the caller keeps `self`, hence `value`, in place until
+            // `dir` is dropped.
+            unsafe { dir.add_u64(name, value) };
+        }
+        // SAFETY: as above.
+        unsafe { dir.add_u64(c_str!("reject_highmem"), &self.highmem) };
+        // SAFETY: as above.
+        unsafe { dir.add_u64(c_str!("total_pages"), &self.total_pages) };
+    }
+}
+
+/// A pool of zswap's: the core `C` under a spinlock.
+///
+/// # Invariants
+///
+/// `counters` is boxed, so its address is stable, and `debugfs` (whose files
+/// point into it) is declared first, so it is dropped first.
+#[pin_data(PinnedDrop)]
+pub(crate) struct LockedPool<C: Core> {
+    debugfs: Dir,
+    counters: KBox<Counters>,
+    #[pin]
+    inner: SpinLock<C>,
+    /// Set once the first bad handle was reported with a WARN.
+    warned: AtomicBool,
+}
+
+/// WARNs once with `msg` (the module's name is prepended).
+fn warn(msg: &CStr) {
+    // SAFETY: the message is a NUL-terminated string; `rkm_warn` only
+    // WARNs.
+    unsafe { rkm_warn(msg.as_char_ptr()) };
+}
+
+impl<C: Core> LockedPool<C> {
+    /// Reports a handle that is not live in this pool: one `pr_err` and one
+    /// WARN for the first, a count for every one (the core's).
+    fn bad_handle(&self, op: &str, handle: u64, why: C::HandleError) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            pr_err!(
+                "bad handle {:#x} in {}: {}; the pool is left as it was\n",
+                handle,
+                op,
+                why
+            );
+            warn(c_str!("bad handle"));
+        }
+    }
+
+    /// Runs `f` on the core, under the lock, and publishes its counters.
+    fn locked<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        let mut core = self.inner.lock();
+        let r = f(&mut core);
+        self.counters.publish(&*core);
+        r
+    }
+
+    /// The core's statistics.
+    // Only the test modules, which build this file too, read them whole.
+    #[allow(dead_code)]
+    pub(crate) fn stats(&self) -> C::Stats {
+        self.inner.lock().stats()
+    }
+
+    /// Runs `f` on the core under the lock (for the test modules' checks).
+    #[allow(dead_code)]
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        self.locked(f)
+    }
+}
+
+impl<C: Core> ZpoolAllocator for LockedPool<C> {
+    fn create(name: &CStr, _gfp: Gfp) -> Result<Pin<KBox<Self>>> {
+        let counters = KBox::new(Counters::new(), GFP_KERNEL)?;
+        let debugfs = Dir::new_in(name, &DEBUGFS_ROOT);
+        // SAFETY: `counters` is boxed and moves into the pool next to
+        // `debugfs`, which is dropped first (the type invariant).
+        unsafe { counters.show_in::<C>(&debugfs) };
+        KBox::pin_init(
+            try_pin_init!(LockedPool {
+                debugfs,
+                counters,
+                inner <- new_spinlock!(C::new(), "zpool_pool::inner"),
+                warned: AtomicBool::new(false),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn malloc(&self, size: usize, gfp: Gfp) -> Result<u64> {
+        if gfp.highmem() {
+            // The pools hand out direct-map addresses: no highmem page
+            // (zbud and z3fold refuse it with -EINVAL).
+            self.counters.highmem.fetch_add(1, Ordering::Relaxed);
+            return Err(EINVAL);
+        }
+        self.locked(|core| core.alloc(size, gfp))
+    }
+
+    fn free(&self, handle: u64) {
+        if let Err(why) = self.locked(|core| core.free(handle)) {
+            self.bad_handle("free", handle, why);
+        }
+    }
+
+    fn map(&self, handle: u64, _mode: MapMode) -> *mut u8 {
+        match self.locked(|core| core.map(handle)) {
+            Ok(addr) => addr.as_ptr(),
+            Err(why) => {
+                self.bad_handle("map", handle, why);
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    fn unmap(&self, handle: u64) {
+        if let Err(why) = self.locked(|core| core.unmap(handle)) {
+            self.bad_handle("unmap", handle, why);
+        }
+    }
+
+    /// Every page the pool holds: the object pages and the pages of its
+    /// handle table.
+    fn total_pages(&self) -> u64 {
+        self.counters.total_pages.load(Ordering::Relaxed)
+    }
+}
+
+#[pinned_drop]
+impl<C: Core> PinnedDrop for LockedPool<C> {
+    fn drop(self: Pin<&mut Self>) {
+        if let Err(leak) = self.inner.lock().reset() {
+            pr_err!("{}; their pages are left alone\n", leak);
+            warn(c_str!("pool destroyed while not empty"));
+        }
+    }
+}
+
+/// Implements [`Core`] for the pool of the core module `$core` (`zbud`,
+/// `z3fold`) on [`KernelPages`](crate::pages::KernelPages), whose API is
+/// the same: `Pool::{new, alloc, free, map, unmap, reset, stats}`, `Handle`,
+/// `HandleError`, `Leak`, `Stats` with `pages` and `table_pages`, and
+/// `AllocError::to_errno`. The debugfs files are the `Stats` fields listed,
+/// each under the name given.
+macro_rules! impl_core {
+    ($core:ident, counters: { $($name:literal => $field:ident),* $(,)? }) => {
+        impl $crate::zpool_pool::Core for $crate::$core::Pool<$crate::pages::KernelPages> {
+            type HandleError = $crate::$core::HandleError;
+            type Leak = $crate::$core::Leak;
+            type Stats = $crate::$core::Stats;
+            const COUNTERS: &'static [&'static kernel::str::CStr] =
+                &[$(kernel::c_str!($name)),*];
+
+            fn new() -> Self {
+                Self::new($crate::pages::KernelPages)
+            }
+
+            fn alloc(&mut self, size: usize, gfp: $crate::zpool::Gfp) -> kernel::error::Result<u64> {
+                match Self::alloc(self, size, gfp) {
+                    Ok(handle) => Ok(handle.to_raw()),
+                    Err(e) => Err(kernel::error::Error::from_errno(e.to_errno())),
+                }
+            }
+
+            fn free(&mut self, handle: u64) -> Result<(), Self::HandleError> {
+                Self::free(self, $crate::$core::Handle::from_raw(handle))
+            }
+
+            fn map(&mut self, handle: u64) -> Result<core::ptr::NonNull<u8>, Self::HandleError> {
+                Self::map(self, $crate::$core::Handle::from_raw(handle))
+            }
+
+            fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError> {
+                Self::unmap(self, $crate::$core::Handle::from_raw(handle))
+            }
+
+            fn reset(&mut self) -> Result<(), Self::Leak> {
+                Self::reset(self)
+            }
+
+            fn stats(&self) -> Self::Stats {
+                Self::stats(self)
+            }
+
+            fn counters(s: &Self::Stats) -> [u64; $crate::zpool_pool::MAX_COUNTERS] {
+                let mut out = [0; $crate::zpool_pool::MAX_COUNTERS];
+                out.iter_mut().zip([$(s.$field),*]).for_each(|(o, v)| *o = v);
+                out
+            }
+
+            /// The object pages and the pages of the handle table.
+            fn total_pages(s: &Self::Stats) -> u64 {
+                s.pages + s.table_pages
+            }
+        }
+    };
+}
+pub(crate) use impl_core;

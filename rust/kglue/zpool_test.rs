@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the zpool drivers' test modules share: object patterns, and the
+//! concurrency case that maps objects on one CPU while the other CPU frees
+//! and allocates around them (for z3fold_rs: forcing compactions of pages
+//! whose objects are mapped).
+//!
+//! The cases drive a [`LockedPool`] through [`ZpoolAllocator`], as zswap's
+//! trampolines do.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use kernel::alloc::flags::GFP_KERNEL;
+use kernel::prelude::*;
+
+use crate::kthread::{usleep, Thread};
+use crate::rng::Rng;
+use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
+use crate::zpool_pool::{Core, LockedPool};
+
+/// The flags of every test allocation.
+pub(crate) const GFP: Gfp = Gfp(kernel::bindings::GFP_KERNEL);
+
+/// The byte at offset `i` of an object filled with `seed`.
+fn pattern(i: usize, seed: u64) -> u8 {
+    ((i as u64).wrapping_mul(31) ^ seed ^ (seed >> 8)) as u8
+}
+
+/// Fills object `h` of `size` bytes with the pattern of `seed`.
+pub(crate) fn fill<C: Core>(
+    pool: &LockedPool<C>,
+    h: u64,
+    size: usize,
+    seed: u64,
+) -> Result<(), &'static str> {
+    let p = pool.map(h, MapMode::WriteOnly);
+    if p.is_null() {
+        return Err("map of a live handle returned NULL");
+    }
+    for i in 0..size {
+        // SAFETY: `p` maps a live object of `size` bytes until `unmap`.
+        unsafe { p.add(i).write(pattern(i, seed)) };
+    }
+    pool.unmap(h);
+    Ok(())
+}
+
+/// Checks the pattern of [`fill`] in a mapped object.
+///
+/// # Safety
+///
+/// `p` maps an object of at least `size` bytes.
+unsafe fn matches(p: *const u8, size: usize, seed: u64) -> bool {
+    // SAFETY: by the caller's contract.
+    (0..size).all(|i| unsafe { p.add(i).read() } == pattern(i, seed))
+}
+
+/// Checks the pattern of [`fill`].
+pub(crate) fn check<C: Core>(
+    pool: &LockedPool<C>,
+    h: u64,
+    size: usize,
+    seed: u64,
+) -> Result<(), &'static str> {
+    let p = pool.map(h, MapMode::ReadOnly);
+    if p.is_null() {
+        return Err("map of a live handle returned NULL");
+    }
+    // SAFETY: `p` maps a live object of `size` bytes until `unmap`.
+    let ok = unsafe { matches(p, size, seed) };
+    pool.unmap(h);
+    if ok {
+        Ok(())
+    } else {
+        Err("an object's bytes changed")
+    }
+}
+
+/// Objects of the concurrency case.
+const SLOTS: usize = 48;
+
+/// One object of the concurrency case.
+///
+/// A thread owns the slot while `busy` is set (taken with a compare and
+/// swap, given back with a release store): only the owner reads or changes
+/// the other fields or the object. So an object is never freed while the
+/// other thread has it mapped, as zswap guarantees; its neighbours in the
+/// page are.
+struct Slot {
+    busy: AtomicBool,
+    handle: AtomicU64,
+    size: AtomicU64,
+    seed: AtomicU64,
+}
+
+/// The state the two threads of the concurrency case share.
+struct Shared<'a, C: Core> {
+    pool: &'a LockedPool<C>,
+    slots: KVec<Slot>,
+    /// Operations of the churning thread.
+    rounds: u32,
+    /// Set by the churning thread when it is done: the mapper stops.
+    done: AtomicBool,
+    /// Threads that ran to their end.
+    finished: AtomicU32,
+    maps: AtomicU64,
+    churns: AtomicU64,
+    corrupt: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl<C: Core> Shared<'_, C> {
+    /// Runs `f` on slot `i` if no other thread owns it.
+    fn with_slot(&self, i: usize, f: impl FnOnce(&Slot)) {
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
+        if slot
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            f(slot);
+            slot.busy.store(false, Ordering::Release);
+        }
+    }
+
+    /// The churning thread: frees and allocates objects of random sizes
+    /// (`sizes`), filling each and checking each before it is freed.
+    fn churn(&self) -> i32 {
+        let mut rng = Rng::new(0x5eed_0001);
+        let sizes = [64u64, 200, 700, 1000, 1300, 1800, 2500, 3400];
+        for round in 0..self.rounds {
+            let i = rng.below(SLOTS as u64) as usize;
+            self.with_slot(i, |slot| {
+                let h = slot.handle.load(Ordering::Relaxed);
+                let size = slot.size.load(Ordering::Relaxed) as usize;
+                let seed = slot.seed.load(Ordering::Relaxed);
+                if h != 0 {
+                    if check(self.pool, h, size, seed).is_err() {
+                        self.corrupt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.pool.free(h);
+                    slot.handle.store(0, Ordering::Relaxed);
+                } else {
+                    let size = sizes[(rng.next() % sizes.len() as u64) as usize] as usize
+                        - rng.below(60) as usize;
+                    let seed = rng.next();
+                    match self.pool.malloc(size, GFP) {
+                        Ok(h) => {
+                            if fill(self.pool, h, size, seed).is_err() {
+                                self.failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            slot.handle.store(h, Ordering::Relaxed);
+                            slot.size.store(size as u64, Ordering::Relaxed);
+                            slot.seed.store(seed, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            self.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+            self.churns.fetch_add(1, Ordering::Relaxed);
+            if round % 256 == 0 {
+                usleep(10);
+            }
+        }
+        self.done.store(true, Ordering::Release);
+        self.finished.fetch_add(1, Ordering::Release);
+        0
+    }
+
+    /// The mapping thread: maps objects, and checks them while they are
+    /// mapped, sometimes sleeping with the mapping held.
+    fn mapper(&self) -> i32 {
+        let mut rng = Rng::new(0x5eed_0002);
+        while !self.done.load(Ordering::Acquire) {
+            let i = rng.below(SLOTS as u64) as usize;
+            let nap = rng.below(8) == 0;
+            self.with_slot(i, |slot| {
+                let h = slot.handle.load(Ordering::Relaxed);
+                if h == 0 {
+                    return;
+                }
+                let size = slot.size.load(Ordering::Relaxed) as usize;
+                let seed = slot.seed.load(Ordering::Relaxed);
+                let p = self.pool.map(h, MapMode::ReadOnly);
+                if p.is_null() {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // SAFETY: `p` maps the slot's live object of `size` bytes
+                // until `unmap`.
+                let before = unsafe { matches(p, size, seed) };
+                if nap {
+                    // Hold the mapping while the other CPU churns.
+                    usleep(20);
+                }
+                // SAFETY: as above.
+                let after = unsafe { matches(p, size, seed) };
+                self.pool.unmap(h);
+                if !(before && after) {
+                    self.corrupt.fetch_add(1, Ordering::Relaxed);
+                }
+                self.maps.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        self.finished.fetch_add(1, Ordering::Release);
+        0
+    }
+}
+
+/// What the concurrency case did.
+pub(crate) struct Concurrency {
+    pub(crate) churns: u64,
+    pub(crate) maps: u64,
+}
+
+/// Maps and checks objects on CPU 1 while CPU 0 frees and allocates
+/// `rounds` times among them; then frees everything. Fails if an object's
+/// bytes ever changed (while mapped, or between uses), if a live handle was
+/// refused, or if the pool is not empty at the end.
+pub(crate) fn concurrent_map_churn<C: Core>(
+    pool: &LockedPool<C>,
+    rounds: u32,
+) -> Result<Concurrency, &'static str> {
+    let mut slots = KVec::with_capacity(SLOTS, GFP_KERNEL).map_err(|_| "no memory")?;
+    for _ in 0..SLOTS {
+        slots
+            .push(
+                Slot {
+                    busy: AtomicBool::new(false),
+                    handle: AtomicU64::new(0),
+                    size: AtomicU64::new(0),
+                    seed: AtomicU64::new(0),
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| "no memory")?;
+    }
+    let shared = Shared {
+        pool,
+        slots,
+        rounds,
+        done: AtomicBool::new(false),
+        finished: AtomicU32::new(0),
+        maps: AtomicU64::new(0),
+        churns: AtomicU64::new(0),
+        corrupt: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+    };
+    {
+        // SAFETY: `shared` outlives both threads: they are joined (or
+        // dropped, which stops them) at the end of this block.
+        let churner = unsafe { Thread::start(0, Shared::churn, &shared) }
+            .map_err(|_| "could not start the thread on CPU 0")?;
+        // SAFETY: as above.
+        let mapper = match unsafe { Thread::start(1, Shared::mapper, &shared) } {
+            Ok(t) => t,
+            Err(_) => {
+                // Let the churner run to its end, then stop it.
+                while shared.finished.load(Ordering::Acquire) < 1 {
+                    usleep(1000);
+                }
+                return Err("could not start the thread on CPU 1");
+            }
+        };
+        // Both threads end on their own (the mapper when the churner is
+        // done): wait for that, so that stopping them cannot cut one short.
+        while shared.finished.load(Ordering::Acquire) < 2 {
+            usleep(1000);
+        }
+        if churner.join() != 0 || mapper.join() != 0 {
+            return Err("a thread did not run");
+        }
+    }
+    for slot in shared.slots.iter() {
+        let h = slot.handle.load(Ordering::Relaxed);
+        if h != 0 {
+            let size = slot.size.load(Ordering::Relaxed) as usize;
+            let seed = slot.seed.load(Ordering::Relaxed);
+            if check(pool, h, size, seed).is_err() {
+                shared.corrupt.fetch_add(1, Ordering::Relaxed);
+            }
+            pool.free(h);
+        }
+    }
+    if shared.corrupt.load(Ordering::Relaxed) != 0 {
+        return Err("an object's bytes changed under concurrent churn");
+    }
+    if shared.failed.load(Ordering::Relaxed) != 0 {
+        return Err("a malloc or a map of a live handle failed");
+    }
+    Ok(Concurrency {
+        churns: shared.churns.load(Ordering::Relaxed),
+        maps: shared.maps.load(Ordering::Relaxed),
+    })
+}
