@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Switching zswap's backend under load: DRIVER -> zsmalloc -> DRIVER -> C
-# zbud -> DRIVER while a verified workload runs. No byte may be lost; after
+# Switching zswap's backend under load: DRIVER -> zsmalloc -> DRIVER -> the
+# other Rust driver(s) -> DRIVER -> C zbud -> DRIVER while a verified
+# workload runs. No byte may be lost; after
 # swapoff the old pools drain and are destroyed, nothing is left in the
 # driver's pools, and the module unloads.
 
@@ -20,8 +21,12 @@ for d in $ZPOOL_DRIVERS; do
 	memcg_run 64M rkm-memstress --size-mib 96 --threads 2 --seconds 60 >"$log" 2>&1 &
 	pid=$!
 	switched=ok
-	for next in zsmalloc "$d" zbud "$d"; do
-		sleep 10
+	others=
+	for o in $ZPOOL_DRIVERS; do
+		[ "$o" = "$d" ] || others="$others $o $d"
+	done
+	for next in zsmalloc "$d" $others zbud "$d"; do
+		sleep 8
 		zswap_use "$next" || switched="zswap refused $next"
 		rkm_msg "$d: zpool is now $(cat $ZSWAP/zpool)"
 	done

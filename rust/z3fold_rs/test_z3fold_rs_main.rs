@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! test_z3fold_rs: the z3fold_rs pool driven directly, inside the kernel:
+//! the test-only entry point for what zswap never does on purpose (bad
+//! handles, destroying a pool that is not empty), for the zpool edge cases,
+//! and for compaction against mapping: a page is compacted only when none
+//! of its objects is mapped, on one CPU or across two.
+//!
+//! It builds the very `pool.rs` of `z3fold_rs.ko` and calls its
+//! [`ZpoolAllocator`] methods, as the trampolines do. Loading it runs the
+//! cases and prints KTAP in the kernel log (`rust/kglue/ktap.rs`); `init`
+//! fails if a case failed. `tests/zpool/edges.sh` loads it between
+//! `rkm_expect_begin`/`rkm_expect_end`: the bad-handle and leak cases WARN
+//! on purpose.
+
+use kernel::c_str;
+use kernel::prelude::*;
+
+#[path = "../kglue/debugfs.rs"]
+mod debugfs;
+#[path = "../kglue/ktap.rs"]
+mod ktap;
+#[path = "../kglue/kthread.rs"]
+mod kthread;
+#[path = "../kglue/pages.rs"]
+mod pages;
+#[path = "pool.rs"]
+mod pool;
+#[path = "../kglue/rng.rs"]
+mod rng;
+// The cores' public API is the host crates'; a module uses part of it.
+#[allow(unreachable_pub, dead_code)]
+#[path = "../z3fold/src/z3fold.rs"]
+mod z3fold;
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zalloc/src/zalloc.rs"]
+mod zalloc;
+// The trait only: this module registers no driver.
+#[path = "../kglue/zpool.rs"]
+mod zpool;
+#[path = "../kglue/zpool_pool.rs"]
+mod zpool_pool;
+#[path = "../kglue/zpool_test.rs"]
+mod zpool_test;
+
+use ktap::Ktap;
+use pool::Z3foldPool;
+use zpool::{Gfp, MapMode, ZpoolAllocator};
+use zpool_test::{check, fill, GFP};
+
+module! {
+    type: TestZ3foldRs,
+    name: "test_z3fold_rs",
+    author: "rust-kmods",
+    description: "In-kernel tests of the z3fold_rs pool: edges, compaction against mapping, bad handles, leaks",
+    license: "GPL",
+}
+
+const PAGE_SIZE: usize = 4096;
+
+/// A new pool, as zswap would create it.
+fn new_pool(name: &'static kernel::str::CStr) -> Result<Pin<KBox<Z3foldPool>>, &'static str> {
+    Z3foldPool::create(name, GFP).map_err(|_| "create failed")
+}
+
+/// Three objects a page, headless pages, exact page count, a round trip.
+fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-round-trip"))?;
+    // Nine objects of 20 chunks fit three pages; the two largest are
+    // headless (a page each).
+    let sizes = [
+        1200usize, 1250, 1270, 1230, 1210, 1280, 1190, 1240, 1260, 4096, 4033,
+    ];
+    let mut handles = [0u64; 11];
+    for (i, (&size, h)) in sizes.iter().zip(handles.iter_mut()).enumerate() {
+        *h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+        fill(&pool, *h, size, i as u64)?;
+    }
+    for (i, (&size, &h)) in sizes.iter().zip(handles.iter()).enumerate() {
+        check(&pool, h, size, i as u64)?;
+    }
+    let s = pool.stats();
+    t.diag(format_args!(
+        "11 objects in {} pages ({} headless, {} with three objects) and {} table pages",
+        s.pages, s.headless_pages, s.pages_three, s.table_pages
+    ));
+    if s.pages != 5 || s.headless_pages != 2 || s.pages_three != 3 {
+        return Err("not three objects a page and one a headless page");
+    }
+    if pool.total_pages() != s.pages + s.table_pages {
+        return Err("total_pages is not the pages and the table pages");
+    }
+    for &h in handles.iter() {
+        pool.free(h);
+    }
+    let s = pool.stats();
+    if s.pages != 0 || s.objects != 0 || pool.total_pages() != s.table_pages {
+        return Err("the pool is not empty after freeing everything");
+    }
+    Ok(())
+}
+
+/// z3fold's edges: 0 and highmem are EINVAL, above a page is ENOSPC, a
+/// whole page is stored (headless).
+fn edges(_t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-edges"))?;
+    if pool.malloc(0, GFP) != Err(EINVAL) {
+        return Err("size 0 is not EINVAL");
+    }
+    let highmem = Gfp(kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_HIGHMEM);
+    if pool.malloc(100, highmem) != Err(EINVAL) {
+        return Err("__GFP_HIGHMEM is not EINVAL");
+    }
+    if pool.malloc(PAGE_SIZE + 1, GFP) != Err(ENOSPC) {
+        return Err("an object larger than a page is not ENOSPC");
+    }
+    let h = pool
+        .malloc(PAGE_SIZE, GFP)
+        .map_err(|_| "a whole page failed")?;
+    fill(&pool, h, PAGE_SIZE, 7)?;
+    check(&pool, h, PAGE_SIZE, 7)?;
+    pool.free(h);
+    let s = pool.stats();
+    if s.rejected_too_big != 1 || s.rejected_invalid != 1 || s.pages != 0 {
+        return Err("the reject counters or the page count are wrong");
+    }
+    Ok(())
+}
+
+/// A page whose objects are mapped is not compacted: freeing a neighbour
+/// defers the compaction, the mapped object stays where it is, and the
+/// unmap compacts the page. The handles still name their objects.
+fn compaction_waits_for_unmap(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-compaction"))?;
+    let size = 1000;
+    // (handle, address, seed of its contents)
+    let mut objs = [(0u64, 0usize, 0u64); 3];
+    for (i, o) in objs.iter_mut().enumerate() {
+        let h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+        let seed = 100 + i as u64;
+        fill(&pool, h, size, seed)?;
+        let p = pool.map(h, MapMode::ReadOnly);
+        pool.unmap(h);
+        *o = (h, p as usize, seed);
+    }
+    if pool.stats().pages != 1 {
+        return Err("three objects of 1000 bytes are not in one page");
+    }
+    // Free the lowest object: the others must move down to close the gap.
+    // Three elements: a compare-and-swap network, not core's sort (whose
+    // generic code objtool flags in a module).
+    for (a, b) in [(0, 1), (1, 2), (0, 1)] {
+        if objs[a].1 > objs[b].1 {
+            objs.swap(a, b);
+        }
+    }
+    let [(low, _, _), (mid, mid_addr, mid_seed), (high, _, high_seed)] = objs;
+    let before = pool.stats();
+    let p = pool.map(mid, MapMode::ReadWrite);
+    if p as usize != mid_addr {
+        return Err("a mapped object is not where it was");
+    }
+    pool.free(low);
+    let deferred = pool.stats();
+    if deferred.compactions_deferred <= before.compactions_deferred
+        || deferred.compactions != before.compactions
+    {
+        return Err("a page with a mapped object was compacted, or not deferred");
+    }
+    // The mapping still holds the object, at the same place.
+    if pool.map(mid, MapMode::ReadOnly) as usize != mid_addr {
+        return Err("the mapped object moved");
+    }
+    pool.unmap(mid);
+    pool.unmap(mid);
+    let after = pool.stats();
+    t.diag(format_args!(
+        "compactions {} -> {}, deferred {} -> {}",
+        before.compactions,
+        after.compactions,
+        before.compactions_deferred,
+        after.compactions_deferred
+    ));
+    if after.compactions <= deferred.compactions {
+        return Err("the last unmap did not compact the page");
+    }
+    check(&pool, mid, size, mid_seed)?;
+    check(&pool, high, size, high_seed)?;
+    pool.free(mid);
+    pool.free(high);
+    if pool.stats().pages != 0 {
+        return Err("pages left after freeing every object");
+    }
+    Ok(())
+}
+
+/// Double free, stale, foreign and random handles, freeing a mapped object
+/// and unmapping an object that is not mapped: rejected, counted, and every
+/// live object still intact.
+fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-bad-handles"))?;
+    let other = new_pool(c_str!("test-other"))?;
+    let mut handles = [0u64; 32];
+    for (i, h) in handles.iter_mut().enumerate() {
+        *h = pool
+            .malloc(200 + i * 50, GFP)
+            .map_err(|_| "malloc failed")?;
+        fill(&pool, *h, 200 + i * 50, i as u64)?;
+    }
+    let foreign = other.malloc(100, GFP).map_err(|_| "malloc failed")?;
+    let pages = pool.stats().pages;
+    let victim = handles[5];
+    pool.free(victim);
+    pool.free(victim);
+    let stale_map = pool.map(victim, MapMode::ReadOnly);
+    pool.free(foreign);
+    let foreign_map = pool.map(foreign, MapMode::ReadWrite);
+    for bogus in [0u64, 1, u64::MAX, 0xdead_beef, handles[0] ^ (1 << 40)] {
+        pool.free(bogus);
+    }
+    // Freeing a mapped object is refused (it stays mapped and allocated);
+    // unmapping what is not mapped is refused.
+    let busy = handles[7];
+    if pool.map(busy, MapMode::ReadOnly).is_null() {
+        return Err("map of a live handle returned NULL");
+    }
+    pool.free(busy);
+    pool.unmap(busy);
+    pool.unmap(handles[8]);
+    if !stale_map.is_null() || !foreign_map.is_null() {
+        return Err("map of a bad handle returned an address");
+    }
+    let bad = pool.stats().bad_handles;
+    t.diag(format_args!("{} bad handles rejected", bad));
+    if bad != 11 {
+        return Err("not every bad handle was counted");
+    }
+    for (i, &h) in handles.iter().enumerate() {
+        if i != 5 {
+            check(&pool, h, 200 + i * 50, i as u64)?;
+        }
+    }
+    if pool.stats().objects != 31 || pool.stats().pages > pages {
+        return Err("the pool changed");
+    }
+    for (i, &h) in handles.iter().enumerate() {
+        if i != 5 {
+            pool.free(h);
+        }
+    }
+    other.free(foreign);
+    if pool.stats().pages != 0 || other.stats().pages != 0 {
+        return Err("pages left after freeing every object");
+    }
+    Ok(())
+}
+
+/// Objects mapped and checked on CPU 1, sometimes sleeping mapped, while
+/// CPU 0 frees and allocates their neighbours: many compactions, many
+/// deferred because of a mapping on the other CPU, no byte changed.
+fn concurrent_compaction(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-concurrency"))?;
+    let c = zpool_test::concurrent_map_churn(&pool, 20_000)?;
+    let s = pool.stats();
+    t.diag(format_args!(
+        "{} frees and allocations on CPU 0, {} maps on CPU 1: {} compactions, {} deferred by a mapping",
+        c.churns, c.maps, s.compactions, s.compactions_deferred
+    ));
+    if c.maps == 0 || s.objects != 0 || s.pages != 0 {
+        return Err("no map ran, or the pool is not empty at the end");
+    }
+    if s.compactions < 100 || s.compactions_deferred == 0 {
+        return Err("too few compactions, or none met a mapped page");
+    }
+    pool.with_core(|core| core.check())
+}
+
+/// Destroying a pool that still holds an object reports it (and leaves the
+/// page alone: one page of the test guest is leaked on purpose).
+fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-leak"))?;
+    let _ = pool.malloc(100, GFP).map_err(|_| "malloc failed")?;
+    drop(pool);
+    t.diag(format_args!("destroyed a pool holding one object"));
+    Ok(())
+}
+
+struct TestZ3foldRs {
+    _debugfs: debugfs::Dir,
+}
+
+impl kernel::Module for TestZ3foldRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let root = debugfs::Dir::new(c_str!("test_z3fold_rs"), None);
+        // SAFETY: every pool of the tests is dropped before `init` returns,
+        // and `drop` is not needed to clear the slot before then.
+        unsafe { zpool_pool::DEBUGFS_ROOT.set(&root) };
+        let mut t = Ktap::new(6);
+        let r = round_trip(&mut t);
+        t.result(
+            "malloc, map and free: three objects a page, headless pages, exact page count",
+            r,
+        );
+        let r = edges(&mut t);
+        t.result("size 0 and highmem are EINVAL, above a page is ENOSPC", r);
+        let r = compaction_waits_for_unmap(&mut t);
+        t.result(
+            "a page with a mapped object is compacted only after the unmap",
+            r,
+        );
+        let r = bad_handles(&mut t);
+        t.result("bad handles are rejected and the pool stays intact", r);
+        let r = concurrent_compaction(&mut t);
+        t.result("compactions while objects are mapped on the other CPU", r);
+        let r = leak_reported(&mut t);
+        t.result("destroying a pool that is not empty is reported", r);
+        zpool_pool::DEBUGFS_ROOT.clear();
+        if t.finish() {
+            Ok(TestZ3foldRs { _debugfs: root })
+        } else {
+            Err(EINVAL)
+        }
+    }
+}

@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The C of z3fold_rs: the zpool driver structure and one-line wrappers. */
+#define RKM_ZPOOL_TYPE "z3fold_rs"
+#include "../kglue/zpool_driver.c.inc"
+#include "../kglue/debugfs.c.inc"
+#include "../kglue/pages.c.inc"
+#include "../kglue/warn.c.inc"
