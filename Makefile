@@ -129,13 +129,15 @@ check:
 
 # The main job, on the default setup.
 demo: modules tools
-	@$(TOP)/scripts/demo.sh $(KDIR) $(FLAVOUR) $$($(MAKE) -s print-modules)
+	@RKM_DEMO_ZPOOL="$(ZPOOL)" $(TOP)/scripts/demo.sh $(KDIR) $(FLAVOUR) $$($(MAKE) -s print-modules)
 
 # Miri on the kernel-agnostic crates' unit tests (the unsafe node and page
 # code): needs a nightly toolchain with the miri component (rustup +nightly
 # component add miri rust-src), so it is not part of `make check`.
 miri:
+	@cd $(TOP) && cargo +nightly miri test -p rkm-zalloc --test shared
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zbud --test unit
+	@cd $(TOP) && cargo +nightly miri test -p rkm-z3fold --test unit
 	@cd $(TOP) && cargo +nightly miri test -p rkm-btree --test ops
 
 # Benchmarks (never timed tests): each prints its table with ratios.

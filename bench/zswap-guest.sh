@@ -14,7 +14,7 @@
 # so that no backend always runs first or last; a backend's row is its
 # fastest round.
 
-BACKENDS=${BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs}
+BACKENDS=${BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs z3fold_rs}
 ROUNDS=${BENCH_ROUNDS:-2}
 Z=/sys/module/zswap/parameters
 D=/sys/kernel/debug/zswap
@@ -74,17 +74,25 @@ awk '{ if (!($1 in t) || $5 < t[$1]) { t[$1] = $5; row[$1] = $0 }
 	if ($6 != 0) bad[$1] = 1 }
 	END { for (b in row) print row[b], (b in bad) }' $results >$results.best
 awk -v order="$BACKENDS" '
+	function density(row, f) { split(row, f, " "); return (f[3] > 0) ? f[2] / f[3] : 0 }
+	function elapsed(row, f) { split(row, f, " "); return f[5] }
 	{ r[$1] = $0 }
 	END {
-		split(r["zbud"], z, " "); bd = (z[3] > 0) ? z[2] / z[3] : 0; bt = z[5]
 		print "bench: zswap backends, same workload, one boot (perf kernel), best of '"$ROUNDS"' rounds"
-		printf "| %-9s | %12s | %10s | %7s | %8s | %10s | %12s | %9s | %s\n", "backend", "stored pages", "pool pages", "density", "rejects", "elapsed ms", "density/zbud", "time/zbud", "verified"
-		printf "|-----------|--------------|------------|---------|----------|------------|--------------|-----------|---------\n"
+		print "(peer: the C allocator a Rust one replaces; zbud for the C ones and zsmalloc)"
+		printf "| %-9s | %12s | %10s | %7s | %8s | %10s | %12s | %9s | %12s | %9s | %s\n", "backend", "stored pages", "pool pages", "density", "rejects", "elapsed ms", "density/zbud", "time/zbud", "density/peer", "time/peer", "verified"
+		printf "|-----------|--------------|------------|---------|----------|------------|--------------|-----------|--------------|-----------|---------\n"
 		n = split(order, names, " ")
 		for (i = 1; i <= n; i++) {
-			if (!(names[i] in r)) continue
-			split(r[names[i]], f, " ")
-			d = (f[3] > 0) ? f[2] / f[3] : 0
-			printf "| %-9s | %12d | %10d | %7.2f | %8d | %10d | %12.2f | %9.2f | %s\n", f[1], f[2], f[3], d, f[4], f[5], (bd > 0 ? d / bd : 0), (bt > 0 ? f[5] / bt : 0), (f[8] == 0 ? "ok" : "FAILED")
+			b = names[i]
+			if (!(b in r)) continue
+			split(r[b], f, " ")
+			peer = b; sub(/_rs$/, "", peer)
+			if (peer == b || !(peer in r)) peer = "zbud"
+			d = density(r[b]); pd = density(r[peer]); zd = density(r["zbud"])
+			t = f[5]; pt = elapsed(r[peer]); zt = elapsed(r["zbud"])
+			printf "| %-9s | %12d | %10d | %7.2f | %8d | %10d | %12.2f | %9.2f | %12.2f | %9.2f | %s\n", b, f[2], f[3], d, f[4], t, (zd > 0 ? d / zd : 0), (zt > 0 ? t / zt : 0), (pd > 0 ? d / pd : 0), (pt > 0 ? t / pt : 0), (f[8] == 0 ? "ok" : "FAILED")
 		}
+		if (("z3fold_rs" in r) && ("zsmalloc" in r) && density(r["zsmalloc"]) > 0)
+			printf "gap to zsmalloc: z3fold_rs stores %.2f of the pages per pool page that zsmalloc does\n", density(r["z3fold_rs"]) / density(r["zsmalloc"])
 	}' $results.best

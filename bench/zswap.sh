@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make bench-zswap: the same zswap workload under the C zbud, the C z3fold,
-# zsmalloc and zbud_rs, in turn, in one boot of the perf kernel; a table of
+# zsmalloc, zbud_rs and z3fold_rs, in turn, in one boot of the perf kernel; a table of
 # stored pages, pool pages, density, rejects and elapsed time, with ratios
 # against C zbud. See Documentation/zbud_rs.rst for the method.
 set -euo pipefail

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # What `make demo` runs inside the test guest: a narrated tour of what the
-# project's modules plug into: zswap on zbud_rs. Later work extends it (the
+# project's modules plug into: zswap on zbud_rs and on z3fold_rs
+# (RKM_DEMO_ZPOOL, from make demo ZPOOL=..., picks one). Later work extends it (the
 # SSD cache on /dev/bcache_rs0).
 
 step=0
@@ -53,34 +54,47 @@ for m in $RKM_MODULES; do
 	esac
 done
 
-if echo " $RKM_MODULES " | grep -q " zbud_rs "; then
-	say "zswap on zbud_rs: compressed swap pages stored two to a page by Rust"
-	mkswap "$RKM_SWAP" >/dev/null && swapon "$RKM_SWAP"
+# The Rust zpool drivers to show (make demo ZPOOL=...; both by default).
+ZPOOLS=${RKM_DEMO_ZPOOL:-zbud_rs z3fold_rs}
+for d in $ZPOOLS; do
+	if ! echo " $RKM_MODULES " | grep -q " $d "; then
+		say "zswap on $d: not built, skipped"
+		continue
+	fi
+	case $d in
+	zbud_rs) what="stored two to a page"; files="objects pages pages_one_buddy pages_two_buddies reject_too_big bad_handles" ;;
+	*) what="stored up to three to a page, compacted in place"; files="objects pages headless_pages pages_one_object pages_two_objects pages_three_objects compactions compactions_deferred bad_handles" ;;
+	esac
+	say "zswap on $d: compressed swap pages $what by Rust"
+	grep -q "^$RKM_SWAP " /proc/swaps || { mkswap "$RKM_SWAP" >/dev/null && swapon "$RKM_SWAP"; }
 	echo Y >/sys/module/zswap/parameters/shrinker_enabled
-	echo zbud_rs >/sys/module/zswap/parameters/zpool
-	show "echo zbud_rs > zpool  ->  zpool is now '$(cat /sys/module/zswap/parameters/zpool)'; the module was loaded by its alias:"
-	show "  $(grep '^zbud_rs ' /proc/modules | cut -d' ' -f1-3) (name, size, users: zswap's pool pins it)"
+	echo "$d" >/sys/module/zswap/parameters/zpool
+	show "echo $d > zpool  ->  zpool is now '$(cat /sys/module/zswap/parameters/zpool)'; the module was loaded by its alias:"
+	show "  $(grep "^$d " /proc/modules | cut -d' ' -f1-3) (name, size, users: zswap's pool pins it)"
 	show "running 96 MiB of text/binary/random/patterned pages in a 48 MiB memory cgroup..."
-	echo +memory >/sys/fs/cgroup/cgroup.subtree_control
-	mkdir -p /sys/fs/cgroup/demo && echo 48M >/sys/fs/cgroup/demo/memory.max
-	sh -c 'echo $$ >/sys/fs/cgroup/demo/cgroup.procs && exec rkm-memstress --size-mib 96 --passes 2' >/tmp/ms.log 2>&1 &
+	grep -qw memory /sys/fs/cgroup/cgroup.subtree_control || echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+	cg=/sys/fs/cgroup/demo-$d
+	mkdir -p $cg && echo 48M >$cg/memory.max
+	sh -c "echo \$\$ >$cg/cgroup.procs && exec rkm-memstress --size-mib 96 --passes 2" >/tmp/ms.log 2>&1 &
 	pid=$!
 	sleep 20
-	pool=$(ls /sys/kernel/debug/zbud_rs | head -n 1)
+	pool=$(ls /sys/kernel/debug/$d | head -n 1)
 	show "mid-run, zswap holds $(cat /sys/kernel/debug/zswap/stored_pages) pages in $(($(cat /sys/kernel/debug/zswap/pool_total_size) / 4096)) pool pages"
-	show "zbud_rs pool '$pool': $(for f in objects pages pages_one_buddy pages_two_buddies reject_too_big bad_handles; do printf '%s=%s ' $f $(cat /sys/kernel/debug/zbud_rs/$pool/$f); done)"
+	show "$d pool '$pool':"
+	show "  $(for f in $files; do printf '%s=%s ' $f $(cat /sys/kernel/debug/$d/$pool/$f); done)"
 	wait $pid && ok=yes || ok=no
 	show "the workload read every page back: $(tail -n 1 /tmp/ms.log)"
-	show "memory.stat: $(grep -E '^zswp(out|in) ' /sys/fs/cgroup/demo/memory.stat | tr '\n' ' ')"
+	show "memory.stat: $(grep -E '^zswp(out|in) ' $cg/memory.stat | tr '\n' ' ')"
 	echo zsmalloc >/sys/module/zswap/parameters/zpool
 	swapoff "$RKM_SWAP"
+	rmdir $cg 2>/dev/null
 	sleep 2
-	if rmmod zbud_rs; then
-		show "switched zswap back to zsmalloc, drained the swap: zbud_rs unloads cleanly"
+	if rmmod "$d"; then
+		show "switched zswap back to zsmalloc, drained the swap: $d unloads cleanly"
 	else
-		show "zbud_rs did not unload"
+		show "$d did not unload"
 	fi
 	[ "$ok" = yes ] || exit 1
-fi
+done
 
 say "Done: the guest powers off, and the host checks the kernel log for reports"

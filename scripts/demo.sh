@@ -3,6 +3,8 @@
 #
 # make demo: boot the test kernel with the project's modules and show, step by
 # step, what they plug into. usage: demo.sh KDIR FLAVOUR MODULE.ko...
+# RKM_DEMO_ZPOOL (make demo ZPOOL=z3fold_rs): the Rust zpool driver(s) to
+# show under zswap; both by default.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 kdir=$1 flavour=$2
@@ -15,4 +17,5 @@ demo: Lines marked '|' come from inside the guest.
 EOT
 exec "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" \
 	--script "$top/scripts/demo-guest.sh" --log-dir "$top/build/logs/demo" \
-	--guest-tools "$top/target/release/rkm-memstress" --modules "$@"
+	--guest-tools "$top/target/release/rkm-memstress" \
+	${RKM_DEMO_ZPOOL:+--env "RKM_DEMO_ZPOOL=$RKM_DEMO_ZPOOL"} --modules "$@"

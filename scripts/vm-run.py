@@ -74,6 +74,8 @@ def parse_args():
                    help="seconds for the whole run (default: from the suites' settings)")
     p.add_argument("--log-dir", help="where the logs go (default build/logs/<time>-<flavour>)")
     p.add_argument("--results", help="write the counts here as JSON")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="also set KEY (RKM_*) in the guest's /etc/rkm.env")
     p.add_argument("--mem", default="2G")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--hdd-size", default="2G")
@@ -176,6 +178,11 @@ def build_initramfs(args, root, release, suites):
         "RKM_MODULES": " ".join(names),
         "RKM_FLAVOUR": args.flavour,
     }
+    for kv in args.env:
+        key, sep, value = kv.partition("=")
+        if not sep or not key.startswith("RKM_") or not key.replace("_", "").isalnum():
+            sys.exit(f"vm-run: --env wants RKM_KEY=VALUE, not {kv!r}")
+        env[key] = value
     with open(os.path.join(root, "etc/rkm.env"), "w") as f:
         for k, v in env.items():
             f.write(f"{k}='{v}'\n" if "'" not in v else f'{k}="{v}"\n')
