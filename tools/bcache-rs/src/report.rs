@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The human description of a superblock and its layout, printed by
+//! `format-cache` and `show`.
+
+use rkm_bcache_format::{
+    Region, Size, Superblock, DEV_ENTRY_SIZE, DEV_TABLE_ENTRIES, PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE,
+    SB_SECTOR, SB_SIZE, SECTOR_SIZE,
+};
+use std::fmt::Write;
+
+/// One row of the layout table.
+struct Row {
+    name: &'static str,
+    start: u64,
+    sectors: u64,
+    note: String,
+}
+
+/// The superblock's fields and the layout table, one line each.
+pub fn describe(sb: &Superblock) -> String {
+    let l = &sb.layout;
+    let mut out = String::new();
+    let label = String::from_utf8_lossy(sb.label_bytes());
+    let label = if label.is_empty() {
+        "(none)".to_string()
+    } else {
+        format!("{label:?}")
+    };
+    let fields = [
+        ("set uuid", sb.set_uuid.to_string()),
+        ("label", label),
+        ("version", sb.version.to_string()),
+        (
+            "features",
+            format!(
+                "compat {:#x}, ro_compat {:#x}, incompat {:#x}",
+                sb.compat, sb.ro_compat, sb.incompat
+            ),
+        ),
+        ("flags", format!("{:#x}", sb.flags)),
+        ("seq", sb.seq.to_string()),
+        (
+            "created",
+            format!("{} (unix {})", utc_date(sb.created), sb.created),
+        ),
+        ("device size", sectors(l.device_sectors)),
+        ("block size", sectors(u64::from(l.block_sectors))),
+        ("bucket size", sectors(u64::from(l.bucket_sectors))),
+        (
+            "buckets",
+            format!(
+                "{} ({} metadata, {} data = {})",
+                l.nbuckets,
+                l.first_bucket,
+                l.data_buckets(),
+                Size(l.data_buckets() * l.bucket_bytes())
+            ),
+        ),
+        (
+            "data start",
+            format!(
+                "bucket {}, sector {}, byte {}",
+                l.first_bucket,
+                l.data_start_sector(),
+                l.data_start_sector() * SECTOR_SIZE
+            ),
+        ),
+    ];
+    for (name, value) in fields {
+        let _ = writeln!(out, "{:<13}{value}", format!("{name}:"));
+    }
+    let bucket = u64::from(l.bucket_sectors);
+    let region = |name, r: Region, note: String| Row {
+        name,
+        start: r.start,
+        sectors: r.sectors,
+        note,
+    };
+    let rows = [
+        Row {
+            name: "reserved",
+            start: 0,
+            sectors: SB_SECTOR,
+            note: "partition table / boot, never written".to_string(),
+        },
+        Row {
+            name: "superblock",
+            start: SB_SECTOR,
+            sectors: SB_SIZE as u64 / SECTOR_SIZE,
+            note: String::new(),
+        },
+        region(
+            "device table",
+            l.dev_table,
+            format!("{DEV_TABLE_ENTRIES} entries of {DEV_ENTRY_SIZE} bytes, reserved"),
+        ),
+        region(
+            "priorities",
+            l.prios,
+            format!(
+                "{} buckets, {PRIOS_PER_BLOCK} per {} block, reserved",
+                l.nbuckets,
+                Size(PRIO_BLOCK_SIZE)
+            ),
+        ),
+        region(
+            "journal",
+            l.journal,
+            format!("{} buckets, reserved", l.journal.sectors / bucket.max(1)),
+        ),
+        Row {
+            name: "data",
+            start: l.data_start_sector(),
+            sectors: l.data_buckets() * bucket,
+            note: format!("buckets {}..{}", l.first_bucket, l.nbuckets),
+        },
+    ];
+    let _ = writeln!(out, "layout (sectors of {SECTOR_SIZE} bytes):");
+    let _ = writeln!(
+        out,
+        "  {:<13}{:>13}{:>13}{:>15}{:>11}  note",
+        "region", "start sector", "sectors", "start byte", "size"
+    );
+    for r in rows {
+        let line = format!(
+            "  {:<13}{:>13}{:>13}{:>15}{:>11}  {}",
+            r.name,
+            r.start,
+            r.sectors,
+            r.start * SECTOR_SIZE,
+            Size(r.sectors * SECTOR_SIZE).to_string(),
+            r.note
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+/// "N sectors" with the size in bytes.
+fn sectors(n: u64) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{} ({n} sector{plural})", Size(n * SECTOR_SIZE))
+}
+
+/// `seconds` since the Unix epoch as a UTC date and time.
+pub fn utc_date(seconds: u64) -> String {
+    let days = seconds / 86400;
+    let rem = seconds % 86400;
+    // Howard Hinnant's civil_from_days, for days >= 0.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
