@@ -13,16 +13,6 @@
 //! allocators' tests share (it uses `std`).
 
 #![no_std]
-#![deny(unsafe_op_in_unsafe_fn, missing_docs, rust_2018_idioms)]
-#![deny(
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    clippy::unnecessary_safety_comment,
-    clippy::unnecessary_safety_doc,
-    clippy::mut_mut,
-    clippy::ignored_unit_patterns,
-    clippy::float_arithmetic
-)]
 
 #[cfg(feature = "test-util")]
 extern crate std;
