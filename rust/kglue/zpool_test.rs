@@ -12,10 +12,38 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::prelude::*;
 
+use crate::debugfs::Dir;
+use crate::ktap::Ktap;
 use crate::kthread::{usleep, Thread};
 use crate::rng::Rng;
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 use crate::zpool_pool::{Core, LockedPool};
+
+/// One case of a test module: its KTAP description and its body, which
+/// returns why it failed.
+pub(crate) type Case = (&'static str, fn(&mut Ktap) -> Result<(), &'static str>);
+
+/// Runs a zpool driver's test module: `cases` in order, as one KTAP plan,
+/// with the pools' debugfs directories under `root`. Returns the directory
+/// (for the module to keep until it is unloaded) if every case passed, and
+/// `EINVAL` (the load fails) otherwise.
+pub(crate) fn run_cases(root: &'static CStr, cases: &[Case]) -> Result<Dir> {
+    let root = Dir::new(root, None);
+    // SAFETY: every pool of the cases is dropped before `run_cases`
+    // returns, and the slot is cleared before `root` can be dropped.
+    unsafe { crate::zpool_pool::DEBUGFS_ROOT.set(&root) };
+    let mut t = Ktap::new(u32::try_from(cases.len()).unwrap_or(u32::MAX));
+    for (desc, case) in cases {
+        let r = case(&mut t);
+        t.result(desc, r);
+    }
+    crate::zpool_pool::DEBUGFS_ROOT.clear();
+    if t.finish() {
+        Ok(root)
+    } else {
+        Err(EINVAL)
+    }
+}
 
 /// The flags of every test allocation.
 pub(crate) const GFP: Gfp = Gfp(kernel::bindings::GFP_KERNEL);

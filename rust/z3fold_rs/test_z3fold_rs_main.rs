@@ -291,34 +291,33 @@ struct TestZ3foldRs {
 
 impl kernel::Module for TestZ3foldRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let root = debugfs::Dir::new(c_str!("test_z3fold_rs"), None);
-        // SAFETY: every pool of the tests is dropped before `init` returns,
-        // and `drop` is not needed to clear the slot before then.
-        unsafe { zpool_pool::DEBUGFS_ROOT.set(&root) };
-        let mut t = Ktap::new(6);
-        let r = round_trip(&mut t);
-        t.result(
-            "malloc, map and free: three objects a page, headless pages, exact page count",
-            r,
-        );
-        let r = edges(&mut t);
-        t.result("size 0 and highmem are EINVAL, above a page is ENOSPC", r);
-        let r = compaction_waits_for_unmap(&mut t);
-        t.result(
-            "a page with a mapped object is compacted only after the unmap",
-            r,
-        );
-        let r = bad_handles(&mut t);
-        t.result("bad handles are rejected and the pool stays intact", r);
-        let r = concurrent_compaction(&mut t);
-        t.result("compactions while objects are mapped on the other CPU", r);
-        let r = leak_reported(&mut t);
-        t.result("destroying a pool that is not empty is reported", r);
-        zpool_pool::DEBUGFS_ROOT.clear();
-        if t.finish() {
-            Ok(TestZ3foldRs { _debugfs: root })
-        } else {
-            Err(EINVAL)
-        }
+        let cases: [zpool_test::Case; 6] = [
+            (
+                "malloc, map and free: three objects a page, headless pages, exact page count",
+                round_trip,
+            ),
+            (
+                "size 0 and highmem are EINVAL, above a page is ENOSPC",
+                edges,
+            ),
+            (
+                "a page with a mapped object is compacted only after the unmap",
+                compaction_waits_for_unmap,
+            ),
+            (
+                "bad handles are rejected and the pool stays intact",
+                bad_handles,
+            ),
+            (
+                "compactions while objects are mapped on the other CPU",
+                concurrent_compaction,
+            ),
+            (
+                "destroying a pool that is not empty is reported",
+                leak_reported,
+            ),
+        ];
+        let root = zpool_test::run_cases(c_str!("test_z3fold_rs"), &cases)?;
+        Ok(TestZ3foldRs { _debugfs: root })
     }
 }

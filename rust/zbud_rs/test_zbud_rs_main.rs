@@ -207,32 +207,26 @@ struct TestZbudRs {
 
 impl kernel::Module for TestZbudRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let root = debugfs::Dir::new(c_str!("test_zbud_rs"), None);
-        // SAFETY: every pool of the tests is dropped before `init` returns,
-        // and `drop` is not needed to clear the slot before then.
-        unsafe { zpool_pool::DEBUGFS_ROOT.set(&root) };
-        let mut t = Ktap::new(5);
-        let r = round_trip(&mut t);
-        t.result(
-            "malloc, map and free: two objects a page, exact page count",
-            r,
-        );
-        let r = edges(&mut t);
-        t.result("size 0 and highmem are EINVAL, too big is ENOSPC", r);
-        let r = bad_handles(&mut t);
-        t.result("bad handles are rejected and the pool stays intact", r);
-        let r = concurrency(&mut t);
-        t.result(
-            "objects mapped on one CPU stay intact while the other churns",
-            r,
-        );
-        let r = leak_reported(&mut t);
-        t.result("destroying a pool that is not empty is reported", r);
-        zpool_pool::DEBUGFS_ROOT.clear();
-        if t.finish() {
-            Ok(TestZbudRs { _debugfs: root })
-        } else {
-            Err(EINVAL)
-        }
+        let cases: [zpool_test::Case; 5] = [
+            (
+                "malloc, map and free: two objects a page, exact page count",
+                round_trip,
+            ),
+            ("size 0 and highmem are EINVAL, too big is ENOSPC", edges),
+            (
+                "bad handles are rejected and the pool stays intact",
+                bad_handles,
+            ),
+            (
+                "objects mapped on one CPU stay intact while the other churns",
+                concurrency,
+            ),
+            (
+                "destroying a pool that is not empty is reported",
+                leak_reported,
+            ),
+        ];
+        let root = zpool_test::run_cases(c_str!("test_zbud_rs"), &cases)?;
+        Ok(TestZbudRs { _debugfs: root })
     }
 }
