@@ -26,6 +26,8 @@ crate::zpool_pool::impl_core!(z3fold, counters: {
     "pages_three_objects" => pages_three,
     "compactions" => compactions,
     "compactions_deferred" => compactions_deferred,
+    "migrations" => migrations,
+    "forwarded" => forwarded,
     "reject_invalid" => rejected_invalid,
     "reject_too_big" => rejected_too_big,
     "reject_no_memory" => rejected_no_memory,

@@ -194,6 +194,49 @@ fn compaction_waits_for_unmap(t: &mut Ktap) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A free that leaves a page with one object moves the object to another
+/// page with room and frees the page; the handle follows (through the
+/// forwarder) for map, check and free.
+fn lone_object_migrates(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-migration"))?;
+    // 16 + 16 chunks in page A (first and last); 47 chunks do not fit
+    // beside them and take page B, 17 chunks free.
+    let a1 = pool.malloc(1000, GFP).map_err(|_| "malloc failed")?;
+    let a2 = pool.malloc(1000, GFP).map_err(|_| "malloc failed")?;
+    let b = pool.malloc(3000, GFP).map_err(|_| "malloc failed")?;
+    fill(&pool, a2, 1000, 21)?;
+    fill(&pool, b, 3000, 22)?;
+    let before = pool.stats();
+    let a2_addr = pool.map(a2, MapMode::ReadOnly) as usize;
+    pool.unmap(a2);
+    pool.free(a1);
+    let after = pool.stats();
+    t.diag(format_args!(
+        "pages {} -> {}, migrations {} -> {}, forwarded {}",
+        before.pages, after.pages, before.migrations, after.migrations, after.forwarded
+    ));
+    if before.pages != 2 || after.pages != 1 || after.migrations != before.migrations + 1 {
+        return Err("the lone object did not migrate, or its page was kept");
+    }
+    let moved = pool.map(a2, MapMode::ReadOnly) as usize;
+    pool.unmap(a2);
+    if moved / PAGE_SIZE == a2_addr / PAGE_SIZE || after.forwarded != 1 {
+        return Err("the migrated object is still in its old page");
+    }
+    check(&pool, a2, 1000, 21)?;
+    check(&pool, b, 3000, 22)?;
+    pool.free(a2);
+    pool.free(a2);
+    if pool.stats().forwarded != 0 || pool.stats().bad_handles != before.bad_handles + 1 {
+        return Err("the forwarded object's free was not final");
+    }
+    pool.free(b);
+    if pool.stats().pages != 0 {
+        return Err("pages left after freeing every object");
+    }
+    pool.with_core(|core| core.check())
+}
+
 /// Double free, stale, foreign and random handles, freeing a mapped object
 /// and unmapping an object that is not mapped: rejected, counted, and every
 /// live object still intact.
@@ -263,8 +306,8 @@ fn concurrent_compaction(t: &mut Ktap) -> Result<(), &'static str> {
     let c = zpool_test::concurrent_map_churn(&pool, 20_000)?;
     let s = pool.stats();
     t.diag(format_args!(
-        "{} frees and allocations on CPU 0, {} maps on CPU 1: {} compactions, {} deferred by a mapping",
-        c.churns, c.maps, s.compactions, s.compactions_deferred
+        "{} frees and allocations on CPU 0, {} maps on CPU 1: {} compactions, {} deferred by a mapping, {} migrations",
+        c.churns, c.maps, s.compactions, s.compactions_deferred, s.migrations
     ));
     if c.maps == 0 || s.objects != 0 || s.pages != 0 {
         return Err("no map ran, or the pool is not empty at the end");
@@ -291,7 +334,7 @@ struct TestZ3foldRs {
 
 impl kernel::Module for TestZ3foldRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let cases: [zpool_test::Case; 6] = [
+        let cases: [zpool_test::Case; 7] = [
             (
                 "malloc, map and free: three objects a page, headless pages, exact page count",
                 round_trip,
@@ -303,6 +346,10 @@ impl kernel::Module for TestZ3foldRs {
             (
                 "a page with a mapped object is compacted only after the unmap",
                 compaction_waits_for_unmap,
+            ),
+            (
+                "a lone object migrates to another page and its handle follows",
+                lone_object_migrates,
             ),
             (
                 "bad handles are rejected and the pool stays intact",

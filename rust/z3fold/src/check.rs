@@ -20,6 +20,7 @@ impl<P: PageSource> Pool<P> {
         let high_water = self.table.high_water();
         let mut classes = [0u64; OBJECTS_PER_PAGE + 1];
         let (mut objects, mut free_slots, mut listable) = (0u64, 0u32, 0u32);
+        let (mut forwarders, mut foreign) = (0u64, 0u64);
         for slot in 0..high_water {
             let descriptor = self
                 .table
@@ -29,7 +30,24 @@ impl<P: PageSource> Pool<P> {
                 free_slots = free_slots.wrapping_add(1);
                 continue;
             }
+            if let Some((to, index)) = descriptor.forwarded() {
+                check_forwarder(descriptor)?;
+                let target = self
+                    .descriptor(to)
+                    .ok_or("a forwarder names a slot without page")?;
+                // The low 16 bits of the forwarder's slot.
+                if !target.is_foreign(index) || target.generation(index) != Some(slot & 0xffff) {
+                    return Err("a forwarder names an object that is not its own");
+                }
+                forwarders = forwarders.wrapping_add(1);
+                continue;
+            }
             check_descriptor(descriptor)?;
+            foreign = foreign.wrapping_add(
+                (0..OBJECTS_PER_PAGE)
+                    .filter(|&i| descriptor.is_foreign(i))
+                    .count() as u64,
+            );
             let class = classes
                 .get_mut(descriptor.class())
                 .ok_or("a page of no class")?;
@@ -46,6 +64,9 @@ impl<P: PageSource> Pool<P> {
         }
         if objects != self.objects {
             return Err("the object count does not match the objects");
+        }
+        if forwarders != foreign || foreign != self.forwarded {
+            return Err("forwarders, foreign objects and their count disagree");
         }
 
         let (mut slot, mut on_free_list) = (self.table.free_head(), 0u32);
@@ -93,6 +114,17 @@ impl<P: PageSource> Pool<P> {
     }
 }
 
+/// Checks the invariants of a forwarder.
+fn check_forwarder(forwarder: &Descriptor) -> Result<(), &'static str> {
+    if forwarder.count() != 1 || forwarder.starts != [0; OBJECTS_PER_PAGE] {
+        return Err("a forwarder without exactly one object");
+    }
+    if forwarder.is_mapped() || forwarder.is_deferred() || forwarder.has_foreign() {
+        return Err("a forwarder has state");
+    }
+    Ok(())
+}
+
 /// Checks the invariants of the descriptor of a page of the pool.
 fn check_descriptor(descriptor: &Descriptor) -> Result<(), &'static str> {
     if descriptor.is_empty() {
@@ -100,9 +132,11 @@ fn check_descriptor(descriptor: &Descriptor) -> Result<(), &'static str> {
     }
     for index in 0..OBJECTS_PER_PAGE {
         if !descriptor.is_live(index)
-            && (descriptor.start(index) != 0 || descriptor.maps(index) != 0)
+            && (descriptor.start(index) != 0
+                || descriptor.maps(index) != 0
+                || descriptor.is_foreign(index))
         {
-            return Err("a free object has a start or a map count");
+            return Err("a free object has a start, a map count or a foreign flag");
         }
     }
     let mut end = 0;

@@ -11,19 +11,26 @@ use super::{NCHUNKS, OBJECTS_PER_PAGE};
 use crate::zalloc::{Record, NO_SLOT};
 
 /// Bits of an object's map count in [`Descriptor::state`].
-const MAP_BITS: u32 = 5;
+const MAP_BITS: u32 = 4;
 /// The mask of a map count (shifted to the object's bits).
 const MAP_MASK: u16 = (1 << MAP_BITS) - 1;
 /// The most times one object can be mapped at once.
 pub(super) const MAX_MAPS: u32 = MAP_MASK as u32;
 /// The map counts of all objects.
 const ALL_MAPS: u16 = (1 << (MAP_BITS * OBJECTS_PER_PAGE as u32)) - 1;
-/// [`Descriptor::state`] bit: the page's free space is in pieces and
+/// [`Descriptor::state`] bit of object 0 (then 1, 2): the object is
+/// *foreign*, moved here from another page whose slot now forwards its
+/// handle here (see *Migration* in the [parent module](super)).
+const FOREIGN: u16 = 1 << (MAP_BITS * OBJECTS_PER_PAGE as u32);
+/// The foreign bits of all objects.
+const ALL_FOREIGN: u16 = ((1 << OBJECTS_PER_PAGE) - 1) * FOREIGN;
+/// [`Descriptor::state`] bit: the page's free chunks are in pieces and
 /// compaction waits for the page's last mapping to end.
 const DEFERRED: u16 = 1 << 15;
 
-// The map counts and the flag fill `state`.
-const _: () = assert!(ALL_MAPS | DEFERRED == u16::MAX);
+// The map counts and the flags fill `state`.
+const _: () = assert!(ALL_MAPS | ALL_FOREIGN | DEFERRED == u16::MAX);
+const _: () = assert!(ALL_MAPS & ALL_FOREIGN == 0 && ALL_FOREIGN & DEFERRED == 0);
 const _: () = assert!(NCHUNKS <= u8::MAX as usize);
 // 128 descriptors per leaf page of the slot table.
 const _: () = assert!(size_of::<Descriptor>() == 32);
@@ -78,26 +85,38 @@ impl Regions {
 /// What the pool keeps of a page, in its slot-table record: 32 bytes, so a
 /// table leaf holds 128.
 ///
-/// A free slot's record has no page; its `next` is the next free slot and
-/// its `counter` the slot's generation counter (see [`Record`]).
+/// A free slot's record has no page and no object; its `next` is the next
+/// free slot and its `counter` the slot's generation counter (see
+/// [`Record`]). A *forwarder* (the slot of a page whose only object
+/// migrated to another page) has no page and one object: see
+/// [`Descriptor::forwarder`].
 ///
 /// # Invariants
 ///
 /// For a page of a [`Pool`](super::Pool), between calls:
 /// * `page` is the page, from the pool's source;
 /// * object `i` is live if `chunks[i] != 0`; then it takes chunks
-///   `starts[i]..starts[i] + chunks[i]` of the page, at most [`NCHUNKS`],
-///   and the handle the pool returned for it carries the generation
-///   `generations[i]`; at least one object is live and no two overlap. A
-///   free object has `starts[i] == 0` and a map count of 0;
+///   `starts[i]..starts[i] + chunks[i]` of the page, at most [`NCHUNKS`];
+///   if it is *native*, the handle the pool returned for it names this
+///   slot and carries the generation `generations[i]`; if it is *foreign*
+///   ([`FOREIGN`] set), its handle names a forwarder in another slot whose
+///   number's low 16 bits are `generations[i]`. At least one object is live
+///   and no two overlap. A free object has `starts[i] == 0`, a map count of
+///   0 and is not foreign;
 /// * `counter` is the generation last handed out in the slot;
 /// * `state` holds each object's map count ([`MAP_BITS`] bits each, at most
-///   [`MAX_MAPS`]) and [`DEFERRED`], set exactly when the page's free chunks
-///   are not one region, which happens only while an object of the page is
-///   mapped;
+///   [`MAX_MAPS`]), its [`FOREIGN`] bit, and [`DEFERRED`], set exactly when
+///   the page's free chunks are not one region, which happens only while
+///   an object of the page is mapped;
 /// * `prev` and `next` are the slots of the neighbouring pages on the
 ///   page's unbuddied list ([`NO_SLOT`] at either end), both [`NO_SLOT`] if
 ///   the page is on no list.
+///
+/// For a forwarder: `page` is `None`, `counter` the slot's generation
+/// counter, exactly one object `i` has `chunks[i] != 0`, with the
+/// generation of its handle in `generations[i]`, and `prev` and `next` are
+/// the slot and the index of the object where it lives now, a foreign
+/// object of that page; `starts` and `state` are 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Descriptor {
@@ -143,13 +162,74 @@ impl Record for Descriptor {
 
     fn vacancy(&self) -> Option<(u32, u32)> {
         match self.page {
-            None => Some((self.next, u32::from(self.counter))),
-            Some(_) => None,
+            None if self.is_empty() => Some((self.next, u32::from(self.counter))),
+            _ => None,
         }
     }
 }
 
 impl Descriptor {
+    /// The forwarder record of the slot of `from`, a page whose only object,
+    /// `index`, now lives as object `to_index` of the page in `to_slot`.
+    pub(super) fn forwarder(
+        from: &Descriptor,
+        index: usize,
+        to_slot: u32,
+        to_index: usize,
+    ) -> Self {
+        let mut forwarder = Self::vacant(NO_SLOT, u32::from(from.counter));
+        if let (Some(g), Some(c), Some(&generation), Some(&chunks)) = (
+            forwarder.generations.get_mut(index),
+            forwarder.chunks.get_mut(index),
+            from.generations.get(index),
+            from.chunks.get(index),
+        ) {
+            *g = generation;
+            *c = chunks;
+        }
+        forwarder.prev = to_slot;
+        // `to_index < OBJECTS_PER_PAGE`: lossless.
+        forwarder.next = to_index as u32;
+        forwarder
+    }
+
+    /// For a forwarder, where its object lives: the slot and the object
+    /// index; `None` for a page's descriptor or a free slot's record.
+    pub(super) fn forwarded(&self) -> Option<(u32, usize)> {
+        match self.page {
+            None if !self.is_empty() => Some((self.prev, self.next as usize)),
+            _ => None,
+        }
+    }
+
+    /// Whether object `index` is foreign.
+    pub(super) fn is_foreign(&self, index: usize) -> bool {
+        index < OBJECTS_PER_PAGE && self.state & (FOREIGN << index) != 0
+    }
+
+    /// Whether the page has a foreign object.
+    pub(super) fn has_foreign(&self) -> bool {
+        self.state & ALL_FOREIGN != 0
+    }
+
+    /// Makes object `index` a live foreign object at `start`, `chunks`
+    /// long, unmapped, reached through the forwarder in slot `from`.
+    pub(super) fn add_foreign(&mut self, index: usize, start: usize, chunks: usize, from: u32) {
+        if let (Some(generation), Some(s), Some(c)) = (
+            self.generations.get_mut(index),
+            self.starts.get_mut(index),
+            self.chunks.get_mut(index),
+        ) {
+            // The low 16 bits of the forwarder's slot, for `check`.
+            *generation = from as u16;
+            // Both at most `NCHUNKS`: lossless.
+            *s = start as u8;
+            *c = chunks as u8;
+            self.state |= FOREIGN << index;
+        }
+        self.set_maps(index, 0);
+    }
+
     /// Whether object `index` is live.
     pub(super) fn is_live(&self, index: usize) -> bool {
         self.chunks.get(index).is_some_and(|&chunks| chunks != 0)
@@ -251,6 +331,7 @@ impl Descriptor {
         if let (Some(s), Some(c)) = (self.starts.get_mut(index), self.chunks.get_mut(index)) {
             *s = 0;
             *c = 0;
+            self.state &= !(FOREIGN << index);
         }
         self.set_maps(index, 0);
     }

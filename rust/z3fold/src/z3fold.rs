@@ -47,16 +47,18 @@
 //! | page   | prev | next | counter | generations[3] | starts | chunks | state |
 //! ```
 //!
-//! * `page`: the page's address (null for a free slot);
+//! * `page`: the page's address (null for a free slot or a forwarder, see
+//!   *Migration*);
 //! * `prev`, `next`: the page's neighbours on its unbuddied list, by slot
 //!   (for a free slot, `next` is the next free slot);
 //! * `counter`: the slot's generation counter, the last generation handed
 //!   out in the slot (kept by a free slot for its next page);
 //! * per object (index 0, 1, 2): the generation its handle carries, its
 //!   first chunk and its size in chunks (0: no object);
-//! * `state`: each object's *map count* (5 bits: up to [`MAX_MAPS`]) and
-//!   the *deferred* flag (the page's free chunks are in pieces and its
-//!   compaction waits for its last mapping to end, see *Compaction*).
+//! * `state`: each object's *map count* (4 bits: up to [`MAX_MAPS`]) and
+//!   *foreign* flag (see *Migration*), and the *deferred* flag (the page's
+//!   free chunks are in pieces and its compaction waits for its last
+//!   mapping to end, see *Compaction*).
 //!
 //! Descriptors outside the pages make all 64 chunks available to objects
 //! (`mm/z3fold.c` gives up the first chunk of every page that is not
@@ -123,6 +125,31 @@
 //! page source at once. There is no background work: no workqueue, no
 //! per-CPU lists, nothing to race with.
 //!
+//! # Migration
+//!
+//! A page left with one object wastes most of itself, and in-place
+//! compaction cannot help. When a free (or the unmap that ends a deferred
+//! page's last mapping) leaves a page with a single object, none of the
+//! page's objects is mapped, the object is not a whole page and not
+//! foreign (below), the pool moves the object to the page an allocation of
+//! its size would take (the fullest listed page that holds it: see
+//! *Placement*), copies its bytes there, frees the emptied page and turns
+//! its slot into a *forwarder*: a record without page that keeps the
+//! object's generation and names the slot and index where the object now
+//! lives, where it is marked *foreign*. The object's handle still names
+//! the old slot, so it stays valid: [`Pool::map`], [`Pool::unmap`] and
+//! [`Pool::free`] of it go through the forwarder (one more table lookup),
+//! and its free also frees the forwarder's slot. [`Stats::migrations`]
+//! counts the moves, [`Stats::forwarded`] the live foreign objects.
+//!
+//! A foreign object never moves to another page again (it may still move
+//! within its page), so a handle is at most one forwarder away from its
+//! object, and a page with a foreign object gives none of its objects
+//! away. A native handle that names a foreign object's slot and index is
+//! [`HandleError::Stale`]. This is `mm/z3fold.c`'s `compact_single_buddy`
+//! with the same one-move rule, done synchronously under the pool's lock,
+//! and it is why a handle names a slot rather than a page address.
+//!
 //! # Locking contract
 //!
 //! The pool has no lock of its own: every operation takes `&mut self`, and
@@ -145,8 +172,10 @@
 //!    changes), so a page with a mapped object is never freed.
 //! 3. An allocation into a page with mapped objects writes only the
 //!    descriptor, never the page, and moves nothing (no allocation does).
+//!    A migration into such a page writes only its free chunks.
 //! 4. The pool reads and writes objects' bytes only to move the objects of
-//!    a page none of whose objects is mapped, under `&mut self`.
+//!    a page none of whose objects is mapped, under `&mut self`, within the
+//!    page or into free chunks of another page.
 //!
 //! So a mapped object's address stays valid and its bytes are the caller's
 //! alone until the unmap, whatever else happens in the pool meanwhile. An
@@ -186,7 +215,7 @@
 //!
 //! A pool holds at most [`MAX_PAGES`] = 2^25 pages (128 GiB); beyond that
 //! an allocation needing a new page fails with [`AllocError::NoMemory`]. An
-//! object can be mapped [`MAX_MAPS`] = 31 times at once. A stale handle is
+//! object can be mapped [`MAX_MAPS`] = 15 times at once. A stale handle is
 //! accepted only if its slot has since seen a multiple of 2^16 allocations
 //! and the same index is allocated again at exactly that count. Tags repeat
 //! after 65535 pools (or resets), so a handle of a pool created that many
@@ -309,6 +338,11 @@ pub struct Stats {
     /// Frees that left a page in need of compaction while one of its
     /// objects was mapped, so that its last unmap compacts it.
     pub compactions_deferred: u64,
+    /// Lone objects moved to another page, whose page was freed (see
+    /// *Migration*).
+    pub migrations: u64,
+    /// Live objects reached through a forwarder (foreign objects).
+    pub forwarded: u64,
     /// Allocations rejected with [`AllocError::Invalid`].
     pub rejected_invalid: u64,
     /// Allocations rejected with [`AllocError::TooBig`].
@@ -352,8 +386,23 @@ pub struct Pool<P: PageSource> {
     objects: u64,
     compactions: u64,
     compactions_deferred: u64,
+    migrations: u64,
+    forwarded: u64,
     rejected: Rejections,
     bad_handles: u64,
+}
+
+/// Where [`Pool::lookup`] found a handle's live object.
+#[derive(Clone, Copy)]
+struct Found {
+    /// The slot of the object's page, its index there and a copy of the
+    /// page's descriptor.
+    slot: u32,
+    index: usize,
+    descriptor: Descriptor,
+    /// The forwarder's slot if the object is foreign (its handle names the
+    /// forwarder).
+    forwarder: Option<u32>,
 }
 
 impl<P: PageSource> Pool<P> {
@@ -367,6 +416,8 @@ impl<P: PageSource> Pool<P> {
             objects: 0,
             compactions: 0,
             compactions_deferred: 0,
+            migrations: 0,
+            forwarded: 0,
             rejected: Rejections::default(),
             bad_handles: 0,
         }
@@ -408,26 +459,35 @@ impl<P: PageSource> Pool<P> {
     ///
     /// A mapped object is not freed: [`HandleError::Busy`].
     pub fn free(&mut self, handle: Handle) -> Result<(), HandleError> {
-        let (slot, index, mut descriptor) = self.resolve(handle)?;
+        let Found {
+            slot,
+            index,
+            mut descriptor,
+            forwarder,
+        } = self.resolve(handle)?;
         if descriptor.maps(index) != 0 {
             return Err(self.reject(HandleError::Busy));
         }
         self.unlist(slot, &descriptor);
         descriptor.remove(index);
         self.objects = self.objects.wrapping_sub(1);
+        if let Some(forwarder) = forwarder {
+            let counter = self
+                .table
+                .get(forwarder)
+                .map_or(0, |f| u32::from(f.counter));
+            self.table.vacate(forwarder, counter);
+            self.forwarded = self.forwarded.wrapping_sub(1);
+        }
         if descriptor.is_empty() {
             // The page holds no object, so nothing uses it.
             self.table.remove_page(slot, u32::from(descriptor.counter));
             return Ok(());
         }
-        if !descriptor.is_contiguous() {
-            if descriptor.is_mapped() {
-                self.compactions_deferred = self.compactions_deferred.wrapping_add(1);
-            } else {
-                self.compact(&mut descriptor);
-            }
+        if !descriptor.is_contiguous() && descriptor.is_mapped() {
+            self.compactions_deferred = self.compactions_deferred.wrapping_add(1);
         }
-        self.relist(slot, descriptor);
+        self.settle(slot, descriptor);
         Ok(())
     }
 
@@ -438,7 +498,12 @@ impl<P: PageSource> Pool<P> {
     ///
     /// Maps nest: each needs its unmap.
     pub fn map(&mut self, handle: Handle) -> Result<NonNull<u8>, HandleError> {
-        let (slot, index, mut descriptor) = self.resolve(handle)?;
+        let Found {
+            slot,
+            index,
+            mut descriptor,
+            ..
+        } = self.resolve(handle)?;
         let maps = descriptor.maps(index);
         let Some(page) = descriptor.page.filter(|_| maps < MAX_MAPS) else {
             return Err(self.reject(HandleError::Busy));
@@ -454,9 +519,15 @@ impl<P: PageSource> Pool<P> {
     /// Ends a [`Pool::map`] of the object of `handle`. The address it
     /// returned must not be used afterwards (unless another map of the
     /// object is still in force). If this ends the last mapping of the
-    /// page and the page's compaction was deferred, compacts it.
+    /// page and the page's compaction was deferred, compacts it (and may
+    /// migrate its object, see *Migration*).
     pub fn unmap(&mut self, handle: Handle) -> Result<(), HandleError> {
-        let (slot, index, mut descriptor) = self.resolve(handle)?;
+        let Found {
+            slot,
+            index,
+            mut descriptor,
+            ..
+        } = self.resolve(handle)?;
         let maps = descriptor.maps(index);
         if maps == 0 {
             return Err(self.reject(HandleError::NotMapped));
@@ -467,8 +538,7 @@ impl<P: PageSource> Pool<P> {
             return Ok(());
         }
         self.unlist(slot, &descriptor);
-        self.compact(&mut descriptor);
-        self.relist(slot, descriptor);
+        self.settle(slot, descriptor);
         Ok(())
     }
 
@@ -496,6 +566,8 @@ impl<P: PageSource> Pool<P> {
             pages_three,
             compactions: self.compactions,
             compactions_deferred: self.compactions_deferred,
+            migrations: self.migrations,
+            forwarded: self.forwarded,
             rejected_invalid: self.rejected.invalid,
             rejected_too_big: self.rejected.too_big,
             rejected_no_memory: self.rejected.no_memory,
@@ -521,6 +593,7 @@ impl<P: PageSource> Pool<P> {
         self.table.clear();
         self.unbuddied = [NO_SLOT; NCHUNKS];
         self.classes = [0; OBJECTS_PER_PAGE + 1];
+        self.forwarded = 0;
         Leak::check(pages, mem::take(&mut self.objects))
     }
 
@@ -592,6 +665,66 @@ impl<P: PageSource> Pool<P> {
         self.store(slot, descriptor);
     }
 
+    /// After a free or the end of a page's last mapping: compacts the page
+    /// in `slot` (unlisted, with objects) if its free chunks are in pieces
+    /// and none of its objects is mapped, migrates its object if it is left
+    /// with one it can give away (see *Migration*), and otherwise
+    /// [relists](Self::relist) it.
+    fn settle(&mut self, slot: u32, mut descriptor: Descriptor) {
+        if descriptor.is_mapped() {
+            self.relist(slot, descriptor);
+            return;
+        }
+        if !descriptor.is_contiguous() {
+            self.compact(&mut descriptor);
+        }
+        if let Err(descriptor) = self.migrate(slot, descriptor) {
+            self.relist(slot, descriptor);
+        }
+    }
+
+    /// Moves the only object of the page in `slot` (unlisted, nothing of it
+    /// mapped, compacted) to the fullest listed page that holds it, frees
+    /// the page and leaves a forwarder in `slot`. Gives the descriptor back
+    /// if the object cannot move: it is foreign (it moves once at most), a
+    /// whole page, or no other page holds it.
+    fn migrate(&mut self, slot: u32, descriptor: Descriptor) -> Result<(), Descriptor> {
+        let extents = descriptor.extents();
+        let (Some(page), &[extent]) = (descriptor.page, extents.as_slice()) else {
+            return Err(descriptor);
+        };
+        if descriptor.has_foreign() || descriptor.is_mapped() || extent.chunks >= NCHUNKS {
+            return Err(descriptor);
+        }
+        let Some((to_slot, mut to, to_index, to_start)) = self.take_unbuddied(extent.chunks) else {
+            return Err(descriptor);
+        };
+        let Some(to_page) = to.page else {
+            self.relist(to_slot, to);
+            return Err(descriptor);
+        };
+        // SAFETY: The source range is the object's chunks in its page, the
+        // destination free chunks of another page (`fit` found them free),
+        // both inside their pages, which belong to the pool (type
+        // invariant). No object of the source page is mapped and nobody
+        // uses free chunks (see *Locking contract*), and the pool is
+        // borrowed mutably. Two pages: no overlap.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                page.as_ptr().add(extent.start * CHUNK_SIZE),
+                to_page.as_ptr().add(to_start * CHUNK_SIZE),
+                extent.chunks * CHUNK_SIZE,
+            );
+        }
+        to.add_foreign(to_index, to_start, extent.chunks, slot);
+        self.relist(to_slot, to);
+        let forwarder = Descriptor::forwarder(&descriptor, extent.index, to_slot, to_index);
+        self.table.release_page(slot, forwarder);
+        self.migrations = self.migrations.wrapping_add(1);
+        self.forwarded = self.forwarded.wrapping_add(1);
+        Ok(())
+    }
+
     /// Moves the objects of the page of `descriptor`, none of which is
     /// mapped, to the layout of [`Descriptor::compacted`] and records their
     /// new starts.
@@ -640,9 +773,8 @@ impl<P: PageSource> Pool<P> {
         true
     }
 
-    /// Finds the live object of `handle`: its slot, its index and a copy of
-    /// its page's descriptor. Counts a bad handle.
-    fn resolve(&mut self, handle: Handle) -> Result<(u32, usize, Descriptor), HandleError> {
+    /// Finds the live object of `handle`. Counts a bad handle.
+    fn resolve(&mut self, handle: Handle) -> Result<Found, HandleError> {
         self.lookup(handle).map_err(|err| self.reject(err))
     }
 
@@ -652,7 +784,7 @@ impl<P: PageSource> Pool<P> {
         err
     }
 
-    fn lookup(&self, handle: Handle) -> Result<(u32, usize, Descriptor), HandleError> {
+    fn lookup(&self, handle: Handle) -> Result<Found, HandleError> {
         let fields = handle.fields();
         if fields.tag != self.table.tag() {
             return Err(HandleError::Foreign);
@@ -661,14 +793,34 @@ impl<P: PageSource> Pool<P> {
         if fields.spare != 0 || index >= OBJECTS_PER_PAGE {
             return Err(HandleError::Malformed);
         }
-        let descriptor = *self.table.get(fields.slot).ok_or(HandleError::Malformed)?;
-        let live = descriptor.page.is_some()
-            && descriptor.is_live(index)
-            && descriptor.generation(index) == Some(fields.generation);
-        if !live {
+        let record = *self.table.get(fields.slot).ok_or(HandleError::Malformed)?;
+        let named = record.is_live(index) && record.generation(index) == Some(fields.generation);
+        if !named {
             return Err(HandleError::Stale);
         }
-        Ok((fields.slot, index, descriptor))
+        if record.page.is_some() {
+            if record.is_foreign(index) {
+                return Err(HandleError::Stale);
+            }
+            return Ok(Found {
+                slot: fields.slot,
+                index,
+                descriptor: record,
+                forwarder: None,
+            });
+        }
+        // A forwarder: its object is foreign in another page.
+        let (slot, index) = record.forwarded().ok_or(HandleError::Stale)?;
+        let descriptor = self.descriptor(slot).ok_or(HandleError::Stale)?;
+        if !descriptor.is_live(index) || !descriptor.is_foreign(index) {
+            return Err(HandleError::Stale);
+        }
+        Ok(Found {
+            slot,
+            index,
+            descriptor,
+            forwarder: Some(fields.slot),
+        })
     }
 
     /// A copy of the descriptor of the page in `slot`.

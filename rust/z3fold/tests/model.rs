@@ -36,9 +36,12 @@ struct Object {
     /// Maps in force, and the address they returned.
     maps: u32,
     mapped_at: Option<usize>,
-    /// The object's page (it never changes) and first chunk, as last seen.
+    /// The object's page (it changes only by migration) and first chunk,
+    /// as last seen.
     page: usize,
     start: usize,
+    /// Whether it migrated (then it never does again).
+    foreign: bool,
 }
 
 impl Object {
@@ -59,6 +62,7 @@ struct Model {
     pages: HashMap<usize, Vec<Handle>>,
     next_id: u64,
     expected: Expected,
+    migrations: u64,
 }
 
 impl Model {
@@ -89,9 +93,14 @@ impl Model {
     /// `chunks` chunks (the smallest that fits, among pages with fewer than
     /// three objects), `None` for a new page.
     fn expected_fit(&self, chunks: usize) -> Option<usize> {
+        self.fit_besides(chunks, None)
+    }
+
+    /// [`Model::expected_fit`] among the pages but `besides`.
+    fn fit_besides(&self, chunks: usize, besides: Option<usize>) -> Option<usize> {
         self.pages
             .iter()
-            .filter(|(_, handles)| handles.len() < OBJECTS_PER_PAGE)
+            .filter(|(&page, handles)| handles.len() < OBJECTS_PER_PAGE && Some(page) != besides)
             .map(|(&page, _)| self.largest_free(page))
             .filter(|&free| free >= chunks)
             .min()
@@ -115,6 +124,8 @@ impl Model {
             pages_three: count(3),
             compactions: actual.compactions,
             compactions_deferred: actual.compactions_deferred,
+            migrations: self.migrations,
+            forwarded: self.live.values().filter(|o| o.foreign).count() as u64,
             rejected_invalid: self.expected.rejected.invalid,
             rejected_too_big: self.expected.rejected.too_big,
             rejected_no_memory: self.expected.rejected.no_memory,
@@ -139,6 +150,48 @@ impl Model {
         }
         self.freed.push(handle);
         page
+    }
+
+    /// Whether the free chunks of `page` are in pieces (the pool defers
+    /// their compaction while an object of the page is mapped).
+    fn in_pieces(&self, page: usize) -> bool {
+        let mut regions = 0;
+        let mut at = 0;
+        for (start, chunks) in self.places(page) {
+            regions += usize::from(start > at);
+            at = start + chunks;
+        }
+        regions + usize::from(at < NCHUNKS) > 1
+    }
+
+    /// After a free in `page`, or the unmap that compacts it: if the page
+    /// is left with one unmapped native object that another page with
+    /// fewer than three objects holds, the object must have migrated to
+    /// the fullest such page, and `page` be gone.
+    fn settle(&mut self, pool: &mut Z3fold<'_>, page: usize) {
+        let Some(&[handle]) = self.pages.get(&page).map(Vec::as_slice) else {
+            return;
+        };
+        let o = &self.live[&handle];
+        if o.maps > 0 || o.foreign || o.chunks() >= NCHUNKS {
+            return;
+        }
+        let Some(free) = self.fit_besides(o.chunks(), Some(page)) else {
+            return;
+        };
+        let ptr = pool.map(handle).expect("map of a migrated object");
+        pool.unmap(handle).unwrap();
+        let addr = ptr.as_ptr() as usize;
+        let to = page_of(addr);
+        assert_ne!(to, page, "a lone object did not migrate");
+        assert!(self.pages.contains_key(&to), "migrated to a new page");
+        assert_eq!(self.largest_free(to), free, "not migrated to the best fit");
+        self.pages.remove(&page);
+        self.pages.get_mut(&to).unwrap().push(handle);
+        let o = self.live.get_mut(&handle).unwrap();
+        (o.page, o.start, o.foreign) = (to, (addr - to) / CHUNK_SIZE, true);
+        self.migrations += 1;
+        self.verify_page(pool, to);
     }
 
     /// Checks the object of `handle`: its contents, that it stays on its
@@ -242,6 +295,7 @@ fn run(ops: Vec<Op>, verify_every: usize) {
                         mapped_at: None,
                         page,
                         start: (addr - page) / CHUNK_SIZE,
+                        foreign: false,
                     };
                     model.insert(handle, object);
                     model.verify_page(&mut pool, page);
@@ -250,8 +304,16 @@ fn run(ops: Vec<Op>, verify_every: usize) {
             Op::Free(i) | Op::Map(i) | Op::Unmap(i) if !model.live.is_empty() => {
                 let index = i % model.order.len();
                 let handle = model.order[index];
-                let o = model.live.get_mut(&handle).unwrap();
+                let o = &model.live[&handle];
                 let page = o.page;
+                // An unmap that ends the page's last mapping compacts a page
+                // in pieces, and may migrate its object.
+                let compacts = o.maps == 1
+                    && model.pages[&page]
+                        .iter()
+                        .all(|h| *h == handle || model.live[h].maps == 0)
+                    && model.in_pieces(page);
+                let o = model.live.get_mut(&handle).unwrap();
                 match op {
                     Op::Free(_) => {
                         let expected = if o.maps > 0 {
@@ -261,6 +323,7 @@ fn run(ops: Vec<Op>, verify_every: usize) {
                         };
                         if expect_use(pool.free(handle), expected, &mut model).is_some() {
                             model.remove(index);
+                            model.settle(&mut pool, page);
                         }
                     }
                     Op::Map(_) if o.maps < 3 => {
@@ -283,7 +346,11 @@ fn run(ops: Vec<Op>, verify_every: usize) {
                             }
                             Ok(())
                         };
-                        expect_use(pool.unmap(handle), expected, &mut model);
+                        if expect_use(pool.unmap(handle), expected, &mut model).is_some()
+                            && compacts
+                        {
+                            model.settle(&mut pool, page);
+                        }
                     }
                 }
                 // A free or unmap may have moved the page's objects.

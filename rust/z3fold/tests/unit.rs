@@ -74,7 +74,7 @@ fn constants() {
     assert_eq!(MAX_SHARED_SIZE, 63 * 64);
     assert_eq!(MAX_ALLOC_SIZE, 4096);
     assert_eq!(MAX_PAGES, 1 << 25);
-    assert_eq!(MAX_MAPS, 31);
+    assert_eq!(MAX_MAPS, 15);
 }
 
 #[test]
@@ -352,6 +352,120 @@ fn mapped_pages_are_not_compacted_until_their_last_unmap() {
     assert_eq!(chunk(&mut pool, middle), 0);
     check(&mut pool, middle, chunks(5), 7);
     check(&mut pool, last, chunks(20), 8);
+    checked(&pool);
+}
+
+#[test]
+fn a_lone_object_migrates_and_its_handle_follows() {
+    let src = TestPages::new();
+    let mut pool = pool(&src);
+    // Page A: three objects; page B: 60 + 3 chunks, room for 1.
+    let a1 = pool.alloc(chunks(10), GFP).unwrap();
+    let a2 = pool.alloc(chunks(10), GFP).unwrap();
+    let a3 = pool.alloc(chunks(10), GFP).unwrap();
+    let b1 = pool.alloc(chunks(40), GFP).unwrap();
+    let page_a = page_of(addr(&mut pool, a1));
+    let page_b = page_of(addr(&mut pool, b1));
+    assert_ne!(page_a, page_b);
+    fill(&mut pool, a2, chunks(10), 5);
+    fill(&mut pool, b1, chunks(40), 6);
+    pool.free(a1).unwrap();
+    assert_eq!(pool.stats().migrations, 0);
+    let before = src.live();
+    // A is left with `a2` alone; B (24 free) takes it, A goes back.
+    pool.free(a3).unwrap();
+    let stats = pool.stats();
+    assert_eq!((stats.migrations, stats.forwarded), (1, 1));
+    assert_eq!((stats.pages, stats.pages_one, stats.pages_two), (1, 0, 1));
+    assert_eq!(src.live(), before - 1);
+    assert_eq!(page_of(addr(&mut pool, a2)), page_b);
+    check(&mut pool, a2, chunks(10), 5);
+    check(&mut pool, b1, chunks(40), 6);
+    checked(&pool);
+    // The forwarded handle maps, nests and is busy while mapped.
+    let m = pool.map(a2).unwrap();
+    assert_eq!(pool.free(a2), Err(HandleError::Busy));
+    pool.unmap(a2).unwrap();
+    assert_eq!(page_of(m.as_ptr() as usize), page_b);
+    // Freeing the forwarded object frees its forwarder: the handle is
+    // stale, and B does not give `b1` away (no other page).
+    pool.free(a2).unwrap();
+    assert_eq!(pool.free(a2), Err(HandleError::Stale));
+    assert_eq!(pool.map(a2), Err(HandleError::Stale));
+    let stats = pool.stats();
+    assert_eq!((stats.migrations, stats.forwarded, stats.pages), (1, 0, 1));
+    check(&mut pool, b1, chunks(40), 6);
+    checked(&pool);
+    pool.free(b1).unwrap();
+    assert_eq!(pool.total_pages(), src.live());
+    assert!(pool.destroy().is_ok());
+    assert_eq!(src.live(), 0);
+}
+
+#[test]
+fn foreign_objects_move_once_and_pin_their_page() {
+    let src = TestPages::new();
+    let mut pool = pool(&src);
+    // Page A: `a1`, `a2`; page B: `b1`. Freeing `a1` migrates `a2` to B.
+    let a1 = pool.alloc(chunks(30), GFP).unwrap();
+    let a2 = pool.alloc(chunks(20), GFP).unwrap();
+    let b1 = pool.alloc(chunks(40), GFP).unwrap();
+    let page_b = page_of(addr(&mut pool, b1));
+    fill(&mut pool, a2, chunks(20), 9);
+    pool.free(a1).unwrap();
+    assert_eq!(page_of(addr(&mut pool, a2)), page_b);
+    assert_eq!(pool.stats().migrations, 1);
+    // Page C: `c1` and room. Freeing `b1` leaves B with the foreign `a2`
+    // alone: it does not move again.
+    let c1 = pool.alloc(chunks(50), GFP).unwrap();
+    assert_ne!(page_of(addr(&mut pool, c1)), page_b);
+    pool.free(b1).unwrap();
+    assert_eq!(page_of(addr(&mut pool, a2)), page_b);
+    assert_eq!(pool.stats().migrations, 1);
+    // `d` fits only in B, beside the foreign `a2`. When `a2`'s free (through
+    // its forwarder) leaves `d` alone, no page has room for it: it stays.
+    let d = pool.alloc(chunks(30), GFP).unwrap();
+    assert_eq!(page_of(addr(&mut pool, d)), page_b);
+    fill(&mut pool, d, chunks(30), 4);
+    pool.free(a2).unwrap();
+    let stats = pool.stats();
+    assert_eq!((stats.migrations, stats.forwarded, stats.pages), (1, 0, 2));
+    assert_eq!(page_of(addr(&mut pool, d)), page_b);
+    check(&mut pool, d, chunks(30), 4);
+    checked(&pool);
+    pool.free(d).unwrap();
+    pool.free(c1).unwrap();
+    assert_eq!((pool.total_pages(), pool.stats().pages), (src.live(), 0));
+    checked(&pool);
+}
+
+#[test]
+fn a_mapped_lone_object_migrates_at_its_unmap_only_if_deferred() {
+    let src = TestPages::new();
+    let mut pool = pool(&src);
+    let first = pool.alloc(chunks(10), GFP).unwrap();
+    let last = pool.alloc(chunks(10), GFP).unwrap();
+    let middle = pool.alloc(chunks(10), GFP).unwrap();
+    let other = pool.alloc(chunks(40), GFP).unwrap();
+    let page = page_of(addr(&mut pool, first));
+    fill(&mut pool, middle, chunks(10), 1);
+    let m = pool.map(middle).unwrap();
+    pool.free(first).unwrap();
+    pool.free(last).unwrap();
+    // Alone but mapped: it stays, deferred.
+    assert_eq!(addr(&mut pool, middle), m.as_ptr() as usize);
+    assert_eq!(pool.stats().migrations, 0);
+    checked(&pool);
+    pool.unmap(middle).unwrap();
+    // The last unmap compacts and migrates it next to `other`.
+    let stats = pool.stats();
+    assert_eq!((stats.migrations, stats.pages), (1, 1));
+    assert_ne!(page_of(addr(&mut pool, middle)), page);
+    assert_eq!(
+        page_of(addr(&mut pool, middle)),
+        page_of(addr(&mut pool, other))
+    );
+    check(&mut pool, middle, chunks(10), 1);
     checked(&pool);
 }
 

@@ -55,7 +55,8 @@ pub trait Record: Copy + Send {
     fn vacant(next: u32, generation: u32) -> Self;
 
     /// The page of an occupied slot's record (made by [`Record::occupied`]
-    /// and changed since in place), `None` for a free slot's.
+    /// and changed since in place), `None` for a free slot's and for a
+    /// *pageless* occupied slot's (see [`RadixTable::release_page`]).
     fn page(&self) -> Option<NonNull<u8>>;
 
     /// `Some((next, generation))` for a free slot's record (made by
@@ -252,6 +253,41 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         // it no more.
         unsafe { self.source.free_page(page) };
         true
+    }
+
+    /// Frees the page of the occupied `slot`, which stays occupied with
+    /// `record`, a record without page that is not a free slot's (a
+    /// *pageless* slot, for whatever the pool keeps there instead); returns
+    /// whether it did (not if the slot has no page or `record` is not
+    /// pageless). [`Self::update`] does not change a pageless slot;
+    /// [`Self::vacate`] frees it.
+    ///
+    /// The page must hold nothing anybody uses any more.
+    pub fn release_page(&mut self, slot: u32, record: R) -> bool {
+        let Some(page) = self.get(slot).and_then(Record::page) else {
+            return false;
+        };
+        if record.page().is_some() || record.vacancy().is_some() {
+            return false;
+        }
+        self.set(slot, record);
+        // SAFETY: As in `remove_page`.
+        unsafe { self.source.free_page(page) };
+        true
+    }
+
+    /// Frees the pageless occupied `slot` (see [`Self::release_page`]),
+    /// which keeps the generation counter `generation`; returns whether it
+    /// did (not if the slot is free, has a page or was never handed out).
+    pub fn vacate(&mut self, slot: u32, generation: u32) -> bool {
+        match self.get(slot) {
+            Some(record) if record.page().is_none() && record.vacancy().is_none() => {
+                self.set(slot, R::vacant(self.free_head, generation));
+                self.free_head = slot;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Frees all pages of the table (not the pages in its slots, which are

@@ -100,8 +100,10 @@ impl Record for Rec {
         self.page
     }
 
+    /// A record without page but with a value is a pageless occupied
+    /// slot's.
     fn vacancy(&self) -> Option<(u32, u32)> {
-        self.page.is_none().then_some((self.next, self.generation))
+        (self.page.is_none() && self.value == 0).then_some((self.next, self.generation))
     }
 }
 
@@ -161,6 +163,41 @@ fn slots_are_dense_reused_last_freed_first_and_keep_generations() {
     assert_eq!(src.live(), 11);
     assert_eq!((table.node_pages(), table.high_water()), (0, 0));
     assert_eq!(table.get(0), None);
+}
+
+#[test]
+fn pageless_slots_free_their_page_and_stay_taken_until_vacated() {
+    let src = TestPages::new();
+    let mut table = Table::new(&src);
+    for i in 0..3 {
+        insert(&mut table, 100 + i).unwrap();
+    }
+    let pageless = Rec {
+        page: None,
+        next: 0,
+        generation: 0,
+        value: 9,
+    };
+    let vacant = Rec::vacant(NO_SLOT, 0);
+    assert_eq!(src.live(), 3 + 3);
+    assert!(!table.release_page(1, vacant), "a free slot's record");
+    assert!(!table.release_page(1, Rec::occupied(NonNull::dangling(), 0)));
+    assert!(table.release_page(1, pageless));
+    assert_eq!(src.live(), 3 + 2);
+    assert!(!table.release_page(1, pageless), "no page left");
+    assert!(!table.remove_page(1, 5), "no page to free");
+    assert!(!table.update(1, |r| r.value = 1), "pageless records stay");
+    assert_eq!(table.get(1), Some(&pageless));
+    // Taken: a new page gets a new slot.
+    assert_eq!(insert(&mut table, 103), Ok((3, 0)));
+    assert!(!table.vacate(0, 5), "has a page");
+    assert!(!table.vacate(9, 5), "never handed out");
+    assert!(table.vacate(1, 5));
+    assert!(!table.vacate(1, 5), "already free");
+    assert_eq!(table.free_head(), 1);
+    assert_eq!(src.live(), 3 + 3);
+    assert_eq!(insert(&mut table, 104), Ok((1, 5)));
+    table.clear();
 }
 
 #[test]
