@@ -63,7 +63,7 @@ for d in $ZPOOLS; do
 	fi
 	case $d in
 	zbud_rs) what="stored two to a page"; files="objects pages pages_one_buddy pages_two_buddies reject_too_big bad_handles" ;;
-	*) what="stored up to three to a page, compacted in place"; files="objects pages headless_pages pages_one_object pages_two_objects pages_three_objects compactions compactions_deferred bad_handles" ;;
+	*) what="stored up to three to a page, compacted in place, lone objects migrated"; files="objects pages headless_pages pages_one_object pages_two_objects pages_three_objects compactions compactions_deferred migrations forwarded bad_handles" ;;
 	esac
 	say "zswap on $d: compressed swap pages $what by Rust"
 	grep -q "^$RKM_SWAP " /proc/swaps || { mkswap "$RKM_SWAP" >/dev/null && swapon "$RKM_SWAP"; }
