@@ -164,6 +164,18 @@ impl Model {
         regions + usize::from(at < NCHUNKS) > 1
     }
 
+    /// Whether an unmap of `handle` ends the last mapping of its page while
+    /// the page's free chunks are in pieces: then it compacts the page, and
+    /// may migrate its object.
+    fn unmap_compacts(&self, handle: Handle) -> bool {
+        let page = self.live[&handle].page;
+        self.live[&handle].maps == 1
+            && self.pages[&page]
+                .iter()
+                .all(|h| *h == handle || self.live[h].maps == 0)
+            && self.in_pieces(page)
+    }
+
     /// After a free in `page`, or the unmap that compacts it: if the page
     /// is left with one unmapped native object that another page with
     /// fewer than three objects holds, the object must have migrated to
@@ -304,16 +316,9 @@ fn run(ops: Vec<Op>, verify_every: usize) {
             Op::Free(i) | Op::Map(i) | Op::Unmap(i) if !model.live.is_empty() => {
                 let index = i % model.order.len();
                 let handle = model.order[index];
-                let o = &model.live[&handle];
-                let page = o.page;
-                // An unmap that ends the page's last mapping compacts a page
-                // in pieces, and may migrate its object.
-                let compacts = o.maps == 1
-                    && model.pages[&page]
-                        .iter()
-                        .all(|h| *h == handle || model.live[h].maps == 0)
-                    && model.in_pieces(page);
+                let compacts = model.unmap_compacts(handle);
                 let o = model.live.get_mut(&handle).unwrap();
+                let page = o.page;
                 match op {
                     Op::Free(_) => {
                         let expected = if o.maps > 0 {
@@ -379,11 +384,26 @@ fn run(ops: Vec<Op>, verify_every: usize) {
     }
 
     model.verify_all(&mut pool);
-    for (&handle, o) in &mut model.live {
-        for _ in 0..o.maps {
+    let mapped: Vec<Handle> = model
+        .order
+        .iter()
+        .copied()
+        .filter(|h| model.live[h].maps > 0)
+        .collect();
+    for handle in mapped {
+        while model.live[&handle].maps > 0 {
+            let compacts = model.unmap_compacts(handle);
             pool.unmap(handle).unwrap();
+            let o = model.live.get_mut(&handle).unwrap();
+            o.maps -= 1;
+            if o.maps == 0 {
+                o.mapped_at = None;
+            }
+            if compacts {
+                let page = o.page;
+                model.settle(&mut pool, page);
+            }
         }
-        (o.maps, o.mapped_at) = (0, None);
     }
     pool.check().unwrap();
     model.verify_all(&mut pool);
