@@ -400,9 +400,9 @@ struct Found {
     slot: u32,
     index: usize,
     descriptor: Descriptor,
-    /// The forwarder's slot if the object is foreign (its handle names the
-    /// forwarder).
-    forwarder: Option<u32>,
+    /// The forwarder's slot and generation counter if the object is
+    /// foreign (its handle names the forwarder).
+    forwarder: Option<(u32, u32)>,
 }
 
 impl<P: PageSource> Pool<P> {
@@ -471,11 +471,7 @@ impl<P: PageSource> Pool<P> {
         self.unlist(slot, &descriptor);
         descriptor.remove(index);
         self.objects = self.objects.wrapping_sub(1);
-        if let Some(forwarder) = forwarder {
-            let counter = self
-                .table
-                .get(forwarder)
-                .map_or(0, |f| u32::from(f.counter));
+        if let Some((forwarder, counter)) = forwarder {
             self.table.vacate(forwarder, counter);
             self.forwarded = self.forwarded.wrapping_sub(1);
         }
@@ -703,18 +699,11 @@ impl<P: PageSource> Pool<P> {
             self.relist(to_slot, to);
             return Err(descriptor);
         };
-        // SAFETY: The source range is the object's chunks in its page, the
-        // destination free chunks of another page (`fit` found them free),
-        // both inside their pages, which belong to the pool (type
-        // invariant). No object of the source page is mapped and nobody
-        // uses free chunks (see *Locking contract*), and the pool is
-        // borrowed mutably. Two pages: no overlap.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                page.as_ptr().add(extent.start * CHUNK_SIZE),
-                to_page.as_ptr().add(to_start * CHUNK_SIZE),
-                extent.chunks * CHUNK_SIZE,
-            );
+        // The destination is free chunks of the other page (`fit` found
+        // them), which nobody uses.
+        if !self.move_object(page, &extent, to_page, to_start) {
+            self.relist(to_slot, to);
+            return Err(descriptor);
         }
         to.add_foreign(to_index, to_start, extent.chunks, slot);
         self.relist(to_slot, to);
@@ -746,27 +735,38 @@ impl<P: PageSource> Pool<P> {
         let left = extents.as_slice().iter().filter(|e| target(e) < e.start);
         let right = extents.as_slice().iter().rev();
         for extent in left.chain(right.filter(|e| target(e) > e.start)) {
-            if self.move_object(page, extent, target(extent)) {
+            if self.move_object(page, extent, page, target(extent)) {
                 self.compactions = self.compactions.wrapping_add(1);
             }
         }
         descriptor.starts = starts;
     }
 
-    /// Moves the object `extent` of `page` to chunk `to`; returns whether it
-    /// did (it does not if the object would not fit).
-    fn move_object(&mut self, page: NonNull<u8>, extent: &Extent, to: usize) -> bool {
+    /// Copies the object `extent` of `page` to chunk `to` of `to_page` (the
+    /// same page for compaction, another for migration); returns whether it
+    /// did (it does not if either range would leave its page).
+    ///
+    /// No object of `page` may be mapped, and the destination chunks must be
+    /// the object's own or free.
+    fn move_object(
+        &mut self,
+        page: NonNull<u8>,
+        extent: &Extent,
+        to_page: NonNull<u8>,
+        to: usize,
+    ) -> bool {
         if extent.end() > NCHUNKS || to.saturating_add(extent.chunks) > NCHUNKS {
             return false;
         }
-        // SAFETY: Both ranges are inside the page, which belongs to the pool
-        // (type invariant). No object of the page is mapped, so nobody else
-        // uses its bytes (see *Locking contract*), and the pool is borrowed
-        // mutably. `copy` allows overlap.
+        // SAFETY: Both ranges are inside their pages (checked above), which
+        // belong to the pool (type invariant). No object of the source page
+        // is mapped and the destination chunks are the object's own or free,
+        // so nobody else uses these bytes (see *Locking contract*), and the
+        // pool is borrowed mutably. `copy` allows overlap (compaction).
         unsafe {
             ptr::copy(
                 page.as_ptr().add(extent.start * CHUNK_SIZE),
-                page.as_ptr().add(to * CHUNK_SIZE),
+                to_page.as_ptr().add(to * CHUNK_SIZE),
                 extent.chunks * CHUNK_SIZE,
             );
         }
@@ -819,7 +819,7 @@ impl<P: PageSource> Pool<P> {
             slot,
             index,
             descriptor,
-            forwarder: Some(fields.slot),
+            forwarder: Some((fields.slot, u32::from(record.counter))),
         })
     }
 
