@@ -1,0 +1,1124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel-agnostic core of the bcache_rs SSD cache: which sectors of
+//! which backing device are cached where on the SSD, which buckets hold
+//! them, and which cache fills raced with writes.
+//!
+//! The file uses only `core` and the project's B+tree (`crate::btree`), so
+//! the module and the host tests build the same source. It does no I/O: the
+//! module asks it where a read can be served from, where a fill or a
+//! writethrough copy goes, and whether its result may enter the index, and
+//! it answers under the cache's lock.
+//!
+//! # Index keys and extents
+//!
+//! The index is a B+tree from `(device, first sector)`, packed in a `u128`
+//! (`device << 64 | sector`), to an [`Extent`]: `len` sectors at `offset`
+//! sectors into SSD bucket `bucket`, valid while the bucket's generation is
+//! still `gen`. Extents of one device never overlap (every operation keeps
+//! that), so the extent that holds a sector is the one with the greatest key
+//! at or before it, and a read walks the tree once per piece.
+//!
+//! # Bucket life cycle
+//!
+//! The SSD's data area is cut in buckets (the superblock's bucket size).
+//! A bucket is *free*, *open* (fills and writethrough copies are appended to
+//! it, one at a time, at its write pointer) or holds *data*. When the open
+//! bucket has no room for an allocation, it becomes data and a free bucket is
+//! opened. When no bucket is free, [`Buckets::refill`] invalidates a batch of
+//! data buckets: it ages every data bucket's priority (halves it), picks the
+//! ones with no live sectors, then the lowest priorities, skips pinned ones
+//! (I/O in flight to or from them), bumps their generation and frees them.
+//! Extents that point to an invalidated bucket carry the old generation: they
+//! are *stale*, never served, dropped when a lookup meets them, and removed in
+//! batches by [`Index::gc_step`] so the index does not grow without bound.
+//! A hit raises its bucket's priority by [`HIT_PRIO`]; a bucket starts at
+//! [`OPEN_PRIO`]. Generations are `u32`: a stale extent would need four
+//! billion invalidations of its bucket to look valid again, and the
+//! background pass removes it long before.
+//!
+//! # Collisions
+//!
+//! A read miss is filled into the cache after the backing device returned the
+//! data; a write (or discard) may change those sectors meanwhile. The
+//! [`Inflight`] table tracks every fill and every write between its start and
+//! its completion:
+//! - a write starts by invalidating the cached extents it overlaps and marks
+//!   every in-flight fill or write it overlaps *collided*;
+//! - a fill that starts while an overlapping write is in flight is not made;
+//! - a collided fill (or writethrough copy) is not inserted (it is counted).
+//!
+//! So an extent enters the index only if no write to its sectors started
+//! between the moment its data was read (or written) and its insertion:
+//! the cache never serves stale data. When the table is full, fills are not
+//! made and writes are counted as *untracked*; while one is in flight every
+//! fill collides.
+//!
+//! # Locking contract
+//!
+//! [`Cache`] is a plain data structure: the module keeps it under one
+//! spinlock (irq-safe, because completions insert) and calls it with the
+//! lock held. Nothing here sleeps or allocates except the B+tree's node
+//! allocator (the module gives it `GFP_ATOMIC`); an insert that finds no
+//! memory only loses a cache fill. Bucket pins are not here: the module keeps
+//! them in atomics (a hit's completion unpins without the lock) and passes a
+//! `pinned` predicate; pins are taken under the lock, so a bucket chosen for
+//! refill is never pinned by a lookup that raced with it.
+
+use crate::btree::{BTree, NodeAlloc};
+use core::ops::DerefMut;
+
+/// A backing device's number in the index (its `bcache_rs<N>` minor).
+pub type DevId = u32;
+
+/// Priority a bucket starts with when it is opened.
+pub const OPEN_PRIO: u16 = 1 << 12;
+/// Priority a hit adds to its bucket (saturating).
+pub const HIT_PRIO: u16 = 1 << 10;
+/// Buckets [`Buckets::refill`] frees at most in one pass.
+pub const REFILL_BATCH: usize = 8;
+/// Fills and writes tracked at once (all devices of a cache together).
+pub const INFLIGHT_SLOTS: usize = 128;
+/// Stale extents [`Index::gc_step`] removes at most in one call.
+pub const GC_BATCH: usize = 32;
+
+/// A cached run of sectors on the SSD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// The bucket that holds it.
+    pub bucket: u32,
+    /// Its first sector, counted from the bucket's start.
+    pub offset: u32,
+    /// Its length in sectors (never 0).
+    pub len: u32,
+    /// The bucket's generation when the data was written.
+    pub gen: u32,
+}
+
+/// Where a new extent goes: `bucket`, from `offset` sectors into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// The bucket.
+    pub bucket: u32,
+    /// First sector in the bucket.
+    pub offset: u32,
+    /// Length in sectors.
+    pub len: u32,
+    /// The bucket's generation.
+    pub gen: u32,
+}
+
+impl Region {
+    fn extent(&self) -> Extent {
+        Extent {
+            bucket: self.bucket,
+            offset: self.offset,
+            len: self.len,
+            gen: self.gen,
+        }
+    }
+}
+
+fn key(dev: DevId, sector: u64) -> u128 {
+    (u128::from(dev) << 64) | u128::from(sector)
+}
+
+fn key_dev(key: u128) -> DevId {
+    // The upper half of a key is a `DevId`: the cast keeps exactly it.
+    (key >> 64) as DevId
+}
+
+fn key_sector(key: u128) -> u64 {
+    // The lower half of a key is the sector.
+    key as u64
+}
+
+/// What state a bucket is in (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketState {
+    /// Holds nothing; may be opened.
+    Free,
+    /// New extents are appended to it.
+    Open,
+    /// Holds extents (maybe none still live).
+    Data,
+}
+
+/// What the cache knows of one bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketMeta {
+    /// Bumped when the bucket is invalidated.
+    pub gen: u32,
+    /// Eviction priority: the lowest go first.
+    pub prio: u16,
+    /// Its state.
+    pub state: BucketState,
+    /// Sectors of current extents in it.
+    pub live: u32,
+}
+
+impl BucketMeta {
+    /// A free bucket of generation 0.
+    pub const FREE: BucketMeta = BucketMeta {
+        gen: 0,
+        prio: 0,
+        state: BucketState::Free,
+        live: 0,
+    };
+}
+
+/// Counters of the bucket allocator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketStats {
+    /// Buckets invalidated to refill the free list.
+    pub invalidated: u64,
+    /// Refill passes.
+    pub refills: u64,
+    /// Allocations that found no bucket (every candidate pinned).
+    pub alloc_failures: u64,
+}
+
+/// The buckets of a cache and the open bucket's write pointer.
+///
+/// # Invariants
+///
+/// - `free` is the number of buckets in state `Free`;
+/// - `open` is the only bucket in state `Open`, and `open_used` is at most
+///   `bucket_sectors`;
+/// - a bucket's `live` is the sum of the lengths of the current extents
+///   (same generation) in it.
+pub struct Buckets<S> {
+    meta: S,
+    bucket_sectors: u32,
+    open: Option<u32>,
+    open_used: u32,
+    free: u32,
+    cursor: usize,
+    stats: BucketStats,
+}
+
+impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
+    /// Buckets over `meta` (one entry per bucket, all reset to free) of
+    /// `bucket_sectors` sectors each.
+    ///
+    /// Returns `None` if there are no buckets, more than `u32::MAX`, or the
+    /// bucket size is 0.
+    pub fn new(mut meta: S, bucket_sectors: u32) -> Option<Self> {
+        let n = u32::try_from(meta.len()).ok()?;
+        if n == 0 || bucket_sectors == 0 {
+            return None;
+        }
+        meta.fill(BucketMeta::FREE);
+        Some(Self {
+            meta,
+            bucket_sectors,
+            open: None,
+            open_used: 0,
+            free: n,
+            cursor: 0,
+            stats: BucketStats::default(),
+        })
+    }
+
+    /// Sectors per bucket.
+    pub fn bucket_sectors(&self) -> u32 {
+        self.bucket_sectors
+    }
+
+    /// Number of buckets.
+    pub fn count(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Free buckets.
+    pub fn free(&self) -> u32 {
+        self.free
+    }
+
+    /// Buckets that hold at least one live sector.
+    pub fn in_use(&self) -> usize {
+        self.meta.iter().filter(|m| m.live > 0).count()
+    }
+
+    /// The allocator's counters.
+    pub fn stats(&self) -> BucketStats {
+        self.stats
+    }
+
+    /// One bucket's state, if it exists.
+    pub fn meta(&self, bucket: u32) -> Option<BucketMeta> {
+        self.meta.get(bucket as usize).copied()
+    }
+
+    /// Whether `e` still names data (its bucket was not invalidated since).
+    pub fn is_current(&self, e: &Extent) -> bool {
+        match self.meta.get(e.bucket as usize) {
+            Some(m) => m.gen == e.gen && m.state != BucketState::Free,
+            None => false,
+        }
+    }
+
+    fn add_live(&mut self, e: &Extent) {
+        if let Some(m) = self.meta.get_mut(e.bucket as usize) {
+            m.live = m.live.saturating_add(e.len);
+        }
+    }
+
+    /// `e` (current or not) loses `sectors` sectors.
+    fn drop_live(&mut self, e: &Extent, sectors: u32) {
+        if !self.is_current(e) {
+            return;
+        }
+        if let Some(m) = self.meta.get_mut(e.bucket as usize) {
+            m.live = m.live.saturating_sub(sectors);
+        }
+    }
+
+    /// A hit in `bucket`: raise its priority.
+    pub fn hit(&mut self, bucket: u32) {
+        if let Some(m) = self.meta.get_mut(bucket as usize) {
+            m.prio = m.prio.saturating_add(HIT_PRIO);
+        }
+    }
+
+    /// `sectors` sectors for a new extent, at the open bucket's write pointer.
+    ///
+    /// Opens a new bucket (refilling the free list if needed) when the open
+    /// one has no room. Returns `None` if `sectors` is 0 or more than a
+    /// bucket, or if no bucket could be freed (all pinned).
+    pub fn alloc(&mut self, sectors: u32, pinned: &dyn Fn(u32) -> bool) -> Option<Region> {
+        if sectors == 0 || sectors > self.bucket_sectors {
+            return None;
+        }
+        let room = self.bucket_sectors - self.open_used;
+        let bucket = match self.open {
+            Some(b) if room >= sectors => b,
+            _ => {
+                self.close_open();
+                let Some(b) = self.open_free(pinned) else {
+                    self.stats.alloc_failures += 1;
+                    return None;
+                };
+                b
+            }
+        };
+        let gen = self.meta.get(bucket as usize)?.gen;
+        let offset = self.open_used;
+        self.open_used += sectors;
+        Some(Region {
+            bucket,
+            offset,
+            len: sectors,
+            gen,
+        })
+    }
+
+    fn close_open(&mut self) {
+        if let Some(b) = self.open.take() {
+            if let Some(m) = self.meta.get_mut(b as usize) {
+                m.state = BucketState::Data;
+            }
+        }
+        self.open_used = 0;
+    }
+
+    fn open_free(&mut self, pinned: &dyn Fn(u32) -> bool) -> Option<u32> {
+        if self.free == 0 && self.refill(pinned) == 0 {
+            return None;
+        }
+        let n = self.meta.len();
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            let Some(m) = self.meta.get_mut(i) else {
+                continue;
+            };
+            if m.state == BucketState::Free {
+                m.state = BucketState::Open;
+                m.prio = OPEN_PRIO;
+                m.live = 0;
+                self.free -= 1;
+                self.cursor = (i + 1) % n;
+                // `new` checked that every index fits in a `u32`.
+                let b = i as u32;
+                self.open = Some(b);
+                self.open_used = 0;
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    /// Ages every data bucket and invalidates up to [`REFILL_BATCH`] of them,
+    /// those without live sectors first, then the lowest priorities; pinned
+    /// buckets and the open one are skipped. Returns how many were freed.
+    pub fn refill(&mut self, pinned: &dyn Fn(u32) -> bool) -> usize {
+        self.stats.refills += 1;
+        // The best candidates so far, sorted by (rank, bucket).
+        let mut best: [(u32, u32); REFILL_BATCH] = [(u32::MAX, u32::MAX); REFILL_BATCH];
+        let mut found = 0usize;
+        for (i, m) in self.meta.iter_mut().enumerate() {
+            if m.state != BucketState::Data {
+                continue;
+            }
+            m.prio /= 2;
+            // `new` checked that every index fits in a `u32`.
+            let b = i as u32;
+            if pinned(b) {
+                continue;
+            }
+            let rank = if m.live == 0 {
+                0
+            } else {
+                u32::from(m.prio) + 1
+            };
+            let last = REFILL_BATCH - 1;
+            if found == REFILL_BATCH && best[last].0 <= rank {
+                continue;
+            }
+            // Insert (rank, b) in order, dropping the last when full.
+            let mut pos = found.min(last);
+            best[pos] = (rank, b);
+            while pos > 0 && best[pos - 1].0 > rank {
+                best.swap(pos - 1, pos);
+                pos -= 1;
+            }
+            if found < REFILL_BATCH {
+                found += 1;
+            }
+        }
+        for &(_, b) in best.iter().take(found) {
+            if let Some(m) = self.meta.get_mut(b as usize) {
+                m.gen = m.gen.wrapping_add(1);
+                m.state = BucketState::Free;
+                m.prio = 0;
+                m.live = 0;
+                self.free += 1;
+                self.stats.invalidated += 1;
+            }
+        }
+        found
+    }
+}
+
+/// The first piece of a read: cached or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// `len` sectors are on the SSD at `offset` sectors into `bucket`.
+    Hit {
+        /// The bucket.
+        bucket: u32,
+        /// First sector in the bucket.
+        offset: u32,
+        /// Sectors.
+        len: u64,
+    },
+    /// `len` sectors are not cached.
+    Miss {
+        /// Sectors.
+        len: u64,
+    },
+}
+
+/// Why an extent did not enter the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// A current extent already covers some of its sectors (another fill of
+    /// the same sectors got there first).
+    Overlap,
+    /// Its bucket was invalidated since it was allocated.
+    Stale,
+    /// No memory for a tree node.
+    NoMemory,
+    /// It is empty or runs past the end of the sector space.
+    Invalid,
+}
+
+/// The extent index: a B+tree from `(device, sector)` to [`Extent`].
+///
+/// # Invariants
+///
+/// Extents of one device do not overlap, and none is empty.
+pub struct Index<A: NodeAlloc> {
+    tree: BTree<u128, Extent, A>,
+    stale_dropped: u64,
+}
+
+impl<A: NodeAlloc> Index<A> {
+    /// An empty index whose nodes come from `alloc`.
+    pub const fn new(alloc: A) -> Self {
+        Self {
+            tree: BTree::new(alloc),
+            stale_dropped: 0,
+        }
+    }
+
+    /// Extents in the index (current and stale).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Bytes of tree nodes.
+    pub fn memory_bytes(&self) -> usize {
+        self.tree.memory_bytes()
+    }
+
+    /// Stale extents removed so far (by lookups, invalidations and the
+    /// background pass).
+    pub fn stale_dropped(&self) -> u64 {
+        self.stale_dropped
+    }
+
+    /// The extent that holds `sector` of `dev`, if any.
+    fn containing(&self, dev: DevId, sector: u64) -> Option<(u64, Extent)> {
+        let (k, e) = self.tree.get_le(&key(dev, sector))?;
+        let start = key_sector(k);
+        if key_dev(k) == dev && start + u64::from(e.len) > sector {
+            Some((start, e))
+        } else {
+            None
+        }
+    }
+
+    /// The first extent of `dev` that starts after `sector` and before `end`.
+    fn next_in(&self, dev: DevId, sector: u64, end: u64) -> Option<(u64, Extent)> {
+        let (k, e) = self.tree.get_gt(&key(dev, sector))?;
+        let start = key_sector(k);
+        if key_dev(k) == dev && start < end {
+            Some((start, e))
+        } else {
+            None
+        }
+    }
+
+    /// The first piece of the `len` sectors of `dev` at `sector` (`len` > 0):
+    /// where they are cached, or how many are not. Stale extents met on the
+    /// way are removed.
+    pub fn lookup<S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        len: u64,
+        buckets: &Buckets<S>,
+    ) -> Piece {
+        let end = sector.saturating_add(len);
+        loop {
+            if let Some((start, e)) = self.containing(dev, sector) {
+                if !buckets.is_current(&e) {
+                    self.tree.remove(&key(dev, start));
+                    self.stale_dropped += 1;
+                    continue;
+                }
+                let skip = sector - start;
+                let avail = u64::from(e.len) - skip;
+                return Piece::Hit {
+                    bucket: e.bucket,
+                    // `skip < e.len`, a `u32`.
+                    offset: e.offset + skip as u32,
+                    len: avail.min(len),
+                };
+            }
+            if let Some((start, e)) = self.next_in(dev, sector, end) {
+                if !buckets.is_current(&e) {
+                    self.tree.remove(&key(dev, start));
+                    self.stale_dropped += 1;
+                    continue;
+                }
+                return Piece::Miss {
+                    len: start - sector,
+                };
+            }
+            return Piece::Miss { len };
+        }
+    }
+
+    /// Removes every cached sector of `dev` in `[sector, sector + len)`,
+    /// trimming the extents that straddle its ends. Never fails: if a
+    /// straddling extent's tail cannot be re-inserted (no memory), the tail
+    /// is dropped too. Returns the number of current sectors dropped.
+    pub fn invalidate<S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        len: u64,
+        buckets: &mut Buckets<S>,
+    ) -> u64 {
+        let end = sector.saturating_add(len);
+        let mut dropped = 0u64;
+        // An extent that starts before `sector` and reaches into the range.
+        if let Some((start, e)) = self
+            .containing(dev, sector)
+            .filter(|&(start, _)| start < sector)
+        {
+            if !buckets.is_current(&e) {
+                self.tree.remove(&key(dev, start));
+                self.stale_dropped += 1;
+            } else {
+                // `sector - start < e.len`, a `u32`.
+                let keep = (sector - start) as u32;
+                if let Some(v) = self.tree.get_mut(&key(dev, start)) {
+                    v.len = keep;
+                }
+                if start + u64::from(e.len) > end {
+                    // The range is inside the extent: keep its tail too.
+                    // `end - start < e.len`, a `u32`.
+                    let skip = (end - start) as u32;
+                    let tail = Extent {
+                        offset: e.offset + skip,
+                        len: e.len - skip,
+                        ..e
+                    };
+                    let cut = if self.tree.insert(key(dev, end), tail).is_ok() {
+                        skip - keep
+                    } else {
+                        e.len - keep
+                    };
+                    buckets.drop_live(&e, cut);
+                    return u64::from(cut);
+                }
+                let cut = e.len - keep;
+                buckets.drop_live(&e, cut);
+                dropped += u64::from(cut);
+            }
+        }
+        // Extents that start inside the range.
+        while let Some((start, e)) = self
+            .tree
+            .get_ge(&key(dev, sector))
+            .filter(|&(k, _)| key_dev(k) == dev && key_sector(k) < end)
+            .map(|(k, e)| (key_sector(k), e))
+        {
+            self.tree.remove(&key(dev, start));
+            let current = buckets.is_current(&e);
+            let kend = start + u64::from(e.len);
+            if kend > end {
+                // `end - start < e.len`, a `u32`.
+                let skip = (end - start) as u32;
+                let tail = Extent {
+                    offset: e.offset + skip,
+                    len: e.len - skip,
+                    ..e
+                };
+                let cut = if current && self.tree.insert(key(dev, end), tail).is_ok() {
+                    skip
+                } else {
+                    e.len
+                };
+                buckets.drop_live(&e, cut);
+                if current {
+                    dropped += u64::from(cut);
+                }
+                break;
+            }
+            buckets.drop_live(&e, e.len);
+            if current {
+                dropped += u64::from(e.len);
+            } else {
+                self.stale_dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Inserts the extent `region` for the sectors of `dev` starting at
+    /// `sector`, unless a current extent overlaps them or the region's
+    /// bucket was invalidated. Stale extents in the way are removed.
+    pub fn insert<S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        region: &Region,
+        buckets: &mut Buckets<S>,
+    ) -> Result<(), InsertError> {
+        let e = region.extent();
+        if e.len == 0 {
+            return Err(InsertError::Invalid);
+        }
+        let end = sector
+            .checked_add(u64::from(e.len))
+            .ok_or(InsertError::Invalid)?;
+        if !buckets.is_current(&e) {
+            return Err(InsertError::Stale);
+        }
+        loop {
+            let hit = self
+                .containing(dev, sector)
+                .or_else(|| self.next_in(dev, sector, end));
+            match hit {
+                Some((start, old)) if !buckets.is_current(&old) => {
+                    self.tree.remove(&key(dev, start));
+                    self.stale_dropped += 1;
+                }
+                Some(_) => return Err(InsertError::Overlap),
+                None => break,
+            }
+        }
+        self.tree
+            .insert(key(dev, sector), e)
+            .map_err(|_| InsertError::NoMemory)?;
+        buckets.add_live(&e);
+        Ok(())
+    }
+
+    /// Removes up to `budget` extents of `dev` (when the device goes away).
+    /// Returns whether none is left.
+    pub fn remove_dev<S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        dev: DevId,
+        budget: usize,
+        buckets: &mut Buckets<S>,
+    ) -> bool {
+        for _ in 0..budget {
+            let Some((k, e)) = self
+                .tree
+                .get_ge(&key(dev, 0))
+                .filter(|&(k, _)| key_dev(k) == dev)
+            else {
+                return true;
+            };
+            self.tree.remove(&k);
+            buckets.drop_live(&e, e.len);
+        }
+        self.tree
+            .get_ge(&key(dev, 0))
+            .filter(|&(k, _)| key_dev(k) == dev)
+            .is_none()
+    }
+
+    /// One step of the background pass: removes the stale extents among up
+    /// to `4 * GC_BATCH` extents from key `cursor` on (at most
+    /// [`GC_BATCH`]). Returns the key to continue from, or `None` at the
+    /// end of the index, and the number removed.
+    pub fn gc_step<S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        cursor: u128,
+        buckets: &Buckets<S>,
+    ) -> (Option<u128>, usize) {
+        let mut stale = [0u128; GC_BATCH];
+        let mut n = 0;
+        let mut next = None;
+        for (visited, (k, e)) in self.tree.iter_from(&cursor).enumerate() {
+            if visited == 4 * GC_BATCH || n == GC_BATCH {
+                next = Some(k);
+                break;
+            }
+            if !buckets.is_current(&e) {
+                stale[n] = k;
+                n += 1;
+            }
+        }
+        for k in stale.iter().take(n) {
+            self.tree.remove(k);
+        }
+        self.stale_dropped += n as u64;
+        (next, n)
+    }
+
+    /// Checks the index's invariants (tests).
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.tree.check_invariants()?;
+        let mut prev: Option<(DevId, u64)> = None;
+        for (k, e) in self.tree.iter() {
+            if e.len == 0 {
+                return Err("empty extent");
+            }
+            let (dev, start) = (key_dev(k), key_sector(k));
+            if let Some((pdev, pend)) = prev {
+                if pdev == dev && pend > start {
+                    return Err("overlapping extents");
+                }
+            }
+            prev = Some((dev, start + u64::from(e.len)));
+        }
+        Ok(())
+    }
+
+    /// Every extent in key order (tests).
+    pub fn for_each(&self, mut f: impl FnMut(DevId, u64, Extent)) {
+        for (k, e) in self.tree.iter() {
+            f(key_dev(k), key_sector(k), e);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    used: bool,
+    write: bool,
+    collided: bool,
+    dev: DevId,
+    start: u64,
+    end: u64,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    used: false,
+    write: false,
+    collided: false,
+    dev: 0,
+    start: 0,
+    end: 0,
+};
+
+/// A tracked fill or write: its slot in the [`Inflight`] table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket(u16);
+
+/// How a write is tracked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteTicket {
+    /// In a slot; its cache copy may be inserted unless it collides.
+    Tracked(Ticket),
+    /// The table was full: no cache copy, and fills collide until it ends.
+    Untracked,
+}
+
+/// Fills and writes in flight, for collision detection (see the module
+/// documentation).
+///
+/// # Invariants
+///
+/// `untracked` counts the writes begun with [`WriteTicket::Untracked`] and
+/// not ended.
+pub struct Inflight {
+    slots: [Slot; INFLIGHT_SLOTS],
+    untracked: u32,
+}
+
+impl Default for Inflight {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inflight {
+    /// An empty table.
+    pub const fn new() -> Self {
+        Self {
+            slots: [EMPTY_SLOT; INFLIGHT_SLOTS],
+            untracked: 0,
+        }
+    }
+
+    fn overlaps(s: &Slot, dev: DevId, start: u64, end: u64) -> bool {
+        s.used && s.dev == dev && s.start < end && start < s.end
+    }
+
+    fn take_slot(
+        &mut self,
+        write: bool,
+        dev: DevId,
+        start: u64,
+        end: u64,
+        collided: bool,
+    ) -> Option<Ticket> {
+        let (i, s) = self.slots.iter_mut().enumerate().find(|(_, s)| !s.used)?;
+        *s = Slot {
+            used: true,
+            write,
+            collided,
+            dev,
+            start,
+            end,
+        };
+        // INFLIGHT_SLOTS fits in a u16.
+        Some(Ticket(i as u16))
+    }
+
+    /// A fill of `len` sectors of `dev` at `sector` wants to start: `None`
+    /// if an overlapping write is in flight, an untracked write is, or the
+    /// table is full.
+    pub fn begin_fill(&mut self, dev: DevId, sector: u64, len: u64) -> Option<Ticket> {
+        let end = sector.saturating_add(len);
+        if self.untracked > 0
+            || self
+                .slots
+                .iter()
+                .any(|s| s.write && Self::overlaps(s, dev, sector, end))
+        {
+            return None;
+        }
+        self.take_slot(false, dev, sector, end, false)
+    }
+
+    /// A write of `len` sectors of `dev` at `sector` starts: every
+    /// overlapping fill and write in flight collides, and so does this one
+    /// if an overlapping write is in flight.
+    pub fn begin_write(&mut self, dev: DevId, sector: u64, len: u64) -> WriteTicket {
+        let end = sector.saturating_add(len);
+        let mut collided = false;
+        for s in self.slots.iter_mut() {
+            if Self::overlaps(s, dev, sector, end) {
+                s.collided = true;
+                collided |= s.write;
+            }
+        }
+        match self.take_slot(true, dev, sector, end, collided) {
+            Some(t) => WriteTicket::Tracked(t),
+            None => {
+                for s in self.slots.iter_mut() {
+                    s.collided = true;
+                }
+                self.untracked += 1;
+                WriteTicket::Untracked
+            }
+        }
+    }
+
+    /// A fill or tracked write ends: frees its slot and returns whether it
+    /// collided.
+    pub fn end(&mut self, t: Ticket) -> bool {
+        match self.slots.get_mut(usize::from(t.0)) {
+            Some(s) if s.used => {
+                s.used = false;
+                s.collided
+            }
+            _ => true,
+        }
+    }
+
+    /// A write ends.
+    pub fn end_write(&mut self, t: WriteTicket) -> bool {
+        match t {
+            WriteTicket::Tracked(t) => self.end(t),
+            WriteTicket::Untracked => {
+                self.untracked = self.untracked.saturating_sub(1);
+                true
+            }
+        }
+    }
+
+    /// Entries in use (tests and statistics).
+    pub fn in_use(&self) -> usize {
+        self.slots.iter().filter(|s| s.used).count() + self.untracked as usize
+    }
+}
+
+/// The sequential-stream length after an I/O of `len` sectors at `sector`,
+/// when the previous I/O ended at `last_end` and the stream was `run`
+/// sectors long: the stream continues only if this I/O starts where the last
+/// one ended.
+pub fn sequential_run(last_end: u64, run: u64, sector: u64, len: u64) -> u64 {
+    if sector == last_end {
+        run.saturating_add(len)
+    } else {
+        len
+    }
+}
+
+/// What the data path keeps under the cache's lock: the index, the buckets
+/// and the in-flight table.
+pub struct Cache<A: NodeAlloc, S> {
+    /// The extent index.
+    pub index: Index<A>,
+    /// The buckets.
+    pub buckets: Buckets<S>,
+    /// Fills and writes in flight.
+    pub inflight: Inflight,
+}
+
+/// A read's next piece, as the data path acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPlan {
+    /// Read `len` sectors from the SSD at `offset` sectors into `bucket`
+    /// (the caller pins the bucket under the lock).
+    Hit {
+        /// The bucket.
+        bucket: u32,
+        /// First sector in the bucket.
+        offset: u32,
+        /// Sectors.
+        len: u64,
+    },
+    /// Read `len` sectors from the backing device, then write them to
+    /// `region` on the SSD and finish the fill with `ticket`.
+    Fill {
+        /// Sectors.
+        len: u64,
+        /// Where the copy goes (the caller pins its bucket).
+        region: Region,
+        /// The fill's in-flight slot.
+        ticket: Ticket,
+    },
+    /// Read `len` sectors from the backing device, no fill: `collided`
+    /// says whether a write in flight was the reason.
+    Miss {
+        /// Sectors.
+        len: u64,
+        /// A write to these sectors is in flight.
+        collided: bool,
+    },
+}
+
+/// A write as the data path acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WritePlan {
+    /// Its collision ticket.
+    pub ticket: WriteTicket,
+    /// Where its cache copy goes (writethrough), if anywhere.
+    pub region: Option<Region>,
+}
+
+/// How a fill or a writethrough copy ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillOutcome {
+    /// In the index.
+    Inserted,
+    /// A write to its sectors started meanwhile: dropped.
+    Collided,
+    /// Not inserted for another reason (I/O error, overlap, stale, memory).
+    Dropped(Option<InsertError>),
+}
+
+impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
+    /// A cache over `buckets` with an empty index on `alloc`.
+    pub fn new(alloc: A, buckets: Buckets<S>) -> Self {
+        Self {
+            index: Index::new(alloc),
+            buckets,
+            inflight: Inflight::new(),
+        }
+    }
+
+    /// The next piece of a read of `len` sectors of `dev` at `sector`.
+    ///
+    /// `fill` says whether a miss may be filled (not for bypassed I/O), and
+    /// `block` is the allocation unit in sectors: a fill is rounded to it
+    /// (reads are block-aligned). A hit raises its bucket's priority.
+    pub fn read(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        len: u64,
+        fill: bool,
+        pinned: &dyn Fn(u32) -> bool,
+    ) -> ReadPlan {
+        match self.index.lookup(dev, sector, len, &self.buckets) {
+            Piece::Hit {
+                bucket,
+                offset,
+                len,
+            } => {
+                self.buckets.hit(bucket);
+                ReadPlan::Hit {
+                    bucket,
+                    offset,
+                    len,
+                }
+            }
+            Piece::Miss { len } => {
+                if !fill {
+                    return ReadPlan::Miss {
+                        len,
+                        collided: false,
+                    };
+                }
+                let Ok(sectors) = u32::try_from(len) else {
+                    return ReadPlan::Miss {
+                        len,
+                        collided: false,
+                    };
+                };
+                if sectors > self.buckets.bucket_sectors() {
+                    return ReadPlan::Miss {
+                        len,
+                        collided: false,
+                    };
+                }
+                let Some(ticket) = self.inflight.begin_fill(dev, sector, len) else {
+                    return ReadPlan::Miss {
+                        len,
+                        collided: true,
+                    };
+                };
+                match self.buckets.alloc(sectors, pinned) {
+                    Some(region) => ReadPlan::Fill {
+                        len,
+                        region,
+                        ticket,
+                    },
+                    None => {
+                        self.inflight.end(ticket);
+                        ReadPlan::Miss {
+                            len,
+                            collided: false,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fill's SSD write ended (`ok`: it and the backing read succeeded):
+    /// inserts its extent unless it collided.
+    pub fn finish_fill(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        region: &Region,
+        ticket: Ticket,
+        ok: bool,
+    ) -> FillOutcome {
+        let collided = self.inflight.end(ticket);
+        self.finish(dev, sector, region, collided, ok)
+    }
+
+    fn finish(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        region: &Region,
+        collided: bool,
+        ok: bool,
+    ) -> FillOutcome {
+        if collided {
+            return FillOutcome::Collided;
+        }
+        if !ok {
+            return FillOutcome::Dropped(None);
+        }
+        match self.index.insert(dev, sector, region, &mut self.buckets) {
+            Ok(()) => FillOutcome::Inserted,
+            Err(e) => FillOutcome::Dropped(Some(e)),
+        }
+    }
+
+    /// A write (or discard) of `len` sectors of `dev` at `sector` starts:
+    /// invalidates what is cached there, marks collisions, and with `copy`
+    /// (writethrough of a data write) allocates room for a cache copy.
+    pub fn begin_write(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        len: u64,
+        copy: bool,
+        pinned: &dyn Fn(u32) -> bool,
+    ) -> WritePlan {
+        self.index.invalidate(dev, sector, len, &mut self.buckets);
+        let ticket = self.inflight.begin_write(dev, sector, len);
+        let region = match (copy, ticket, u32::try_from(len)) {
+            (true, WriteTicket::Tracked(_), Ok(sectors)) => self.buckets.alloc(sectors, pinned),
+            _ => None,
+        };
+        WritePlan { ticket, region }
+    }
+
+    /// A write ended (`ok`: the backing write and the cache copy, if any,
+    /// succeeded): inserts the copy unless it collided. Returns `None`
+    /// without a copy.
+    pub fn finish_write(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        plan: &WritePlan,
+        ok: bool,
+    ) -> Option<FillOutcome> {
+        let collided = self.inflight.end_write(plan.ticket);
+        let region = plan.region.as_ref()?;
+        Some(self.finish(dev, sector, region, collided, ok))
+    }
+}

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `rkm-bcache`: host build of the kernel-agnostic core of the bcache_rs SSD
+//! cache.
+//!
+//! The core is `src/bcache.rs`, which the module includes directly with
+//! `#[allow(unreachable_pub, dead_code)] #[path = "../bcache/src/bcache.rs"] mod bcache;`
+//! next to the B+tree it indexes with,
+//! `#[allow(unreachable_pub, dead_code)] #[path = "../btree/src/btree.rs"] mod btree;`,
+//! which it uses as `crate::btree`. This crate only wraps that file, under
+//! the kernel's lints, so that `cargo test` and `cargo clippy` see the same
+//! source; `crate::btree` is the `rkm-btree` crate here. The design is
+//! documented in the [`bcache`] module.
+
+#![no_std]
+
+pub use rkm_btree as btree;
+
+#[path = "bcache.rs"]
+pub mod bcache;
+
+pub use bcache::*;
