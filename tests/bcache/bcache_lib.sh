@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# What the bcache suite's scripts share: the sysfs paths, writing a line to a
+# sysfs file and checking the errno it fails with, and setting the cache up.
+
+. "$(dirname "$0")/../lib/rkm.sh"
+
+BC=/sys/kernel/bcache_rs
+UUID0=11111111-2222-4333-8444-555555555555
+UUID1=66666666-7777-4888-9999-aaaaaaaaaaaa
+
+# bc_write FILE LINE: write LINE to FILE in one write(2); prints the error
+# message (dd's, with the strerror) and fails if the write fails.
+bc_write() {
+	out=$(printf '%s\n' "$2" | dd of="$1" bs=4096 2>&1) || { echo "$out"; return 1; }
+}
+
+# bc_expect_err FILE LINE TEXT: the write must fail with strerror TEXT (and
+# the kernel log must get a bcache_rs line for it).
+bc_expect_err() {
+	mark="bc-expect $$ $RANDOM"
+	echo "$mark" >/dev/kmsg
+	if out=$(bc_write "$1" "$2"); then
+		echo "writing '$2' to $1 succeeded"
+		return 1
+	fi
+	case "$out" in
+	*"$3"*) ;;
+	*) echo "writing '$2' to $1: got '$out', want '$3'"; return 1 ;;
+	esac
+	dmesg | sed -n "/$mark/,\$p" | grep -q 'bcache_rs: ' ||
+		{ echo "no bcache_rs line in the kernel log for '$2'"; return 1; }
+}
+
+bc_format() {
+	bcache-rs format-cache "$RKM_SSD" --force "$@" >/dev/null
+}
+
+bc_load() {
+	grep -q '^bcache_rs ' /proc/modules || modprobe bcache_rs
+}
+
+# bc_stat N FILE: a statistics file of bcache_rs<N>.
+bc_stat() {
+	cat "/sys/block/bcache_rs$1/bcache_rs/$2"
+}
+
+# bc_stop N: stop bcache_rs<N> and wait until its disk is gone.
+bc_stop() {
+	bc_write "/sys/block/bcache_rs$1/bcache_rs/stop" 1 || return 1
+	i=0
+	while [ -e "/sys/block/bcache_rs$1" ]; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || { echo "bcache_rs$1 is still there"; return 1; }
+		sleep 0.1
+	done
+}
+
+bc_unregister() {
+	bc_write "$BC/cache/unregister" 1 || return 1
+	i=0
+	while [ -e "$BC/cache" ]; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || { echo "the cache is still registered"; return 1; }
+		sleep 0.1
+	done
+}
+
+# bc_up: format the SSD, register it and the HDD as bcache_rs0.
+bc_up() {
+	bc_load && bc_format && bc_write "$BC/register_cache" "$RKM_SSD" &&
+		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" && test -b /dev/bcache_rs0
+}

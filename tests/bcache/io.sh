@@ -1,0 +1,106 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# bcache_rs's data path on the HDD (backing) and the NVMe SSD (cache):
+# fio with crc32c verification through /dev/bcache_rs0 (random writes then
+# verified reads, mixed random read/write on both CPUs), reads that hit,
+# sequential bypass, cache modes switched under verified I/O, ext4 with fsck,
+# and the backing device read directly after stop holding the same data.
+
+. "$(dirname "$0")/bcache_lib.sh"
+
+ktap_print_header
+ktap_set_plan 8
+
+rkm_check "format the SSD, register it and the HDD as bcache_rs0" bc_up
+
+FIO="fio --output-format=terse --terse-version=3 --minimal --filename=/dev/bcache_rs0 --direct=1 --ioengine=psync --size=32M"
+
+write_verify() {
+	$FIO --name=w --rw=randwrite --bs=4k --verify=crc32c --verify_backlog=0 --do_verify=0 \
+		--randseed=1 >/dev/null || { echo "fio write failed"; return 1; }
+	$FIO --name=w --rw=randwrite --bs=4k --verify=crc32c --verify_only=1 --randseed=1 \
+		>/dev/null || { echo "fio verify failed"; return 1; }
+	hits=$(bc_stat 0 hits)
+	[ "$hits" -gt 0 ] || { echo "no hits after writethrough: $hits"; return 1; }
+	rkm_msg "hits $hits misses $(bc_stat 0 misses) fills $(bc_stat 0 fills)"
+}
+rkm_check "fio: random writes, then every block verified (crc32c), reads hit" write_verify
+
+second_read() {
+	# Sequential reads: without the cutoff, so that they are cached.
+	bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 0 || return 1
+	echo 3 >/proc/sys/vm/drop_caches
+	$FIO --name=r1 --rw=read --bs=64k --offset=64M --size=16M >/dev/null || return 1
+	h1=$(bc_stat 0 hits)
+	$FIO --name=r2 --rw=read --bs=64k --offset=64M --size=16M >/dev/null || return 1
+	h2=$(bc_stat 0 hits)
+	fills=$(bc_stat 0 fills)
+	rkm_msg "hits $h1 -> $h2, fills $fills, from cache $(bc_stat 0 bytes_from_cache) B"
+	[ "$fills" -gt 0 ] && [ $((h2 - h1)) -ge 256 ] ||
+		{ echo "the second read of 16 MiB did not hit: hits $h1 -> $h2, fills $fills"; return 1; }
+	bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 4M
+}
+rkm_check "a second read of uncached data is served from the cache" second_read
+
+mixed() {
+	$FIO --name=m --rw=randrw --rwmixread=60 --bs=4k --verify=crc32c --numjobs=2 \
+		--size=16M --offset_increment=16M --offset=128M --randseed=7 >/dev/null ||
+		{ echo "fio randrw with verify failed"; return 1; }
+}
+rkm_check "fio: mixed random read/write with verify on both CPUs" mixed
+
+bypass() {
+	b0=$(bc_stat 0 bypass_misses)
+	dd if=/dev/bcache_rs0 of=/dev/null bs=1M skip=512 count=16 iflag=direct 2>/dev/null || return 1
+	b1=$(bc_stat 0 bypass_misses)
+	rkm_msg "bypass misses $b0 -> $b1"
+	[ "$b1" -gt "$b0" ] || { echo "a 16 MiB sequential read was not bypassed"; return 1; }
+}
+rkm_check "a sequential read past sequential_cutoff bypasses the cache" bypass
+
+switch_modes() {
+	$FIO --name=s --rw=randwrite --bs=4k --verify=crc32c --size=8M --offset=256M \
+		--randseed=3 >/dev/null 2>&1 &
+	pid=$!
+	for m in writearound none writethrough writearound writethrough; do
+		bc_write /sys/block/bcache_rs0/bcache_rs/cache_mode $m || return 1
+		sleep 1
+	done
+	wait $pid || { echo "fio with verify failed while the mode changed"; return 1; }
+}
+rkm_check "cache_mode switched under verified I/O" switch_modes
+
+ext4() {
+	mkfs.ext4 -q -F /dev/bcache_rs0 || return 1
+	mkdir -p /mnt/bc && mount -t ext4 /dev/bcache_rs0 /mnt/bc || return 1
+	i=0
+	while [ $i -lt 24 ]; do
+		mkdir -p /mnt/bc/d$((i % 4))
+		dd if=/dev/urandom of=/mnt/bc/d$((i % 4))/f$i bs=64k count=$((1 + i % 7)) 2>/dev/null || return 1
+		i=$((i + 1))
+	done
+	(cd /mnt/bc && find . -type f | sort | xargs md5sum) >/tmp/sums || return 1
+	umount /mnt/bc && mount -t ext4 /dev/bcache_rs0 /mnt/bc || return 1
+	echo 3 >/proc/sys/vm/drop_caches
+	h0=$(bc_stat 0 hits)
+	(cd /mnt/bc && md5sum -c /tmp/sums >/dev/null) || { echo "files differ after remount"; return 1; }
+	h1=$(bc_stat 0 hits)
+	umount /mnt/bc || return 1
+	rkm_msg "reading the files back: hits $h0 -> $h1"
+	[ "$h1" -gt "$h0" ] || { echo "reading the files back did not hit"; return 1; }
+	e2fsck -f -n /dev/bcache_rs0 >/tmp/fsck.log 2>&1 || { cat /tmp/fsck.log; return 1; }
+}
+rkm_check "ext4 on bcache_rs0: files read back (hits), fsck clean" ext4
+
+backing() {
+	sum=$(dd if=/dev/bcache_rs0 bs=1M count=300 iflag=direct 2>/dev/null | md5sum)
+	bc_stop 0 && bc_unregister || return 1
+	raw=$(dd if="$RKM_HDD" bs=1M count=300 iflag=direct 2>/dev/null | md5sum)
+	[ "$sum" = "$raw" ] || { echo "the HDD differs from what bcache_rs0 returned"; return 1; }
+	e2fsck -f -n "$RKM_HDD" >/tmp/fsck.log 2>&1 || { cat /tmp/fsck.log; return 1; }
+	rmmod bcache_rs
+}
+rkm_check "after stop, the HDD read directly holds the same data (and fsck is clean)" backing
+
+ktap_finished
