@@ -243,11 +243,11 @@ impl DevStats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn from_cache(&self, sectors: u64) {
+    pub(crate) fn add_cache_sectors(&self, sectors: u64) {
         self.cache_sectors.fetch_add(sectors, Ordering::Relaxed);
     }
 
-    pub(crate) fn from_backing(&self, sectors: u64) {
+    pub(crate) fn add_backing_sectors(&self, sectors: u64) {
         self.backing_sectors.fetch_add(sectors, Ordering::Relaxed);
     }
 
@@ -703,7 +703,7 @@ impl Registry {
         for slot in inner.devs.iter_mut() {
             if slot
                 .as_ref()
-                .map_or(false, |d| d.dev.stopping.load(Ordering::Relaxed))
+                .is_some_and(|d| d.dev.stopping.load(Ordering::Relaxed))
             {
                 if let Some(e) = slot.take() {
                     let id = e.dev.id;
@@ -715,12 +715,12 @@ impl Registry {
         let unreg = inner
             .cache
             .as_ref()
-            .map_or(false, |c| c.cache.unregister.load(Ordering::Relaxed));
+            .is_some_and(|c| c.cache.unregister.load(Ordering::Relaxed));
         if unreg {
             let idle = inner
                 .cache
                 .as_ref()
-                .map_or(false, |c| c.cache.attached.load(Ordering::Relaxed) == 0);
+                .is_some_and(|c| c.cache.attached.load(Ordering::Relaxed) == 0);
             if idle {
                 if let Some(c) = inner.cache.take() {
                     Self::teardown_cache(c);
@@ -927,7 +927,7 @@ fn show_dev(d: &Dev, attr: i32, w: &mut PageWriter) -> core::fmt::Result {
         9 => writeln!(w, "{}", ld(&s.bypass_misses)),
         10 => {
             let (h, m) = (ld(&s.hits), ld(&s.misses));
-            let pct = if h + m == 0 { 0 } else { h * 100 / (h + m) };
+            let pct = (h * 100).checked_div(h + m).unwrap_or(0);
             writeln!(w, "{pct}")
         }
         11 => writeln!(w, "{}", ld(&s.collisions)),

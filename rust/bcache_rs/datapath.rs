@@ -354,7 +354,7 @@ pub(crate) unsafe fn endio(bio: Bio, err: i32) {
     match ctx.kind {
         Kind::Pass => {
             if err == 0 && ctx.sectors > 0 {
-                dev.stats.from_backing(ctx.sectors);
+                dev.stats.add_backing_sectors(ctx.sectors);
             }
             // SAFETY: `orig` was given to us; this clone was its last.
             unsafe { ctx.orig.complete(err) };
@@ -378,7 +378,7 @@ pub(crate) unsafe fn endio(bio: Bio, err: i32) {
                 unsafe { c.defer(&mut ctx.node) };
                 return;
             }
-            dev.stats.from_cache(ctx.sectors);
+            dev.stats.add_cache_sectors(ctx.sectors);
             // SAFETY: as for `Pass`.
             unsafe { ctx.orig.complete(0) };
             // SAFETY: completed, not used again.
@@ -401,7 +401,7 @@ pub(crate) unsafe fn endio(bio: Bio, err: i32) {
                 dev.done();
                 return;
             }
-            dev.stats.from_backing(ctx.sectors);
+            dev.stats.add_backing_sectors(ctx.sectors);
             // Copy and complete in process context.
             // SAFETY: as for `Hit`.
             unsafe { c.defer(&mut ctx.node) };
