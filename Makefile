@@ -31,7 +31,7 @@ SUITES ?= $(DEFAULT_SUITES)
 DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
 
 .PHONY: all modules tools deps kernel print-kdir print-modules print-fixtures lint \
-	rustfmt clippy host-test vmtest harness-selftest check demo miri bench-btree bench-zswap rust-analyzer \
+	rustfmt clippy host-test vmtest harness-selftest check demo miri bench-btree bench-zswap bench-bcache rust-analyzer \
 	clean help
 
 all: modules
@@ -146,6 +146,9 @@ bench-btree:
 
 bench-zswap:
 	@$(TOP)/bench/zswap.sh
+
+bench-bcache:
+	@$(TOP)/bench/bcache.sh
 
 # rust-project.json for rust-analyzer, pointing at this tree's sources. The
 # kernel's `make M=... rust-analyzer` mistakes our rust/ for its own, so this

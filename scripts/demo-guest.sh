@@ -3,8 +3,9 @@
 #
 # What `make demo` runs inside the test guest: a narrated tour of what the
 # project's modules plug into: zswap on zbud_rs and on z3fold_rs
-# (RKM_DEMO_ZPOOL, from make demo ZPOOL=..., picks one). Later work extends it (the
-# SSD cache on /dev/bcache_rs0).
+# (RKM_DEMO_ZPOOL, from make demo ZPOOL=..., picks one), then the SSD cache:
+# the NVMe image formatted by bcache-rs, the HDD attached in place as
+# /dev/bcache_rs0, ext4 on it, and hits climbing on a second read.
 
 step=0
 say() { step=$((step + 1)); printf '\ndemo: --- %d. %s\n' "$step" "$*"; }
@@ -96,5 +97,51 @@ for d in $ZPOOLS; do
 	fi
 	[ "$ok" = yes ] || exit 1
 done
+
+if echo " $RKM_MODULES " | grep -q " bcache_rs "; then
+	BC=/sys/kernel/bcache_rs
+	S=/sys/block/bcache_rs0/bcache_rs
+	stats() { show "  hits=$(cat $S/hits) misses=$(cat $S/misses) fills=$(cat $S/fills) hit_ratio=$(cat $S/hit_ratio)% from_cache=$(($(cat $S/bytes_from_cache) >> 20)) MiB from_backing=$(($(cat $S/bytes_from_backing) >> 20)) MiB"; }
+	say "bcache_rs: the SSD formatted as a cache (bcache-rs format-cache $RKM_SSD)"
+	bcache-rs format-cache "$RKM_SSD" --force | sed 's/^/demo:     /' | head -n 8
+	modprobe bcache_rs
+	echo "$RKM_SSD" >$BC/register_cache
+	show "echo $RKM_SSD > $BC/register_cache  ->  buckets: $(cat $BC/cache/buckets_total) of $(($(cat $BC/cache/bucket_size) >> 10)) KiB, state $(cat $BC/cache/state)"
+	uuid=$(bcache-rs uuid)
+	echo "$uuid $RKM_HDD" >$BC/register_dev
+	show "echo \"$uuid $RKM_HDD\" > $BC/register_dev"
+	show "  ->  /dev/bcache_rs0: $(($(cat /sys/block/bcache_rs0/size) / 2048)) MiB (the HDD's size, its data in place), mode: $(cat $S/cache_mode)"
+	say "bcache_rs: ext4 on /dev/bcache_rs0, a tree of files, read twice"
+	mkfs.ext4 -q -F /dev/bcache_rs0 && mkdir -p /mnt/bc && mount -t ext4 /dev/bcache_rs0 /mnt/bc
+	i=0
+	while [ $i -lt 32 ]; do
+		mkdir -p /mnt/bc/dir$((i % 4)) && dd if=/dev/urandom of=/mnt/bc/dir$((i % 4))/file$i bs=64k count=4 2>/dev/null
+		i=$((i + 1))
+	done
+	(cd /mnt/bc && find . -type f | sort | xargs md5sum) >/tmp/sums
+	umount /mnt/bc
+	# Writes were copied to the cache (writethrough); start from a cold
+	# cache to show reads filling it.
+	echo 1 >$S/stop; sleep 1
+	echo 1 >$BC/cache/unregister; sleep 1
+	echo "$RKM_SSD" >$BC/register_cache && echo "$uuid $RKM_HDD" >$BC/register_dev
+	show "wrote 32 files (8 MiB), then re-registered for a cold cache; the statistics:"
+	stats
+	mount -t ext4 /dev/bcache_rs0 /mnt/bc
+	(cd /mnt/bc && md5sum -c /tmp/sums >/dev/null) && r1=ok || r1=FAILED
+	show "first read of every file (checksums $r1): misses, filled into the cache"
+	stats
+	umount /mnt/bc && echo 3 >/proc/sys/vm/drop_caches && mount -t ext4 /dev/bcache_rs0 /mnt/bc
+	(cd /mnt/bc && md5sum -c /tmp/sums >/dev/null) && r2=ok || r2=FAILED
+	show "second read after dropping the page cache (checksums $r2): served from the SSD"
+	stats
+	umount /mnt/bc
+	e2fsck -f -n /dev/bcache_rs0 >/dev/null 2>&1 && show "e2fsck -f -n /dev/bcache_rs0: clean" || show "e2fsck: ERRORS"
+	echo 1 >$S/stop; sleep 1
+	echo 1 >$BC/cache/unregister; sleep 1
+	e2fsck -f -n "$RKM_HDD" >/dev/null 2>&1 && show "stopped: the HDD itself holds the filesystem, e2fsck clean" || show "the HDD: e2fsck ERRORS"
+	rmmod bcache_rs && show "bcache_rs unloads cleanly"
+	[ "$r1" = ok ] && [ "$r2" = ok ] || exit 1
+fi
 
 say "Done: the guest powers off, and the host checks the kernel log for reports"

@@ -17,5 +17,6 @@ demo: Lines marked '|' come from inside the guest.
 EOT
 exec "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" \
 	--script "$top/scripts/demo-guest.sh" --log-dir "$top/build/logs/demo" \
-	--guest-tools "$top/target/release/rkm-memstress" \
+	--guest-tools "$top/target/release/rkm-memstress" "$top/target/release/bcache-rs" \
+	/usr/sbin/mkfs.ext4 /usr/sbin/e2fsck \
 	${RKM_DEMO_ZPOOL:+--env "RKM_DEMO_ZPOOL=$RKM_DEMO_ZPOOL"} --modules "$@"

@@ -276,6 +276,9 @@ pub(crate) struct Dev {
     uuid: format::Uuid,
     pub(crate) backing: BdevFile,
     pub(crate) bs: BioSet<IoCtx>,
+    /// For splits at extent boundaries (a set of their own, so that a
+    /// split never waits for a clone of the same submission).
+    pub(crate) split_bs: BioSet<()>,
     /// The disk, for `stop`'s open check (set once it exists).
     disk: AtomicPtr<c_void>,
     cache: AtomicPtr<CacheSet>,
@@ -576,6 +579,7 @@ impl Registry {
                 uuid,
                 backing,
                 bs: BioSet::new()?,
+                split_bs: BioSet::new()?,
                 disk: AtomicPtr::new(core::ptr::null_mut()),
                 cache: AtomicPtr::new(core::ptr::null_mut()),
                 lbs,
@@ -1081,9 +1085,6 @@ unsafe extern "C" fn bcache_rs_submit(owner: *mut c_void, bio: *mut blk::RawBio)
     let dev = unsafe { &*owner.cast::<Dev>() };
     // SAFETY: as the caller's.
     unsafe { dev.submit(Bio(bio)) };
-    if let Some(c) = dev.cache_ref() {
-        c.maybe_gc(c.core.lock().buckets.stats().invalidated);
-    }
 }
 
 /// One of our clones completed.

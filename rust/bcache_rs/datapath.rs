@@ -174,7 +174,7 @@ impl Dev {
         let max_fill = c.max_fill_sectors();
         loop {
             let want = end - sector;
-            let plan = {
+            let (plan, invalidated) = {
                 let mut g = c.core.lock();
                 let pinned = |b: u32| c.pinned(b);
                 let plan = g.read(self.id, sector, want, !bypass && want <= max_fill, &pinned);
@@ -183,8 +183,9 @@ impl Dev {
                     ReadPlan::Fill { region, .. } => c.pin(region.bucket),
                     ReadPlan::Miss { .. } => {}
                 }
-                plan
+                (plan, g.buckets.stats().invalidated)
             };
+            c.maybe_gc(invalidated);
             let len = match plan {
                 ReadPlan::Hit { len, .. }
                 | ReadPlan::Fill { len, .. }
@@ -192,7 +193,7 @@ impl Dev {
             };
             let piece = if len < want {
                 // SAFETY: `bio` is live, not submitted, longer than `len`.
-                match unsafe { bio.split(sectors_u32(len), &self.bs) } {
+                match unsafe { bio.split(sectors_u32(len), &self.split_bs) } {
                     Some(p) => p,
                     None => {
                         // No split: undo the plan and pass the rest through.
@@ -294,15 +295,16 @@ impl Dev {
     ) {
         let bypass = data && self.bypass(sector, sectors);
         let copy = data && mode == MODE_WRITETHROUGH && !bypass && sectors <= c.max_fill_sectors();
-        let plan = {
+        let (plan, invalidated) = {
             let mut g = c.core.lock();
             let pinned = |b: u32| c.pinned(b);
             let plan = g.begin_write(self.id, sector, sectors, copy, &pinned);
             if let Some(r) = plan.region {
                 c.pin(r.bucket);
             }
-            plan
+            (plan, g.buckets.stats().invalidated)
         };
+        c.maybe_gc(invalidated);
         // SAFETY: `bio` is live; the backing device is open.
         let clone = unsafe { bio.clone_to(self.backing.bdev(), sector, false, &self.bs) };
         // SAFETY: fresh clone.

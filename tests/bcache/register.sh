@@ -10,7 +10,7 @@
 . "$(dirname "$0")/bcache_lib.sh"
 
 ktap_print_header
-ktap_set_plan 23
+ktap_set_plan 24
 
 loads() {
 	bc_load && test -w "$BC/register_cache" -a -w "$BC/register_dev"
@@ -76,6 +76,14 @@ rkm_check "register_dev: a device already registered is EEXIST" \
 	bc_expect_err "$BC/register_dev" "$UUID1 $RKM_HDD" "File exists"
 rkm_check "register_dev: the cache device is EEXIST" \
 	bc_expect_err "$BC/register_dev" "$UUID1 $RKM_SSD" "File exists"
+held() {
+	mkswap "$RKM_SWAP" >/dev/null && swapon "$RKM_SWAP" || { echo "swapon failed"; return 1; }
+	bc_expect_err "$BC/register_dev" "$UUID1 $RKM_SWAP" "Device or resource busy"
+	rc=$?
+	swapoff "$RKM_SWAP"
+	return $rc
+}
+rkm_check "register_dev: a device in use by another holder (swap) is EBUSY" held
 
 two() {
 	bc_write "$BC/register_dev" "$UUID1 $RKM_SWAP" || return 1

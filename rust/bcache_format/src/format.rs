@@ -873,7 +873,7 @@ impl Layout {
                 RegionKind::Prios => (block, prio_sectors(self.nbuckets)),
                 RegionKind::Journal => (bucket, MIN_JOURNAL_BUCKETS * bucket),
             };
-            if r.start % align != 0 || r.sectors % align != 0 {
+            if r.start.checked_rem(align) != Some(0) || r.sectors.checked_rem(align) != Some(0) {
                 return Err(SbError::MisalignedRegion {
                     region: kind,
                     start: r.start,

@@ -39,7 +39,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const SYNOPSIS: &str = "\
 usage: bcache-rs format-cache DEVICE [--bucket-size SIZE] [--block-size SIZE]
-                              [--uuid UUID] [--label LABEL] [--force]
+                              [--size SIZE] [--uuid UUID] [--label LABEL]
+                              [--force]
        bcache-rs show DEVICE
        bcache-rs uuid
        bcache-rs help";
@@ -55,6 +56,8 @@ format-cache  write a bcache_rs cache superblock on DEVICE (a block device
                       size while the device has fewer than 1024 buckets)
   --uuid UUID         cache-set UUID (default: random)
   --label LABEL       up to 32 bytes, informational
+  --size SIZE         use only the first SIZE bytes of DEVICE (default:
+                      all of it)
   --force             overwrite existing signatures without asking
 show          read, check and explain the superblock of DEVICE
 uuid          print a random UUID, e.g. for register_dev
@@ -231,6 +234,7 @@ struct FormatArgs<'a> {
     device: &'a OsStr,
     block: Option<u64>,
     bucket: Option<u64>,
+    size: Option<u64>,
     uuid: Option<Uuid>,
     label: [u8; LABEL_SIZE],
     force: bool,
@@ -241,6 +245,7 @@ impl<'a> FormatArgs<'a> {
         let spec = [
             ("--bucket-size", true),
             ("--block-size", true),
+            ("--size", true),
             ("--uuid", true),
             ("--label", true),
             ("--force", false),
@@ -256,6 +261,13 @@ impl<'a> FormatArgs<'a> {
             }
         };
         let (block, bucket) = (size("--block-size")?, size("--bucket-size")?);
+        let cache_size = match o.text("--size")? {
+            None => None,
+            Some(t) => match parse_size(t) {
+                Some(v) => Some(v),
+                None => return usage(format!("--size: bad SIZE {t:?} (bytes, e.g. 16M, 1G)")),
+            },
+        };
         // The sizes alone, before the device is opened.
         let checked = check_geometry(
             block.unwrap_or(MIN_BLOCK_BYTES),
@@ -283,6 +295,7 @@ impl<'a> FormatArgs<'a> {
             device: one_device(&o)?,
             block,
             bucket,
+            size: cache_size,
             uuid,
             label,
             force: o.flags.contains(&"--force"),
@@ -325,10 +338,21 @@ fn format_cache(args: &FormatArgs<'_>) -> Outcome {
             Size(logical)
         ));
     }
+    let size = match args.size {
+        None => dev.size,
+        Some(s) if s <= dev.size => s,
+        Some(s) => {
+            return error(format!(
+                "{name}: --size {} is larger than the device ({})",
+                Size(s),
+                Size(dev.size)
+            ))
+        }
+    };
     let bucket = args
         .bucket
-        .unwrap_or_else(|| Layout::default_bucket_bytes(dev.size, block));
-    let layout = Layout::plan(dev.size, block, bucket).or_else(|e| {
+        .unwrap_or_else(|| Layout::default_bucket_bytes(size, block));
+    let layout = Layout::plan(size, block, bucket).or_else(|e| {
         error(format!(
             "{name}: {e} (block size {}, bucket size {})",
             Size(block),

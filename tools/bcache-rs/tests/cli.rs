@@ -450,3 +450,29 @@ fn help() {
     assert!(text.starts_with("usage: bcache-rs format-cache DEVICE"));
     assert!(text.contains("--bucket-size SIZE"));
 }
+
+#[test]
+fn size_uses_a_prefix_of_the_device() {
+    let path = image("prefix", 64 * MIB, 0);
+    let out = run_on(
+        &["format-cache", "--size", "16M", "--bucket-size", "64k"],
+        &path,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sb = superblock_of(&path).unwrap();
+    assert_eq!(sb.layout.device_sectors, 16 * MIB / 512);
+    assert_eq!(sb.layout.nbuckets, 16 * MIB / (64 << 10));
+    // The rest of the device is not touched.
+    let bytes = fs::read(&path).unwrap();
+    assert!(bytes[16 * MIB as usize..].iter().all(|&b| b == 0));
+    assert_fails(
+        &run_on(&["format-cache", "--size", "65M"], &path),
+        1,
+        "--size 65 MiB is larger than the device (64 MiB)",
+    );
+    assert_fails(
+        &run_on(&["format-cache", "--size", "lots"], &path),
+        2,
+        "--size: bad SIZE",
+    );
+}

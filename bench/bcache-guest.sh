@@ -1,0 +1,141 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# In the perf guest (bench/bcache.sh): the same fio jobs on the raw HDD
+# (throttled by QEMU to HDD-like IOPS), the raw NVMe SSD, the C bcache
+# (make-bcache -C SSD -B HDD, writethrough, sequential_cutoff 4 MiB) and
+# bcache_rs (bcache-rs format-cache, writethrough, sequential_cutoff 4 MiB),
+# in turn, and one table.
+#
+# Jobs (fio, libaio, O_DIRECT, iodepth 16, BENCH_SECS seconds each):
+#   zipf-hot    4 KiB random reads, zipf(1.2) over a 256 MiB hot set, after
+#               a warm-up of the same job (BENCH_WARM seconds)
+#   rand-read   4 KiB uniform random reads over 1 GiB (mostly misses)
+#   seq-read    1 MiB sequential reads over 512 MiB
+#   rand-write  4 KiB uniform random writes over 1 GiB
+# Columns: IOPS, completion latency p50 and p99 (microseconds), the hit
+# ratio the cache counted during the job, IOPS against the raw SSD and
+# against the C bcache.
+
+TARGETS=${BENCH_TARGETS:-hdd ssd bcache bcache_rs}
+SECS=${BENCH_SECS:-20}
+WARM=${BENCH_WARM:-30}
+UUID=11111111-2222-4333-8444-555555555555
+RES=/tmp/bench-bcache
+: >$RES
+
+# hits misses of the cache in front of $dev, or "- -".
+counters() {
+	case $1 in
+	bcache)
+		s=/sys/block/bcache0/bcache/stats_total
+		echo "$(cat $s/cache_hits) $(cat $s/cache_misses)" ;;
+	bcache_rs)
+		s=/sys/block/bcache_rs0/bcache_rs
+		echo "$(cat $s/hits) $(cat $s/misses)" ;;
+	*) echo "- -" ;;
+	esac
+}
+
+setup() {
+	case $1 in
+	hdd) dev=$RKM_HDD ;;
+	ssd) dev=$RKM_SSD ;;
+	bcache)
+		modprobe bcache || return 1
+		wipefs -a "$RKM_SSD" "$RKM_HDD" >/dev/null 2>&1
+		make-bcache --wipe-bcache -C "$RKM_SSD" -B "$RKM_HDD" >/dev/null || return 1
+		echo "$RKM_SSD" >/sys/fs/bcache/register 2>/dev/null
+		echo "$RKM_HDD" >/sys/fs/bcache/register 2>/dev/null
+		i=0
+		while [ ! -b /dev/bcache0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+		[ -b /dev/bcache0 ] || return 1
+		echo writethrough >/sys/block/bcache0/bcache/cache_mode
+		echo 4M >/sys/block/bcache0/bcache/sequential_cutoff
+		dev=/dev/bcache0 ;;
+	bcache_rs)
+		modprobe bcache_rs || return 1
+		bcache-rs format-cache "$RKM_SSD" --force >/dev/null || return 1
+		echo "$RKM_SSD" >/sys/kernel/bcache_rs/register_cache || return 1
+		echo "$UUID $RKM_HDD" >/sys/kernel/bcache_rs/register_dev || return 1
+		dev=/dev/bcache_rs0 ;;
+	esac
+}
+
+teardown() {
+	case $1 in
+	bcache)
+		echo 1 >/sys/block/bcache0/bcache/stop
+		for s in /sys/fs/bcache/*-*-*; do [ -d "$s" ] && echo 1 >"$s/unregister"; done
+		sleep 2
+		modprobe -r bcache ;;
+	bcache_rs)
+		echo 1 >/sys/block/bcache_rs0/bcache_rs/stop
+		sleep 1
+		echo 1 >/sys/kernel/bcache_rs/cache/unregister
+		sleep 1
+		rmmod bcache_rs ;;
+	esac
+}
+
+# run TARGET JOB SECONDS fio-args...: one job; appends a result line.
+run() {
+	t=$1 job=$2 secs=$3
+	shift 3
+	c0=$(counters "$t")
+	out=$(fio --output-format=terse --terse-version=3 --minimal --name="$job" \
+		--filename="$dev" --ioengine=libaio --iodepth=16 --direct=1 \
+		--time_based --runtime="$secs" --randseed=42 "$@" 2>/dev/null)
+	c1=$(counters "$t")
+	echo "$out" | awk -F';' -v t="$t" -v job="$job" -v c0="$c0" -v c1="$c1" '
+		{
+			# Read and write IOPS are fields 8 and 49; the completion
+			# latency percentiles are "P%=usec" fields, read side first.
+			iops = $8 + $49
+			n = 0
+			for (i = 1; i <= NF; i++) if ($i ~ /^50\.000000%=/ || $i ~ /^99\.000000%=/) {
+				split($i, kv, "="); v[n++] = kv[2]
+			}
+			# Reads: the first pair; writes: the second.
+			w = ($49 > $8) ? 2 : 0
+			split(c0, a, " "); split(c1, b, " ")
+			ratio = "-"
+			if (a[1] != "-") {
+				h = b[1] - a[1]; m = b[2] - a[2]
+				ratio = (h + m > 0) ? sprintf("%.2f", h / (h + m)) : "0.00"
+			}
+			printf "%s %s %d %d %d %s\n", t, job, iops, v[w], v[w + 1], ratio
+		}' >>$RES
+	echo "bench: $t $job: $(tail -n 1 $RES | cut -d' ' -f3-)"
+}
+
+for t in $TARGETS; do
+	setup "$t" || { echo "bench: cannot set up $t"; exit 1; }
+	echo "bench: $t on $dev"
+	run "$t" zipf-warm "$WARM" --rw=randread --bs=4k --size=256M --random_distribution=zipf:1.2 >/dev/null
+	sed -i '$d' $RES
+	run "$t" zipf-hot "$SECS" --rw=randread --bs=4k --size=256M --random_distribution=zipf:1.2
+	run "$t" rand-read "$SECS" --rw=randread --bs=4k --size=1G
+	run "$t" seq-read "$SECS" --rw=read --bs=1M --size=512M --offset=1G
+	run "$t" rand-write "$SECS" --rw=randwrite --bs=4k --size=1G
+	teardown "$t"
+done
+
+echo
+echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job"
+awk '
+	{ key = $1 " " $2; iops[key] = $3; p50[key] = $4; p99[key] = $5; hit[key] = $6
+	  if (!($2 in seen)) { seen[$2] = 1; jobs[nj++] = $2 }
+	  if (!($1 in tseen)) { tseen[$1] = 1; targets[nt++] = $1 } }
+	END {
+		printf "| %-10s | %-9s | %8s | %9s | %9s | %5s | %8s | %9s\n", "job", "target", "IOPS", "p50 us", "p99 us", "hits", "/raw SSD", "/C bcache"
+		printf "|------------|-----------|----------|-----------|-----------|-------|----------|----------\n"
+		for (j = 0; j < nj; j++) for (k = 0; k < nt; k++) {
+			key = targets[k] " " jobs[j]
+			if (!(key in iops)) continue
+			s = "ssd " jobs[j]; c = "bcache " jobs[j]
+			rs = (s in iops && iops[s] > 0) ? sprintf("%.2f", iops[key] / iops[s]) : "-"
+			rc = (c in iops && iops[c] > 0) ? sprintf("%.2f", iops[key] / iops[c]) : "-"
+			printf "| %-10s | %-9s | %8d | %9d | %9d | %5s | %8s | %9s\n", jobs[j], targets[k], iops[key], p50[key], p99[key], hit[key], rs, rc
+		}
+	}' $RES
