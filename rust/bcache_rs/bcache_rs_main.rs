@@ -345,12 +345,22 @@ impl RegInner {
     }
 }
 
+/// The module's registry, for the reap work (whose owner is null: the
+/// work is made before the registry exists). Set while the module is live.
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(core::ptr::null_mut());
+
+/// # Invariants
+///
+/// `root` is null or the `/sys/kernel/bcache_rs` directory, which outlives
+/// every registration (the module drops it first, and it waits for writes
+/// in progress). `reap` is declared before `inner`, so that it is cancelled
+/// (and a running reap waited for) before `inner` is dropped.
 #[pin_data]
 struct Registry {
+    reap: Work,
+    root: AtomicPtr<c_void>,
     #[pin]
     inner: Mutex<RegInner>,
-    reap: Option<Work>,
-    kobj: Option<KObj>,
 }
 
 /// `pr_err` of a failed sysfs write and its errno.
@@ -464,12 +474,13 @@ impl Registry {
         // outlives its work, which it owns.
         cache.work = Some(unsafe { Work::new(ptr, WORK_GC)? });
         let cache: Arc<CacheSet> = cache.into();
-        let Some(root) = self.kobj.as_ref() else {
+        let root = self.root.load(Ordering::Acquire);
+        if root.is_null() {
             return Err(EINVAL);
-        };
+        }
         // SAFETY: the directory is dropped before the cache (teardown).
         let kobj = match unsafe {
-            KObj::create(Parent::KObj(root), b"cache\0", ptr, CACHE_ATTRS, CACHE_BASE)
+            KObj::create(Parent::Raw(root), b"cache\0", ptr, CACHE_ATTRS, CACHE_BASE)
         } {
             Ok(k) => k,
             Err(e) => fail!(
@@ -744,7 +755,9 @@ impl Registry {
 }
 
 struct BcacheRs {
-    registry: Pin<KBox<Registry>>,
+    /// Dropped first.
+    root: Option<KObj>,
+    registry: Option<Pin<KBox<Registry>>>,
 }
 
 impl kernel::Module for BcacheRs {
@@ -754,54 +767,65 @@ impl kernel::Module for BcacheRs {
             devs.push(None, GFP_KERNEL)?;
         }
         blk::init()?;
-        let registry = KBox::pin_init(
-            pin_init!(Registry {
-                inner <- new_mutex!(RegInner { cache: None, devs }),
-                reap: None,
-                kobj: None,
-            }),
-            GFP_KERNEL,
-        );
-        let mut registry = match registry {
-            Ok(r) => r,
-            Err(e) => {
-                // SAFETY: `init` succeeded and nothing else exists yet.
-                unsafe { blk::exit() };
-                return Err(e);
-            }
-        };
-        let ptr = &*registry as *const Registry as *mut c_void;
-        // SAFETY: the registry is pinned and outlives its work and
-        // directory (the module's drop removes them first); `reap` and
-        // `kobj` are not structurally pinned.
-        let setup = unsafe {
-            let r = Pin::get_unchecked_mut(registry.as_mut());
-            Work::new(ptr, WORK_REAP).and_then(|w| {
-                r.reap = Some(w);
-                KObj::create(Parent::Kernel, b"bcache_rs\0", ptr, ROOT_ATTRS, ROOT_BASE)
-                    .map(|k| r.kobj = Some(k))
+        let made = (|| -> Result<Self> {
+            // SAFETY: a null owner: `bcache_rs_work` finds the registry in
+            // `REGISTRY`, set below before the work can be queued.
+            let reap = unsafe { Work::new(core::ptr::null_mut(), WORK_REAP)? };
+            let registry = KBox::pin_init(
+                pin_init!(Registry {
+                    reap,
+                    root: AtomicPtr::new(core::ptr::null_mut()),
+                    inner <- new_mutex!(RegInner { cache: None, devs }),
+                }),
+                GFP_KERNEL,
+            )?;
+            let ptr = &*registry as *const Registry;
+            REGISTRY.store(ptr as *mut Registry, Ordering::Release);
+            // SAFETY: the registry outlives the directory (dropped first).
+            let root = unsafe {
+                KObj::create(
+                    Parent::Kernel,
+                    b"bcache_rs\0",
+                    ptr as *mut c_void,
+                    ROOT_ATTRS,
+                    ROOT_BASE,
+                )
+            };
+            let root = match root {
+                Ok(r) => r,
+                Err(e) => {
+                    REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
+                    return Err(e);
+                }
+            };
+            registry.root.store(root.raw(), Ordering::Release);
+            Ok(Self {
+                root: Some(root),
+                registry: Some(registry),
             })
-        };
-        if let Err(e) = setup {
-            drop(registry);
-            // SAFETY: everything of blk.rs was dropped.
-            unsafe { blk::exit() };
-            return Err(e);
+        })();
+        match made {
+            Ok(m) => {
+                pr_info!("loaded: /sys/kernel/bcache_rs/register_cache and register_dev\n");
+                Ok(m)
+            }
+            Err(e) => {
+                // SAFETY: `init` succeeded and everything made since was
+                // dropped.
+                unsafe { blk::exit() };
+                Err(e)
+            }
         }
-        pr_info!("loaded: /sys/kernel/bcache_rs/register_cache and register_dev\n");
-        Ok(Self { registry })
     }
 }
 
 impl Drop for BcacheRs {
     fn drop(&mut self) {
-        // SAFETY: not structurally pinned fields, dropped in place.
-        let r = unsafe { Pin::get_unchecked_mut(self.registry.as_mut()) };
         // No new registration: the root directory goes first (it waits for
         // writes in progress).
-        drop(r.kobj.take());
-        drop(r.reap.take());
-        {
+        drop(self.root.take());
+        if let Some(r) = &self.registry {
+            r.root.store(core::ptr::null_mut(), Ordering::Release);
             let mut inner = r.inner.lock();
             for slot in inner.devs.iter_mut() {
                 if let Some(e) = slot.take() {
@@ -812,6 +836,10 @@ impl Drop for BcacheRs {
                 Registry::teardown_cache(c);
             }
         }
+        // The reap work is cancelled (or waited for) before the rest of the
+        // registry goes (field order).
+        drop(self.registry.take());
+        REGISTRY.store(core::ptr::null_mut(), Ordering::Release);
         // SAFETY: every object of blk.rs is gone.
         unsafe { blk::exit() };
     }
@@ -980,10 +1008,7 @@ fn store_dev(d: &Dev, attr: i32, input: &[u8]) -> Result {
             }
             d.stopping.store(true, Ordering::Relaxed);
             // SAFETY: the registry outlives its devices.
-            let reg = unsafe { &*d.registry };
-            if let Some(w) = &reg.reap {
-                w.queue();
-            }
+            unsafe { &*d.registry }.reap.queue();
             Ok(())
         }
         4 => {
@@ -1032,10 +1057,7 @@ fn store_cache(c: &CacheSet, attr: i32) -> Result {
     }
     c.unregister.store(true, Ordering::Relaxed);
     // SAFETY: the registry outlives its caches.
-    let reg = unsafe { &*c.registry };
-    if let Some(w) = &reg.reap {
-        w.queue();
-    }
+    unsafe { &*c.registry }.reap.queue();
     Ok(())
 }
 
@@ -1115,15 +1137,12 @@ unsafe extern "C" fn bcache_rs_deferred(owner: *mut c_void, node: *mut LlNode) {
 ///
 /// # Safety
 ///
-/// `owner` is the work's owner: a `CacheSet` for [`WORK_GC`], the
-/// `Registry` for [`WORK_REAP`].
+/// `owner` is the work's owner: a `CacheSet` for [`WORK_GC`], null for
+/// [`WORK_REAP`].
 #[no_mangle]
 unsafe extern "C" fn bcache_rs_work(owner: *mut c_void, what: i32) {
-    if owner.is_null() {
-        return;
-    }
     match what {
-        WORK_GC => {
+        WORK_GC if !owner.is_null() => {
             // SAFETY: by the caller's contract.
             let c = unsafe { &*owner.cast::<CacheSet>() };
             if c.core.lock().buckets.stats().invalidated != c.gc_seen.load(Ordering::Relaxed) {
@@ -1131,8 +1150,12 @@ unsafe extern "C" fn bcache_rs_work(owner: *mut c_void, what: i32) {
             }
         }
         WORK_REAP => {
-            // SAFETY: by the caller's contract.
-            unsafe { &*owner.cast::<Registry>() }.reap();
+            let r = REGISTRY.load(Ordering::Acquire);
+            if !r.is_null() {
+                // SAFETY: `REGISTRY` is the live registry: the module
+                // cancels this work before dropping it.
+                unsafe { &*r }.reap();
+            }
         }
         _ => {}
     }

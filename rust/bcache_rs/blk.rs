@@ -351,8 +351,9 @@ pub(crate) struct Attr {
 pub(crate) enum Parent<'a> {
     /// `/sys/kernel/`.
     Kernel,
-    /// Another directory of ours.
-    KObj(&'a KObj),
+    /// Another directory of ours, by [`KObj::raw`]; it must outlive the
+    /// new one.
+    Raw(*mut c_void),
     /// `/sys/block/<disk>/`.
     Disk(&'a Disk),
 }
@@ -407,9 +408,8 @@ impl KObj {
         let parent = match parent {
             // SAFETY: `kernel_kobj` is always there.
             Parent::Kernel => unsafe { rkm_bc_kernel_kobj() },
-            // SAFETY: `p.k` is live (type invariant); the C struct starts
-            // with its kobject.
-            Parent::KObj(p) => p.k.as_ptr().cast::<RawKobj>(),
+            // The C struct starts with its kobject.
+            Parent::Raw(p) => p.cast::<RawKobj>(),
             Parent::Disk(d) => d.kobj(),
         };
         // SAFETY: the names are static and NUL-terminated (checked), the
@@ -426,6 +426,13 @@ impl KObj {
             )
         };
         NonNull::new(k).map(|k| Self { k }).ok_or(code::ENOMEM)
+    }
+}
+
+impl KObj {
+    /// The directory, for [`Parent::Raw`].
+    pub(crate) fn raw(&self) -> *mut c_void {
+        self.k.as_ptr().cast()
     }
 }
 
