@@ -119,6 +119,9 @@ pub(crate) struct CacheSet {
     errors: AtomicU32,
     failed: AtomicBool,
     attached: AtomicU32,
+    /// Attached devices asked to stop: `unregister` waits for them instead
+    /// of refusing.
+    stopping_devs: AtomicU32,
     unregister: AtomicBool,
     gc_seen: AtomicU64,
     registry: *const Registry,
@@ -463,6 +466,7 @@ impl Registry {
                 errors: AtomicU32::new(0),
                 failed: AtomicBool::new(false),
                 attached: AtomicU32::new(0),
+                stopping_devs: AtomicU32::new(0),
                 unregister: AtomicBool::new(false),
                 gc_seen: AtomicU64::new(0),
                 registry: self,
@@ -509,6 +513,9 @@ impl Registry {
     }
 
     fn attach(d: &Dev, cache: &Arc<CacheSet>) {
+        if d.stopping.load(Ordering::Relaxed) {
+            return;
+        }
         let block = cache.sb.layout.block_sectors * 512;
         if block > d.lbs {
             pr_warn!(
@@ -687,7 +694,11 @@ impl Registry {
         let p = d.cache.swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !p.is_null() {
             // SAFETY: attached caches are live (invariant of `Dev`).
-            unsafe { (*p).attached.fetch_sub(1, Ordering::Relaxed) };
+            let c = unsafe { &*p };
+            if d.stopping.load(Ordering::Relaxed) {
+                c.stopping_devs.fetch_sub(1, Ordering::Relaxed);
+            }
+            c.attached.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -1005,6 +1016,14 @@ fn store_dev(d: &Dev, attr: i32, input: &[u8]) -> Result {
         0 => {
             if blk::disk_is_open(d.disk.load(Ordering::Acquire)) {
                 fail!(EBUSY, "bcache_rs{}: stop: the disk is open\n", d.id);
+            }
+            if d.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Counted before the flag is set: the reap, which detaches
+            // only devices it sees stopping, then uncounts it.
+            if let Some(c) = d.cache_ref() {
+                c.stopping_devs.fetch_add(1, Ordering::Relaxed);
             }
             d.stopping.store(true, Ordering::Relaxed);
             // SAFETY: the registry outlives its devices.

@@ -71,3 +71,14 @@ bc_up() {
 	bc_load && bc_format && bc_write "$BC/register_cache" "$RKM_SSD" &&
 		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" && test -b /dev/bcache_rs0
 }
+
+# bc_reset: whatever an earlier script left registered is stopped, the cache
+# unregistered and the module unloaded, so that each script starts clean.
+bc_reset() {
+	grep -q '^bcache_rs ' /proc/modules || return 0
+	for d in /sys/block/bcache_rs*; do
+		[ -e "$d" ] && bc_stop "${d#/sys/block/bcache_rs}"
+	done
+	[ -e "$BC/cache" ] && bc_unregister
+	rmmod bcache_rs
+}

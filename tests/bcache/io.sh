@@ -9,6 +9,7 @@
 
 . "$(dirname "$0")/bcache_lib.sh"
 
+bc_reset >/dev/null 2>&1
 ktap_print_header
 ktap_set_plan 8
 
