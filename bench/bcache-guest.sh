@@ -7,16 +7,23 @@
 # bcache_rs (bcache-rs format-cache, writethrough, sequential_cutoff 4 MiB),
 # in turn, and one table.
 #
-# Jobs (fio, libaio, O_DIRECT, iodepth 16, BENCH_SECS seconds each):
+# Jobs (fio, libaio, O_DIRECT, iodepth 16, BENCH_SECS seconds each after 2 s
+# of ramp):
+#   hit         4 KiB uniform random reads over 64 MiB, after one pass of
+#               64 KiB random reads over it: every read is a hit (the hit
+#               path against the raw SSD)
 #   zipf-hot    4 KiB random reads, zipf(1.2) over a 256 MiB hot set, after
-#               a warm-up of the same job (BENCH_WARM seconds)
+#               a warm-up of the same job (BENCH_WARM seconds): mostly hits,
+#               the misses at the HDD's pace
 #   rand-read   4 KiB uniform random reads over 1 GiB (mostly misses)
-#   seq-read    1 MiB sequential reads over 512 MiB
+#   seq-read    1 MiB sequential reads over 256 MiB (bypassed by both
+#               caches past their 4 MiB sequential cutoff)
 #   rand-write  4 KiB uniform random writes over 1 GiB
 # Columns: IOPS, completion latency p50 and p99 (microseconds), the hit
 # ratio the cache counted during the job, IOPS against the raw SSD and
 # against the C bcache.
 
+. /etc/rkm.env
 TARGETS=${BENCH_TARGETS:-hdd ssd bcache bcache_rs}
 SECS=${BENCH_SECS:-20}
 WARM=${BENCH_WARM:-30}
@@ -85,7 +92,7 @@ run() {
 	c0=$(counters "$t")
 	out=$(fio --output-format=terse --terse-version=3 --minimal --name="$job" \
 		--filename="$dev" --ioengine=libaio --iodepth=16 --direct=1 \
-		--time_based --runtime="$secs" --randseed=42 "$@" 2>/dev/null)
+		--randseed=42 "$@" 2>/dev/null)
 	c1=$(counters "$t")
 	echo "$out" | awk -F';' -v t="$t" -v job="$job" -v c0="$c0" -v c1="$c1" '
 		{
@@ -112,12 +119,18 @@ run() {
 for t in $TARGETS; do
 	setup "$t" || { echo "bench: cannot set up $t"; exit 1; }
 	echo "bench: $t on $dev"
-	run "$t" zipf-warm "$WARM" --rw=randread --bs=4k --size=256M --random_distribution=zipf:1.2 >/dev/null
+	T="--time_based --runtime=$SECS --ramp_time=2"
+	# One pass of 64 KiB random reads caches all of the 64 MiB.
+	run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
 	sed -i '$d' $RES
-	run "$t" zipf-hot "$SECS" --rw=randread --bs=4k --size=256M --random_distribution=zipf:1.2
-	run "$t" rand-read "$SECS" --rw=randread --bs=4k --size=1G
-	run "$t" seq-read "$SECS" --rw=read --bs=1M --size=512M --offset=1G
-	run "$t" rand-write "$SECS" --rw=randwrite --bs=4k --size=1G
+	run "$t" hit "$SECS" $T --rw=randread --bs=4k --size=64M
+	run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" --rw=randread --bs=4k \
+		--offset=128M --size=256M --random_distribution=zipf:1.2 >/dev/null
+	sed -i '$d' $RES
+	run "$t" zipf-hot "$SECS" $T --rw=randread --bs=4k --offset=128M --size=256M --random_distribution=zipf:1.2
+	run "$t" rand-read "$SECS" $T --rw=randread --bs=4k --size=1G
+	run "$t" seq-read "$SECS" $T --rw=read --bs=1M --offset=512M --size=256M
+	run "$t" rand-write "$SECS" $T --rw=randwrite --bs=4k --size=1G
 	teardown "$t"
 done
 

@@ -56,6 +56,9 @@ pub(crate) struct IoCtx {
     copy_failed: bool,
 }
 
+/// Most pieces a read is cut into (see [`Dev::read`]).
+const MAX_PIECES: usize = 4;
+
 fn sectors_u32(len: u64) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
@@ -170,6 +173,23 @@ impl Dev {
     /// As for [`Dev::submit`].
     unsafe fn read(&self, c: &CacheSet, bio: Bio, mut sector: u64, sectors: u64) {
         let bypass = self.bypass(sector, sectors);
+        // A bypassed read is served from the SSD only if it is one hit;
+        // any read that would be cut in more than MAX_PIECES pieces goes to
+        // the backing device whole: each miss piece would cost the HDD a
+        // seek. The cache is never dirty, so the backing device is always
+        // up to date.
+        let pieces = {
+            let mut g = c.core.lock();
+            let core = &mut *g;
+            core.index
+                .pieces(self.id, sector, sectors, MAX_PIECES, &core.buckets)
+        };
+        if (bypass && pieces > 1) || pieces > MAX_PIECES {
+            self.stats.count_miss(bypass, sectors);
+            // SAFETY: as the caller's.
+            unsafe { self.pass(bio, sector, sectors) };
+            return;
+        }
         let end = sector + sectors;
         let max_fill = c.max_fill_sectors();
         loop {

@@ -6,6 +6,13 @@
 . "$(dirname "$0")/../lib/rkm.sh"
 
 BC=/sys/kernel/bcache_rs
+
+# bc_note MESSAGE: a KTAP diagnostic printed even when the check passes
+# (rkm_check shows its command's output only on failure).
+exec 3>&1
+bc_note() {
+	echo "# $*" >&3
+}
 UUID0=11111111-2222-4333-8444-555555555555
 UUID1=66666666-7777-4888-9999-aaaaaaaaaaaa
 

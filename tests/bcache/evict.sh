@@ -20,7 +20,7 @@ setup() {
 		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" &&
 		bc_write "$BC/register_dev" "$UUID1 $RKM_SWAP" || return 1
 	buckets=$(cat $BC/cache/buckets_total)
-	rkm_msg "a cache of $buckets buckets of $(cat $BC/cache/bucket_size) bytes"
+	bc_note "a cache of $buckets buckets of $(cat $BC/cache/bucket_size) bytes"
 	[ "$buckets" -le 128 ] || { echo "$buckets buckets: not a small cache"; return 1; }
 	# Random I/O only: no bypass.
 	bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 0 &&
@@ -55,7 +55,7 @@ rkm_check "verified fio on both devices at once, 3x the cache's size each" both
 
 evicted() {
 	inv=$(cat $BC/cache/invalidated)
-	rkm_msg "invalidated $inv buckets; hits $(bc_stat 0 hits)+$(bc_stat 1 hits)," \
+	bc_note "invalidated $inv buckets; hits $(bc_stat 0 hits)+$(bc_stat 1 hits)," \
 		"fills $(bc_stat 0 fills)+$(bc_stat 1 fills)," \
 		"collisions $(bc_stat 0 miss_collisions)+$(bc_stat 1 miss_collisions)"
 	[ "$inv" -gt 50 ] || { echo "only $inv buckets invalidated"; return 1; }
@@ -69,7 +69,7 @@ bounded() {
 	sleep 1
 	entries=$(cat $BC/cache/index_entries)
 	stale=$(cat $BC/cache/stale_dropped)
-	rkm_msg "index: $entries extents ($(cat $BC/cache/index_memory) bytes), $stale stale removed"
+	bc_note "index: $entries extents ($(cat $BC/cache/index_memory) bytes), $stale stale removed"
 	# Each 64 KiB bucket holds at most eight 8 KiB extents.
 	max=$(($(cat $BC/cache/buckets_total) * 8))
 	[ "$entries" -le "$max" ] || { echo "$entries extents for at most $max live ones"; return 1; }

@@ -33,7 +33,7 @@ dies() {
 	$FIO --rw=randwrite --verify=crc32c --verify_only=1 >/dev/null 2>/tmp/fio.err ||
 		{ cat /tmp/fio.err; echo "a read failed or was wrong after the SSD died"; return 1; }
 	retries=$(bc_stat 0 ssd_read_retries)
-	rkm_msg "SSD read errors retried on the HDD: $retries; cache io_errors: $(cat $BC/cache/io_errors)"
+	bc_note "SSD read errors retried on the HDD: $retries; cache io_errors: $(cat $BC/cache/io_errors)"
 	[ "$retries" -gt 0 ] || { echo "no read was retried"; return 1; }
 }
 rkm_check "the SSD dies: every read is still right (retried on the HDD)" dies

@@ -24,7 +24,7 @@ write_verify() {
 		>/dev/null || { echo "fio verify failed"; return 1; }
 	hits=$(bc_stat 0 hits)
 	[ "$hits" -gt 0 ] || { echo "no hits after writethrough: $hits"; return 1; }
-	rkm_msg "hits $hits misses $(bc_stat 0 misses) fills $(bc_stat 0 fills)"
+	bc_note "hits $hits misses $(bc_stat 0 misses) fills $(bc_stat 0 fills)"
 }
 rkm_check "fio: random writes, then every block verified (crc32c), reads hit" write_verify
 
@@ -37,7 +37,7 @@ second_read() {
 	$FIO --name=r2 --rw=read --bs=64k --offset=64M --size=16M >/dev/null || return 1
 	h2=$(bc_stat 0 hits)
 	fills=$(bc_stat 0 fills)
-	rkm_msg "hits $h1 -> $h2, fills $fills, from cache $(bc_stat 0 bytes_from_cache) B"
+	bc_note "hits $h1 -> $h2, fills $fills, from cache $(bc_stat 0 bytes_from_cache) B"
 	[ "$fills" -gt 0 ] && [ $((h2 - h1)) -ge 256 ] ||
 		{ echo "the second read of 16 MiB did not hit: hits $h1 -> $h2, fills $fills"; return 1; }
 	bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 4M
@@ -55,7 +55,7 @@ bypass() {
 	b0=$(bc_stat 0 bypass_misses)
 	dd if=/dev/bcache_rs0 of=/dev/null bs=1M skip=512 count=16 iflag=direct 2>/dev/null || return 1
 	b1=$(bc_stat 0 bypass_misses)
-	rkm_msg "bypass misses $b0 -> $b1"
+	bc_note "bypass misses $b0 -> $b1"
 	[ "$b1" -gt "$b0" ] || { echo "a 16 MiB sequential read was not bypassed"; return 1; }
 }
 rkm_check "a sequential read past sequential_cutoff bypasses the cache" bypass
@@ -88,7 +88,7 @@ ext4() {
 	(cd /mnt/bc && md5sum -c /tmp/sums >/dev/null) || { echo "files differ after remount"; return 1; }
 	h1=$(bc_stat 0 hits)
 	umount /mnt/bc || return 1
-	rkm_msg "reading the files back: hits $h0 -> $h1"
+	bc_note "reading the files back: hits $h0 -> $h1"
 	[ "$h1" -gt "$h0" ] || { echo "reading the files back did not hit"; return 1; }
 	e2fsck -f -n /dev/bcache_rs0 >/tmp/fsck.log 2>&1 || { cat /tmp/fsck.log; return 1; }
 }

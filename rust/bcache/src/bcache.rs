@@ -536,6 +536,30 @@ impl<A: NodeAlloc> Index<A> {
         }
     }
 
+    /// The number of pieces (the runs of sectors cached in one extent, or
+    /// not cached) that a read of `len` sectors of `dev` at `sector` falls
+    /// into, counted up to `max + 1`.
+    pub fn pieces<S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        len: u64,
+        max: usize,
+        buckets: &Buckets<S>,
+    ) -> usize {
+        let end = sector.saturating_add(len);
+        let mut s = sector;
+        let mut n = 0;
+        while s < end && n <= max {
+            let l = match self.lookup(dev, s, end - s, buckets) {
+                Piece::Hit { len, .. } | Piece::Miss { len } => len,
+            };
+            n += 1;
+            s = s.saturating_add(l.max(1));
+        }
+        n
+    }
+
     /// Removes every cached sector of `dev` in `[sector, sector + len)`,
     /// trimming the extents that straddle its ends. Never fails: if a
     /// straddling extent's tail cannot be re-inserted (no memory), the tail

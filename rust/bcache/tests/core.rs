@@ -108,6 +108,20 @@ fn a_fill_then_hits_split_at_extent_boundaries() {
 }
 
 #[test]
+fn pieces_counts_runs_up_to_a_limit() {
+    let mut c = cache(4, 64);
+    assert_eq!(c.index.pieces(0, 0, 64, 8, &c.buckets), 1);
+    fill(&mut c, 0, 8, 8);
+    fill(&mut c, 0, 16, 8);
+    fill(&mut c, 0, 40, 8);
+    // miss 0..8, hit 8..16, hit 16..24, miss 24..40, hit 40..48, miss 48..64
+    assert_eq!(c.index.pieces(0, 0, 64, 8, &c.buckets), 6);
+    assert_eq!(c.index.pieces(0, 0, 64, 3, &c.buckets), 4);
+    assert_eq!(c.index.pieces(0, 8, 8, 8, &c.buckets), 1);
+    assert_eq!(c.index.pieces(1, 0, 64, 8, &c.buckets), 1);
+}
+
+#[test]
 fn invalidate_trims_both_ends_and_splits() {
     let mut c = cache(4, 64);
     let r = fill(&mut c, 0, 0, 32);
