@@ -15,7 +15,7 @@ demo: HDD image (virtio-blk), SSD image (NVMe) and swap disk; the kernel was
 demo: built once into $(dirname "$kdir") and is reused.
 demo: Lines marked '|' come from inside the guest.
 EOT
-exec "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" \
+exec "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" --timeout 1800 \
 	--script "$top/scripts/demo-guest.sh" --log-dir "$top/build/logs/demo" \
 	--guest-tools "$top/target/release/rkm-memstress" "$top/target/release/bcache-rs" \
 	/usr/sbin/mkfs.ext4 /usr/sbin/e2fsck \

@@ -695,10 +695,13 @@ impl Registry {
         if !p.is_null() {
             // SAFETY: attached caches are live (invariant of `Dev`).
             let c = unsafe { &*p };
+            // `attached` first: `unregister` reads `stopping_devs` first, so
+            // it never sees this device uncounted as stopping but still
+            // attached.
+            c.attached.fetch_sub(1, Ordering::SeqCst);
             if d.stopping.load(Ordering::Relaxed) {
-                c.stopping_devs.fetch_sub(1, Ordering::Relaxed);
+                c.stopping_devs.fetch_sub(1, Ordering::SeqCst);
             }
-            c.attached.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -1023,7 +1026,7 @@ fn store_dev(d: &Dev, attr: i32, input: &[u8]) -> Result {
             // Counted before the flag is set: the reap, which detaches
             // only devices it sees stopping, then uncounts it.
             if let Some(c) = d.cache_ref() {
-                c.stopping_devs.fetch_add(1, Ordering::Relaxed);
+                c.stopping_devs.fetch_add(1, Ordering::SeqCst);
             }
             d.stopping.store(true, Ordering::Relaxed);
             // SAFETY: the registry outlives its devices.
@@ -1065,7 +1068,9 @@ fn store_cache(c: &CacheSet, attr: i32) -> Result {
     if attr != 0 {
         return Err(EINVAL);
     }
-    let n = c.attached.load(Ordering::Relaxed);
+    // Devices being stopped are waited for (the reap stops them first).
+    let stopping = c.stopping_devs.load(Ordering::SeqCst);
+    let n = c.attached.load(Ordering::SeqCst).saturating_sub(stopping);
     if n > 0 {
         fail!(
             EBUSY,
