@@ -746,16 +746,28 @@ impl Registry {
             .as_ref()
             .is_some_and(|c| c.cache.unregister.load(Ordering::Relaxed));
         if unreg {
-            let idle = inner
-                .cache
-                .as_ref()
-                .is_some_and(|c| c.cache.attached.load(Ordering::Relaxed) == 0);
-            if idle {
+            // Under the lock `attached` only changes here and in
+            // `register_dev`; `stopping_devs` may grow (a `stop` written
+            // since the loop above, whose reap is queued).
+            let (attached, stopping) = inner.cache.as_ref().map_or((0, 0), |c| {
+                (
+                    c.cache.attached.load(Ordering::SeqCst),
+                    c.cache.stopping_devs.load(Ordering::SeqCst),
+                )
+            });
+            if attached == 0 {
                 if let Some(c) = inner.cache.take() {
                     Self::teardown_cache(c);
                 }
-            } else if let Some(c) = inner.cache.as_ref() {
-                c.cache.unregister.store(false, Ordering::Relaxed);
+            } else if attached > stopping {
+                // A device was registered after the unregister was accepted.
+                if let Some(c) = inner.cache.as_ref() {
+                    c.cache.unregister.store(false, Ordering::Relaxed);
+                    pr_warn!(
+                        "cache {}: unregister cancelled: a device was attached meanwhile\n",
+                        c.cache.sb.set_uuid
+                    );
+                }
             }
         }
     }

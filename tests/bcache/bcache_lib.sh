@@ -52,25 +52,36 @@ bc_stat() {
 	cat "/sys/block/bcache_rs$1/bcache_rs/$2"
 }
 
-# bc_stop N: stop bcache_rs<N> and wait until its disk is gone.
-bc_stop() {
-	bc_write "/sys/block/bcache_rs$1/bcache_rs/stop" 1 || return 1
+# bc_wait WHAT CMD...: wait up to 30 s (a debug kernel under TCG is slow)
+# for CMD to succeed; on time-out print "WHAT" and fail.
+bc_wait() {
+	what=$1
+	shift
 	i=0
-	while [ -e "/sys/block/bcache_rs$1" ]; do
+	until "$@"; do
 		i=$((i + 1))
-		[ "$i" -lt 100 ] || { echo "bcache_rs$1 is still there"; return 1; }
+		[ "$i" -lt 300 ] || { echo "$what"; return 1; }
 		sleep 0.1
 	done
 }
 
+# bc_stop N: stop bcache_rs<N> and wait until its disk is gone. The stop is
+# asynchronous: the disk goes first, then the device's extents are dropped
+# and it is detached from the cache (see bc_attached).
+bc_stop() {
+	bc_write "/sys/block/bcache_rs$1/bcache_rs/stop" 1 || return 1
+	bc_wait "bcache_rs$1 is still there" test ! -e "/sys/block/bcache_rs$1"
+}
+
+# bc_attached N: wait until the cache counts N attached devices.
+bc_attached() {
+	bc_wait "attached: $(cat $BC/cache/attached), want $1" \
+		grep -qx "$1" "$BC/cache/attached"
+}
+
 bc_unregister() {
 	bc_write "$BC/cache/unregister" 1 || return 1
-	i=0
-	while [ -e "$BC/cache" ]; do
-		i=$((i + 1))
-		[ "$i" -lt 100 ] || { echo "the cache is still registered"; return 1; }
-		sleep 0.1
-	done
+	bc_wait "the cache is still registered" test ! -e "$BC/cache"
 }
 
 # bc_up: format the SSD, register it and the HDD as bcache_rs0.

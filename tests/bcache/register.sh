@@ -109,17 +109,16 @@ settings() {
 rkm_check "cache_mode and sequential_cutoff: defaults, bad values EINVAL, changes" settings
 
 busy() {
-	exec 3</dev/bcache_rs0
-	out=$(rmmod bcache_rs 2>&1) && { exec 3<&-; echo "rmmod succeeded with bcache_rs0 open"; return 1; }
-	bc_expect_err /sys/block/bcache_rs0/bcache_rs/stop 1 "Device or resource busy" || { exec 3<&-; return 1; }
-	exec 3<&-
+	exec 4</dev/bcache_rs0
+	out=$(rmmod bcache_rs 2>&1) && { exec 4<&-; echo "rmmod succeeded with bcache_rs0 open"; return 1; }
+	bc_expect_err /sys/block/bcache_rs0/bcache_rs/stop 1 "Device or resource busy" || { exec 4<&-; return 1; }
+	exec 4<&-
 	grep -q '^bcache_rs ' /proc/modules || { echo "bcache_rs was unloaded"; return 1; }
 }
 rkm_check "rmmod and stop while bcache_rs0 is open are refused (EBUSY)" busy
 
 down() {
-	bc_stop 1 && bc_stop 0 || return 1
-	[ "$(cat $BC/cache/attached)" = 0 ] || { echo "attached: $(cat $BC/cache/attached)"; return 1; }
+	bc_stop 1 && bc_stop 0 && bc_attached 0 || return 1
 	bc_unregister
 }
 rkm_check "stop both devices, then unregister the cache" down
