@@ -178,32 +178,34 @@ impl Dev {
         // the backing device whole: each miss piece would cost the HDD a
         // seek. The cache is never dirty, so the backing device is always
         // up to date.
-        let pieces = {
-            let mut g = c.core.lock();
-            let core = &mut *g;
-            core.index
-                .pieces(self.id, sector, sectors, MAX_PIECES, &core.buckets)
-        };
-        if (bypass && pieces > 1) || pieces > MAX_PIECES {
-            self.stats.count_miss(bypass, sectors);
-            // SAFETY: as the caller's.
-            unsafe { self.pass(bio, sector, sectors) };
-            return;
-        }
         let end = sector + sectors;
         let max_fill = c.max_fill_sectors();
+        let mut first = true;
         loop {
             let want = end - sector;
+            let fill = !bypass && want <= max_fill;
             let (plan, invalidated) = {
                 let mut g = c.core.lock();
                 let pinned = |b: u32| c.pinned(b);
-                let plan = g.read(self.id, sector, want, !bypass && want <= max_fill, &pinned);
+                let plan = if first {
+                    let max = if bypass { 1 } else { MAX_PIECES };
+                    g.read_first(self.id, sector, want, fill, max, &pinned)
+                } else {
+                    Some(g.read(self.id, sector, want, fill, &pinned))
+                };
                 match plan {
-                    ReadPlan::Hit { bucket, .. } => c.pin(bucket),
-                    ReadPlan::Fill { region, .. } => c.pin(region.bucket),
-                    ReadPlan::Miss { .. } => {}
+                    Some(ReadPlan::Hit { bucket, .. }) => c.pin(bucket),
+                    Some(ReadPlan::Fill { region, .. }) => c.pin(region.bucket),
+                    Some(ReadPlan::Miss { .. }) | None => {}
                 }
                 (plan, g.buckets.stats().invalidated)
+            };
+            first = false;
+            let Some(plan) = plan else {
+                self.stats.count_miss(bypass, sectors);
+                // SAFETY: as the caller's.
+                unsafe { self.pass(bio, sector, sectors) };
+                return;
             };
             c.maybe_gc(invalidated);
             let len = match plan {

@@ -1008,6 +1008,45 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
         }
     }
 
+    /// The first piece of a read of `len` sectors of `dev` at `sector`, or
+    /// `None` if the read would be cut in more than `max_pieces` pieces
+    /// (then it should go to the backing device whole). A read that is one
+    /// hit costs one lookup; otherwise the pieces are counted first, so that
+    /// a refused read leaves no fill behind. As [`Cache::read`] otherwise.
+    pub fn read_first(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        len: u64,
+        fill: bool,
+        max_pieces: usize,
+        pinned: &dyn Fn(u32) -> bool,
+    ) -> Option<ReadPlan> {
+        if let Piece::Hit {
+            bucket,
+            offset,
+            len: l,
+        } = self.index.lookup(dev, sector, len, &self.buckets)
+        {
+            if l >= len {
+                self.buckets.hit(bucket);
+                return Some(ReadPlan::Hit {
+                    bucket,
+                    offset,
+                    len: l,
+                });
+            }
+        }
+        if self
+            .index
+            .pieces(dev, sector, len, max_pieces, &self.buckets)
+            > max_pieces
+        {
+            return None;
+        }
+        Some(self.read(dev, sector, len, fill, pinned))
+    }
+
     /// The next piece of a read of `len` sectors of `dev` at `sector`.
     ///
     /// `fill` says whether a miss may be filled (not for bypassed I/O), and

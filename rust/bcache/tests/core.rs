@@ -122,6 +122,42 @@ fn pieces_counts_runs_up_to_a_limit() {
 }
 
 #[test]
+fn read_first_refuses_fragmented_reads_and_leaves_no_fill() {
+    let mut c = cache(4, 64);
+    let r = fill(&mut c, 0, 8, 8);
+    fill(&mut c, 0, 16, 8);
+    fill(&mut c, 0, 40, 8);
+    // One hit, even within a longer extent run.
+    assert_eq!(
+        c.read_first(0, 8, 8, true, 1, &none),
+        Some(ReadPlan::Hit {
+            bucket: r.bucket,
+            offset: r.offset,
+            len: 8
+        })
+    );
+    // Six pieces: refused at four, and no fill is left in flight (one
+    // would make the next fill of 0..8 a collided miss).
+    assert_eq!(c.read_first(0, 0, 64, true, 4, &none), None);
+    assert!(matches!(
+        c.read_first(0, 0, 64, true, 8, &none),
+        Some(ReadPlan::Fill { len: 8, .. })
+    ));
+    // Bypassed reads (one piece at most): a partial hit is refused...
+    assert_eq!(c.read_first(0, 8, 16, false, 1, &none), None);
+    // ...and within the limit the plan is `read`'s.
+    let mut d = cache(4, 64);
+    fill(&mut d, 0, 8, 8);
+    assert_eq!(
+        d.read_first(0, 0, 16, false, 4, &none),
+        Some(ReadPlan::Miss {
+            len: 8,
+            collided: false
+        })
+    );
+}
+
+#[test]
 fn invalidate_trims_both_ends_and_splits() {
     let mut c = cache(4, 64);
     let r = fill(&mut c, 0, 0, 32);
