@@ -45,7 +45,7 @@ mod zpool_test;
 
 use ktap::Ktap;
 use pool::Z3foldPool;
-use zpool::{Gfp, MapMode, ZpoolAllocator};
+use zpool::{MapMode, ZpoolAllocator};
 use zpool_test::{check, fill, GFP};
 
 module! {
@@ -72,13 +72,7 @@ fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
         1200usize, 1250, 1270, 1230, 1210, 1280, 1190, 1240, 1260, 4096, 4033,
     ];
     let mut handles = [0u64; 11];
-    for (i, (&size, h)) in sizes.iter().zip(handles.iter_mut()).enumerate() {
-        *h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
-        fill(&pool, *h, size, i as u64)?;
-    }
-    for (i, (&size, &h)) in sizes.iter().zip(handles.iter()).enumerate() {
-        check(&pool, h, size, i as u64)?;
-    }
+    zpool_test::store_all(&pool, &sizes, &mut handles)?;
     let s = pool.stats();
     t.diag(format_args!(
         "11 objects in {} pages ({} headless, {} with three objects) and {} table pages",
@@ -90,27 +84,14 @@ fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
     if pool.total_pages() != s.pages + s.table_pages {
         return Err("total_pages is not the pages and the table pages");
     }
-    for &h in handles.iter() {
-        pool.free(h);
-    }
-    let s = pool.stats();
-    if s.pages != 0 || s.objects != 0 || pool.total_pages() != s.table_pages {
-        return Err("the pool is not empty after freeing everything");
-    }
-    Ok(())
+    zpool_test::free_all(&pool, &handles)
 }
 
 /// z3fold's edges: 0 and highmem are EINVAL, above a page is ENOSPC, a
 /// whole page is stored (headless).
 fn edges(_t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-edges"))?;
-    if pool.malloc(0, GFP) != Err(EINVAL) {
-        return Err("size 0 is not EINVAL");
-    }
-    let highmem = Gfp(kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_HIGHMEM);
-    if pool.malloc(100, highmem) != Err(EINVAL) {
-        return Err("__GFP_HIGHMEM is not EINVAL");
-    }
+    zpool_test::invalid_requests(&pool)?;
     if pool.malloc(PAGE_SIZE + 1, GFP) != Err(ENOSPC) {
         return Err("an object larger than a page is not ENOSPC");
     }
@@ -243,59 +224,17 @@ fn lone_object_migrates(t: &mut Ktap) -> Result<(), &'static str> {
 fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-bad-handles"))?;
     let other = new_pool(c_str!("test-other"))?;
-    let mut handles = [0u64; 32];
-    for (i, h) in handles.iter_mut().enumerate() {
-        *h = pool
-            .malloc(200 + i * 50, GFP)
-            .map_err(|_| "malloc failed")?;
-        fill(&pool, *h, 200 + i * 50, i as u64)?;
-    }
-    let foreign = other.malloc(100, GFP).map_err(|_| "malloc failed")?;
-    let pages = pool.stats().pages;
-    let victim = handles[5];
-    pool.free(victim);
-    pool.free(victim);
-    let stale_map = pool.map(victim, MapMode::ReadOnly);
-    pool.free(foreign);
-    let foreign_map = pool.map(foreign, MapMode::ReadWrite);
-    for bogus in [0u64, 1, u64::MAX, 0xdead_beef, handles[0] ^ (1 << 40)] {
-        pool.free(bogus);
-    }
-    // Freeing a mapped object is refused (it stays mapped and allocated);
-    // unmapping what is not mapped is refused.
-    let busy = handles[7];
-    if pool.map(busy, MapMode::ReadOnly).is_null() {
-        return Err("map of a live handle returned NULL");
-    }
-    pool.free(busy);
-    pool.unmap(busy);
-    pool.unmap(handles[8]);
-    if !stale_map.is_null() || !foreign_map.is_null() {
-        return Err("map of a bad handle returned an address");
-    }
-    let bad = pool.stats().bad_handles;
-    t.diag(format_args!("{} bad handles rejected", bad));
-    if bad != 11 {
-        return Err("not every bad handle was counted");
-    }
-    for (i, &h) in handles.iter().enumerate() {
-        if i != 5 {
-            check(&pool, h, 200 + i * 50, i as u64)?;
+    zpool_test::bad_handles(t, &pool, &other, |pool, busy, idle| {
+        // Freeing a mapped object is refused (it stays mapped and
+        // allocated); unmapping what is not mapped is refused.
+        if pool.map(busy, MapMode::ReadOnly).is_null() {
+            return Err("map of a live handle returned NULL");
         }
-    }
-    if pool.stats().objects != 31 || pool.stats().pages > pages {
-        return Err("the pool changed");
-    }
-    for (i, &h) in handles.iter().enumerate() {
-        if i != 5 {
-            pool.free(h);
-        }
-    }
-    other.free(foreign);
-    if pool.stats().pages != 0 || other.stats().pages != 0 {
-        return Err("pages left after freeing every object");
-    }
-    Ok(())
+        pool.free(busy);
+        pool.unmap(busy);
+        pool.unmap(idle);
+        Ok(2)
+    })
 }
 
 /// Objects mapped and checked on CPU 1, sometimes sleeping mapped, while
@@ -318,14 +257,9 @@ fn concurrent_compaction(t: &mut Ktap) -> Result<(), &'static str> {
     pool.with_core(|core| core.check())
 }
 
-/// Destroying a pool that still holds an object reports it (and leaves the
-/// page alone: one page of the test guest is leaked on purpose).
+/// Destroying a pool that still holds an object reports it.
 fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
-    let pool = new_pool(c_str!("test-leak"))?;
-    let _ = pool.malloc(100, GFP).map_err(|_| "malloc failed")?;
-    drop(pool);
-    t.diag(format_args!("destroyed a pool holding one object"));
-    Ok(())
+    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
 }
 
 struct TestZ3foldRs {

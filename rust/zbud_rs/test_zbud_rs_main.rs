@@ -43,8 +43,8 @@ mod zpool_test;
 
 use ktap::Ktap;
 use pool::ZbudPool;
-use zpool::{Gfp, MapMode, ZpoolAllocator};
-use zpool_test::{check, fill, GFP};
+use zpool::ZpoolAllocator;
+use zpool_test::GFP;
 
 module! {
     type: TestZbudRs,
@@ -68,13 +68,7 @@ fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-round-trip"))?;
     let sizes = [100usize, 1000, 1500, 2000, 64, MAX_SIZE, 1, 3000];
     let mut handles = [0u64; 8];
-    for (i, (&size, h)) in sizes.iter().zip(handles.iter_mut()).enumerate() {
-        *h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
-        fill(&pool, *h, size, i as u64)?;
-    }
-    for (i, (&size, &h)) in sizes.iter().zip(handles.iter()).enumerate() {
-        check(&pool, h, size, i as u64)?;
-    }
+    zpool_test::store_all(&pool, &sizes, &mut handles)?;
     let pages = pool.stats().pages;
     t.diag(format_args!(
         "8 objects in {} pages (and {} table pages)",
@@ -85,26 +79,13 @@ fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
     if !(4..=8).contains(&pages) {
         return Err("total_pages is not between objects / 2 and objects");
     }
-    for &h in handles.iter() {
-        pool.free(h);
-    }
-    let s = pool.stats();
-    if s.pages != 0 || s.objects != 0 || pool.total_pages() != s.table_pages {
-        return Err("the pool is not empty after freeing everything");
-    }
-    Ok(())
+    zpool_test::free_all(&pool, &handles)
 }
 
 /// zbud's edges: 0 and highmem are EINVAL, too big is ENOSPC.
 fn edges(_t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-edges"))?;
-    if pool.malloc(0, GFP) != Err(EINVAL) {
-        return Err("size 0 is not EINVAL");
-    }
-    let highmem = Gfp(kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_HIGHMEM);
-    if pool.malloc(100, highmem) != Err(EINVAL) {
-        return Err("__GFP_HIGHMEM is not EINVAL");
-    }
+    zpool_test::invalid_requests(&pool)?;
     if pool.malloc(MAX_SIZE + 1, GFP) != Err(ENOSPC) {
         return Err("an object larger than fits is not ENOSPC");
     }
@@ -127,62 +108,12 @@ fn edges(_t: &mut Ktap) -> Result<(), &'static str> {
 fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-bad-handles"))?;
     let other = new_pool(c_str!("test-other"))?;
-    let mut handles = [0u64; 32];
-    for (i, h) in handles.iter_mut().enumerate() {
-        *h = pool
-            .malloc(200 + i * 50, GFP)
-            .map_err(|_| "malloc failed")?;
-        fill(&pool, *h, 200 + i * 50, i as u64)?;
-    }
-    let foreign = other.malloc(100, GFP).map_err(|_| "malloc failed")?;
-    let pages = pool.stats().pages;
-    // A freed handle, freed again and mapped (double free, use after free).
-    let victim = handles[5];
-    pool.free(victim);
-    pool.free(victim);
-    let stale_map = pool.map(victim, MapMode::ReadOnly);
-    // Another pool's handle, and values that were never handles.
-    pool.free(foreign);
-    let foreign_map = pool.map(foreign, MapMode::ReadWrite);
-    for bogus in [0u64, 1, u64::MAX, 0xdead_beef, handles[0] ^ (1 << 40)] {
-        pool.free(bogus);
-    }
-    if !stale_map.is_null() || !foreign_map.is_null() {
-        return Err("map of a bad handle returned an address");
-    }
-    let bad = pool.stats().bad_handles;
-    t.diag(format_args!("{} bad handles rejected", bad));
-    if bad != 9 {
-        return Err("not every bad handle was counted");
-    }
-    for (i, &h) in handles.iter().enumerate() {
-        if i != 5 {
-            check(&pool, h, 200 + i * 50, i as u64)?;
-        }
-    }
-    if pool.stats().objects != 31 || pool.stats().pages > pages {
-        return Err("the pool changed");
-    }
-    for (i, &h) in handles.iter().enumerate() {
-        if i != 5 {
-            pool.free(h);
-        }
-    }
-    other.free(foreign);
-    if pool.stats().pages != 0 || other.stats().pages != 0 {
-        return Err("pages left after freeing every object");
-    }
-    Ok(())
+    zpool_test::bad_handles(t, &pool, &other, |_, _, _| Ok(0))
 }
 
-/// Destroying a pool that still holds an object reports it (and leaves the
-/// page alone: one page of the test guest is leaked on purpose).
+/// Destroying a pool that still holds an object reports it.
 fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
-    let pool = new_pool(c_str!("test-leak"))?;
-    let _ = pool.malloc(100, GFP).map_err(|_| "malloc failed")?;
-    drop(pool);
-    t.diag(format_args!("destroyed a pool holding one object"));
-    Ok(())
+    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
 }
 
 /// Objects mapped and checked on CPU 1, sometimes sleeping mapped, while
