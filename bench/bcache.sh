@@ -15,6 +15,6 @@ kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
 "$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 2400 \
 	--hdd-iops "$iops" --env RKM_BENCH_HDD_IOPS="$iops" \
 	--script "$top/bench/bcache-guest.sh" \
-	--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs \
+	--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
 	--log-dir "$top/build/logs/bench-bcache" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
