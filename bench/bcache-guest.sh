@@ -5,15 +5,23 @@
 # (throttled by QEMU to HDD-like IOPS), the raw NVMe SSD, the C bcache
 # (make-bcache -C SSD -B HDD, writethrough, sequential_cutoff 4 MiB) and
 # bcache_rs (bcache-rs format-cache, writethrough, sequential_cutoff 4 MiB),
-# in turn, and one table. For the hit job alone, dm-linear over the SSD
-# ("linear") is the floor of any bio-based driver stacked on the SSD: a
-# remap per bio and nothing else.
+# and one table. For the hit job alone, dm-linear over the SSD ("linear") is
+# the floor of any bio-based driver stacked on the SSD: a remap per bio.
+#
+# Every target is up at once, each on its own third of the two disks
+# (partitions 1: raw HDD and raw SSD, and dm-linear over the SSD's; 2: the C
+# bcache; 3: bcache_rs), so that the hit job can alternate between them in
+# short rounds: this host's noise between two runs of one job (up to 30%)
+# is larger than the differences measured, and it moves slowly.
 #
 # Jobs (fio, libaio, O_DIRECT, iodepth 16, BENCH_SECS seconds each after 2 s
 # of ramp):
 #   hit         4 KiB uniform random reads over 64 MiB, after one pass of
 #               64 KiB random reads over it: every read is a hit (the hit
-#               path against the raw SSD); in rounds, not on the HDD
+#               path against the raw SSD); not on the HDD; BENCH_ROUNDS
+#               rounds (default 5) of BENCH_HIT_SECS (default 10) seconds a
+#               target, in reverse order every other round; the table shows
+#               each target's median round
 #   zipf-hot    4 KiB random reads, zipf(1.2) over a 256 MiB hot set, after
 #               a warm-up of the same job (BENCH_WARM seconds): mostly hits,
 #               the misses at the HDD's pace
@@ -46,52 +54,70 @@ counters() {
 	esac
 }
 
-setup() {
+# part DISK N: partition N of DISK.
+part() {
 	case $1 in
-	hdd) dev=$RKM_HDD ;;
-	ssd) dev=$RKM_SSD ;;
-	linear)
-		modprobe dm-mod || return 1
-		sz=$(blockdev --getsz "$RKM_SSD") || return 1
-		dmsetup create rkm-linear --noudevsync --table "0 $sz linear $RKM_SSD 0" || return 1
-		dev=/dev/$(dmsetup info -c --noheadings -o blkdevname rkm-linear) || return 1 ;;
-	bcache)
-		modprobe bcache || return 1
-		wipefs -a "$RKM_SSD" "$RKM_HDD" >/dev/null 2>&1
-		make-bcache --wipe-bcache -C "$RKM_SSD" -B "$RKM_HDD" >/dev/null || return 1
-		echo "$RKM_SSD" >/sys/fs/bcache/register 2>/dev/null
-		echo "$RKM_HDD" >/sys/fs/bcache/register 2>/dev/null
-		i=0
-		while [ ! -b /dev/bcache0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
-		[ -b /dev/bcache0 ] || return 1
-		echo writethrough >/sys/block/bcache0/bcache/cache_mode
-		echo 4M >/sys/block/bcache0/bcache/sequential_cutoff
-		dev=/dev/bcache0 ;;
-	bcache_rs)
-		modprobe bcache_rs || return 1
-		bcache-rs format-cache "$RKM_SSD" --force >/dev/null || return 1
-		echo "$RKM_SSD" >/sys/kernel/bcache_rs/register_cache || return 1
-		echo "$UUID $RKM_HDD" >/sys/kernel/bcache_rs/register_dev || return 1
-		dev=/dev/bcache_rs0 ;;
+	*[0-9]) echo "${1}p$2" ;;
+	*) echo "$1$2" ;;
+	esac
+}
+
+# thirds DISK MIB: three primary partitions of MIB MiB each, 1 MiB aligned.
+thirds() {
+	s=$(($2 * 2048))
+	printf 'o\nn\np\n1\n2048\n+%dM\nn\np\n2\n%d\n+%dM\nn\np\n3\n%d\n+%dM\nw\n' \
+		"$2" $((2048 + s)) "$2" $((2048 + 2 * s)) "$2" | fdisk "$1" >/dev/null 2>&1
+	i=0
+	while [ ! -b "$(part "$1" 3)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -b "$(part "$1" 3)" ] || { echo "bench: cannot partition $1"; return 1; }
+}
+
+setup() {
+	thirds "$RKM_HDD" 2048 && thirds "$RKM_SSD" 1024 || return 1
+	HDD_RAW=$(part "$RKM_HDD" 1) HDD_C=$(part "$RKM_HDD" 2) HDD_RS=$(part "$RKM_HDD" 3)
+	SSD_RAW=$(part "$RKM_SSD" 1) SSD_C=$(part "$RKM_SSD" 2) SSD_RS=$(part "$RKM_SSD" 3)
+	# The raw SSD's hit job reads written sectors, as the caches do.
+	fio --name=fill --filename="$SSD_RAW" --rw=write --bs=1M --size=64M --direct=1 \
+		>/dev/null || return 1
+	modprobe dm-mod || return 1
+	sz=$(blockdev --getsz "$SSD_RAW") || return 1
+	dmsetup create rkm-linear --noudevsync --table "0 $sz linear $SSD_RAW 0" || return 1
+	LINEAR=/dev/$(dmsetup info -c --noheadings -o blkdevname rkm-linear) || return 1
+	modprobe bcache || return 1
+	make-bcache --wipe-bcache -C "$SSD_C" -B "$HDD_C" >/dev/null || return 1
+	echo "$SSD_C" >/sys/fs/bcache/register 2>/dev/null
+	echo "$HDD_C" >/sys/fs/bcache/register 2>/dev/null
+	i=0
+	while [ ! -b /dev/bcache0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+	[ -b /dev/bcache0 ] || { echo "bench: no /dev/bcache0"; return 1; }
+	echo writethrough >/sys/block/bcache0/bcache/cache_mode
+	echo 4M >/sys/block/bcache0/bcache/sequential_cutoff
+	modprobe bcache_rs || return 1
+	bcache-rs format-cache "$SSD_RS" --force >/dev/null || return 1
+	echo "$SSD_RS" >/sys/kernel/bcache_rs/register_cache || return 1
+	echo "$UUID $HDD_RS" >/sys/kernel/bcache_rs/register_dev || return 1
+}
+
+# target TARGET: sets $dev to the target's device.
+target() {
+	case $1 in
+	hdd) dev=$HDD_RAW ;;
+	ssd) dev=$SSD_RAW ;;
+	linear) dev=$LINEAR ;;
+	bcache) dev=/dev/bcache0 ;;
+	bcache_rs) dev=/dev/bcache_rs0 ;;
 	esac
 }
 
 teardown() {
-	case $1 in
-	linear)
-		dmsetup remove --noudevsync rkm-linear ;;
-	bcache)
-		echo 1 >/sys/block/bcache0/bcache/stop
-		for s in /sys/fs/bcache/*-*-*; do [ -d "$s" ] && echo 1 >"$s/unregister"; done
-		sleep 2
-		modprobe -r bcache ;;
-	bcache_rs)
-		echo 1 >/sys/block/bcache_rs0/bcache_rs/stop
-		sleep 1
-		echo 1 >/sys/kernel/bcache_rs/cache/unregister
-		sleep 1
-		rmmod bcache_rs ;;
-	esac
+	dmsetup remove --noudevsync rkm-linear
+	echo 1 >/sys/block/bcache0/bcache/stop
+	for s in /sys/fs/bcache/*-*-*; do [ -d "$s" ] && echo 1 >"$s/unregister"; done
+	echo 1 >/sys/block/bcache_rs0/bcache_rs/stop
+	sleep 1
+	echo 1 >/sys/kernel/bcache_rs/cache/unregister
+	sleep 1
+	rmmod bcache_rs
 }
 
 # run TARGET JOB SECONDS fio-args...: one job; appends a result line.
@@ -125,38 +151,37 @@ run() {
 	echo "bench: $t $job: $(tail -n 1 $RES | cut -d' ' -f3-)"
 }
 
-# The hit job in rounds (BENCH_ROUNDS, default 3), the targets in turn and
-# in reverse order every other round, each set up afresh: the host's noise
-# between two runs of one job is larger than the differences measured. The
-# table shows the round with the median IOPS; all rounds are printed.
-ROUNDS=${BENCH_ROUNDS:-3}
+setup || { echo "bench: cannot set up the targets"; exit 1; }
+ROUNDS=${BENCH_ROUNDS:-5}
+HIT_SECS=${BENCH_HIT_SECS:-10}
 HIT_TARGETS=
 for t in $TARGETS; do
 	[ "$t" = hdd ] || HIT_TARGETS="$HIT_TARGETS $t"
+done
+# One pass of 64 KiB random reads caches all of the 64 MiB.
+for t in $HIT_TARGETS; do
+	case $t in
+	bcache*)
+		target "$t"
+		run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
+		sed -i '$d' $RES ;;
+	esac
 done
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
 	order=$HIT_TARGETS
 	[ $((r % 2)) = 0 ] && order=$(echo $HIT_TARGETS | tr ' ' '\n' | sed -n '1!G;h;$p')
 	for t in $order; do
-		setup "$t" || { echo "bench: cannot set up $t"; exit 1; }
-		case $t in
-		ssd | linear) ;;
-		*)
-			# One pass of 64 KiB random reads caches all of the 64 MiB.
-			run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
-			sed -i '$d' $RES ;;
-		esac
-		run "$t" "hit#$r" "$SECS" --time_based --runtime="$SECS" --ramp_time=2 \
+		target "$t"
+		run "$t" "hit#$r" "$HIT_SECS" --time_based --runtime="$HIT_SECS" --ramp_time=2 \
 			--rw=randread --bs=4k --size=64M
-		teardown "$t"
 	done
 	r=$((r + 1))
 done
 
 for t in $TARGETS; do
 	[ "$t" = linear ] && continue
-	setup "$t" || { echo "bench: cannot set up $t"; exit 1; }
+	target "$t"
 	echo "bench: $t on $dev"
 	T="--time_based --runtime=$SECS --ramp_time=2"
 	run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" --rw=randread --bs=4k \
@@ -166,11 +191,11 @@ for t in $TARGETS; do
 	run "$t" rand-read "$SECS" $T --rw=randread --bs=4k --size=1G
 	run "$t" seq-read "$SECS" $T --rw=read --bs=1M --offset=512M --size=256M
 	run "$t" rand-write "$SECS" $T --rw=randwrite --bs=4k --size=1G
-	teardown "$t"
 done
+teardown
 
 echo
-echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job"
+echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job, the hit job ${ROUNDS} rounds of ${HIT_SECS} s"
 awk '
 	# Rounds of the hit job ("hit#N"): kept per target, folded below.
 	$2 ~ /^hit#/ { n = nr[$1]++; rline[$1, n] = $0; riops[$1, n] = $3
@@ -182,6 +207,9 @@ awk '
 	  if (!($2 in seen)) { seen[$2] = 1; jobs[nj++] = $2 }
 	  if (!($1 in tseen)) { tseen[$1] = 1; targets[nt++] = $1 } }
 	END {
+		# The targets in the order of $TARGETS.
+		nt = 0; n = split(order, o, " ")
+		for (i = 1; i <= n; i++) if (o[i] in tseen) targets[nt++] = o[i]
 		# The median round of each target (sorted by IOPS, the middle one).
 		for (t in nr) {
 			m = nr[t]
@@ -209,4 +237,4 @@ awk '
 			if (targets[k] ~ /bcache/ && key in iops)
 				printf "hit path: %s / dm-linear = %.2f\n", targets[k], iops[key] / iops[l]
 		}
-	}' $RES
+	}' order="$TARGETS" $RES

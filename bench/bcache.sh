@@ -4,7 +4,8 @@
 # make bench-bcache: fio jobs on the raw HDD (throttled to HDD-like IOPS),
 # the raw SSD, the C bcache and bcache_rs, in one boot of the perf kernel,
 # with the same images; see bench/bcache-guest.sh for the jobs and the
-# table. BENCH_HDD_IOPS (default 200) sets the HDD's IOPS.
+# table. BENCH_HDD_IOPS (default 200) sets the HDD's IOPS. The disks are
+# cut in three (one third per target), hence their sizes.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -13,6 +14,7 @@ make -s --no-print-directory modules tools FLAVOUR=perf
 kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
 # shellcheck disable=SC2046
 "$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 2400 \
+	--hdd-size 6200M --ssd-size 3100M \
 	--hdd-iops "$iops" --env RKM_BENCH_HDD_IOPS="$iops" \
 	--script "$top/bench/bcache-guest.sh" \
 	--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
