@@ -144,7 +144,9 @@ run() {
 			ratio = "-"
 			if (a[1] != "-") {
 				h = b[1] - a[1]; m = b[2] - a[2]
-				ratio = (h + m > 0) ? sprintf("%.2f", h / (h + m)) : "0.00"
+				# The C bcache folds its counters in lazily: none may
+				# have moved during a short job.
+				ratio = (h + m > 0) ? sprintf("%.2f", h / (h + m)) : "-"
 			}
 			printf "%s %s %d %d %d %s\n", t, job, iops, v[w], v[w + 1], ratio
 		}' >>$RES
@@ -231,6 +233,18 @@ awk '
 		}
 		for (k = 0; k < nt; k++) if (targets[k] in rounds)
 			printf "hit rounds (IOPS): %-9s%s\n", targets[k], rounds[targets[k]]
+		# Ratios within each round (the targets ran minutes apart at
+		# most), their median and range: "a/b".
+		np = split("bcache_rs/ssd bcache_rs/bcache bcache_rs/linear bcache/ssd linear/ssd", pairs, " ")
+		for (q = 1; q <= np; q++) {
+			split(pairs[q], ab, "/"); a = ab[1]; b = ab[2]
+			if (!(a in nr) || !(b in nr)) continue
+			m = (nr[a] < nr[b]) ? nr[a] : nr[b]
+			for (i = 0; i < m; i++) pr[i] = (riops[b, i] > 0) ? riops[a, i] / riops[b, i] : 0
+			for (i = 0; i < m; i++) for (j = i + 1; j < m; j++)
+				if (pr[j] < pr[i]) { x = pr[i]; pr[i] = pr[j]; pr[j] = x }
+			printf "hit, paired by round: %-17s median %.2f (%.2f to %.2f over %d rounds)\n", pairs[q], pr[int((m - 1) / 2)], pr[0], pr[m - 1], m
+		}
 		l = "linear hit"
 		if (l in iops && iops[l] > 0) for (k = 0; k < nt; k++) {
 			key = targets[k] " hit"
