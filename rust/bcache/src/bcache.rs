@@ -1011,8 +1011,9 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
     /// The first piece of a read of `len` sectors of `dev` at `sector`, or
     /// `None` if the read would be cut in more than `max_pieces` pieces
     /// (then it should go to the backing device whole). A read that is one
-    /// hit costs one lookup; otherwise the pieces are counted first, so that
-    /// a refused read leaves no fill behind. As [`Cache::read`] otherwise.
+    /// hit costs one lookup; otherwise the pieces are counted before the
+    /// piece is planned, so that a refused read leaves no fill behind. As
+    /// [`Cache::read`] otherwise.
     pub fn read_first(
         &mut self,
         dev: DevId,
@@ -1022,29 +1023,19 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
         max_pieces: usize,
         pinned: &dyn Fn(u32) -> bool,
     ) -> Option<ReadPlan> {
-        if let Piece::Hit {
-            bucket,
-            offset,
-            len: l,
-        } = self.index.lookup(dev, sector, len, &self.buckets)
-        {
-            if l >= len {
-                self.buckets.hit(bucket);
-                return Some(ReadPlan::Hit {
-                    bucket,
-                    offset,
-                    len: l,
-                });
-            }
-        }
-        if self
-            .index
-            .pieces(dev, sector, len, max_pieces, &self.buckets)
-            > max_pieces
+        let piece = self.index.lookup(dev, sector, len, &self.buckets);
+        let whole = matches!(piece, Piece::Hit { len: l, .. } if l >= len);
+        // Counting drops only stale extents, which `lookup` already
+        // stepped over: `piece` stays valid.
+        if !whole
+            && self
+                .index
+                .pieces(dev, sector, len, max_pieces, &self.buckets)
+                > max_pieces
         {
             return None;
         }
-        Some(self.read(dev, sector, len, fill, pinned))
+        Some(self.plan(dev, sector, piece, fill, pinned))
     }
 
     /// The next piece of a read of `len` sectors of `dev` at `sector`.
@@ -1060,7 +1051,21 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
         fill: bool,
         pinned: &dyn Fn(u32) -> bool,
     ) -> ReadPlan {
-        match self.index.lookup(dev, sector, len, &self.buckets) {
+        let piece = self.index.lookup(dev, sector, len, &self.buckets);
+        self.plan(dev, sector, piece, fill, pinned)
+    }
+
+    /// What to do with `piece`, the first piece of a read of `dev` at
+    /// `sector`: see [`Cache::read`].
+    fn plan(
+        &mut self,
+        dev: DevId,
+        sector: u64,
+        piece: Piece,
+        fill: bool,
+        pinned: &dyn Fn(u32) -> bool,
+    ) -> ReadPlan {
+        match piece {
             Piece::Hit {
                 bucket,
                 offset,
