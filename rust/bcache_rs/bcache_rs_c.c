@@ -252,7 +252,7 @@ struct gendisk *rkm_bc_disk_create(struct block_device *backing, struct block_de
 	struct gendisk *disk;
 
 	blk_set_stacking_limits(&lim);
-	lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA | BLK_FEAT_IO_STAT;
 	lim.logical_block_size = max_t(unsigned int, min_lbs, SECTOR_SIZE);
 	lim.physical_block_size = lim.logical_block_size;
 	lim.io_min = lim.logical_block_size;
@@ -443,10 +443,28 @@ void rkm_bc_put(struct bio *bio)
 	bio_put(bio);
 }
 
-/* Completes `bio` with the negative errno `err` (0: success). */
-void rkm_bc_complete(struct bio *bio, int err);
-void rkm_bc_complete(struct bio *bio, int err)
+/*
+ * Starts the disk's I/O accounting of `bio` (given to us) into *start,
+ * unless the disk's queue/iostats is off: false then.
+ */
+bool rkm_bc_acct_start(struct bio *bio, unsigned long *start);
+bool rkm_bc_acct_start(struct bio *bio, unsigned long *start)
 {
+	if (!blk_queue_io_stat(bio->bi_bdev->bd_disk->queue))
+		return false;
+	*start = bio_start_io_acct(bio);
+	return true;
+}
+
+/*
+ * Completes `bio` with the negative errno `err` (0: success), ending its
+ * I/O accounting first if `acct` (started at `start`).
+ */
+void rkm_bc_complete(struct bio *bio, int err, bool acct, unsigned long start);
+void rkm_bc_complete(struct bio *bio, int err, bool acct, unsigned long start)
+{
+	if (acct)
+		bio_end_io_acct(bio, start);
 	bio->bi_status = errno_to_blk_status(err);
 	bio_endio(bio);
 }

@@ -135,7 +135,8 @@ extern "C" {
     fn rkm_bc_free_copy(bio: *mut RawBio);
     fn rkm_bc_submit(bio: *mut RawBio);
     fn rkm_bc_put(bio: *mut RawBio);
-    fn rkm_bc_complete(bio: *mut RawBio, err: c_int);
+    fn rkm_bc_acct_start(bio: *mut RawBio, start: *mut c_ulong) -> bool;
+    fn rkm_bc_complete(bio: *mut RawBio, err: c_int, acct: bool, start: c_ulong);
     fn rkm_bc_lock_size() -> usize;
     fn rkm_bc_lock_init(lock: *mut c_void);
     fn rkm_bc_lock(lock: *mut c_void) -> c_ulong;
@@ -536,6 +537,11 @@ impl<T> Drop for BioSet<T> {
     }
 }
 
+/// The start (in jiffies) of a bio's I/O accounting on our disk, to be
+/// ended when it completes ([`Bio::complete`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Acct(c_ulong);
+
 /// A raw bio: the block layer's, or one of our clones.
 #[derive(Clone, Copy)]
 pub(crate) struct Bio(pub(crate) *mut RawBio);
@@ -635,15 +641,34 @@ impl Bio {
         unsafe { rkm_bc_free_copy(self.0) };
     }
 
-    /// Completes a bio we were given, with a negative errno or 0.
+    /// Starts our disk's I/O accounting (`/sys/block/bcache_rs<N>/stat`)
+    /// of a bio we were given, as it is now (its sectors and operation);
+    /// `None` if the disk's `queue/iostats` is off.
+    ///
+    /// # Safety
+    ///
+    /// The bio was submitted to us and is not completed yet.
+    pub(crate) unsafe fn start_acct(self) -> Option<Acct> {
+        let mut start: c_ulong = 0;
+        // SAFETY: by the caller's contract; `start` is a valid out-pointer.
+        unsafe { rkm_bc_acct_start(self.0, &mut start) }.then_some(Acct(start))
+    }
+
+    /// Completes a bio we were given, with a negative errno or 0, ending
+    /// its accounting if it was started.
     ///
     /// # Safety
     ///
     /// The bio was submitted to us, is not completed yet and is not used
-    /// again.
-    pub(crate) unsafe fn complete(self, err: i32) {
+    /// again; `acct` is what [`Bio::start_acct`] returned for it, and its
+    /// sectors and operation have not changed since.
+    pub(crate) unsafe fn complete(self, err: i32, acct: Option<Acct>) {
+        let (on, start) = match acct {
+            Some(Acct(start)) => (true, start),
+            None => (false, 0),
+        };
         // SAFETY: by the caller's contract.
-        unsafe { rkm_bc_complete(self.0, err) };
+        unsafe { rkm_bc_complete(self.0, err, on, start) };
     }
 }
 

@@ -12,7 +12,7 @@
 //! last clone completed, so teardown can wait for the device to go idle.
 
 use crate::bcache::{ReadPlan, Region, Ticket, WritePlan};
-use crate::blk::{Bio, LlNode, OP_DISCARD, OP_FLUSH, OP_READ, OP_WRITE};
+use crate::blk::{Acct, Bio, LlNode, OP_DISCARD, OP_FLUSH, OP_READ, OP_WRITE};
 use crate::{CacheSet, Dev, MODE_NONE, MODE_WRITETHROUGH};
 use core::ptr;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -43,6 +43,9 @@ pub(crate) struct IoCtx {
     dev: *const Dev,
     /// The bio given to us (for `FillWrite`: none).
     orig: Bio,
+    /// `orig`'s accounting on our disk, ended when `orig` completes (on
+    /// the clone that completes it: `Pass`, `Hit`, `MissFill`, `Write`).
+    acct: Option<Acct>,
     sector: u64,
     sectors: u64,
     region: Option<Region>,
@@ -68,12 +71,14 @@ impl Dev {
     ///
     /// # Safety
     ///
-    /// `clone` is a fresh clone of the device's bio set.
+    /// `clone` is a fresh clone of the device's bio set; `acct` is `orig`'s
+    /// accounting if this clone completes `orig`, else `None`.
     unsafe fn init_ctx(
         &self,
         clone: Bio,
         kind: Kind,
         orig: Bio,
+        acct: Option<Acct>,
         sector: u64,
         sectors: u64,
     ) -> *mut IoCtx {
@@ -90,6 +95,7 @@ impl Dev {
                     kind,
                     dev: self,
                     orig,
+                    acct,
                     sector,
                     sectors,
                     region: None,
@@ -105,16 +111,23 @@ impl Dev {
         ctx
     }
 
-    /// Passes `bio` (or what is left of it) to the backing device.
+    /// Passes `bio` (or what is left of it) to the backing device; `acct`
+    /// is its accounting, `None` to start it now.
     ///
     /// # Safety
     ///
-    /// `bio` was given to us and is not completed.
-    unsafe fn pass(&self, bio: Bio, sector: u64, sectors: u64) {
+    /// `bio` was given to us and is not completed; `acct` is from
+    /// [`Bio::start_acct`] on it.
+    unsafe fn pass(&self, bio: Bio, sector: u64, sectors: u64, acct: Option<Acct>) {
+        let acct = match acct {
+            Some(a) => Some(a),
+            // SAFETY: `bio` is live and ours (caller).
+            None => unsafe { bio.start_acct() },
+        };
         // SAFETY: `bio` is live (caller); the backing device is open.
         let clone = unsafe { bio.clone_to(self.backing.bdev(), sector, false, &self.bs) };
-        // SAFETY: fresh clone of our bio set.
-        unsafe { self.init_ctx(clone, Kind::Pass, bio, sector, sectors) };
+        // SAFETY: fresh clone of our bio set; it completes `bio`.
+        unsafe { self.init_ctx(clone, Kind::Pass, bio, acct, sector, sectors) };
         self.pending.fetch_add(1, Ordering::Relaxed);
         // SAFETY: built above.
         unsafe { clone.submit() };
@@ -150,7 +163,7 @@ impl Dev {
             }
             (OP_FLUSH, _) | (_, _) => {
                 // SAFETY: as the caller's.
-                unsafe { self.pass(bio, info.sector, u64::from(info.sectors)) }
+                unsafe { self.pass(bio, info.sector, u64::from(info.sectors), None) }
             }
         }
     }
@@ -204,7 +217,7 @@ impl Dev {
             let Some(plan) = plan else {
                 self.stats.count_miss(bypass, sectors);
                 // SAFETY: as the caller's.
-                unsafe { self.pass(bio, sector, sectors) };
+                unsafe { self.pass(bio, sector, sectors, None) };
                 return;
             };
             c.maybe_gc(invalidated);
@@ -221,7 +234,7 @@ impl Dev {
                         // No split: undo the plan and pass the rest through.
                         self.unplan(c, &plan);
                         // SAFETY: as the caller's.
-                        unsafe { self.pass(bio, sector, want) };
+                        unsafe { self.pass(bio, sector, want, None) };
                         return;
                     }
                 }
@@ -236,11 +249,13 @@ impl Dev {
                 } => {
                     self.stats.count_hit(bypass, len);
                     let ssd_sector = c.bucket_sector(bucket) + u64::from(offset);
+                    // SAFETY: `piece` is live and ours.
+                    let acct = unsafe { piece.start_acct() };
                     // SAFETY: `piece` is live; the SSD is open.
                     let clone =
                         unsafe { piece.clone_to(c.ssd.bdev(), ssd_sector, false, &self.bs) };
                     // SAFETY: fresh clone.
-                    let ctx = unsafe { self.init_ctx(clone, Kind::Hit, piece, sector, len) };
+                    let ctx = unsafe { self.init_ctx(clone, Kind::Hit, piece, acct, sector, len) };
                     // SAFETY: just initialised, not shared yet.
                     unsafe {
                         (*ctx).region = Some(Region {
@@ -260,11 +275,14 @@ impl Dev {
                     ticket,
                 } => {
                     self.stats.count_miss(bypass, len);
+                    // SAFETY: `piece` is live and ours.
+                    let acct = unsafe { piece.start_acct() };
                     // SAFETY: `piece` is live; the backing device is open.
                     let clone =
                         unsafe { piece.clone_to(self.backing.bdev(), sector, false, &self.bs) };
                     // SAFETY: fresh clone.
-                    let ctx = unsafe { self.init_ctx(clone, Kind::MissFill, piece, sector, len) };
+                    let ctx =
+                        unsafe { self.init_ctx(clone, Kind::MissFill, piece, acct, sector, len) };
                     // SAFETY: just initialised, not shared yet.
                     unsafe {
                         (*ctx).region = Some(region);
@@ -280,7 +298,7 @@ impl Dev {
                         self.stats.collisions.fetch_add(1, Ordering::Relaxed);
                     }
                     // SAFETY: `piece` is live and ours to complete.
-                    unsafe { self.pass(piece, sector, len) };
+                    unsafe { self.pass(piece, sector, len, None) };
                 }
             }
             if len >= want {
@@ -327,10 +345,12 @@ impl Dev {
             (plan, g.buckets.stats().invalidated)
         };
         c.maybe_gc(invalidated);
+        // SAFETY: `bio` is live and ours.
+        let acct = unsafe { bio.start_acct() };
         // SAFETY: `bio` is live; the backing device is open.
         let clone = unsafe { bio.clone_to(self.backing.bdev(), sector, false, &self.bs) };
-        // SAFETY: fresh clone.
-        let ctx = unsafe { self.init_ctx(clone, Kind::Write, bio, sector, sectors) };
+        // SAFETY: fresh clone; the pair's last completion completes `bio`.
+        let ctx = unsafe { self.init_ctx(clone, Kind::Write, bio, acct, sector, sectors) };
         // SAFETY: just initialised, not shared yet.
         unsafe { (*ctx).plan = Some(plan) };
         self.pending.fetch_add(1, Ordering::Relaxed);
@@ -345,7 +365,7 @@ impl Dev {
                 )
             };
             // SAFETY: fresh clone.
-            let cctx = unsafe { self.init_ctx(copy, Kind::WriteCopy, bio, sector, sectors) };
+            let cctx = unsafe { self.init_ctx(copy, Kind::WriteCopy, bio, None, sector, sectors) };
             // SAFETY: neither context is shared yet.
             unsafe {
                 (*cctx).partner = clone;
@@ -381,7 +401,7 @@ pub(crate) unsafe fn endio(bio: Bio, err: i32) {
                 dev.stats.add_backing_sectors(ctx.sectors);
             }
             // SAFETY: `orig` was given to us; this clone was its last.
-            unsafe { ctx.orig.complete(err) };
+            unsafe { ctx.orig.complete(err, ctx.acct) };
             // SAFETY: completed, not used again.
             unsafe { bio.put() };
             dev.done();
@@ -404,7 +424,7 @@ pub(crate) unsafe fn endio(bio: Bio, err: i32) {
             }
             dev.stats.add_cache_sectors(ctx.sectors);
             // SAFETY: as for `Pass`.
-            unsafe { ctx.orig.complete(0) };
+            unsafe { ctx.orig.complete(0, ctx.acct) };
             // SAFETY: completed, not used again.
             unsafe { bio.put() };
             dev.done();
@@ -419,7 +439,7 @@ pub(crate) unsafe fn endio(bio: Bio, err: i32) {
                     c.unpin(r.bucket);
                 }
                 // SAFETY: as for `Pass`.
-                unsafe { ctx.orig.complete(err) };
+                unsafe { ctx.orig.complete(err, ctx.acct) };
                 // SAFETY: completed, not used again.
                 unsafe { bio.put() };
                 dev.done();
@@ -496,7 +516,7 @@ unsafe fn write_part_done(wbio: Bio, w: &mut IoCtx, dev: &Dev) {
         dev.stats.written(w.sectors);
     }
     // SAFETY: `orig` was given to us; both clones completed.
-    unsafe { w.orig.complete(err) };
+    unsafe { w.orig.complete(err, w.acct) };
     // SAFETY: completed, not used again.
     unsafe { wbio.put() };
     dev.done();
@@ -518,7 +538,7 @@ pub(crate) unsafe fn deferred(c: &CacheSet, node: *mut LlNode) {
     match ctx.kind {
         Kind::Hit => {
             // SAFETY: `orig` is live and not completed; pass it through.
-            unsafe { dev.pass(ctx.orig, ctx.sector, ctx.sectors) };
+            unsafe { dev.pass(ctx.orig, ctx.sector, ctx.sectors, ctx.acct) };
             // SAFETY: the failed clone, not used again.
             unsafe { clone.put() };
             dev.done();
@@ -531,7 +551,7 @@ pub(crate) unsafe fn deferred(c: &CacheSet, node: *mut LlNode) {
             // SAFETY: `orig` holds the data read (not completed yet).
             let copy = unsafe { ctx.orig.copy_to(c.ssd.bdev(), ssd_sector, &dev.bs) };
             // SAFETY: the data is copied (or not needed): complete it.
-            unsafe { ctx.orig.complete(0) };
+            unsafe { ctx.orig.complete(0, ctx.acct) };
             match copy {
                 Some(copy) => {
                     // SAFETY: fresh copy of our bio set.
@@ -540,6 +560,7 @@ pub(crate) unsafe fn deferred(c: &CacheSet, node: *mut LlNode) {
                             copy,
                             Kind::FillWrite,
                             Bio(ptr::null_mut()),
+                            None,
                             ctx.sector,
                             ctx.sectors,
                         )

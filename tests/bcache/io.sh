@@ -4,6 +4,7 @@
 # bcache_rs's data path on the HDD (backing) and the NVMe SSD (cache):
 # fio with crc32c verification through /dev/bcache_rs0 (random writes then
 # verified reads, mixed random read/write on both CPUs), reads that hit,
+# the disk's I/O statistics (/sys/block/bcache_rs0/stat, queue/iostats),
 # sequential bypass, cache modes switched under verified I/O, ext4 with fsck,
 # and the backing device read directly after stop holding the same data.
 
@@ -11,7 +12,7 @@
 
 bc_reset >/dev/null 2>&1
 ktap_print_header
-ktap_set_plan 8
+ktap_set_plan 9
 
 rkm_check "format the SSD, register it and the HDD as bcache_rs0" bc_up
 
@@ -27,6 +28,36 @@ write_verify() {
 	bc_note "hits $hits misses $(bc_stat 0 misses) fills $(bc_stat 0 fills)"
 }
 rkm_check "fio: random writes, then every block verified (crc32c), reads hit" write_verify
+
+# disk_stat FIELD: a field of /sys/block/bcache_rs0/stat (1 reads, 3 sectors
+# read, 5 writes, 7 sectors written, 9 in flight).
+disk_stat() {
+	awk -v f="$1" '{ print $f }' /sys/block/bcache_rs0/stat
+}
+
+iostats() {
+	q=/sys/block/bcache_rs0/queue/iostats
+	[ "$(cat $q)" = 1 ] || { echo "queue/iostats is $(cat $q), not 1"; return 1; }
+	r0=$(disk_stat 1) rs0=$(disk_stat 3) w0=$(disk_stat 5) ws0=$(disk_stat 7)
+	# 64 writes and 64 reads of 64 KiB, direct: one bio each.
+	dd if=/dev/zero of=/dev/bcache_rs0 bs=64k count=64 seek=6144 oflag=direct 2>/dev/null ||
+		return 1
+	dd if=/dev/bcache_rs0 of=/dev/null bs=64k count=64 skip=6144 iflag=direct 2>/dev/null ||
+		return 1
+	r1=$(disk_stat 1) rs1=$(disk_stat 3) w1=$(disk_stat 5) ws1=$(disk_stat 7)
+	bc_note "stat: reads $r0 -> $r1 ($rs0 -> $rs1 sectors), writes $w0 -> $w1 ($ws0 -> $ws1 sectors)"
+	# A read cut at cached-extent boundaries counts once a piece.
+	[ $((w1 - w0)) -eq 64 ] && [ $((ws1 - ws0)) -eq 8192 ] &&
+		[ $((r1 - r0)) -ge 64 ] && [ $((rs1 - rs0)) -eq 8192 ] ||
+		{ echo "expected 64 writes and 64+ reads of 8192 sectors each way"; return 1; }
+	[ "$(disk_stat 9)" = 0 ] || { echo "$(disk_stat 9) I/Os in flight on an idle disk"; return 1; }
+	bc_write $q 0 || return 1
+	dd if=/dev/bcache_rs0 of=/dev/null bs=64k count=16 skip=6144 iflag=direct 2>/dev/null
+	r2=$(disk_stat 1)
+	bc_write $q 1 || return 1
+	[ "$r2" = "$r1" ] || { echo "reads counted with queue/iostats 0: $r1 -> $r2"; return 1; }
+}
+rkm_check "the disk's I/O statistics count its reads and writes (iostat), unless queue/iostats is 0" iostats
 
 second_read() {
 	# Sequential reads: without the cutoff, so that they are cached.
