@@ -10,9 +10,10 @@
 #
 # Every target is up at once, each on its own third of the two disks
 # (partitions 1: raw HDD and raw SSD, and dm-linear over the SSD's; 2: the C
-# bcache; 3: bcache_rs), so that the hit job can alternate between them in
-# short rounds: this host's noise between two runs of one job (up to 30%)
-# is larger than the differences measured, and it moves slowly.
+# bcache; 3: bcache_rs), so that the hit and zipf-hot jobs can alternate
+# between them in short rounds: this host's noise between two runs of one
+# job (up to 30%) is larger than the differences measured, and it moves
+# slowly.
 #
 # Jobs (fio, libaio, O_DIRECT, iodepth 16, BENCH_SECS seconds each after 2 s
 # of ramp):
@@ -23,8 +24,9 @@
 #               target, in reverse order every other round; the table shows
 #               each target's median round
 #   zipf-hot    4 KiB random reads, zipf(1.2) over a 256 MiB hot set, after
-#               a warm-up of the same job (BENCH_WARM seconds): mostly hits,
-#               the misses at the HDD's pace
+#               a warm-up of the same job on each cache (BENCH_WARM
+#               seconds): mostly hits, the misses at the HDD's pace; in
+#               rounds as the hit job (without dm-linear; the HDD once)
 #   rand-read   4 KiB uniform random reads over 1 GiB (mostly misses)
 #   seq-read    1 MiB sequential reads over 256 MiB (bypassed by both
 #               caches past their 4 MiB sequential cutoff)
@@ -76,8 +78,8 @@ setup() {
 	thirds "$RKM_HDD" 2048 && thirds "$RKM_SSD" 1024 || return 1
 	HDD_RAW=$(part "$RKM_HDD" 1) HDD_C=$(part "$RKM_HDD" 2) HDD_RS=$(part "$RKM_HDD" 3)
 	SSD_RAW=$(part "$RKM_SSD" 1) SSD_C=$(part "$RKM_SSD" 2) SSD_RS=$(part "$RKM_SSD" 3)
-	# The raw SSD's hit job reads written sectors, as the caches do.
-	fio --name=fill --filename="$SSD_RAW" --rw=write --bs=1M --size=64M --direct=1 \
+	# The raw SSD's hit and zipf jobs read written sectors, as the caches do.
+	fio --name=fill --filename="$SSD_RAW" --rw=write --bs=1M --size=384M --direct=1 \
 		>/dev/null || return 1
 	modprobe dm-mod || return 1
 	sz=$(blockdev --getsz "$SSD_RAW") || return 1
@@ -153,12 +155,30 @@ run() {
 	echo "bench: $t $job: $(tail -n 1 $RES | cut -d' ' -f3-)"
 }
 
+# rounds JOB SECONDS "TARGETS" fio-args...: BENCH_ROUNDS rounds of JOB on
+# each target, in reverse order every other round (result lines "JOB#N").
+rounds() {
+	rjob=$1 rsecs=$2 rts=$3
+	shift 3
+	rr=1
+	while [ "$rr" -le "$ROUNDS" ]; do
+		rorder=$rts
+		[ $((rr % 2)) = 0 ] && rorder=$(echo $rts | tr ' ' '\n' | sed -n '1!G;h;$p')
+		for rt in $rorder; do
+			target "$rt"
+			run "$rt" "$rjob#$rr" "$rsecs" --time_based --runtime="$rsecs" --ramp_time=2 "$@"
+		done
+		rr=$((rr + 1))
+	done
+}
+
 setup || { echo "bench: cannot set up the targets"; exit 1; }
 ROUNDS=${BENCH_ROUNDS:-5}
 HIT_SECS=${BENCH_HIT_SECS:-10}
-HIT_TARGETS=
+HIT_TARGETS= ZIPF_TARGETS=
 for t in $TARGETS; do
 	[ "$t" = hdd ] || HIT_TARGETS="$HIT_TARGETS $t"
+	case $t in hdd | linear) ;; *) ZIPF_TARGETS="$ZIPF_TARGETS $t" ;; esac
 done
 # One pass of 64 KiB random reads caches all of the 64 MiB.
 for t in $HIT_TARGETS; do
@@ -169,27 +189,28 @@ for t in $HIT_TARGETS; do
 		sed -i '$d' $RES ;;
 	esac
 done
-r=1
-while [ "$r" -le "$ROUNDS" ]; do
-	order=$HIT_TARGETS
-	[ $((r % 2)) = 0 ] && order=$(echo $HIT_TARGETS | tr ' ' '\n' | sed -n '1!G;h;$p')
-	for t in $order; do
+rounds hit "$HIT_SECS" "$HIT_TARGETS" --rw=randread --bs=4k --size=64M
+
+ZIPF="--rw=randread --bs=4k --offset=128M --size=256M --random_distribution=zipf:1.2"
+for t in $ZIPF_TARGETS; do
+	case $t in
+	bcache*)
 		target "$t"
-		run "$t" "hit#$r" "$HIT_SECS" --time_based --runtime="$HIT_SECS" --ramp_time=2 \
-			--rw=randread --bs=4k --size=64M
-	done
-	r=$((r + 1))
+		# shellcheck disable=SC2086
+		run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" $ZIPF >/dev/null
+		sed -i '$d' $RES ;;
+	esac
 done
+# shellcheck disable=SC2086
+rounds zipf-hot "$HIT_SECS" "$ZIPF_TARGETS" $ZIPF
 
 for t in $TARGETS; do
 	[ "$t" = linear ] && continue
 	target "$t"
 	echo "bench: $t on $dev"
 	T="--time_based --runtime=$SECS --ramp_time=2"
-	run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" --rw=randread --bs=4k \
-		--offset=128M --size=256M --random_distribution=zipf:1.2 >/dev/null
-	sed -i '$d' $RES
-	run "$t" zipf-hot "$SECS" $T --rw=randread --bs=4k --offset=128M --size=256M --random_distribution=zipf:1.2
+	# shellcheck disable=SC2086
+	[ "$t" = hdd ] && run "$t" zipf-hot "$SECS" $T $ZIPF
 	run "$t" rand-read "$SECS" $T --rw=randread --bs=4k --size=1G
 	run "$t" seq-read "$SECS" $T --rw=read --bs=1M --offset=512M --size=256M
 	run "$t" rand-write "$SECS" $T --rw=randwrite --bs=4k --size=1G
@@ -197,12 +218,12 @@ done
 teardown
 
 echo
-echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job, the hit job ${ROUNDS} rounds of ${HIT_SECS} s"
+echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job, the hit and zipf-hot jobs ${ROUNDS} rounds of ${HIT_SECS} s"
 awk '
-	# Rounds of the hit job ("hit#N"): kept per target, folded below.
-	$2 ~ /^hit#/ { n = nr[$1]++; rline[$1, n] = $0; riops[$1, n] = $3
-	  rounds[$1] = rounds[$1] " " $3
-	  if (!("hit" in seen)) { seen["hit"] = 1; jobs[nj++] = "hit" }
+	# Rounds of a job ("JOB#N"): kept per job and target, folded below.
+	$2 ~ /#/ { split($2, jn, "#"); J = jn[1]; k = J SUBSEP $1
+	  n = nr[k]++; rline[k, n] = $0; riops[k, n] = $3; rounds[k] = rounds[k] " " $3
+	  if (!(J in seen)) { seen[J] = 1; jobs[nj++] = J }
 	  if (!($1 in tseen)) { tseen[$1] = 1; targets[nt++] = $1 }
 	  next }
 	{ key = $1 " " $2; iops[key] = $3; p50[key] = $4; p99[key] = $5; hit[key] = $6
@@ -212,14 +233,15 @@ awk '
 		# The targets in the order of $TARGETS.
 		nt = 0; n = split(order, o, " ")
 		for (i = 1; i <= n; i++) if (o[i] in tseen) targets[nt++] = o[i]
-		# The median round of each target (sorted by IOPS, the middle one).
-		for (t in nr) {
-			m = nr[t]
+		# The median round of each job and target (sorted by IOPS, the
+		# middle one) stands for it in the table.
+		for (k in nr) {
+			split(k, jt, SUBSEP); m = nr[k]
 			for (i = 0; i < m; i++) idx[i] = i
 			for (i = 0; i < m; i++) for (j = i + 1; j < m; j++)
-				if (riops[t, idx[j]] < riops[t, idx[i]]) { x = idx[i]; idx[i] = idx[j]; idx[j] = x }
-			split(rline[t, idx[int((m - 1) / 2)]], f, " ")
-			key = t " hit"; iops[key] = f[3]; p50[key] = f[4]; p99[key] = f[5]; hit[key] = f[6]
+				if (riops[k, idx[j]] < riops[k, idx[i]]) { x = idx[i]; idx[i] = idx[j]; idx[j] = x }
+			split(rline[k, idx[int((m - 1) / 2)]], f, " ")
+			key = jt[2] " " jt[1]; iops[key] = f[3]; p50[key] = f[4]; p99[key] = f[5]; hit[key] = f[6]
 		}
 		printf "| %-10s | %-9s | %8s | %9s | %9s | %5s | %8s | %9s\n", "job", "target", "IOPS", "p50 us", "p99 us", "hits", "/raw SSD", "/C bcache"
 		printf "|------------|-----------|----------|-----------|-----------|-------|----------|----------\n"
@@ -231,19 +253,22 @@ awk '
 			rc = (c in iops && iops[c] > 0) ? sprintf("%.2f", iops[key] / iops[c]) : "-"
 			printf "| %-10s | %-9s | %8d | %9d | %9d | %5s | %8s | %9s\n", jobs[j], targets[k], iops[key], p50[key], p99[key], hit[key], rs, rc
 		}
-		for (k = 0; k < nt; k++) if (targets[k] in rounds)
-			printf "hit rounds (IOPS): %-9s%s\n", targets[k], rounds[targets[k]]
-		# Ratios within each round (the targets ran minutes apart at
-		# most), their median and range: "a/b".
 		np = split("bcache_rs/ssd bcache_rs/bcache bcache_rs/linear bcache/ssd linear/ssd", pairs, " ")
-		for (q = 1; q <= np; q++) {
-			split(pairs[q], ab, "/"); a = ab[1]; b = ab[2]
-			if (!(a in nr) || !(b in nr)) continue
-			m = (nr[a] < nr[b]) ? nr[a] : nr[b]
-			for (i = 0; i < m; i++) pr[i] = (riops[b, i] > 0) ? riops[a, i] / riops[b, i] : 0
-			for (i = 0; i < m; i++) for (j = i + 1; j < m; j++)
-				if (pr[j] < pr[i]) { x = pr[i]; pr[i] = pr[j]; pr[j] = x }
-			printf "hit, paired by round: %-17s median %.2f (%.2f to %.2f over %d rounds)\n", pairs[q], pr[int((m - 1) / 2)], pr[0], pr[m - 1], m
+		for (j = 0; j < nj; j++) {
+			J = jobs[j]
+			for (k = 0; k < nt; k++) if ((J SUBSEP targets[k]) in rounds)
+				printf "%s rounds (IOPS): %-9s%s\n", J, targets[k], rounds[J, targets[k]]
+			# Ratios within each round (the targets ran minutes apart
+			# at most), their median and range: "a/b".
+			for (q = 1; q <= np; q++) {
+				split(pairs[q], ab, "/"); a = J SUBSEP ab[1]; b = J SUBSEP ab[2]
+				if (!(a in nr) || !(b in nr)) continue
+				m = (nr[a] < nr[b]) ? nr[a] : nr[b]
+				for (i = 0; i < m; i++) pr[i] = (riops[b, i] > 0) ? riops[a, i] / riops[b, i] : 0
+				for (i = 0; i < m; i++) for (x = i + 1; x < m; x++)
+					if (pr[x] < pr[i]) { y = pr[i]; pr[i] = pr[x]; pr[x] = y }
+				printf "%s, paired by round: %-17s median %.2f (%.2f to %.2f over %d rounds)\n", J, pairs[q], pr[int((m - 1) / 2)], pr[0], pr[m - 1], m
+			}
 		}
 		l = "linear hit"
 		if (l in iops && iops[l] > 0) for (k = 0; k < nt; k++) {
