@@ -92,8 +92,10 @@ setup() {
 	i=0
 	while [ ! -b /dev/bcache0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
 	[ -b /dev/bcache0 ] || { echo "bench: no /dev/bcache0"; return 1; }
-	echo writethrough >/sys/block/bcache0/bcache/cache_mode
-	echo 4M >/sys/block/bcache0/bcache/sequential_cutoff
+	echo writethrough >/sys/block/bcache0/bcache/cache_mode || return 1
+	# In bytes: the C bcache's sequential_cutoff takes no "4M" (it is its
+	# default anyway).
+	echo $((4 << 20)) >/sys/block/bcache0/bcache/sequential_cutoff || return 1
 	modprobe bcache_rs || return 1
 	bcache-rs format-cache "$SSD_RS" --force >/dev/null || return 1
 	echo "$SSD_RS" >/sys/kernel/bcache_rs/register_cache || return 1
