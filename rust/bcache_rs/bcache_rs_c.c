@@ -287,6 +287,23 @@ void rkm_bc_disk_destroy(struct gendisk *disk)
 	put_disk(disk);
 }
 
+/*
+ * Links `bdev` under `disk` as one of its slaves (/sys/block/<disk>/slaves,
+ * /sys/block/<bdev>/holders: what lsblk shows). `bdev` is open exclusively.
+ */
+int rkm_bc_disk_link(struct gendisk *disk, struct block_device *bdev);
+int rkm_bc_disk_link(struct gendisk *disk, struct block_device *bdev)
+{
+	return bd_link_disk_holder(bdev, disk);
+}
+
+/* Undoes rkm_bc_disk_link(), before the disk is removed. */
+void rkm_bc_disk_unlink(struct gendisk *disk, struct block_device *bdev);
+void rkm_bc_disk_unlink(struct gendisk *disk, struct block_device *bdev)
+{
+	bd_unlink_disk_holder(bdev, disk);
+}
+
 unsigned int rkm_bc_disk_openers(struct gendisk *disk);
 unsigned int rkm_bc_disk_openers(struct gendisk *disk)
 {

@@ -493,8 +493,26 @@ impl Registry {
                 p
             ),
         };
-        // Attach the devices registered before the cache.
-        for d in inner.devs() {
+        // Attach the devices registered before the cache, their disks
+        // linked to the SSD first (the SSD outlives attached devices).
+        for d in inner.devs.iter_mut().flatten() {
+            if !Self::attachable(&d.dev, &cache) {
+                continue;
+            }
+            if let Some(disk) = d.disk.as_mut() {
+                // SAFETY: the cache, which holds the SSD open, is not torn
+                // down while a device is attached, and a device's disk is
+                // dropped before it is detached.
+                if let Err(e) = unsafe { disk.link_ssd(&cache.ssd) } {
+                    pr_warn!(
+                        "bcache_rs{}: not attached to cache {}: cannot link its SSD (error {})\n",
+                        d.dev.id,
+                        cache.sb.set_uuid,
+                        e.to_errno()
+                    );
+                    continue;
+                }
+            }
             Self::attach(&d.dev, &cache);
         }
         pr_info!(
@@ -512,9 +530,10 @@ impl Registry {
         Ok(())
     }
 
-    fn attach(d: &Dev, cache: &Arc<CacheSet>) {
+    /// Whether `d` may be attached to `cache` (a warning if not).
+    fn attachable(d: &Dev, cache: &CacheSet) -> bool {
         if d.stopping.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let block = cache.sb.layout.block_sectors * 512;
         if block > d.lbs {
@@ -525,8 +544,14 @@ impl Registry {
                 block,
                 d.lbs
             );
-            return;
+            return false;
         }
+        true
+    }
+
+    /// Attaches `d` to `cache`, which must be [`Registry::attachable`]: from
+    /// now on its I/O uses the cache.
+    fn attach(d: &Dev, cache: &Arc<CacheSet>) {
         cache.attached.fetch_add(1, Ordering::Relaxed);
         d.cache.store(
             &**cache as *const CacheSet as *mut CacheSet,
@@ -612,7 +637,7 @@ impl Registry {
             },
             GFP_KERNEL,
         )?;
-        if let Some(c) = &cache {
+        if let Some(c) = cache.as_ref().filter(|c| Self::attachable(&dev, c)) {
             Self::attach(&dev, c);
         }
         let mut entry = DevEntry {
@@ -633,7 +658,7 @@ impl Registry {
                 ptr,
             )
         };
-        let disk = match disk {
+        let mut disk = match disk {
             Ok(d) => d,
             Err(e) => {
                 Self::teardown_dev(entry);
@@ -646,6 +671,21 @@ impl Registry {
                 );
             }
         };
+        if let Some(c) = entry.dev.cache_ref() {
+            // SAFETY: as in `register_cache`: the SSD stays open until the
+            // disk is dropped.
+            if let Err(e) = unsafe { disk.link_ssd(&c.ssd) } {
+                entry.disk = Some(disk);
+                Self::teardown_dev(entry);
+                fail!(
+                    e,
+                    "register_dev: {}: cannot link bcache_rs{} to the cache's SSD (error {})\n",
+                    p,
+                    id,
+                    e.to_errno()
+                );
+            }
+        }
         entry.dev.disk.store(disk.raw(), Ordering::Release);
         // SAFETY: the device outlives its directory (dropped first).
         let kobj = unsafe {

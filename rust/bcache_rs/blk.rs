@@ -114,6 +114,8 @@ extern "C" {
     ) -> *mut RawDisk;
     fn rkm_bc_disk_destroy(disk: *mut RawDisk);
     fn rkm_bc_disk_openers(disk: *mut RawDisk) -> c_uint;
+    fn rkm_bc_disk_link(disk: *mut RawDisk, bdev: *mut RawBdev) -> c_int;
+    fn rkm_bc_disk_unlink(disk: *mut RawDisk, bdev: *mut RawBdev);
     fn rkm_bc_bio_info(bio: *mut RawBio, info: *mut BioInfo);
     fn rkm_bc_bioset_create(front_pad: c_uint) -> *mut RawBioSet;
     fn rkm_bc_bioset_destroy(bs: *mut RawBioSet);
@@ -273,9 +275,18 @@ pub(crate) fn cstr_bytes(buf: &[u8]) -> &[u8] {
 ///
 /// # Invariants
 ///
-/// `disk` was added by `rkm_bc_disk_create` and is removed on drop.
+/// A `/dev/bcache_rs<N>` disk, with the devices under it linked as its
+/// slaves (`/sys/block/bcache_rs<N>/slaves`, their `holders`: `lsblk`).
+///
+/// # Invariants
+///
+/// `disk` was added by `rkm_bc_disk_create` and is removed on drop;
+/// `backing` and, if not null, `ssd` are open block devices linked as its
+/// slaves, unlinked on drop, and stay open until then.
 pub(crate) struct Disk {
     disk: NonNull<RawDisk>,
+    backing: NonNull<RawBdev>,
+    ssd: *mut RawBdev,
 }
 
 // SAFETY: a gendisk may be removed from any thread.
@@ -285,12 +296,14 @@ unsafe impl Sync for Disk {}
 
 impl Disk {
     /// Adds `/dev/bcache_rs<idx>` over `backing` (limits also stacked from
-    /// `ssd`), `sectors` long, submitting its bios to `owner`.
+    /// `ssd`), `sectors` long, submitting its bios to `owner`; `backing` is
+    /// linked as its slave.
     ///
     /// # Safety
     ///
     /// `owner` must be a `Dev` that outlives the disk: `bcache_rs_submit`
-    /// dereferences it for every bio until drop returns.
+    /// dereferences it for every bio until drop returns. `backing` must
+    /// stay open until the disk is dropped.
     pub(crate) unsafe fn create(
         backing: &BdevFile,
         ssd: Option<&BdevFile>,
@@ -300,16 +313,56 @@ impl Disk {
         owner: *mut c_void,
     ) -> Result<Self> {
         let idx = c_int::try_from(idx).map_err(|_| code::ENOSPC)?;
-        let ssd = ssd.map_or(core::ptr::null_mut(), |s| s.bdev());
+        let limits_ssd = ssd.map_or(core::ptr::null_mut(), |s| s.bdev());
         let mut err: c_int = 0;
         // SAFETY: both block devices are open; `owner` is valid (caller).
         let d = unsafe {
-            rkm_bc_disk_create(backing.bdev(), ssd, min_lbs, sectors, idx, owner, &mut err)
+            rkm_bc_disk_create(
+                backing.bdev(),
+                limits_ssd,
+                min_lbs,
+                sectors,
+                idx,
+                owner,
+                &mut err,
+            )
         };
-        match NonNull::new(d) {
-            Some(disk) => Ok(Self { disk }),
-            None => Err(errno(err)),
+        let disk = NonNull::new(d).ok_or_else(|| errno(err))?;
+        let Some(bdev) = NonNull::new(backing.bdev()) else {
+            // SAFETY: just added, not used again.
+            unsafe { rkm_bc_disk_destroy(disk.as_ptr()) };
+            return Err(code::EINVAL);
+        };
+        // SAFETY: the disk is added; `bdev` is open exclusively (`BdevFile`).
+        let err = unsafe { rkm_bc_disk_link(disk.as_ptr(), bdev.as_ptr()) };
+        if err != 0 {
+            // SAFETY: just added, not used again.
+            unsafe { rkm_bc_disk_destroy(disk.as_ptr()) };
+            return Err(errno(err));
         }
+        Ok(Self {
+            disk,
+            backing: bdev,
+            ssd: core::ptr::null_mut(),
+        })
+    }
+
+    /// Links the cache's SSD as a slave too (its device attached to it).
+    ///
+    /// # Safety
+    ///
+    /// `ssd` must stay open until the disk is dropped.
+    pub(crate) unsafe fn link_ssd(&mut self, ssd: &BdevFile) -> Result {
+        if !self.ssd.is_null() {
+            return Err(code::EEXIST);
+        }
+        // SAFETY: the disk is live (invariant); `ssd` is open exclusively.
+        let err = unsafe { rkm_bc_disk_link(self.disk.as_ptr(), ssd.bdev()) };
+        if err != 0 {
+            return Err(errno(err));
+        }
+        self.ssd = ssd.bdev();
+        Ok(())
     }
 
     /// The disk, for [`disk_is_open`].
@@ -325,6 +378,12 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        if !self.ssd.is_null() {
+            // SAFETY: linked and still open (invariant); the disk is live.
+            unsafe { rkm_bc_disk_unlink(self.disk.as_ptr(), self.ssd) };
+        }
+        // SAFETY: as above.
+        unsafe { rkm_bc_disk_unlink(self.disk.as_ptr(), self.backing.as_ptr()) };
         // SAFETY: the disk is live and is not used again.
         unsafe { rkm_bc_disk_destroy(self.disk.as_ptr()) };
     }

@@ -52,6 +52,17 @@ bc_stat() {
 	cat "/sys/block/bcache_rs$1/bcache_rs/$2"
 }
 
+# bc_slaves N: the devices under bcache_rs<N> (sysfs slaves, as lsblk shows
+# them), sorted, on one line.
+bc_slaves() {
+	ls /sys/block/bcache_rs"$1"/slaves | sort | tr '\n' ' '
+}
+
+# bc_holders DEV: the disks holding block device DEV, on one line.
+bc_holders() {
+	ls /sys/class/block/"$(basename "$1")"/holders | sort | tr '\n' ' '
+}
+
 # bc_wait WHAT CMD...: wait up to 30 s (a debug kernel under TCG is slow)
 # for CMD to succeed; on time-out print "WHAT" and fail.
 bc_wait() {

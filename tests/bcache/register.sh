@@ -44,6 +44,10 @@ before() {
 	test -b /dev/bcache_rs0 || { echo "no /dev/bcache_rs0"; return 1; }
 	state=$(bc_stat 0 state)
 	[ "$state" = "no cache" ] || { echo "state is '$state'"; return 1; }
+	hdd=$(basename "$RKM_HDD")
+	[ "$(bc_slaves 0)" = "$hdd " ] || { echo "slaves of bcache_rs0: '$(bc_slaves 0)'"; return 1; }
+	[ "$(bc_holders "$RKM_HDD")" = "bcache_rs0 " ] ||
+		{ echo "holders of $hdd: '$(bc_holders "$RKM_HDD")'"; return 1; }
 }
 rkm_check "register_dev before a cache: bcache_rs0 comes up uncached" before
 attach() {
@@ -51,8 +55,12 @@ attach() {
 	state=$(bc_stat 0 state)
 	[ "$state" = cached ] || { echo "state is '$state'"; return 1; }
 	[ "$(cat $BC/cache/attached)" = 1 ] || { echo "attached: $(cat $BC/cache/attached)"; return 1; }
+	want=$(printf '%s\n' "$(basename "$RKM_HDD")" "$(basename "$RKM_SSD")" | sort | tr '\n' ' ')
+	[ "$(bc_slaves 0)" = "$want" ] || { echo "slaves of bcache_rs0: '$(bc_slaves 0)'"; return 1; }
+	[ "$(bc_holders "$RKM_SSD")" = "bcache_rs0 " ] ||
+		{ echo "holders of the SSD: '$(bc_holders "$RKM_SSD")'"; return 1; }
 }
-rkm_check "register_cache attaches the waiting device" attach
+rkm_check "register_cache attaches the waiting device (the SSD linked under it)" attach
 
 sizes() {
 	want=$(blockdev --getsize64 "$RKM_HDD")
@@ -90,6 +98,10 @@ two() {
 	test -b /dev/bcache_rs1 || { echo "no /dev/bcache_rs1"; return 1; }
 	[ "$(cat $BC/cache/attached)" = 2 ] || { echo "attached: $(cat $BC/cache/attached)"; return 1; }
 	[ "$(bc_stat 1 uuid)" = "$UUID1" ] || { echo "uuid: $(bc_stat 1 uuid)"; return 1; }
+	want=$(printf '%s\n' "$(basename "$RKM_SWAP")" "$(basename "$RKM_SSD")" | sort | tr '\n' ' ')
+	[ "$(bc_slaves 1)" = "$want" ] || { echo "slaves of bcache_rs1: '$(bc_slaves 1)'"; return 1; }
+	[ "$(bc_holders "$RKM_SSD")" = "bcache_rs0 bcache_rs1 " ] ||
+		{ echo "holders of the SSD: '$(bc_holders "$RKM_SSD")'"; return 1; }
 }
 rkm_check "a second backing device on the same cache is bcache_rs1" two
 rkm_check "unregister: a cache with attached devices is EBUSY" \
@@ -119,9 +131,12 @@ rkm_check "rmmod and stop while bcache_rs0 is open are refused (EBUSY)" busy
 
 down() {
 	bc_stop 1 && bc_stop 0 && bc_attached 0 || return 1
+	for d in "$RKM_HDD" "$RKM_SWAP" "$RKM_SSD"; do
+		[ -z "$(bc_holders "$d")" ] || { echo "holders of $d: '$(bc_holders "$d")'"; return 1; }
+	done
 	bc_unregister
 }
-rkm_check "stop both devices, then unregister the cache" down
+rkm_check "stop both devices (unlinked from the HDD and SSD), then unregister the cache" down
 
 cycles() {
 	for i in 1 2 3; do
