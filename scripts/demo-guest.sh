@@ -111,6 +111,7 @@ if echo " $RKM_MODULES " | grep -q " bcache_rs "; then
 	echo "$uuid $RKM_HDD" >$BC/register_dev
 	show "echo \"$uuid $RKM_HDD\" > $BC/register_dev"
 	show "  ->  /dev/bcache_rs0: $(($(cat /sys/block/bcache_rs0/size) / 2048)) MiB (the HDD's size, its data in place), mode: $(cat $S/cache_mode)"
+	show "  ->  stacked on (its slaves, as lsblk shows them): $(ls /sys/block/bcache_rs0/slaves | tr '\n' ' ')"
 	say "bcache_rs: ext4 on /dev/bcache_rs0, a tree of files, read twice"
 	mkfs.ext4 -q -F /dev/bcache_rs0 && mkdir -p /mnt/bc && mount -t ext4 /dev/bcache_rs0 /mnt/bc
 	i=0
@@ -135,6 +136,7 @@ if echo " $RKM_MODULES " | grep -q " bcache_rs "; then
 	(cd /mnt/bc && md5sum -c /tmp/sums >/dev/null) && r2=ok || r2=FAILED
 	show "second read after dropping the page cache (checksums $r2): served from the SSD"
 	stats
+	show "  the disk's own I/O statistics (iostat): $(awk '{ print $1 " reads, " $3 " sectors read" }' /sys/block/bcache_rs0/stat)"
 	umount /mnt/bc
 	e2fsck -f -n /dev/bcache_rs0 >/dev/null 2>&1 && show "e2fsck -f -n /dev/bcache_rs0: clean" || show "e2fsck: ERRORS"
 	echo 1 >$S/stop; sleep 1
