@@ -99,7 +99,7 @@ static DEV_ATTRS: &[Attr] = attrs![
     "sequential_cutoff" RW, "hits" RO, "misses" RO, "bypass_hits" RO,
     "bypass_misses" RO, "hit_ratio" RO, "miss_collisions" RO, "fills" RO,
     "bytes_from_cache" RO, "bytes_from_backing" RO, "bytes_written" RO,
-    "ssd_read_retries" RO,
+    "ssd_read_retries" RO, "clear_stats" WO,
 ];
 
 type Core = bcache::Cache<KmallocNodes, VVec<BucketMeta>>;
@@ -256,6 +256,25 @@ impl DevStats {
 
     pub(crate) fn written(&self, sectors: u64) {
         self.written_sectors.fetch_add(sectors, Ordering::Relaxed);
+    }
+
+    /// Sets every counter back to 0 (`clear_stats`); I/O in flight may
+    /// count in the old or the new period.
+    fn clear(&self) {
+        for c in [
+            &self.hits,
+            &self.misses,
+            &self.bypass_hits,
+            &self.bypass_misses,
+            &self.collisions,
+            &self.fills,
+            &self.cache_sectors,
+            &self.backing_sectors,
+            &self.written_sectors,
+            &self.ssd_retries,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn fill_outcome(&self, o: FillOutcome) {
@@ -1112,6 +1131,18 @@ fn store_dev(d: &Dev, attr: i32, input: &[u8]) -> Result {
                 line_str(trimmed(input))
             ),
         },
+        17 => {
+            if trimmed(input) != b"1" {
+                fail!(
+                    EINVAL,
+                    "bcache_rs{}: clear_stats: write 1, not '{}'\n",
+                    d.id,
+                    line_str(trimmed(input))
+                );
+            }
+            d.stats.clear();
+            Ok(())
+        }
         _ => Err(EINVAL),
     }
 }

@@ -12,7 +12,7 @@
 
 bc_reset >/dev/null 2>&1
 ktap_print_header
-ktap_set_plan 9
+ktap_set_plan 10
 
 rkm_check "format the SSD, register it and the HDD as bcache_rs0" bc_up
 
@@ -74,6 +74,20 @@ second_read() {
 	bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 4M
 }
 rkm_check "a second read of uncached data is served from the cache" second_read
+
+clear_stats() {
+	d=/sys/block/bcache_rs0/bcache_rs
+	[ "$(cat $d/hits)" -gt 0 ] || { echo "no hits to clear"; return 1; }
+	bc_expect_err $d/clear_stats 2 "Invalid argument" || return 1
+	[ "$(cat $d/hits)" -gt 0 ] || { echo "a refused clear_stats cleared hits"; return 1; }
+	bc_write $d/clear_stats 1 || return 1
+	for f in hits misses fills hit_ratio bytes_from_cache bytes_from_backing bytes_written; do
+		[ "$(cat $d/$f)" = 0 ] || { echo "$f is $(cat $d/$f) after clear_stats"; return 1; }
+	done
+	dd if=/dev/bcache_rs0 of=/dev/null bs=64k count=16 skip=1024 iflag=direct 2>/dev/null || return 1
+	[ "$(cat $d/hits)" -gt 0 ] || { echo "no hits counted after clear_stats"; return 1; }
+}
+rkm_check "clear_stats sets the statistics back to 0 (other values EINVAL), and they count on" clear_stats
 
 mixed() {
 	$FIO --name=m --rw=randrw --rwmixread=60 --bs=4k --verify=crc32c --numjobs=2 \
