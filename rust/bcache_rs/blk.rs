@@ -271,10 +271,6 @@ pub(crate) fn cstr_bytes(buf: &[u8]) -> &[u8] {
     buf.get(..end).unwrap_or(&[])
 }
 
-/// A `/dev/bcache_rs<N>` disk.
-///
-/// # Invariants
-///
 /// A `/dev/bcache_rs<N>` disk, with the devices under it linked as its
 /// slaves (`/sys/block/bcache_rs<N>/slaves`, their `holders`: `lsblk`).
 ///
@@ -285,7 +281,7 @@ pub(crate) fn cstr_bytes(buf: &[u8]) -> &[u8] {
 /// slaves, unlinked on drop, and stay open until then.
 pub(crate) struct Disk {
     disk: NonNull<RawDisk>,
-    backing: NonNull<RawBdev>,
+    backing: *mut RawBdev,
     ssd: *mut RawBdev,
 }
 
@@ -328,13 +324,9 @@ impl Disk {
             )
         };
         let disk = NonNull::new(d).ok_or_else(|| errno(err))?;
-        let Some(bdev) = NonNull::new(backing.bdev()) else {
-            // SAFETY: just added, not used again.
-            unsafe { rkm_bc_disk_destroy(disk.as_ptr()) };
-            return Err(code::EINVAL);
-        };
+        let bdev = backing.bdev();
         // SAFETY: the disk is added; `bdev` is open exclusively (`BdevFile`).
-        let err = unsafe { rkm_bc_disk_link(disk.as_ptr(), bdev.as_ptr()) };
+        let err = unsafe { rkm_bc_disk_link(disk.as_ptr(), bdev) };
         if err != 0 {
             // SAFETY: just added, not used again.
             unsafe { rkm_bc_disk_destroy(disk.as_ptr()) };
@@ -383,7 +375,7 @@ impl Drop for Disk {
             unsafe { rkm_bc_disk_unlink(self.disk.as_ptr(), self.ssd) };
         }
         // SAFETY: as above.
-        unsafe { rkm_bc_disk_unlink(self.disk.as_ptr(), self.backing.as_ptr()) };
+        unsafe { rkm_bc_disk_unlink(self.disk.as_ptr(), self.backing) };
         // SAFETY: the disk is live and is not used again.
         unsafe { rkm_bc_disk_destroy(self.disk.as_ptr()) };
     }
