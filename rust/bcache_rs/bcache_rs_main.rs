@@ -65,6 +65,8 @@ const DEFAULT_SEQ_CUTOFF: u64 = 4 << 20;
 const ERROR_LIMIT: u32 = 8;
 /// Most backing devices (minors).
 const MAX_DEVS: u32 = 256;
+// A device's number is its index key's `DevId`.
+const _: () = assert!(MAX_DEVS <= bcache::DevId::MAX as u32 + 1);
 /// Largest fill: what one copy bio holds (256 pages).
 const MAX_FILL_SECTORS: u64 = 256 * 8;
 
@@ -198,7 +200,7 @@ impl CacheSet {
     /// The background pass: removes stale extents in batches.
     fn gc(&self) {
         let seen = self.core.lock().buckets.stats().invalidated;
-        let mut cursor = Some(0u128);
+        let mut cursor = Some(0u64);
         while let Some(k) = cursor {
             let mut g = self.core.lock();
             let core = &mut *g;
@@ -292,9 +294,10 @@ impl DevStats {
 ///
 /// `cache`, if not null, points to a live [`CacheSet`] whose `attached`
 /// counts this device. `pending` counts the bios given to us whose last
-/// clone has not completed.
+/// clone has not completed. The disk has fewer sectors than
+/// [`bcache::MAX_DEV_SECTORS`], so every bio's sectors have index keys.
 pub(crate) struct Dev {
-    pub(crate) id: u32,
+    pub(crate) id: bcache::DevId,
     uuid: format::Uuid,
     pub(crate) backing: BdevFile,
     pub(crate) bs: BioSet<IoCtx>,
@@ -595,7 +598,7 @@ impl Registry {
             );
         }
         let free = inner.devs.iter().position(|d| d.is_none());
-        let Some(id) = free.and_then(|i| u32::try_from(i).ok()) else {
+        let Some(id) = free.and_then(|i| bcache::DevId::try_from(i).ok()) else {
             fail!(
                 ENOSPC,
                 "register_dev: {}: {} devices are registered already\n",
@@ -616,6 +619,15 @@ impl Registry {
         };
         if inner.devs().any(|d| d.dev.backing.devt() == backing.devt()) {
             fail!(EEXIST, "register_dev: {}: already registered\n", p);
+        }
+        if backing.sectors() >= bcache::MAX_DEV_SECTORS {
+            fail!(
+                EFBIG,
+                "register_dev: {}: {} sectors, more than the index's {}\n",
+                p,
+                backing.sectors(),
+                bcache::MAX_DEV_SECTORS - 1
+            );
         }
         if let Some(c) = &inner.cache {
             if c.cache.ssd.devt() == backing.devt() {
@@ -673,7 +685,7 @@ impl Registry {
                 cache.as_ref().map(|c| &c.ssd),
                 lbs,
                 sectors,
-                id,
+                u32::from(id),
                 ptr,
             )
         };

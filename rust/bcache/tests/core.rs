@@ -40,7 +40,7 @@ fn none(_: u32) -> bool {
     false
 }
 
-fn fill(c: &mut TestCache, dev: u32, sector: u64, len: u64) -> Region {
+fn fill(c: &mut TestCache, dev: DevId, sector: u64, len: u64) -> Region {
     match c.read(dev, sector, len, true, &none) {
         ReadPlan::Fill {
             region,
@@ -58,7 +58,7 @@ fn fill(c: &mut TestCache, dev: u32, sector: u64, len: u64) -> Region {
     }
 }
 
-fn extents(c: &TestCache) -> Vec<(u32, u64, u32)> {
+fn extents(c: &TestCache) -> Vec<(DevId, u64, u32)> {
     let mut v = Vec::new();
     c.index.for_each(|d, s, e| v.push((d, s, e.len)));
     v
@@ -104,6 +104,45 @@ fn a_fill_then_hits_split_at_extent_boundaries() {
         c.read(1, 16, 8, false, &none),
         ReadPlan::Miss { len: 8, .. }
     ));
+    c.index.check().unwrap();
+}
+
+#[test]
+fn the_last_sectors_of_a_device_and_the_last_device_keep_apart() {
+    // A key packs the device above a 48-bit sector: the last sectors a
+    // device may have sit right below the next device's first ones.
+    let mut c = cache(8, 64);
+    let last = MAX_DEV_SECTORS - 8;
+    fill(&mut c, 0, last, 8);
+    fill(&mut c, 1, 0, 8);
+    fill(&mut c, DevId::MAX, last, 8);
+    assert_eq!(
+        extents(&c),
+        vec![(0, last, 8), (1, 0, 8), (DevId::MAX, last, 8)]
+    );
+    assert!(matches!(
+        c.read(0, last, 8, false, &none),
+        ReadPlan::Hit { len: 8, .. }
+    ));
+    assert!(matches!(
+        c.read(0, 0, 8, false, &none),
+        ReadPlan::Miss { len: 8, .. }
+    ));
+    assert!(matches!(
+        c.read(1, last, 8, false, &none),
+        ReadPlan::Miss { len: 8, .. }
+    ));
+    assert!(matches!(
+        c.read(2, 0, 8, false, &none),
+        ReadPlan::Miss { len: 8, .. }
+    ));
+    // A miss that ends at the device's end is not cut by the next device.
+    assert!(matches!(
+        c.read(1, last - 8, 16, false, &none),
+        ReadPlan::Miss { len: 16, .. }
+    ));
+    assert!(c.index.remove_dev(0, 8, &mut c.buckets));
+    assert_eq!(extents(&c), vec![(1, 0, 8), (DevId::MAX, last, 8)]);
     c.index.check().unwrap();
 }
 
@@ -287,7 +326,7 @@ fn gc_removes_stale_extents_in_batches() {
     // Two allocations that each need a fresh bucket invalidate the first.
     c.buckets.alloc(2048, &none).unwrap();
     c.buckets.alloc(2048, &none).unwrap();
-    let mut cursor = Some(0u128);
+    let mut cursor = Some(0u64);
     let mut removed = 0;
     let mut steps = 0;
     while let Some(k) = cursor {
@@ -355,7 +394,7 @@ fn sequential_runs() {
 // The model: sector values of the backing devices and of the SSD, and the
 // I/O in flight, advanced one step at a time in a random order.
 
-const DEVS: u32 = 2;
+const DEVS: DevId = 2;
 const DEV_SECTORS: u64 = 64;
 const NBUCKETS: usize = 4;
 const BUCKET_SECTORS: u32 = 16;
@@ -363,12 +402,12 @@ const BUCKET_SECTORS: u32 = 16;
 #[derive(Clone, Debug)]
 enum Op {
     Read {
-        dev: u32,
+        dev: DevId,
         sector: u64,
         len: u64,
     },
     Write {
-        dev: u32,
+        dev: DevId,
         sector: u64,
         len: u64,
         copy: bool,
@@ -391,7 +430,7 @@ fn op() -> impl Strategy<Value = Op> {
 enum Io {
     // A fill: `data` is what the backing read returned, once it has run.
     Fill {
-        dev: u32,
+        dev: DevId,
         sector: u64,
         region: Region,
         ticket: Ticket,
@@ -399,7 +438,7 @@ enum Io {
     },
     // A write of `value`: `stage` 0 before the backing write, 1 after it.
     Write {
-        dev: u32,
+        dev: DevId,
         sector: u64,
         len: u64,
         plan: WritePlan,
@@ -445,11 +484,11 @@ impl Model {
         (region_bucket * BUCKET_SECTORS + offset) as usize
     }
 
-    fn writing(&self, dev: u32, s: u64) -> bool {
+    fn writing(&self, dev: DevId, s: u64) -> bool {
         self.io.iter().any(|io| matches!(io, Io::Write { dev: d, sector, len, .. } if *d == dev && *sector <= s && s < sector + len))
     }
 
-    fn read(&mut self, dev: u32, mut sector: u64, len: u64) {
+    fn read(&mut self, dev: DevId, mut sector: u64, len: u64) {
         let end = sector + len;
         while sector < end {
             let pins = self.pins();
@@ -498,7 +537,7 @@ impl Model {
         }
     }
 
-    fn write(&mut self, dev: u32, sector: u64, len: u64, copy: bool) {
+    fn write(&mut self, dev: DevId, sector: u64, len: u64, copy: bool) {
         let pins = self.pins();
         let pinned = move |b: u32| pins.contains(&b);
         let plan = self.c.begin_write(dev, sector, len, copy, &pinned);
@@ -624,7 +663,7 @@ proptest! {
     #[test]
     fn never_serves_stale_data(ops in prop::collection::vec(op(), 1..200)) {
         let mut m = Model::new();
-        let mut gc = Some(0u128);
+        let mut gc = Some(0u64);
         for op in ops {
             match op {
                 Op::Read { dev, sector, len } => m.read(dev, sector, len),
