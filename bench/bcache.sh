@@ -5,7 +5,9 @@
 # the raw SSD, the C bcache and bcache_rs, in one boot of the perf kernel,
 # with the same images; see bench/bcache-guest.sh for the jobs and the
 # table. BENCH_HDD_IOPS (default 200) sets the HDD's IOPS. The disks are
-# cut in three (one third per target), hence their sizes.
+# cut in three (one third per target), hence their sizes. A second boot
+# runs the hit-cpu job (bench/bcache-cpu-guest.sh): the hit path on
+# RAM-backed null_blk caches, by CPU cost alone.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -19,4 +21,11 @@ kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
 	--script "$top/bench/bcache-guest.sh" \
 	--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
 	--log-dir "$top/build/logs/bench-bcache" \
+	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
+# shellcheck disable=SC2046
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 1200 \
+	--hdd-size 1G --ssd-size 256M \
+	--script "$top/bench/bcache-cpu-guest.sh" \
+	--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
+	--log-dir "$top/build/logs/bench-bcache-cpu" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
