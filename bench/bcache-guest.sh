@@ -31,9 +31,27 @@
 #   seq-read    1 MiB sequential reads over 256 MiB (bypassed by both
 #               caches past their 4 MiB sequential cutoff)
 #   rand-write  4 KiB uniform random writes over 1 GiB
+# In the hit and zipf-hot rounds fio runs on vCPU 0 (--cpus_allowed=0), so
+# NVMe completions (per-CPU queues) land there too: unpinned, fio moved
+# between the vCPUs in some rounds and not in others, splitting the
+# completion interrupts between them, and those rounds ran up to 1.8x
+# slower for the raw SSD, dm-linear and bcache_rs alike (a guest experiment
+# counting the NVMe interrupts of each vCPU per round).
 # Columns: IOPS, completion latency p50 and p99 (microseconds), the hit
 # ratio the cache counted during the job, IOPS against the raw SSD and
 # against the C bcache.
+#
+# With RKM_BENCH_MODE=cpu (bench/bcache.sh's second boot), the one job
+# "hit-cpu": the hit path by CPU cost alone. The caches sit on RAM-backed
+# null_blk devices instead of the NVMe SSD, so that QEMU's NVMe emulation
+# (a doorbell write costs about 22 us under TCG, and the guest idles most
+# of the hit job waiting for it) is out of the way and the two vCPUs are
+# the bottleneck. Targets: the raw null_blk device ("ssd"), dm-linear over
+# it, the C bcache, bcache_rs, and bcache_rs with its disk's
+# queue/iostats at 0 ("rs-nostat"); 4 KiB uniform random reads of 64 MiB
+# after one pass of 64 KiB reads through each cache, two fio jobs of
+# iodepth 16, BENCH_CPU_ROUNDS rounds (default 8) of BENCH_CPU_SECS
+# seconds (default 5).
 
 . /etc/rkm.env
 TARGETS=${BENCH_TARGETS:-hdd ssd linear bcache bcache_rs}
@@ -49,7 +67,7 @@ counters() {
 	bcache)
 		s=/sys/block/bcache0/bcache/stats_total
 		echo "$(cat $s/cache_hits) $(cat $s/cache_misses)" ;;
-	bcache_rs)
+	bcache_rs | rs-nostat)
 		s=/sys/block/bcache_rs0/bcache_rs
 		echo "$(cat $s/hits) $(cat $s/misses)" ;;
 	*) echo "- -" ;;
@@ -74,21 +92,21 @@ thirds() {
 	[ -b "$(part "$1" 3)" ] || { echo "bench: cannot partition $1"; return 1; }
 }
 
-setup() {
-	thirds "$RKM_HDD" 2048 && thirds "$RKM_SSD" 1024 || return 1
-	HDD_RAW=$(part "$RKM_HDD" 1) HDD_C=$(part "$RKM_HDD" 2) HDD_RS=$(part "$RKM_HDD" 3)
-	SSD_RAW=$(part "$RKM_SSD" 1) SSD_C=$(part "$RKM_SSD" 2) SSD_RS=$(part "$RKM_SSD" 3)
-	# The raw SSD's hit and zipf jobs read written sectors, as the caches do.
-	fio --name=fill --filename="$SSD_RAW" --rw=write --bs=1M --size=384M --direct=1 \
+# targets_up RAW C_SSD C_HDD RS_SSD RS_HDD FILL: dm-linear over RAW (its
+# first FILL written, so that reads of it hit written sectors, as the
+# caches' do), the C bcache on C_SSD and C_HDD, bcache_rs on RS_SSD and
+# RS_HDD; both caches writethrough with a 4 MiB sequential cutoff.
+targets_up() {
+	fio --name=fill --filename="$1" --rw=write --bs=1M --size="$6" --direct=1 \
 		>/dev/null || return 1
 	modprobe dm-mod || return 1
-	sz=$(blockdev --getsz "$SSD_RAW") || return 1
-	dmsetup create rkm-linear --noudevsync --table "0 $sz linear $SSD_RAW 0" || return 1
+	sz=$(blockdev --getsz "$1") || return 1
+	dmsetup create rkm-linear --noudevsync --table "0 $sz linear $1 0" || return 1
 	LINEAR=/dev/$(dmsetup info -c --noheadings -o blkdevname rkm-linear) || return 1
 	modprobe bcache || return 1
-	make-bcache --wipe-bcache -C "$SSD_C" -B "$HDD_C" >/dev/null || return 1
-	echo "$SSD_C" >/sys/fs/bcache/register 2>/dev/null
-	echo "$HDD_C" >/sys/fs/bcache/register 2>/dev/null
+	make-bcache --wipe-bcache -C "$2" -B "$3" >/dev/null || return 1
+	echo "$2" >/sys/fs/bcache/register 2>/dev/null
+	echo "$3" >/sys/fs/bcache/register 2>/dev/null
 	i=0
 	while [ ! -b /dev/bcache0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
 	[ -b /dev/bcache0 ] || { echo "bench: no /dev/bcache0"; return 1; }
@@ -97,9 +115,26 @@ setup() {
 	# default anyway).
 	echo $((4 << 20)) >/sys/block/bcache0/bcache/sequential_cutoff || return 1
 	modprobe bcache_rs || return 1
-	bcache-rs format-cache "$SSD_RS" --force >/dev/null || return 1
-	echo "$SSD_RS" >/sys/kernel/bcache_rs/register_cache || return 1
-	echo "$UUID $HDD_RS" >/sys/kernel/bcache_rs/register_dev || return 1
+	bcache-rs format-cache "$4" --force >/dev/null || return 1
+	echo "$4" >/sys/kernel/bcache_rs/register_cache || return 1
+	echo "$UUID $5" >/sys/kernel/bcache_rs/register_dev || return 1
+}
+
+setup() {
+	thirds "$RKM_HDD" 2048 && thirds "$RKM_SSD" 1024 || return 1
+	HDD_RAW=$(part "$RKM_HDD" 1) HDD_C=$(part "$RKM_HDD" 2) HDD_RS=$(part "$RKM_HDD" 3)
+	SSD_RAW=$(part "$RKM_SSD" 1) SSD_C=$(part "$RKM_SSD" 2) SSD_RS=$(part "$RKM_SSD" 3)
+	targets_up "$SSD_RAW" "$SSD_C" "$HDD_C" "$SSD_RS" "$HDD_RS" 384M
+}
+
+# The hit-cpu job's targets: null_blk devices of 1 GiB (RAM-backed) in
+# place of the SSD's thirds.
+setup_cpu() {
+	thirds "$RKM_HDD" 256 || return 1
+	HDD_C=$(part "$RKM_HDD" 2) HDD_RS=$(part "$RKM_HDD" 3)
+	modprobe null_blk nr_devices=3 gb=1 memory_backed=1 || return 1
+	SSD_RAW=/dev/nullb0
+	targets_up /dev/nullb0 /dev/nullb1 "$HDD_C" /dev/nullb2 "$HDD_RS" 64M
 }
 
 # target TARGET: sets $dev to the target's device.
@@ -109,9 +144,11 @@ target() {
 	ssd) dev=$SSD_RAW ;;
 	linear) dev=$LINEAR ;;
 	bcache) dev=/dev/bcache0 ;;
-	bcache_rs) dev=/dev/bcache_rs0 ;;
+	bcache_rs) echo 1 >$STAT; dev=/dev/bcache_rs0 ;;
+	rs-nostat) echo 0 >$STAT; dev=/dev/bcache_rs0 ;;
 	esac
 }
+STAT=/sys/block/bcache_rs0/queue/iostats
 
 teardown() {
 	dmsetup remove --noudevsync rkm-linear
@@ -174,53 +211,71 @@ rounds() {
 	done
 }
 
-setup || { echo "bench: cannot set up the targets"; exit 1; }
-ROUNDS=${BENCH_ROUNDS:-5}
-HIT_SECS=${BENCH_HIT_SECS:-10}
-HIT_TARGETS= ZIPF_TARGETS=
-for t in $TARGETS; do
-	[ "$t" = hdd ] || HIT_TARGETS="$HIT_TARGETS $t"
-	case $t in hdd | linear) ;; *) ZIPF_TARGETS="$ZIPF_TARGETS $t" ;; esac
-done
-# One pass of 64 KiB random reads caches all of the 64 MiB.
-for t in $HIT_TARGETS; do
-	case $t in
-	bcache*)
+if [ "${RKM_BENCH_MODE:-}" = cpu ]; then
+	setup_cpu || { echo "bench: cannot set up the hit-cpu targets"; exit 1; }
+	ROUNDS=${BENCH_CPU_ROUNDS:-8}
+	CPU_SECS=${BENCH_CPU_SECS:-5}
+	TARGETS="ssd linear bcache bcache_rs rs-nostat"
+	for t in bcache bcache_rs; do
 		target "$t"
 		run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
-		sed -i '$d' $RES ;;
-	esac
-done
-rounds hit "$HIT_SECS" "$HIT_TARGETS" --rw=randread --bs=4k --size=64M
+		sed -i '$d' $RES
+	done
+	rounds hit-cpu "$CPU_SECS" "$TARGETS" --rw=randread --bs=4k --size=64M \
+		--numjobs=2 --group_reporting
+	echo 1 >$STAT
+	teardown
+	echo
+	echo "bench: hit-cpu, the hit path by CPU cost: the caches on RAM-backed null_blk (\"ssd\": the raw null_blk device), no device emulation; one boot (perf kernel), ${ROUNDS} rounds of ${CPU_SECS} s, 2 fio jobs of iodepth 16"
+else
+	setup || { echo "bench: cannot set up the targets"; exit 1; }
+	ROUNDS=${BENCH_ROUNDS:-5}
+	HIT_SECS=${BENCH_HIT_SECS:-10}
+	HIT_TARGETS= ZIPF_TARGETS=
+	for t in $TARGETS; do
+		[ "$t" = hdd ] || HIT_TARGETS="$HIT_TARGETS $t"
+		case $t in hdd | linear) ;; *) ZIPF_TARGETS="$ZIPF_TARGETS $t" ;; esac
+	done
+	# One pass of 64 KiB random reads caches all of the 64 MiB.
+	for t in $HIT_TARGETS; do
+		case $t in
+		bcache*)
+			target "$t"
+			run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
+			sed -i '$d' $RES ;;
+		esac
+	done
+	rounds hit "$HIT_SECS" "$HIT_TARGETS" --rw=randread --bs=4k --size=64M --cpus_allowed=0
 
-ZIPF="--rw=randread --bs=4k --offset=128M --size=256M --random_distribution=zipf:1.2"
-for t in $ZIPF_TARGETS; do
-	case $t in
-	bcache*)
-		target "$t"
-		# shellcheck disable=SC2086
-		run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" $ZIPF >/dev/null
-		sed -i '$d' $RES ;;
-	esac
-done
-# shellcheck disable=SC2086
-rounds zipf-hot "$HIT_SECS" "$ZIPF_TARGETS" $ZIPF
-
-for t in $TARGETS; do
-	[ "$t" = linear ] && continue
-	target "$t"
-	echo "bench: $t on $dev"
-	T="--time_based --runtime=$SECS --ramp_time=2"
+	ZIPF="--rw=randread --bs=4k --offset=128M --size=256M --random_distribution=zipf:1.2"
+	for t in $ZIPF_TARGETS; do
+		case $t in
+		bcache*)
+			target "$t"
+			# shellcheck disable=SC2086
+			run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" $ZIPF >/dev/null
+			sed -i '$d' $RES ;;
+		esac
+	done
 	# shellcheck disable=SC2086
-	[ "$t" = hdd ] && run "$t" zipf-hot "$SECS" $T $ZIPF
-	run "$t" rand-read "$SECS" $T --rw=randread --bs=4k --size=1G
-	run "$t" seq-read "$SECS" $T --rw=read --bs=1M --offset=512M --size=256M
-	run "$t" rand-write "$SECS" $T --rw=randwrite --bs=4k --size=1G
-done
-teardown
+	rounds zipf-hot "$HIT_SECS" "$ZIPF_TARGETS" $ZIPF --cpus_allowed=0
 
-echo
-echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job, the hit and zipf-hot jobs ${ROUNDS} rounds of ${HIT_SECS} s"
+	for t in $TARGETS; do
+		[ "$t" = linear ] && continue
+		target "$t"
+		echo "bench: $t on $dev"
+		T="--time_based --runtime=$SECS --ramp_time=2"
+		# shellcheck disable=SC2086
+		[ "$t" = hdd ] && run "$t" zipf-hot "$SECS" $T $ZIPF
+		run "$t" rand-read "$SECS" $T --rw=randread --bs=4k --size=1G
+		run "$t" seq-read "$SECS" $T --rw=read --bs=1M --offset=512M --size=256M
+		run "$t" rand-write "$SECS" $T --rw=randwrite --bs=4k --size=1G
+	done
+	teardown
+
+	echo
+	echo "bench: bcache_rs against the raw devices and the C bcache, one boot (perf kernel), HDD throttled to ${RKM_BENCH_HDD_IOPS:-?} IOPS, ${SECS} s a job, the hit and zipf-hot jobs ${ROUNDS} rounds of ${HIT_SECS} s"
+fi
 awk '
 	# Rounds of a job ("JOB#N"): kept per job and target, folded below.
 	$2 ~ /#/ { split($2, jn, "#"); J = jn[1]; k = J SUBSEP $1
@@ -255,7 +310,7 @@ awk '
 			rc = (c in iops && iops[c] > 0) ? sprintf("%.2f", iops[key] / iops[c]) : "-"
 			printf "| %-10s | %-9s | %8d | %9d | %9d | %5s | %8s | %9s\n", jobs[j], targets[k], iops[key], p50[key], p99[key], hit[key], rs, rc
 		}
-		np = split("bcache_rs/ssd bcache_rs/bcache bcache_rs/linear bcache/ssd linear/ssd", pairs, " ")
+		np = split("bcache_rs/ssd bcache_rs/bcache bcache_rs/linear bcache/ssd linear/ssd rs-nostat/bcache bcache_rs/rs-nostat", pairs, " ")
 		for (j = 0; j < nj; j++) {
 			J = jobs[j]
 			for (k = 0; k < nt; k++) if ((J SUBSEP targets[k]) in rounds)

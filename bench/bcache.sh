@@ -6,8 +6,8 @@
 # with the same images; see bench/bcache-guest.sh for the jobs and the
 # table. BENCH_HDD_IOPS (default 200) sets the HDD's IOPS. The disks are
 # cut in three (one third per target), hence their sizes. A second boot
-# runs the hit-cpu job (bench/bcache-cpu-guest.sh): the hit path on
-# RAM-backed null_blk caches, by CPU cost alone.
+# runs the hit-cpu job (bench/bcache-guest.sh with RKM_BENCH_MODE=cpu): the
+# hit path on RAM-backed null_blk caches, by CPU cost alone.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -25,7 +25,7 @@ kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
 # shellcheck disable=SC2046
 "$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 1200 \
 	--hdd-size 1G --ssd-size 256M \
-	--script "$top/bench/bcache-cpu-guest.sh" \
+	--script "$top/bench/bcache-guest.sh" --env RKM_BENCH_MODE=cpu \
 	--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
 	--log-dir "$top/build/logs/bench-bcache-cpu" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
