@@ -211,19 +211,29 @@ rounds() {
 	done
 }
 
+# warm JOB "TARGETS" fio-args...: runs JOB once on each cache among
+# TARGETS, keeping no result.
+warm() {
+	wjob=$1 wts=$2
+	shift 2
+	for wt in $wts; do
+		case $wt in
+		bcache | bcache_rs)
+			target "$wt"
+			run "$wt" "$wjob" 0 "$@" >/dev/null
+			sed -i '$d' $RES ;;
+		esac
+	done
+}
+
 if [ "${RKM_BENCH_MODE:-}" = cpu ]; then
 	setup_cpu || { echo "bench: cannot set up the hit-cpu targets"; exit 1; }
 	ROUNDS=${BENCH_CPU_ROUNDS:-8}
 	CPU_SECS=${BENCH_CPU_SECS:-5}
 	TARGETS="ssd linear bcache bcache_rs rs-nostat"
-	for t in bcache bcache_rs; do
-		target "$t"
-		run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
-		sed -i '$d' $RES
-	done
+	warm hit-warm "$TARGETS" --rw=randread --bs=64k --size=64M
 	rounds hit-cpu "$CPU_SECS" "$TARGETS" --rw=randread --bs=4k --size=64M \
 		--numjobs=2 --group_reporting
-	echo 1 >$STAT
 	teardown
 	echo
 	echo "bench: hit-cpu, the hit path by CPU cost: the caches on RAM-backed null_blk (\"ssd\": the raw null_blk device), no device emulation; one boot (perf kernel), ${ROUNDS} rounds of ${CPU_SECS} s, 2 fio jobs of iodepth 16"
@@ -237,26 +247,12 @@ else
 		case $t in hdd | linear) ;; *) ZIPF_TARGETS="$ZIPF_TARGETS $t" ;; esac
 	done
 	# One pass of 64 KiB random reads caches all of the 64 MiB.
-	for t in $HIT_TARGETS; do
-		case $t in
-		bcache*)
-			target "$t"
-			run "$t" hit-warm 0 --rw=randread --bs=64k --size=64M >/dev/null
-			sed -i '$d' $RES ;;
-		esac
-	done
+	warm hit-warm "$HIT_TARGETS" --rw=randread --bs=64k --size=64M
 	rounds hit "$HIT_SECS" "$HIT_TARGETS" --rw=randread --bs=4k --size=64M --cpus_allowed=0
 
 	ZIPF="--rw=randread --bs=4k --offset=128M --size=256M --random_distribution=zipf:1.2"
-	for t in $ZIPF_TARGETS; do
-		case $t in
-		bcache*)
-			target "$t"
-			# shellcheck disable=SC2086
-			run "$t" zipf-warm "$WARM" --time_based --runtime="$WARM" $ZIPF >/dev/null
-			sed -i '$d' $RES ;;
-		esac
-	done
+	# shellcheck disable=SC2086
+	warm zipf-warm "$ZIPF_TARGETS" --time_based --runtime="$WARM" $ZIPF
 	# shellcheck disable=SC2086
 	rounds zipf-hot "$HIT_SECS" "$ZIPF_TARGETS" $ZIPF --cpus_allowed=0
 
