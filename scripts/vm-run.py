@@ -76,6 +76,8 @@ def parse_args():
     p.add_argument("--results", help="write the counts here as JSON")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="also set KEY (RKM_*) in the guest's /etc/rkm.env")
+    p.add_argument("--append", action="append", default=[], metavar="PARAM",
+                   help="also pass PARAM on the guest kernel's command line")
     p.add_argument("--mem", default="2G")
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--hdd-size", default="2G")
@@ -229,6 +231,7 @@ def qemu_command(args, run_dir, kernel_image, initrd, images):
     append = ["console=ttyS0,115200", "printk.time=1", "loglevel=7", "rdinit=/init",
               "panic=-1", "softlockup_panic=0", "hung_task_panic=0",
               "watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=120", "acpi=noirq"]
+    append += args.append
     return [
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi",
