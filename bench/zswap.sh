@@ -14,7 +14,7 @@ cd "$top"
 make -s --no-print-directory modules tools FLAVOUR=perf
 kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
 # shellcheck disable=SC2046
-"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 3600 --append slab_nomerge \
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 3600 --append slab_nomerge --append log_buf_len=8M \
 	--script "$top/bench/zswap-guest.sh" --guest-tools "$top/target/release/rkm-memstress" /usr/bin/perf \
 	--log-dir "$top/build/logs/bench-zswap" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
