@@ -27,9 +27,10 @@
 #
 # Every backend runs ROUNDS times (default 5) per workload, the order
 # reversed each round so that no backend always runs first or last; a
-# backend's elapsed time is its fastest round, and its time against its C
-# peer the median of the ratios paired by round (the host's load moves
-# every backend's time by tens of percent between rounds).
+# backend's elapsed time is its fastest round ("time/zbud" compares fastest
+# rounds), and its time against its C peer ("time/peer") the median of the
+# ratios paired by round (the host's load moves every backend's time by
+# tens of percent between rounds).
 
 BACKENDS=${BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs z3fold_rs}
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -37,6 +38,7 @@ WORKLOADS=${BENCH_WORKLOADS:-"mixed:text=35,binary=25,pattern=20,random=15,zero=
 Z=/sys/module/zswap/parameters
 D=/sys/kernel/debug/zswap
 
+command -v perf >/dev/null || { echo "bench: no perf in the guest (bench/zswap.sh passes it)"; exit 1; }
 mkswap "$RKM_SWAP" >/dev/null && swapon "$RKM_SWAP" || exit 1
 echo Y >$Z/shrinker_enabled
 echo Y >$Z/enabled
@@ -97,6 +99,11 @@ fresh_pool() {
 	echo 96M >$cg/memory.max
 }
 
+# The pages zswap stored for the cgroup $cg so far.
+zswpout() {
+	awk '$1 == "zswpout" { print $2 }' $cg/memory.stat
+}
+
 # The command line of the workload ($mix) in the cgroup $cg, for sh -c.
 workload() {
 	echo "echo \$\$ > $cg/cgroup.procs && exec rkm-memstress --size-mib 160 --threads 2 --passes 2 --seed 0x5eed --mix $mix"
@@ -119,7 +126,7 @@ profile() {
 		perf record -a -g -e cpu-clock -c 250000 -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
 			{ echo "bench: the profiled run of $b failed:"; tail -n 5 /tmp/prof-ms-$wname-$b.log; exit 1; }
 		ms=$(($(now_ms) - start))
-		out=$(awk '$1 == "zswpout" { print $2 }' $cg/memory.stat)
+		out=$(zswpout)
 		rmdir $cg 2>/dev/null
 		total=$(perf report -i /tmp/perf.data --stdio --no-children -g none -n --sort dso 2>/dev/null | awk '/^ *[0-9.]+%/ { n += $2 } END { print n + 0 }')
 		pct=$(perf report -i /tmp/perf.data --stdio --children -g none --sort dso 2>/dev/null | awk -v m="[$b]" '$NF == m { sub(/%/, "", $1); print $1; f = 1 } END { if (!f) print "none" }')
@@ -193,7 +200,7 @@ for b in $order; do
 	end=$(now_ms)
 	rej=$(($(cat $D/reject_compress_poor) + $(cat $D/reject_alloc_fail) + $(cat $D/reject_reclaim_fail) + $(cat $D/reject_compress_fail) - rej0))
 	ms=$((end - start))
-	out=$(awk '$1 == "zswpout" { print $2 }' $cg/memory.stat)
+	out=$(zswpout)
 	echo "$b $best_stored $best_pool $rej $ms $rc $out $sum_stored $sum_pool $sum_meta $sum_slab $round" >>$results
 	echo "$wname, round $round, $b: $(tail -n 1 /tmp/ms-$wname-$b.log)"
 	rmdir $cg 2>/dev/null
@@ -212,6 +219,18 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 		return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
 	function ratio(a, b) { return (b > 0) ? a / b : 0 }
+	# The median of the ratios of b to peer by round; sets lo, hi, np.
+	function paired(b, peer,   r, q, k) {
+		k = 0
+		for (r = 1; r <= rounds; r++)
+			if (((b, r) in ms) && ratio(ms[b, r], ms[peer, r]) > 0) {
+				q[++k] = ms[b, r] / ms[peer, r]
+				if (k == 1 || q[k] < lo) lo = q[k]
+				if (k == 1 || q[k] > hi) hi = q[k]
+			}
+		np = k
+		return (k > 0) ? median(q, k) : 0
+	}
 	{
 		b = $1
 		if (!(b in t) || $5 < t[b]) { t[b] = $5; peak[b] = $2; ppool[b] = $3; rej[b] = $4 }
@@ -231,14 +250,7 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 			peer = b; sub(/_rs$/, "", peer)
 			if (peer == b || !(peer in t)) peer = "zbud"
 			d[b] = ratio(S[b], P[b]); od[b] = ratio(S[b], P[b] - M[b]); ad[b] = ratio(S[b], P[b] + SL[b])
-			k = 0; lo[b] = 0; hi[b] = 0
-			for (r = 1; r <= rounds; r++)
-				if (((b, r) in ms) && ((peer, r) in ms) && ms[peer, r] > 0) {
-					q[++k] = ms[b, r] / ms[peer, r]
-					if (k == 1 || q[k] < lo[b]) lo[b] = q[k]
-					if (k == 1 || q[k] > hi[b]) hi[b] = q[k]
-				}
-			tp[b] = (k > 0) ? median(q, k) : 0; np[b] = k; pr[b] = peer
+			tp[b] = paired(b, peer)
 			printf "| %-9s | %12d | %10d | %7.2f | %8d | %10d | %12.2f | %9.2f | %12.2f | %9.2f | %8.3f | %8.3f | %8.3f | %8.3f | %s\n", b, peak[b], ppool[b], d[b], rej[b], t[b], ratio(d[b], ratio(S["zbud"], P["zbud"])), ratio(t[b], t["zbud"]), ratio(d[b], ratio(S[peer], P[peer])), tp[b], od[b], ratio(od[b], ratio(S[peer], P[peer] - M[peer])), ad[b], ratio(ad[b], ratio(S[peer], P[peer] + SL[peer])), ((b in bad) ? "FAILED" : "ok")
 		}
 		for (i = 1; i <= n; i++) {
@@ -249,13 +261,14 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 			print line
 		}
 		for (i = 1; i <= n; i++) {
-			b = names[i]
-			if (b !~ /_rs$/ || !(b in t) || pr[b] == "zbud" && b != "zbud_rs") continue
-			printf "time, paired by round: %s/%s median %.2f (%.2f to %.2f over %d rounds)\n", b, pr[b], tp[b], lo[b], hi[b], np[b]
+			b = names[i]; peer = b; sub(/_rs$/, "", peer)
+			if (peer == b || !(b in t) || !(peer in t)) continue
+			m = paired(b, peer)
+			printf "time, paired by round: %s/%s median %.2f (%.2f to %.2f over %d rounds)\n", b, peer, m, lo, hi, np
 		}
 		if (("z3fold_rs" in t) && ("zsmalloc" in t) && d["zsmalloc"] > 0)
 			printf "gap to zsmalloc: z3fold_rs stores %.2f of the pages per pool page that zsmalloc does, and %.2f counting the metadata of both\n", d["z3fold_rs"] / d["zsmalloc"], ratio(ad["z3fold_rs"], ad["zsmalloc"])
 	}' $results
-if command -v perf >/dev/null; then profile; else echo "bench: no perf in the guest, so no driver CPU table"; fi
+profile
 done
 c_leaks
