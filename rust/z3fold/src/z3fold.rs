@@ -39,7 +39,9 @@
 //!
 //! Each page has a *slot*, a number that indexes the pool's slot table
 //! (zalloc's `RadixTable`: a radix tree of three levels of pages from the
-//! pool's page source; the leaves hold 128 records). A slot's record is its
+//! pool's page source; the leaves hold 127 records after their header, and
+//! go back to the page source as soon as their slots are all free; a new
+//! page takes a slot of the first leaf with room). A slot's record is its
 //! page's descriptor, 32 bytes:
 //!
 //! ```text
@@ -62,7 +64,7 @@
 //!
 //! Descriptors outside the pages make all 64 chunks available to objects
 //! (`mm/z3fold.c` gives up the first chunk of every page that is not
-//! headless), for one table page per 128 pages (0.8%) plus two; and no
+//! headless), for one table page per 127 pages (0.8%) plus two; and no
 //! object that overruns its chunks can corrupt what the pool knows.
 //!
 //! # Handles
@@ -82,13 +84,14 @@
 //!   0, so no handle is 0). A handle with another tag is
 //!   [`HandleError::Foreign`]: another pool's, or garbage.
 //! * The *slot* names the page's descriptor, the *index* one of its three
-//!   objects. A slot the table never handed out, index 3 or spare bits that
-//!   are not 0 are [`HandleError::Malformed`].
+//!   objects. A number that is no slot (the place of a leaf's header),
+//!   index 3 or spare bits that are not 0 are [`HandleError::Malformed`].
 //! * The *generation* is the value of the slot's counter when the object was
 //!   allocated: every allocation in the slot increments the counter (modulo
-//!   2^16) and records it as the object's generation. A handle whose slot
-//!   is free, whose object is free, or whose generation differs from the
-//!   object's is [`HandleError::Stale`].
+//!   2^16) and records it as the object's generation (a new leaf's slots
+//!   start at a generation that changes from leaf to leaf). A handle whose
+//!   slot is free or has no leaf, whose object is free, or whose generation
+//!   differs from the object's is [`HandleError::Stale`].
 //!
 //! A handle names the object through the descriptor, which records where
 //! the object *currently* starts: when compaction moves an object it
@@ -213,7 +216,7 @@
 //!
 //! # Limits
 //!
-//! A pool holds at most [`MAX_PAGES`] = 2^25 pages (128 GiB); beyond that
+//! A pool holds at most [`MAX_PAGES`] = 127 * 2^18 pages (127 GiB); beyond that
 //! an allocation needing a new page fails with [`AllocError::NoMemory`]. An
 //! object can be mapped [`MAX_MAPS`] = 15 times at once. A stale handle is
 //! accepted only if its slot has since seen a multiple of 2^16 allocations
@@ -265,8 +268,9 @@ type SlotTable<P> = RadixTable<Descriptor, P>;
 /// Bits of a slot number: 25, with 128 descriptors per leaf.
 const SLOT_BITS: u32 = slot_bits(size_of::<Descriptor>());
 
-/// The most pages a pool holds: the number of slots of its slot table.
-pub const MAX_PAGES: usize = 1 << SLOT_BITS;
+/// The most pages a pool holds: the number of slots of its slot table, 127
+/// a leaf.
+pub const MAX_PAGES: usize = zalloc::capacity(size_of::<Descriptor>());
 
 /// The name of an object in a [`Pool`]: zpool's `unsigned long` handle. Any
 /// value may be passed back to the pool, which checks it.
@@ -285,10 +289,11 @@ pub enum HandleError {
     /// The handle carries another pool's tag: it belongs to another pool, or
     /// is not a handle at all.
     Foreign,
-    /// The handle names a slot this pool never handed out, or an object
-    /// index no page has, or has spare bits set.
+    /// The handle names no slot (the place of a leaf's header), or an
+    /// object index no page has, or has spare bits set.
     Malformed,
-    /// The handle's object was freed (a double free or a use after free).
+    /// The handle's object was freed (a double free or a use after free),
+    /// or its slot has no leaf (freed with it, or never handed out).
     Stale,
     /// A free of an object that is mapped, or a map of an object mapped
     /// [`MAX_MAPS`] times.
@@ -790,10 +795,11 @@ impl<P: PageSource> Pool<P> {
             return Err(HandleError::Foreign);
         }
         let index = fields.index as usize;
-        if fields.spare != 0 || index >= OBJECTS_PER_PAGE {
+        if fields.spare != 0 || index >= OBJECTS_PER_PAGE || !SlotTable::<P>::is_slot(fields.slot) {
             return Err(HandleError::Malformed);
         }
-        let record = *self.table.get(fields.slot).ok_or(HandleError::Malformed)?;
+        // A slot without a leaf was freed with it (or never handed out).
+        let record = *self.table.get(fields.slot).ok_or(HandleError::Stale)?;
         let named = record.is_live(index) && record.generation(index) == Some(fields.generation);
         if !named {
             return Err(HandleError::Stale);

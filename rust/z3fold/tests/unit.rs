@@ -30,7 +30,7 @@ rkm_zalloc::shared_tests!(
     no_memory_at_any_page,
     reuse_gives_new_handles,
     foreign_and_freed_handles,
-    table_grows_a_leaf_at_a_time(128, PAGE_SIZE),
+    table_grows_a_leaf_at_a_time(127, PAGE_SIZE),
     destroying_an_empty_pool_frees_everything(
         (0..if cfg!(miri) { 100 } else { 600 }).map(|i| 1 + i * 7 % PAGE_SIZE)
     ),
@@ -73,7 +73,7 @@ fn constants() {
     assert_eq!(OBJECTS_PER_PAGE, 3);
     assert_eq!(MAX_SHARED_SIZE, 63 * 64);
     assert_eq!(MAX_ALLOC_SIZE, 4096);
-    assert_eq!(MAX_PAGES, 1 << 25);
+    assert_eq!(MAX_PAGES, 127 << 18);
     assert_eq!(MAX_MAPS, 15);
 }
 
@@ -507,9 +507,12 @@ fn malformed_and_stale_handles_are_rejected() {
     let mut pool = pool(&src);
     let keep = pool.alloc(MAX_SHARED_SIZE, GFP).unwrap();
     fill(&mut pool, keep, MAX_SHARED_SIZE, 42);
-    // Same tag, slot 2^25 - 1: never handed out.
-    let malformed = Handle::from_raw(tag(keep) | ((1 << 25) - 1) << 2);
+    // Same tag, slot 2^25 - 128: record 0 of a leaf, never a slot.
+    let malformed = Handle::from_raw(tag(keep) | ((1 << 25) - 128) << 2);
     assert_eq!(pool.free(malformed), Err(HandleError::Malformed));
+    // Slot 2^25 - 1: a slot without leaf, like a freed one.
+    let no_leaf = Handle::from_raw(tag(keep) | ((1 << 25) - 1) << 2);
+    assert_eq!(pool.free(no_leaf), Err(HandleError::Stale));
     // Index 3: no page has it.
     let index_3 = Handle::from_raw(keep.to_raw() | 3);
     assert_eq!(pool.map(index_3), Err(HandleError::Malformed));
@@ -525,7 +528,7 @@ fn malformed_and_stale_handles_are_rejected() {
     let old = Handle::from_raw(keep.to_raw() ^ (1 << 27));
     assert_eq!(pool.free(old), Err(HandleError::Stale));
     let stats = pool.stats();
-    assert_eq!((stats.bad_handles, stats.objects), (6, 1));
+    assert_eq!((stats.bad_handles, stats.objects), (7, 1));
     check(&mut pool, keep, MAX_SHARED_SIZE, 42);
     checked(&pool);
 }
@@ -602,8 +605,9 @@ fn freeing_every_object_returns_the_page() {
         assert_eq!(pool.stats().pages, u64::from(i < 2));
     }
     assert!(!src.is_live(page));
-    assert_eq!(src.live(), table);
-    assert_eq!(pool.total_pages(), table);
+    // The table went with its last page.
+    assert_eq!(src.live(), 0);
+    assert_eq!(pool.total_pages(), 0);
     assert!(pool.is_empty());
     checked(&pool);
 }

@@ -4,7 +4,7 @@
 //! [parent module](super).
 
 use core::marker::PhantomData;
-use core::mem::size_of;
+use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 
 use super::{new_pool_tag, AllocError, PageSource, PAGE_SIZE};
@@ -13,8 +13,14 @@ use super::{new_pool_tag, AllocError, PageSource, PAGE_SIZE};
 /// `2^31`).
 pub const NO_SLOT: u32 = u32::MAX;
 
-/// An entry of an interior node: a child node, or null.
+/// An entry of an interior node: a child node, or null, with [`FREE_BIT`]
+/// in its address's low bits, which are otherwise 0 (a node is a page).
 type Link = *mut u8;
+
+/// The bit of a [`Link`] that says the child has a free slot: in a link to
+/// a leaf, the leaf has one; in a link to an interior node, one of its
+/// links has this bit.
+const FREE_BIT: usize = 1;
 
 /// log2 of the links per interior node (one page).
 const LINK_SHIFT: u32 = (PAGE_SIZE / size_of::<Link>()).trailing_zeros();
@@ -24,6 +30,11 @@ const LINKS: usize = 1 << LINK_SHIFT;
 const LEVELS: usize = 3;
 /// The level of the leaves.
 const LEAF: usize = LEVELS - 1;
+
+/// The step between the first generations of two leaves made in turn (odd,
+/// so that they go through all `2^32` values; the golden ratio, so that
+/// their low bits, which are all a pool keeps, differ too).
+const LEAF_GENERATION_STEP: u32 = 0x9e37_79b9;
 
 /// Bits of a slot number in a table whose records are `record_size` bytes
 /// (a power of two): `log2(PAGE_SIZE / record_size)` for the leaves, 9 for
@@ -36,13 +47,25 @@ pub const fn slot_bits(record_size: usize) -> u32 {
     LINK_SHIFT * LEAF as u32 + leaf_shift
 }
 
+/// The number of slots of a table whose records are `record_size` bytes (a
+/// power of two): the most pages a pool using it holds. A leaf has one
+/// slot fewer than records (its header takes record 0's place).
+pub const fn capacity(record_size: usize) -> usize {
+    let leaf_slots = match PAGE_SIZE.checked_div(record_size) {
+        Some(records) => records.saturating_sub(1),
+        None => 0,
+    };
+    leaf_slots << (LINK_SHIFT * LEAF as u32)
+}
+
 /// A record of a slot-table leaf: what a pool keeps of a page in its slot,
 /// or, for a free slot, the link of the free list and the slot's generation
 /// counter.
 ///
-/// Its size must be a power of two no larger than [`PAGE_SIZE`] (checked
-/// when the table is built), so that a leaf page holds a whole number of
-/// aligned records. It is `Send` (a table moves to another thread with its
+/// Its size must be a power of two, at least 8 bytes (the leaf's header
+/// takes the place of its record 0) and at most half a page (checked when
+/// the table is built), so that a leaf page holds a whole number of aligned
+/// records. It is `Send` (a table moves to another thread with its
 /// records).
 pub trait Record: Copy + Send {
     /// The record of a slot that has just taken `page`, the slot's
@@ -64,6 +87,17 @@ pub trait Record: Copy + Send {
     fn vacancy(&self) -> Option<(u32, u32)>;
 }
 
+/// The header of a leaf, in the place of its record 0 (which is no slot).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct LeafHeader {
+    /// The leaf's first free slot ([`NO_SLOT`] if none); the others follow
+    /// through [`Record::vacancy`].
+    free_head: u32,
+    /// The number of free slots of the leaf.
+    free: u32,
+}
+
 /// A radix tree of three levels of pages from the page source `P`,
 /// mapping slot numbers to records `R` of pages from `P`; see the
 /// [module documentation](super).
@@ -78,17 +112,24 @@ pub trait Record: Copy + Send {
 ///
 /// # Invariants
 ///
-/// * `root` and every non-null link of an interior node (levels `0..LEAF`)
-///   is a page from `source`, used only as a node of the next level: an
-///   interior node of `LINKS` links, or a leaf of [`Self::RECORDS`]
-///   records. `node_pages` counts these nodes.
-/// * Slots `0..high_water` have their leaf, and their records are
-///   initialized: an occupied slot's or a free slot's (see [`Record`]).
-///   Links of slots at or above `high_water` are null.
-///   `high_water <= Self::SLOTS`.
-/// * `free_head` is the first free slot ([`NO_SLOT`] if none); each free
-///   slot's record names the next one, and every free slot is on that list,
-///   once.
+/// * `root` and every non-null link of an interior node (levels `0..LEAF`),
+///   its [`FREE_BIT`] cleared, is a page from `source`, used only as a node
+///   of the next level: an interior node of `LINKS` links, or a leaf.
+///   `node_pages` counts these nodes. Every interior node has a non-null
+///   link.
+/// * A leaf is a [`LeafHeader`] in the place of record 0, then records
+///   `1..RECORDS`, initialized: an occupied slot's or a free slot's (see
+///   [`Record`]). The slot of record `i` of the leaf at `(r, m)` (root link
+///   `r`, link `m` of that interior node) is `r << (LINK_SHIFT +
+///   LEAF_SHIFT) | m << LEAF_SHIFT | i`.
+/// * A leaf's header counts its free slots in `free`, fewer than
+///   `RECORDS - 1` (a leaf has an occupied slot), and `free_head` is the
+///   first of them ([`NO_SLOT`] if none); each free slot's record names the
+///   next one, in the same leaf, and every free slot of the leaf is on
+///   that list, once.
+/// * A link to a leaf has [`FREE_BIT`] exactly when the leaf has a free
+///   slot; a link to an interior node exactly when one of its links has it.
+///   `free_slots` is the number of free slots of all leaves.
 /// * The page of each occupied slot's record came from `source` and has
 ///   not been freed.
 /// * `tag` is not 0.
@@ -96,9 +137,9 @@ pub struct RadixTable<R: Record, P: PageSource> {
     source: P,
     tag: u16,
     root: Option<NonNull<u8>>,
-    high_water: u32,
-    free_head: u32,
     node_pages: u64,
+    free_slots: u64,
+    next_generation: u32,
     _records: PhantomData<R>,
 }
 
@@ -114,36 +155,113 @@ pub fn first_listed(heads: &[u32], from: usize) -> Option<u32> {
     heads.iter().copied().find(|&slot| slot != NO_SLOT)
 }
 
+/// The node a link names, without its [`FREE_BIT`]; `None` for a null link.
+fn child(link: Link) -> Option<NonNull<u8>> {
+    // `wrapping_sub` keeps the pointer's provenance (the link is the node's
+    // address plus the bit).
+    NonNull::new(link.wrapping_sub(link as usize & FREE_BIT))
+}
+
+/// Whether a link has [`FREE_BIT`].
+fn has_free(link: Link) -> bool {
+    link as usize & FREE_BIT != 0
+}
+
+/// The link to `node` with [`FREE_BIT`] if `free`.
+fn link_to(node: NonNull<u8>, free: bool) -> Link {
+    node.as_ptr().wrapping_add(usize::from(free) * FREE_BIT)
+}
+
+/// Pointer to link `i` of the interior node `node`.
+///
+/// # Safety
+///
+/// `node` is an interior node of a table (a page of `LINKS` links) and
+/// `i < LINKS`.
+unsafe fn link_ptr(node: NonNull<u8>, i: usize) -> *mut Link {
+    // SAFETY: The caller's: link `i` is inside the page.
+    unsafe { node.cast::<Link>().as_ptr().add(i) }
+}
+
+/// Link `i` of the interior node `node`, null for `i >= LINKS`.
+///
+/// # Safety
+///
+/// `node` is an interior node of a table, which nobody writes meanwhile.
+unsafe fn read_link(node: NonNull<u8>, i: usize) -> Link {
+    if i >= LINKS {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: The caller's, and `i < LINKS`; the node is a page, aligned for
+    // links.
+    unsafe { link_ptr(node, i).read() }
+}
+
+/// Sets link `i` of the interior node `node` to `link` (nothing for
+/// `i >= LINKS`).
+///
+/// # Safety
+///
+/// `node` is an interior node of a table that the caller borrows mutably.
+unsafe fn write_link(node: NonNull<u8>, i: usize, link: Link) {
+    if i < LINKS {
+        // SAFETY: The caller's, and `i < LINKS`.
+        unsafe { link_ptr(node, i).write(link) };
+    }
+}
+
+/// The index of the first link of the interior node `node` that `pred`
+/// holds for.
+///
+/// # Safety
+///
+/// As for [`read_link`].
+unsafe fn find_link(node: NonNull<u8>, pred: impl Fn(Link) -> bool) -> Option<usize> {
+    // SAFETY: The caller's.
+    (0..LINKS).find(|&i| pred(unsafe { read_link(node, i) }))
+}
+
 impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// log2 of the records per leaf.
     const LEAF_SHIFT: u32 = (PAGE_SIZE / size_of::<R>()).trailing_zeros();
 
-    /// Records per leaf page.
+    /// Records per leaf page, the header's place included: a leaf has
+    /// `RECORDS - 1` slots.
     pub const RECORDS: usize = 1 << Self::LEAF_SHIFT;
 
     /// Bits of a slot number.
     pub const SLOT_BITS: u32 = slot_bits(size_of::<R>());
 
-    /// Number of slots: the most pages a pool using the table can hold.
+    /// Slot numbers are below `SLOTS` (those of a leaf's record 0 are
+    /// none).
     pub const SLOTS: usize = 1 << Self::SLOT_BITS;
 
+    /// The number of slots: the most pages a pool using the table can hold.
+    pub const CAPACITY: usize = capacity(size_of::<R>());
+
     /// Records tile a page, aligned (a record's alignment never exceeds its
-    /// size).
-    const RECORDS_TILE_A_PAGE: () =
-        assert!(size_of::<R>().is_power_of_two() && Self::RECORDS * size_of::<R>() == PAGE_SIZE);
+    /// size), there are at least two a leaf, and the header fits in the
+    /// place of one, aligned.
+    const LEAF_LAYOUT: () = assert!(
+        size_of::<R>().is_power_of_two()
+            && Self::RECORDS * size_of::<R>() == PAGE_SIZE
+            && Self::RECORDS >= 2
+            && size_of::<LeafHeader>() <= size_of::<R>()
+            && align_of::<LeafHeader>() <= PAGE_SIZE
+    );
 
     /// An empty table that takes its pages from `source`, with a new tag.
     /// Allocates nothing.
     pub fn new(source: P) -> Self {
         #[allow(clippy::let_unit_value)]
-        let () = Self::RECORDS_TILE_A_PAGE;
+        let () = Self::LEAF_LAYOUT;
         Self {
             source,
             tag: new_pool_tag(),
             root: None,
-            high_water: 0,
-            free_head: NO_SLOT,
             node_pages: 0,
+            free_slots: 0,
+            next_generation: 0,
             _records: PhantomData,
         }
     }
@@ -163,40 +281,59 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         self.node_pages
     }
 
-    /// The number of slots handed out so far: slots `0..high_water()` have
-    /// a record.
-    pub fn high_water(&self) -> u32 {
-        self.high_water
+    /// Number of free slots in the table's leaves.
+    pub fn free_slots(&self) -> u64 {
+        self.free_slots
     }
 
-    /// The first free slot, [`NO_SLOT`] if none; the others follow through
-    /// [`Record::vacancy`].
-    pub fn free_head(&self) -> u32 {
-        self.free_head
+    /// One past the last slot of the table's last leaf (0 if it has none):
+    /// the slots that have a record are below. Walks the interior nodes:
+    /// for tests.
+    pub fn slot_limit(&self) -> u32 {
+        let Some(root) = self.root else {
+            return 0;
+        };
+        // SAFETY: `root` and the nodes its links name are interior nodes of
+        // this table (type invariant), which `&self` keeps unchanged.
+        let last = unsafe {
+            (0..LINKS).rev().find_map(|r| {
+                let mid = child(read_link(root, r))?;
+                let m = (0..LINKS).rev().find(|&m| !read_link(mid, m).is_null())?;
+                Some(r << LINK_SHIFT | m)
+            })
+        };
+        last.map_or(0, |leaf| ((leaf + 1) << Self::LEAF_SHIFT) as u32)
     }
 
-    /// The record of `slot`, occupied or free; `None` for a slot the table
-    /// never handed out.
+    /// Whether `slot` is a slot number: below [`Self::SLOTS`] and not a
+    /// leaf's record 0. A slot without a leaf has no record: either no page
+    /// was ever put in it, or it was freed with all of its leaf's.
+    pub fn is_slot(slot: u32) -> bool {
+        (slot as usize) < Self::SLOTS && Self::path(slot).2 != 0
+    }
+
+    /// The record of `slot`, occupied or free; `None` for a slot without
+    /// leaf, or for a number that is no slot (see [`Self::is_slot`]).
     pub fn get(&self, slot: u32) -> Option<&R> {
         let record = self.record(slot)?;
-        // SAFETY: `record` points to the initialized record of a slot below
-        // the high-water mark in a live leaf, aligned (see `record`); the
-        // table, borrowed for the reference's lifetime, alone accesses it.
+        // SAFETY: `record` points to the initialized record of a slot in a
+        // live leaf, aligned (see `record`); the table, borrowed for the
+        // reference's lifetime, alone accesses it.
         Some(unsafe { &*record.as_ptr() })
     }
 
     /// Applies `change` to the record of the occupied `slot` and returns
-    /// whether it did: not if the slot is free or was never handed out, nor
-    /// if `change` would change the record's page (the record is then left
-    /// as it was). Slots are taken and freed with [`Self::insert_page`] and
+    /// whether it did: not if the slot is free or has no leaf, nor if
+    /// `change` would change the record's page (the record is then left as
+    /// it was). Slots are taken and freed with [`Self::insert_page`] and
     /// [`Self::remove_page`] only.
     pub fn update(&mut self, slot: u32, change: impl FnOnce(&mut R)) -> bool {
         let Some(record) = self.record(slot) else {
             return false;
         };
-        // SAFETY: `record` points to the initialized record of a slot below
-        // the high-water mark in a live leaf, aligned (see `record`); the
-        // table, borrowed mutably, alone accesses it.
+        // SAFETY: `record` points to the initialized record of a slot in a
+        // live leaf, aligned (see `record`); the table, borrowed mutably,
+        // alone accesses it.
         let old = unsafe { record.as_ptr().read() };
         let mut new = old;
         change(&mut new);
@@ -208,28 +345,24 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         true
     }
 
-    /// Gets a page from the source and puts it in a free slot (the last
-    /// freed, else a new one for which the table grows), both with `flags`;
-    /// the slot's record is [`Record::occupied`] with the generation
-    /// counter the free slot kept (0 for a new slot). Returns the slot, the
-    /// generation and the page, or [`AllocError::NoMemory`], the table
-    /// unchanged, if the source has not enough pages or all
-    /// [`Self::SLOTS`] slots are taken.
+    /// Gets a page from the source and puts it in a free slot of the first
+    /// leaf that has one, else in a new leaf in the first place without one
+    /// (for which the table grows), both with `flags`; the slot's record is
+    /// [`Record::occupied`] with the generation counter the free slot kept.
+    /// Returns the slot, the generation and the page, or
+    /// [`AllocError::NoMemory`], the table unchanged, if the source has not
+    /// enough pages or all [`Self::CAPACITY`] slots are taken.
     pub fn insert_page(&mut self, flags: P::Flags) -> Result<(u32, u32, NonNull<u8>), AllocError> {
         let page = self.source.alloc_page(flags).ok_or(AllocError::NoMemory)?;
-        let taken = if self.free_head == NO_SLOT {
-            self.grow(flags).map(|slot| (slot, 0))
-        } else {
-            let slot = self.free_head;
-            let vacancy = self.get(slot).and_then(Record::vacancy);
-            vacancy.map(|(next, generation)| {
-                self.free_head = next;
-                (slot, generation)
-            })
-        };
-        let Some((slot, generation)) = taken else {
+        if self.free_slots == 0 && self.grow(flags).is_none() {
             // SAFETY: `page` came from `alloc_page` above and nothing refers
             // to it.
+            unsafe { self.source.free_page(page) };
+            return Err(AllocError::NoMemory);
+        }
+        let Some((slot, generation)) = self.take_slot() else {
+            // Not with the invariants: there is a free slot.
+            // SAFETY: As above.
             unsafe { self.source.free_page(page) };
             return Err(AllocError::NoMemory);
         };
@@ -239,15 +372,15 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
 
     /// Frees the occupied `slot`, which keeps the generation counter
     /// `generation`, and its page; returns whether it did (not if the slot
-    /// is free or was never handed out).
+    /// is free or has no leaf). The slot's leaf goes if it has no other
+    /// occupied slot.
     ///
     /// The page must hold nothing anybody uses any more.
     pub fn remove_page(&mut self, slot: u32, generation: u32) -> bool {
         let Some(page) = self.get(slot).and_then(Record::page) else {
             return false;
         };
-        self.set(slot, R::vacant(self.free_head, generation));
-        self.free_head = slot;
+        self.put_slot(slot, generation);
         // SAFETY: The page came from `source` and was not freed (type
         // invariant); the table no longer refers to it, and the caller uses
         // it no more.
@@ -278,12 +411,12 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
 
     /// Frees the pageless occupied `slot` (see [`Self::release_page`]),
     /// which keeps the generation counter `generation`; returns whether it
-    /// did (not if the slot is free, has a page or was never handed out).
+    /// did (not if the slot is free, has a page or has no leaf). The slot's
+    /// leaf goes as in [`Self::remove_page`].
     pub fn vacate(&mut self, slot: u32, generation: u32) -> bool {
         match self.get(slot) {
             Some(record) if record.page().is_none() && record.vacancy().is_none() => {
-                self.set(slot, R::vacant(self.free_head, generation));
-                self.free_head = slot;
+                self.put_slot(slot, generation);
                 true
             }
             _ => false,
@@ -298,88 +431,286 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             free_subtree(&self.source, root, 0);
             self.tag = new_pool_tag();
         }
-        self.high_water = 0;
-        self.free_head = NO_SLOT;
+        self.free_slots = 0;
         self.node_pages = 0;
     }
 
-    /// The index of `slot`'s entry in its node at `level`.
-    fn index(slot: u32, level: usize) -> usize {
-        let slot = slot as usize;
-        if level >= LEAF {
-            slot & (Self::RECORDS - 1)
-        } else {
-            let shift = Self::LEAF_SHIFT + (LEAF - 1 - level) as u32 * LINK_SHIFT;
-            (slot >> shift) & (LINKS - 1)
+    /// Checks the table's invariants from scratch (the nodes, the leaves'
+    /// free lists and counts, the free bits of the links, the counters) and
+    /// returns the number of free slots, or what is wrong first. Walks the
+    /// whole table: for tests.
+    pub fn check(&self) -> Result<u64, &'static str> {
+        let Some(root) = self.root else {
+            return match (self.node_pages, self.free_slots) {
+                (0, 0) => Ok(0),
+                _ => Err("an empty table counts pages or free slots"),
+            };
+        };
+        let (mut nodes, mut free_slots) = (1u64, 0u64);
+        for r in 0..LINKS {
+            // SAFETY: `root` is an interior node of this table, which `&self`
+            // keeps unchanged; so are the interior nodes its links name.
+            let link = unsafe { read_link(root, r) };
+            let Some(mid) = child(link) else {
+                if has_free(link) {
+                    return Err("a null link has the free bit");
+                }
+                continue;
+            };
+            nodes = nodes.wrapping_add(1);
+            let (mut mid_free, mut mid_leaves) = (false, 0u32);
+            for m in 0..LINKS {
+                // SAFETY: As above.
+                let link = unsafe { read_link(mid, m) };
+                let Some(leaf) = child(link) else {
+                    if has_free(link) {
+                        return Err("a null link has the free bit");
+                    }
+                    continue;
+                };
+                nodes = nodes.wrapping_add(1);
+                let first = (r << LINK_SHIFT | m) << Self::LEAF_SHIFT;
+                let free = self.check_leaf(leaf, first)?;
+                if has_free(link) != (free > 0) {
+                    return Err("a leaf's free bit is wrong");
+                }
+                mid_free |= free > 0;
+                mid_leaves = mid_leaves.wrapping_add(1);
+                free_slots = free_slots.wrapping_add(u64::from(free));
+            }
+            if mid_leaves == 0 {
+                return Err("an interior node has no link");
+            }
+            if has_free(link) != mid_free {
+                return Err("an interior node's free bit is wrong");
+            }
         }
+        if nodes == 1 {
+            return Err("the root has no link");
+        }
+        if nodes != self.node_pages {
+            return Err("the node count does not match the nodes");
+        }
+        if free_slots != self.free_slots {
+            return Err("the free slot count does not match the leaves");
+        }
+        Ok(free_slots)
     }
 
-    /// Writes the record of `slot`, if below the high-water mark.
+    /// Checks the leaf `leaf`, whose first slot number (its header's) is
+    /// `first`, and returns its number of free slots.
+    fn check_leaf(&self, leaf: NonNull<u8>, first: usize) -> Result<u32, &'static str> {
+        // SAFETY: A leaf starts with its header, aligned (type invariant).
+        let header = unsafe { leaf.cast::<LeafHeader>().as_ptr().read() };
+        let mut vacant = 0u32;
+        for i in 1..Self::RECORDS {
+            // SAFETY: Records `1..RECORDS` of a leaf are initialized (type
+            // invariant) and inside the page.
+            let record = unsafe { leaf.cast::<R>().as_ptr().add(i).read() };
+            if record.vacancy().is_some() {
+                vacant = vacant.wrapping_add(1);
+            }
+        }
+        if vacant != header.free || header.free as usize >= Self::RECORDS - 1 {
+            return Err("a leaf's free count is wrong, or the leaf has no occupied slot");
+        }
+        let (mut slot, mut listed) = (header.free_head, 0u32);
+        while slot != NO_SLOT {
+            let index = (slot as usize).wrapping_sub(first);
+            if index == 0 || index >= Self::RECORDS {
+                return Err("a leaf's free list leaves the leaf");
+            }
+            // SAFETY: As above, `0 < index < RECORDS`.
+            let record = unsafe { leaf.cast::<R>().as_ptr().add(index).read() };
+            let (next, _) = record
+                .vacancy()
+                .ok_or("a free list names an occupied slot")?;
+            listed = listed.wrapping_add(1);
+            if listed > vacant {
+                return Err("a free list has a cycle or misses a free slot");
+            }
+            slot = next;
+        }
+        if listed != vacant {
+            return Err("a free slot is not on its leaf's free list");
+        }
+        Ok(vacant)
+    }
+
+    /// The indices of `slot`'s links in the root and in its interior node,
+    /// and of its record in its leaf.
+    fn path(slot: u32) -> (usize, usize, usize) {
+        let slot = slot as usize;
+        (
+            (slot >> (Self::LEAF_SHIFT + LINK_SHIFT)) & (LINKS - 1),
+            (slot >> Self::LEAF_SHIFT) & (LINKS - 1),
+            slot & (Self::RECORDS - 1),
+        )
+    }
+
+    /// The interior node and the leaf of `slot`, if it has a leaf.
+    fn nodes(&self, slot: u32) -> Option<(NonNull<u8>, NonNull<u8>)> {
+        if slot as usize >= Self::SLOTS {
+            return None;
+        }
+        let (r, m, _) = Self::path(slot);
+        // SAFETY: The root and the nodes its links name are interior nodes
+        // of this table (type invariant), which `&self` keeps unchanged.
+        let mid = child(unsafe { read_link(self.root?, r) })?;
+        // SAFETY: As above.
+        let leaf = child(unsafe { read_link(mid, m) })?;
+        Some((mid, leaf))
+    }
+
+    /// Writes the record of `slot`, if it has one.
     fn set(&mut self, slot: u32, value: R) {
         if let Some(record) = self.record(slot) {
             // SAFETY: `record` points into a live leaf, aligned (see
-            // `record`); the table, borrowed mutably, alone accesses it. A
-            // write: the record may not be initialized yet (a new slot).
+            // `record`); the table, borrowed mutably, alone accesses it.
             unsafe { record.as_ptr().write(value) };
         }
     }
 
-    /// Pointer to the record of `slot` in its leaf, if below the
-    /// high-water mark. The record is aligned: the leaf is a page, and
-    /// records tile it.
+    /// Pointer to the record of `slot` in its leaf, if it has a leaf and is
+    /// not a leaf's record 0. The record is aligned: the leaf is a page,
+    /// and records tile it.
     fn record(&self, slot: u32) -> Option<NonNull<R>> {
-        if slot >= self.high_water {
+        let (_, _, index) = Self::path(slot);
+        if index == 0 {
             return None;
         }
-        match self.deepest_node(slot)? {
-            (LEAF, leaf) => {
-                // SAFETY: A leaf is a page of `RECORDS` records (type
-                // invariant) and `index` is below `RECORDS`, so the record
-                // is inside the page, hence not null.
-                Some(unsafe {
-                    NonNull::new_unchecked(leaf.cast::<R>().as_ptr().add(Self::index(slot, LEAF)))
-                })
+        let (_, leaf) = self.nodes(slot)?;
+        // SAFETY: A leaf is a page of `RECORDS` records' room and
+        // `index < RECORDS`, so the record is inside the page, hence not
+        // null.
+        Some(unsafe { NonNull::new_unchecked(leaf.cast::<R>().as_ptr().add(index)) })
+    }
+
+    /// The header of `leaf`, a leaf of this table.
+    fn header(leaf: NonNull<u8>) -> *mut LeafHeader {
+        leaf.cast::<LeafHeader>().as_ptr()
+    }
+
+    /// Takes the first free slot of the first leaf that has one, and returns
+    /// it with the generation its record kept; `None`, the table unchanged,
+    /// if there is none.
+    fn take_slot(&mut self) -> Option<(u32, u32)> {
+        let root = self.root?;
+        // SAFETY: `root` and the nodes its links name are interior nodes of
+        // this table (type invariant), which `&mut self` lets us change.
+        unsafe {
+            let r = find_link(root, has_free)?;
+            let mid = child(read_link(root, r))?;
+            let m = find_link(mid, has_free)?;
+            let leaf = child(read_link(mid, m))?;
+            let header = Self::header(leaf);
+            let mut h = header.read();
+            let slot = h.free_head;
+            let (next, generation) = self.get(slot)?.vacancy()?;
+            h.free_head = next;
+            h.free = h.free.wrapping_sub(1);
+            header.write(h);
+            self.free_slots = self.free_slots.wrapping_sub(1);
+            if h.free == 0 {
+                write_link(mid, m, link_to(leaf, false));
+                if find_link(mid, has_free).is_none() {
+                    write_link(root, r, link_to(mid, false));
+                }
             }
-            _ => None,
+            Some((slot, generation))
         }
     }
 
-    /// The deepest existing node on the path from the root to `slot`'s leaf,
-    /// and its level ([`LEAF`] if the leaf exists); `None` without root.
-    fn deepest_node(&self, slot: u32) -> Option<(usize, NonNull<u8>)> {
-        let mut node = self.root?;
-        for level in 0..LEAF {
-            // SAFETY: `node` is an interior node: a page of `LINKS` links
-            // (type invariant), and `index` is below `LINKS`.
-            let child = unsafe {
-                node.cast::<Link>()
-                    .as_ptr()
-                    .add(Self::index(slot, level))
-                    .read()
-            };
-            match NonNull::new(child) {
-                Some(child) => node = child,
-                None => return Some((level, node)),
-            }
-        }
-        Some((LEAF, node))
-    }
-
-    /// Hands out the slot at the high-water mark, first adding the nodes its
-    /// path lacks. Returns `None`, the table unchanged, if `source` has not
-    /// enough pages or the table is full. The slot's record is not
-    /// initialized: the caller [sets](Self::set) it.
-    fn grow(&mut self, flags: P::Flags) -> Option<u32> {
-        let slot = self.high_water;
-        if slot as usize >= Self::SLOTS {
-            return None;
-        }
-        // Nodes are added top-down, so the missing ones are those below the
-        // deepest existing node. Get them all before changing anything.
-        let missing = match self.deepest_node(slot) {
-            None => LEVELS,
-            Some((level, _)) => LEAF - level,
+    /// Puts the occupied `slot` on its leaf's free list with the generation
+    /// `generation`, and frees the leaf if it has no occupied slot left, and
+    /// the interior nodes that lose their last link.
+    fn put_slot(&mut self, slot: u32, generation: u32) {
+        let (Some(root), Some((mid, leaf))) = (self.root, self.nodes(slot)) else {
+            return;
         };
+        let (r, m, _) = Self::path(slot);
+        let header = Self::header(leaf);
+        // SAFETY: `leaf` is a leaf of this table: it starts with its header
+        // (type invariant).
+        let mut h = unsafe { header.read() };
+        self.set(slot, R::vacant(h.free_head, generation));
+        h.free_head = slot;
+        h.free = h.free.wrapping_add(1);
+        self.free_slots = self.free_slots.wrapping_add(1);
+        if h.free as usize == Self::RECORDS - 1 {
+            self.free_slots = self.free_slots.wrapping_sub(u64::from(h.free));
+            self.free_leaf(root, r, mid, m, leaf);
+            return;
+        }
+        // SAFETY: As above; `root` and `mid` are interior nodes of this
+        // table, which `&mut self` lets us change.
+        unsafe {
+            header.write(h);
+            if h.free == 1 {
+                write_link(mid, m, link_to(leaf, true));
+                write_link(root, r, link_to(mid, true));
+            }
+        }
+    }
+
+    /// Frees `leaf`, link `m` of `mid`, link `r` of the root `root`, then
+    /// `mid` and `root` if they have no link left, and mends the free bits.
+    fn free_leaf(
+        &mut self,
+        root: NonNull<u8>,
+        r: usize,
+        mid: NonNull<u8>,
+        m: usize,
+        leaf: NonNull<u8>,
+    ) {
+        // SAFETY: `root` and `mid` are interior nodes of this table, which
+        // `&mut self` lets us change; `leaf`, unlinked, is the table's no
+        // more, and the records in it name no page.
+        unsafe {
+            write_link(mid, m, core::ptr::null_mut());
+            self.source.free_page(leaf);
+            self.node_pages = self.node_pages.wrapping_sub(1);
+            if find_link(mid, |l| !l.is_null()).is_some() {
+                let free = find_link(mid, has_free).is_some();
+                write_link(root, r, link_to(mid, free));
+                return;
+            }
+            write_link(root, r, core::ptr::null_mut());
+            self.source.free_page(mid);
+            self.node_pages = self.node_pages.wrapping_sub(1);
+            if find_link(root, |l| !l.is_null()).is_none() {
+                self.root = None;
+                self.source.free_page(root);
+                self.node_pages = self.node_pages.wrapping_sub(1);
+            }
+        }
+    }
+
+    /// Adds a leaf in the first place without one, and the interior nodes
+    /// its path lacks, all with `flags`: its slots free, their generations
+    /// the table's next. Returns `None`, the table unchanged, if `source`
+    /// has not enough pages or the table is full.
+    fn grow(&mut self, flags: P::Flags) -> Option<()> {
+        // The place: the first null link of the first interior node that
+        // has one, else the first null link of the root (a new interior
+        // node).
+        let (r, m, mid) = match self.root {
+            None => (0, 0, None),
+            // SAFETY: `root` and the nodes its links name are interior nodes
+            // of this table, which `&self` keeps unchanged.
+            Some(root) => unsafe {
+                (0..LINKS).find_map(|r| match child(read_link(root, r)) {
+                    None => Some((r, 0, None)),
+                    Some(mid) => find_link(mid, |l| l.is_null()).map(|m| (r, m, Some(mid))),
+                })?
+            },
+        };
+        let missing = match (self.root, mid) {
+            (None, _) => LEVELS,
+            (Some(_), None) => LEVELS - 1,
+            (Some(_), Some(_)) => 1,
+        };
+        // Get the pages before changing anything.
         let mut fresh = [None; LEVELS];
         for page in fresh.iter_mut().take(missing) {
             *page = self.source.alloc_page(flags);
@@ -387,6 +718,9 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
                 break;
             }
         }
+        let [Some(leaf), ..] = fresh else {
+            return None;
+        };
         if fresh.iter().take(missing).any(Option::is_none) {
             for page in fresh.into_iter().flatten() {
                 // SAFETY: `page` came from `alloc_page` above and nothing
@@ -395,32 +729,54 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             }
             return None;
         }
-        for node in fresh.into_iter().flatten() {
-            let parent = self.deepest_node(slot);
-            let level = parent.map_or(0, |(level, _)| level + 1);
-            if level < LEAF {
-                // SAFETY: A page from the source is `PAGE_SIZE` bytes,
-                // aligned, writable and ours: room for `LINKS` links, which
-                // are null when all-zero.
-                unsafe { node.cast::<Link>().as_ptr().write_bytes(0, LINKS) };
+        let first = ((r << LINK_SHIFT | m) << Self::LEAF_SHIFT) as u32;
+        let generation = self.next_generation;
+        self.next_generation = generation.wrapping_add(LEAF_GENERATION_STEP);
+        // SAFETY: A page from the source is `PAGE_SIZE` bytes, aligned,
+        // writable and ours: room for the header and `RECORDS - 1` records
+        // after it, aligned (`LEAF_LAYOUT`).
+        unsafe {
+            let records = leaf.cast::<R>().as_ptr();
+            for i in 1..Self::RECORDS {
+                let next = match i + 1 {
+                    n if n < Self::RECORDS => first | n as u32,
+                    _ => NO_SLOT,
+                };
+                records.add(i).write(R::vacant(next, generation));
             }
-            match parent {
-                None => self.root = Some(node),
-                // SAFETY: `parent` is an interior node (the leaf does not
-                // exist yet), a page of `LINKS` links, and `index` is below
-                // `LINKS`.
-                Some((level, parent)) => unsafe {
-                    parent
-                        .cast::<Link>()
-                        .as_ptr()
-                        .add(Self::index(slot, level))
-                        .write(node.as_ptr());
-                },
-            }
-            self.node_pages = self.node_pages.wrapping_add(1);
+            Self::header(leaf).write(LeafHeader {
+                free_head: first | 1,
+                free: (Self::RECORDS - 1) as u32,
+            });
         }
-        self.high_water = slot + 1;
-        Some(slot)
+        // Link the new nodes in, bottom-up: the leaf into its interior node
+        // (the new one, fresh[1], or the existing `mid`), that into the root
+        // (the new one, fresh[2], or the existing).
+        let new_node = |page: NonNull<u8>| {
+            // SAFETY: A page from the source is `PAGE_SIZE` bytes, aligned,
+            // writable and ours: room for `LINKS` links, which are null when
+            // all-zero.
+            unsafe { page.cast::<Link>().as_ptr().write_bytes(0, LINKS) };
+            page
+        };
+        let mid = match mid {
+            Some(mid) => mid,
+            None => new_node(fresh[1]?),
+        };
+        let root = match self.root {
+            Some(root) => root,
+            None => new_node(fresh[2]?),
+        };
+        // SAFETY: `mid` and `root` are interior nodes, of this table or
+        // new, which `&mut self` lets us change.
+        unsafe {
+            write_link(mid, m, link_to(leaf, true));
+            write_link(root, r, link_to(mid, true));
+        }
+        self.root = Some(root);
+        self.node_pages = self.node_pages.wrapping_add(missing as u64);
+        self.free_slots = self.free_slots.wrapping_add((Self::RECORDS - 1) as u64);
+        Some(())
     }
 }
 
@@ -429,8 +785,7 @@ fn free_subtree<P: PageSource>(source: &P, node: NonNull<u8>, level: usize) {
     if level < LEAF {
         for i in 0..LINKS {
             // SAFETY: `node` is an interior node: a page of `LINKS` links.
-            let child = unsafe { node.cast::<Link>().as_ptr().add(i).read() };
-            if let Some(child) = NonNull::new(child) {
+            if let Some(child) = child(unsafe { read_link(node, i) }) {
                 free_subtree(source, child, level + 1);
             }
         }

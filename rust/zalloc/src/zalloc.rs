@@ -14,8 +14,9 @@
 //! * [`RadixTable`], the *slot table*: a radix tree of pages from the page
 //!   source mapping slot numbers to records of the pool's pages, of the
 //!   allocator's choosing (zbud: a page pointer; z3fold: a page
-//!   descriptor), with a free list of slots and a generation counter kept
-//!   in each free slot; it owns the page source;
+//!   descriptor), with a free list of slots per leaf and a generation
+//!   counter kept in each free slot, that gives its leaves back as they
+//!   empty; it owns the page source;
 //! * the errors and reports both pools give: [`AllocError`], [`Leak`], and
 //!   the [`Rejections`] counter.
 //!
@@ -44,11 +45,23 @@
 //!
 //! The table's nodes are pages from the pool's page source: two levels of
 //! interior nodes of 512 pointers, then leaves of `PAGE_SIZE / size_of::<R>()`
-//! records. Slots are handed out densely from 0, one at a time, the table
-//! growing by a leaf (and, rarely, an interior node) when a slot needs one,
-//! with the flags of the allocation that needs it; a failed growth leaves the
-//! table unchanged. Freed slots are reused last-freed first. The table is
-//! freed only as a whole ([`RadixTable::clear`]).
+//! records, the first of which is the leaf's header (its free list and
+//! count of free slots), so a leaf has one slot fewer than records.
+//!
+//! A new page takes a free slot of the *first* leaf that has one (last
+//! freed first within the leaf), found through a bit in each link that says
+//! whether the child has a free slot; if no leaf has one, the table grows by
+//! a leaf (and, rarely, an interior node) in the first place without one,
+//! with the flags of the allocation that needs it; a failed growth leaves
+//! the table unchanged. A leaf whose slots are all free goes back to the
+//! page source at once, and so does an interior node without links: the
+//! table is as large as the pages it holds need, not as their peak (taking
+//! the first leaf with room packs the pages into the first leaves, so that
+//! the last ones empty as the pool shrinks). A new leaf's slots start at a
+//! generation that differs from one leaf to the next, so that a handle of a
+//! slot of a freed leaf is not taken for one of its new occupant's. A slot
+//! without a leaf, freed with it or never handed out, has no record.
+//! [`RadixTable::clear`] frees the whole table.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -63,7 +76,7 @@ mod table;
 #[allow(unused_imports)]
 pub use handle::{Handle, HandleFields};
 #[allow(unused_imports)]
-pub use table::{first_listed, slot_bits, RadixTable, Record, NO_SLOT};
+pub use table::{capacity, first_listed, slot_bits, RadixTable, Record, NO_SLOT};
 
 /// Size of a page (x86-64).
 pub const PAGE_SIZE: usize = 4096;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Tests of the shared pieces: handle packing, the slot table (growth,
-//! failures, slot reuse, generations, teardown), the error helpers.
+//! failures, slot reuse, leaves that go, generations, teardown, a model
+//! test), the error helpers.
 
 use std::ptr::NonNull;
 
@@ -122,47 +123,112 @@ fn geometry() {
     assert_eq!(Table::RECORDS, 64);
     assert_eq!(Table::SLOT_BITS, 9 + 9 + 6);
     assert_eq!(Table::SLOTS, 1 << 24);
+    assert_eq!(Table::CAPACITY, 63 << 18);
     assert_eq!(slot_bits(8), 27);
     assert_eq!(slot_bits(32), 25);
 }
 
+/// The slot of record `i` of leaf `leaf` of a [`Table`].
+fn slot(leaf: u32, i: u32) -> u32 {
+    leaf << 6 | i
+}
+
 #[test]
-fn slots_are_dense_reused_last_freed_first_and_keep_generations() {
+fn slots_fill_the_first_leaf_with_room_and_keep_generations() {
     let src = TestPages::new();
     let mut table = Table::new(&src);
-    assert_eq!(table.get(0), None);
-    for i in 0..10 {
-        assert_eq!(insert(&mut table, 100 + i), Ok((i as u32, 0)));
+    assert_eq!((table.get(0), table.get(1)), (None, None));
+    for i in 1..11 {
+        assert_eq!(insert(&mut table, 100 + u64::from(i)), Ok((i, 0)));
     }
     assert_eq!(table.node_pages(), 3);
-    assert_eq!(table.high_water(), 10);
+    assert_eq!(table.free_slots(), 63 - 10);
+    assert_eq!(table.slot_limit(), 64);
     assert_eq!(src.live(), 3 + 10);
     assert_eq!(table.get(3).unwrap().value, 103);
-    assert_eq!(table.get(10), None);
+    // Record 0 is the leaf's header; slot 11 is free.
+    assert_eq!(table.get(0), None);
+    assert_eq!(table.get(11).unwrap().vacancy(), Some((12, 0)));
+    assert_eq!(table.get(64), None);
+    assert_eq!(table.get(u32::MAX), None);
     // Updates keep the page.
     let page = table.get(3).unwrap().page;
     assert!(!table.update(3, |r| r.page = None));
     assert!(!table.update(3, |r| r.page = Some(NonNull::dangling())));
     assert_eq!(table.get(3).unwrap().page, page);
-    assert!(!table.update(10, |r| r.value = 1));
+    assert!(!table.update(11, |r| r.value = 1), "free");
+    assert!(!table.update(0, |r| r.value = 1), "the header");
     assert!(table.remove_page(3, 41));
     assert!(!table.remove_page(3, 41), "already free");
     assert!(!table.update(3, |r| r.value = 1), "free");
     assert!(table.remove_page(7, 42));
-    assert!(!table.remove_page(12, 1), "never handed out");
+    assert!(!table.remove_page(12, 1), "never taken");
+    assert!(!table.remove_page(0, 1), "the header");
+    assert_eq!(table.check(), Ok(63 - 8));
     assert_eq!(src.live(), 3 + 8);
-    assert_eq!(table.free_head(), 7);
+    // Last freed first within the leaf, with the generations they kept.
     assert_eq!(table.get(7).unwrap().vacancy(), Some((3, 42)));
     assert_eq!(insert(&mut table, 7), Ok((7, 42)));
     assert_eq!(insert(&mut table, 3), Ok((3, 41)));
     assert_eq!(table.get(7).unwrap().generation, 42);
-    assert_eq!(insert(&mut table, 10), Ok((10, 0)));
-    assert_eq!(table.free_head(), NO_SLOT);
+    assert_eq!(insert(&mut table, 11), Ok((11, 0)));
     table.clear();
     // The pages in the slots are left alone.
     assert_eq!(src.live(), 11);
-    assert_eq!((table.node_pages(), table.high_water()), (0, 0));
-    assert_eq!(table.get(0), None);
+    assert_eq!((table.node_pages(), table.free_slots()), (0, 0));
+    assert_eq!(table.get(1), None);
+    assert_eq!(table.check(), Ok(0));
+}
+
+#[test]
+fn the_first_leaf_with_room_fills_first_and_empty_leaves_go() {
+    let src = TestPages::new();
+    let mut table = Table::new(&src);
+    // Three leaves.
+    let mut taken = Vec::new();
+    for n in 0..3 * 63 {
+        taken.push(insert(&mut table, n).unwrap());
+    }
+    assert_eq!(taken.last().map(|t| t.0), Some(slot(2, 63)));
+    assert_eq!((table.node_pages(), table.free_slots()), (2 + 3, 0));
+    // Free slots in the last leaf, then in the first: the first gets the
+    // next page.
+    assert!(table.remove_page(slot(2, 5), 9));
+    assert!(table.remove_page(slot(0, 30), 8));
+    assert_eq!(table.check(), Ok(2));
+    assert_eq!(insert(&mut table, 1), Ok((slot(0, 30), 8)));
+    assert_eq!(insert(&mut table, 1), Ok((slot(2, 5), 9)));
+    // Empty the middle leaf: it goes, and the slots of its place are none.
+    for i in 1..64 {
+        assert!(table.remove_page(slot(1, i), 1));
+    }
+    assert_eq!((table.node_pages(), table.free_slots()), (2 + 2, 0));
+    assert_eq!(table.get(slot(1, 1)), None);
+    assert!(!table.remove_page(slot(1, 1), 1), "its leaf is gone");
+    assert_eq!(table.check(), Ok(0));
+    assert_eq!(table.slot_limit(), slot(3, 0));
+    // A full table grows in the first place without a leaf, with a new
+    // first generation.
+    let (s, generation, _) = table.insert_page(GFP).unwrap();
+    assert_eq!(s, slot(1, 1));
+    assert_ne!(generation, 0);
+    assert_eq!(
+        table.get(slot(1, 2)).unwrap().vacancy(),
+        Some((slot(1, 3), generation))
+    );
+    assert_eq!(table.node_pages(), 2 + 3);
+    // Emptying every leaf frees the whole table, which keeps its tag.
+    let tag = table.tag();
+    assert!(table.remove_page(s, 0));
+    for &(s, _) in &taken {
+        let _ = table.remove_page(s, 0);
+    }
+    assert_eq!((table.node_pages(), table.free_slots()), (0, 0));
+    assert_eq!(table.check(), Ok(0));
+    assert_eq!((src.live(), table.tag()), (0, tag));
+    assert_eq!(insert(&mut table, 1).map(|t| t.0), Ok(1));
+    table.clear();
+    assert_eq!(src.live(), 1);
 }
 
 #[test]
@@ -180,23 +246,32 @@ fn pageless_slots_free_their_page_and_stay_taken_until_vacated() {
     };
     let vacant = Rec::vacant(NO_SLOT, 0);
     assert_eq!(src.live(), 3 + 3);
-    assert!(!table.release_page(1, vacant), "a free slot's record");
-    assert!(!table.release_page(1, Rec::occupied(NonNull::dangling(), 0)));
-    assert!(table.release_page(1, pageless));
+    assert!(!table.release_page(2, vacant), "a free slot's record");
+    assert!(!table.release_page(2, Rec::occupied(NonNull::dangling(), 0)));
+    assert!(table.release_page(2, pageless));
     assert_eq!(src.live(), 3 + 2);
-    assert!(!table.release_page(1, pageless), "no page left");
-    assert!(!table.remove_page(1, 5), "no page to free");
-    assert!(!table.update(1, |r| r.value = 1), "pageless records stay");
-    assert_eq!(table.get(1), Some(&pageless));
+    assert!(!table.release_page(2, pageless), "no page left");
+    assert!(!table.remove_page(2, 5), "no page to free");
+    assert!(!table.update(2, |r| r.value = 1), "pageless records stay");
+    assert_eq!(table.get(2), Some(&pageless));
     // Taken: a new page gets a new slot.
-    assert_eq!(insert(&mut table, 103), Ok((3, 0)));
-    assert!(!table.vacate(0, 5), "has a page");
-    assert!(!table.vacate(9, 5), "never handed out");
-    assert!(table.vacate(1, 5));
-    assert!(!table.vacate(1, 5), "already free");
-    assert_eq!(table.free_head(), 1);
+    assert_eq!(insert(&mut table, 103), Ok((4, 0)));
+    assert!(!table.vacate(1, 5), "has a page");
+    assert!(!table.vacate(9, 5), "never taken");
+    assert!(!table.vacate(0, 5), "the header");
+    assert!(table.vacate(2, 5));
+    assert!(!table.vacate(2, 5), "already free");
+    assert_eq!(table.check(), Ok(63 - 3));
     assert_eq!(src.live(), 3 + 3);
-    assert_eq!(insert(&mut table, 104), Ok((1, 5)));
+    assert_eq!(insert(&mut table, 104), Ok((2, 5)));
+    // A leaf whose last occupied slot is pageless stays until it is vacated.
+    for s in [1, 3, 4] {
+        assert!(table.remove_page(s, 0));
+    }
+    assert!(table.release_page(2, pageless));
+    assert_eq!((src.live(), table.node_pages()), (3, 3));
+    assert!(table.vacate(2, 0));
+    assert_eq!((src.live(), table.node_pages()), (0, 0));
     table.clear();
 }
 
@@ -209,24 +284,24 @@ fn growth_is_all_or_nothing() {
         src.fail_after.set(Some(n));
         assert_eq!(insert(&mut table, 1), Err(AllocError::NoMemory));
         assert_eq!(
-            (src.live(), table.node_pages(), table.high_water()),
+            (src.live(), table.node_pages(), table.free_slots()),
             (0, 0, 0)
         );
     }
     src.fail_after.set(None);
-    for i in 0..64 {
+    for i in 0..63 {
         insert(&mut table, i + 1).unwrap();
     }
-    // Slot 64 needs a leaf.
+    // Slot 65 needs a leaf.
     src.fail_after.set(Some(1));
     assert_eq!(insert(&mut table, 1), Err(AllocError::NoMemory));
-    assert_eq!(table.high_water(), 64);
-    assert_eq!(src.live(), 64 + 3);
-    assert_eq!(insert(&mut table, 65), Ok((64, 0)));
+    assert_eq!(table.check(), Ok(0));
+    assert_eq!(src.live(), 63 + 3);
+    assert_eq!(insert(&mut table, 64), Ok((65, 0x9e37_79b9)));
     assert_eq!(table.node_pages(), 4);
-    assert_eq!(src.live(), 65 + 4);
-    for slot in 0..65 {
-        assert_eq!(table.get(slot).unwrap().value, u64::from(slot) + 1);
+    assert_eq!(src.live(), 64 + 4);
+    for slot in (1..64).chain(65..66) {
+        assert_eq!(table.get(slot).unwrap().value, u64::from(slot - slot / 64));
     }
     assert_eq!(
         *table.source() as *const TestPages,
@@ -234,12 +309,12 @@ fn growth_is_all_or_nothing() {
     );
     // Dropping a table does not free its pages: `clear` does.
     let _ = table;
-    assert_eq!(src.live(), 65 + 4);
+    assert_eq!(src.live(), 64 + 4);
 }
 
-/// A record of a page: one per leaf.
+/// A record of half a page: one slot per leaf.
 #[derive(Clone, Copy)]
-#[repr(C, align(4096))]
+#[repr(C, align(2048))]
 struct Big(Rec);
 
 impl Record for Big {
@@ -261,22 +336,157 @@ impl Record for Big {
 }
 
 #[test]
-fn interior_nodes_grow_too() {
+fn interior_nodes_grow_and_go_too() {
     let src = TestPages::new();
     let mut table = RadixTable::<Big, _>::new(&src);
-    assert_eq!(RadixTable::<Big, &TestPages>::SLOTS, 1 << 18);
+    assert_eq!(RadixTable::<Big, &TestPages>::SLOTS, 1 << 19);
+    assert_eq!(RadixTable::<Big, &TestPages>::CAPACITY, 1 << 18);
     let slots = if cfg!(miri) { 3 } else { 513 };
-    for slot in 0..slots {
-        assert_eq!(table.insert_page(GFP).unwrap().0, slot);
+    for n in 0..slots {
+        assert_eq!(table.insert_page(GFP).unwrap().0, n << 1 | 1);
     }
     // A root, a leaf per slot, and an interior node per 512 slots.
     let interior = u64::from(slots).div_ceil(512);
     assert_eq!(table.node_pages(), 1 + interior + u64::from(slots));
-    for slot in 0..slots {
-        assert!(table.remove_page(slot, slot));
+    assert_eq!(table.check(), Ok(0));
+    for n in 0..slots {
+        assert!(table.remove_page(n << 1 | 1, n));
+        assert_eq!(table.check(), Ok(0));
     }
+    assert_eq!((src.live(), table.node_pages()), (0, 0));
     table.clear();
-    assert_eq!(src.live(), 0);
+}
+
+/// One step of [`table_matches_a_model`].
+#[derive(Clone, Debug)]
+enum Op {
+    /// Insert a page.
+    Insert,
+    /// Remove the page of the `n`th occupied slot (modulo their number).
+    Remove(usize),
+    /// Release the `n`th occupied slot's page, keeping the slot.
+    Release(usize),
+    /// Vacate the `n`th pageless slot.
+    Vacate(usize),
+    /// Fail the next allocation after this many.
+    Fail(u64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => Just(Op::Insert),
+        4 => any::<usize>().prop_map(Op::Remove),
+        1 => any::<usize>().prop_map(Op::Release),
+        1 => any::<usize>().prop_map(Op::Vacate),
+        1 => (0u64..3).prop_map(Op::Fail),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 256 },
+        // Miri isolates the test from the file system.
+        failure_persistence: if cfg!(miri) {
+            None
+        } else {
+            proptest::prelude::ProptestConfig::default().failure_persistence
+        },
+        ..Default::default()
+    })]
+
+    /// Random inserts, removes, releases and vacates with failing page
+    /// allocations, against a model of the occupied slots: each insert
+    /// takes a slot of the first leaf with a free slot, else of the first
+    /// leaf place without leaf; the table has exactly the leaves with an
+    /// occupied slot (and their interior nodes); generations are kept;
+    /// the table's check passes after every step; every page comes back.
+    #[test]
+    fn table_matches_a_model(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 600 })) {
+        use std::collections::{BTreeMap, BTreeSet};
+        let src = TestPages::new();
+        let mut table = Table::new(&src);
+        // Occupied slot -> (value, has a page); free slots of live leaves
+        // -> generation.
+        let mut occupied = BTreeMap::<u32, (u64, bool)>::new();
+        let mut free = BTreeMap::<u32, u32>::new();
+        let mut generation = BTreeMap::<u32, u32>::new();
+        for (n, op) in ops.into_iter().enumerate() {
+            let n = n as u64;
+            match op {
+                Op::Insert => {
+                    let first_leaf_with_room = free.keys().next().map(|s| s >> 6);
+                    match insert(&mut table, n) {
+                        Ok((s, g)) => {
+                            match first_leaf_with_room {
+                                Some(leaf) => {
+                                    assert_eq!(s >> 6, leaf, "the first leaf with room");
+                                    assert_eq!(free.remove(&s), Some(g));
+                                }
+                                None => {
+                                    let leaves: BTreeSet<u32> = occupied.keys().map(|s| s >> 6).collect();
+                                    let place = (0..).find(|l| !leaves.contains(l)).unwrap();
+                                    assert_eq!(s >> 6, place, "the first place without leaf");
+                                    for i in 1..64 {
+                                        free.insert(slot(place, i), g);
+                                    }
+                                    assert_eq!(free.remove(&s), Some(g));
+                                }
+                            }
+                            generation.insert(s, g);
+                            occupied.insert(s, (n, true));
+                        }
+                        Err(e) => assert_eq!(e, AllocError::NoMemory),
+                    }
+                }
+                Op::Remove(i) | Op::Release(i) if !occupied.is_empty() => {
+                    let with_page: Vec<u32> = occupied.iter().filter(|e| e.1 .1).map(|e| *e.0).collect();
+                    let Some(&s) = with_page.get(i % with_page.len().max(1)) else { continue };
+                    if matches!(op, Op::Remove(_)) {
+                        let g = (n as u32) ^ 0x55;
+                        assert!(table.remove_page(s, g));
+                        occupied.remove(&s);
+                        free.insert(s, g);
+                        generation.insert(s, g);
+                    } else {
+                        let pageless = Rec { page: None, next: 0, generation: 0, value: n + 1 };
+                        assert!(table.release_page(s, pageless));
+                        occupied.insert(s, (n + 1, false));
+                    }
+                }
+                Op::Vacate(i) => {
+                    let pageless: Vec<u32> = occupied.iter().filter(|e| !e.1 .1).map(|e| *e.0).collect();
+                    let Some(&s) = pageless.get(i % pageless.len().max(1)) else { continue };
+                    assert!(table.vacate(s, 7));
+                    occupied.remove(&s);
+                    free.insert(s, 7);
+                    generation.insert(s, 7);
+                }
+                Op::Fail(after) => src.fail_after.set(Some(after)),
+                _ => {}
+            }
+            // Leaves without occupied slot are gone, with their free slots.
+            let leaves: BTreeSet<u32> = occupied.keys().map(|s| s >> 6).collect();
+            free.retain(|s, _| leaves.contains(&(s >> 6)));
+            assert_eq!(table.check(), Ok(free.len() as u64));
+            let mids: BTreeSet<u32> = leaves.iter().map(|l| l >> 9).collect();
+            let root = u64::from(!leaves.is_empty());
+            assert_eq!(table.node_pages(), root + mids.len() as u64 + leaves.len() as u64);
+            let pages = occupied.values().filter(|v| v.1).count() as u64;
+            assert_eq!(src.live(), table.node_pages() + pages);
+            for (&s, &(value, _)) in &occupied {
+                assert_eq!(table.get(s).map(|r| r.value), Some(value));
+            }
+            for (&s, &g) in &free {
+                assert_eq!(table.get(s).and_then(Record::vacancy).map(|v| v.1), Some(g));
+            }
+        }
+        src.fail_after.set(None);
+        for (s, (_, has_page)) in occupied {
+            assert!(if has_page { table.remove_page(s, 0) } else { table.vacate(s, 0) });
+        }
+        assert_eq!((src.live(), table.node_pages()), (0, 0));
+    }
 }
 
 #[test]

@@ -16,6 +16,9 @@ const GENERATION_BITS: u32 = 20;
 /// Bits of a slot number: 27, with 512 entries per leaf.
 pub(super) const SLOT_BITS: u32 = slot_bits(size_of::<Entry>());
 
+/// Number of slots: 511 a leaf.
+pub(super) const CAPACITY: usize = zalloc::capacity(size_of::<Entry>());
+
 /// The name of an object in a [`Pool`](super::Pool): zpool's `unsigned long`
 /// handle. Any value may be passed back to the pool, which checks it.
 ///
@@ -36,7 +39,7 @@ pub(super) const fn next_generation(generation: u32) -> u32 {
 /// A leaf entry of the slot table: an occupied slot's page address, which
 /// is even (pages are aligned), or, for a free slot, bit 0 set, the next
 /// free slot in bits 1..33 and the slot's generation above; the latter
-/// carries no provenance. Never null below the table's high-water mark.
+/// carries no provenance. Never null in a leaf.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub(super) struct Entry(*mut u8);
@@ -81,12 +84,16 @@ impl Record for Entry {
 /// The slot table: slots to zbud pages, which come from its page source.
 pub(super) type SlotTable<P> = RadixTable<Entry, P>;
 
-/// The page in `slot` of `table`: [`HandleError::Malformed`] for a slot the
-/// table never handed out, [`HandleError::Stale`] for a free slot.
+/// The page in `slot` of `table`: [`HandleError::Malformed`] for a number
+/// that is no slot, [`HandleError::Stale`] for a free slot or one without a
+/// leaf (freed with its leaf, or never handed out: the table cannot tell).
 pub(super) fn page<P: PageSource>(
     table: &SlotTable<P>,
     slot: u32,
 ) -> Result<NonNull<u8>, HandleError> {
-    let entry = table.get(slot).ok_or(HandleError::Malformed)?;
+    if !SlotTable::<P>::is_slot(slot) {
+        return Err(HandleError::Malformed);
+    }
+    let entry = table.get(slot).ok_or(HandleError::Stale)?;
     entry.page().ok_or(HandleError::Stale)
 }

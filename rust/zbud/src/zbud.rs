@@ -74,21 +74,23 @@
 //! * The *slot table* (zalloc's `RadixTable`) is a radix tree of three
 //!   levels whose nodes are pages from the pool's page source, each holding
 //!   512 entries. A leaf entry holds a slot's page or, for a free slot, the
-//!   next free slot and the slot's generation. Slots are numbered densely
-//!   from 0; a handle whose slot the table has never handed out is
-//!   [`HandleError::Malformed`]. Freed slots are reused last-freed first.
-//!   The table grows, one leaf (and, every 2^18 slots, one interior node)
-//!   at a time, with the flags of the allocation that needs the slot; it is
-//!   freed only when the pool is reset or destroyed. It takes one page per
-//!   512 zbud pages (at the pool's peak size) plus two. It also owns the
-//!   page source and has the pool tag, renewed on reset.
+//!   next free slot of the leaf and the slot's generation; entry 0 of each
+//!   leaf is its header (its free list and free count), never a slot, and
+//!   a handle naming it is [`HandleError::Malformed`]. A new page takes a
+//!   free slot of the first leaf that has one; the table grows, one leaf
+//!   (and, every 2^18 slots, one interior node) at a time, with the flags
+//!   of the allocation that needs the slot, and gives a leaf back as soon
+//!   as its slots are all free. It takes one page per 511 zbud pages (of
+//!   the pool's current pages, packed into the first leaves) plus two. It
+//!   also owns the page source and has the pool tag, renewed on reset.
 //! * The *generation* is a per-slot counter incremented (modulo 2^20) by each
 //!   allocation in the slot; each buddy's header records the value its handle
-//!   carries, and a free slot keeps the counter for its next page. A handle
-//!   whose slot is free, whose buddy is free, or whose generation differs from
-//!   the buddy's is [`HandleError::Stale`].
+//!   carries, and a free slot keeps the counter for its next page (a new
+//!   leaf's slots start at a generation that changes from leaf to leaf). A
+//!   handle whose slot is free or has no leaf, whose buddy is free, or whose
+//!   generation differs from the buddy's is [`HandleError::Stale`].
 //!
-//! Limits: a pool holds at most [`MAX_PAGES`] = 2^27 pages (512 GiB);
+//! Limits: a pool holds at most [`MAX_PAGES`] = 511 * 2^18 pages (511 GiB);
 //! beyond that an allocation needing a new page fails with
 //! [`AllocError::NoMemory`]. A stale handle is accepted only if its slot has
 //! since seen a multiple of 2^20 allocations and the same buddy is allocated
@@ -166,7 +168,7 @@ pub const NCHUNKS: usize = (PAGE_SIZE - ZHDR_SIZE_ALIGNED) / CHUNK_SIZE;
 pub const MAX_ALLOC_SIZE: usize = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE;
 
 /// The most pages a pool holds: the number of slots of its slot table.
-pub const MAX_PAGES: usize = 1 << handles::SLOT_BITS;
+pub const MAX_PAGES: usize = handles::CAPACITY;
 
 /// Why [`Pool::free`], [`Pool::map`] or [`Pool::unmap`] rejected a handle.
 /// The pool is unchanged (but for [`Stats::bad_handles`]).
@@ -175,9 +177,10 @@ pub enum HandleError {
     /// The handle carries another pool's tag: it belongs to another pool, or
     /// is not a handle at all.
     Foreign,
-    /// The handle names a slot this pool never handed out.
+    /// The handle names no slot (the place of a leaf's header).
     Malformed,
-    /// The handle's object was freed (a double free or a use after free).
+    /// The handle's object was freed (a double free or a use after free),
+    /// or its slot has no leaf (freed with it, or never handed out).
     Stale,
 }
 

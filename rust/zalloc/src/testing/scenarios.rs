@@ -162,7 +162,8 @@ pub fn foreign_and_freed_handles<'a, P: TestPool<'a>>(src: &'a TestPages) {
 
 /// The table grows a leaf every `per_leaf` pages (objects of `size` bytes
 /// take a page each): failing the leaf, or the object page, leaves the
-/// pool unchanged. Freed slots are reused.
+/// pool unchanged. Freed slots are reused; a leaf whose pages are all freed
+/// goes.
 pub fn table_grows_a_leaf_at_a_time<'a, P: TestPool<'a>>(
     src: &'a TestPages,
     per_leaf: u64,
@@ -206,16 +207,27 @@ pub fn table_grows_a_leaf_at_a_time<'a, P: TestPool<'a>>(
         handles.push(pool.alloc(size, GFP).unwrap());
     }
     assert_eq!(pool.counts().table_pages, 4);
+    // The first leaf's 20 reused slots, then the second leaf's slot.
+    handles.retain(|&other| other != h);
+    for h in handles.drain(handles.len() - 20..) {
+        pool.free(h).unwrap();
+    }
+    assert_eq!(pool.counts().table_pages, 4);
+    pool.free(h).unwrap();
+    assert_eq!(pool.counts().table_pages, 3);
+    checked(&pool);
     for h in handles {
         pool.free(h).unwrap();
     }
     checked(&pool);
+    assert_eq!(pool.counts().table_pages, 0);
     assert_eq!(pool.destroy(), Ok(()));
     assert_eq!(src.live(), 0);
 }
 
-/// Destroying a pool whose objects (of `sizes`) were all freed, last first,
-/// frees every page.
+/// A pool whose objects (of `sizes`) were all freed, last first, has
+/// returned every page, its table's too; destroying it frees nothing
+/// more.
 pub fn destroying_an_empty_pool_frees_everything<'a, P: TestPool<'a>>(
     src: &'a TestPages,
     sizes: impl IntoIterator<Item = usize>,
@@ -228,9 +240,9 @@ pub fn destroying_an_empty_pool_frees_everything<'a, P: TestPool<'a>>(
     for h in handles.into_iter().rev() {
         pool.free(h).unwrap();
     }
-    assert!(src.live() > 0);
     assert!(pool.is_empty());
     checked(&pool);
+    assert_eq!(src.live(), 0);
     assert_eq!(pool.destroy(), Ok(()));
     assert_eq!(src.live(), 0);
     assert_eq!(src.allocs.get(), src.frees.get());
