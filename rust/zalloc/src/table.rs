@@ -221,6 +221,25 @@ unsafe fn find_link(node: NonNull<u8>, pred: impl Fn(Link) -> bool) -> Option<us
     (0..LINKS).find(|&i| pred(unsafe { read_link(node, i) }))
 }
 
+/// Link `i` of the interior node `node` and the node it names; `None` for a
+/// null link, an error for a null link with [`FREE_BIT`].
+///
+/// # Safety
+///
+/// As for [`read_link`].
+unsafe fn checked_link(
+    node: NonNull<u8>,
+    i: usize,
+) -> Result<Option<(Link, NonNull<u8>)>, &'static str> {
+    // SAFETY: The caller's.
+    let link = unsafe { read_link(node, i) };
+    match child(link) {
+        Some(node) => Ok(Some((link, node))),
+        None if has_free(link) => Err("a null link has the free bit"),
+        None => Ok(None),
+    }
+}
+
 impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// log2 of the records per leaf.
     const LEAF_SHIFT: u32 = (PAGE_SIZE / size_of::<R>()).trailing_zeros();
@@ -450,22 +469,14 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         for r in 0..LINKS {
             // SAFETY: `root` is an interior node of this table, which `&self`
             // keeps unchanged; so are the interior nodes its links name.
-            let link = unsafe { read_link(root, r) };
-            let Some(mid) = child(link) else {
-                if has_free(link) {
-                    return Err("a null link has the free bit");
-                }
+            let Some((link, mid)) = (unsafe { checked_link(root, r) })? else {
                 continue;
             };
             nodes = nodes.wrapping_add(1);
             let (mut mid_free, mut mid_leaves) = (false, 0u32);
             for m in 0..LINKS {
                 // SAFETY: As above.
-                let link = unsafe { read_link(mid, m) };
-                let Some(leaf) = child(link) else {
-                    if has_free(link) {
-                        return Err("a null link has the free bit");
-                    }
+                let Some((link, leaf)) = (unsafe { checked_link(mid, m) })? else {
                     continue;
                 };
                 nodes = nodes.wrapping_add(1);
