@@ -15,8 +15,12 @@ endif
 TOP := $(CURDIR)
 BUILD := $(TOP)/build
 # KDIR=/path/to/a/rust/enabled/kernel overrides the cached test kernel.
+# Otherwise KDIR is computed once, at its first use: every use is in a
+# recipe that runs after the kernel target, which on a fresh machine is what
+# installs the toolchain and kernel source that scripts/kernel.sh hashes
+# (computed when the Makefile is read, it would be empty there).
 ifeq ($(origin KDIR),undefined)
-KDIR := $(shell $(TOP)/scripts/kernel.sh kdir $(FLAVOUR) 2>/dev/null)
+KDIR = $(eval KDIR := $(shell $(TOP)/scripts/kernel.sh kdir $(FLAVOUR) 2>/dev/null))$(KDIR)
 BUILD_KERNEL := 1
 endif
 # Modules of the two flavours are built in separate mirrors of the tree
