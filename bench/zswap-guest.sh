@@ -30,7 +30,10 @@
 # backend's elapsed time is its fastest round ("time/zbud" compares fastest
 # rounds), and its time against its C peer ("time/peer") the median of the
 # ratios paired by round (the host's load moves every backend's time by
-# tens of percent between rounds).
+# tens of percent between rounds). Under the table, per Rust driver: that
+# median with its 95% confidence interval (sign test), the ratio of the
+# total times, and the rounds it was faster in. A round's time runs from
+# the workload's start until it has exited and its memory is freed.
 
 BACKENDS=${BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs z3fold_rs}
 ROUNDS=${BENCH_ROUNDS:-5}
@@ -105,8 +108,11 @@ zswpout() {
 }
 
 # The command line of the workload ($mix) in the cgroup $cg, for sh -c.
+# The shell writes the workload's end (ms since boot) to /tmp/end-ms once
+# rkm-memstress has exited, its memory (and so its zswap entries) freed:
+# the sampling loop below only notices the end at its next second.
 workload() {
-	echo "echo \$\$ > $cg/cgroup.procs && exec rkm-memstress --size-mib 160 --threads 2 --passes 2 --seed 0x5eed --mix $mix"
+	echo "echo \$\$ > $cg/cgroup.procs && { rkm-memstress --size-mib 160 --threads 2 --passes 2 --seed 0x5eed --mix $mix; rc=\$?; awk '{ printf \"%d\\n\", \$1 * 1000 }' /proc/uptime > /tmp/end-ms; exit \$rc; }"
 }
 
 # The driver's CPU time on the workload, by a system-wide perf profile
@@ -122,10 +128,11 @@ profile() {
 	for b in $BACKENDS; do
 		[ "$b" = zsmalloc ] && continue
 		fresh_pool $b
+		rm -f /tmp/end-ms
 		start=$(now_ms)
 		perf record -a -g -e cpu-clock -c 250000 -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
 			{ echo "bench: the profiled run of $b failed:"; tail -n 5 /tmp/prof-ms-$wname-$b.log; exit 1; }
-		ms=$(($(now_ms) - start))
+		ms=$(($(cat /tmp/end-ms 2>/dev/null || now_ms) - start))
 		out=$(zswpout)
 		rmdir $cg 2>/dev/null
 		total=$(perf report -i /tmp/perf.data --stdio --no-children -g none -n --sort dso 2>/dev/null | awk '/^ *[0-9.]+%/ { n += $2 } END { print n + 0 }')
@@ -175,6 +182,7 @@ round=$((round + 1))
 for b in $order; do
 	fresh_pool $b
 	rej0=$(($(cat $D/reject_compress_poor) + $(cat $D/reject_alloc_fail) + $(cat $D/reject_reclaim_fail) + $(cat $D/reject_compress_fail)))
+	rm -f /tmp/end-ms
 	start=$(now_ms)
 	sh -c "$(workload)" >/tmp/ms-$wname-$b.log 2>&1 &
 	pid=$!
@@ -197,7 +205,7 @@ for b in $order; do
 	done
 	wait $pid
 	rc=$?
-	end=$(now_ms)
+	end=$(cat /tmp/end-ms 2>/dev/null) || end=$(now_ms)
 	rej=$(($(cat $D/reject_compress_poor) + $(cat $D/reject_alloc_fail) + $(cat $D/reject_reclaim_fail) + $(cat $D/reject_compress_fail) - rej0))
 	ms=$((end - start))
 	out=$(zswpout)
@@ -219,17 +227,36 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 		return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	}
 	function ratio(a, b) { return (b > 0) ? a / b : 0 }
-	# The median of the ratios of b to peer by round; sets lo, hi, np.
-	function paired(b, peer,   r, q, k) {
-		k = 0
+	# The median of the ratios of b to peer by round. Sets lo and hi (the
+	# range of the ratios), np (their number), clo and chi (the 95%
+	# confidence interval of the median, from the sign test: the j-th
+	# smallest and largest ratio for the largest j with
+	# P(Binomial(np, 1/2) < j) <= 0.025; 0 with fewer than 6 rounds), tot
+	# (the ratio of the total times) and wins (rounds b took less time).
+	function paired(b, peer,   r, q, k, m, sb, sp, i, j, term, cdf) {
+		k = 0; sb = 0; sp = 0; wins = 0
 		for (r = 1; r <= rounds; r++)
 			if (((b, r) in ms) && ratio(ms[b, r], ms[peer, r]) > 0) {
 				q[++k] = ms[b, r] / ms[peer, r]
+				sb += ms[b, r]; sp += ms[peer, r]
+				if (q[k] < 1) wins++
 				if (k == 1 || q[k] < lo) lo = q[k]
 				if (k == 1 || q[k] > hi) hi = q[k]
 			}
-		np = k
-		return (k > 0) ? median(q, k) : 0
+		np = k; tot = ratio(sb, sp)
+		m = (k > 0) ? median(q, k) : 0
+		# median() sorted q. term: P(Binomial(k, 1/2) = i).
+		term = 1
+		for (i = 0; i < k; i++) term /= 2
+		j = 0; cdf = 0
+		for (i = 0; i < k; i++) {
+			cdf += term
+			if (cdf > 0.025) break
+			j = i + 1
+			term = term * (k - i) / (i + 1)
+		}
+		clo = (j > 0) ? q[j] : 0; chi = (j > 0) ? q[k + 1 - j] : 0
+		return m
 	}
 	{
 		b = $1
@@ -264,7 +291,8 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 			b = names[i]; peer = b; sub(/_rs$/, "", peer)
 			if (peer == b || !(b in t) || !(peer in t)) continue
 			m = paired(b, peer)
-			printf "time, paired by round: %s/%s median %.2f (%.2f to %.2f over %d rounds)\n", b, peer, m, lo, hi, np
+			ci = (clo > 0) ? sprintf("95%% CI %.2f to %.2f, ", clo, chi) : ""
+			printf "time, paired by round: %s/%s median %.2f (%srange %.2f to %.2f over %d rounds); total %.3f; %s faster in %d of %d rounds\n", b, peer, m, ci, lo, hi, np, tot, b, wins, np
 		}
 		if (("z3fold_rs" in t) && ("zsmalloc" in t) && d["zsmalloc"] > 0)
 			printf "gap to zsmalloc: z3fold_rs stores %.2f of the pages per pool page that zsmalloc does, and %.2f counting the metadata of both\n", d["z3fold_rs"] / d["zsmalloc"], ratio(ad["z3fold_rs"], ad["zsmalloc"])
