@@ -115,6 +115,12 @@ workload() {
 	echo "echo \$\$ > $cg/cgroup.procs && { rkm-memstress --size-mib 160 --threads 2 --passes 2 --seed 0x5eed --mix $mix; rc=\$?; awk '{ printf \"%d\\n\", \$1 * 1000 }' /proc/uptime > /tmp/end-ms; exit \$rc; }"
 }
 
+# When the last workload ended: the time it wrote, else (it did not get
+# that far) now.
+workload_end_ms() {
+	cat /tmp/end-ms 2>/dev/null || now_ms
+}
+
 # The driver's CPU time on the workload, by a system-wide perf profile
 # (cpu-clock, one sample each 250 us of a CPU, kernel call chains) of one
 # more run per backend: the samples with any function of the driver's
@@ -132,7 +138,7 @@ profile() {
 		start=$(now_ms)
 		perf record -a -g -e cpu-clock -c 250000 -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
 			{ echo "bench: the profiled run of $b failed:"; tail -n 5 /tmp/prof-ms-$wname-$b.log; exit 1; }
-		ms=$(($(cat /tmp/end-ms 2>/dev/null || now_ms) - start))
+		ms=$(($(workload_end_ms) - start))
 		out=$(zswpout)
 		rmdir $cg 2>/dev/null
 		total=$(perf report -i /tmp/perf.data --stdio --no-children -g none -n --sort dso 2>/dev/null | awk '/^ *[0-9.]+%/ { n += $2 } END { print n + 0 }')
@@ -205,7 +211,7 @@ for b in $order; do
 	done
 	wait $pid
 	rc=$?
-	end=$(cat /tmp/end-ms 2>/dev/null) || end=$(now_ms)
+	end=$(workload_end_ms)
 	rej=$(($(cat $D/reject_compress_poor) + $(cat $D/reject_alloc_fail) + $(cat $D/reject_reclaim_fail) + $(cat $D/reject_compress_fail) - rej0))
 	ms=$((end - start))
 	out=$(zswpout)
