@@ -373,6 +373,17 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
         self.meta.get(bucket as usize).copied()
     }
 
+    /// The least and the most generations (invalidations) of the buckets
+    /// `from .. from + count`, or `None` past the last bucket: how evenly
+    /// eviction reuses them (read in batches, a lock hold each).
+    pub fn gen_range(&self, from: usize, count: usize) -> Option<(u32, u32)> {
+        let end = from.saturating_add(count).min(self.meta.len());
+        let slice = self.meta.get(from..end)?;
+        let min = slice.iter().map(|m| m.gen).min()?;
+        let max = slice.iter().map(|m| m.gen).max()?;
+        Some((min, max))
+    }
+
     /// Whether `e` still names data (its bucket was not invalidated since).
     pub fn is_current(&self, e: &Extent) -> bool {
         match self.meta.get(e.bucket as usize) {
