@@ -388,6 +388,11 @@ impl Registry {
                 e.to_errno()
             ),
         };
+        // Everything that may fail without I/O first: once the disk exists,
+        // its I/O may be in flight, and a failure goes through the teardown
+        // (which drains it: a device is never dropped by the completion of
+        // its last bio, in interrupt context).
+        let dir = DevDir::new(dev.clone(), self.clone())?;
         // SAFETY: the backing device is owned by `dev`, which the disk keeps
         // alive (its owner) until it is removed.
         let disk = unsafe { Disk::create(&dev.backing, lbs, sectors, u32::from(id), dev.clone()) };
@@ -401,21 +406,20 @@ impl Registry {
                 e.to_errno()
             ),
         };
-        let dir = DevDir::new(dev.clone(), self.clone())?;
-        let kobj = match KObj::create(disk_parent(&disk), b"bcache_rs\0", dir) {
-            Ok(k) => k,
-            Err(e) => fail!(
-                e,
-                "register_dev: {}: cannot create its sysfs directory\n",
-                p
-            ),
-        };
+        let kobj = KObj::create(disk_parent(&disk), b"bcache_rs\0", dir);
         // INVARIANT: the disk was made with `dev`, the directory under it.
         let mut entry = DevEntry {
             dev,
             disk: Some(disk),
-            kobj: Some(kobj),
+            kobj: None,
         };
+        match kobj {
+            Ok(k) => entry.kobj = Some(k),
+            Err(e) => {
+                self.teardown_dev(entry);
+                fail!(e, "register_dev: {}: cannot create its sysfs directory\n", p);
+            }
+        }
         if let Some(c) = inner.cache.as_ref().map(|c| c.cache.clone()) {
             if !c.is_failed() {
                 Self::attach(&mut entry, &c);
@@ -445,7 +449,9 @@ impl Registry {
     }
 
     /// Removes a device's directory and disk, waits for its I/O, drops its
-    /// extents and detaches it.
+    /// extents and detaches it. The registry drops a device only here,
+    /// after its I/O drained: so the last reference of a device is never
+    /// an I/O's, dropped in interrupt context.
     fn teardown_dev(&self, mut e: DevEntry) {
         drop(e.kobj.take());
         // No submitter and no opener after this.
