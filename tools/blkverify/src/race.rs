@@ -107,8 +107,18 @@ struct Worker {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
     Read,
-    Write,
+    Change(Change),
+}
+
+/// An operation that changes blocks, under their locks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// A `pwrite` of the next version, through the `O_DSYNC` descriptor
+    /// when `dsync`.
+    Write { dsync: bool },
+    /// `BLKZEROOUT`.
     Zero,
+    /// `BLKDISCARD`.
     Discard,
 }
 
@@ -291,38 +301,43 @@ fn worker(sh: &Shared<'_>, mut w: Worker, stop: &AtomicBool) -> Stats {
         let op = if pick < a.read_pct {
             Op::Read
         } else if pick < a.read_pct + a.zero_pct {
-            Op::Zero
+            Op::Change(Change::Zero)
         } else if pick < a.read_pct + a.zero_pct + a.discard_pct {
-            Op::Discard
+            Op::Change(Change::Discard)
         } else {
-            Op::Write
+            Op::Change(Change::Write {
+                dsync: rng.below(100) < a.dsync_pct,
+            })
         };
-        if op == Op::Read {
-            let first = rng.below(blocks);
-            let count = (1 + rng.below(sh.max_blocks)).min(blocks - first);
-            read(sh, &mut w, &mut st, first, count);
-        } else {
-            let mut locked = None;
-            for _ in 0..LOCK_TRIES {
+        match op {
+            Op::Read => {
                 let first = rng.below(blocks);
                 let count = (1 + rng.below(sh.max_blocks)).min(blocks - first);
-                if sh.history.try_lock(first as usize, count as usize) {
-                    locked = Some((first, count));
-                    break;
-                }
+                read(sh, &mut w, &mut st, first, count);
             }
-            let Some((first, count)) = locked else {
-                st.busy += 1;
-                continue;
-            };
-            let dsync = op == Op::Write && rng.below(100) < a.dsync_pct;
-            write(sh, &mut w, &mut st, op, first, count, dsync);
-            sh.history.unlock(first as usize, count as usize);
-            if op == Op::Write && a.fsync_every > 0 && st.writes % a.fsync_every == 0 {
-                st.fsyncs += 1;
-                if let Err(e) = sh.dev.sync() {
-                    sh.rep.io_error(&a.target.dev, &e);
-                    st.io_errors += 1;
+            Op::Change(change) => {
+                let mut locked = None;
+                for _ in 0..LOCK_TRIES {
+                    let first = rng.below(blocks);
+                    let count = (1 + rng.below(sh.max_blocks)).min(blocks - first);
+                    if sh.history.try_lock(first as usize, count as usize) {
+                        locked = Some((first, count));
+                        break;
+                    }
+                }
+                let Some((first, count)) = locked else {
+                    st.busy += 1;
+                    continue;
+                };
+                write(sh, &mut w, &mut st, change, first, count);
+                sh.history.unlock(first as usize, count as usize);
+                let is_write = matches!(change, Change::Write { .. });
+                if is_write && a.fsync_every > 0 && st.writes % a.fsync_every == 0 {
+                    st.fsyncs += 1;
+                    if let Err(e) = sh.dev.sync() {
+                        sh.rep.io_error(&a.target.dev, &e);
+                        st.io_errors += 1;
+                    }
                 }
             }
         }
@@ -376,29 +391,20 @@ fn read(sh: &Shared<'_>, w: &mut Worker, st: &mut Stats, first: u64, count: u64)
 
 /// Writes, zeroes or discards blocks `first..first + count` of the hot
 /// set, whose locks the caller holds.
-fn write(
-    sh: &Shared<'_>,
-    w: &mut Worker,
-    st: &mut Stats,
-    op: Op,
-    first: u64,
-    count: u64,
-    dsync: bool,
-) {
+fn write(sh: &Shared<'_>, w: &mut Worker, st: &mut Stats, change: Change, first: u64, count: u64) {
     let t = &sh.args.target;
     let block = t.block as usize;
     let len = count * t.block;
     let offset = t.offset + first * t.block;
-    let kind = if op == Op::Write {
-        Kind::Data
-    } else {
-        Kind::Zero
+    let kind = match change {
+        Change::Write { .. } => Kind::Data,
+        Change::Zero | Change::Discard => Kind::Zero,
     };
     for (i, v) in w.versions.iter_mut().take(count as usize).enumerate() {
         *v = sh.history.start(first as usize + i, kind);
     }
-    let done = match op {
-        Op::Write => {
+    let done = match change {
+        Change::Write { dsync } => {
             st.writes += 1;
             st.dsync_writes += u64::from(dsync);
             let bytes = &mut w.buf.as_mut_slice()[..len as usize];
@@ -408,11 +414,11 @@ fn write(
             }
             sh.dev.write_at(bytes, offset, dsync)
         }
-        Op::Zero => {
+        Change::Zero => {
             st.zeroes += 1;
             sh.dev.zero_out(offset, len, sh.zeros.as_slice())
         }
-        Op::Discard | Op::Read => {
+        Change::Discard => {
             st.discards += 1;
             sh.dev.discard(offset, len)
         }
