@@ -224,9 +224,10 @@ impl Problem {
                  started",
                 window.hi
             ),
-            Problem::NotZeroed { found } => {
-                format!("version {found} of this block, but version {found} was a zeroing")
-            }
+            Problem::NotZeroed { found } => format!(
+                "version {found} of this block, but version {found} was a zeroing (lost, or this \
+                 is an earlier run's data that it did not replace)"
+            ),
             Problem::Zeros => "zeros".to_string(),
             Problem::Other { found, differ } => {
                 let what = match found {
@@ -308,13 +309,15 @@ impl Checker {
             Found::Block(h) if h.intact && h.block == block && h.seed == self.seed => {
                 if self.is_version(block, h.version, found) {
                     let v = h.version;
-                    return if (window.lo..=window.hi).contains(&v) {
+                    // The content before the run may be any version,
+                    // including one whose number this run gave a zeroing.
+                    return if window.any(Kind::Unknown) {
+                        Verdict::Ok
+                    } else if (window.lo..=window.hi).contains(&v) {
                         match window.kind(v) {
                             Some(Kind::Zero) => Verdict::Bad(Problem::NotZeroed { found: v }),
                             _ => Verdict::Ok,
                         }
-                    } else if window.any(Kind::Unknown) {
-                        Verdict::Ok
                     } else if v < window.lo {
                         Verdict::Bad(Problem::Stale { found: v })
                     } else {
@@ -762,6 +765,21 @@ mod tests {
         assert_eq!(c.check(0, &block(0, 77), &w), Verdict::Ok);
         assert!(matches!(c.check(0, &block(1, 1), &w), Verdict::Bad(_)));
         assert!(matches!(c.check(0, &[1u8; B], &w), Verdict::Bad(_)));
+        // A zeroing numbered 1 in flight: an earlier run's version 1 (a
+        // `fill`) is still the unknown content, not a zeroing that failed.
+        let lo = h.read_begin(0);
+        assert!(h.try_lock(0, 1));
+        assert_eq!(h.start(0, Kind::Zero), 1);
+        let w = h.read_end(0, lo);
+        assert_eq!(w.describe(), "versions 0..=1 (unknown, zero)");
+        assert_eq!(c.check(0, &block(0, 1), &w), Verdict::Ok);
+        // Once it completed, that version 1 is a zeroing that was lost.
+        h.commit(0, 1);
+        let w = h.read_end(0, h.read_begin(0));
+        assert_eq!(
+            c.check(0, &block(0, 1), &w),
+            Verdict::Bad(Problem::NotZeroed { found: 1 })
+        );
         // Once a write completed, the unknown content is stale too.
         let h = history(Kind::Unknown, &[Kind::Data]);
         let w = h.read_end(0, h.read_begin(0));

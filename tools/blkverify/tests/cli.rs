@@ -490,6 +490,12 @@ fn race_without_init() {
     ];
     let out = run(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // Nor the data of a `fill`, even where this run zeroes a block with a
+    // version number the fill used.
+    let out = run(&["fill", "--dev", f.path(), "--size", "256k", "--no-direct"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(&[&args[..], &["--zero-pct", "40", "--max-blocks", "16"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     // Garbage is not.
     fs::write(&f.0, vec![0x5au8; 256 << 10]).unwrap();
     let out = run(&[&args[..], &["--read-pct", "100"]].concat());
