@@ -231,20 +231,24 @@ impl Problem {
             Problem::Zeros => "zeros".to_string(),
             Problem::Other { found, differ } => {
                 let what = match found {
-                    Found::Block(h) if h.block != block => "another block's data",
-                    Found::Block(h) if h.seed != seed => "data of another seed",
-                    Found::Block(h) if !h.intact => "a corrupted block",
-                    Found::Block(_) => "this block's data, torn or corrupted",
+                    Found::Block(h) if h.block != block => Some("another block's data"),
+                    Found::Block(h) if h.seed != seed => Some("data of another seed"),
+                    Found::Block(h) if !h.intact => Some("a corrupted block"),
+                    Found::Block(_) => Some("this block's data, torn or corrupted"),
                     Found::Garbage if window.lo < window.hi => {
-                        "garbage, not a mix of the window's versions"
+                        Some("not a mix of the window's versions")
                     }
-                    Found::Garbage | Found::Zeros => "garbage",
+                    Found::Garbage | Found::Zeros => None,
                 };
-                let differ = match differ {
-                    Some(n) => format!(", {n} of {len} bytes differ from version {}", window.lo),
-                    None => String::new(),
-                };
-                format!("{} ({what}{differ})", pattern::describe(found))
+                let differ =
+                    differ.map(|n| format!("{n} of {len} bytes differ from version {}", window.lo));
+                let notes: Vec<String> =
+                    what.map(str::to_string).into_iter().chain(differ).collect();
+                if notes.is_empty() {
+                    pattern::describe(found)
+                } else {
+                    format!("{} ({})", pattern::describe(found), notes.join(", "))
+                }
             }
         }
     }
