@@ -105,7 +105,7 @@ io() {
 	rc=$?
 	disarm
 	a1=$(bc_stat 0 alloc_failures)
-	bc_note "$(grep -E '^race:' /tmp/race-alloc.log | tail -n 1); skipped for lack of memory: $a0 -> $a1"
+	bc_note "$(grep -E '^blkverify: race ' /tmp/race-alloc.log | tail -n 1); skipped for lack of memory: $a0 -> $a1"
 	[ "$rc" = 0 ] || { tail -n 20 /tmp/race-alloc.log; return 1; }
 	[ "$a1" -gt "$a0" ] || { echo "no allocation failed (alloc_failures $a1)"; return 1; }
 }

@@ -205,7 +205,7 @@ flaky_race() {
 	done
 	wait $pid
 	rc=$?
-	bc_note "$(grep -E '^race:' /tmp/race-flaky.log | tail -n 1); io_errors $(cat $BC/cache/io_errors)"
+	bc_note "$(grep -E '^blkverify: race ' /tmp/race-flaky.log | tail -n 1); io_errors $(cat $BC/cache/io_errors)"
 	[ "$rc" = 0 ] || { tail -n 20 /tmp/race-flaky.log; return 1; }
 	bc_stop 0 && bc_unregister || return 1
 	dmsetup remove --noudevsync rkm-ssd && dmsetup remove --noudevsync rkm-hdd

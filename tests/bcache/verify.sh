@@ -30,7 +30,7 @@ race() {
 	shift
 	$BV race --dev /dev/bcache_rs0 $HOT "$@" >"$log" 2>&1
 	rc=$?
-	bc_note "$(grep -E '^race:' "$log" | tail -n 1)"
+	bc_note "$(grep -E '^blkverify: race ' "$log" | tail -n 1)"
 	[ "$rc" = 0 ] || { tail -n 20 "$log"; echo "rkm-blkverify race exited $rc"; return 1; }
 }
 
@@ -116,7 +116,7 @@ switches() {
 	done
 	wait $pid
 	rc=$?
-	bc_note "$n switches under I/O; $(grep -E '^race:' /tmp/race-switch.log | tail -n 1)"
+	bc_note "$n switches under I/O; $(grep -E '^blkverify: race ' /tmp/race-switch.log | tail -n 1)"
 	[ "$rc" = 0 ] || { tail -n 20 /tmp/race-switch.log; return 1; }
 }
 rkm_check "cache_mode switched six times under a verifying race, I/O running at each switch" switches
@@ -153,7 +153,7 @@ attach_live() {
 	state=$(bc_stat 0 state)
 	wait $pid
 	rc=$?
-	bc_note "state after the attach: $state; hits $(bc_stat 0 hits); $(grep -E '^race:' /tmp/race-attach.log | tail -n 1)"
+	bc_note "state after the attach: $state; hits $(bc_stat 0 hits); $(grep -E '^blkverify: race ' /tmp/race-attach.log | tail -n 1)"
 	[ "$rc" = 0 ] || { tail -n 20 /tmp/race-attach.log; return 1; }
 	[ "$state" = cached ] || { echo "not attached: $state"; return 1; }
 	[ "$(bc_stat 0 hits)" -gt 0 ] || { echo "no hit after the attach"; return 1; }
