@@ -186,6 +186,19 @@ void rkm_bc_kobj_unbreak(struct kernfs_node *kn)
 	sysfs_unbreak_active_protection(kn);
 }
 
+/* Pins the module while a store runs without its file's protection. */
+bool rkm_bc_module_get(void);
+bool rkm_bc_module_get(void)
+{
+	return try_module_get(THIS_MODULE);
+}
+
+void rkm_bc_module_put(void);
+void rkm_bc_module_put(void)
+{
+	module_put(THIS_MODULE);
+}
+
 /* --- block devices --- */
 
 /* Opens `path` read-write, exclusively for `holder`; *err on failure. */

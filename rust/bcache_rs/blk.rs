@@ -115,6 +115,8 @@ extern "C" {
     fn rkm_bc_kobj_destroy(k: *mut RawBcKobj);
     fn rkm_bc_kobj_break(this: *mut RawSelf) -> *mut RawKernfsNode;
     fn rkm_bc_kobj_unbreak(kn: *mut RawKernfsNode);
+    fn rkm_bc_module_get() -> bool;
+    fn rkm_bc_module_put();
     fn rkm_bc_open(path: *const c_char, holder: *mut c_void, err: *mut c_int) -> *mut RawFile;
     fn rkm_bc_close(f: *mut RawFile);
     fn rkm_bc_bdev(f: *mut RawFile) -> *mut RawBdev;
@@ -687,17 +689,23 @@ impl Store {
     /// Lifts the protection that makes the removal of this file's directory
     /// wait for this write, until the returned guard is dropped: the write
     /// may then take a lock under which the directory is removed (or remove
-    /// it itself). The directory's owner stays alive: the caller holds a
+    /// it itself). The directory's owner must stay alive: the caller holds a
     /// reference of its own ([`kernel::sync::ArcBorrow`] into
-    /// [`kernel::sync::Arc`]) before unprotecting.
-    pub(crate) fn unprotect(&self) -> Unprotected<'_> {
+    /// [`kernel::sync::Arc`]) before unprotecting. The module is pinned
+    /// meanwhile (nothing else keeps `rmmod` from unloading the code of a
+    /// write whose directory is gone); `ENODEV` if it is going away.
+    pub(crate) fn unprotect(&self) -> Result<Unprotected<'_>> {
+        // SAFETY: no precondition.
+        if !unsafe { rkm_bc_module_get() } {
+            return Err(code::ENODEV);
+        }
         // SAFETY: `this` is the live store's (`Store` only exists during
         // the store callback); the C function takes a kobject reference.
         let kn = unsafe { rkm_bc_kobj_break(self.this) };
-        Unprotected {
+        Ok(Unprotected {
             kn,
             _l: PhantomData,
-        }
+        })
     }
 }
 
@@ -713,6 +721,8 @@ impl Drop for Unprotected<'_> {
             // SAFETY: from `rkm_bc_kobj_break`, undone once.
             unsafe { rkm_bc_kobj_unbreak(self.kn) };
         }
+        // SAFETY: pinned by `unprotect`.
+        unsafe { rkm_bc_module_put() };
     }
 }
 

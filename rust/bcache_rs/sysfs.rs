@@ -212,7 +212,7 @@ impl SysfsDir for CacheDir {
                 }
                 // Our own references: the directory goes under the mutex.
                 let dir: Arc<CacheDir> = this.into();
-                let _unprotected = store.unprotect();
+                let _unprotected = store.unprotect()?;
                 dir.reg.unregister_cache(&dir.cache)
             }
             CacheAttr::IndexMemoryMax => {
@@ -337,7 +337,7 @@ impl SysfsDir for DevDir {
                 }
                 // Our own references: the directory goes under the mutex.
                 let dir: Arc<DevDir> = this.into();
-                let _unprotected = store.unprotect();
+                let _unprotected = store.unprotect()?;
                 dir.reg.stop_dev(&dir.dev)
             }
             DevAttr::CacheMode => {
