@@ -115,17 +115,20 @@ struct kobject *rkm_bc_kobj_raw(struct rkm_bc_kobj *k)
 
 /*
  * A directory `name` under `parent` with one file per entry of
- * names/modes; reading or writing file i calls show/store(owner, i).
+ * names/modes; reading or writing file i calls show/store(owner, i). The
+ * files' active references get the lockdep class `key`, one per kind of
+ * directory, so that lockdep tells a store that takes a lock apart from a
+ * directory of another kind removed under it.
  * Returns NULL on failure (nothing is left behind).
  */
 struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name,
 				       const void *owner, rkm_bc_show_fn show,
 				       rkm_bc_store_fn store, const char *const *names,
-				       const u16 *modes, int n);
+				       const u16 *modes, int n, struct lock_class_key *key);
 struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name,
 				       const void *owner, rkm_bc_show_fn show,
 				       rkm_bc_store_fn store, const char *const *names,
-				       const u16 *modes, int n)
+				       const u16 *modes, int n, struct lock_class_key *key)
 {
 	struct rkm_bc_kobj *k = kzalloc(sizeof(*k), GFP_KERNEL);
 	int i;
@@ -141,7 +144,10 @@ struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name,
 	if (!k->attrs || !k->attr_mem)
 		goto out;
 	for (i = 0; i < n; i++) {
-		sysfs_attr_init(&k->attr_mem[i].attr);
+		/* One lockdep class per kind of directory (`key`, static). */
+#ifdef CONFIG_DEBUG_LOCK_ALLOC
+		k->attr_mem[i].attr.key = key;
+#endif
 		k->attr_mem[i].attr.name = names[i];
 		k->attr_mem[i].attr.mode = modes[i];
 		k->attr_mem[i].index = i;

@@ -111,6 +111,7 @@ extern "C" {
         names: *const *const c_char,
         modes: *const u16,
         n: c_int,
+        key: *mut bindings::lock_class_key,
     ) -> *mut RawBcKobj;
     fn rkm_bc_kobj_destroy(k: *mut RawBcKobj);
     fn rkm_bc_kobj_break(this: *mut RawSelf) -> *mut RawKernfsNode;
@@ -668,6 +669,11 @@ pub(crate) use sysfs_attrs;
 pub(crate) trait SysfsDir: Send + Sync + Sized + 'static {
     /// Its files.
     type Attr: AttrList;
+    /// The lockdep class of its files' active references, one per kind of
+    /// directory (`kernel::static_lock_class!()` in each implementation):
+    /// a store that takes a lock under which a directory of another kind is
+    /// removed is then not mistaken for a cycle.
+    fn lock_class() -> &'static kernel::sync::LockClassKey;
     /// Writes the content of `attr` into `w`.
     fn show(this: &Self, attr: Self::Attr, w: &mut PageWriter) -> core::fmt::Result;
     /// Takes a write of `input` to `attr`; `store` can let the write remove
@@ -815,10 +821,16 @@ impl<T: SysfsDir> KObj<T> {
             Parent::Dir(p) => p.0,
             Parent::Disk(k) => k,
         };
+        // `LockClassKey` is a `#[repr(transparent)]` wrapper of the C key;
+        // the kernel crate keeps its own `as_ptr` private.
+        let key = ptr::from_ref(T::lock_class())
+            .cast_mut()
+            .cast::<bindings::lock_class_key>();
         let owner = owner.into_foreign();
         // SAFETY: the names are static and NUL-terminated (checked), the
         // arrays hold `files.len()` entries, `owner` stays valid until the
-        // directory is destroyed (drop), the callbacks are `T`'s.
+        // directory is destroyed (drop), the callbacks are `T`'s, the key
+        // is static.
         let k = unsafe {
             rkm_bc_kobj_create(
                 parent,
@@ -829,6 +841,7 @@ impl<T: SysfsDir> KObj<T> {
                 names.as_ptr(),
                 modes.as_ptr(),
                 files.len() as c_int,
+                key,
             )
         };
         let Some(k) = NonNull::new(k) else {

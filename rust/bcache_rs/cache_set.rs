@@ -9,7 +9,7 @@ use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, WorkQueue};
 use crate::format;
 use crate::node_alloc::KmallocNodes;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use kernel::alloc::{flags::GFP_ATOMIC, flags::GFP_KERNEL, VVec};
+use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, VVec};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
@@ -81,8 +81,10 @@ impl CacheSet {
         wq: Arc<WorkQueue>,
     ) -> Result<Arc<Self>> {
         let nb = usize::try_from(sb.layout.data_buckets()).map_err(|_| EINVAL)?;
-        let meta = VVec::from_elem(BucketMeta::FREE, nb, GFP_KERNEL)?;
-        let mut pins = VVec::with_capacity(nb, GFP_KERNEL)?;
+        // Failures are the caller's errno and log line: no allocation
+        // warning (vmalloc's would come with a stack dump).
+        let meta = VVec::from_elem(BucketMeta::FREE, nb, GFP_KERNEL | __GFP_NOWARN)?;
+        let mut pins = VVec::with_capacity(nb, GFP_KERNEL | __GFP_NOWARN)?;
         for _ in 0..nb {
             pins.push(AtomicU32::new(0), GFP_KERNEL)?;
         }

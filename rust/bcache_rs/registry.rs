@@ -417,7 +417,11 @@ impl Registry {
             Ok(k) => entry.kobj = Some(k),
             Err(e) => {
                 self.teardown_dev(entry);
-                fail!(e, "register_dev: {}: cannot create its sysfs directory\n", p);
+                fail!(
+                    e,
+                    "register_dev: {}: cannot create its sysfs directory\n",
+                    p
+                );
             }
         }
         if let Some(c) = inner.cache.as_ref().map(|c| c.cache.clone()) {

@@ -123,6 +123,10 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 impl SysfsDir for Registry {
     type Attr = RootAttr;
 
+    fn lock_class() -> &'static kernel::sync::LockClassKey {
+        kernel::static_lock_class!()
+    }
+
     fn show(_this: &Self, _attr: RootAttr, _w: &mut PageWriter) -> core::fmt::Result {
         Ok(())
     }
@@ -150,6 +154,10 @@ impl CacheDir {
 
 impl SysfsDir for CacheDir {
     type Attr = CacheAttr;
+
+    fn lock_class() -> &'static kernel::sync::LockClassKey {
+        kernel::static_lock_class!()
+    }
 
     fn show(this: &Self, attr: CacheAttr, w: &mut PageWriter) -> core::fmt::Result {
         let c = &this.cache;
@@ -273,6 +281,10 @@ impl DevDir {
 
 impl SysfsDir for DevDir {
     type Attr = DevAttr;
+
+    fn lock_class() -> &'static kernel::sync::LockClassKey {
+        kernel::static_lock_class!()
+    }
 
     fn show(this: &Self, attr: DevAttr, w: &mut PageWriter) -> core::fmt::Result {
         let d = &this.dev;

@@ -44,6 +44,22 @@ dm_dev() {
 	echo "/dev/$(dmsetup info -c --noheadings -o blkdevname "$1")"
 }
 
+# cache_blocks FIRST N: a 4 KiB direct read of each block (misses fill).
+cache_blocks() {
+	b=$1
+	while [ "$b" -lt $(($1 + $2)) ]; do
+		dd if=/dev/bcache_rs0 of=/dev/null bs=4k count=1 skip=$b iflag=direct 2>/dev/null ||
+			{ echo "reading block $b failed"; return 1; }
+		b=$((b + 1))
+	done
+}
+
+# read_blocks FIRST N: the N blocks from FIRST read and checked.
+read_blocks() {
+	$BV verify --dev /dev/bcache_rs0 --offset $(($1 * 4096)) --size $(($2 * 4096)) \
+		--seed 1 --version 1 >/tmp/v.log 2>&1 || { cat /tmp/v.log; return 1; }
+}
+
 setup() {
 	modprobe dm-mod && modprobe dm-flakey || return 1
 	for n in rkm-ssd:"$RKM_SSD" rkm-hdd:"$RKM_HDD"; do
@@ -61,22 +77,6 @@ setup() {
 }
 rkm_check "SSD and HDD behind device-mapper, 64 blocks cached" setup
 SSD=$(dm_dev rkm-ssd 2>/dev/null) HDD=$(dm_dev rkm-hdd 2>/dev/null)
-
-# cache_blocks FIRST N: a 4 KiB direct read of each block (misses fill).
-cache_blocks() {
-	b=$1
-	while [ "$b" -lt $(($1 + $2)) ]; do
-		dd if=/dev/bcache_rs0 of=/dev/null bs=4k count=1 skip=$b iflag=direct 2>/dev/null ||
-			{ echo "reading block $b failed"; return 1; }
-		b=$((b + 1))
-	done
-}
-
-# read_blocks FIRST N: the N blocks from FIRST read and checked.
-read_blocks() {
-	$BV verify --dev /dev/bcache_rs0 --offset $(($1 * 4096)) --size $(($2 * 4096)) \
-		--seed 1 --version 1 >/tmp/v.log 2>&1 || { cat /tmp/v.log; return 1; }
-}
 
 below_limit() {
 	h0=$(bc_stat 0 hits)
@@ -137,18 +137,15 @@ decay() {
 				--size 4k --seed 2 --version 1 >/dev/null || return 1
 		done
 		dm_set rkm-ssd "$RKM_SSD" || return 1
-		# 64 hits: the recent errors are halved four times.
-		for i in 1 2 3 4; do
-			$BV verify --dev /dev/bcache_rs0 --offset 1M --size 64k --seed 2 --version 1 >/dev/null ||
-				return 1
-		done
+		# 64 hits of 4 KiB: the recent errors are halved four times.
+		cache_blocks 320 64 || return 1
 		rc=$(cat $BC/cache/io_errors_recent)
 		bc_note "round $round: recent errors $rc, total $(cat $BC/cache/io_errors), state $(cat $BC/cache/state)"
 	done
 	[ "$(cat $BC/cache/io_errors)" -ge 12 ] && [ "$(cat $BC/cache/state)" = active ] ||
 		{ echo "12 errors spread over time failed the cache"; return 1; }
 }
-rkm_check "recent errors decay: 12 errors spread over 140 I/Os leave the cache active" decay
+rkm_check "recent errors decay: 12 errors spread over 140 SSD I/Os leave the cache active" decay
 
 fill_errors() {
 	bc_write "$BC/cache/io_error_limit" 1000 || return 1

@@ -99,7 +99,7 @@ progress() {
 # I/O runs (the race's operation count grows across it).
 switches() {
 	rm -f /tmp/race-progress
-	$BV race --dev /dev/bcache_rs0 $HOT --seconds 40 --threads 2 --read-pct 50 \
+	$BV race --dev /dev/bcache_rs0 $HOT --seconds 40 --threads 2 --read-pct 50 --init \
 		--zero-pct 2 --max-blocks 8 --seed 202 --progress /tmp/race-progress \
 		>/tmp/race-switch.log 2>&1 &
 	pid=$!
@@ -143,7 +143,7 @@ attach_live() {
 	bc_stop 0 && bc_unregister && bc_format --size 16M --bucket-size 64k || return 1
 	bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" && bc_write $D0/sequential_cutoff 0 || return 1
 	rm -f /tmp/race-progress
-	$BV race --dev /dev/bcache_rs0 --offset 64M --size 8M --seconds 25 --threads 2 \
+	$BV race --dev /dev/bcache_rs0 --offset 64M --size 8M --seconds 25 --threads 2 --init \
 		--read-pct 60 --max-blocks 4 --seed 404 --progress /tmp/race-progress \
 		>/tmp/race-attach.log 2>&1 &
 	pid=$!
