@@ -227,14 +227,6 @@ fn refill_takes_empty_then_cold_buckets_and_skips_pinned() {
     let b = fill(&mut c, 0, 16, 8);
     let d = fill(&mut c, 0, 32, 8);
     assert_eq!(c.buckets.free(), 0);
-    let current = |c: &TestCache, r: &Region| {
-        c.buckets.is_current(&Extent {
-            bucket: r.bucket,
-            offset: 0,
-            len: 8,
-            gen: r.gen,
-        })
-    };
     // Make `a` hot; `b` loses its data.
     for _ in 0..4 {
         assert!(matches!(
@@ -251,12 +243,12 @@ fn refill_takes_empty_then_cold_buckets_and_skips_pinned() {
     let r = c.buckets.alloc(8, &pin_a).unwrap();
     assert_eq!(r.bucket, b.bucket);
     assert_eq!(c.buckets.stats().invalidated, 1);
-    assert!(current(&c, &a) && current(&c, &d));
+    assert!(region_current(&c, &a) && region_current(&c, &d));
     assert_eq!(c.buckets.meta(d.bucket).unwrap().prio, 0);
     // The next allocation takes `d`, which was not read since.
     let r = c.buckets.alloc(8, &pin_a).unwrap();
     assert_eq!(r.bucket, d.bucket);
-    assert!(!current(&c, &d));
+    assert!(!region_current(&c, &d));
     // The stale extent of `d` is dropped by the lookup that meets it.
     assert_eq!(
         c.read(0, 32, 8, false, &none),
@@ -277,24 +269,16 @@ fn a_hot_bucket_outlives_single_use_fills_until_it_cools() {
     for _ in 0..8 {
         assert!(cached(&mut c, 0, 0, 8));
     }
-    let current = |c: &TestCache, r: &Region| {
-        c.buckets.is_current(&Extent {
-            bucket: r.bucket,
-            offset: 0,
-            len: 8,
-            gen: r.gen,
-        })
-    };
     let mut s = 1 << 20;
     let mut cold_gone = None;
     let mut hot_gone = None;
     for i in 0..(u64::from(PRIO_MAX) + 3) * N {
         fill(&mut c, 0, s, 8);
         s += 16;
-        if cold_gone.is_none() && !current(&c, &cold) {
+        if cold_gone.is_none() && !region_current(&c, &cold) {
             cold_gone = Some(i);
         }
-        if hot_gone.is_none() && !current(&c, &hot) {
+        if hot_gone.is_none() && !region_current(&c, &hot) {
             hot_gone = Some(i);
         }
         c.buckets.check().unwrap();

@@ -68,6 +68,17 @@ pub fn extents(c: &TestCache) -> Vec<(DevId, u64, u32)> {
     v
 }
 
+/// Whether the data written to `r` is still current (its bucket was not
+/// invalidated since).
+pub fn region_current(c: &TestCache, r: &Region) -> bool {
+    c.buckets.is_current(&Extent {
+        bucket: r.bucket,
+        offset: r.offset,
+        len: r.len,
+        gen: r.gen,
+    })
+}
+
 /// Whether all `len` sectors at `sector` are served from the cache.
 pub fn cached(c: &mut TestCache, dev: DevId, sector: u64, len: u64) -> bool {
     matches!(c.read(dev, sector, len, false, &none), ReadPlan::Hit { len: l, .. } if l == len)
