@@ -153,7 +153,11 @@ pub(crate) fn submit(s: Submitting<'_>, bio: OrigBio) {
 /// backing device.
 fn pass(dev: &Dev, io: IoRef, mut bio: OrigBio, sector: u64, sectors: u64) {
     bio.start_acct();
-    match dev.bs.clone_bio(bio, &dev.backing.target(), sector, false) {
+    match dev
+        .sets
+        .clones
+        .clone_bio(bio, &dev.backing.target(), sector, false)
+    {
         Ok(u) => u
             .init(IoCtx::new(io, Kind::Pass { sectors }, Claim::default()))
             .submit(),
@@ -219,7 +223,7 @@ fn read(s: &Submitting<'_>, c: &Arc<CacheSet>, bio: OrigBio, start: u64, sectors
         CacheSet::maybe_gc(c, invalidated);
         let len = plan_len(&plan);
         let piece = if len < want {
-            match bio.split_front(sectors_u32(len), &dev.split_bs) {
+            match bio.split_front(sectors_u32(len), &dev.sets.splits) {
                 Some(p) => {
                     // `bio` now holds the rest.
                     rest = Some(bio);
@@ -280,7 +284,11 @@ fn hit(
         Claim::pin(bucket),
     );
     let ssd_sector = c.bucket_sector(bucket) + u64::from(offset);
-    match dev.bs.clone_bio(piece, &c.ssd.target(), ssd_sector, false) {
+    match dev
+        .sets
+        .clones
+        .clone_bio(piece, &c.ssd.target(), ssd_sector, false)
+    {
         Ok(u) => u.init(ctx).submit(),
         Err(piece) => {
             drop(ctx);
@@ -304,7 +312,8 @@ fn fill_miss(
     dev.stats.count_miss(bypass);
     let bytes = sectors_u32(len).saturating_mul(512);
     let Some(u) = dev
-        .bs
+        .sets
+        .clones
         .pages_bio(&dev.backing.target(), sector, bytes, PagesOp::Read)
     else {
         // No pages for the fill: a plain miss.
@@ -354,7 +363,8 @@ fn write(
     // data once, before the lock (allocating may sleep).
     let bounce = if want_copy {
         let bytes = sectors_u32(sectors).saturating_mul(512);
-        dev.bs
+        dev.sets
+            .clones
             .pages_bio(
                 &dev.backing.target(),
                 sector,
@@ -405,7 +415,9 @@ fn write(
             ));
             let copy = IoCtx::new(s.io(), Kind::WriteCopy, Claim::default());
             let at = c.bucket_sector(r.bucket) + u64::from(r.offset);
-            if let Err((mut w, copy)) = w.submit_with_copy(&dev.bs, &c.ssd.target(), at, copy) {
+            if let Err((mut w, copy)) =
+                w.submit_with_copy(&dev.sets.clones, &c.ssd.target(), at, copy)
+            {
                 // No copy after all: the write alone, not inserted.
                 drop(copy);
                 if let Kind::Write { copy_failed, .. } = &w.ctx().kind {
@@ -427,7 +439,11 @@ fn write(
                 },
                 claim,
             );
-            match dev.bs.clone_bio(bio, &dev.backing.target(), sector, false) {
+            match dev
+                .sets
+                .clones
+                .clone_bio(bio, &dev.backing.target(), sector, false)
+            {
                 Ok(u) => u.init(ctx).submit(),
                 Err(bio) => {
                     drop(ctx);

@@ -70,6 +70,29 @@ impl CacheMode {
     }
 }
 
+/// The bio sets of the data path, one pair for the module: a device's
+/// registration creates no slab cache (and none can fail half-way).
+pub(crate) struct BioSets {
+    /// Our bios, with their context in front.
+    pub(crate) clones: BioSet<IoCtx>,
+    /// Splits of the bios given to us at extent boundaries (a set of their
+    /// own, so that a split never waits for a clone of the same
+    /// submission).
+    pub(crate) splits: BioSet<()>,
+}
+
+impl BioSets {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            BioSets {
+                clones: BioSet::new()?,
+                splits: BioSet::new()?,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
 /// Default `sequential_cutoff`: 4 MiB.
 pub(crate) const DEFAULT_SEQ_CUTOFF: u64 = 4 << 20;
 
@@ -159,10 +182,8 @@ pub(crate) struct Dev {
     pub(crate) id: bcache::DevId,
     pub(crate) uuid: format::Uuid,
     pub(crate) backing: BdevFile,
-    pub(crate) bs: BioSet<IoCtx>,
-    /// For splits at extent boundaries (a set of their own, so that a split
-    /// never waits for a clone of the same submission).
-    pub(crate) split_bs: BioSet<()>,
+    /// The module's bio sets.
+    pub(crate) sets: Arc<BioSets>,
     /// The disk's logical block size (the backing device's).
     pub(crate) lbs: u32,
     mode: AtomicU32,
@@ -202,11 +223,10 @@ impl Dev {
         id: bcache::DevId,
         uuid: format::Uuid,
         backing: BdevFile,
+        sets: Arc<BioSets>,
         wq: Arc<crate::blk::WorkQueue>,
     ) -> Result<Arc<Self>> {
         let lbs = backing.logical_block_size();
-        let bs = BioSet::new()?;
-        let split_bs = BioSet::new()?;
         // INVARIANT: no I/O, no cache, not stopping; the caller checked the
         // size.
         Arc::pin_init(
@@ -214,8 +234,7 @@ impl Dev {
                 id,
                 uuid,
                 backing,
-                bs,
-                split_bs,
+                sets,
                 lbs,
                 mode: AtomicU32::new(CacheMode::Writethrough.to_u32()),
                 seq_cutoff: AtomicU64::new(DEFAULT_SEQ_CUTOFF),

@@ -13,7 +13,7 @@
 use crate::bcache::{self, DevId};
 use crate::blk::{self, disk_parent, BdevFile, Disk, KObj, Parent, WorkQueue};
 use crate::cache_set::CacheSet;
-use crate::dev::Dev;
+use crate::dev::{BioSets, Dev};
 use crate::format;
 use crate::sysfs::{CacheDir, DevDir};
 use core::ffi::c_void;
@@ -89,6 +89,7 @@ pub(crate) struct Registry {
     #[pin]
     inner: Mutex<RegInner>,
     pub(crate) wq: Arc<WorkQueue>,
+    sets: Arc<BioSets>,
 }
 
 /// `pr_err` of a failed sysfs write and its errno.
@@ -121,6 +122,7 @@ pub(crate) fn line_str(b: &[u8]) -> &str {
 
 impl Registry {
     pub(crate) fn new(wq: Arc<WorkQueue>) -> Result<Arc<Self>> {
+        let sets = BioSets::new()?;
         let mut devs = KVec::with_capacity(MAX_DEVS as usize, GFP_KERNEL)?;
         for _ in 0..MAX_DEVS {
             devs.push(None, GFP_KERNEL)?;
@@ -134,6 +136,7 @@ impl Registry {
                     devs,
                 }),
                 wq,
+                sets,
             }),
             GFP_KERNEL,
         )
@@ -379,7 +382,7 @@ impl Registry {
         }
         let lbs = backing.logical_block_size();
         let sectors = backing.sectors() & !(u64::from(lbs / 512).max(1) - 1);
-        let dev = match Dev::new(id, uuid, backing, self.wq.clone()) {
+        let dev = match Dev::new(id, uuid, backing, self.sets.clone(), self.wq.clone()) {
             Ok(d) => d,
             Err(e) => fail!(
                 e,
