@@ -111,7 +111,9 @@ extern "C" {
         names: *const *const c_char,
         modes: *const u16,
         n: c_int,
-        key: *mut bindings::lock_class_key,
+        // `struct lock_class_key *` (zero-sized without lockdep: passed as
+        // an untyped pointer).
+        key: *mut c_void,
     ) -> *mut RawBcKobj;
     fn rkm_bc_kobj_destroy(k: *mut RawBcKobj);
     fn rkm_bc_kobj_break(this: *mut RawSelf) -> *mut RawKernfsNode;
@@ -823,9 +825,7 @@ impl<T: SysfsDir> KObj<T> {
         };
         // `LockClassKey` is a `#[repr(transparent)]` wrapper of the C key;
         // the kernel crate keeps its own `as_ptr` private.
-        let key = ptr::from_ref(T::lock_class())
-            .cast_mut()
-            .cast::<bindings::lock_class_key>();
+        let key = ptr::from_ref(T::lock_class()).cast_mut().cast::<c_void>();
         let owner = owner.into_foreign();
         // SAFETY: the names are static and NUL-terminated (checked), the
         // arrays hold `files.len()` entries, `owner` stays valid until the
