@@ -74,6 +74,7 @@ class KtapTest(unittest.TestCase):
         self.assertEqual((r.passed, r.failed, r.skipped), (0, 0, 1))
         self.assertTrue(r.programs[0].skipped_whole)
         self.assertEqual(r.cases[0].directive, "SKIP no driver built")
+        self.assertEqual(r.programs[0].directive, "SKIP no driver built")
 
     def test_skipped_cases_are_not_a_whole_skip(self):
         r = ktap.parse(program("s", "a.sh", ["TAP version 13", "1..2", "ok 1 x # SKIP a",
