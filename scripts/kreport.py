@@ -42,6 +42,9 @@ SPLAT_PATTERNS = [
     # and the "FIX kmalloc-64: Restoring ..." lines of the same report.
     (r"BUG \S+ \(", "SLUB"),
     (r"^FIX \S+: ", "SLUB"),
+    # 6.12's stable updates print what was overwritten on a line of its own
+    # before the header: "[Right Redzone overwritten] 0x...-0x... @offset=".
+    (r"(Redzone|Poison|Padding) overwritten", "SLUB"),
     (r"Oops: ", "oops"),
     (r"general protection fault", "oops"),
     (r"stack segment: ", "oops"),

@@ -190,9 +190,12 @@ def _parse_level(lines, prefix, out, expect_plan, top=False):
                 failed += 1
                 sub_failed = 1
         if program:
-            whole = status == "skip" or (bool(new) and all(c.status == "skip" for c in new)
-                                         and any(c.name == name for c in new))
-            out.programs.append(Program(program.group(1), program.group(2), status, directive,
+            planned_skip = [c for c in new if c.name == name and c.status == "skip"]
+            whole = status == "skip" or (bool(planned_skip)
+                                         and all(c.status == "skip" for c in new))
+            # The reason of a whole skip is the program's own "1..0 # SKIP why".
+            why = planned_skip[0].directive if planned_skip else directive
+            out.programs.append(Program(program.group(1), program.group(2), status, why,
                                         whole, sub_failed))
     level.finish(expect_plan)
     return failed + level.failed
