@@ -82,6 +82,7 @@ WINDOW_WARN = re.compile(r"^warn=(\d+) at=(.+)$")
 WINDOW_ALLOC = re.compile(r"^alloc-fail max=(\d+)$")
 WARN_HEADER = re.compile(r"WARNING: CPU: \d+ PID: \d+ at (.*)$")
 END_TRACE = re.compile(r"---\[ end trace [0-9a-f]+ \]---")
+SYSRQ_DUMP = re.compile(r"^sysrq: (Show Blocked State|Show backtrace of all active CPUs)")
 ALLOC_KINDS = ("allocation failure", "OOM")
 
 # /proc/sys/kernel/tainted: the bits a run may end with.
@@ -151,9 +152,13 @@ def scan_lines(lines, path="<log>"):
     def find(kind, i, message=""):
         scan.findings.append(Finding(kind, path, i + 1, lines[max(0, i - 2):i + 25], message))
 
+    sysrq = False  # after the harness's own sysrq dump request
     for i, body in kernel_lines(lines):
         if body.startswith("Linux version "):
             scan.starts_at_boot = True
+        if SYSRQ_DUMP.search(body):
+            sysrq = True
+            continue
         m = MARKER.search(body)
         if m:
             report = None
@@ -189,6 +194,10 @@ def scan_lines(lines, path="<log>"):
             continue
 
         kind = classify(body)
+        if sysrq and kind == "stack trace":
+            # The stacks of the watchdog's blocked-task and CPU dumps (sysrq
+            # w and l, scripts/vm-run.py): that run has failed already.
+            continue
         if kind == "WARNING" and WARN_HEADER.search(body):
             scan.warns += 1
         if report is not None:

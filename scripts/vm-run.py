@@ -106,7 +106,7 @@ def parse_args():
     p.add_argument("--inactivity", type=int, default=0,
                    help=f"seconds of console silence before the watchdog dumps the blocked "
                         f"tasks and kills the guest (default {INACTIVITY}, or the suite's "
-                        "inactivity= setting)")
+                        "inactivity= setting; a --script run: none)")
     p.add_argument("--log-dir", help="where the logs go (default build/logs/<time>-<flavour>)")
     p.add_argument("--results", help="write the counts here as JSON")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -494,11 +494,15 @@ class Boot:
         self.smoke_failed = False
 
 
-def inactivity_limit(args, suites):
-    by_suite = {s.name: s.settings["inactivity"] for s in suites}
+def inactivity_limit(args, boot):
+    """The console silence allowed while a suite runs. A --script run (a
+    benchmark, the demo) has no inactivity limit unless --inactivity gives
+    one: its budget (--timeout) still stops it, with the same task dump."""
+    by_suite = {s.name: s.settings["inactivity"] for s in boot.suites}
+    default = boot.timeout if args.script else INACTIVITY
 
     def limit(suite):
-        return args.inactivity or by_suite.get(suite) or INACTIVITY
+        return args.inactivity or by_suite.get(suite) or default
     return limit
 
 
@@ -526,7 +530,7 @@ def run_boot(args, boot, kernel_image, release):
         boot.console = Console(os.path.join(boot.run_dir, "console.log"), args.quiet,
                                bool(args.script))
         boot.killed, boot.elapsed = run_qemu(cmd, boot.console, boot.timeout,
-                                             inactivity_limit(args, boot.suites))
+                                             inactivity_limit(args, boot))
         if args.keep_images:
             for name, path in images.items():
                 shutil.move(path, os.path.join(boot.run_dir, f"{name}.img"))

@@ -324,6 +324,24 @@ class TaintTest(unittest.TestCase):
         self.assertEqual((s.warns, s.warns_excused), (2, 1))
 
 
+class SysrqTest(unittest.TestCase):
+    def test_the_watchdogs_dumps_are_not_reports(self):
+        log = ["sysrq: Show Blocked State",
+               "task:modprobe        state:D stack:0     pid:233   tgid:233   ppid:230",
+               "Call Trace:", " msleep+0x51/0x70",
+               "sysrq: Show backtrace of all active CPUs", "NMI backtrace for cpu 0",
+               "Call Trace:", " <IRQ>"]
+        self.assertEqual(kinds(log), [])
+
+    def test_reports_during_the_dump_still_count(self):
+        log = ["sysrq: Show Blocked State", "BUG: KASAN: use-after-free in f"]
+        self.assertEqual(kinds(log), [("BUG", 2)])
+
+    def test_call_trace_before_the_dump_counts(self):
+        self.assertEqual(kinds(["Call Trace:", "sysrq: Show Blocked State", "Call Trace:"]),
+                         [("stack trace", 1)])
+
+
 class FileTest(unittest.TestCase):
     def test_find_splats_reads_files_and_knows_the_boot(self):
         with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
