@@ -661,6 +661,18 @@ def judge_ktap(boot, path, console_text):
         boot.failures.append("no test result came back from the guest")
 
 
+def plan_boots(suites, margin, cpus=None, mem=None, timeout=0):
+    """One boot per distinct (cpus, mem) of the suites (or the overrides),
+    in the order of their first suite; each boot's timeout is the margin
+    plus its suites' budgets (or timeout)."""
+    groups = {}
+    for s in suites:
+        groups.setdefault((cpus or s.group[0], mem or s.group[1]), []).append(s)
+    return [Boot(f"{c}cpu-{m}", members, c, m,
+                 timeout or margin + sum(s.budget for s in members))
+            for (c, m), members in groups.items()]
+
+
 def main():
     args = parse_args()
     kdir = os.path.realpath(args.kdir)
@@ -682,13 +694,7 @@ def main():
             d for d in os.listdir(args.suites_root)
             if os.path.isfile(os.path.join(args.suites_root, d, "Makefile")))
         suites = [Suite(args.suites_root, n) for n in order_suites(names)]
-        groups = {}
-        for s in suites:
-            key = (args.cpus or s.group[0], args.mem or s.group[1])
-            groups.setdefault(key, []).append(s)
-        for (cpus, mem), members in groups.items():
-            timeout = args.timeout or margin + sum(s.budget for s in members)
-            boots.append(Boot(f"{cpus}cpu-{mem}", members, cpus, mem, timeout))
+        boots = plan_boots(suites, margin, args.cpus, args.mem, args.timeout)
         planned = sum(b.timeout for b in boots)
         plan = "; ".join(f"{b.name}: {' '.join(s.name for s in b.suites)} ({b.timeout}s)"
                          for b in boots)
