@@ -98,6 +98,7 @@ class Finding:
     lineno: int  # 1-based line of the log file
     context: list  # the log lines around it
     message: str = ""
+    key: str = ""  # the kernel line with its stamp: the same in another log of the run
 
     def __iter__(self):
         # (kind, path, lineno, context), as find_splats' callers unpack it.
@@ -122,20 +123,28 @@ def classify(body):
     return None
 
 
-def kernel_lines(lines):
-    """(index, text) of every kernel line in lines: the text after each printk
-    time stamp, up to the next stamp or the end of the console line."""
+def stamped_lines(lines):
+    """(index, stamp, text) of every kernel line in lines: the text after
+    each printk time stamp, up to the next stamp or the end of the console
+    line."""
     for i, line in enumerate(lines):
         stamps = list(STAMP.finditer(line))
         for j, m in enumerate(stamps):
             end = stamps[j + 1].start() if j + 1 < len(stamps) else len(line)
             body = line[m.end():end]
-            yield i, body[1:] if body.startswith(" ") else body
+            yield i, m.group(0).strip(), body[1:] if body.startswith(" ") else body
+
+
+def kernel_lines(lines):
+    """(index, text) of every kernel line in lines (stamped_lines)."""
+    for i, _, body in stamped_lines(lines):
+        yield i, body
 
 
 class _Window:
-    def __init__(self, kind, lineno, limit, regex=None, spec=""):
+    def __init__(self, kind, lineno, limit, regex=None, spec="", key=""):
         self.kind = kind  # "warn" or "alloc-fail"
+        self.key = key
         self.lineno = lineno
         self.limit = limit  # warn: the exact count; alloc-fail: the most
         self.regex = regex
@@ -149,11 +158,16 @@ def scan_lines(lines, path="<log>"):
     window = None
     report = None  # the excused report under way: [kind, call trace excused?]
 
+    key = ""
+
     def find(kind, i, message=""):
-        scan.findings.append(Finding(kind, path, i + 1, lines[max(0, i - 2):i + 25], message))
+        scan.findings.append(Finding(kind, path, i + 1, lines[max(0, i - 2):i + 25], message,
+                                     key))
 
     sysrq = False  # after the harness's own sysrq dump request
-    for i, body in kernel_lines(lines):
+    for i, stamp, body in stamped_lines(lines):
+        # The same kernel line in the console log and the dmesg.
+        key = f"{stamp} {body}"
         if body.startswith("Linux version "):
             scan.starts_at_boot = True
         if SYSRQ_DUMP.search(body):
@@ -183,9 +197,10 @@ def scan_lines(lines, path="<log>"):
             a = WINDOW_ALLOC.match(spec)
             try:
                 if w and int(w.group(1)) >= 1:
-                    window = _Window("warn", i + 1, int(w.group(1)), re.compile(w.group(2)), spec)
+                    window = _Window("warn", i + 1, int(w.group(1)), re.compile(w.group(2)), spec,
+                                     key)
                 elif a:
-                    window = _Window("alloc-fail", i + 1, int(a.group(1)), spec=spec)
+                    window = _Window("alloc-fail", i + 1, int(a.group(1)), spec=spec, key=key)
                 else:
                     find("expect", i, f"malformed window marker: {body!r} (want "
                          "'begin warn=N at=REGEX' with N >= 1 or 'begin alloc-fail max=N')")
@@ -234,6 +249,7 @@ def scan_lines(lines, path="<log>"):
         find(kind, i)
     if window is not None:
         i = window.lineno - 1
+        key = window.key
         find("expect", i, f"the window 'rkm-expect: begin {window.spec}' opened at line "
              f"{window.lineno} is never closed")
     return scan
@@ -246,11 +262,22 @@ def scan_file(path):
 
 def find_splats(paths):
     """Report lines in the logs that exist among paths, less those a window
-    excuses, plus the windows' own failures."""
+    excuses, plus the windows' own failures; a kernel line found in an
+    earlier log of paths (the console, then the dmesg) counts once."""
+    return merge_findings([scan_file(p) for p in paths if os.path.exists(p)])
+
+
+def merge_findings(scans):
+    """The findings of several scans of one run's logs, each kernel line
+    once (as find_splats)."""
     found = []
-    for path in paths:
-        if os.path.exists(path):
-            found += scan_file(path).findings
+    seen = set()
+    for scan in scans:
+        for f in scan.findings:
+            k = (f.kind, f.key, f.message.split(" (window opened")[0])
+            if k not in seen:
+                found.append(f)
+                seen.add(k)
     return found
 
 

@@ -39,7 +39,8 @@ for name, r in loaded.items():
     print(f"  time per suite and test program ({names.get(name, name)}):")
     for boot in r.get("boots", []):
         print(f"    boot {boot['name']}: {boot['seconds']}s of a budget of {boot['budget']}s "
-              f"(longest console silence {boot['longest_silence']}s)")
+              f"({boot.get('to_boot')}s to boot, longest console silence "
+              f"{boot['longest_silence']}s)")
         for suite in boot["suites"]:
             progs = [p for p in r["programs"] if p["suite"] == suite]
             secs = sum(max(p["seconds"], 0) for p in progs)

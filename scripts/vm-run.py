@@ -565,7 +565,7 @@ def judge_boot(args, boot):
                         "(CONFIG_NR_CPUS of the test kernel?)")
 
     scans = {p: kreport.scan_file(p) for p in (console_path, dmesg_path) if os.path.exists(p)}
-    splats = [f for s in scans.values() for f in s.findings]
+    splats = kreport.merge_findings(scans.values())
     for f in splats[:3]:
         print(f"\nvm: [{boot.name}] kernel report ({f.kind}) at {f.path}:{f.lineno}:"
               + (f" {f.message}" if f.message else ""), flush=True)
@@ -779,6 +779,8 @@ def report(args, run_dir, boots, skipped_boots, elapsed):
             json.dump(dict(counts, failures=failures, log=run_dir, seconds=round(elapsed),
                            boots=[{"name": b.name, "suites": [s.name for s in b.suites],
                                    "seconds": round(b.elapsed), "budget": b.timeout,
+                                   "to_boot": round(b.console.booted_at - b.console.start)
+                                   if b.console and b.console.booted_at else None,
                                    "longest_silence": round(b.console.longest_silence)
                                    if b.console else None}
                                   for b in boots if b not in skipped_boots],

@@ -355,6 +355,23 @@ class FileTest(unittest.TestCase):
         finally:
             os.unlink(f.name)
 
+    def test_a_report_in_the_console_and_the_dmesg_counts_once(self):
+        console = ["rkm: guest up"] + stamp(["Linux version 6.12"] + SLUB_REDZONE[:3])
+        dmesg = stamp(["Linux version 6.12"] + SLUB_REDZONE[:3] + ["BUG: KASAN: x"])
+        paths = []
+        for lines in (console, dmesg):
+            with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as f:
+                f.write("\n".join(lines) + "\n")
+            paths.append(f.name)
+        try:
+            found = [(f.kind, os.path.basename(f.path) == os.path.basename(paths[0]))
+                     for f in kreport.find_splats(paths)]
+            # The SLUB header from the console; the KASAN line only the dmesg has.
+            self.assertEqual(found, [("SLUB", True), ("BUG", False)])
+        finally:
+            for p in paths:
+                os.unlink(p)
+
     def test_log_without_boot_line(self):
         self.assertFalse(scan(["random: crng init done"]).starts_at_boot)
 
