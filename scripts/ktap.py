@@ -86,9 +86,10 @@ def _status(ok, directive):
 class _Level:
     """The results and plan of one KTAP level, checked as they come."""
 
-    def __init__(self, out, prefix):
+    def __init__(self, out, prefix, label=""):
         self.out = out
         self.prefix = prefix
+        self.label = label
         self.plan = None
         self.plan_skip = False
         self.seen = 0
@@ -96,7 +97,7 @@ class _Level:
 
     @property
     def where(self):
-        return self.prefix.rstrip(": ") or "run"
+        return self.prefix.rstrip(": ") or self.label or "run"
 
     def problem(self, what):
         self.out.problems.append(f"{self.where}: {what}")
@@ -141,7 +142,13 @@ def _parse_level(lines, prefix, out, expect_plan, top=False):
     """Parse one level of KTAP (results and plans) from lines; recurse into
     the "# "-prefixed blocks that precede each result. Returns the number of
     failed leaf cases (and problems) found."""
-    level = _Level(out, prefix)
+    label = ""
+    if top:
+        # The runner's document of one suite is named by its programs' lines.
+        suites = [m.group(1) for line in lines
+                  if (m := re.match(r"^# selftests: (\S+): ", line))]
+        label = f"suite {suites[0]}" if suites else ""
+    level = _Level(out, prefix, label)
     pending = []  # the nested lines before the next result
     failed = 0
     for line in lines:

@@ -125,10 +125,10 @@ class KtapTest(unittest.TestCase):
         self.assertIn("TIMEOUT", [c for c in r.cases if c.status == "fail"][0].directive)
 
     def test_missing_program_results_fail(self):
-        text = doc("TAP version 13", "1..3", "ok 1 selftests: s: a # SKIP")
+        text = doc("TAP version 13", "1..3", "# selftests: s: a", "ok 1 selftests: s: a # SKIP")
         r = ktap.parse(text)
         self.assertEqual((r.skipped, r.failed), (1, 1))
-        self.assertIn("planned 3", r.problems[0])
+        self.assertIn("suite s: planned 3", r.problems[0])
 
     def test_several_documents(self):
         text = (program("s", "a", ["TAP version 13", "1..1", "ok 1 x"])
