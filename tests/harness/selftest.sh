@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The harness's own tests: each scenario under tests/harness/ misbehaves in one
-# way, and scripts/vm-run.py must fail the run and name the failure. All the
-# scenarios run in one vm-run.py call, in two boots (the last two ask for
-# their own guest, cpus=1 mem=1G, which shows one boot per settings group):
+# way, and scripts/vm-run.py must fail the run and name the failure (two of
+# them pass, and must). All the scenarios run in one vm-run.py call, in two
+# boots (the last three ask for their own guest, cpus=1 mem=1G, which shows
+# one boot per settings group):
 #   fail     a test case fails                   -> "FAILED: ... a case that fails on purpose"
 #   warn     a module WARNs, tests say ok        -> a WARNING report during warn
 #   oops     a module oopses, tests say ok       -> a BUG/oops report during oops
@@ -18,6 +19,8 @@
 #   taint    the kernel tainted U, silently      -> "the kernel is tainted U"
 #   wrap     the log overflows log_buf_len       -> "does not start at the boot"
 #   cpus     (own boot, 1 vCPU) RKM_CPUS is 1    -> passes, in the boot 1cpu-1G
+#   faults   (same boot) rkm.sh's fault-injection helpers fail exactly the
+#            allocations they should                -> passes
 #   hang     a module's init blocks in D state   -> the inactivity watchdog, with
 #                                                   "task:modprobe ... state:D" in the report
 # The clean path (a run that passes) is what `make vmtest` shows.
@@ -34,7 +37,7 @@ out=$logs/vm-run.out
 
 # wrap comes before oops: an oops raises the console's log level for good,
 # and wrap's debug-level lines would then go over the console too.
-scenarios=(fail warn wrap oops slub window noplan skip optskip taint cpus hang)
+scenarios=(fail warn wrap oops slub window noplan skip optskip taint cpus faults hang)
 start=$SECONDS
 echo "harness-selftest: running ${scenarios[*]} (logs in $logs)"
 "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" --quiet \
@@ -98,6 +101,8 @@ scenario optskip
 scenario taint 'the kernel is tainted [A-Z]*U[A-Z]* '
 scenario wrap 'does not start at the boot'
 scenario cpus '^  \[1cpu-1G\] ' '    [0-9]+s  cpus: cpus.sh \(pass\)'
+absent 'FAILED: selftests: faults: ' || extra="a case of faults.sh failed"
+scenario faults '    [0-9]+s  faults: faults.sh \(pass\)'
 scenario hang '\[1cpu-1G\] the guest printed nothing for 30s \(in hang: hang.sh\)' \
 	'task:modprobe +state:D' 'init_module\+0x[0-9a-f]+/0x[0-9a-f]+ \[fault_hang\]'
 
