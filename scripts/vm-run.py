@@ -391,21 +391,21 @@ def run_qemu(cmd, console, timeout, inactivity_for):
         next_beat = console.start + 60
         while proc.poll() is None:
             now = time.monotonic()
-            suite = console.current[0] if console.current else None
+            current = console.current  # the reader thread replaces it
+            suite = current[0] if current else None
             limit = inactivity_for(suite)
             if now - console.start > timeout:
                 killed = f"the guest did not finish within its budget of {timeout}s"
             elif now - console.last_at > limit:
                 killed = (f"the guest printed nothing for {limit}s"
-                          + (f" (in {suite}: {console.current[1]})" if suite else ""))
+                          + (f" (in {suite}: {current[1]})" if current else ""))
             if killed:
                 log(f"{killed}: asking it for its blocked tasks (sysrq w, l), then killing it")
                 sysrq_dump(proc, console)
                 proc.kill()
                 break
             if now >= next_beat:
-                what = f"; running {console.current[0]}: {console.current[1]}" \
-                    if console.current else ""
+                what = f"; running {current[0]}: {current[1]}" if current else ""
                 log(f"still running ({int(now - console.start)}s of at most {timeout}s{what})")
                 next_beat += 60
             time.sleep(0.2)
