@@ -213,11 +213,20 @@ rkm_fault_off() {
 
 # rkm_fail_nth N CMD...: run CMD in a subshell whose /proc/self/fail-nth is
 # N: the N-th allocation the armed filters see in that task fails. Returns
-# CMD's status.
+# CMD's status. A program CMD is exec'd, so it is that task; a shell function
+# runs in the subshell itself, and the programs it starts do not count (a
+# forked task starts with fail-nth 0).
 rkm_fail_nth() {
 	_rkm_n=$1
 	shift
-	(echo "$_rkm_n" >/proc/self/fail-nth && exec "$@")
+	_rkm_cmd=$(command -v "$1")
+	(
+		echo "$_rkm_n" >/proc/self/fail-nth || exit 1
+		case "$_rkm_cmd" in
+		/*) exec "$@" ;;
+		*) "$@" ;;
+		esac
+	)
 }
 
 # rkm_make_it_fail PID: let the armed fault injection fail allocations of PID

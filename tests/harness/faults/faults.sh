@@ -11,7 +11,7 @@ P=/sys/module/fault_alloc/parameters
 GO=/tmp/faults-go
 
 ktap_print_header
-ktap_set_plan 12
+ktap_set_plan 13
 
 # enomem CMD...: CMD fails, with ENOMEM.
 enomem() {
@@ -42,8 +42,15 @@ rkm_check "kmalloc, nothing armed" write kmalloc 64
 rkm_check "rkm_fault_setup failslab fault_alloc" rkm_fault_setup failslab fault_alloc
 rkm_check "failslab: a task not marked still allocates" write kmalloc 64
 rkm_check "failslab: a marked task's GFP_KERNEL kmalloc fails with ENOMEM" enomem marked kmalloc 64
-rkm_check "failslab: fail-nth 1 fails the module's first kmalloc" enomem rkm_fail_nth 1 write kmalloc 64
-rkm_check "failslab: fail-nth 2 lets its only kmalloc through" rkm_fail_nth 2 write kmalloc 64
+# The written program itself must write (a forked task starts with fail-nth 0).
+rkm_check "failslab: fail-nth 1 fails the module's first kmalloc" \
+	enomem rkm_fail_nth 1 sh -c "echo 64 >$P/kmalloc"
+rkm_check "failslab: fail-nth 2 lets its only kmalloc through" \
+	rkm_fail_nth 2 sh -c "echo 64 >$P/kmalloc"
+fnth() {
+	echo 64 >"$P/kmalloc"
+}
+rkm_check "failslab: fail-nth 1 applies to a shell function's own writes" enomem rkm_fail_nth 1 fnth
 rkm_fault_off failslab
 rkm_check "failslab off: a marked task allocates" marked kmalloc 64
 rkm_check "rkm_fault_setup fail_page_alloc fault_alloc" rkm_fault_setup fail_page_alloc fault_alloc
