@@ -653,9 +653,13 @@ def judge_ktap(boot, path, console_text):
             not any(suite == FAIL_FAST_SUITE for suite, _ in seen):
         boot.smoke_failed = True
     if not_run:
-        why = (f"{FAIL_FAST_SUITE} did not pass" if boot.smoke_failed
-               else "the guest never ran them")
-        boot.failures.append(f"not run ({why}): {', '.join(not_run)}")
+        if boot.smoke_failed:
+            what = f"not run ({FAIL_FAST_SUITE} did not pass)"
+        elif boot.killed:
+            what = "no result (the guest was killed)"
+        else:
+            what = "no result (the guest stopped before)"
+        boot.failures.append(f"{what}: {', '.join(not_run)}")
         boot.counts["failed"] += len(not_run)
     if not result.cases and not not_run:
         boot.failures.append("no test result came back from the guest")
