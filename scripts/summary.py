@@ -21,6 +21,7 @@ for name in files:
         loaded[name] = json.load(f)
 
 print("\n==> summary")
+not_run = []
 stages = os.path.join(results, "stages.txt")
 if os.path.exists(stages):
     print("  time per stage:")
@@ -28,6 +29,10 @@ if os.path.exists(stages):
     with open(stages) as f:
         for line in f:
             stage, seconds, rc = line.split()
+            if rc == "not-run":
+                print(f"    {stage:20}     -   NOT RUN (an earlier stage failed)")
+                not_run.append(stage)
+                continue
             whole += int(seconds)
             print(f"    {stage:20} {int(seconds) // 60:3d}m{int(seconds) % 60:02d}s"
                   + ("" if rc == "0" else f"  FAILED (exit {rc})"))
@@ -58,5 +63,9 @@ for name, r in loaded.items():
           f"{r.get('skipped', 0):4} skipped")
     for failure in r.get("failures", []):
         print(f"      FAIL: {failure}")
-print(f"check: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
-sys.exit(1 if total["failed"] or any(r.get("failures") for r in loaded.values()) else 0)
+line = f"check: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped"
+if not_run:
+    line += f"; not run: {' '.join(not_run)}"
+print(line)
+sys.exit(1 if total["failed"] or not_run or any(r.get("failures") for r in loaded.values())
+         else 0)
