@@ -116,7 +116,7 @@ host-test:
 
 # Host programs the guest runs (tests/*/Makefile GUEST_TOOLS).
 tools:
-	@cd $(TOP) && cargo build --quiet --release -p rkm-memstress -p bcache-rs
+	@cd $(TOP) && cargo build --quiet --release -p rkm-memstress -p bcache-rs -p rkm-blkverify
 
 # The kselftest suites in QEMU: make vmtest SUITES="smoke zpool". One boot per
 # (cpus, mem) of the suites' settings; VM_BUDGET caps the sum of the boots'

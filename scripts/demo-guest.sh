@@ -123,8 +123,8 @@ if echo " $RKM_MODULES " | grep -q " bcache_rs "; then
 	umount /mnt/bc
 	# Writes were copied to the cache (writethrough); start from a cold
 	# cache to show reads filling it.
-	echo 1 >$S/stop; sleep 1
-	echo 1 >$BC/cache/unregister; sleep 1
+	echo 1 >$S/stop
+	echo 1 >$BC/cache/unregister
 	echo "$RKM_SSD" >$BC/register_cache && echo "$uuid $RKM_HDD" >$BC/register_dev
 	show "wrote 32 files (8 MiB), then re-registered for a cold cache; the statistics:"
 	stats
@@ -139,8 +139,8 @@ if echo " $RKM_MODULES " | grep -q " bcache_rs "; then
 	show "  the disk's own I/O statistics (iostat): $(awk '{ print $1 " reads, " $3 " sectors read" }' /sys/block/bcache_rs0/stat)"
 	umount /mnt/bc
 	e2fsck -f -n /dev/bcache_rs0 >/dev/null 2>&1 && show "e2fsck -f -n /dev/bcache_rs0: clean" || show "e2fsck: ERRORS"
-	echo 1 >$S/stop; sleep 1
-	echo 1 >$BC/cache/unregister; sleep 1
+	echo 1 >$S/stop
+	echo 1 >$BC/cache/unregister
 	e2fsck -f -n "$RKM_HDD" >/dev/null 2>&1 && show "stopped: the HDD itself holds the filesystem, e2fsck clean" || show "the HDD: e2fsck ERRORS"
 	rmmod bcache_rs && show "bcache_rs unloads cleanly"
 	[ "$r1" = ok ] && [ "$r2" = ok ] || exit 1

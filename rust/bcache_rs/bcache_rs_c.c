@@ -1,31 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The C of bcache_rs: what the kernel crate of 6.12 has no bindings or
- * abstractions for (sysfs kobjects, block device opens, gendisks, bios, an
- * irq-safe spinlock, a workqueue), as one-line wrappers and the structures
- * they need. Every decision is in the Rust (bcache_rs_main.rs, blk.rs).
+ * The C of bcache_rs: one-line wrappers around what 6.12's Rust bindings
+ * cannot call (macros and static inlines), and the three C structures the
+ * kernel needs filled in by a driver:
+ *
+ *   - struct rkm_bc_kobj: a kobject whose sysfs files call back into Rust
+ *     (show/store function pointers and an owner, given by blk.rs);
+ *   - rkm_bc_fops: the block_device_operations of the bcache_rs disks
+ *     (submit_bio and open call back into Rust with the disk's owner);
+ *   - the bio end_io of our bios (calls back into Rust).
+ *
+ * Every decision is in the Rust (blk.rs wraps each function below in a
+ * type that owns what it opens; the rest of the module never calls C).
+ * Bio operations are classified in Rust too: rkm_bc_bio_info() only reads
+ * the fields.
  */
 #include <linux/bio.h>
-#include <linux/delay.h>
+#include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/kobject.h>
-#include <linux/llist.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/sysfs.h>
 #include <linux/workqueue.h>
 
-/* Implemented in Rust. */
-ssize_t bcache_rs_show(void *owner, int attr, char *buf);
-ssize_t bcache_rs_store(void *owner, int attr, const char *buf, size_t len);
+/* Implemented in Rust (blk.rs). */
 void bcache_rs_submit(void *owner, struct bio *bio);
+int bcache_rs_open(void *owner);
 void bcache_rs_endio(struct bio *bio, int err);
-void bcache_rs_deferred(void *owner, struct llist_node *node);
-void bcache_rs_work(void *owner, int what);
 
 /* --- sysfs: a kobject whose attributes call back into Rust by index --- */
+
+typedef ssize_t (*rkm_bc_show_fn)(const void *owner, int attr, char *buf);
+typedef ssize_t (*rkm_bc_store_fn)(const void *owner, int attr, const char *buf, size_t len,
+				   void *self);
 
 struct rkm_bc_attr {
 	struct attribute attr;
@@ -34,26 +45,35 @@ struct rkm_bc_attr {
 
 struct rkm_bc_kobj {
 	struct kobject kobj;
-	void *owner;
+	const void *owner;
+	rkm_bc_show_fn show;
+	rkm_bc_store_fn store;
 	struct attribute_group group;
 	struct attribute **attrs;
 	struct rkm_bc_attr *attr_mem;
+};
+
+/* What a store gets to remove its own directory (see rkm_bc_kobj_break). */
+struct rkm_bc_self {
+	struct kobject *kobj;
+	const struct attribute *attr;
 };
 
 static ssize_t rkm_bc_kobj_show(struct kobject *kobj, struct attribute *attr, char *buf)
 {
 	struct rkm_bc_kobj *k = container_of(kobj, struct rkm_bc_kobj, kobj);
 
-	return bcache_rs_show(k->owner, container_of(attr, struct rkm_bc_attr, attr)->index, buf);
+	return k->show(k->owner, container_of(attr, struct rkm_bc_attr, attr)->index, buf);
 }
 
-static ssize_t rkm_bc_kobj_store(struct kobject *kobj, struct attribute *attr,
-				 const char *buf, size_t len)
+static ssize_t rkm_bc_kobj_store(struct kobject *kobj, struct attribute *attr, const char *buf,
+				 size_t len)
 {
 	struct rkm_bc_kobj *k = container_of(kobj, struct rkm_bc_kobj, kobj);
+	struct rkm_bc_self self = { .kobj = kobj, .attr = attr };
 
-	return bcache_rs_store(k->owner, container_of(attr, struct rkm_bc_attr, attr)->index,
-			       buf, len);
+	return k->store(k->owner, container_of(attr, struct rkm_bc_attr, attr)->index, buf, len,
+			&self);
 }
 
 static const struct sysfs_ops rkm_bc_sysfs_ops = {
@@ -87,16 +107,28 @@ struct kobject *rkm_bc_disk_kobj(struct gendisk *disk)
 	return &disk_to_dev(disk)->kobj;
 }
 
+struct kobject *rkm_bc_kobj_raw(struct rkm_bc_kobj *k);
+struct kobject *rkm_bc_kobj_raw(struct rkm_bc_kobj *k)
+{
+	return &k->kobj;
+}
+
 /*
  * A directory `name` under `parent` with one file per entry of
- * names/modes; reading or writing file i calls
- * bcache_rs_show/store(owner, base + i).
+ * names/modes; reading or writing file i calls show/store(owner, i). The
+ * files' active references get the lockdep class `key`, one per kind of
+ * directory, so that lockdep tells a store that takes a lock apart from a
+ * directory of another kind removed under it.
  * Returns NULL on failure (nothing is left behind).
  */
-struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name, void *owner,
-				       const char *const *names, const u16 *modes, int n, int base);
-struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name, void *owner,
-				       const char *const *names, const u16 *modes, int n, int base)
+struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name,
+				       const void *owner, rkm_bc_show_fn show,
+				       rkm_bc_store_fn store, const char *const *names,
+				       const u16 *modes, int n, struct lock_class_key *key);
+struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name,
+				       const void *owner, rkm_bc_show_fn show,
+				       rkm_bc_store_fn store, const char *const *names,
+				       const u16 *modes, int n, struct lock_class_key *key)
 {
 	struct rkm_bc_kobj *k = kzalloc(sizeof(*k), GFP_KERNEL);
 	int i;
@@ -104,16 +136,21 @@ struct rkm_bc_kobj *rkm_bc_kobj_create(struct kobject *parent, const char *name,
 	if (!k)
 		return NULL;
 	k->owner = owner;
+	k->show = show;
+	k->store = store;
 	k->attrs = kcalloc(n + 1, sizeof(*k->attrs), GFP_KERNEL);
 	k->attr_mem = kcalloc(n, sizeof(*k->attr_mem), GFP_KERNEL);
 	kobject_init(&k->kobj, &rkm_bc_ktype);
 	if (!k->attrs || !k->attr_mem)
 		goto out;
 	for (i = 0; i < n; i++) {
-		sysfs_attr_init(&k->attr_mem[i].attr);
+		/* One lockdep class per kind of directory (`key`, static). */
+#ifdef CONFIG_DEBUG_LOCK_ALLOC
+		k->attr_mem[i].attr.key = key;
+#endif
 		k->attr_mem[i].attr.name = names[i];
 		k->attr_mem[i].attr.mode = modes[i];
-		k->attr_mem[i].index = base + i;
+		k->attr_mem[i].index = i;
 		k->attrs[i] = &k->attr_mem[i].attr;
 	}
 	k->group.attrs = k->attrs;
@@ -129,12 +166,6 @@ out:
 	return NULL;
 }
 
-struct kobject *rkm_bc_kobj_raw(struct rkm_bc_kobj *k);
-struct kobject *rkm_bc_kobj_raw(struct rkm_bc_kobj *k)
-{
-	return &k->kobj;
-}
-
 /* Removes the directory; waits for show/store calls in progress. */
 void rkm_bc_kobj_destroy(struct rkm_bc_kobj *k);
 void rkm_bc_kobj_destroy(struct rkm_bc_kobj *k)
@@ -142,6 +173,36 @@ void rkm_bc_kobj_destroy(struct rkm_bc_kobj *k)
 	sysfs_remove_group(&k->kobj, &k->group);
 	kobject_del(&k->kobj);
 	kobject_put(&k->kobj);
+}
+
+/*
+ * Lets the store in progress remove its own directory (or wait for a lock
+ * held by one who does): its file no longer holds the directory's removal
+ * back. Undone by rkm_bc_kobj_unbreak.
+ */
+struct kernfs_node *rkm_bc_kobj_break(struct rkm_bc_self *self);
+struct kernfs_node *rkm_bc_kobj_break(struct rkm_bc_self *self)
+{
+	return sysfs_break_active_protection(self->kobj, self->attr);
+}
+
+void rkm_bc_kobj_unbreak(struct kernfs_node *kn);
+void rkm_bc_kobj_unbreak(struct kernfs_node *kn)
+{
+	sysfs_unbreak_active_protection(kn);
+}
+
+/* Pins the module while a store runs without its file's protection. */
+bool rkm_bc_module_get(void);
+bool rkm_bc_module_get(void)
+{
+	return try_module_get(THIS_MODULE);
+}
+
+void rkm_bc_module_put(void);
+void rkm_bc_module_put(void)
+{
+	module_put(THIS_MODULE);
 }
 
 /* --- block devices --- */
@@ -183,6 +244,12 @@ unsigned int rkm_bc_lbs(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+bool rkm_bc_zoned(struct block_device *bdev);
+bool rkm_bc_zoned(struct block_device *bdev)
+{
+	return bdev_is_zoned(bdev);
+}
+
 u32 rkm_bc_devt(struct block_device *bdev);
 u32 rkm_bc_devt(struct block_device *bdev)
 {
@@ -195,9 +262,9 @@ void rkm_bc_bdev_name(struct block_device *bdev, char *buf, size_t len)
 	snprintf(buf, len, "%pg", bdev);
 }
 
-/* Reads or writes `len` bytes (at most a page) at `sector`, synchronously. */
-int rkm_bc_rw_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len, bool write);
-int rkm_bc_rw_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len, bool write)
+/* Reads `len` bytes (at most a page) at `sector`, synchronously. */
+int rkm_bc_read_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len);
+int rkm_bc_read_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len)
 {
 	struct page *page;
 	struct bio bio;
@@ -209,13 +276,11 @@ int rkm_bc_rw_sync(struct block_device *bdev, u64 sector, void *buf, unsigned in
 	page = alloc_page(GFP_KERNEL);
 	if (!page)
 		return -ENOMEM;
-	if (write)
-		memcpy(page_address(page), buf, len);
-	bio_init(&bio, bdev, &bvec, 1, write ? REQ_OP_WRITE | REQ_SYNC | REQ_FUA : REQ_OP_READ);
+	bio_init(&bio, bdev, &bvec, 1, REQ_OP_READ);
 	bio.bi_iter.bi_sector = sector;
 	__bio_add_page(&bio, page, len, 0);
 	err = submit_bio_wait(&bio);
-	if (!err && !write)
+	if (!err)
 		memcpy(buf, page_address(page), len);
 	bio_uninit(&bio);
 	__free_page(page);
@@ -231,22 +296,29 @@ static void rkm_bc_submit_bio(struct bio *bio)
 	bcache_rs_submit(bio->bi_bdev->bd_disk->private_data, bio);
 }
 
+/* Called under disk->open_mutex. */
+static int rkm_bc_disk_open(struct gendisk *disk, blk_mode_t mode)
+{
+	return bcache_rs_open(disk->private_data);
+}
+
 static const struct block_device_operations rkm_bc_fops = {
 	.owner = THIS_MODULE,
 	.submit_bio = rkm_bc_submit_bio,
+	.open = rkm_bc_disk_open,
 };
 
 /*
- * Adds /dev/bcache_rs<idx>: `sectors` long, limits stacked from `backing`
- * (and `ssd` if not NULL), logical blocks of at least `min_lbs` bytes.
- * Bios go to bcache_rs_submit(owner, bio). NULL and *err on failure.
+ * Adds /dev/bcache_rs<idx>: `sectors` long, its limits stacked from
+ * `backing` alone (a cache attached later never changes them), logical
+ * blocks of at least `min_lbs` bytes, discard, write-zeroes and secure
+ * erase only as far as `backing` has them. Bios go to
+ * bcache_rs_submit(owner, bio). NULL and *err on failure.
  */
-struct gendisk *rkm_bc_disk_create(struct block_device *backing, struct block_device *ssd,
-				   unsigned int min_lbs, u64 sectors, int idx, void *owner,
-				   int *err);
-struct gendisk *rkm_bc_disk_create(struct block_device *backing, struct block_device *ssd,
-				   unsigned int min_lbs, u64 sectors, int idx, void *owner,
-				   int *err)
+struct gendisk *rkm_bc_disk_create(struct block_device *backing, unsigned int min_lbs,
+				   u64 sectors, int idx, const void *owner, int *err);
+struct gendisk *rkm_bc_disk_create(struct block_device *backing, unsigned int min_lbs,
+				   u64 sectors, int idx, const void *owner, int *err)
 {
 	struct queue_limits lim;
 	struct gendisk *disk;
@@ -257,8 +329,15 @@ struct gendisk *rkm_bc_disk_create(struct block_device *backing, struct block_de
 	lim.physical_block_size = lim.logical_block_size;
 	lim.io_min = lim.logical_block_size;
 	queue_limits_stack_bdev(&lim, backing, 0, "bcache_rs");
-	if (ssd)
-		queue_limits_stack_bdev(&lim, ssd, 0, "bcache_rs");
+	/* Stacking keeps the stacking default where the device has none. */
+	if (!bdev_max_discard_sectors(backing)) {
+		lim.max_hw_discard_sectors = 0;
+		lim.max_discard_sectors = 0;
+	}
+	if (!bdev_max_secure_erase_sectors(backing))
+		lim.max_secure_erase_sectors = 0;
+	if (!bdev_write_zeroes_sectors(backing))
+		lim.max_write_zeroes_sectors = 0;
 	disk = blk_alloc_disk(&lim, NUMA_NO_NODE);
 	if (IS_ERR(disk)) {
 		*err = PTR_ERR(disk);
@@ -268,7 +347,7 @@ struct gendisk *rkm_bc_disk_create(struct block_device *backing, struct block_de
 	disk->first_minor = idx;
 	disk->minors = 1;
 	disk->fops = &rkm_bc_fops;
-	disk->private_data = owner;
+	disk->private_data = (void *)owner;
 	snprintf(disk->disk_name, DISK_NAME_LEN, "bcache_rs%d", idx);
 	set_capacity(disk, sectors);
 	*err = add_disk(disk);
@@ -287,21 +366,28 @@ void rkm_bc_disk_destroy(struct gendisk *disk)
 	put_disk(disk);
 }
 
-/*
- * Links `bdev` under `disk` as one of its slaves (/sys/block/<disk>/slaves,
- * /sys/block/<bdev>/holders: what lsblk shows). `bdev` is open exclusively.
- */
 int rkm_bc_disk_link(struct gendisk *disk, struct block_device *bdev);
 int rkm_bc_disk_link(struct gendisk *disk, struct block_device *bdev)
 {
 	return bd_link_disk_holder(bdev, disk);
 }
 
-/* Undoes rkm_bc_disk_link(), before the disk is removed. */
 void rkm_bc_disk_unlink(struct gendisk *disk, struct block_device *bdev);
 void rkm_bc_disk_unlink(struct gendisk *disk, struct block_device *bdev)
 {
 	bd_unlink_disk_holder(bdev, disk);
+}
+
+void rkm_bc_disk_open_lock(struct gendisk *disk);
+void rkm_bc_disk_open_lock(struct gendisk *disk)
+{
+	mutex_lock(&disk->open_mutex);
+}
+
+void rkm_bc_disk_open_unlock(struct gendisk *disk);
+void rkm_bc_disk_open_unlock(struct gendisk *disk)
+{
+	mutex_unlock(&disk->open_mutex);
 }
 
 unsigned int rkm_bc_disk_openers(struct gendisk *disk);
@@ -310,14 +396,25 @@ unsigned int rkm_bc_disk_openers(struct gendisk *disk)
 	return disk_openers(disk);
 }
 
-/* --- bios --- */
+void rkm_bc_disk_freeze(struct gendisk *disk);
+void rkm_bc_disk_freeze(struct gendisk *disk)
+{
+	blk_mq_freeze_queue(disk->queue);
+}
 
-enum { RKM_BC_READ, RKM_BC_WRITE, RKM_BC_FLUSH, RKM_BC_DISCARD, RKM_BC_OTHER };
+void rkm_bc_disk_unfreeze(struct gendisk *disk);
+void rkm_bc_disk_unfreeze(struct gendisk *disk)
+{
+	blk_mq_unfreeze_queue(disk->queue);
+}
+
+/* --- bios --- */
 
 struct rkm_bc_bioinfo {
 	u64 sector;
 	u32 sectors;
 	u32 op;
+	u32 flags;
 };
 
 void rkm_bc_bio_info(struct bio *bio, struct rkm_bc_bioinfo *info);
@@ -325,33 +422,18 @@ void rkm_bc_bio_info(struct bio *bio, struct rkm_bc_bioinfo *info)
 {
 	info->sector = bio->bi_iter.bi_sector;
 	info->sectors = bio_sectors(bio);
-	switch (bio_op(bio)) {
-	case REQ_OP_READ:
-		info->op = RKM_BC_READ;
-		break;
-	case REQ_OP_WRITE:
-		info->op = bio_sectors(bio) ? RKM_BC_WRITE : RKM_BC_FLUSH;
-		break;
-	case REQ_OP_FLUSH:
-		info->op = RKM_BC_FLUSH;
-		break;
-	case REQ_OP_DISCARD:
-	case REQ_OP_SECURE_ERASE:
-	case REQ_OP_WRITE_ZEROES:
-		info->op = RKM_BC_DISCARD;
-		break;
-	default:
-		info->op = RKM_BC_OTHER;
-	}
+	info->op = bio_op(bio);
+	info->flags = bio->bi_opf & ~REQ_OP_MASK;
 }
 
-/* A bio set whose bios carry `front_pad` bytes of context before them. */
+/* A bio set whose bios carry `front_pad` bytes (rounded up) before them. */
 struct bio_set *rkm_bc_bioset_create(unsigned int front_pad);
 struct bio_set *rkm_bc_bioset_create(unsigned int front_pad)
 {
 	struct bio_set *bs = kzalloc(sizeof(*bs), GFP_KERNEL);
 
-	if (bs && bioset_init(bs, 64, front_pad, BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER)) {
+	if (bs && bioset_init(bs, 64, ALIGN(front_pad, __alignof__(struct bio)),
+			      BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER)) {
 		kfree(bs);
 		bs = NULL;
 	}
@@ -365,19 +447,19 @@ void rkm_bc_bioset_destroy(struct bio_set *bs)
 	kfree(bs);
 }
 
-void *rkm_bc_bio_ctx(struct bio *bio);
-void *rkm_bc_bio_ctx(struct bio *bio)
+void *rkm_bc_bio_pad(struct bio *bio);
+void *rkm_bc_bio_pad(struct bio *bio)
 {
 	return (char *)bio - bio->bi_pool->front_pad;
 }
 
-/* Splits the first `sectors` off `bio` (chained to it) and returns them. */
+/* Splits the first `sectors` off `bio` (chained to it); NULL on failure. */
 struct bio *rkm_bc_split(struct bio *bio, u32 sectors, struct bio_set *bs);
 struct bio *rkm_bc_split(struct bio *bio, u32 sectors, struct bio_set *bs)
 {
 	struct bio *split = bio_split(bio, sectors, GFP_NOIO, bs);
 
-	if (IS_ERR(split))
+	if (IS_ERR_OR_NULL(split))
 		return NULL;
 	bio_chain(split, bio);
 	return split;
@@ -390,43 +472,48 @@ static void rkm_bc_endio(struct bio *bio)
 
 /*
  * A clone of `orig` for `bdev` at `sector` that completes to
- * bcache_rs_endio. `plain` makes it a plain write (no flush, no FUA): the
- * cache copy of a write. Never fails (GFP_NOIO from a mempool).
+ * bcache_rs_endio; `op`, if not 0, replaces its operation and flags (a
+ * plain write). NULL if there is no memory (GFP_NOIO from a mempool: only
+ * if the allocation may not sleep).
  */
-struct bio *rkm_bc_clone(struct bio *orig, struct block_device *bdev, u64 sector, bool plain,
+struct bio *rkm_bc_clone(struct bio *orig, struct block_device *bdev, u64 sector, u32 op,
 			 struct bio_set *bs);
-struct bio *rkm_bc_clone(struct bio *orig, struct block_device *bdev, u64 sector, bool plain,
+struct bio *rkm_bc_clone(struct bio *orig, struct block_device *bdev, u64 sector, u32 op,
 			 struct bio_set *bs)
 {
 	struct bio *clone = bio_alloc_clone(bdev, orig, GFP_NOIO, bs);
 
+	if (!clone)
+		return NULL;
 	clone->bi_iter.bi_sector = sector;
 	clone->bi_end_io = rkm_bc_endio;
-	if (plain)
-		clone->bi_opf = REQ_OP_WRITE;
+	if (op)
+		clone->bi_opf = op;
 	return clone;
 }
 
 /*
- * A write to `bdev` at `sector` of a copy of `src`'s data, in pages of its
- * own, completing to bcache_rs_endio; NULL if there is no memory.
+ * A bio of `bytes` in pages of its own, for `bdev` at `sector` with
+ * operation `op`, completing to bcache_rs_endio; NULL if there is no
+ * memory (the pages are not waited for).
  */
-struct bio *rkm_bc_copy(struct bio *src, struct block_device *bdev, u64 sector,
-			struct bio_set *bs);
-struct bio *rkm_bc_copy(struct bio *src, struct block_device *bdev, u64 sector,
-			struct bio_set *bs)
+struct bio *rkm_bc_alloc_pages(struct block_device *bdev, u64 sector, unsigned int bytes,
+			       u32 op, struct bio_set *bs);
+struct bio *rkm_bc_alloc_pages(struct block_device *bdev, u64 sector, unsigned int bytes,
+			       u32 op, struct bio_set *bs)
 {
-	unsigned int size = src->bi_iter.bi_size;
-	unsigned int nr = DIV_ROUND_UP(size, PAGE_SIZE);
+	unsigned int nr = DIV_ROUND_UP(bytes, PAGE_SIZE);
 	struct bio *bio;
 
-	if (nr > BIO_MAX_VECS)
+	if (!bytes || nr > BIO_MAX_VECS)
 		return NULL;
-	bio = bio_alloc_bioset(bdev, nr, REQ_OP_WRITE, GFP_NOIO, bs);
+	bio = bio_alloc_bioset(bdev, nr, op, GFP_NOIO, bs);
+	if (!bio)
+		return NULL;
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_end_io = rkm_bc_endio;
-	while (size) {
-		unsigned int len = min_t(unsigned int, size, PAGE_SIZE);
+	while (bytes) {
+		unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
 		struct page *page = alloc_page(GFP_NOIO | __GFP_NOWARN | __GFP_NORETRY);
 
 		if (!page) {
@@ -435,17 +522,55 @@ struct bio *rkm_bc_copy(struct bio *src, struct block_device *bdev, u64 sector,
 			return NULL;
 		}
 		__bio_add_page(bio, page, len, 0);
-		size -= len;
+		bytes -= len;
 	}
-	bio_copy_data(bio, src);
 	return bio;
 }
 
-void rkm_bc_free_copy(struct bio *bio);
-void rkm_bc_free_copy(struct bio *bio)
+void rkm_bc_free_pages(struct bio *bio);
+void rkm_bc_free_pages(struct bio *bio)
 {
 	bio_free_pages(bio);
-	bio_put(bio);
+}
+
+/*
+ * Makes a completed bio of pages of its own (rkm_bc_alloc_pages) a new
+ * `op` of all its pages to `bdev` at `sector`, completing to
+ * bcache_rs_endio again.
+ */
+void rkm_bc_rewind(struct bio *bio, struct block_device *bdev, u64 sector, u32 op);
+void rkm_bc_rewind(struct bio *bio, struct block_device *bdev, u64 sector, u32 op)
+{
+	unsigned short vcnt = bio->bi_vcnt;
+	unsigned int size = 0;
+	unsigned short i;
+
+	for (i = 0; i < vcnt; i++)
+		size += bio->bi_io_vec[i].bv_len;
+	bio_reset(bio, bdev, op);
+	bio->bi_vcnt = vcnt;
+	bio->bi_iter.bi_sector = sector;
+	bio->bi_iter.bi_size = size;
+	bio->bi_end_io = rkm_bc_endio;
+}
+
+void rkm_bc_copy_data(struct bio *dst, struct bio *src);
+void rkm_bc_copy_data(struct bio *dst, struct bio *src)
+{
+	bio_copy_data(dst, src);
+}
+
+/* `bio` will not complete until one more bio_endio() (rkm_bc_endio_hold). */
+void rkm_bc_hold(struct bio *bio);
+void rkm_bc_hold(struct bio *bio)
+{
+	bio_inc_remaining(bio);
+}
+
+void rkm_bc_release_hold(struct bio *bio);
+void rkm_bc_release_hold(struct bio *bio)
+{
+	bio_endio(bio);
 }
 
 void rkm_bc_submit(struct bio *bio);
@@ -486,22 +611,10 @@ void rkm_bc_complete(struct bio *bio, int err, bool acct, unsigned long start)
 	bio_endio(bio);
 }
 
-/* --- an irq-safe spinlock --- */
+/* --- an irq-safe spinlock (spin_lock_irqsave is a macro) --- */
 
-size_t rkm_bc_lock_size(void);
-size_t rkm_bc_lock_size(void)
-{
-	return sizeof(spinlock_t);
-}
-
-void rkm_bc_lock_init(spinlock_t *lock);
-void rkm_bc_lock_init(spinlock_t *lock)
-{
-	spin_lock_init(lock);
-}
-
-unsigned long rkm_bc_lock(spinlock_t *lock);
-unsigned long rkm_bc_lock(spinlock_t *lock)
+unsigned long rkm_bc_spin_lock_irqsave(spinlock_t *lock);
+unsigned long rkm_bc_spin_lock_irqsave(spinlock_t *lock)
 {
 	unsigned long flags;
 
@@ -509,73 +622,30 @@ unsigned long rkm_bc_lock(spinlock_t *lock)
 	return flags;
 }
 
-void rkm_bc_unlock(spinlock_t *lock, unsigned long flags);
-void rkm_bc_unlock(spinlock_t *lock, unsigned long flags)
+void rkm_bc_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+void rkm_bc_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 {
 	spin_unlock_irqrestore(lock, flags);
 }
 
-/* --- deferred work --- */
+/* --- the module's workqueue, the block major --- */
 
-static struct workqueue_struct *rkm_bc_wq;
-
-/* Work that calls bcache_rs_work(owner, what); and a list of nodes that it
- * hands to bcache_rs_deferred(owner, node) one by one, oldest first. */
-struct rkm_bc_work {
-	struct work_struct work;
-	struct llist_head list;
-	void *owner;
-	int what;
-};
-
-static void rkm_bc_work_fn(struct work_struct *work)
+struct workqueue_struct *rkm_bc_wq_create(void);
+struct workqueue_struct *rkm_bc_wq_create(void)
 {
-	struct rkm_bc_work *w = container_of(work, struct rkm_bc_work, work);
-	struct llist_node *node = llist_reverse_order(llist_del_all(&w->list));
-
-	while (node) {
-		struct llist_node *next = node->next;
-
-		bcache_rs_deferred(w->owner, node);
-		node = next;
-	}
-	bcache_rs_work(w->owner, w->what);
+	return alloc_workqueue("bcache_rs", WQ_MEM_RECLAIM, 0);
 }
 
-struct rkm_bc_work *rkm_bc_work_create(void *owner, int what);
-struct rkm_bc_work *rkm_bc_work_create(void *owner, int what)
+void rkm_bc_wq_flush(struct workqueue_struct *wq);
+void rkm_bc_wq_flush(struct workqueue_struct *wq)
 {
-	struct rkm_bc_work *w = kzalloc(sizeof(*w), GFP_KERNEL);
-
-	if (w) {
-		INIT_WORK(&w->work, rkm_bc_work_fn);
-		init_llist_head(&w->list);
-		w->owner = owner;
-		w->what = what;
-	}
-	return w;
+	flush_workqueue(wq);
 }
 
-void rkm_bc_work_queue(struct rkm_bc_work *w);
-void rkm_bc_work_queue(struct rkm_bc_work *w)
+void rkm_bc_wq_destroy(struct workqueue_struct *wq);
+void rkm_bc_wq_destroy(struct workqueue_struct *wq)
 {
-	queue_work(rkm_bc_wq, &w->work);
-}
-
-/* Queues `node` for bcache_rs_deferred; callable from any context. */
-void rkm_bc_defer(struct rkm_bc_work *w, struct llist_node *node);
-void rkm_bc_defer(struct rkm_bc_work *w, struct llist_node *node)
-{
-	if (llist_add(node, &w->list))
-		queue_work(rkm_bc_wq, &w->work);
-}
-
-/* Waits for the work to finish, cancels it if queued, and frees it. */
-void rkm_bc_work_destroy(struct rkm_bc_work *w);
-void rkm_bc_work_destroy(struct rkm_bc_work *w)
-{
-	cancel_work_sync(&w->work);
-	kfree(w);
+	destroy_workqueue(wq);
 }
 
 void rkm_bc_msleep(unsigned int ms);
@@ -584,23 +654,15 @@ void rkm_bc_msleep(unsigned int ms)
 	msleep(ms);
 }
 
-int rkm_bc_init(void);
-int rkm_bc_init(void)
+int rkm_bc_major_register(void);
+int rkm_bc_major_register(void)
 {
-	rkm_bc_wq = alloc_workqueue("bcache_rs", WQ_MEM_RECLAIM, 0);
-	if (!rkm_bc_wq)
-		return -ENOMEM;
 	rkm_bc_major = register_blkdev(0, "bcache_rs");
-	if (rkm_bc_major < 0) {
-		destroy_workqueue(rkm_bc_wq);
-		return rkm_bc_major;
-	}
-	return 0;
+	return rkm_bc_major < 0 ? rkm_bc_major : 0;
 }
 
-void rkm_bc_exit(void);
-void rkm_bc_exit(void)
+void rkm_bc_major_unregister(void);
+void rkm_bc_major_unregister(void)
 {
 	unregister_blkdev(rkm_bc_major, "bcache_rs");
-	destroy_workqueue(rkm_bc_wq);
 }

@@ -2,172 +2,631 @@
 
 //! The data path of bcache_rs: every bio of a `/dev/bcache_rs<N>` disk, cut
 //! at cached-extent boundaries and sent to the SSD (hits) or the backing
-//! device (misses, writes), and what happens when those clones complete.
+//! device (misses, writes), and what happens when those bios complete.
 //!
-//! A clone carries an [`IoCtx`] in its bio set's front pad. Completions run
-//! in interrupt context: they take the cache's [`IrqLock`] to insert or drop
-//! extents, and hand what needs process context (copying a miss into a fill,
-//! retrying a failed SSD read on the backing device) to the cache's work
-//! item. Each bio given to us counts in its device's `pending` until its
-//! last clone completed, so teardown can wait for the device to go idle.
+//! Each bio of ours carries an [`IoCtx`] in its front pad (`crate::blk`):
+//! the I/O reference of its device ([`IoRef`], which keeps the device and
+//! its cache attachment alive), what kind of bio it is, and its claim on
+//! the cache (the pinned bucket, the fill's or write's in-flight ticket),
+//! which the context gives back when it is dropped, whatever path drops it.
+//!
+//! - A **hit** is a clone of the caller's bio (piece) to the SSD. A failed
+//!   hit drops its extent and is retried on the backing device in process
+//!   context: the caller never sees the SSD's error.
+//! - A **miss that fills** reads the backing device into pages of ours;
+//!   in process context the data is copied into the caller's bio, which is
+//!   completed, and the same pages are written to the SSD. The cache is
+//!   therefore filled with the device's bytes, never with the caller's
+//!   buffer (which an `O_DIRECT` caller may change meanwhile).
+//! - A **writethrough write** copies the caller's data into pages of ours
+//!   first, and writes those pages both to the backing device and, beside
+//!   it, to the SSD: both get the same bytes, whatever the caller does to
+//!   its buffer. The SSD copy holds the backing write open
+//!   (`bio_inc_remaining`), so the write completes once, after both.
+//! - Anything else is a clone to the backing device (a **pass**).
+//!
+//! Completions run in interrupt context: they take the cache's irq-safe
+//! lock to insert or drop extents (bounded work: see `rust/bcache`) and
+//! hand what needs process context to the device's work item.
 
-use crate::bcache::{ReadPlan, Region, Ticket, WritePlan};
-use crate::blk::{Acct, Bio, LlNode, OP_DISCARD, OP_FLUSH, OP_READ, OP_WRITE};
-use crate::{CacheSet, Dev, MODE_NONE, MODE_WRITETHROUGH};
-use core::ptr;
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use crate::bcache::{ReadPlan, Region, Ticket, WritePlan, WriteTicket};
+use crate::blk::{Done, Op, OrigBio, PagesOp};
+use crate::cache_set::CacheSet;
+use crate::dev::{CacheMode, Dev, DevStats, IoRef, Submitting};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::prelude::*;
+use kernel::sync::Arc;
 
-/// What a clone is for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Passed through to the backing device: complete the original.
-    Pass,
+/// Most pieces a read is cut into before it goes to the backing device
+/// whole.
+const MAX_PIECES: usize = 4;
+
+/// What a context holds of the cache: given back on drop.
+#[derive(Default)]
+struct Claim {
+    /// A pinned bucket.
+    pin: Option<u32>,
+    /// A fill's in-flight ticket.
+    fill: Option<Ticket>,
+    /// A write's in-flight ticket.
+    write: Option<WriteTicket>,
+}
+
+impl Claim {
+    fn pin(bucket: u32) -> Self {
+        Self {
+            pin: Some(bucket),
+            ..Self::default()
+        }
+    }
+
+    fn release(&mut self, c: &CacheSet) {
+        let (fill, write) = (self.fill.take(), self.write.take());
+        if fill.is_some() || write.is_some() {
+            let mut g = c.core.lock();
+            if let Some(t) = fill {
+                g.inflight.end(t);
+            }
+            if let Some(t) = write {
+                g.inflight.end_write(t);
+            }
+        }
+        if let Some(b) = self.pin.take() {
+            c.unpin(b);
+        }
+    }
+}
+
+/// What a bio of ours is for.
+enum Kind {
+    /// Passed through to the backing device: the original (kept by the
+    /// clone) is completed with its status.
+    Pass { sectors: u64 },
     /// A read from the SSD.
-    Hit,
-    /// A read from the backing device to be copied into the cache.
-    MissFill,
-    /// The copy of a miss, written to the SSD.
-    FillWrite,
-    /// A write to the backing device, with a cache copy beside it or not.
-    Write,
-    /// The cache copy of a write (writethrough).
+    Hit { sector: u64, sectors: u64 },
+    /// A miss read from the backing device into pages of ours: `orig`
+    /// waits for the data.
+    FillRead {
+        sector: u64,
+        region: Region,
+        orig: Option<OrigBio>,
+    },
+    /// The same pages, written to the SSD.
+    FillWrite { sector: u64, region: Region },
+    /// A write to the backing device (from pages of ours with a cache copy,
+    /// `orig` waiting; or a clone of the original).
+    Write {
+        sector: u64,
+        sectors: u64,
+        plan: WritePlan,
+        orig: Option<OrigBio>,
+        copy_failed: AtomicBool,
+    },
+    /// The cache copy of a `Write`, holding it open.
     WriteCopy,
 }
 
-/// The context in front of each of our clones.
-#[repr(C)]
+/// The context in the front pad of each bio of ours.
 pub(crate) struct IoCtx {
-    /// For [`Work::defer`](crate::blk::Work::defer); first field.
-    node: LlNode,
+    io: IoRef,
     kind: Kind,
-    dev: *const Dev,
-    /// The bio given to us (for `FillWrite`: none).
-    orig: Bio,
-    /// `orig`'s accounting on our disk, ended when `orig` completes (on
-    /// the clone that completes it: `Pass`, `Hit`, `MissFill`, `Write`).
-    acct: Option<Acct>,
-    sector: u64,
-    sectors: u64,
-    region: Option<Region>,
-    ticket: Option<Ticket>,
-    plan: Option<WritePlan>,
-    /// `WriteCopy`: the `Write` clone that finishes the pair.
-    partner: Bio,
-    /// `Write`: clones of the pair still in flight, and their first error.
-    remaining: AtomicU32,
-    status: AtomicI32,
-    copy_failed: bool,
+    claim: Claim,
 }
 
-/// Most pieces a read is cut into (see [`Dev::read`]).
-const MAX_PIECES: usize = 4;
+impl IoCtx {
+    fn new(io: IoRef, kind: Kind, claim: Claim) -> Self {
+        Self { io, kind, claim }
+    }
+}
+
+impl Drop for IoCtx {
+    fn drop(&mut self) {
+        if let Some(c) = self.io.cache() {
+            self.claim.release(c);
+        }
+    }
+}
 
 fn sectors_u32(len: u64) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-impl Dev {
-    /// Builds the context of `clone`.
-    ///
-    /// # Safety
-    ///
-    /// `clone` is a fresh clone of the device's bio set; `acct` is `orig`'s
-    /// accounting if this clone completes `orig`, else `None`.
-    unsafe fn init_ctx(
-        &self,
-        clone: Bio,
-        kind: Kind,
-        orig: Bio,
-        acct: Option<Acct>,
-        sector: u64,
-        sectors: u64,
-    ) -> *mut IoCtx {
-        // SAFETY: the clone is live and from `self.bs` (caller).
-        let ctx = unsafe { clone.ctx::<IoCtx>() };
-        // SAFETY: the front pad is ours, sized and aligned for an `IoCtx`
-        // (`BioSet<IoCtx>`; front pads are aligned to pointers and the
-        // bio allocation's alignment).
-        unsafe {
-            ptr::write(
-                ctx,
-                IoCtx {
-                    node: LlNode::new(),
-                    kind,
-                    dev: self,
-                    orig,
-                    acct,
-                    sector,
-                    sectors,
-                    region: None,
-                    ticket: None,
-                    plan: None,
-                    partner: Bio(ptr::null_mut()),
-                    remaining: AtomicU32::new(1),
-                    status: AtomicI32::new(0),
-                    copy_failed: false,
-                },
-            )
-        };
-        ctx
+/// A bio submitted to a device's disk.
+pub(crate) fn submit(s: Submitting<'_>, bio: OrigBio) {
+    let info = bio.info();
+    let dev = s.dev();
+    let sectors = u64::from(info.sectors);
+    let mode = dev.mode();
+    let cache = s.cache().filter(|c| !c.is_failed());
+    match (info.op, cache) {
+        (Op::Read, Some(c)) if mode != CacheMode::None && sectors > 0 => {
+            read(&s, c, bio, info.sector, sectors)
+        }
+        (Op::Write | Op::Discard, Some(c)) if sectors > 0 => {
+            write(&s, c, bio, info.sector, sectors, info.op == Op::Write, mode)
+        }
+        _ => pass(dev, s.io(), bio, info.sector, sectors),
     }
+}
 
-    /// Passes `bio` (or what is left of it) to the backing device; `acct`
-    /// is its accounting, `None` to start it now.
-    ///
-    /// # Safety
-    ///
-    /// `bio` was given to us and is not completed; `acct` is from
-    /// [`Bio::start_acct`] on it.
-    unsafe fn pass(&self, bio: Bio, sector: u64, sectors: u64, acct: Option<Acct>) {
-        let acct = match acct {
-            Some(a) => Some(a),
-            // SAFETY: `bio` is live and ours (caller).
-            None => unsafe { bio.start_acct() },
-        };
-        // SAFETY: `bio` is live (caller); the backing device is open.
-        let clone = unsafe { bio.clone_to(self.backing.bdev(), sector, false, &self.bs) };
-        // SAFETY: fresh clone of our bio set; it completes `bio`.
-        unsafe { self.init_ctx(clone, Kind::Pass, bio, acct, sector, sectors) };
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: built above.
-        unsafe { clone.submit() };
+/// Passes `bio` (a bio we were given, or what is left of one) to the
+/// backing device.
+fn pass(dev: &Dev, io: IoRef, mut bio: OrigBio, sector: u64, sectors: u64) {
+    bio.start_acct();
+    match dev
+        .sets
+        .clones
+        .clone_bio(bio, &dev.backing.target(), sector, false)
+    {
+        Ok(u) => u
+            .init(IoCtx::new(io, Kind::Pass { sectors }, Claim::default()))
+            .submit(),
+        Err(bio) => bio.complete(ENOMEM.to_errno()),
     }
+}
 
-    /// Handles a bio submitted to the disk.
-    ///
-    /// # Safety
-    ///
-    /// `bio` was submitted to this device's disk and is not completed.
-    pub(crate) unsafe fn submit(&self, bio: Bio) {
-        // SAFETY: live (caller).
-        let info = unsafe { bio.info() };
-        let cache = self.active_cache();
-        let mode = self.mode.load(Ordering::Relaxed);
-        match (info.op, cache) {
-            (OP_READ, Some(c)) if mode != MODE_NONE && info.sectors > 0 => {
-                // SAFETY: as the caller's.
-                unsafe { self.read(c, bio, info.sector, u64::from(info.sectors)) }
+fn plan_len(plan: &ReadPlan) -> u64 {
+    match *plan {
+        ReadPlan::Hit { len, .. } | ReadPlan::Fill { len, .. } | ReadPlan::Miss { len, .. } => len,
+    }
+}
+
+/// Undoes a read plan that will not be carried out.
+fn unplan(c: &CacheSet, plan: &ReadPlan) {
+    match *plan {
+        ReadPlan::Hit { bucket, .. } => c.unpin(bucket),
+        ReadPlan::Fill { region, ticket, .. } => {
+            c.core.lock().inflight.end(ticket);
+            c.unpin(region.bucket);
+        }
+        ReadPlan::Miss { .. } => {}
+    }
+}
+
+fn read(s: &Submitting<'_>, c: &Arc<CacheSet>, bio: OrigBio, start: u64, sectors: u64) {
+    let dev = s.dev();
+    let bypass = dev.bypass(start, sectors);
+    // A bypassed read is served from the SSD only if it is one hit; a read
+    // that would be cut in more than MAX_PIECES pieces goes to the backing
+    // device whole (each miss piece would cost it a seek). The cache is
+    // never dirty, so the backing device is always up to date.
+    let end = start + sectors;
+    let max_fill = c.max_fill_sectors();
+    let mut sector = start;
+    let mut rest = Some(bio);
+    let mut first = true;
+    while let Some(mut bio) = rest.take() {
+        let want = end - sector;
+        let fill = !bypass && want <= max_fill;
+        let (plan, invalidated) = {
+            let mut g = c.core.lock();
+            let pinned = |b: u32| c.pinned(b);
+            let plan = if first {
+                let max = if bypass { 1 } else { MAX_PIECES };
+                g.read_first(dev.id, sector, want, fill, max, &pinned)
+            } else {
+                Some(g.read(dev.id, sector, want, fill, &pinned))
+            };
+            match plan {
+                Some(ReadPlan::Hit { bucket, .. }) => c.pin(bucket),
+                Some(ReadPlan::Fill { region, .. }) => c.pin(region.bucket),
+                Some(ReadPlan::Miss { .. }) | None => {}
             }
-            (OP_WRITE | OP_DISCARD, Some(c)) if info.sectors > 0 => {
-                // SAFETY: as the caller's.
-                unsafe {
-                    self.write(
-                        c,
-                        bio,
-                        info.sector,
-                        u64::from(info.sectors),
-                        info.op == OP_WRITE,
-                        mode,
-                    )
+            (plan, g.buckets.stats().invalidated)
+        };
+        first = false;
+        let Some(plan) = plan else {
+            dev.stats.count_miss(bypass);
+            pass(dev, s.io(), bio, sector, want);
+            return;
+        };
+        CacheSet::maybe_gc(c, invalidated);
+        let len = plan_len(&plan);
+        let piece = if len < want {
+            match bio.split_front(sectors_u32(len), &dev.sets.splits) {
+                Some(p) => {
+                    // `bio` now holds the rest.
+                    rest = Some(bio);
+                    p
+                }
+                None => {
+                    unplan(c, &plan);
+                    pass(dev, s.io(), bio, sector, want);
+                    return;
                 }
             }
-            (OP_FLUSH, _) | (_, _) => {
-                // SAFETY: as the caller's.
-                unsafe { self.pass(bio, info.sector, u64::from(info.sectors), None) }
+        } else {
+            bio
+        };
+        match plan {
+            ReadPlan::Hit {
+                bucket,
+                offset,
+                len,
+            } => hit(s, c, piece, sector, len, bucket, offset, bypass),
+            ReadPlan::Fill {
+                len,
+                region,
+                ticket,
+            } => fill_miss(s, c, piece, sector, len, region, ticket, bypass),
+            ReadPlan::Miss { len, collided } => {
+                dev.stats.count_miss(bypass);
+                if collided {
+                    DevStats::add(&dev.stats.collisions, 1);
+                }
+                pass(dev, s.io(), piece, sector, len);
+            }
+        }
+        sector += len;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hit(
+    s: &Submitting<'_>,
+    c: &CacheSet,
+    mut piece: OrigBio,
+    sector: u64,
+    len: u64,
+    bucket: u32,
+    offset: u32,
+    bypass: bool,
+) {
+    let dev = s.dev();
+    dev.stats.count_hit(bypass);
+    piece.start_acct();
+    let ctx = IoCtx::new(
+        s.io(),
+        Kind::Hit {
+            sector,
+            sectors: len,
+        },
+        Claim::pin(bucket),
+    );
+    let ssd_sector = c.bucket_sector(bucket) + u64::from(offset);
+    match dev
+        .sets
+        .clones
+        .clone_bio(piece, &c.ssd.target(), ssd_sector, false)
+    {
+        Ok(u) => u.init(ctx).submit(),
+        Err(piece) => {
+            drop(ctx);
+            piece.complete(ENOMEM.to_errno());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fill_miss(
+    s: &Submitting<'_>,
+    c: &CacheSet,
+    mut piece: OrigBio,
+    sector: u64,
+    len: u64,
+    region: Region,
+    ticket: Ticket,
+    bypass: bool,
+) {
+    let dev = s.dev();
+    dev.stats.count_miss(bypass);
+    let bytes = sectors_u32(len).saturating_mul(512);
+    let Some(u) = dev
+        .sets
+        .clones
+        .pages_bio(&dev.backing.target(), sector, bytes, PagesOp::Read)
+    else {
+        // No pages for the fill: a plain miss.
+        DevStats::add(&dev.stats.alloc_failures, 1);
+        unplan(
+            c,
+            &ReadPlan::Fill {
+                len,
+                region,
+                ticket,
+            },
+        );
+        pass(dev, s.io(), piece, sector, len);
+        return;
+    };
+    piece.start_acct();
+    let ctx = IoCtx::new(
+        s.io(),
+        Kind::FillRead {
+            sector,
+            region,
+            orig: Some(piece),
+        },
+        Claim {
+            pin: Some(region.bucket),
+            fill: Some(ticket),
+            write: None,
+        },
+    );
+    u.init(ctx).submit();
+}
+
+fn write(
+    s: &Submitting<'_>,
+    c: &Arc<CacheSet>,
+    mut bio: OrigBio,
+    sector: u64,
+    sectors: u64,
+    data: bool,
+    mode: CacheMode,
+) {
+    let dev = s.dev();
+    let bypass = data && dev.bypass(sector, sectors);
+    let want_copy =
+        data && mode == CacheMode::Writethrough && !bypass && sectors <= c.max_fill_sectors();
+    // The pages both copies are written from, filled with the caller's
+    // data once, before the lock (allocating may sleep).
+    let bounce = if want_copy {
+        let bytes = sectors_u32(sectors).saturating_mul(512);
+        dev.sets
+            .clones
+            .pages_bio(
+                &dev.backing.target(),
+                sector,
+                bytes,
+                PagesOp::WriteLike(&bio),
+            )
+            .and_then(|mut u| u.copy_from(&bio).ok().map(|()| u))
+    } else {
+        None
+    };
+    if want_copy && bounce.is_none() {
+        DevStats::add(&dev.stats.alloc_failures, 1);
+    }
+    let (plan, mut more, invalidated) = {
+        let mut g = c.core.lock();
+        let pinned = |b: u32| c.pinned(b);
+        let (plan, more) = g.begin_write(dev.id, sector, sectors, bounce.is_some(), &pinned);
+        if let Some(r) = plan.region {
+            c.pin(r.bucket);
+        }
+        (plan, more, g.buckets.stats().invalidated)
+    };
+    // The write is in the in-flight table: the rest of its range is
+    // invalidated a batch per hold, before it goes to the backing device.
+    let end = sector + sectors;
+    while let Some(from) = more {
+        more = c.core.lock().invalidate_more(dev.id, from, end);
+    }
+    CacheSet::maybe_gc(c, invalidated);
+    bio.start_acct();
+    let claim = Claim {
+        pin: plan.region.map(|r| r.bucket),
+        fill: None,
+        write: Some(plan.ticket),
+    };
+    match (plan.region, bounce) {
+        (Some(r), Some(u)) => {
+            let w = u.init(IoCtx::new(
+                s.io(),
+                Kind::Write {
+                    sector,
+                    sectors,
+                    plan,
+                    orig: Some(bio),
+                    copy_failed: AtomicBool::new(false),
+                },
+                claim,
+            ));
+            let copy = IoCtx::new(s.io(), Kind::WriteCopy, Claim::default());
+            let at = c.bucket_sector(r.bucket) + u64::from(r.offset);
+            if let Err((mut w, copy)) =
+                w.submit_with_copy(&dev.sets.clones, &c.ssd.target(), at, copy)
+            {
+                // No copy after all: the write alone, not inserted.
+                drop(copy);
+                if let Kind::Write { copy_failed, .. } = &w.ctx().kind {
+                    copy_failed.store(true, Ordering::Relaxed);
+                }
+                w.submit();
+            }
+        }
+        (_, bounce) => {
+            drop(bounce);
+            let ctx = IoCtx::new(
+                s.io(),
+                Kind::Write {
+                    sector,
+                    sectors,
+                    plan,
+                    orig: None,
+                    copy_failed: AtomicBool::new(false),
+                },
+                claim,
+            );
+            match dev
+                .sets
+                .clones
+                .clone_bio(bio, &dev.backing.target(), sector, false)
+            {
+                Ok(u) => u.init(ctx).submit(),
+                Err(bio) => {
+                    drop(ctx);
+                    bio.complete(ENOMEM.to_errno());
+                }
             }
         }
     }
+}
 
+/// A bio of ours completed (interrupt context).
+pub(crate) fn endio(mut done: Done<IoCtx>) {
+    let err = done.status();
+    let ctx = done.ctx();
+    let dev = ctx.io.dev();
+    match &ctx.kind {
+        Kind::Pass { sectors } => {
+            if err == 0 {
+                DevStats::add(&dev.stats.backing_sectors, *sectors);
+            }
+            let (ctx, orig) = done.release();
+            if let Some(o) = orig {
+                o.complete(err);
+            }
+            drop(ctx);
+        }
+        Kind::Hit { sector, sectors } => {
+            if let Some(c) = ctx.io.cache() {
+                c.ssd_io_done(err != 0, dev.id);
+                if err != 0 {
+                    // The extent's data is unreadable: drop it, and read
+                    // the backing device instead, in process context.
+                    DevStats::add(&dev.stats.ssd_retries, 1);
+                    let mut g = c.core.lock();
+                    let core = &mut *g;
+                    core.index
+                        .invalidate(dev.id, *sector, *sectors, &mut core.buckets);
+                    drop(g);
+                    let dev = dev.clone();
+                    Dev::defer(&dev, done);
+                    return;
+                }
+            }
+            DevStats::add(&dev.stats.cache_sectors, *sectors);
+            let (ctx, orig) = done.release();
+            if let Some(o) = orig {
+                o.complete(err);
+            }
+            drop(ctx);
+        }
+        Kind::FillRead { region, .. } => {
+            if err == 0 {
+                DevStats::add(&dev.stats.backing_sectors, u64::from(region.len));
+                // Copy and write to the SSD in process context.
+                let dev = dev.clone();
+                Dev::defer(&dev, done);
+                return;
+            }
+            let (mut ctx, _) = done.release();
+            if let Kind::FillRead { orig, .. } = &mut ctx.kind {
+                if let Some(o) = orig.take() {
+                    o.complete(err);
+                }
+            }
+            drop(ctx);
+        }
+        Kind::FillWrite { sector, region } => {
+            let (sector, region) = (*sector, *region);
+            let ctx = done.ctx_mut();
+            if let (Some(c), Some(ticket)) = (ctx.io.cache(), ctx.claim.fill.take()) {
+                c.ssd_io_done(err != 0, ctx.io.dev().id);
+                let outcome =
+                    c.core
+                        .lock()
+                        .finish_fill(ctx.io.dev().id, sector, &region, ticket, err == 0);
+                ctx.io.dev().stats.fill_outcome(outcome);
+            }
+            // Unpins, frees the pages.
+            drop(done);
+        }
+        Kind::WriteCopy => {
+            if let Some(c) = ctx.io.cache() {
+                c.ssd_io_done(err != 0, dev.id);
+            }
+            if err != 0 {
+                if let Some(IoCtx {
+                    kind: Kind::Write { copy_failed, .. },
+                    ..
+                }) = done.held_ctx()
+                {
+                    copy_failed.store(true, Ordering::Relaxed);
+                }
+            }
+            // Releases the hold on the write, which may complete now.
+            drop(done);
+        }
+        Kind::Write { .. } => {
+            let ctx = done.ctx_mut();
+            let ticket = ctx.claim.write.take();
+            if let Kind::Write {
+                sector,
+                sectors,
+                plan,
+                copy_failed,
+                ..
+            } = &ctx.kind
+            {
+                let ok = err == 0 && !copy_failed.load(Ordering::Relaxed);
+                if let (Some(c), Some(_)) = (ctx.io.cache(), ticket) {
+                    let outcome = c
+                        .core
+                        .lock()
+                        .finish_write(ctx.io.dev().id, *sector, plan, ok);
+                    if let Some(o) = outcome {
+                        ctx.io.dev().stats.fill_outcome(o);
+                    }
+                }
+                if err == 0 {
+                    DevStats::add(&ctx.io.dev().stats.written_sectors, *sectors);
+                }
+            }
+            let (mut ctx, clone_of) = done.release();
+            let orig = match &mut ctx.kind {
+                Kind::Write { orig, .. } => orig.take().or(clone_of),
+                _ => clone_of,
+            };
+            if let Some(o) = orig {
+                o.complete(err);
+            }
+            drop(ctx);
+        }
+    }
+}
+
+/// A completion handed to process context by [`endio`].
+pub(crate) fn deferred(mut done: Done<IoCtx>) {
+    match &done.ctx().kind {
+        Kind::Hit { sector, sectors } => {
+            let (sector, sectors) = (*sector, *sectors);
+            let (ctx, orig) = done.release();
+            let dev = ctx.io.dev().clone();
+            let io = ctx.io.another();
+            // Unpins the bucket.
+            drop(ctx);
+            if let Some(orig) = orig {
+                pass(&dev, io, orig, sector, sectors);
+            }
+        }
+        Kind::FillRead { sector, region, .. } => {
+            let (sector, region) = (*sector, *region);
+            let Some(c) = done.ctx().io.cache().cloned() else {
+                return;
+            };
+            let orig = match &mut done.ctx_mut().kind {
+                Kind::FillRead { orig, .. } => orig.take(),
+                _ => None,
+            };
+            done.ctx_mut().kind = Kind::FillWrite { sector, region };
+            let at = c.bucket_sector(region.bucket) + u64::from(region.offset);
+            match done.rewrite(&c.ssd.target(), at) {
+                Ok(w) => {
+                    if let Some(mut o) = orig {
+                        w.copy_to(&mut o);
+                        o.complete(0);
+                    }
+                    w.submit();
+                }
+                Err(done) => {
+                    // Not pages of ours: cannot happen; fail safe.
+                    drop(done);
+                    if let Some(o) = orig {
+                        o.complete(EIO.to_errno());
+                    }
+                }
+            }
+        }
+        _ => drop(done),
+    }
+}
+
+impl Dev {
+    /// Whether I/O at `sector` continues a sequential stream longer than
+    /// `sequential_cutoff` (it then bypasses the cache).
     fn bypass(&self, sector: u64, sectors: u64) -> bool {
         let last = self.seq_last_end.swap(sector + sectors, Ordering::Relaxed);
         let run = crate::bcache::sequential_run(
@@ -180,416 +639,4 @@ impl Dev {
         let cutoff = self.seq_cutoff.load(Ordering::Relaxed);
         cutoff > 0 && run.saturating_mul(512) > cutoff
     }
-
-    /// # Safety
-    ///
-    /// As for [`Dev::submit`].
-    unsafe fn read(&self, c: &CacheSet, bio: Bio, mut sector: u64, sectors: u64) {
-        let bypass = self.bypass(sector, sectors);
-        // A bypassed read is served from the SSD only if it is one hit;
-        // any read that would be cut in more than MAX_PIECES pieces goes to
-        // the backing device whole: each miss piece would cost the HDD a
-        // seek. The cache is never dirty, so the backing device is always
-        // up to date.
-        let end = sector + sectors;
-        let max_fill = c.max_fill_sectors();
-        let mut first = true;
-        loop {
-            let want = end - sector;
-            let fill = !bypass && want <= max_fill;
-            let (plan, invalidated) = {
-                let mut g = c.core.lock();
-                let pinned = |b: u32| c.pinned(b);
-                let plan = if first {
-                    let max = if bypass { 1 } else { MAX_PIECES };
-                    g.read_first(self.id, sector, want, fill, max, &pinned)
-                } else {
-                    Some(g.read(self.id, sector, want, fill, &pinned))
-                };
-                match plan {
-                    Some(ReadPlan::Hit { bucket, .. }) => c.pin(bucket),
-                    Some(ReadPlan::Fill { region, .. }) => c.pin(region.bucket),
-                    Some(ReadPlan::Miss { .. }) | None => {}
-                }
-                (plan, g.buckets.stats().invalidated)
-            };
-            first = false;
-            let Some(plan) = plan else {
-                self.stats.count_miss(bypass, sectors);
-                // SAFETY: as the caller's.
-                unsafe { self.pass(bio, sector, sectors, None) };
-                return;
-            };
-            c.maybe_gc(invalidated);
-            let len = match plan {
-                ReadPlan::Hit { len, .. }
-                | ReadPlan::Fill { len, .. }
-                | ReadPlan::Miss { len, .. } => len,
-            };
-            let piece = if len < want {
-                // SAFETY: `bio` is live, not submitted, longer than `len`.
-                match unsafe { bio.split(sectors_u32(len), &self.split_bs) } {
-                    Some(p) => p,
-                    None => {
-                        // No split: undo the plan and pass the rest through.
-                        self.unplan(c, &plan);
-                        // SAFETY: as the caller's.
-                        unsafe { self.pass(bio, sector, want, None) };
-                        return;
-                    }
-                }
-            } else {
-                bio
-            };
-            match plan {
-                ReadPlan::Hit {
-                    bucket,
-                    offset,
-                    len,
-                } => {
-                    self.stats.count_hit(bypass, len);
-                    let ssd_sector = c.bucket_sector(bucket) + u64::from(offset);
-                    // SAFETY: `piece` is live and ours.
-                    let acct = unsafe { piece.start_acct() };
-                    // SAFETY: `piece` is live; the SSD is open.
-                    let clone =
-                        unsafe { piece.clone_to(c.ssd.bdev(), ssd_sector, false, &self.bs) };
-                    // SAFETY: fresh clone.
-                    let ctx = unsafe { self.init_ctx(clone, Kind::Hit, piece, acct, sector, len) };
-                    // SAFETY: just initialised, not shared yet.
-                    unsafe {
-                        (*ctx).region = Some(Region {
-                            bucket,
-                            offset,
-                            len: sectors_u32(len),
-                            gen: 0,
-                        })
-                    };
-                    self.pending.fetch_add(1, Ordering::Relaxed);
-                    // SAFETY: built above.
-                    unsafe { clone.submit() };
-                }
-                ReadPlan::Fill {
-                    len,
-                    region,
-                    ticket,
-                } => {
-                    self.stats.count_miss(bypass, len);
-                    // SAFETY: `piece` is live and ours.
-                    let acct = unsafe { piece.start_acct() };
-                    // SAFETY: `piece` is live; the backing device is open.
-                    let clone =
-                        unsafe { piece.clone_to(self.backing.bdev(), sector, false, &self.bs) };
-                    // SAFETY: fresh clone.
-                    let ctx =
-                        unsafe { self.init_ctx(clone, Kind::MissFill, piece, acct, sector, len) };
-                    // SAFETY: just initialised, not shared yet.
-                    unsafe {
-                        (*ctx).region = Some(region);
-                        (*ctx).ticket = Some(ticket);
-                    }
-                    self.pending.fetch_add(1, Ordering::Relaxed);
-                    // SAFETY: built above.
-                    unsafe { clone.submit() };
-                }
-                ReadPlan::Miss { len, collided } => {
-                    self.stats.count_miss(bypass, len);
-                    if collided {
-                        self.stats.collisions.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // SAFETY: `piece` is live and ours to complete.
-                    unsafe { self.pass(piece, sector, len, None) };
-                }
-            }
-            if len >= want {
-                return;
-            }
-            // `bio` now holds the rest (the split took the front).
-            sector += len;
-        }
-    }
-
-    /// Undoes a read plan that will not be carried out.
-    fn unplan(&self, c: &CacheSet, plan: &ReadPlan) {
-        match *plan {
-            ReadPlan::Hit { bucket, .. } => c.unpin(bucket),
-            ReadPlan::Fill { region, ticket, .. } => {
-                c.core.lock().inflight.end(ticket);
-                c.unpin(region.bucket);
-            }
-            ReadPlan::Miss { .. } => {}
-        }
-    }
-
-    /// # Safety
-    ///
-    /// As for [`Dev::submit`].
-    unsafe fn write(
-        &self,
-        c: &CacheSet,
-        bio: Bio,
-        sector: u64,
-        sectors: u64,
-        data: bool,
-        mode: u32,
-    ) {
-        let bypass = data && self.bypass(sector, sectors);
-        let copy = data && mode == MODE_WRITETHROUGH && !bypass && sectors <= c.max_fill_sectors();
-        let (plan, invalidated) = {
-            let mut g = c.core.lock();
-            let pinned = |b: u32| c.pinned(b);
-            let plan = g.begin_write(self.id, sector, sectors, copy, &pinned);
-            if let Some(r) = plan.region {
-                c.pin(r.bucket);
-            }
-            (plan, g.buckets.stats().invalidated)
-        };
-        c.maybe_gc(invalidated);
-        // SAFETY: `bio` is live and ours.
-        let acct = unsafe { bio.start_acct() };
-        // SAFETY: `bio` is live; the backing device is open.
-        let clone = unsafe { bio.clone_to(self.backing.bdev(), sector, false, &self.bs) };
-        // SAFETY: fresh clone; the pair's last completion completes `bio`.
-        let ctx = unsafe { self.init_ctx(clone, Kind::Write, bio, acct, sector, sectors) };
-        // SAFETY: just initialised, not shared yet.
-        unsafe { (*ctx).plan = Some(plan) };
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        if let Some(r) = plan.region {
-            // SAFETY: as above, to the SSD.
-            let copy = unsafe {
-                bio.clone_to(
-                    c.ssd.bdev(),
-                    c.bucket_sector(r.bucket) + u64::from(r.offset),
-                    true,
-                    &self.bs,
-                )
-            };
-            // SAFETY: fresh clone.
-            let cctx = unsafe { self.init_ctx(copy, Kind::WriteCopy, bio, None, sector, sectors) };
-            // SAFETY: neither context is shared yet.
-            unsafe {
-                (*cctx).partner = clone;
-                (*ctx).remaining.store(2, Ordering::Relaxed);
-            }
-            // SAFETY: built above.
-            unsafe { copy.submit() };
-        }
-        // SAFETY: built above.
-        unsafe { clone.submit() };
-    }
-
-    /// The last clone for a bio given to us completed.
-    fn done(&self) {
-        self.pending.fetch_sub(1, Ordering::Release);
-    }
-}
-
-/// A clone completed with `err` (0 or a negative errno); interrupt context.
-///
-/// # Safety
-///
-/// `bio` is one of our clones or copies (its front pad an [`IoCtx`]),
-/// completing now.
-pub(crate) unsafe fn endio(bio: Bio, err: i32) {
-    // SAFETY: by the caller's contract.
-    let ctx = unsafe { &mut *bio.ctx::<IoCtx>() };
-    // SAFETY: a device outlives its clones (teardown waits for `pending`).
-    let dev = unsafe { &*ctx.dev };
-    match ctx.kind {
-        Kind::Pass => {
-            if err == 0 && ctx.sectors > 0 {
-                dev.stats.add_backing_sectors(ctx.sectors);
-            }
-            // SAFETY: `orig` was given to us; this clone was its last.
-            unsafe { ctx.orig.complete(err, ctx.acct) };
-            // SAFETY: completed, not used again.
-            unsafe { bio.put() };
-            dev.done();
-        }
-        Kind::Hit => {
-            let Some(c) = dev.cache_ref() else {
-                return;
-            };
-            if let Some(r) = ctx.region {
-                c.unpin(r.bucket);
-            }
-            if err != 0 {
-                // Retry from the backing device, in process context.
-                c.io_error(dev);
-                dev.stats.ssd_retries.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: the node stays in the clone's front pad, which
-                // lives until the deferred handler puts the clone.
-                unsafe { c.defer(&mut ctx.node) };
-                return;
-            }
-            dev.stats.add_cache_sectors(ctx.sectors);
-            // SAFETY: as for `Pass`.
-            unsafe { ctx.orig.complete(0, ctx.acct) };
-            // SAFETY: completed, not used again.
-            unsafe { bio.put() };
-            dev.done();
-        }
-        Kind::MissFill => {
-            let Some(c) = dev.cache_ref() else {
-                return;
-            };
-            if err != 0 {
-                if let (Some(r), Some(t)) = (ctx.region, ctx.ticket) {
-                    c.core.lock().finish_fill(dev.id, ctx.sector, &r, t, false);
-                    c.unpin(r.bucket);
-                }
-                // SAFETY: as for `Pass`.
-                unsafe { ctx.orig.complete(err, ctx.acct) };
-                // SAFETY: completed, not used again.
-                unsafe { bio.put() };
-                dev.done();
-                return;
-            }
-            dev.stats.add_backing_sectors(ctx.sectors);
-            // Copy and complete in process context.
-            // SAFETY: as for `Hit`.
-            unsafe { c.defer(&mut ctx.node) };
-        }
-        Kind::FillWrite => {
-            if let (Some(c), Some(r), Some(t)) = (dev.cache_ref(), ctx.region, ctx.ticket) {
-                if err != 0 {
-                    c.io_error(dev);
-                }
-                let outcome = c
-                    .core
-                    .lock()
-                    .finish_fill(dev.id, ctx.sector, &r, t, err == 0);
-                c.unpin(r.bucket);
-                dev.stats.fill_outcome(outcome);
-            }
-            // SAFETY: a completed copy, not used again.
-            unsafe { bio.free_copy() };
-            dev.done();
-        }
-        Kind::WriteCopy => {
-            // SAFETY: the partner's context lives until both completed.
-            let w = unsafe { &mut *ctx.partner.ctx::<IoCtx>() };
-            if err != 0 {
-                w.copy_failed = true;
-                if let Some(c) = dev.cache_ref() {
-                    c.io_error(dev);
-                }
-            }
-            // SAFETY: completed; the pair's finish does not touch it.
-            unsafe { bio.put() };
-            // SAFETY: `w` is the `Write` clone's context.
-            unsafe { write_part_done(ctx.partner, w, dev) };
-        }
-        Kind::Write => {
-            if err != 0 {
-                ctx.status.store(err, Ordering::Relaxed);
-            }
-            // SAFETY: `ctx` is this `Write` clone's context.
-            unsafe { write_part_done(bio, ctx, dev) };
-        }
-    }
-}
-
-/// One clone of a write pair completed; the last one finishes the write.
-///
-/// # Safety
-///
-/// `wbio` is the `Write` clone and `w` its context.
-unsafe fn write_part_done(wbio: Bio, w: &mut IoCtx, dev: &Dev) {
-    if w.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
-        return;
-    }
-    let err = w.status.load(Ordering::Relaxed);
-    if let (Some(c), Some(plan)) = (dev.cache_ref(), w.plan) {
-        let outcome =
-            c.core
-                .lock()
-                .finish_write(dev.id, w.sector, &plan, err == 0 && !w.copy_failed);
-        if let Some(r) = plan.region {
-            c.unpin(r.bucket);
-        }
-        if let Some(o) = outcome {
-            dev.stats.fill_outcome(o);
-        }
-    }
-    if err == 0 {
-        dev.stats.written(w.sectors);
-    }
-    // SAFETY: `orig` was given to us; both clones completed.
-    unsafe { w.orig.complete(err, w.acct) };
-    // SAFETY: completed, not used again.
-    unsafe { wbio.put() };
-    dev.done();
-}
-
-/// A context deferred by [`endio`]; process context.
-///
-/// # Safety
-///
-/// `node` is the `node` of a live clone's [`IoCtx`] given to `Work::defer`.
-pub(crate) unsafe fn deferred(c: &CacheSet, node: *mut LlNode) {
-    let ctx = node.cast::<IoCtx>();
-    // SAFETY: `node` is the first field of a `#[repr(C)]` `IoCtx`.
-    let ctx = unsafe { &mut *ctx };
-    // The clone's bio follows its front pad: recover it from the context.
-    let clone = ctx_bio(ctx);
-    // SAFETY: a device outlives its clones.
-    let dev = unsafe { &*ctx.dev };
-    match ctx.kind {
-        Kind::Hit => {
-            // SAFETY: `orig` is live and not completed; pass it through.
-            unsafe { dev.pass(ctx.orig, ctx.sector, ctx.sectors, ctx.acct) };
-            // SAFETY: the failed clone, not used again.
-            unsafe { clone.put() };
-            dev.done();
-        }
-        Kind::MissFill => {
-            let (Some(r), Some(t)) = (ctx.region, ctx.ticket) else {
-                return;
-            };
-            let ssd_sector = c.bucket_sector(r.bucket) + u64::from(r.offset);
-            // SAFETY: `orig` holds the data read (not completed yet).
-            let copy = unsafe { ctx.orig.copy_to(c.ssd.bdev(), ssd_sector, &dev.bs) };
-            // SAFETY: the data is copied (or not needed): complete it.
-            unsafe { ctx.orig.complete(0, ctx.acct) };
-            match copy {
-                Some(copy) => {
-                    // SAFETY: fresh copy of our bio set.
-                    let cctx = unsafe {
-                        dev.init_ctx(
-                            copy,
-                            Kind::FillWrite,
-                            Bio(ptr::null_mut()),
-                            None,
-                            ctx.sector,
-                            ctx.sectors,
-                        )
-                    };
-                    // SAFETY: not shared yet.
-                    unsafe {
-                        (*cctx).region = Some(r);
-                        (*cctx).ticket = Some(t);
-                    }
-                    // The fill keeps the device's pending count.
-                    // SAFETY: built above.
-                    unsafe { copy.submit() };
-                }
-                None => {
-                    c.core.lock().finish_fill(dev.id, ctx.sector, &r, t, false);
-                    c.unpin(r.bucket);
-                    dev.done();
-                }
-            }
-            // SAFETY: the completed read clone, not used again.
-            unsafe { clone.put() };
-        }
-        _ => {}
-    }
-}
-
-/// The bio whose front pad holds `ctx`.
-fn ctx_bio(ctx: &mut IoCtx) -> Bio {
-    let p: *mut IoCtx = ctx;
-    // The bio starts right after its front pad (`bio_alloc_bioset`).
-    Bio(p.wrapping_add(1).cast())
 }

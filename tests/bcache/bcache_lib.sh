@@ -76,6 +76,20 @@ bc_wait() {
 	done
 }
 
+# bc_wait_for SECONDS WHAT CMD...: wait up to SECONDS for CMD to succeed,
+# polling every 0.1 s; on time-out print "WHAT" and fail.
+bc_wait_for() {
+	limit=$(($1 * 10))
+	what=$2
+	shift 2
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ "$i" -lt "$limit" ] || { echo "$what"; return 1; }
+		sleep 0.1
+	done
+}
+
 # bc_stop N: stop bcache_rs<N> and wait until its disk is gone. The stop is
 # asynchronous: the disk goes first, then the device's extents are dropped
 # and it is detached from the cache (see bc_attached).

@@ -12,7 +12,7 @@
 
 bc_reset >/dev/null 2>&1
 ktap_print_header
-ktap_set_plan 5
+ktap_set_plan 7
 
 setup() {
 	bc_load && bc_format --size 8M --bucket-size 64k &&
@@ -55,6 +55,15 @@ rkm_check "verified fio on both devices at once, 3x the cache's size each" both
 
 evicted() {
 	inv=$(cat $BC/cache/invalidated)
+	# The verified passes read in the order they wrote, a loop three times
+	# the cache: a recency-aware cache (rightly) misses all of it. Reads
+	# with a hot set then hit.
+	for n in 0 1; do
+		fio --output-format=terse --minimal --filename=/dev/bcache_rs$n --name=z \
+			--ioengine=libaio --iodepth=16 --direct=1 --size=24M --rw=randread --bs=8k \
+			--random_distribution=zipf:1.2 --number_ios=3000 --randseed=$((20 + n)) \
+			>/dev/null || return 1
+	done
 	bc_note "invalidated $inv buckets; hits $(bc_stat 0 hits)+$(bc_stat 1 hits)," \
 		"fills $(bc_stat 0 fills)+$(bc_stat 1 fills)," \
 		"collisions $(bc_stat 0 miss_collisions)+$(bc_stat 1 miss_collisions)"
@@ -62,17 +71,16 @@ evicted() {
 	[ "$(bc_stat 0 hits)" -gt 0 ] && [ "$(bc_stat 1 hits)" -gt 0 ] ||
 		{ echo "no hits on one of the devices"; return 1; }
 }
-rkm_check "buckets were invalidated over and over, and both devices hit" evicted
+rkm_check "buckets were invalidated over and over, and hot reads hit on both devices" evicted
 
 bounded() {
-	# The background pass runs after invalidations; give it a moment.
-	sleep 1
-	entries=$(cat $BC/cache/index_entries)
-	stale=$(cat $BC/cache/stale_dropped)
-	bc_note "index: $entries extents ($(cat $BC/cache/index_memory) bytes), $stale stale removed"
-	# Each 64 KiB bucket holds at most eight 8 KiB extents.
+	# Each 64 KiB bucket holds at most eight 8 KiB extents; the background
+	# pass (queued by the invalidations) removes the stale ones.
 	max=$(($(cat $BC/cache/buckets_total) * 8))
-	[ "$entries" -le "$max" ] || { echo "$entries extents for at most $max live ones"; return 1; }
+	bc_wait_for 30 "$(cat $BC/cache/index_entries) extents for at most $max live ones" \
+		sh -c "[ \$(cat $BC/cache/index_entries) -le $max ]" || return 1
+	stale=$(cat $BC/cache/stale_dropped)
+	bc_note "index: $(cat $BC/cache/index_entries) extents ($(cat $BC/cache/index_memory) bytes), $stale stale removed"
 	[ "$stale" -gt 0 ] || { echo "no stale extent was removed"; return 1; }
 }
 rkm_check "stale extents are removed: the index stays within the cache's size" bounded
@@ -81,5 +89,68 @@ down() {
 	bc_stop 0 && bc_stop 1 && bc_unregister && rmmod bcache_rs
 }
 rkm_check "stop, unregister and unload" down
+
+# seqread DEV OFFSET_MIB SIZE_MIB: a sequential read in 16 KiB requests.
+seqread() {
+	fio --output-format=terse --minimal --filename="$1" --name=s --ioengine=libaio \
+		--iodepth=8 --direct=1 --rw=read --bs=16k --offset="$2"M --size="$3"M >/dev/null
+}
+
+# recency: a cache of thousands of buckets full of older data, part of it
+# hot, then one pass over as much new data as the cache holds: the most
+# recently filled quarter of the pass is still cached. Then a long churn:
+# every bucket is reused (the spread of reuse is reported).
+recency() {
+	bc_load && bc_format --size 64M --bucket-size 16k &&
+		bc_write "$BC/register_cache" "$RKM_SSD" &&
+		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" &&
+		bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 0 || return 1
+	n=$(cat $BC/cache/buckets_total)
+	mib=$((n * 16 / 1024))
+	[ "$n" -ge 2048 ] || { echo "$n buckets: not thousands"; return 1; }
+	seqread /dev/bcache_rs0 0 "$mib" || return 1
+	# Some of the old data is hot.
+	fio --output-format=terse --minimal --filename=/dev/bcache_rs0 --name=h --ioengine=libaio \
+		--iodepth=8 --direct=1 --rw=randread --bs=16k --size="$mib"M --number_ios=2000 \
+		--randseed=9 >/dev/null || return 1
+	seqread /dev/bcache_rs0 512 "$mib" || return 1
+	h0=$(bc_stat 0 hits) m0=$(bc_stat 0 misses)
+	q=$((mib / 4))
+	seqread /dev/bcache_rs0 $((512 + mib - q)) "$q" || return 1
+	h1=$(bc_stat 0 hits) m1=$(bc_stat 0 misses)
+	want=$((q * 64))
+	bc_note "$n buckets; re-reading the pass's last $q MiB: $((h1 - h0)) hits, $((m1 - m0)) misses (want $want hits)"
+	[ $((h1 - h0)) = "$want" ] && [ "$m1" = "$m0" ] ||
+		{ echo "the most recent quarter of the pass was evicted"; return 1; }
+	# Churn: random reads over eight times the cache.
+	fio --output-format=terse --minimal --filename=/dev/bcache_rs0 --name=c --ioengine=libaio \
+		--iodepth=8 --direct=1 --rw=randread --bs=16k --offset=1G --size=$((mib * 8))M \
+		--number_ios=$((n * 4)) --randseed=10 >/dev/null || return 1
+	reuse=$(cat $BC/cache/bucket_reuse)
+	bc_note "after $((n * 4)) random fills: each bucket invalidated between ${reuse% *} and ${reuse#* } times ($(cat $BC/cache/invalidated) in all)"
+	[ "${reuse% *}" -ge 1 ] || { echo "a bucket was never reused: $reuse"; return 1; }
+}
+rkm_check "recency: a pass of the cache's size keeps its last quarter; churn reuses every bucket" recency
+
+# index_limit: the index's memory stays within index_memory_max under
+# scattered 4 KiB fills; reads stay right.
+index_limit() {
+	m=$(cat $BC/cache/index_memory_max)
+	[ "$m" = $((64 << 20)) ] || { echo "default index_memory_max $m"; return 1; }
+	bc_expect_err "$BC/cache/index_memory_max" 1k "Invalid argument" || return 1
+	bc_write "$BC/cache/index_memory_max" 16k || return 1
+	rkm-blkverify fill --dev /dev/bcache_rs0 --offset 1G --size 128M --seed 11 >/dev/null || return 1
+	fio --output-format=terse --minimal --filename=/dev/bcache_rs0 --name=i --ioengine=libaio \
+		--iodepth=8 --direct=1 --rw=randread --bs=4k --offset=1G --size=128M \
+		--number_ios=6000 --randseed=12 >/dev/null || return 1
+	mem=$(cat $BC/cache/index_memory) ev=$(cat $BC/cache/index_evictions)
+	bc_note "index: $(cat $BC/cache/index_entries) extents in $mem bytes (limit 16384), $ev buckets evicted for memory"
+	[ "$mem" -le $((16384 + 8 * 512)) ] || { echo "index memory $mem over the limit"; return 1; }
+	[ "$ev" -gt 0 ] || { echo "nothing was evicted for memory"; return 1; }
+	rkm-blkverify verify --dev /dev/bcache_rs0 --offset 1G --size 128M --seed 11 --version 1 \
+		>/tmp/v.log 2>&1 || { cat /tmp/v.log; return 1; }
+	bc_stop 0 && bc_unregister && rmmod bcache_rs
+}
+rkm_check "index_memory_max bounds the index: it evicts, and reads stay right" index_limit
 
 ktap_finished

@@ -12,7 +12,7 @@
 
 bc_reset >/dev/null 2>&1
 ktap_print_header
-ktap_set_plan 10
+ktap_set_plan 11
 
 rkm_check "format the SSD, register it and the HDD as bcache_rs0" bc_up
 
@@ -105,17 +105,39 @@ bypass() {
 }
 rkm_check "a sequential read past sequential_cutoff bypasses the cache" bypass
 
+# writes_done: the disk's completed writes (its stat's fifth field).
+writes_done() {
+	disk_stat 5
+}
 switch_modes() {
 	$FIO --name=s --rw=randwrite --bs=4k --verify=crc32c --size=8M --offset=256M \
 		--randseed=3 >/dev/null 2>&1 &
 	pid=$!
 	for m in writearound none writethrough writearound writethrough; do
-		bc_write /sys/block/bcache_rs0/bcache_rs/cache_mode $m || return 1
-		sleep 1
+		w0=$(writes_done)
+		bc_write /sys/block/bcache_rs0/bcache_rs/cache_mode $m || { kill $pid; return 1; }
+		# The next switch only once writes went on in this mode.
+		bc_wait_for 60 "no write completed in mode $m" \
+			sh -c "[ \$(awk '{ print \$5 }' /sys/block/bcache_rs0/stat) -gt $((w0 + 50)) ]" ||
+			{ kill $pid; return 1; }
 	done
 	wait $pid || { echo "fio with verify failed while the mode changed"; return 1; }
 }
-rkm_check "cache_mode switched under verified I/O" switch_modes
+rkm_check "cache_mode switched under verified I/O, writes completing in each mode" switch_modes
+
+# flushes: a flush of bcache_rs0 reaches the HDD (its stat's flush count).
+flushes() {
+	hdd=/sys/block/${RKM_HDD#/dev/}/stat
+	[ "$(cat /sys/block/bcache_rs0/queue/write_cache)" = "write back" ] ||
+		{ echo "bcache_rs0 offers no flush: $(cat /sys/block/bcache_rs0/queue/write_cache)"; return 1; }
+	[ "$(cat /sys/block/bcache_rs0/queue/fua)" = 1 ] || { echo "bcache_rs0 offers no FUA"; return 1; }
+	f0=$(awk '{ print $16 }' $hdd)
+	dd if=/dev/zero of=/dev/bcache_rs0 bs=4k count=4 seek=70000 conv=fsync 2>/dev/null || return 1
+	f1=$(awk '{ print $16 }' $hdd)
+	bc_note "the HDD's flushes: $f0 -> $f1"
+	[ "$f1" -gt "$f0" ] || { echo "an fsync of bcache_rs0 did not flush the HDD"; return 1; }
+}
+rkm_check "a flush of bcache_rs0 reaches the HDD; the disk offers FUA" flushes
 
 ext4() {
 	mkfs.ext4 -q -F /dev/bcache_rs0 || return 1
@@ -140,13 +162,14 @@ ext4() {
 rkm_check "ext4 on bcache_rs0: files read back (hits), fsck clean" ext4
 
 backing() {
-	sum=$(dd if=/dev/bcache_rs0 bs=1M count=300 iflag=direct 2>/dev/null | md5sum)
+	# The whole device, through the cache (hits where cached).
+	sum=$(dd if=/dev/bcache_rs0 bs=1M iflag=direct 2>/dev/null | md5sum)
 	bc_stop 0 && bc_unregister || return 1
-	raw=$(dd if="$RKM_HDD" bs=1M count=300 iflag=direct 2>/dev/null | md5sum)
+	raw=$(dd if="$RKM_HDD" bs=1M iflag=direct 2>/dev/null | md5sum)
 	[ "$sum" = "$raw" ] || { echo "the HDD differs from what bcache_rs0 returned"; return 1; }
 	e2fsck -f -n "$RKM_HDD" >/tmp/fsck.log 2>&1 || { cat /tmp/fsck.log; return 1; }
 	rmmod bcache_rs
 }
-rkm_check "after stop, the HDD read directly holds the same data (and fsck is clean)" backing
+rkm_check "after stop, the whole HDD read directly holds the same data (and fsck is clean)" backing
 
 ktap_finished

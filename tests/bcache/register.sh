@@ -25,13 +25,17 @@ rkm_check "register_cache: a relative path is EINVAL" \
 	bc_expect_err "$BC/register_cache" "dev/$RKM_SSD" "Invalid argument"
 
 # An unformatted SSD, then a formatted one with its superblock corrupted.
-dd if=/dev/zero of="$RKM_SSD" bs=4096 count=4 2>/dev/null
-rkm_check "register_cache: an unformatted device is EINVAL" \
+unformatted() {
+	dd if=/dev/zero of="$RKM_SSD" bs=4096 count=4 oflag=direct 2>/dev/null ||
+		{ echo "zeroing the superblock failed"; return 1; }
 	bc_expect_err "$BC/register_cache" "$RKM_SSD" "Invalid argument"
+}
+rkm_check "register_cache: an unformatted device is EINVAL" unformatted
 corrupt() {
 	bc_format || return 1
 	# One byte of the label (superblock offset 72) changes: the crc fails.
-	printf 'X' | dd of="$RKM_SSD" bs=1 seek=$((4096 + 72)) conv=notrunc 2>/dev/null
+	printf 'X' | dd of="$RKM_SSD" bs=1 seek=$((4096 + 72)) conv=notrunc 2>/dev/null ||
+		{ echo "corrupting the superblock failed"; return 1; }
 	bc_expect_err "$BC/register_cache" "$RKM_SSD" "Bad message"
 }
 rkm_check "register_cache: a superblock with a bad crc is EBADMSG" corrupt

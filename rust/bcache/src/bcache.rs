@@ -20,23 +20,38 @@
 //! that), so the extent that holds a sector is the one with the greatest key
 //! at or before it, and a read walks the tree once per piece.
 //!
-//! # Bucket life cycle
+//! # Bucket life cycle and eviction
 //!
 //! The SSD's data area is cut in buckets (the superblock's bucket size).
 //! A bucket is *free*, *open* (fills and writethrough copies are appended to
-//! it, one at a time, at its write pointer) or holds *data*. When the open
-//! bucket has no room for an allocation, it becomes data and a free bucket is
-//! opened. When no bucket is free, [`Buckets::refill`] invalidates a batch of
-//! data buckets: it ages every data bucket's priority (halves it), picks the
-//! ones with no live sectors, then the lowest priorities, skips pinned ones
-//! (I/O in flight to or from them), bumps their generation and frees them.
+//! it, one at a time, at its write pointer) or holds *data*. Free buckets
+//! wait in a FIFO, data buckets in another, in the order they were closed.
+//! When the open bucket has no room for an allocation, it joins the back of
+//! the data queue and the first free bucket opens. When none is free,
+//! [`Buckets::refill`] runs the eviction hand, a CLOCK over the data queue:
+//! from its front, a bucket with live sectors and a priority left loses one
+//! point and goes to the back (a second chance), a bucket with none left or
+//! with no live sectors is invalidated: its generation is bumped and it
+//! joins the free queue. A bucket opens with [`OPEN_PRIO`] (one second
+//! chance); each hit gives it a point, up to [`PRIO_MAX`]. So data read
+//! once is evicted in the order it was written, on the hand's second pass,
+//! and data in use stays as long as it is hit once a pass: the policy is
+//! recency-aware, every bucket is reused in turn, and one call visits at
+//! most [`REFILL_STEPS`] buckets (and each once), whatever the cache's size.
+//! Pinned buckets (I/O in flight to or from them) are passed over.
+//!
 //! Extents that point to an invalidated bucket carry the old generation: they
 //! are *stale*, never served, dropped when a lookup meets them, and removed in
 //! batches by [`Index::gc_step`] so the index does not grow without bound.
-//! A hit raises its bucket's priority by [`HIT_PRIO`]; a bucket starts at
-//! [`OPEN_PRIO`]. Generations are `u32`: a stale extent would need four
-//! billion invalidations of its bucket to look valid again, and the
-//! background pass removes it long before.
+//! Generations are `u32`: a stale extent would need four billion
+//! invalidations of its bucket to look valid again, and the background pass
+//! removes it long before.
+//!
+//! The index has a memory limit ([`Index::set_max_bytes`]): at the limit an
+//! insert is refused and asks the buckets for one eviction more at the next
+//! allocation, whose stale extents the background pass then frees. An
+//! extent that continues its predecessor on the device and in the same
+//! bucket (a sequential fill) is merged into it instead of taking an entry.
 //!
 //! # Collisions
 //!
@@ -44,8 +59,9 @@
 //! data; a write (or discard) may change those sectors meanwhile. The
 //! [`Inflight`] table tracks every fill and every write between its start and
 //! its completion:
-//! - a write starts by invalidating the cached extents it overlaps and marks
-//!   every in-flight fill or write it overlaps *collided*;
+//! - a write starts by marking every in-flight fill or write it overlaps
+//!   *collided*, then invalidates the cached extents it overlaps (in batches,
+//!   all before it is sent to the backing device);
 //! - a fill that starts while an overlapping write is in flight is not made;
 //! - a collided fill (or writethrough copy) is not inserted (it is counted).
 //!
@@ -55,16 +71,28 @@
 //! made and writes are counted as *untracked*; while one is in flight every
 //! fill collides.
 //!
-//! # Locking contract
+//! # Locking contract and the work of one call
 //!
 //! [`Cache`] is a plain data structure: the module keeps it under one
 //! spinlock (irq-safe, because completions insert) and calls it with the
 //! lock held. Nothing here sleeps or allocates except the B+tree's node
 //! allocator (the module gives it `GFP_ATOMIC`); an insert that finds no
-//! memory only loses a cache fill. Bucket pins are not here: the module keeps
-//! them in atomics (a hit's completion unpins without the lock) and passes a
-//! `pinned` predicate; pins are taken under the lock, so a bucket chosen for
-//! refill is never pinned by a lookup that raced with it.
+//! memory only loses a cache fill. Every call does bounded work, whatever
+//! the size of the cache or of the range: a B+tree operation is O(log n),
+//! and a call makes at most
+//! - [`REFILL_STEPS`] bucket visits and [`REFILL_BATCH`] invalidations
+//!   (an allocation);
+//! - [`STALE_BUDGET`] stale-extent removals (a lookup, an insert);
+//! - [`INVALIDATE_BATCH`] extent removals or trims (a write's
+//!   invalidation: [`Cache::begin_write`] then [`Cache::invalidate_more`]);
+//! - `4 * `[`GC_BATCH`] visits and [`GC_BATCH`] removals ([`Index::gc_step`]);
+//! - the caller's budget of removals ([`Index::remove_dev`]);
+//! - [`INFLIGHT_SLOTS`] slot comparisons (the in-flight table).
+//!
+//! Bucket pins are not here: the module keeps them in atomics (a hit's
+//! completion unpins without the lock) and passes a `pinned` predicate; pins
+//! are taken under the lock, so a bucket chosen for refill is never pinned by
+//! a lookup that raced with it.
 
 use crate::btree::{BTree, NodeAlloc};
 use core::ops::DerefMut;
@@ -78,16 +106,23 @@ pub type DevId = u16;
 /// own device (never another device's key).
 pub const MAX_DEV_SECTORS: u64 = 1 << 48;
 
-/// Priority a bucket starts with when it is opened.
-pub const OPEN_PRIO: u16 = 1 << 12;
-/// Priority a hit adds to its bucket (saturating).
-pub const HIT_PRIO: u16 = 1 << 10;
-/// Buckets [`Buckets::refill`] frees at most in one pass.
+/// Priority a bucket starts with when it is opened: one second chance.
+pub const OPEN_PRIO: u8 = 1;
+/// Highest priority: a bucket hit this often survives this many passes of
+/// the eviction hand without a further hit.
+pub const PRIO_MAX: u8 = 3;
+/// Buckets [`Buckets::refill`] frees at most in one call.
 pub const REFILL_BATCH: usize = 8;
+/// Buckets [`Buckets::refill`] visits at most in one call.
+pub const REFILL_STEPS: usize = 64;
 /// Fills and writes tracked at once (all devices of a cache together).
 pub const INFLIGHT_SLOTS: usize = 128;
 /// Stale extents [`Index::gc_step`] removes at most in one call.
 pub const GC_BATCH: usize = 32;
+/// Stale extents one lookup or insert removes at most.
+pub const STALE_BUDGET: usize = 16;
+/// Extents one [`Index::invalidate`] call removes or trims at most.
+pub const INVALIDATE_BATCH: usize = 64;
 
 /// A cached run of sectors on the SSD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,64 +180,135 @@ fn key_sector(key: u64) -> u64 {
 /// What state a bucket is in (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BucketState {
-    /// Holds nothing; may be opened.
+    /// Holds nothing; in the free queue, to be opened.
     Free,
     /// New extents are appended to it.
     Open,
-    /// Holds extents (maybe none still live).
+    /// Holds extents (maybe none still live); in the data queue.
     Data,
 }
+
+/// No bucket: the end of a queue.
+const NIL: u32 = u32::MAX;
 
 /// What the cache knows of one bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketMeta {
     /// Bumped when the bucket is invalidated.
     pub gen: u32,
-    /// Eviction priority: the lowest go first.
-    pub prio: u16,
-    /// Its state.
-    pub state: BucketState,
     /// Sectors of current extents in it.
     pub live: u32,
+    /// Eviction priority: the passes of the eviction hand it survives.
+    pub prio: u8,
+    /// Its state.
+    pub state: BucketState,
+    /// The next bucket of the queue it is in ([`NIL`] at the end).
+    next: u32,
 }
 
 impl BucketMeta {
     /// A free bucket of generation 0.
     pub const FREE: BucketMeta = BucketMeta {
         gen: 0,
+        live: 0,
         prio: 0,
         state: BucketState::Free,
-        live: 0,
+        next: NIL,
     };
 }
 
 /// Counters of the bucket allocator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BucketStats {
-    /// Buckets invalidated to refill the free list.
+    /// Buckets invalidated to refill the free queue.
     pub invalidated: u64,
-    /// Refill passes.
+    /// Refill calls.
     pub refills: u64,
     /// Allocations that found no bucket (every candidate pinned).
     pub alloc_failures: u64,
+    /// Buckets evicted because the index reached its memory limit.
+    pub index_evictions: u64,
+}
+
+/// A FIFO of buckets linked through [`BucketMeta::next`].
+///
+/// # Invariants
+///
+/// `head` .. `tail` links `len` distinct buckets, `tail`'s `next` is
+/// [`NIL`]; both ends are [`NIL`] when `len` is 0.
+#[derive(Clone, Copy, Debug)]
+struct Queue {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+impl Queue {
+    // INVARIANT: empty.
+    const EMPTY: Queue = Queue {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+    };
+
+    fn push_back(&mut self, meta: &mut [BucketMeta], b: u32) {
+        if let Some(m) = meta.get_mut(b as usize) {
+            m.next = NIL;
+        } else {
+            return;
+        }
+        match meta.get_mut(self.tail as usize) {
+            Some(t) => t.next = b,
+            None => self.head = b,
+        }
+        self.tail = b;
+        self.len += 1;
+    }
+
+    fn pop_front(&mut self, meta: &mut [BucketMeta]) -> Option<u32> {
+        let b = self.head;
+        let m = meta.get_mut(b as usize)?;
+        self.head = m.next;
+        m.next = NIL;
+        if self.head == NIL {
+            self.tail = NIL;
+        }
+        self.len -= 1;
+        Some(b)
+    }
 }
 
 /// The buckets of a cache and the open bucket's write pointer.
 ///
+/// Free buckets wait in a FIFO (`free`), data buckets in another (`data`),
+/// in the order they were closed. Eviction is a CLOCK over the data queue
+/// (second chance, with up to [`PRIO_MAX`] chances): [`Buckets::refill`]
+/// takes buckets from its front; a bucket with live sectors and a priority
+/// left loses one point and goes to the back, the others are invalidated.
+/// A hit gives its bucket a point. So a bucket filled once and never read
+/// again is evicted on the hand's second pass, in the order it was filled,
+/// and a bucket in use survives as long as it is hit once per pass: every
+/// bucket is evicted and reused in turn, whatever the cache's size, and the
+/// work of one call is bounded by [`REFILL_STEPS`].
+///
 /// # Invariants
 ///
-/// - `free` is the number of buckets in state `Free`;
-/// - `open` is the only bucket in state `Open`, and `open_used` is at most
-///   `bucket_sectors`;
+/// - every bucket is in exactly one place: the free queue (state `Free`),
+///   `open` (state `Open`) or the data queue (state `Data`);
+/// - `open_used` is at most `bucket_sectors`;
 /// - a bucket's `live` is the sum of the lengths of the current extents
-///   (same generation) in it.
+///   (same generation) in it, and `in_use` counts the buckets whose `live`
+///   is not 0.
 pub struct Buckets<S> {
     meta: S,
     bucket_sectors: u32,
     open: Option<u32>,
     open_used: u32,
-    free: u32,
-    cursor: usize,
+    free: Queue,
+    data: Queue,
+    in_use: u32,
+    /// Buckets to evict at the next allocation (the index is full).
+    evict_pending: u32,
     stats: BucketStats,
 }
 
@@ -210,21 +316,29 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
     /// Buckets over `meta` (one entry per bucket, all reset to free) of
     /// `bucket_sectors` sectors each.
     ///
-    /// Returns `None` if there are no buckets, more than `u32::MAX`, or the
+    /// Returns `None` if there are no buckets, `u32::MAX` or more, or the
     /// bucket size is 0.
     pub fn new(mut meta: S, bucket_sectors: u32) -> Option<Self> {
-        let n = u32::try_from(meta.len()).ok()?;
+        let n = u32::try_from(meta.len()).ok().filter(|&n| n < NIL)?;
         if n == 0 || bucket_sectors == 0 {
             return None;
         }
         meta.fill(BucketMeta::FREE);
+        let mut free = Queue::EMPTY;
+        for b in 0..n {
+            free.push_back(&mut meta, b);
+        }
+        // INVARIANT: every bucket is free and in the free queue; nothing is
+        // live.
         Some(Self {
             meta,
             bucket_sectors,
             open: None,
             open_used: 0,
-            free: n,
-            cursor: 0,
+            free,
+            data: Queue::EMPTY,
+            in_use: 0,
+            evict_pending: 0,
             stats: BucketStats::default(),
         })
     }
@@ -241,12 +355,12 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
 
     /// Free buckets.
     pub fn free(&self) -> u32 {
-        self.free
+        self.free.len
     }
 
     /// Buckets that hold at least one live sector.
-    pub fn in_use(&self) -> usize {
-        self.meta.iter().filter(|m| m.live > 0).count()
+    pub fn in_use(&self) -> u32 {
+        self.in_use
     }
 
     /// The allocator's counters.
@@ -259,6 +373,17 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
         self.meta.get(bucket as usize).copied()
     }
 
+    /// The least and the most generations (invalidations) of the buckets
+    /// `from .. from + count`, or `None` past the last bucket: how evenly
+    /// eviction reuses them (read in batches, a lock hold each).
+    pub fn gen_range(&self, from: usize, count: usize) -> Option<(u32, u32)> {
+        let end = from.saturating_add(count).min(self.meta.len());
+        let slice = self.meta.get(from..end)?;
+        let min = slice.iter().map(|m| m.gen).min()?;
+        let max = slice.iter().map(|m| m.gen).max()?;
+        Some((min, max))
+    }
+
     /// Whether `e` still names data (its bucket was not invalidated since).
     pub fn is_current(&self, e: &Extent) -> bool {
         match self.meta.get(e.bucket as usize) {
@@ -269,6 +394,9 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
 
     fn add_live(&mut self, e: &Extent) {
         if let Some(m) = self.meta.get_mut(e.bucket as usize) {
+            if m.live == 0 && e.len > 0 {
+                self.in_use += 1;
+            }
             m.live = m.live.saturating_add(e.len);
         }
     }
@@ -279,25 +407,35 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
             return;
         }
         if let Some(m) = self.meta.get_mut(e.bucket as usize) {
+            let was = m.live;
             m.live = m.live.saturating_sub(sectors);
+            if was > 0 && m.live == 0 {
+                self.in_use -= 1;
+            }
         }
     }
 
-    /// A hit in `bucket`: raise its priority.
+    /// A hit in `bucket`: one more pass of the hand it survives.
     pub fn hit(&mut self, bucket: u32) {
         if let Some(m) = self.meta.get_mut(bucket as usize) {
-            m.prio = m.prio.saturating_add(HIT_PRIO);
+            m.prio = m.prio.saturating_add(1).min(PRIO_MAX);
         }
     }
 
     /// `sectors` sectors for a new extent, at the open bucket's write pointer.
     ///
-    /// Opens a new bucket (refilling the free list if needed) when the open
+    /// Opens a new bucket (refilling the free queue if needed) when the open
     /// one has no room. Returns `None` if `sectors` is 0 or more than a
     /// bucket, or if no bucket could be freed (all pinned).
     pub fn alloc(&mut self, sectors: u32, pinned: &dyn Fn(u32) -> bool) -> Option<Region> {
         if sectors == 0 || sectors > self.bucket_sectors {
             return None;
+        }
+        if self.evict_pending > 0 {
+            self.evict_pending -= 1;
+            if self.refill_up_to(1, pinned) > 0 {
+                self.stats.index_evictions += 1;
+            }
         }
         let room = self.bucket_sectors - self.open_used;
         let bucket = match self.open {
@@ -327,85 +465,167 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
             if let Some(m) = self.meta.get_mut(b as usize) {
                 m.state = BucketState::Data;
             }
+            self.data.push_back(&mut self.meta, b);
         }
         self.open_used = 0;
     }
 
     fn open_free(&mut self, pinned: &dyn Fn(u32) -> bool) -> Option<u32> {
-        if self.free == 0 && self.refill(pinned) == 0 {
+        if self.free.len == 0 && self.refill(pinned) == 0 {
             return None;
         }
-        let n = self.meta.len();
-        for step in 0..n {
-            let i = (self.cursor + step) % n;
-            let Some(m) = self.meta.get_mut(i) else {
-                continue;
-            };
-            if m.state == BucketState::Free {
-                m.state = BucketState::Open;
-                m.prio = OPEN_PRIO;
-                m.live = 0;
-                self.free -= 1;
-                self.cursor = (i + 1) % n;
-                // `new` checked that every index fits in a `u32`.
-                let b = i as u32;
-                self.open = Some(b);
-                self.open_used = 0;
-                return Some(b);
-            }
-        }
-        None
+        let b = self.free.pop_front(&mut self.meta)?;
+        let m = self.meta.get_mut(b as usize)?;
+        m.state = BucketState::Open;
+        m.prio = OPEN_PRIO;
+        m.live = 0;
+        self.open = Some(b);
+        self.open_used = 0;
+        Some(b)
     }
 
-    /// Ages every data bucket and invalidates up to [`REFILL_BATCH`] of them,
-    /// those without live sectors first, then the lowest priorities; pinned
-    /// buckets and the open one are skipped. Returns how many were freed.
+    /// Asks the next allocation to evict one bucket more than it needs (the
+    /// index reached its memory limit: the evicted bucket's extents become
+    /// stale and the background pass frees their memory).
+    pub fn request_eviction(&mut self) {
+        self.evict_pending = self
+            .evict_pending
+            .saturating_add(1)
+            .min(REFILL_BATCH as u32);
+    }
+
+    /// Invalidates up to [`REFILL_BATCH`] data buckets, visiting at most
+    /// [`REFILL_STEPS`] and each at most once (see [`Buckets`]); pinned
+    /// buckets are passed over.
+    /// Returns how many were freed: 0 only if every bucket visited was
+    /// pinned.
     pub fn refill(&mut self, pinned: &dyn Fn(u32) -> bool) -> usize {
+        self.refill_up_to(REFILL_BATCH, pinned)
+    }
+
+    fn refill_up_to(&mut self, want: usize, pinned: &dyn Fn(u32) -> bool) -> usize {
         self.stats.refills += 1;
-        // The best candidates so far, sorted by (rank, bucket).
-        let mut best: [(u32, u32); REFILL_BATCH] = [(u32::MAX, u32::MAX); REFILL_BATCH];
         let mut found = 0usize;
-        for (i, m) in self.meta.iter_mut().enumerate() {
-            if m.state != BucketState::Data {
-                continue;
+        // The coldest bucket that got a second chance in this call: evicted
+        // if no other victim turns up, so that a call frees a bucket unless
+        // every bucket it visited is pinned.
+        let mut held: Option<(u32, u8)> = None;
+        // One pass of the hand at most: a bucket loses at most one point a
+        // call, however small the cache.
+        let steps = REFILL_STEPS.min(self.data.len as usize);
+        for _ in 0..steps {
+            if found == want {
+                break;
             }
-            m.prio /= 2;
-            // `new` checked that every index fits in a `u32`.
-            let b = i as u32;
-            if pinned(b) {
-                continue;
-            }
-            let rank = if m.live == 0 {
-                0
-            } else {
-                u32::from(m.prio) + 1
+            let Some(b) = self.data.pop_front(&mut self.meta) else {
+                break;
             };
-            let last = REFILL_BATCH - 1;
-            if found == REFILL_BATCH && best[last].0 <= rank {
+            if pinned(b) {
+                self.data.push_back(&mut self.meta, b);
                 continue;
             }
-            // Insert (rank, b) in order, dropping the last when full.
-            let mut pos = found.min(last);
-            best[pos] = (rank, b);
-            while pos > 0 && best[pos - 1].0 > rank {
-                best.swap(pos - 1, pos);
-                pos -= 1;
-            }
-            if found < REFILL_BATCH {
+            let Some(m) = self.meta.get_mut(b as usize) else {
+                continue;
+            };
+            if m.live == 0 || m.prio == 0 {
+                self.invalidate(b);
                 found += 1;
+                continue;
+            }
+            m.prio -= 1;
+            let prio = m.prio;
+            match held {
+                Some((_, p)) if p <= prio => self.data.push_back(&mut self.meta, b),
+                _ => {
+                    if let Some((h, _)) = held.replace((b, prio)) {
+                        self.data.push_back(&mut self.meta, h);
+                    }
+                }
             }
         }
-        for &(_, b) in best.iter().take(found) {
-            if let Some(m) = self.meta.get_mut(b as usize) {
-                m.gen = m.gen.wrapping_add(1);
-                m.state = BucketState::Free;
-                m.prio = 0;
-                m.live = 0;
-                self.free += 1;
-                self.stats.invalidated += 1;
+        if let Some((h, _)) = held {
+            if found == 0 {
+                self.invalidate(h);
+                found = 1;
+            } else {
+                self.data.push_back(&mut self.meta, h);
             }
         }
         found
+    }
+
+    /// Invalidates data bucket `b` (taken out of the data queue): its
+    /// extents become stale, and it joins the free queue.
+    fn invalidate(&mut self, b: u32) {
+        let Some(m) = self.meta.get_mut(b as usize) else {
+            return;
+        };
+        if m.live > 0 {
+            self.in_use -= 1;
+        }
+        m.gen = m.gen.wrapping_add(1);
+        m.state = BucketState::Free;
+        m.prio = 0;
+        m.live = 0;
+        self.free.push_back(&mut self.meta, b);
+        self.stats.invalidated += 1;
+    }
+
+    /// Checks the invariants (tests): each queue holds exactly the buckets
+    /// of its state, the open bucket is the only one open, `in_use` counts
+    /// the buckets with live sectors.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let n = self.meta.len();
+        for (q, state) in [
+            (&self.free, BucketState::Free),
+            (&self.data, BucketState::Data),
+        ] {
+            let mut b = q.head;
+            let mut steps = 0u32;
+            let mut last = NIL;
+            while b != NIL {
+                let m = self
+                    .meta
+                    .get(b as usize)
+                    .ok_or("a queue links a bucket out of range")?;
+                if m.state != state {
+                    return Err("a queue holds a bucket of another state");
+                }
+                steps += 1;
+                if steps as usize > n {
+                    return Err("a queue loops");
+                }
+                last = b;
+                b = m.next;
+            }
+            if steps != q.len || last != q.tail {
+                return Err("a queue's length or tail is wrong");
+            }
+            let count = self.meta.iter().filter(|m| m.state == state).count();
+            if count != q.len as usize {
+                return Err("a bucket of a queue's state is not in it");
+            }
+        }
+        let open = self
+            .meta
+            .iter()
+            .filter(|m| m.state == BucketState::Open)
+            .count();
+        let want = usize::from(self.open.is_some());
+        if open != want
+            || self.open.is_some_and(|b| {
+                self.meta.get(b as usize).map(|m| m.state) != Some(BucketState::Open)
+            })
+        {
+            return Err("the open bucket is not the one bucket open");
+        }
+        if self.open_used > self.bucket_sectors {
+            return Err("the open bucket is overfull");
+        }
+        if self.meta.iter().filter(|m| m.live > 0).count() != self.in_use as usize {
+            return Err("in_use does not count the buckets with live sectors");
+        }
+        Ok(())
     }
 }
 
@@ -440,24 +660,46 @@ pub enum InsertError {
     NoMemory,
     /// It is empty or runs past the end of the sector space.
     Invalid,
+    /// The index is at its memory limit ([`Index::set_max_bytes`]).
+    IndexFull,
+    /// More than [`STALE_BUDGET`] stale extents are in the way (they will
+    /// be removed by the background pass).
+    Fragmented,
+}
+
+/// How far an [`Index::invalidate`] call got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invalidation {
+    /// Current sectors dropped by this call.
+    pub dropped: u64,
+    /// Where to continue (with another call, from this sector to the same
+    /// end), or `None` when the range holds nothing cached any more.
+    pub next: Option<u64>,
 }
 
 /// The extent index: a B+tree from `(device, sector)` to [`Extent`].
 ///
 /// # Invariants
 ///
-/// Extents of one device do not overlap, and none is empty.
+/// Extents of one device do not overlap, and none is empty. The tree's
+/// memory exceeds `max_bytes` by at most the nodes of one insert (its
+/// height's worth of splits).
 pub struct Index<A: NodeAlloc> {
     tree: BTree<u64, Extent, A>,
     stale_dropped: u64,
+    max_bytes: usize,
+    invalidate_batch: usize,
 }
 
 impl<A: NodeAlloc> Index<A> {
-    /// An empty index whose nodes come from `alloc`.
+    /// An empty index whose nodes come from `alloc`, without a memory limit.
     pub const fn new(alloc: A) -> Self {
+        // INVARIANT: empty, so no overlap and no memory.
         Self {
             tree: BTree::new(alloc),
             stale_dropped: 0,
+            max_bytes: usize::MAX,
+            invalidate_batch: INVALIDATE_BATCH,
         }
     }
 
@@ -474,6 +716,27 @@ impl<A: NodeAlloc> Index<A> {
     /// Bytes of tree nodes.
     pub fn memory_bytes(&self) -> usize {
         self.tree.memory_bytes()
+    }
+
+    /// The memory limit: an insert that would need more nodes while the tree
+    /// has `max_bytes` or more is refused with [`InsertError::IndexFull`].
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Sets the memory limit (see [`Index::max_bytes`]). Lowering it below
+    /// the memory in use frees nothing at once: inserts are refused and each
+    /// refusal asks the buckets for an eviction, whose stale extents the
+    /// background pass then removes.
+    pub fn set_max_bytes(&mut self, max: usize) {
+        self.max_bytes = max;
+    }
+
+    /// Sets how many extents one [`Index::invalidate`] call removes at most
+    /// (at least 1; [`INVALIDATE_BATCH`] by default): tests use small
+    /// batches to interleave other operations with a long invalidation.
+    pub fn set_invalidate_batch(&mut self, n: usize) {
+        self.invalidate_batch = n.clamp(1, INVALIDATE_BATCH);
     }
 
     /// Stale extents removed so far (by lookups, invalidations and the
@@ -504,9 +767,16 @@ impl<A: NodeAlloc> Index<A> {
         }
     }
 
+    fn remove_stale(&mut self, dev: DevId, start: u64) {
+        self.tree.remove(&key(dev, start));
+        self.stale_dropped += 1;
+    }
+
     /// The first piece of the `len` sectors of `dev` at `sector` (`len` > 0):
     /// where they are cached, or how many are not. Stale extents met on the
-    /// way are removed.
+    /// way are removed, at most [`STALE_BUDGET`] of them: past that, the
+    /// piece is a miss that ends where the lookup stopped (stale extents
+    /// hold nothing current, so the answer stays true, only shorter).
     pub fn lookup<S: DerefMut<Target = [BucketMeta]>>(
         &mut self,
         dev: DevId,
@@ -515,11 +785,18 @@ impl<A: NodeAlloc> Index<A> {
         buckets: &Buckets<S>,
     ) -> Piece {
         let end = sector.saturating_add(len);
+        let mut budget = STALE_BUDGET;
         loop {
             if let Some((start, e)) = self.containing(dev, sector) {
+                let e_end = start + u64::from(e.len);
                 if !buckets.is_current(&e) {
-                    self.tree.remove(&key(dev, start));
-                    self.stale_dropped += 1;
+                    if budget == 0 {
+                        return Piece::Miss {
+                            len: e_end.min(end) - sector,
+                        };
+                    }
+                    budget -= 1;
+                    self.remove_stale(dev, start);
                     continue;
                 }
                 let skip = sector - start;
@@ -533,8 +810,13 @@ impl<A: NodeAlloc> Index<A> {
             }
             if let Some((start, e)) = self.next_in(dev, sector, end) {
                 if !buckets.is_current(&e) {
-                    self.tree.remove(&key(dev, start));
-                    self.stale_dropped += 1;
+                    if budget == 0 {
+                        return Piece::Miss {
+                            len: start - sector,
+                        };
+                    }
+                    budget -= 1;
+                    self.remove_stale(dev, start);
                     continue;
                 }
                 return Piece::Miss {
@@ -569,17 +851,19 @@ impl<A: NodeAlloc> Index<A> {
         n
     }
 
-    /// Removes every cached sector of `dev` in `[sector, sector + len)`,
-    /// trimming the extents that straddle its ends. Never fails: if a
-    /// straddling extent's tail cannot be re-inserted (no memory), the tail
-    /// is dropped too. Returns the number of current sectors dropped.
+    /// Removes the cached sectors of `dev` in `[sector, sector + len)`,
+    /// trimming the extents that straddle its ends, at most
+    /// [`INVALIDATE_BATCH`] extents a call (see
+    /// [`Index::set_invalidate_batch`]): [`Invalidation::next`] says where
+    /// to go on. Never fails: if a straddling extent's tail cannot be
+    /// re-inserted (no memory), the tail is dropped too.
     pub fn invalidate<S: DerefMut<Target = [BucketMeta]>>(
         &mut self,
         dev: DevId,
         sector: u64,
         len: u64,
         buckets: &mut Buckets<S>,
-    ) -> u64 {
+    ) -> Invalidation {
         let end = sector.saturating_add(len);
         let mut dropped = 0u64;
         // An extent that starts before `sector` and reaches into the range.
@@ -588,8 +872,7 @@ impl<A: NodeAlloc> Index<A> {
             .filter(|&(start, _)| start < sector)
         {
             if !buckets.is_current(&e) {
-                self.tree.remove(&key(dev, start));
-                self.stale_dropped += 1;
+                self.remove_stale(dev, start);
             } else {
                 // `sector - start < e.len`, a `u32`.
                 let keep = (sector - start) as u32;
@@ -611,7 +894,10 @@ impl<A: NodeAlloc> Index<A> {
                         e.len - keep
                     };
                     buckets.drop_live(&e, cut);
-                    return u64::from(cut);
+                    return Invalidation {
+                        dropped: u64::from(cut),
+                        next: None,
+                    };
                 }
                 let cut = e.len - keep;
                 buckets.drop_live(&e, cut);
@@ -619,12 +905,18 @@ impl<A: NodeAlloc> Index<A> {
             }
         }
         // Extents that start inside the range.
-        while let Some((start, e)) = self
-            .tree
-            .get_ge(&key(dev, sector))
-            .filter(|&(k, _)| key_dev(k) == dev && key_sector(k) < end)
-            .map(|(k, e)| (key_sector(k), e))
-        {
+        for _ in 0..self.invalidate_batch {
+            let Some((start, e)) = self
+                .tree
+                .get_ge(&key(dev, sector))
+                .filter(|&(k, _)| key_dev(k) == dev && key_sector(k) < end)
+                .map(|(k, e)| (key_sector(k), e))
+            else {
+                return Invalidation {
+                    dropped,
+                    next: None,
+                };
+            };
             self.tree.remove(&key(dev, start));
             let current = buckets.is_current(&e);
             let kend = start + u64::from(e.len);
@@ -645,7 +937,10 @@ impl<A: NodeAlloc> Index<A> {
                 if current {
                     dropped += u64::from(cut);
                 }
-                break;
+                return Invalidation {
+                    dropped,
+                    next: None,
+                };
             }
             buckets.drop_live(&e, e.len);
             if current {
@@ -654,12 +949,22 @@ impl<A: NodeAlloc> Index<A> {
                 self.stale_dropped += 1;
             }
         }
-        dropped
+        // The batch is spent: nothing before `sector`'s next extent is
+        // cached any more, so the next call starts there.
+        let next = self
+            .tree
+            .get_ge(&key(dev, sector))
+            .filter(|&(k, _)| key_dev(k) == dev && key_sector(k) < end)
+            .map(|(k, _)| key_sector(k));
+        Invalidation { dropped, next }
     }
 
     /// Inserts the extent `region` for the sectors of `dev` starting at
-    /// `sector`, unless a current extent overlaps them or the region's
-    /// bucket was invalidated. Stale extents in the way are removed.
+    /// `sector`, unless a current extent overlaps them, the region's bucket
+    /// was invalidated, or the index is at its memory limit. Stale extents
+    /// in the way are removed (at most [`STALE_BUDGET`]). An extent that
+    /// continues the one before it, on the device and in the same bucket,
+    /// is merged into it (no new entry).
     pub fn insert<S: DerefMut<Target = [BucketMeta]>>(
         &mut self,
         dev: DevId,
@@ -673,22 +978,45 @@ impl<A: NodeAlloc> Index<A> {
         }
         let end = sector
             .checked_add(u64::from(e.len))
+            .filter(|&end| end <= MAX_DEV_SECTORS)
             .ok_or(InsertError::Invalid)?;
         if !buckets.is_current(&e) {
             return Err(InsertError::Stale);
         }
+        let mut budget = STALE_BUDGET;
         loop {
             let hit = self
                 .containing(dev, sector)
                 .or_else(|| self.next_in(dev, sector, end));
             match hit {
+                Some(_) if budget == 0 => return Err(InsertError::Fragmented),
                 Some((start, old)) if !buckets.is_current(&old) => {
-                    self.tree.remove(&key(dev, start));
-                    self.stale_dropped += 1;
+                    budget -= 1;
+                    self.remove_stale(dev, start);
                 }
                 Some(_) => return Err(InsertError::Overlap),
                 None => break,
             }
+        }
+        // Merge with the extent that ends where this one starts, if it is
+        // the same bucket's data right before this region.
+        if let Some((k, prev)) = self.tree.get_lt(&key(dev, sector)) {
+            let adjacent = key_dev(k) == dev
+                && key_sector(k) + u64::from(prev.len) == sector
+                && prev.bucket == e.bucket
+                && prev.gen == e.gen
+                && prev.offset.checked_add(prev.len) == Some(e.offset);
+            let merged = prev.len.checked_add(e.len).filter(|_| adjacent);
+            if let Some(len) = merged.filter(|_| buckets.is_current(&prev)) {
+                if let Some(v) = self.tree.get_mut(&k) {
+                    v.len = len;
+                    buckets.add_live(&e);
+                    return Ok(());
+                }
+            }
+        }
+        if self.tree.memory_bytes() >= self.max_bytes {
+            return Err(InsertError::IndexFull);
         }
         self.tree
             .insert(key(dev, sector), e)
@@ -1160,13 +1488,24 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
         }
         match self.index.insert(dev, sector, region, &mut self.buckets) {
             Ok(()) => FillOutcome::Inserted,
-            Err(e) => FillOutcome::Dropped(Some(e)),
+            Err(e) => {
+                if e == InsertError::IndexFull {
+                    self.buckets.request_eviction();
+                }
+                FillOutcome::Dropped(Some(e))
+            }
         }
     }
 
     /// A write (or discard) of `len` sectors of `dev` at `sector` starts:
-    /// invalidates what is cached there, marks collisions, and with `copy`
-    /// (writethrough of a data write) allocates room for a cache copy.
+    /// marks collisions, with `copy` (writethrough of a data write)
+    /// allocates room for a cache copy, and invalidates the first
+    /// [`INVALIDATE_BATCH`] extents of the range. If more are left, the
+    /// second value says where to go on with [`Cache::invalidate_more`]
+    /// (under a new hold of the lock: the write is in the in-flight table
+    /// from here on, so no fill of its sectors can be inserted meanwhile);
+    /// the write must not be sent to the backing device before the range
+    /// is done.
     pub fn begin_write(
         &mut self,
         dev: DevId,
@@ -1174,14 +1513,26 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
         len: u64,
         copy: bool,
         pinned: &dyn Fn(u32) -> bool,
-    ) -> WritePlan {
-        self.index.invalidate(dev, sector, len, &mut self.buckets);
+    ) -> (WritePlan, Option<u64>) {
         let ticket = self.inflight.begin_write(dev, sector, len);
         let region = match (copy, ticket, u32::try_from(len)) {
             (true, WriteTicket::Tracked(_), Ok(sectors)) => self.buckets.alloc(sectors, pinned),
             _ => None,
         };
-        WritePlan { ticket, region }
+        let more = self
+            .index
+            .invalidate(dev, sector, len, &mut self.buckets)
+            .next;
+        (WritePlan { ticket, region }, more)
+    }
+
+    /// Goes on invalidating a write's range (see [`Cache::begin_write`]):
+    /// from `from` up to `end`. Returns where to go on, or `None` when done.
+    pub fn invalidate_more(&mut self, dev: DevId, from: u64, end: u64) -> Option<u64> {
+        let len = end.checked_sub(from)?;
+        self.index
+            .invalidate(dev, from, len, &mut self.buckets)
+            .next
     }
 
     /// A write ended (`ok`: the backing write and the cache copy, if any,

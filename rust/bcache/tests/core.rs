@@ -5,64 +5,11 @@
 //! checking that a hit never returns data the backing device no longer
 //! holds.
 
-use core::alloc::Layout;
-use core::ptr::NonNull;
+mod common;
+
+use common::*;
 use proptest::prelude::*;
-use rkm_bcache::btree::NodeAlloc;
 use rkm_bcache::*;
-
-#[derive(Clone, Copy)]
-struct StdAlloc;
-
-// SAFETY: memory from `std::alloc::alloc` is valid for `layout` until freed
-// with the same layout, which `free` does.
-unsafe impl NodeAlloc for StdAlloc {
-    fn alloc(&self, layout: Layout) -> Option<NonNull<u8>> {
-        // SAFETY: node layouts are never zero-sized.
-        NonNull::new(unsafe { std::alloc::alloc(layout) })
-    }
-
-    unsafe fn free(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: by `NodeAlloc::free`'s contract `ptr` came from `alloc`
-        // with `layout`.
-        unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
-    }
-}
-
-type TestCache = Cache<StdAlloc, Vec<BucketMeta>>;
-
-fn cache(nbuckets: usize, bucket_sectors: u32) -> TestCache {
-    let buckets = Buckets::new(vec![BucketMeta::FREE; nbuckets], bucket_sectors).unwrap();
-    Cache::new(StdAlloc, buckets)
-}
-
-fn none(_: u32) -> bool {
-    false
-}
-
-fn fill(c: &mut TestCache, dev: DevId, sector: u64, len: u64) -> Region {
-    match c.read(dev, sector, len, true, &none) {
-        ReadPlan::Fill {
-            region,
-            ticket,
-            len: l,
-        } => {
-            assert_eq!(l, len);
-            assert_eq!(
-                c.finish_fill(dev, sector, &region, ticket, true),
-                FillOutcome::Inserted
-            );
-            region
-        }
-        other => panic!("expected a fill, got {other:?}"),
-    }
-}
-
-fn extents(c: &TestCache) -> Vec<(DevId, u64, u32)> {
-    let mut v = Vec::new();
-    c.index.for_each(|d, s, e| v.push((d, s, e.len)));
-    v
-}
 
 #[test]
 fn empty_buckets_are_refused() {
@@ -150,8 +97,9 @@ fn the_last_sectors_of_a_device_and_the_last_device_keep_apart() {
 fn pieces_counts_runs_up_to_a_limit() {
     let mut c = cache(4, 64);
     assert_eq!(c.index.pieces(0, 0, 64, 8, &c.buckets), 1);
-    fill(&mut c, 0, 8, 8);
+    // Filled in this order, 8..16 and 16..24 are not one extent.
     fill(&mut c, 0, 16, 8);
+    fill(&mut c, 0, 8, 8);
     fill(&mut c, 0, 40, 8);
     // miss 0..8, hit 8..16, hit 16..24, miss 24..40, hit 40..48, miss 48..64
     assert_eq!(c.index.pieces(0, 0, 64, 8, &c.buckets), 6);
@@ -163,8 +111,8 @@ fn pieces_counts_runs_up_to_a_limit() {
 #[test]
 fn read_first_refuses_fragmented_reads_and_leaves_no_fill() {
     let mut c = cache(4, 64);
-    let r = fill(&mut c, 0, 8, 8);
     fill(&mut c, 0, 16, 8);
+    let r = fill(&mut c, 0, 8, 8);
     fill(&mut c, 0, 40, 8);
     // One hit, even within a longer extent run.
     assert_eq!(
@@ -202,7 +150,7 @@ fn invalidate_trims_both_ends_and_splits() {
     let r = fill(&mut c, 0, 0, 32);
     assert_eq!(c.buckets.meta(r.bucket).unwrap().live, 32);
     // A hole in the middle splits the extent.
-    assert_eq!(c.index.invalidate(0, 8, 4, &mut c.buckets), 4);
+    assert_eq!(c.index.invalidate(0, 8, 4, &mut c.buckets).dropped, 4);
     assert_eq!(extents(&c), vec![(0, 0, 8), (0, 12, 20)]);
     assert_eq!(
         c.read(0, 12, 4, false, &none),
@@ -213,10 +161,10 @@ fn invalidate_trims_both_ends_and_splits() {
         }
     );
     // Across the end of one and the start of the other.
-    assert_eq!(c.index.invalidate(0, 4, 10, &mut c.buckets), 6);
+    assert_eq!(c.index.invalidate(0, 4, 10, &mut c.buckets).dropped, 6);
     assert_eq!(extents(&c), vec![(0, 0, 4), (0, 14, 18)]);
     // Everything.
-    assert_eq!(c.index.invalidate(0, 0, 1000, &mut c.buckets), 22);
+    assert_eq!(c.index.invalidate(0, 0, 1000, &mut c.buckets).dropped, 22);
     assert!(c.index.is_empty());
     assert_eq!(c.buckets.meta(r.bucket).unwrap().live, 0);
 }
@@ -227,7 +175,7 @@ fn a_write_collides_with_a_fill_in_flight() {
     let ReadPlan::Fill { region, ticket, .. } = c.read(0, 0, 8, true, &none) else {
         panic!()
     };
-    let w = c.begin_write(0, 4, 1, false, &none);
+    let w = c.begin_write(0, 4, 1, false, &none).0;
     // A fill that starts while the write is in flight is not made.
     assert_eq!(
         c.read(0, 0, 8, true, &none),
@@ -246,7 +194,7 @@ fn a_write_collides_with_a_fill_in_flight() {
     let ReadPlan::Fill { region, ticket, .. } = c.read(0, 0, 8, true, &none) else {
         panic!()
     };
-    let w = c.begin_write(0, 8, 8, false, &none);
+    let w = c.begin_write(0, 8, 8, false, &none).0;
     c.finish_write(0, 8, &w, true);
     assert_eq!(
         c.finish_fill(0, 0, &region, ticket, true),
@@ -258,13 +206,13 @@ fn a_write_collides_with_a_fill_in_flight() {
 #[test]
 fn overlapping_writes_drop_both_copies() {
     let mut c = cache(4, 64);
-    let a = c.begin_write(0, 0, 8, true, &none);
-    let b = c.begin_write(0, 4, 8, true, &none);
+    let a = c.begin_write(0, 0, 8, true, &none).0;
+    let b = c.begin_write(0, 4, 8, true, &none).0;
     assert!(a.region.is_some());
     assert_eq!(c.finish_write(0, 0, &a, true), Some(FillOutcome::Collided));
     assert_eq!(c.finish_write(0, 4, &b, true), Some(FillOutcome::Collided));
     assert!(c.index.is_empty());
-    let w = c.begin_write(0, 0, 8, true, &none);
+    let w = c.begin_write(0, 0, 8, true, &none).0;
     assert_eq!(c.finish_write(0, 0, &w, true), Some(FillOutcome::Inserted));
     assert!(matches!(
         c.read(0, 0, 8, false, &none),
@@ -276,8 +224,8 @@ fn overlapping_writes_drop_both_copies() {
 fn refill_takes_empty_then_cold_buckets_and_skips_pinned() {
     let mut c = cache(3, 8);
     let a = fill(&mut c, 0, 0, 8);
-    let b = fill(&mut c, 0, 8, 8);
-    let d = fill(&mut c, 0, 16, 8);
+    let b = fill(&mut c, 0, 16, 8);
+    let d = fill(&mut c, 0, 32, 8);
     assert_eq!(c.buckets.free(), 0);
     // Make `a` hot; `b` loses its data.
     for _ in 0..4 {
@@ -286,46 +234,78 @@ fn refill_takes_empty_then_cold_buckets_and_skips_pinned() {
             ReadPlan::Hit { .. }
         ));
     }
-    c.index.invalidate(0, 8, 8, &mut c.buckets);
-    // `d` is still open; a new allocation closes it and refills: `b` (empty)
-    // goes first, and the batch also takes `d` and `a`, hottest last.
+    assert_eq!(c.buckets.meta(a.bucket).unwrap().prio, PRIO_MAX);
+    c.index.invalidate(0, 16, 8, &mut c.buckets);
+    // `d` is still open; a new allocation closes it and refills: pinned
+    // `a` is passed over, `b` (empty) goes, `d` (filled once) gets its
+    // second chance.
     let pin_a = move |x: u32| x == a.bucket;
     let r = c.buckets.alloc(8, &pin_a).unwrap();
     assert_eq!(r.bucket, b.bucket);
-    assert_eq!(c.buckets.stats().invalidated, 2);
-    assert!(c.buckets.is_current(&Extent {
-        bucket: a.bucket,
-        offset: 0,
-        len: 8,
-        gen: a.gen
-    }));
-    assert!(!c.buckets.is_current(&Extent {
-        bucket: d.bucket,
-        offset: 0,
-        len: 8,
-        gen: d.gen
-    }));
+    assert_eq!(c.buckets.stats().invalidated, 1);
+    assert!(region_current(&c, &a) && region_current(&c, &d));
+    assert_eq!(c.buckets.meta(d.bucket).unwrap().prio, 0);
+    // The next allocation takes `d`, which was not read since.
+    let r = c.buckets.alloc(8, &pin_a).unwrap();
+    assert_eq!(r.bucket, d.bucket);
+    assert!(!region_current(&c, &d));
     // The stale extent of `d` is dropped by the lookup that meets it.
     assert_eq!(
-        c.read(0, 16, 8, false, &none),
+        c.read(0, 32, 8, false, &none),
         ReadPlan::Miss {
             len: 8,
             collided: false
         }
     );
-    assert_eq!(extents(&c), vec![(0, 0, 8)]);
+    c.buckets.check().unwrap();
+}
+
+#[test]
+fn a_hot_bucket_outlives_single_use_fills_until_it_cools() {
+    const N: u64 = 8;
+    let mut c = cache(N as usize, 8);
+    let hot = fill(&mut c, 0, 0, 8);
+    let cold = fill(&mut c, 0, 8 * 16, 8);
+    for _ in 0..8 {
+        assert!(cached(&mut c, 0, 0, 8));
+    }
+    let mut s = 1 << 20;
+    let mut cold_gone = None;
+    let mut hot_gone = None;
+    for i in 0..(u64::from(PRIO_MAX) + 3) * N {
+        fill(&mut c, 0, s, 8);
+        s += 16;
+        if cold_gone.is_none() && !region_current(&c, &cold) {
+            cold_gone = Some(i);
+        }
+        if hot_gone.is_none() && !region_current(&c, &hot) {
+            hot_gone = Some(i);
+        }
+        c.buckets.check().unwrap();
+    }
+    let (cold_gone, hot_gone) = (cold_gone.unwrap(), hot_gone.unwrap());
+    // The cold bucket goes on the hand's second pass, the hot one only
+    // after as many more passes as it had points, and both go.
+    assert!(cold_gone <= 2 * N, "cold evicted after {cold_gone} fills");
+    eprintln!("cold evicted after {cold_gone} fills, hot after {hot_gone}");
+    assert!(
+        hot_gone >= cold_gone + N,
+        "hot evicted after {hot_gone} fills"
+    );
 }
 
 #[test]
 fn gc_removes_stale_extents_in_batches() {
     let mut c = cache(2, 2048);
     for i in 0..200u64 {
-        fill(&mut c, 0, i * 8, 8);
+        fill(&mut c, 0, i * 16, 8);
     }
     assert_eq!(c.index.len(), 200);
-    // Two allocations that each need a fresh bucket invalidate the first.
-    c.buckets.alloc(2048, &none).unwrap();
-    c.buckets.alloc(2048, &none).unwrap();
+    // Allocations that each need a fresh bucket invalidate the first on
+    // the eviction hand's second pass.
+    for _ in 0..3 {
+        c.buckets.alloc(2048, &none).unwrap();
+    }
     let mut cursor = Some(0u64);
     let mut removed = 0;
     let mut steps = 0;
@@ -353,9 +333,9 @@ fn too_large_fills_and_full_tables_fall_back_to_misses() {
     );
     let mut tickets = Vec::new();
     for i in 0..INFLIGHT_SLOTS as u64 {
-        tickets.push(c.begin_write(0, i * 8, 1, false, &none));
+        tickets.push(c.begin_write(0, i * 8, 1, false, &none).0);
     }
-    let extra = c.begin_write(1, 0, 1, false, &none);
+    let extra = c.begin_write(1, 0, 1, false, &none).0;
     assert_eq!(extra.ticket, WriteTicket::Untracked);
     assert!(matches!(
         c.read(2, 0, 8, true, &none),
@@ -376,8 +356,8 @@ fn too_large_fills_and_full_tables_fall_back_to_misses() {
 fn remove_dev_drops_only_that_device() {
     let mut c = cache(4, 64);
     fill(&mut c, 0, 0, 8);
-    fill(&mut c, 1, 0, 8);
     fill(&mut c, 1, 8, 8);
+    fill(&mut c, 1, 0, 8);
     assert!(!c.index.remove_dev(1, 1, &mut c.buckets));
     assert!(c.index.remove_dev(1, 10, &mut c.buckets));
     assert_eq!(extents(&c), vec![(0, 0, 8)]);
@@ -436,7 +416,8 @@ enum Io {
         ticket: Ticket,
         data: Option<Vec<u64>>,
     },
-    // A write of `value`: `stage` 0 before the backing write, 1 after it.
+    // A write of `value`: `stage` 0 before the backing write, 1 after it;
+    // `more`: where its invalidation goes on (the backing write waits).
     Write {
         dev: DevId,
         sector: u64,
@@ -444,6 +425,7 @@ enum Io {
         plan: WritePlan,
         value: u64,
         stage: u8,
+        more: Option<u64>,
     },
 }
 
@@ -459,7 +441,11 @@ struct Model {
 impl Model {
     fn new() -> Self {
         Self {
-            c: cache(NBUCKETS, BUCKET_SECTORS),
+            c: {
+                let mut c = cache(NBUCKETS, BUCKET_SECTORS);
+                c.index.set_invalidate_batch(1);
+                c
+            },
             backing: (0..DEVS)
                 .map(|d| (0..DEV_SECTORS).map(|s| u64::from(d) << 32 | s).collect())
                 .collect(),
@@ -540,7 +526,8 @@ impl Model {
     fn write(&mut self, dev: DevId, sector: u64, len: u64, copy: bool) {
         let pins = self.pins();
         let pinned = move |b: u32| pins.contains(&b);
-        let plan = self.c.begin_write(dev, sector, len, copy, &pinned);
+        // One extent a hold: other operations run between the batches.
+        let (plan, more) = self.c.begin_write(dev, sector, len, copy, &pinned);
         self.next_value += 1;
         let value = self.next_value;
         self.io.push(Io::Write {
@@ -550,6 +537,7 @@ impl Model {
             plan,
             value,
             stage: 0,
+            more,
         });
     }
 
@@ -593,9 +581,19 @@ impl Model {
                 dev,
                 sector,
                 len,
+                more: more @ Some(_),
+                ..
+            } => {
+                *more = more.and_then(|from| self.c.invalidate_more(*dev, from, *sector + *len));
+            }
+            Io::Write {
+                dev,
+                sector,
+                len,
                 value,
                 stage,
                 plan,
+                ..
             } if *stage == 0 => {
                 for s in *sector..*sector + *len {
                     self.backing[*dev as usize][s as usize] = *value;
@@ -621,6 +619,7 @@ impl Model {
 
     fn check(&self) {
         self.c.index.check().unwrap();
+        self.c.buckets.check().unwrap();
         // Every current extent matches the backing device wherever no write
         // is in flight.
         self.c.index.for_each(|dev, start, e| {

@@ -87,7 +87,8 @@
 //!
 //! Block and bucket sizes are powers of two, in sectors on disk and bytes in
 //! [`Layout::plan`]: a block is [`MIN_BLOCK_BYTES`] (512 B) to
-//! [`MAX_BLOCK_BYTES`] (64 KiB), a bucket [`MIN_BUCKET_BYTES`] (4 KiB) to
+//! [`MAX_BLOCK_BYTES`] (4 KiB: the block layer takes no larger logical
+//! blocks), a bucket [`MIN_BUCKET_BYTES`] (4 KiB) to
 //! [`MAX_BUCKET_BYTES`] (16 MiB), and a bucket holds at least one block. The
 //! superblock is read in one 4096-byte transfer, so the device's logical
 //! block size must be at most 4096 bytes.
@@ -176,7 +177,8 @@ pub const LABEL_SIZE: usize = 32;
 /// The smallest block size.
 pub const MIN_BLOCK_BYTES: u64 = 512;
 /// The largest block size.
-pub const MAX_BLOCK_BYTES: u64 = 64 << 10;
+/// The block layer of Linux 6.12 takes logical blocks of at most a page.
+pub const MAX_BLOCK_BYTES: u64 = 4 << 10;
 /// The smallest bucket size (a page).
 pub const MIN_BUCKET_BYTES: u64 = 4 << 10;
 /// The largest bucket size.

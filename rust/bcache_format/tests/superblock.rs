@@ -543,21 +543,25 @@ fn every_field_corruption_has_its_reason() {
 }
 
 #[test]
-fn bucket_smaller_than_block() {
+fn blocks_larger_than_a_page_on_disk() {
+    // A superblock with 16 KiB blocks (which earlier formatters wrote): the
+    // kernel could never use it, so it is refused whatever its buckets.
     let mut b = encoded(16 * MIB, 4 * KIB, 8 * KIB);
     write_u32(&mut b, sb_field::BLOCK_SECTORS, 32);
     reseal(&mut b);
     let err = Superblock::decode(&b).unwrap_err();
-    assert_eq!(
-        err,
-        SbError::BucketSmallerThanBlock {
-            block_bytes: 16 * KIB,
-            bucket_bytes: 8 * KIB
-        }
-    );
+    assert_eq!(err, SbError::BadBlockSize { bytes: 16 * KIB });
     assert_eq!(
         one_line(&err),
-        "bucket size 8 KiB is smaller than block size 16 KiB"
+        "bad block size 16 KiB: must be a power of two from 512 B to 4 KiB"
+    );
+    // The bucket-smaller-than-block message stays for any other reader.
+    assert_eq!(
+        one_line(&SbError::BucketSmallerThanBlock {
+            block_bytes: 4 * KIB,
+            bucket_bytes: 2 * KIB
+        }),
+        "bucket size 2 KiB is smaller than block size 4 KiB"
     );
 }
 
@@ -636,7 +640,7 @@ fn messages_are_one_line_and_name_the_values() {
         ),
         (
             SbError::BadBlockSize { bytes: 1536 },
-            "bad block size 1536 B: must be a power of two from 512 B to 64 KiB",
+            "bad block size 1536 B: must be a power of two from 512 B to 4 KiB",
         ),
         (
             SbError::BadBucketSize { bytes: 32 * MIB },
@@ -671,10 +675,10 @@ fn messages_are_one_line_and_name_the_values() {
     }
 }
 
-/// Sizes a valid cache may have: block 2^9..=2^16, bucket 2^12..=2^24, and
+/// Sizes a valid cache may have: block 2^9..=2^12, bucket 2^12..=2^24, and
 /// a device from the least size for them up to 2^44 bytes more.
 fn geometry() -> impl Strategy<Value = (u64, u64, u64)> {
-    (9u32..=16, 12u32..=24, 0u64..(1 << 44), any::<bool>()).prop_map(|(bl, bu, extra, small)| {
+    (9u32..=12, 12u32..=24, 0u64..(1 << 44), any::<bool>()).prop_map(|(bl, bu, extra, small)| {
         let (block, bucket) = (1u64 << bl, 1u64 << bu.max(bl));
         let min = Layout::min_device_bytes(block, bucket).unwrap();
         // Half the cases near the least size, where rounding matters.
@@ -717,5 +721,19 @@ proptest! {
         if let Err(e) = Superblock::decode(&b) {
             one_line(&e);
         }
+    }
+}
+
+#[test]
+fn block_sizes_above_the_block_layers_are_refused() {
+    // Linux 6.12 takes logical blocks of at most a page (4 KiB): a cache of
+    // 8 KiB blocks could never be attached.
+    assert!(check_geometry(4096, 65536).is_ok());
+    for bytes in [8192, 16384, 65536] {
+        assert_eq!(
+            check_geometry(bytes, 1 << 20),
+            Err(SbError::BadBlockSize { bytes }),
+            "{bytes}"
+        );
     }
 }

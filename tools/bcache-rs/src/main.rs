@@ -48,7 +48,7 @@ usage: bcache-rs format-cache DEVICE [--bucket-size SIZE] [--block-size SIZE]
 const HELP: &str = "\
 format-cache  write a bcache_rs cache superblock on DEVICE (a block device
               or an image file) and print the layout
-  --block-size SIZE   smallest I/O of the cache, 512 B to 64 KiB
+  --block-size SIZE   smallest I/O of the cache, 512 B to 4 KiB
                       (default: the device's logical block size; 4 KiB for
                       a file)
   --bucket-size SIZE  unit of allocation and eviction, 4 KiB to 16 MiB

@@ -296,15 +296,19 @@ fn bad_arguments_are_usage_errors() {
         ),
         (
             &["format-cache", p, "--block-size", "1000"],
-            "bad block size 1000 B: must be a power of two from 512 B to 64 KiB",
+            "bad block size 1000 B: must be a power of two from 512 B to 4 KiB",
         ),
         (
             &["format-cache", p, "--block-size", "128k"],
             "bad block size 128 KiB",
         ),
         (
-            &["format-cache", p, "--block-size=8k", "--bucket-size=4k"],
-            "bucket size 4 KiB is smaller than block size 8 KiB",
+            &["format-cache", p, "--block-size", "8k"],
+            "bad block size 8 KiB: must be a power of two from 512 B to 4 KiB",
+        ),
+        (
+            &["format-cache", p, "--block-size=4k", "--bucket-size=2k"],
+            "bad bucket size 2 KiB",
         ),
         (
             &["format-cache", p, "--uuid", "xyz"],

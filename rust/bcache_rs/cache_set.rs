@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A registered cache device: the SSD, its superblock, the core (index,
+//! buckets, in-flight table) under the cache's irq-safe lock, the bucket
+//! pins, the SSD error accounting and the background pass.
+
+use crate::bcache::{self, BucketMeta};
+use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, WorkQueue};
+use crate::format;
+use crate::node_alloc::KmallocNodes;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, VVec};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
+
+/// The core the cache's lock protects.
+pub(crate) type Core = bcache::Cache<KmallocNodes, VVec<BucketMeta>>;
+
+/// Largest fill: what one bio of pages of ours holds (256 pages).
+const MAX_FILL_SECTORS: u64 = 256 * 8;
+/// Default of `io_error_limit`: recent SSD errors that fail the cache.
+pub(crate) const DEFAULT_ERROR_LIMIT: u32 = 8;
+/// Default of `io_error_halflife`: SSD I/Os after which the count of recent
+/// errors is halved (0: never).
+pub(crate) const DEFAULT_ERROR_HALFLIFE: u32 = 4096;
+/// Default of `index_memory_max`: 64 MiB of index nodes.
+pub(crate) const DEFAULT_INDEX_MAX: usize = 64 << 20;
+/// Smallest `index_memory_max` accepted.
+pub(crate) const MIN_INDEX_MAX: usize = 16 << 10;
+
+/// A registered cache device.
+///
+/// # Invariants
+///
+/// `pins` has one counter per data bucket of `core`, counting the I/Os in
+/// flight to or from the bucket; a pinned bucket is never invalidated.
+/// `attached` counts the devices whose attachment holds this cache (changed
+/// under the registry's mutex).
+#[pin_data]
+pub(crate) struct CacheSet {
+    pub(crate) ssd: BdevFile,
+    pub(crate) sb: format::Superblock,
+    #[pin]
+    pub(crate) core: IrqSpinLock<Core>,
+    pins: VVec<AtomicU32>,
+    #[pin]
+    gc_work: Work<CacheSet, 0>,
+    wq: Arc<WorkQueue>,
+    /// Recent SSD I/O errors (halved every `error_halflife` I/Os).
+    errors: AtomicU32,
+    /// Every SSD I/O error since registration.
+    errors_total: AtomicU64,
+    /// SSD I/Os completed (the clock of the error decay).
+    ios: AtomicU64,
+    pub(crate) error_limit: AtomicU32,
+    pub(crate) error_halflife: AtomicU32,
+    failed: AtomicBool,
+    /// The invalidation count when the background pass last ran.
+    gc_seen: AtomicU64,
+    pub(crate) attached: AtomicU32,
+}
+
+impl_has_work! {
+    impl HasWork<Self, 0> for CacheSet { self.gc_work }
+}
+
+impl WorkItem<0> for CacheSet {
+    type Pointer = Arc<CacheSet>;
+
+    fn run(this: Arc<CacheSet>) {
+        this.gc();
+    }
+}
+
+impl CacheSet {
+    /// A cache over the opened `ssd` with superblock `sb`, all buckets free.
+    pub(crate) fn new(
+        ssd: BdevFile,
+        sb: format::Superblock,
+        wq: Arc<WorkQueue>,
+    ) -> Result<Arc<Self>> {
+        let nb = usize::try_from(sb.layout.data_buckets()).map_err(|_| EINVAL)?;
+        // Failures are the caller's errno and log line: no allocation
+        // warning (vmalloc's would come with a stack dump).
+        let meta = VVec::from_elem(BucketMeta::FREE, nb, GFP_KERNEL | __GFP_NOWARN)?;
+        let mut pins = VVec::with_capacity(nb, GFP_KERNEL | __GFP_NOWARN)?;
+        for _ in 0..nb {
+            pins.push(AtomicU32::new(0), GFP_KERNEL)?;
+        }
+        let buckets = bcache::Buckets::new(meta, sb.layout.bucket_sectors).ok_or(EINVAL)?;
+        let mut core = bcache::Cache::new(KmallocNodes(GFP_ATOMIC), buckets);
+        core.index.set_max_bytes(DEFAULT_INDEX_MAX);
+        // INVARIANT: one pin counter per bucket, none pinned; no device
+        // attached.
+        Arc::pin_init(
+            pin_init!(CacheSet {
+                ssd,
+                sb,
+                core <- new_irq_spinlock!(core, "bcache_rs cache"),
+                pins,
+                gc_work <- new_work!("bcache_rs gc"),
+                wq,
+                errors: AtomicU32::new(0),
+                errors_total: AtomicU64::new(0),
+                ios: AtomicU64::new(0),
+                error_limit: AtomicU32::new(DEFAULT_ERROR_LIMIT),
+                error_halflife: AtomicU32::new(DEFAULT_ERROR_HALFLIFE),
+                failed: AtomicBool::new(false),
+                gc_seen: AtomicU64::new(0),
+                attached: AtomicU32::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Whether bucket `b` has I/O in flight (unknown buckets count as
+    /// pinned: they are never touched).
+    pub(crate) fn pinned(&self, b: u32) -> bool {
+        self.pins
+            .get(b as usize)
+            .map_or(true, |p| p.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Pins bucket `b` (under the core's lock, so that a refill running
+    /// under it never picks a bucket about to be read or written).
+    pub(crate) fn pin(&self, b: u32) {
+        if let Some(p) = self.pins.get(b as usize) {
+            p.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Undoes one [`CacheSet::pin`] (any context, without the lock).
+    pub(crate) fn unpin(&self, b: u32) {
+        if let Some(p) = self.pins.get(b as usize) {
+            p.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// First SSD sector of data bucket `b`.
+    pub(crate) fn bucket_sector(&self, b: u32) -> u64 {
+        let l = &self.sb.layout;
+        (l.first_bucket + u64::from(b)) * u64::from(l.bucket_sectors)
+    }
+
+    /// Largest fill or writethrough copy.
+    pub(crate) fn max_fill_sectors(&self) -> u64 {
+        MAX_FILL_SECTORS.min(u64::from(self.sb.layout.bucket_sectors))
+    }
+
+    /// The cache's block size in bytes.
+    pub(crate) fn block_bytes(&self) -> u32 {
+        self.sb.layout.block_sectors * 512
+    }
+
+    /// Whether the cache failed (past its error limit): devices go on
+    /// uncached, and it is never used again.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// An SSD I/O completed, with an error or not: counts it, decays the
+    /// recent errors every `io_error_halflife` I/Os, and fails the cache
+    /// when they reach `io_error_limit`. Returns the recent error count.
+    pub(crate) fn ssd_io_done(&self, error: bool, dev_id: bcache::DevId) -> u32 {
+        let n = self.ios.fetch_add(1, Ordering::Relaxed) + 1;
+        let halflife = u64::from(self.error_halflife.load(Ordering::Relaxed));
+        if halflife > 0 && n % halflife == 0 {
+            let _ = self
+                .errors
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| Some(e / 2));
+        }
+        if !error {
+            return self.errors.load(Ordering::Relaxed);
+        }
+        self.errors_total.fetch_add(1, Ordering::Relaxed);
+        let recent = self.errors.fetch_add(1, Ordering::Relaxed) + 1;
+        let limit = self.error_limit.load(Ordering::Relaxed);
+        if recent >= limit && !self.failed.swap(true, Ordering::Relaxed) {
+            pr_err!(
+                "cache {}: {} recent I/O errors (limit {}), the last from bcache_rs{}: failed; its devices go on uncached\n",
+                self.sb.set_uuid,
+                recent,
+                limit,
+                dev_id
+            );
+        }
+        recent
+    }
+
+    /// SSD errors: (recent, total).
+    pub(crate) fn errors(&self) -> (u32, u64) {
+        (
+            self.errors.load(Ordering::Relaxed),
+            self.errors_total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Queues the background pass if buckets were invalidated since it
+    /// last ran (any context).
+    pub(crate) fn maybe_gc(this: &Arc<Self>, invalidated: u64) {
+        if invalidated != this.gc_seen.load(Ordering::Relaxed) {
+            // Already queued: the pass will see these invalidations too.
+            let _ = this.wq.queue().enqueue::<Arc<CacheSet>, 0>(this.clone());
+        }
+    }
+
+    /// The background pass: removes the stale extents of the index, a batch
+    /// per hold of the lock.
+    fn gc(&self) {
+        let seen = self.core.lock().buckets.stats().invalidated;
+        if seen == self.gc_seen.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut cursor = Some(0u64);
+        while let Some(k) = cursor {
+            let mut g = self.core.lock();
+            let core = &mut *g;
+            cursor = core.index.gc_step(k, &core.buckets).0;
+        }
+        self.gc_seen.store(seen, Ordering::Relaxed);
+    }
+
+    /// Removes every extent of device `id` from the index, a batch per hold
+    /// of the lock (the device has no I/O in flight).
+    pub(crate) fn remove_dev(&self, id: bcache::DevId) {
+        loop {
+            let mut g = self.core.lock();
+            let core = &mut *g;
+            if core.index.remove_dev(id, 256, &mut core.buckets) {
+                break;
+            }
+        }
+    }
+
+    /// The SSD's name (`nvme0n1`), NUL-padded.
+    pub(crate) fn name(&self) -> [u8; 32] {
+        self.ssd.name()
+    }
+}

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What is registered: the cache and the backing devices, under one mutex
+//! that serialises registration, attach, detach, stop, unregister and
+//! module unload. Each operation runs to its end under the mutex, so no
+//! counter can drift between a request and its completion.
+//!
+//! `stop` and `unregister` are sysfs writes to the directory they remove:
+//! they lift their own file's protection first ([`crate::blk::Store`]), so
+//! removing the directory under the mutex never waits for a writer that
+//! waits for the mutex.
+
+use crate::bcache::{self, DevId};
+use crate::blk::{self, disk_parent, BdevFile, Disk, KObj, Parent, WorkQueue};
+use crate::cache_set::CacheSet;
+use crate::dev::{BioSets, Dev};
+use crate::format;
+use crate::sysfs::{CacheDir, DevDir};
+use core::ffi::c_void;
+use core::sync::atomic::Ordering;
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// Most backing devices (minors).
+pub(crate) const MAX_DEVS: u32 = 256;
+// A device's number is its index key's `DevId`.
+const _: () = assert!(MAX_DEVS <= bcache::DevId::MAX as u32 + 1);
+
+/// The largest logical block size the block layer of 6.12 accepts.
+const MAX_BLOCK_BYTES: u32 = 4096;
+
+/// A registered device and what the registry owns for it.
+///
+/// # Invariants
+///
+/// `disk`, if any, was made with `dev` as its owner; `kobj` is under
+/// `disk`'s directory.
+struct DevEntry {
+    dev: Arc<Dev>,
+    disk: Option<Disk<Dev>>,
+    kobj: Option<KObj<DevDir>>,
+}
+
+impl DevEntry {
+    /// The device with no I/O in flight and its disk's queue frozen (see
+    /// [`crate::dev::Quiesced`]).
+    fn quiesce(&self) -> crate::dev::Quiesced<'_> {
+        // SAFETY: `disk` is `dev`'s own (type invariant).
+        unsafe { self.dev.quiesce(self.disk.as_ref()) }
+    }
+}
+
+/// The registered cache and its directory.
+struct CacheEntry {
+    cache: Arc<CacheSet>,
+    kobj: Option<KObj<CacheDir>>,
+}
+
+/// Everything registered.
+struct RegInner {
+    /// `/sys/kernel/bcache_rs`, the cache directory's parent (set once the
+    /// module made it; it outlives every registration).
+    root: Option<blk::KObjRaw>,
+    /// The module is going: nothing more is registered.
+    closing: bool,
+    cache: Option<CacheEntry>,
+    /// Slot `i` holds `bcache_rs<i>`; [`MAX_DEVS`] slots.
+    devs: KVec<Option<DevEntry>>,
+}
+
+impl RegInner {
+    fn devs(&self) -> impl Iterator<Item = &DevEntry> {
+        self.devs.iter().flatten()
+    }
+
+    /// The slot of `dev`, if it is still registered.
+    fn slot_of(&mut self, dev: &Arc<Dev>) -> Option<&mut Option<DevEntry>> {
+        self.devs
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|e| Arc::ptr_eq(&e.dev, dev)))
+    }
+}
+
+/// The module's registry.
+#[pin_data]
+pub(crate) struct Registry {
+    #[pin]
+    inner: Mutex<RegInner>,
+    pub(crate) wq: Arc<WorkQueue>,
+    sets: Arc<BioSets>,
+}
+
+/// `pr_err` of a failed sysfs write and its errno.
+macro_rules! fail {
+    ($err:expr, $($arg:tt)*) => {{
+        pr_err!($($arg)*);
+        return Err($err);
+    }};
+}
+
+fn nul_terminated(path: &[u8]) -> Result<KVec<u8>> {
+    let mut v = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+    v.extend_from_slice(path, GFP_KERNEL)?;
+    v.push(0, GFP_KERNEL)?;
+    Ok(v)
+}
+
+/// `EOPNOTSUPP`, which the kernel crate of 6.12 does not name.
+fn eopnotsupp() -> Error {
+    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
+}
+
+fn errno_of(e: i32) -> Error {
+    Error::from_errno(e)
+}
+
+pub(crate) fn line_str(b: &[u8]) -> &str {
+    core::str::from_utf8(b).unwrap_or("<not UTF-8>")
+}
+
+impl Registry {
+    pub(crate) fn new(wq: Arc<WorkQueue>) -> Result<Arc<Self>> {
+        let sets = BioSets::new()?;
+        let mut devs = KVec::with_capacity(MAX_DEVS as usize, GFP_KERNEL)?;
+        for _ in 0..MAX_DEVS {
+            devs.push(None, GFP_KERNEL)?;
+        }
+        Arc::pin_init(
+            pin_init!(Registry {
+                inner <- new_mutex!(RegInner {
+                    root: None,
+                    closing: false,
+                    cache: None,
+                    devs,
+                }),
+                wq,
+                sets,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn holder(&self) -> *mut c_void {
+        (self as *const Registry).cast_mut().cast()
+    }
+
+    /// `register_cache`: opens and brings up the cache device at `line`'s
+    /// path, and attaches the devices registered before it.
+    /// Sets the parent directory of the cache's (module init).
+    pub(crate) fn set_root(&self, root: blk::KObjRaw) {
+        self.inner.lock().root = Some(root);
+    }
+
+    pub(crate) fn register_cache(self: &Arc<Self>, line: &[u8]) -> Result {
+        let path = match format::parse_path_line(line) {
+            Ok(p) => p,
+            Err(e) => fail!(errno_of(e.to_errno()), "register_cache: {}\n", e),
+        };
+        let p = line_str(path);
+        let cpath = nul_terminated(path)?;
+        let mut inner = self.inner.lock();
+        if inner.closing {
+            return Err(ENODEV);
+        }
+        if inner.cache.is_some() {
+            fail!(EBUSY, "register_cache: {}: a cache is already registered (one cache serves every device)\n", p);
+        }
+        let ssd = match BdevFile::open(&cpath, self.holder()) {
+            Ok(f) => f,
+            Err(e) if e == EBUSY => fail!(e, "register_cache: {}: in use by another holder (or registered as a backing device)\n", p),
+            Err(e) => fail!(e, "register_cache: {}: cannot open it exclusively (error {})\n", p, e.to_errno()),
+        };
+        if inner.devs().any(|d| d.dev.backing.devt() == ssd.devt()) {
+            fail!(
+                EEXIST,
+                "register_cache: {}: already registered as a backing device\n",
+                p
+            );
+        }
+        if ssd.zoned() {
+            fail!(
+                eopnotsupp(),
+                "register_cache: {}: a zoned device cannot be a cache\n",
+                p
+            );
+        }
+        let mut buf = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
+        if let Err(e) = ssd.read(format::SB_SECTOR, &mut buf) {
+            fail!(
+                e,
+                "register_cache: {}: cannot read the superblock (error {})\n",
+                p,
+                e.to_errno()
+            );
+        }
+        let sb = match format::Superblock::decode(&buf) {
+            Ok(sb) => sb,
+            Err(e) => fail!(errno_of(e.to_errno()), "register_cache: {}: {}\n", p, e),
+        };
+        let checks = sb
+            .check_device(ssd.sectors().saturating_mul(512))
+            .and_then(|()| sb.check_writable());
+        if let Err(e) = checks {
+            fail!(errno_of(e.to_errno()), "register_cache: {}: {}\n", p, e);
+        }
+        let block_bytes = sb.layout.block_sectors * 512;
+        if block_bytes < ssd.logical_block_size() {
+            fail!(
+                EINVAL,
+                "register_cache: {}: block size {} is below the device's logical block size {}\n",
+                p,
+                block_bytes,
+                ssd.logical_block_size()
+            );
+        }
+        if block_bytes > MAX_BLOCK_BYTES {
+            fail!(EINVAL, "register_cache: {}: block size {} is above the largest the block layer takes ({})\n",
+                p, block_bytes, MAX_BLOCK_BYTES);
+        }
+        if u32::try_from(sb.layout.data_buckets()).is_err() {
+            fail!(EINVAL, "register_cache: {}: too many buckets\n", p);
+        }
+        let cache = match CacheSet::new(ssd, sb, self.wq.clone()) {
+            Ok(c) => c,
+            Err(e) => fail!(
+                e,
+                "register_cache: {}: cannot set the cache up (error {})\n",
+                p,
+                e.to_errno()
+            ),
+        };
+        let dir = CacheDir::new(cache.clone(), self.clone())?;
+        let Some(root) = inner.root.as_ref() else {
+            return Err(ENODEV);
+        };
+        let kobj = match KObj::create(Parent::Dir(root), b"cache\0", dir) {
+            Ok(k) => k,
+            Err(e) => fail!(
+                e,
+                "register_cache: {}: cannot create its sysfs directory\n",
+                p
+            ),
+        };
+        pr_info!(
+            "cache {} on {}: {} buckets of {} KiB, blocks of {} bytes\n",
+            cache.sb.set_uuid,
+            line_str(blk::cstr_bytes(&cache.name())),
+            cache.sb.layout.data_buckets(),
+            cache.sb.layout.bucket_sectors / 2,
+            block_bytes
+        );
+        // Attach the devices registered before the cache.
+        for e in inner.devs.iter_mut().flatten() {
+            Self::attach(e, &cache);
+        }
+        inner.cache = Some(CacheEntry {
+            cache,
+            kobj: Some(kobj),
+        });
+        Ok(())
+    }
+
+    /// Attaches `e` to `cache` if their block sizes allow it, draining the
+    /// device's I/O first (see [`crate::dev::Quiesced`]); a warning says
+    /// why not otherwise. The device's geometry never changes.
+    fn attach(e: &mut DevEntry, cache: &Arc<CacheSet>) {
+        let dev = &e.dev;
+        if dev.is_stopping() {
+            return;
+        }
+        let block = cache.block_bytes();
+        if block > dev.lbs {
+            pr_warn!(
+                "bcache_rs{}: not attached to cache {}: its block size {} exceeds the disk's logical block size {}\n",
+                dev.id, cache.sb.set_uuid, block, dev.lbs
+            );
+            return;
+        }
+        if let Some(disk) = e.disk.as_mut() {
+            // SAFETY: the cache, which holds the SSD open, stays attached
+            // until `detach`, which unlinks it first.
+            if let Err(err) = unsafe { disk.link_ssd(&cache.ssd) } {
+                pr_warn!(
+                    "bcache_rs{}: not attached to cache {}: cannot link its SSD (error {})\n",
+                    dev.id,
+                    cache.sb.set_uuid,
+                    err.to_errno()
+                );
+                return;
+            }
+        }
+        let q = e.quiesce();
+        let old = e.dev.set_cache(&q, Some(cache.clone()));
+        drop(q);
+        drop(old);
+        cache.attached.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Detaches `e` from its cache: drains its I/O, drops its extents.
+    fn detach(e: &mut DevEntry) {
+        let q = e.quiesce();
+        let old = match e.dev.cache_quiesced(&q) {
+            Some(c) => {
+                c.remove_dev(e.dev.id);
+                e.dev.set_cache(&q, None)
+            }
+            None => None,
+        };
+        drop(q);
+        if let Some(c) = old {
+            if let Some(disk) = e.disk.as_mut() {
+                disk.unlink_ssd();
+            }
+            c.attached.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `register_dev`: opens a backing device in place and adds its disk.
+    pub(crate) fn register_dev(self: &Arc<Self>, line: &[u8]) -> Result {
+        let (uuid, path) = match format::parse_register_dev(line) {
+            Ok(v) => v,
+            Err(e) => fail!(errno_of(e.to_errno()), "register_dev: {}\n", e),
+        };
+        let p = line_str(path);
+        let cpath = nul_terminated(path)?;
+        let mut inner = self.inner.lock();
+        if inner.closing {
+            return Err(ENODEV);
+        }
+        if inner.devs().any(|d| d.dev.uuid == uuid) {
+            fail!(
+                EEXIST,
+                "register_dev: {}: UUID {} is already registered\n",
+                p,
+                uuid
+            );
+        }
+        let free = inner.devs.iter().position(|d| d.is_none());
+        let Some(id) = free.and_then(|i| DevId::try_from(i).ok()) else {
+            fail!(
+                ENOSPC,
+                "register_dev: {}: {} devices are registered already\n",
+                p,
+                MAX_DEVS
+            );
+        };
+        let backing = match BdevFile::open(&cpath, self.holder()) {
+            Ok(f) => f,
+            Err(e) if e == EBUSY => fail!(e, "register_dev: {}: in use by another holder\n", p),
+            Err(e) => fail!(
+                e,
+                "register_dev: {}: cannot open it exclusively (error {})\n",
+                p,
+                e.to_errno()
+            ),
+        };
+        if inner.devs().any(|d| d.dev.backing.devt() == backing.devt()) {
+            fail!(EEXIST, "register_dev: {}: already registered\n", p);
+        }
+        if let Some(c) = &inner.cache {
+            if c.cache.ssd.devt() == backing.devt() {
+                fail!(EEXIST, "register_dev: {}: it is the cache device\n", p);
+            }
+        }
+        if backing.zoned() {
+            fail!(
+                eopnotsupp(),
+                "register_dev: {}: zoned devices are not supported\n",
+                p
+            );
+        }
+        if backing.sectors() >= bcache::MAX_DEV_SECTORS {
+            fail!(
+                EFBIG,
+                "register_dev: {}: {} sectors, more than the index's {}\n",
+                p,
+                backing.sectors(),
+                bcache::MAX_DEV_SECTORS - 1
+            );
+        }
+        let lbs = backing.logical_block_size();
+        let sectors = backing.sectors() & !(u64::from(lbs / 512).max(1) - 1);
+        let dev = match Dev::new(id, uuid, backing, self.sets.clone(), self.wq.clone()) {
+            Ok(d) => d,
+            Err(e) => fail!(
+                e,
+                "register_dev: {}: cannot set the device up (error {})\n",
+                p,
+                e.to_errno()
+            ),
+        };
+        // Everything that may fail without I/O first: once the disk exists,
+        // its I/O may be in flight, and a failure goes through the teardown
+        // (which drains it: a device is never dropped by the completion of
+        // its last bio, in interrupt context).
+        let dir = DevDir::new(dev.clone(), self.clone())?;
+        // SAFETY: the backing device is owned by `dev`, which the disk keeps
+        // alive (its owner) until it is removed.
+        let disk = unsafe { Disk::create(&dev.backing, lbs, sectors, u32::from(id), dev.clone()) };
+        let disk = match disk {
+            Ok(d) => d,
+            Err(e) => fail!(
+                e,
+                "register_dev: {}: cannot add bcache_rs{} (error {})\n",
+                p,
+                id,
+                e.to_errno()
+            ),
+        };
+        let kobj = KObj::create(disk_parent(&disk), b"bcache_rs\0", dir);
+        // INVARIANT: the disk was made with `dev`, the directory under it.
+        let mut entry = DevEntry {
+            dev,
+            disk: Some(disk),
+            kobj: None,
+        };
+        match kobj {
+            Ok(k) => entry.kobj = Some(k),
+            Err(e) => {
+                self.teardown_dev(entry);
+                fail!(
+                    e,
+                    "register_dev: {}: cannot create its sysfs directory\n",
+                    p
+                );
+            }
+        }
+        if let Some(c) = inner.cache.as_ref().map(|c| c.cache.clone()) {
+            if !c.is_failed() {
+                Self::attach(&mut entry, &c);
+            }
+        }
+        let cached = entry.dev.is_attached();
+        let name = entry.dev.backing.name();
+        pr_info!(
+            "bcache_rs{}: {} ({}) on {}, {} sectors, {}\n",
+            id,
+            uuid,
+            p,
+            line_str(blk::cstr_bytes(&name)),
+            sectors,
+            if cached {
+                "cached"
+            } else if inner.cache.is_some() {
+                "not cached"
+            } else {
+                "uncached until a cache is registered"
+            }
+        );
+        if let Some(slot) = inner.devs.get_mut(usize::from(id)) {
+            *slot = Some(entry);
+        }
+        Ok(())
+    }
+
+    /// Removes a device's directory and disk, waits for its I/O, drops its
+    /// extents and detaches it. The registry drops a device only here,
+    /// after its I/O drained: so the last reference of a device is never
+    /// an I/O's, dropped in interrupt context.
+    fn teardown_dev(&self, mut e: DevEntry) {
+        drop(e.kobj.take());
+        // No submitter and no opener after this.
+        drop(e.disk.take());
+        Self::detach(&mut e);
+        // Deferred completions of the device ran (they were counted in its
+        // I/O); its work item may still hold a reference: let it finish, so
+        // that the device is released here.
+        self.wq.flush();
+    }
+
+    /// `stop` of device `dev`: refused (`EBUSY`) while its disk is open;
+    /// from the moment it is accepted no open succeeds. Synchronous: the
+    /// disk is gone and the device detached when it returns.
+    pub(crate) fn stop_dev(&self, dev: &Arc<Dev>) -> Result {
+        let mut inner = self.inner.lock();
+        let Some(slot) = inner.slot_of(dev) else {
+            // Stopped meanwhile (a concurrent `stop`).
+            return Ok(());
+        };
+        if let Some(disk) = slot.as_ref().and_then(|e| e.disk.as_ref()) {
+            let opens = disk.lock_opens();
+            if let Err(e) = dev.begin_stop(opens.openers()) {
+                fail!(e, "bcache_rs{}: stop: the disk is open\n", dev.id);
+            }
+        }
+        if let Some(e) = slot.take() {
+            self.teardown_dev(e);
+            pr_info!("bcache_rs{}: stopped\n", dev.id);
+        }
+        Ok(())
+    }
+
+    /// `unregister` of the cache: refused (`EBUSY`) while devices are
+    /// attached to a working cache; a failed cache is detached from its
+    /// devices (they go on uncached). Synchronous.
+    pub(crate) fn unregister_cache(&self, cache: &Arc<CacheSet>) -> Result {
+        let mut inner = self.inner.lock();
+        let ours = inner
+            .cache
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.cache, cache));
+        if !ours {
+            return Ok(());
+        }
+        let attached = cache.attached.load(Ordering::Relaxed);
+        if attached > 0 && !cache.is_failed() {
+            fail!(
+                EBUSY,
+                "cache {}: unregister: {} devices are attached; stop them first\n",
+                cache.sb.set_uuid,
+                attached
+            );
+        }
+        for e in inner.devs.iter_mut().flatten() {
+            if e.dev.is_attached() {
+                Self::detach(e);
+                pr_info!(
+                    "bcache_rs{}: detached from the failed cache {}\n",
+                    e.dev.id,
+                    cache.sb.set_uuid
+                );
+            }
+        }
+        if let Some(c) = inner.cache.take() {
+            self.teardown_cache(c);
+        }
+        Ok(())
+    }
+
+    fn teardown_cache(&self, entry: CacheEntry) {
+        let CacheEntry { cache, kobj } = entry;
+        drop(kobj);
+        // The background pass holds a reference while it runs.
+        self.wq.flush();
+        pr_info!("cache {}: unregistered\n", cache.sb.set_uuid);
+        drop(cache);
+    }
+
+    /// Module unload: stops every device, unregisters the cache, and
+    /// refuses any later registration.
+    pub(crate) fn teardown_all(&self) {
+        let mut inner = self.inner.lock();
+        inner.closing = true;
+        for slot in inner.devs.iter_mut() {
+            if let Some(e) = slot.take() {
+                self.teardown_dev(e);
+            }
+        }
+        if let Some(c) = inner.cache.take() {
+            self.teardown_cache(c);
+        }
+    }
+}
