@@ -171,15 +171,22 @@ rkm_wait_for() {
 # (base .. base+size of /proc/modules) in a task with make-it-fail set
 # (rkm_make_it_fail) or a fail-nth (rkm_fail_nth), silently (verbose=0), and
 # no other. Allocations that may sleep are included (ignore-gfp-wait=N; the
-# kernel's default ignores them, for failslab too). Returns 1 if MODULE is
-# not loaded or KIND does not exist.
+# kernel's default ignores them, for failslab too). The other KIND, if it is
+# not armed, is quieted (rkm_fault_off). Returns 1 if MODULE is not loaded or
+# KIND does not exist.
 rkm_fault_setup() {
+	[ -d "/sys/kernel/debug/$1" ] || { echo "# rkm_fault_setup: no /sys/kernel/debug/$1"; return 1; }
+	for _rkm_k in failslab fail_page_alloc; do
+		[ "$_rkm_k" = "$1" ] || [ "$(cat /sys/kernel/debug/$_rkm_k/probability)" != 0 ] ||
+			rkm_fault_off "$_rkm_k"
+	done
 	_rkm_d=/sys/kernel/debug/$1
-	[ -d "$_rkm_d" ] || { echo "# rkm_fault_setup: no $_rkm_d"; return 1; }
 	set -- $(awk -v m="$2" '$1 == m { print $2, $6 }' /proc/modules)
 	[ $# -eq 2 ] || { echo "# rkm_fault_setup: module not loaded"; return 1; }
 	_rkm_start=$(($2))
 	_rkm_end=$(($2 + $1))
+	# /proc/modules hides the address (0) from whoever may not see it.
+	[ "$_rkm_start" -ne 0 ] || { echo "# rkm_fault_setup: no address in /proc/modules"; return 1; }
 	echo 0 >"$_rkm_d/probability"
 	printf '%#x\n' "$_rkm_start" >"$_rkm_d/require-start" &&
 		printf '%#x\n' "$_rkm_end" >"$_rkm_d/require-end" &&
@@ -195,14 +202,18 @@ rkm_fault_setup() {
 	echo 100 >"$_rkm_d/probability"
 }
 
-# rkm_fault_off KIND: probability 0 and the filters back to the kernel's
-# defaults.
+# rkm_fault_off KIND: probability 0, and a stack filter that matches no
+# stack (require-start = require-end = 0), so that KIND does not count
+# toward a fail-nth either. (The kernel's default filter matches every
+# stack: fail_page_alloc would then count, and fail, SLUB's higher-order
+# slab allocations, which do not reclaim, and eat a fail-nth meant for the
+# armed kind.) The rest back to the kernel's defaults.
 rkm_fault_off() {
 	_rkm_d=/sys/kernel/debug/$1
 	echo 0 >"$_rkm_d/probability"
 	echo N >"$_rkm_d/task-filter"
 	echo 0 >"$_rkm_d/require-start"
-	echo 0xffffffffffffffff >"$_rkm_d/require-end"
+	echo 0 >"$_rkm_d/require-end"
 	echo 1 >"$_rkm_d/times"
 	echo Y >"$_rkm_d/ignore-gfp-wait"
 	if [ -e "$_rkm_d/min-order" ]; then
