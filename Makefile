@@ -34,7 +34,7 @@ SUITES ?= $(DEFAULT_SUITES)
 # Every suite under tests/ but the harness's own.
 DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
 
-.PHONY: all modules tools deps kernel print-kdir print-modules print-fixtures lint \
+.PHONY: all modules check-modules tools deps kernel print-kdir print-modules print-fixtures lint \
 	rustfmt clippy host-test vmtest harness-selftest check demo miri bench-btree bench-zswap bench-bcache rust-analyzer \
 	clean help
 
@@ -73,16 +73,28 @@ define sync-moddir
 	@find $(1) -xtype l -delete
 endef
 
+# The modules are always compiled by clippy-driver (Kbuild's CLIPPY=1: the
+# same .ko files, with the kernel's clippy lints, warnings being errors), so
+# one build is both the modules and their lint. CLIPPY=0 builds with rustc
+# alone (switching rebuilds the Rust objects: Kbuild sees the command change).
+CLIPPY ?= 1
 modules: kernel
 	$(call sync-moddir,$(MODDIR))
-	@echo "modules[$(FLAVOUR)]: building against $(KDIR)"
-	@$(KMAKE) --no-print-directory -C $(KDIR) M=$(MODDIR) modules
+	@echo "modules[$(FLAVOUR)]: building against $(KDIR)$(if $(filter 1,$(CLIPPY)), with clippy)"
+	@$(KMAKE) --no-print-directory -C $(KDIR) M=$(MODDIR) CLIPPY=$(CLIPPY) modules
 	@echo "modules[$(FLAVOUR)]: $$($(MAKE) -s print-modules | wc -l) modules and" \
 		"$$($(MAKE) -s print-fixtures | wc -l) test fixtures in $(MODDIR)"
 
+# Every module the top-level Kbuild lists (through the obj-m lines of the
+# directories it names) must have been built: a suite must not be skipped
+# because its module silently went missing.
+check-modules:
+	@$(TOP)/scripts/check-modules.py $(TOP) $(MODDIR)
+
 # rustfmt with the kernel's .rustfmt.toml on every Rust file (the top-level
 # .rustfmt.toml says the same, for editors and cargo fmt); clippy with the
-# kernel's lints (CLIPPY=1) on the modules and cargo clippy on the host crates.
+# kernel's lints on the modules (the module build, CLIPPY=1) and cargo clippy
+# on the host crates.
 lint: rustfmt clippy
 
 rustfmt: kernel
@@ -92,9 +104,8 @@ rustfmt: kernel
 		--config-path $$(realpath $(KDIR)/source 2>/dev/null || echo $(KDIR))/.rustfmt.toml $$files; fi
 
 clippy: kernel
-	$(call sync-moddir,$(BUILD)/clippy/$(FLAVOUR))
-	@echo "lint: clippy on the modules (CLIPPY=1)"
-	@$(KMAKE) --no-print-directory -C $(KDIR) M=$(BUILD)/clippy/$(FLAVOUR) CLIPPY=1 modules >/dev/null
+	@echo "lint: clippy on the modules (the module build, CLIPPY=1)"
+	@$(MAKE) --no-print-directory modules CLIPPY=1 >/dev/null
 	@if [ -n "$$($(TOP)/scripts/host-crates.sh)" ]; then echo "lint: cargo clippy on the host crates"; \
 		cd $(TOP) && cargo clippy --quiet --workspace --all-targets -- -D warnings; fi
 
@@ -107,29 +118,40 @@ host-test:
 tools:
 	@cd $(TOP) && cargo build --quiet --release -p rkm-memstress -p bcache-rs -p rkm-blkverify
 
-# The kselftest suites in QEMU: make vmtest SUITES="smoke zpool".
+# The kselftest suites in QEMU: make vmtest SUITES="smoke zpool". One boot per
+# (cpus, mem) of the suites' settings; VM_BUDGET caps the sum of the boots'
+# budgets (boot margin + each suite's budget=) and the run's time, so that
+# `make check` fits CI's 90 minutes.
+VM_BUDGET ?= 3600
 vmtest: modules tools
 	@$(TOP)/scripts/vm-run.py --kdir $(KDIR) --flavour $(FLAVOUR) \
-		--results $(BUILD)/results/vm-$(FLAVOUR).json \
+		--results $(BUILD)/results/vm-$(FLAVOUR).json --max-total $(VM_BUDGET) \
 		--modules $$($(MAKE) -s print-modules) -- $(SUITES)
 
-# The harness's own tests: a failing test, a WARN, an oops and a hang must
-# each fail a run.
+# The harness's own tests: each failure class must fail a run, named
+# (tests/harness/selftest.sh).
 harness-selftest: modules tools
 	@$(TOP)/tests/harness/selftest.sh $(KDIR) $(FLAVOUR) $(BUILD)/results/harness.json \
 		$$($(MAKE) -s print-fixtures)
 
 # The test command (README, .ci/run): everything, on the debug kernel.
+# Each stage's time goes to build/results/stages.txt for the summary. The
+# build stages stop at the first failure; the test stages all run (but not
+# the suites if the harness's own tests failed) and the summary follows.
+check: export RKM_STAGES = $(BUILD)/results/stages.txt
 check:
-	@rm -rf $(BUILD)/results
+	@rm -rf $(BUILD)/results && mkdir -p $(BUILD)/results
 	@$(TOP)/scripts/stage.sh deps $(MAKE) --no-print-directory deps
 	@$(TOP)/scripts/stage.sh kernel $(MAKE) --no-print-directory kernel FLAVOUR=debug
-	@$(TOP)/scripts/stage.sh modules $(MAKE) --no-print-directory modules FLAVOUR=debug
+	@$(TOP)/scripts/stage.sh modules $(MAKE) --no-print-directory modules check-modules FLAVOUR=debug CLIPPY=1
 	@$(TOP)/scripts/stage.sh lint $(MAKE) --no-print-directory lint FLAVOUR=debug
-	@$(TOP)/scripts/stage.sh host-test $(MAKE) --no-print-directory host-test
-	@$(TOP)/scripts/stage.sh harness-selftest $(MAKE) --no-print-directory harness-selftest FLAVOUR=debug
-	@$(TOP)/scripts/stage.sh vmtest $(MAKE) --no-print-directory vmtest FLAVOUR=debug
-	@$(TOP)/scripts/summary.py $(BUILD)/results
+	@rc=0; \
+	$(TOP)/scripts/stage.sh host-test $(MAKE) --no-print-directory host-test || rc=1; \
+	if $(TOP)/scripts/stage.sh harness-selftest $(MAKE) --no-print-directory harness-selftest FLAVOUR=debug; then \
+		$(TOP)/scripts/stage.sh vmtest $(MAKE) --no-print-directory vmtest FLAVOUR=debug || rc=1; \
+	else rc=1; echo "vmtest - not-run" >>$(BUILD)/results/stages.txt; fi; \
+	$(TOP)/scripts/summary.py $(BUILD)/results || rc=1; \
+	exit $$rc
 
 # The main job, on the default setup.
 demo: modules tools

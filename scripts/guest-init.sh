@@ -3,9 +3,9 @@
 #
 # /init of the test guest (scripts/vm-run.py builds the initramfs around it).
 # Mounts what tests need, finds the disks by their serial numbers, runs the
-# kselftest suites (or a script), writes the KTAP to ttyS1 and the dmesg to
-# ttyS2, prints the end marker and reboots, which QEMU (-no-reboot) turns
-# into its exit.
+# kselftest suites in the order of $RKM_SUITES (or a script), writes the KTAP
+# to ttyS1 and the dmesg to ttyS2, prints the kernel's taint flags and the
+# end marker and reboots, which QEMU (-no-reboot) turns into its exit.
 
 /bin/busybox --install -s /bin
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -41,7 +41,8 @@ for dev in /sys/block/*; do
 	rkm-swap) RKM_SWAP=/dev/$name ;;
 	esac
 done
-export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR
+export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR RKM_CPUS
+# The host compares the CPUs online with the vCPUs it booted ($RKM_CPUS).
 echo "rkm: guest up: kernel $(uname -r), $(nproc) CPUs, HDD=${RKM_HDD:-none} SSD=${RKM_SSD:-none} swap=${RKM_SWAP:-none}"
 
 status=0
@@ -51,12 +52,25 @@ if [ "$RKM_MODE" = script ]; then
 	status=$?
 else
 	cd /kselftest
-	# The KTAP goes to the console and, alone, to ttyS1 for the host's parser.
-	./run_kselftest.sh </dev/null 2>&1 | tee /dev/ttyS1
+	# One suite at a time, in the host's order ($RKM_SUITES; the runner
+	# alone would sort them). The KTAP goes to the console and, alone, to
+	# ttyS1 for the host's parser. If the suite named by $RKM_FAIL_FAST
+	# (smoke) does not pass, the others are not run: the host reports them.
+	for suite in $RKM_SUITES; do
+		./run_kselftest.sh -c "$suite" </dev/null 2>&1 | tee /dev/ttyS1 /tmp/rkm-suite.ktap
+		if [ "$suite" = "$RKM_FAIL_FAST" ] &&
+			{ ! grep -q '^ok ' /tmp/rkm-suite.ktap || grep -qE '^not ok |^ok .*# SKIP' /tmp/rkm-suite.ktap; }; then
+			echo "rkm: $suite did not pass: the other suites of this run are not run"
+			status=1
+			break
+		fi
+	done
 fi
 
 sync
 dmesg >/dev/ttyS2
+# The taint flags at the end of the run (scripts/kreport.py judges them).
+echo "RKM-TAINTED $(cat /proc/sys/kernel/tainted)"
 echo "RKM-GUEST-DONE status=$status"
 reboot -f
 # Not reached; a guest that gets here hangs and the host's timeout says so.

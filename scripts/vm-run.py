@@ -2,29 +2,41 @@
 # SPDX-License-Identifier: GPL-2.0
 """Boot the test kernel under QEMU and run kselftest suites (or a script) in it.
 
-The guest is a busybox initramfs built for each run: the kernel's own modules
+The guest is a busybox initramfs built for each boot: the kernel's own modules
 (for the C peers: zbud, z3fold, bcache, dm-cache), the project's modules under
 /lib/modules/$(uname -r)/extra (depmod'ed, so zswap can load a zpool driver by
 its alias), the kernel's kselftest runner (run_kselftest.sh, runner.sh,
 ktap_helpers.sh from the kernel source), the selected suites, and the host
 tools the suites ask for (their GUEST_TOOLS) with their shared libraries.
 
-Disks, created sparse and fresh for each run and deleted after it:
-  HDD   virtio-blk, rotational        serial rkm-hdd   ($RKM_HDD in the guest)
-  SSD   QEMU NVMe, non-rotational     serial rkm-ssd   ($RKM_SSD)
-  swap  virtio-blk                    serial rkm-swap  ($RKM_SWAP)
+Suites are grouped by the guest they ask for in their settings file (cpus=,
+mem=): one boot per distinct (cpus, mem), in a stable order (the group of
+the first suite first; smoke is first of all), and the results are merged.
+If smoke does not pass, nothing after it runs and the run fails.
+
+Disks, created sparse and fresh for each boot and deleted after it:
+  HDD   virtio-blk, rotational, discard=unmap       serial rkm-hdd  ($RKM_HDD)
+  SSD   QEMU NVMe, non-rotational                   serial rkm-ssd  ($RKM_SSD)
+  swap  virtio-blk without discard or write-zeroes  serial rkm-swap ($RKM_SWAP)
 
 Serial ports: ttyS0 is the console (the full log), ttyS1 carries the KTAP
 output alone, ttyS2 the guest's dmesg at the end of the run. On the host:
-  - the logs are kept in --log-dir (build/logs/<time>-<flavour>/, and
-    build/logs/latest points at the newest) and their paths are printed;
-  - a run fails on any oops, BUG, WARNING, KASAN, lockdep, RCU stall or
-    hung-task report in the console log or the dmesg, even if every test said
-    ok; on a guest that does not finish within the timeout; and on any test
-    that failed;
-  - the KTAP is parsed and the last line printed is
-    "N passed, N failed[, N skipped]", counting the leaf test cases plus two
-    checks of the harness itself (the guest finished; the kernel log is clean).
+  - the logs are kept in --log-dir (build/logs/<time>-<flavour>/, one
+    subdirectory per boot, and build/logs/latest points at the newest) and
+    their paths are printed;
+  - a boot fails on any kernel report in the console log or the dmesg
+    (scripts/kreport.py: oops, BUG, WARNING, SLUB, KASAN, lockdep, ...)
+    that no expected-WARN window excuses, even if every test said ok; on a
+    taint other than O and E at the end (W only if every WARN was
+    excused); on a dmesg that does not reach back to the boot (the log
+    buffer wrapped); on fewer CPUs online than vCPUs booted; on a guest that
+    prints nothing for the inactivity limit or outlives its budget (after a
+    blocked-task dump, sysrq w and l, that goes into the report); on any
+    test that failed, KTAP that breaks the rules (scripts/ktap.py), and a
+    test program skipped as a whole in a suite not marked optional;
+  - the last line printed is "N passed, N failed[, N skipped]", counting the
+    leaf test cases plus the harness's own checks of each boot (the guest
+    finished; the kernel log is clean).
 The exit status is 0 only when nothing failed.
 """
 
@@ -44,16 +56,34 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "scripts"))
 
 import ktap  # noqa: E402
-from kreport import KERNEL_LINE, SPLAT_PATTERNS, find_splats  # noqa: E402
+import kreport  # noqa: E402
 
 BUSYBOX = "/bin/busybox"
 # Tools every guest gets: coreutils' timeout makes the kselftest runner
 # enforce the per-test timeouts of the suites' settings files.
 BASE_TOOLS = ["/usr/bin/timeout"]
 DONE_MARKER = "RKM-GUEST-DONE"
-BOOT_MARGIN = {"debug": 240, "perf": 90}
+TAINT_MARKER = "RKM-TAINTED"
+# From QEMU's start to the first test, and from the last test to power-off
+# (the dmesg goes out over a serial port), per boot.
+BOOT_MARGIN = {"debug": 180, "perf": 90}
 SCRIPT_TIMEOUT = 600
-
+# A suite's settings (protocols: timeout, cpus, mem; budget, inactivity,
+# optional are the harness's own, Documentation/building-and-testing.rst).
+SETTINGS = {"timeout": 45, "cpus": 2, "mem": "2G", "budget": None, "inactivity": None,
+            "optional": 0}
+# Seconds without a byte on the console before the watchdog dumps the
+# blocked tasks and kills the guest. Some steps of the debug kernel under
+# TCG are silent for a minute or two; a suite can raise it (inactivity=).
+INACTIVITY = 300
+FAIL_FAST_SUITE = "smoke"
+# The kernel's log buffer: large enough that a whole run's dmesg fits
+# (checked: the dmesg must start with the boot). The dmesg of a whole
+# `make vmtest` measured 61 KB on 2026-12-04; the kernel's default (128 KiB
+# here) is too close, 4 MiB leaves room for suites that log more.
+LOG_BUF_LEN = "4M"
+PROGRAM_START = re.compile(r"^# selftests: (\S+): (\S+)\s*$")
+PROGRAM_END = re.compile(r"^(?:not )?ok \d+ selftests: (\S+): (\S+)")
 
 
 def log(msg):
@@ -71,15 +101,22 @@ def parse_args():
     p.add_argument("--script", help="run this shell script in the guest instead of suites")
     p.add_argument("--guest-tools", nargs="*", default=[], help="more host tools for the guest")
     p.add_argument("--timeout", type=int, default=0,
-                   help="seconds for the whole run (default: from the suites' settings)")
+                   help="seconds for each boot (default: boot margin + the suites' budgets)")
+    p.add_argument("--max-total", type=int, default=0,
+                   help="seconds for all boots together: fail before booting if the suites' "
+                        "budgets exceed it, and stop when it is spent (0: no cap)")
+    p.add_argument("--inactivity", type=int, default=0,
+                   help=f"seconds of console silence before the watchdog dumps the blocked "
+                        f"tasks and kills the guest (default {INACTIVITY}, or the suite's "
+                        "inactivity= setting; a --script run: none)")
     p.add_argument("--log-dir", help="where the logs go (default build/logs/<time>-<flavour>)")
     p.add_argument("--results", help="write the counts here as JSON")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="also set KEY (RKM_*) in the guest's /etc/rkm.env")
     p.add_argument("--append", action="append", default=[], metavar="PARAM",
                    help="also pass PARAM on the guest kernel's command line")
-    p.add_argument("--mem", default="2G")
-    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--mem", help="guest memory (default: the suites' mem=, or 2G)")
+    p.add_argument("--cpus", type=int, help="vCPUs (default: the suites' cpus=, or 2)")
     p.add_argument("--hdd-size", default="2G")
     p.add_argument("--ssd-size", default="1G")
     p.add_argument("--swap-size", default="1G")
@@ -89,6 +126,58 @@ def parse_args():
     p.add_argument("--quiet", action="store_true", help="do not echo the console")
     p.add_argument("suites", nargs="*", help="suites under --suites-root (default: all)")
     return p.parse_args()
+
+
+# ---------------------------------------------------------------- settings
+
+def read_settings(sdir):
+    """A suite's settings file as a dict (SETTINGS' keys; unknown keys and
+    bad values are errors)."""
+    s = dict(SETTINGS)
+    path = os.path.join(sdir, "settings")
+    if not os.path.exists(path):
+        return s
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or key not in SETTINGS:
+                raise SystemExit(f"vm: {path}:{n}: unknown setting {line!r} "
+                                 f"(known: {', '.join(SETTINGS)})")
+            if key == "mem":
+                if not re.fullmatch(r"\d+[MG]", value):
+                    raise SystemExit(f"vm: {path}:{n}: mem= wants e.g. 2G or 1536M")
+                s[key] = value
+            else:
+                try:
+                    s[key] = int(value)
+                except ValueError:
+                    raise SystemExit(f"vm: {path}:{n}: {key}= wants a number, not {value!r}")
+    return s
+
+
+class Suite:
+    def __init__(self, root, name):
+        self.name = name
+        self.dir = os.path.join(root, name)
+        if not os.path.isfile(os.path.join(self.dir, "Makefile")):
+            raise SystemExit(f"vm: no suite '{name}' (no {self.dir}/Makefile)")
+        self.settings = read_settings(self.dir)
+        self.programs = suite_make(self.dir, "print-tests")
+        self.tools = suite_make(self.dir, "print-guest-tools")
+        # Without budget=, a suite may use every program's whole timeout.
+        self.budget = self.settings["budget"] or len(self.programs) * self.settings["timeout"]
+
+    @property
+    def group(self):
+        return (self.settings["cpus"], self.settings["mem"])
+
+
+def order_suites(names):
+    """smoke first (it fails the run fast), then the others as given."""
+    return sorted(names, key=lambda n: n != FAIL_FAST_SUITE)
 
 
 # ---------------------------------------------------------------- initramfs
@@ -129,7 +218,7 @@ def kernel_release(kdir):
         return f.read().strip()
 
 
-def build_initramfs(args, root, release, suites):
+def build_initramfs(args, root, release, suites, cpus):
     for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "run", "root",
               "usr/bin", "usr/sbin", "mnt", "kselftest"]:
         os.makedirs(os.path.join(root, d), exist_ok=True)
@@ -160,16 +249,10 @@ def build_initramfs(args, root, release, suites):
     shutil.copytree(os.path.join(ksrc, "kselftest"), os.path.join(kroot, "kselftest"))
     shutil.copytree(os.path.join(TOP, "tests/lib"), os.path.join(kroot, "lib"))
     listing = []
-    total_timeout = 0
     for suite in suites:
-        sdir = os.path.join(args.suites_root, suite)
-        if not os.path.isfile(os.path.join(sdir, "Makefile")):
-            raise SystemExit(f"vm: no suite '{suite}' (no {sdir}/Makefile)")
-        suite_make(sdir, "install", INSTALL_PATH=os.path.join(kroot, suite))
-        progs = suite_make(sdir, "print-tests")
-        listing += [f"{suite}:{p}" for p in progs]
-        tools += suite_make(sdir, "print-guest-tools")
-        total_timeout += len(progs) * suite_timeout(sdir)
+        suite_make(suite.dir, "install", INSTALL_PATH=os.path.join(kroot, suite.name))
+        listing += [f"{suite.name}:{p}" for p in suite.programs]
+        tools += suite.tools
     with open(os.path.join(kroot, "kselftest-list.txt"), "w") as f:
         f.write("".join(line + "\n" for line in listing))
     for tool in sorted(set(tools)):
@@ -179,6 +262,9 @@ def build_initramfs(args, root, release, suites):
         "RKM_MODE": "script" if args.script else "kselftest",
         "RKM_MODULES": " ".join(names),
         "RKM_FLAVOUR": args.flavour,
+        "RKM_CPUS": str(cpus),
+        "RKM_SUITES": " ".join(s.name for s in suites),
+        "RKM_FAIL_FAST": FAIL_FAST_SUITE,
     }
     for kv in args.env:
         key, sep, value = kv.partition("=")
@@ -192,20 +278,6 @@ def build_initramfs(args, root, release, suites):
         shutil.copy2(args.script, os.path.join(root, "root/script.sh"))
     shutil.copy2(os.path.join(TOP, "scripts/guest-init.sh"), os.path.join(root, "init"))
     os.chmod(os.path.join(root, "init"), 0o755)
-    return total_timeout
-
-
-def suite_timeout(sdir):
-    """A suite's per-test timeout, as the kselftest runner reads it."""
-    timeout = 45
-    try:
-        with open(os.path.join(sdir, "settings")) as f:
-            for line in f:
-                if line.startswith("timeout="):
-                    timeout = int(line.split("=", 1)[1])
-    except FileNotFoundError:
-        pass
-    return timeout
 
 
 def make_cpio(root, out):
@@ -218,7 +290,7 @@ def make_cpio(root, out):
 
 # ---------------------------------------------------------------- the run
 
-def qemu_command(args, run_dir, kernel_image, initrd, images):
+def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem):
     drive = "if=none,format=raw,cache=writeback,aio=threads"
     hdd_throttle = f",throttling.iops-total={args.hdd_iops}" if args.hdd_iops else ""
     # A panic reboots, and -no-reboot turns that into QEMU's exit; an oops
@@ -228,78 +300,383 @@ def qemu_command(args, run_dir, kernel_image, initrd, images):
     # raised to 120 s: a real lockup is still reported, a slow host is not.
     # ACPI enumerates the vCPUs; acpi=noirq skips its PCI IRQ routing, whose
     # AML takes most of a minute to interpret under TCG (the devices use MSI).
+    # The log buffer does not wrap in a run (the host checks the dmesg
+    # starts at the boot), and writes to /dev/kmsg are not rate-limited
+    # (the default drops all but 10 lines in 5 s: window markers with them).
     append = ["console=ttyS0,115200", "printk.time=1", "loglevel=7", "rdinit=/init",
               "panic=-1", "softlockup_panic=0", "hung_task_panic=0",
-              "watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=120", "acpi=noirq"]
+              "watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=120", "acpi=noirq",
+              f"log_buf_len={LOG_BUF_LEN}", "printk.devkmsg=on"]
     append += args.append
     return [
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi",
         "-cpu", "max",
-        "-smp", str(args.cpus),
-        "-m", args.mem,
+        "-smp", str(cpus),
+        "-m", mem,
         "-display", "none", "-vga", "none",
         "-no-reboot",
         "-kernel", kernel_image,
         "-initrd", initrd,
         "-append", " ".join(append),
-        "-chardev", "stdio,id=con,signal=off",
+        # The console is multiplexed (mux=on) so that the watchdog can send
+        # a serial BREAK (C-a b on QEMU's stdin), which the guest's 8250
+        # driver turns into magic SysRq with the next character.
+        "-chardev", "stdio,id=con,mux=on,signal=off",
         "-serial", "chardev:con",
         "-serial", f"file:{os.path.join(run_dir, 'ktap.log')}",
         "-serial", f"file:{os.path.join(run_dir, 'dmesg.log')}",
-        "-drive", f"file={images['hdd']},{drive},id=hdd{hdd_throttle}",
+        # The HDD: a discarded range reads back zeros (the raw file is punched).
+        "-drive", f"file={images['hdd']},{drive},id=hdd,discard=unmap{hdd_throttle}",
         "-device", "virtio-blk-pci,drive=hdd,serial=rkm-hdd",
         "-drive", f"file={images['ssd']},{drive},id=ssd",
         "-device", "nvme,drive=ssd,serial=rkm-ssd",
+        # The swap disk offers neither discard nor write-zeroes: a backing
+        # device without discard, for bcache_rs's discard-limit test.
         "-drive", f"file={images['swap']},{drive},id=swap",
-        "-device", "virtio-blk-pci,drive=swap,serial=rkm-swap",
+        "-device", "virtio-blk-pci,drive=swap,serial=rkm-swap,discard=off,write-zeroes=off",
         "-monitor", "none",
     ]
 
 
-def run_qemu(cmd, console_path, timeout, quiet, script):
-    """Run QEMU with its console to console_path; True if it stopped in time."""
-    start = time.monotonic()
-    with open(console_path, "wb") as console:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+class Console:
+    """QEMU's console as it comes: the log file, the live echo, the time of
+    the last output, and the host time each test program started and ended."""
+
+    def __init__(self, path, quiet, script):
+        self.path = path
+        self.quiet = quiet
+        self.script = script
+        self.start = time.monotonic()
+        self.last_at = self.start
+        self.longest_silence = 0.0
+        self.booted_at = None
+        self.current = None  # (suite, program, started)
+        self.programs = []  # (suite, program, seconds)
+
+    def line(self, line):
+        now = time.monotonic()
+        self.longest_silence = max(self.longest_silence, now - self.last_at)
+        self.last_at = now
+        # The test's own text is what stands before any kernel line in it.
+        own = kreport.STAMP.split(line, maxsplit=1)[0]
+        if self.booted_at is None and own.startswith("rkm: guest up"):
+            self.booted_at = now
+        m = PROGRAM_START.match(own)
+        if m:
+            self.current = (m.group(1), m.group(2), now)
+        m = PROGRAM_END.match(own)
+        if m and self.current and (m.group(1), m.group(2)) == self.current[:2]:
+            self.programs.append((m.group(1), m.group(2), now - self.current[2]))
+            self.current = None
+        if not self.quiet and echo_line(line, own, self.script):
+            print(f"  | {line}", flush=True)
+
+
+def run_qemu(cmd, console, timeout, inactivity_for):
+    """Run QEMU with its console to console.path. Returns (why it was
+    killed or None, elapsed seconds). inactivity_for(suite) is the silence
+    allowed while suite runs (None before the first)."""
+    with open(console.path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
-        last = {"line": "", "at": start}
 
         def pump():
             for raw in proc.stdout:
-                console.write(raw)
-                console.flush()
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                last["line"] = line
-                if not quiet and echo_line(line, script):
-                    print(f"  | {line}", flush=True)
+                out.write(raw)
+                out.flush()
+                console.line(raw.decode("utf-8", "replace").rstrip("\r\n"))
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        finished = True
-        next_beat = start + 30
+        killed = None
+        next_beat = console.start + 60
         while proc.poll() is None:
             now = time.monotonic()
-            if now - start > timeout:
-                finished = False
+            current = console.current  # the reader thread replaces it
+            suite = current[0] if current else None
+            limit = inactivity_for(suite)
+            if now - console.start > timeout:
+                killed = f"the guest did not finish within its budget of {timeout}s"
+            elif now - console.last_at > limit:
+                killed = (f"the guest printed nothing for {limit}s"
+                          + (f" (in {suite}: {current[1]})" if current else ""))
+            if killed:
+                log(f"{killed}: asking it for its blocked tasks (sysrq w, l), then killing it")
+                sysrq_dump(proc, console)
                 proc.kill()
                 break
             if now >= next_beat:
-                log(f"still running ({int(now - start)}s of at most {timeout}s)")
-                next_beat += 30
+                what = f"; running {current[0]}: {current[1]}" if current else ""
+                log(f"still running ({int(now - console.start)}s of at most {timeout}s{what})")
+                next_beat += 60
             time.sleep(0.2)
         proc.wait()
         reader.join(timeout=5)
-    return finished, time.monotonic() - start
+    return killed, time.monotonic() - console.start
 
 
-def echo_line(line, script):
+def sysrq_dump(proc, console):
+    """Magic SysRq over the serial console: a BREAK (QEMU's mux escape
+    C-a b) then the command key. w shows the blocked (D state) tasks, l the
+    backtraces of the running CPUs. Waits for each dump to go quiet."""
+    for key in (b"w", b"l"):
+        try:
+            proc.stdin.write(b"\x01b")
+            proc.stdin.flush()
+            time.sleep(0.5)
+            proc.stdin.write(key)
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return
+        sent = time.monotonic()
+        # Up to 90 s for the dump; done once the console is quiet for 5 s.
+        while proc.poll() is None and time.monotonic() - sent < 90:
+            if time.monotonic() - max(console.last_at, sent) > 5:
+                break
+            time.sleep(0.2)
+
+
+def echo_line(line, own, script):
     """Which console lines to show live: results and what goes wrong (and a
     script's whole output)."""
-    m = KERNEL_LINE.match(line)
-    if m:
-        return any(re.search(p, m.group(1)) for p, _ in SPLAT_PATTERNS[:-1])
-    return script or bool(re.match(r"^(# )?(not )?ok \d+|^rkm:|^# selftests:", line))
+    for _, body in kreport.kernel_lines([line]):
+        kind = kreport.classify(body)
+        if kind and kind != "stack trace" or "sysrq:" in body or "rkm-expect:" in body:
+            return True
+    return script or bool(re.match(r"^(# )?(not )?ok \d+|^rkm:|^# selftests:", own))
+
+
+def running_programs(text):
+    """(line number, what ran from there on) of a log: the console's
+    "# selftests: S: P" lines, or the runner's "kselftest: Running tests in S"
+    kernel lines in the dmesg."""
+    marks = [(0, "the boot")]
+    for n, line in enumerate(text.splitlines(), 1):
+        own = kreport.STAMP.split(line, maxsplit=1)[0]
+        m = PROGRAM_START.match(own)
+        if m:
+            marks.append((n, f"{m.group(1)}: {m.group(2)}"))
+            continue
+        m = re.search(r"\] kselftest: Running tests in (\S+)", line)
+        if m:
+            marks.append((n, m.group(1)))
+    return marks
+
+
+def program_at(marks, lineno):
+    return [what for n, what in marks if n <= lineno][-1]
+
+
+def blocked_task_dump(text, limit=400):
+    """The lines of the sysrq dumps in a console log."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "sysrq: Show Blocked State" in line or "sysrq: Show backtrace" in line:
+            return lines[i:i + limit]
+    return []
+
+
+class Boot:
+    """One boot of the guest for a group of suites (or a script)."""
+
+    def __init__(self, name, suites, cpus, mem, timeout):
+        self.name = name
+        self.suites = suites
+        self.cpus = cpus
+        self.mem = mem
+        self.timeout = timeout
+        self.run_dir = None
+        self.killed = None
+        self.elapsed = 0.0
+        self.console = None
+        self.failures = []
+        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
+        self.programs = []
+        self.smoke_failed = False
+
+
+def inactivity_limit(args, boot):
+    """The console silence allowed while a suite runs. A --script run (a
+    benchmark, the demo) has no inactivity limit unless --inactivity gives
+    one: its budget (--timeout) still stops it, with the same task dump."""
+    by_suite = {s.name: s.settings["inactivity"] for s in boot.suites}
+    default = boot.timeout if args.script else INACTIVITY
+
+    def limit(suite):
+        return args.inactivity or by_suite.get(suite) or default
+    return limit
+
+
+def run_boot(args, boot, kernel_image, release):
+    work = tempfile.mkdtemp(prefix="rkm-vm-")
+    try:
+        root = os.path.join(work, "root")
+        build_initramfs(args, root, release, boot.suites, boot.cpus)
+        initrd = os.path.join(work, "initramfs.cpio")
+        make_cpio(root, initrd)
+        images = {}
+        for name, size in [("hdd", args.hdd_size), ("ssd", args.ssd_size),
+                           ("swap", args.swap_size)]:
+            images[name] = os.path.join(work, f"{name}.img")
+            subprocess.run(["truncate", "-s", size, images[name]], check=True)
+        what = (f"suites {' '.join(s.name for s in boot.suites)}" if not args.script
+                else os.path.basename(args.script))
+        log(f"booting the {args.flavour} kernel {release} (TCG, {boot.cpus} vCPUs, "
+            f"{boot.mem}) to run {what}; budget {boot.timeout}s")
+        log(f"logs in {boot.run_dir}")
+        cmd = qemu_command(args, boot.run_dir, kernel_image, initrd, images, boot.cpus,
+                           boot.mem)
+        with open(os.path.join(boot.run_dir, "qemu-cmdline.txt"), "w") as f:
+            f.write(" ".join(cmd) + "\n")
+        boot.console = Console(os.path.join(boot.run_dir, "console.log"), args.quiet,
+                               bool(args.script))
+        boot.killed, boot.elapsed = run_qemu(cmd, boot.console, boot.timeout,
+                                             inactivity_limit(args, boot))
+        if args.keep_images:
+            for name, path in images.items():
+                shutil.move(path, os.path.join(boot.run_dir, f"{name}.img"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def judge_boot(args, boot):
+    """The failures and counts of one boot, from its logs."""
+    console_path = os.path.join(boot.run_dir, "console.log")
+    dmesg_path = os.path.join(boot.run_dir, "dmesg.log")
+    with open(console_path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    failures = boot.failures
+    done = re.search(rf"^{DONE_MARKER} status=(\d+)", text, re.M)
+    if boot.killed:
+        dump = blocked_task_dump(text)
+        failures.append(f"{boot.killed}: killed; the last console lines and the blocked-task "
+                        f"dump are in {console_path}")
+        if dump:
+            print(f"\nvm: [{boot.name}] blocked tasks (sysrq w) and CPUs (sysrq l):", flush=True)
+            for line in dump:
+                print(f"  {line}")
+        else:
+            failures.append("the guest did not answer the sysrq requests (no task dump)")
+    elif not done:
+        failures.append("the guest stopped before the end of the run (crash or panic?)")
+
+    up = re.search(r"^rkm: guest up: .*?, (\d+) CPUs", text, re.M)
+    if up and int(up.group(1)) != boot.cpus:
+        failures.append(f"the guest has {up.group(1)} CPUs online, {boot.cpus} were booted "
+                        "(CONFIG_NR_CPUS of the test kernel?)")
+
+    scans = {p: kreport.scan_file(p) for p in (console_path, dmesg_path) if os.path.exists(p)}
+    splats = kreport.merge_findings(scans.values())
+    for f in splats[:3]:
+        print(f"\nvm: [{boot.name}] kernel report ({f.kind}) at {f.path}:{f.lineno}:"
+              + (f" {f.message}" if f.message else ""), flush=True)
+        for line in f.context:
+            print(f"  {line}")
+    if splats:
+        # One line per report line, with the test program that was running.
+        print(f"\nvm: [{boot.name}] the kernel reports, by test program:")
+        during = {console_path: running_programs(text)}
+        if dmesg_path in scans:
+            with open(dmesg_path, encoding="utf-8", errors="replace") as f:
+                during[dmesg_path] = running_programs(f.read())
+        for f in splats[:60]:
+            what = f.message or f.context[min(f.lineno - 1, 2)].strip()
+            print(f"  {f.kind} during {program_at(during[f.path], f.lineno)} "
+                  f"({os.path.basename(f.path)}:{f.lineno}): {what}")
+        if len(splats) > 60:
+            print(f"  ... and {len(splats) - 60} more")
+    for f in splats:
+        if f.message:
+            failures.append(f"{os.path.basename(f.path)}:{f.lineno}: {f.message}")
+    if splats:
+        kinds = sorted({f.kind for f in splats})
+        failures.append(f"the kernel log has {len(splats)} report line(s): {', '.join(kinds)}")
+
+    if done:
+        dmesg = scans.get(dmesg_path)
+        if dmesg is None or not dmesg.starts_at_boot:
+            failures.append(f"the dmesg ({dmesg_path}) does not start at the boot (no "
+                            "'Linux version' line): the kernel's log buffer wrapped, raise "
+                            "log_buf_len")
+        taint = re.search(rf"^{TAINT_MARKER} (\d+)", text, re.M)
+        if not taint:
+            failures.append("the guest did not print its taint flags")
+        else:
+            # The dmesg is the whole log (checked above); the console may
+            # have lost lines.
+            s = dmesg or scans[console_path]
+            failures.extend(kreport.taint_problems(int(taint.group(1)), s.warns,
+                                                   s.warns_excused))
+
+    counts = boot.counts
+    if args.script:
+        status = int(done.group(1)) if done else 1
+        if status != 0:
+            failures.append(f"the guest script exited with status {status}")
+        counts["passed" if status == 0 and done else "failed"] += 1
+    else:
+        judge_ktap(boot, os.path.join(boot.run_dir, "ktap.log"), text)
+    # The harness's own two checks: the guest finished, the log is clean.
+    for ok in [not boot.killed and bool(done), not splats]:
+        counts["passed" if ok else "failed"] += 1
+
+
+def judge_ktap(boot, path, console_text):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        result = ktap.parse(f.read())
+    for case in result.cases:
+        if case.status == "fail":
+            print(f"vm: FAILED: {case.name}{' # ' + case.directive if case.directive else ''}")
+    for problem in result.problems:
+        print(f"vm: KTAP problem: {problem}")
+        boot.failures.append(problem)
+    boot.counts["passed"] += result.passed
+    boot.counts["failed"] += result.failed
+    boot.counts["skipped"] += result.skipped
+    seconds = {(s, p): t for s, p, t in boot.console.programs}
+    seen = set()
+    for prog in result.programs:
+        seen.add((prog.suite, prog.name))
+        boot.programs.append({"suite": prog.suite, "program": prog.name, "status": prog.status,
+                              "seconds": round(seconds.get((prog.suite, prog.name), -1)),
+                              "skipped": prog.skipped_whole})
+        suite = next((s for s in boot.suites if s.name == prog.suite), None)
+        if prog.skipped_whole and suite is not None and not suite.settings["optional"]:
+            why = f" ({prog.directive})" if prog.directive.upper() != "SKIP" else ""
+            boot.failures.append(f"{prog.suite}: {prog.name} was skipped as a whole{why}, and "
+                                 f"the suite is not optional")
+            boot.counts["failed"] += 1
+        if prog.suite == FAIL_FAST_SUITE and (prog.status != "pass" or prog.failed):
+            boot.smoke_failed = True
+    not_run = [f"{s.name}: {p}" for s in boot.suites for p in s.programs
+               if (s.name, p) not in seen]
+    if any(s.name == FAIL_FAST_SUITE for s in boot.suites) and \
+            not any(suite == FAIL_FAST_SUITE for suite, _ in seen):
+        boot.smoke_failed = True
+    if not_run:
+        if boot.smoke_failed:
+            what = f"not run ({FAIL_FAST_SUITE} did not pass)"
+        elif boot.killed:
+            what = "no result (the guest was killed)"
+        else:
+            what = "no result (the guest stopped before)"
+        boot.failures.append(f"{what}: {', '.join(not_run)}")
+        boot.counts["failed"] += len(not_run)
+    if not result.cases and not not_run:
+        boot.failures.append("no test result came back from the guest")
+
+
+def plan_boots(suites, margin, cpus=None, mem=None, timeout=0):
+    """One boot per distinct (cpus, mem) of the suites (or the overrides),
+    in the order of their first suite; each boot's timeout is the margin
+    plus its suites' budgets (or timeout)."""
+    groups = {}
+    for s in suites:
+        groups.setdefault((cpus or s.group[0], mem or s.group[1]), []).append(s)
+    return [Boot(f"{c}cpu-{m}", members, c, m,
+                 timeout or margin + sum(s.budget for s in members))
+            for (c, m), members in groups.items()]
 
 
 def main():
@@ -312,10 +689,27 @@ def main():
     for ko in args.modules + args.fixtures:
         if not os.path.exists(ko):
             raise SystemExit(f"vm: no module {ko} (make modules)")
-    suites = args.suites
-    if not args.script and not suites:
-        suites = sorted(d for d in os.listdir(args.suites_root)
-                        if os.path.isfile(os.path.join(args.suites_root, d, "Makefile")))
+
+    boots = []
+    margin = BOOT_MARGIN[args.flavour]
+    if args.script:
+        boots.append(Boot("script", [], args.cpus or 2, args.mem or "2G",
+                          args.timeout or margin + SCRIPT_TIMEOUT))
+    else:
+        names = args.suites or sorted(
+            d for d in os.listdir(args.suites_root)
+            if os.path.isfile(os.path.join(args.suites_root, d, "Makefile")))
+        suites = [Suite(args.suites_root, n) for n in order_suites(names)]
+        boots = plan_boots(suites, margin, args.cpus, args.mem, args.timeout)
+        planned = sum(b.timeout for b in boots)
+        plan = "; ".join(f"{b.name}: {' '.join(s.name for s in b.suites)} ({b.timeout}s)"
+                         for b in boots)
+        log(f"{len(boots)} boot(s): {plan}")
+        if args.max_total and planned > args.max_total:
+            raise SystemExit(
+                f"vm: the boots' budgets sum to {planned}s, past the cap of "
+                f"{args.max_total}s (--max-total): lower the suites' budget= "
+                "(tests/<suite>/settings) or make them faster")
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     logs_root = os.path.join(TOP, "build/logs")
@@ -326,101 +720,82 @@ def main():
         if os.path.islink(latest):
             os.unlink(latest)
         os.symlink(os.path.basename(run_dir), latest)
-    for name in ["console.log", "ktap.log", "dmesg.log"]:
-        if os.path.exists(os.path.join(run_dir, name)):
-            os.unlink(os.path.join(run_dir, name))
 
     release = kernel_release(kdir)
-    work = tempfile.mkdtemp(prefix="rkm-vm-")
-    try:
-        root = os.path.join(work, "root")
-        test_timeout = build_initramfs(args, root, release, suites)
-        initrd = os.path.join(work, "initramfs.cpio")
-        make_cpio(root, initrd)
-        images = {}
-        for name, size in [("hdd", args.hdd_size), ("ssd", args.ssd_size),
-                           ("swap", args.swap_size)]:
-            images[name] = os.path.join(work, f"{name}.img")
-            subprocess.run(["truncate", "-s", size, images[name]], check=True)
-        # A script has no settings file: it gets SCRIPT_TIMEOUT.
-        timeout = args.timeout or (BOOT_MARGIN[args.flavour] +
-                                   (SCRIPT_TIMEOUT if args.script else test_timeout))
-        what = f"suites {' '.join(suites)}" if not args.script else os.path.basename(args.script)
-        log(f"booting the {args.flavour} kernel {release} (TCG, {args.cpus} vCPUs, "
-            f"{args.mem}) to run {what}; timeout {timeout}s")
-        log(f"logs in {run_dir}")
-        cmd = qemu_command(args, run_dir, kernel_image, initrd, images)
-        with open(os.path.join(run_dir, "qemu-cmdline.txt"), "w") as f:
-            f.write(" ".join(cmd) + "\n")
-        finished, elapsed = run_qemu(cmd, os.path.join(run_dir, "console.log"), timeout,
-                                     args.quiet, bool(args.script))
-        if args.keep_images:
-            for name, path in images.items():
-                shutil.move(path, os.path.join(run_dir, f"{name}.img"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    return report(args, run_dir, finished, elapsed, timeout)
+    start = time.monotonic()
+    skipped_boots = []
+    for boot in boots:
+        boot.run_dir = run_dir if args.script else os.path.join(run_dir, boot.name)
+        os.makedirs(boot.run_dir, exist_ok=True)
+        for name in ["console.log", "ktap.log", "dmesg.log"]:
+            if os.path.exists(os.path.join(boot.run_dir, name)):
+                os.unlink(os.path.join(boot.run_dir, name))
+        if any(b.smoke_failed for b in boots):
+            skipped_boots.append(boot)
+            continue
+        if args.max_total:
+            boot.timeout = min(boot.timeout, int(args.max_total - (time.monotonic() - start)))
+            if boot.timeout <= 0:
+                skipped_boots.append(boot)
+                continue
+        run_boot(args, boot, kernel_image, release)
+        judge_boot(args, boot)
+    return report(args, run_dir, boots, skipped_boots, time.monotonic() - start)
 
 
-def report(args, run_dir, finished, elapsed, timeout):
-    console = os.path.join(run_dir, "console.log")
-    with open(console, encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    done = re.search(rf"^{DONE_MARKER} status=(\d+)", text, re.M)
-    failures = []
-    if not finished:
-        failures.append(f"the guest hung: no power-off within {timeout}s "
-                        f"(the last console lines are in {console})")
-    elif not done:
-        failures.append("the guest stopped before the end of the run (crash or panic?)")
-
-    splats = find_splats([console, os.path.join(run_dir, "dmesg.log")])
-    for kind, path, lineno, context in splats[:3]:
-        print(f"\nvm: kernel report ({kind}) at {path}:{lineno}:", flush=True)
-        for line in context:
-            print(f"  {line}")
-    if splats:
-        kinds = sorted({k for k, *_ in splats})
-        failures.append(f"the kernel log has {len(splats)} report line(s): {', '.join(kinds)}")
-
+def report(args, run_dir, boots, skipped_boots, elapsed):
     counts = {"passed": 0, "failed": 0, "skipped": 0}
-    if args.script:
-        status = int(done.group(1)) if done else 1
-        if status != 0:
-            failures.append(f"the guest script exited with status {status}")
-        counts["passed" if status == 0 and done else "failed"] += 1
-    else:
-        with open(os.path.join(run_dir, "ktap.log"), encoding="utf-8", errors="replace") as f:
-            result = ktap.parse(f.read())
-        for case in result.cases:
-            if case.status == "fail":
-                print(f"vm: FAILED: {case.name}{' # ' + case.directive if case.directive else ''}")
-        for problem in result.problems:
-            print(f"vm: KTAP problem: {problem}")
-            failures.append(problem)
-        counts["passed"] += result.passed
-        counts["failed"] += result.failed
-        counts["skipped"] += result.skipped
-        if not result.cases:
-            failures.append("no test result came back from the guest")
-    # The harness's own two checks: the guest finished, the log is clean.
-    for ok in [finished and bool(done), not splats]:
-        counts["passed" if ok else "failed"] += 1
-
+    failures = []
+    programs = []
+    for boot in boots:
+        if boot in skipped_boots:
+            why = (f"{FAIL_FAST_SUITE} did not pass" if any(b.smoke_failed for b in boots)
+                   else "the run's --max-total is spent")
+            n = sum(len(s.programs) for s in boot.suites)
+            failures.append(f"[{boot.name}] not run ({why}): "
+                            f"{' '.join(s.name for s in boot.suites)}")
+            counts["failed"] += n
+            continue
+        for k in counts:
+            counts[k] += boot.counts[k]
+        failures += [f"[{boot.name}] {f}" for f in boot.failures]
+        programs += boot.programs
+    if boots and not args.script:
+        print("\nvm: time per boot and per test program:")
+        for boot in boots:
+            if boot in skipped_boots:
+                continue
+            c = boot.console
+            boot_s = f"{c.booted_at - c.start:.0f}s to boot" if c.booted_at else "no boot"
+            print(f"  [{boot.name}] {boot.elapsed:.0f}s ({boot_s}; longest console silence "
+                  f"{c.longest_silence:.0f}s)")
+            for p in boot.programs:
+                t = f"{p['seconds']:5d}s" if p["seconds"] >= 0 else "    ?s"
+                print(f"    {t}  {p['suite']}: {p['program']} ({p['status']})")
     for failure in failures:
         print(f"vm: FAIL: {failure}")
-    print(f"vm: {'PASS' if not failures and not counts['failed'] else 'FAIL'} in {elapsed:.0f}s; "
-          f"console log: {console}")
+    ok = not failures and not counts["failed"]
+    print(f"vm: {'PASS' if ok else 'FAIL'} in {elapsed:.0f}s; logs: {run_dir}")
     if args.results:
         os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+        suites = {}
+        for p in programs:
+            suites[p["suite"]] = suites.get(p["suite"], 0) + max(p["seconds"], 0)
         with open(args.results, "w") as f:
-            json.dump(dict(counts, failures=failures, log=console), f, indent=1)
+            json.dump(dict(counts, failures=failures, log=run_dir, seconds=round(elapsed),
+                           boots=[{"name": b.name, "suites": [s.name for s in b.suites],
+                                   "seconds": round(b.elapsed), "budget": b.timeout,
+                                   "to_boot": round(b.console.booted_at - b.console.start)
+                                   if b.console and b.console.booted_at else None,
+                                   "longest_silence": round(b.console.longest_silence)
+                                   if b.console else None}
+                                  for b in boots if b not in skipped_boots],
+                           programs=programs, suites=suites), f, indent=1)
     line = f"{counts['passed']} passed, {counts['failed']} failed"
     if counts["skipped"]:
         line += f", {counts['skipped']} skipped"
     print(line)
-    return 0 if not failures and counts["failed"] == 0 else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

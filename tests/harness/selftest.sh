@@ -2,11 +2,27 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The harness's own tests: each scenario under tests/harness/ misbehaves in one
-# way, and scripts/vm-run.py must fail the run with the right message.
-#   fail  a test case fails                -> "N passed, M failed", M > 0
-#   warn  a module WARNs, tests say ok     -> a WARNING report fails the run
-#   oops  a module oopses, tests say ok    -> a BUG/oops report fails the run
-#   hang  the guest never finishes         -> the run's timeout fails it
+# way, and scripts/vm-run.py must fail the run and name the failure (two of
+# them pass, and must). All the scenarios run in one vm-run.py call, in two
+# boots (the last three ask for their own guest, cpus=1 mem=1G, which shows
+# one boot per settings group):
+#   fail     a test case fails                   -> "FAILED: ... a case that fails on purpose"
+#   warn     a module WARNs, tests say ok        -> a WARNING report during warn
+#   oops     a module oopses, tests say ok       -> a BUG/oops report during oops
+#   slub     SLUB red zone overwritten inside an expected-WARN window whose
+#            WARN happens                         -> a SLUB report during slub
+#   window   a WARN in a window that expects 2, then one at another location
+#                                                 -> "expected 2 ... saw 1", "expected 1 ... saw 0"
+#   noplan   results without a plan              -> a KTAP problem
+#   skip     a whole program skipped, suite not optional -> "skipped as a whole"
+#   optskip  the same in an optional=1 suite     -> a skip, and no failure
+#   taint    the kernel tainted U, silently      -> "the kernel is tainted U"
+#   wrap     the log overflows log_buf_len       -> "does not start at the boot"
+#   cpus     (own boot, 1 vCPU) RKM_CPUS is 1    -> passes, in the boot 1cpu-1G
+#   faults   (same boot) rkm.sh's fault-injection helpers fail exactly the
+#            allocations they should                -> passes
+#   hang     a module's init blocks in D state   -> the inactivity watchdog, with
+#                                                   "task:modprobe ... state:D" in the report
 # The clean path (a run that passes) is what `make vmtest` shows.
 #
 # usage: selftest.sh KDIR FLAVOUR RESULTS.json FIXTURE.ko...
@@ -17,43 +33,83 @@ shift 3
 fixtures=("$@")
 logs=$top/build/logs/harness
 mkdir -p "$logs" "$(dirname "$results")"
+out=$logs/vm-run.out
+
+# wrap comes before oops: an oops raises the console's log level for good,
+# and wrap's debug-level lines would then go over the console too.
+scenarios=(fail warn wrap oops slub window noplan skip optskip taint cpus faults hang)
+start=$SECONDS
+echo "harness-selftest: running ${scenarios[*]} (logs in $logs)"
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" --quiet \
+	--suites-root "$top/tests/harness" --fixtures "${fixtures[@]}" \
+	--log-dir "$logs" -- "${scenarios[@]}" >"$out" 2>&1
+rc=$?
+elapsed=$((SECONDS - start))
 
 passed=0 failed=0 n=0
 echo "TAP version 13"
-echo "1..4"
-scenario() {
-	local name=$1 timeout=$2 expect=$3
+echo "1..$((${#scenarios[@]} + 1))"
+verdict() {
+	local desc=$1 why=$2
 	n=$((n + 1))
-	local out=$logs/$name.out
-	local start=$SECONDS
-	"$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" --quiet \
-		--suites-root "$top/tests/harness" --fixtures "${fixtures[@]}" \
-		--log-dir "$logs/$name" --timeout "$timeout" -- "$name" >"$out" 2>&1
-	local rc=$?
-	local last
-	last=$(tail -n 1 "$out")
-	local why=""
-	[ "$rc" -ne 0 ] || why="the run exited 0"
-	echo "$last" | grep -qE '^[0-9]+ passed, [1-9][0-9]* failed' ||
-		why="${why:+$why; }its last line is '$last'"
-	grep -qE "$expect" "$out" || why="${why:+$why; }no line matches '$expect'"
-	# The scenario's test must have started: a failure for any other reason
-	# (a guest that never booted) does not count.
-	grep -q "selftests: $name: $name.sh" "$logs/$name/console.log" 2>/dev/null ||
-		why="${why:+$why; }the scenario's test never started"
 	if [ -z "$why" ]; then
-		echo "ok $n harness fails a run: $name ($((SECONDS - start))s)"
+		echo "ok $n $desc"
 		passed=$((passed + 1))
 	else
-		sed 's/^/# /' "$out"
-		echo "not ok $n harness fails a run: $name: $why"
+		echo "not ok $n $desc: $why"
 		failed=$((failed + 1))
 	fi
 }
-scenario fail 300 'vm: FAILED: .*a case that fails on purpose'
-scenario warn 300 'kernel report \(WARNING\)'
-scenario oops 300 'kernel report \((BUG|oops)\)'
-scenario hang 60 'the guest hung: no power-off within 60s'
-printf '{"passed": %d, "failed": %d, "skipped": 0}\n' "$passed" "$failed" >"$results"
-echo "harness-selftest: $passed passed, $failed failed"
+
+last=$(tail -n 1 "$out")
+why=""
+[ "$rc" -ne 0 ] || why="vm-run.py exited 0"
+echo "$last" | grep -qE '^[0-9]+ passed, [1-9][0-9]* failed' || why="${why:+$why; }its last line is '$last'"
+verdict "the run fails (${elapsed}s)" "$why"
+
+# scenario NAME REGEX...: the scenario's test started, and every REGEX
+# matches a line of vm-run.py's output ($extra: what else went wrong).
+extra=""
+scenario() {
+	local name=$1 why=$extra
+	extra=""
+	shift
+	grep -qs "selftests: $name: $name.sh" "$logs"/*/console.log ||
+		why="the scenario's test never started"
+	for re in "$@"; do
+		grep -qE -- "$re" "$out" || why="${why:+$why; }no line matches '$re'"
+	done
+	verdict "harness names the failure: $name" "$why"
+}
+# absent REGEX: no line of vm-run.py's output matches.
+absent() {
+	! grep -qE -- "$1" "$out"
+}
+
+scenario fail 'vm: FAILED: .*a case that fails on purpose'
+scenario warn '^  WARNING during warn: warn.sh .*fault_warn'
+scenario oops '^  (BUG|oops) during oops: oops.sh '
+scenario slub '^  SLUB during slub: slub.sh .*BUG kmalloc-64 \('
+scenario window 'expected 2 WARN\(s\) at fault_warn_now.*, saw 1' \
+	'expected 1 WARN\(s\) at rkm_warn.*, saw 0' '^  WARNING during window: window.sh '
+scenario noplan 'KTAP problem: selftests: noplan: noplan.sh: 2 result\(s\) without a plan'
+scenario skip 'skip: skip.sh was skipped as a whole \(SKIP a required suite skipped as a whole\)'
+absent 'optskip: optskip.sh was skipped as a whole' || extra="the optional suite's skip failed the run"
+tail -n 1 "$out" | grep -qE ', [1-9][0-9]* skipped$' ||
+	extra="${extra:+$extra; }the last line counts no skip"
+scenario optskip
+scenario taint 'the kernel is tainted [A-Z]*U[A-Z]* '
+scenario wrap 'does not start at the boot'
+scenario cpus '^  \[1cpu-1G\] ' '    [0-9]+s  cpus: cpus.sh \(pass\)'
+absent 'FAILED: selftests: faults: ' || extra="a case of faults.sh failed"
+scenario faults '    [0-9]+s  faults: faults.sh \(pass\)'
+scenario hang '\[1cpu-1G\] the guest printed nothing for 30s \(in hang: hang.sh\)' \
+	'task:modprobe +state:D' 'init_module\+0x[0-9a-f]+/0x[0-9a-f]+ \[fault_hang\]'
+
+if [ "$failed" -ne 0 ]; then
+	echo "# vm-run.py's output ($out):"
+	sed 's/^/# /' "$out"
+fi
+printf '{"passed": %d, "failed": %d, "skipped": 0, "seconds": %d}\n' "$passed" "$failed" "$elapsed" >"$results"
+echo "harness-selftest: $passed passed, $failed failed in ${elapsed}s"
 [ "$failed" -eq 0 ]

@@ -18,9 +18,17 @@ done
 nmods=$#
 
 ktap_print_header
-ktap_set_plan $((10 + (nmods > 0 ? nmods : 1)))
+ktap_set_plan $((12 + (nmods > 0 ? nmods : 1)))
 
-rkm_check "the guest has 2 CPUs" test "$(nproc)" -eq 2
+# As many CPUs online as the host booted vCPUs ($RKM_CPUS, the suite's
+# cpus= setting), not a fixed number.
+cpus_online() {
+	case "$RKM_CPUS" in
+	'' | *[!0-9]*) echo "RKM_CPUS is '$RKM_CPUS', not a number"; return 1 ;;
+	esac
+	[ "$(nproc)" -eq "$RKM_CPUS" ] || { echo "$(nproc) CPUs online, $RKM_CPUS booted"; return 1; }
+}
+rkm_check "the guest has the ${RKM_CPUS:-?} CPUs it was booted with" cpus_online
 
 # Rust symbols are mangled with the v0 scheme (_R...): a kernel built with
 # CONFIG_RUST has some in kallsyms.
@@ -65,6 +73,33 @@ nvme_ssd() {
 }
 rkm_check "the SSD is a non-rotational NVMe disk (${RKM_SSD:-missing})" nvme_ssd
 rkm_check "the swap disk is present (${RKM_SWAP:-missing})" test -b "${RKM_SWAP:-/nonexistent}"
+
+# The disks' discard as the harness promises (protocols §3): the HDD
+# discards, and a discarded range reads back zeros; the swap disk offers
+# neither discard nor write-zeroes.
+nonzero_bytes() {
+	head -c 1048576 "$1" | tr -d '\000' | wc -c
+}
+hdd_discard() {
+	q=/sys/block/${RKM_HDD#/dev/}/queue
+	[ "$(cat $q/discard_max_bytes)" -gt 0 ] || { echo "discard_max_bytes is 0"; return 1; }
+	tr '\000' '\377' </dev/zero | head -c 1048576 >"$RKM_HDD" && sync || return 1
+	echo 3 >/proc/sys/vm/drop_caches
+	n=$(nonzero_bytes "$RKM_HDD")
+	[ "$n" -eq 1048576 ] || { echo "wrote 1 MiB of 0xff, read back $n non-zero bytes"; return 1; }
+	blkdiscard -o 0 -l 1048576 "$RKM_HDD" || return 1
+	echo 3 >/proc/sys/vm/drop_caches
+	n=$(nonzero_bytes "$RKM_HDD")
+	[ "$n" -eq 0 ] || { echo "$n non-zero bytes in the discarded MiB"; return 1; }
+}
+rkm_check "the HDD discards, and a discarded range reads back zeros" hdd_discard
+swap_no_discard() {
+	q=/sys/block/${RKM_SWAP#/dev/}/queue
+	for f in discard_max_bytes write_zeroes_max_bytes; do
+		[ "$(cat $q/$f)" = 0 ] || { echo "$f is $(cat $q/$f), not 0"; return 1; }
+	done
+}
+rkm_check "the swap disk has neither discard nor write-zeroes" swap_no_discard
 
 load_unload() {
 	m=$1

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Unit tests of scripts/vm-run.py's settings and boot plan (host-side, no
+QEMU): the settings keys, one boot per (cpus, mem), smoke first, budgets."""
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location("vm_run", os.path.join(HERE, "../../scripts/vm-run.py"))
+vm_run = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(vm_run)
+
+
+class PlanTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="vmrun-")
+        shutil.copy(os.path.join(HERE, "../lib.mk"), self.root)
+
+    def tearDown(self):
+        shutil.rmtree(self.root)
+
+    def suite(self, name, settings, progs="a.sh b.sh"):
+        d = os.path.join(self.root, name)
+        os.makedirs(d)
+        with open(os.path.join(d, "Makefile"), "w") as f:
+            f.write(f"TEST_PROGS := {progs}\ninclude ../lib.mk\n")
+        with open(os.path.join(d, "settings"), "w") as f:
+            f.write(settings)
+        return name
+
+    def plan(self, names, **kw):
+        suites = [vm_run.Suite(self.root, n) for n in vm_run.order_suites(names)]
+        return vm_run.plan_boots(suites, 100, **kw)
+
+    def test_settings(self):
+        self.suite("s", "# comment\ntimeout=30\ncpus=4\nmem=1536M\nbudget=90\n"
+                        "inactivity=600\noptional=1\n\n")
+        s = vm_run.Suite(self.root, "s")
+        self.assertEqual((s.settings["timeout"], s.group, s.budget, s.settings["inactivity"],
+                          s.settings["optional"]), (30, (4, "1536M"), 90, 600, 1))
+
+    def test_defaults(self):
+        self.suite("s", "")
+        s = vm_run.Suite(self.root, "s")
+        self.assertEqual((s.group, s.budget, s.settings["optional"]), ((2, "2G"), 90, 0))
+
+    def test_bad_settings_fail(self):
+        for i, text in enumerate(["cpu=4\n", "mem=2\n", "timeout=abc\n", "budget\n"]):
+            self.suite(f"bad{i}", text)
+            with self.assertRaises(SystemExit, msg=text):
+                vm_run.Suite(self.root, f"bad{i}")
+
+    def test_one_boot_per_group_smoke_first(self):
+        names = [self.suite("bcache", "timeout=100\nbudget=600\n"),
+                 self.suite("smoke", "timeout=60\n", progs="smoke.sh"),
+                 self.suite("zpool-stress", "cpus=4\nbudget=300\n"),
+                 self.suite("zpool", "timeout=100\n"),
+                 self.suite("big", "mem=4G\nbudget=50\n")]
+        boots = self.plan(names)
+        self.assertEqual([(b.name, [s.name for s in b.suites], b.cpus, b.mem, b.timeout)
+                          for b in boots],
+                         [("2cpu-2G", ["smoke", "bcache", "zpool"], 2, "2G", 100 + 60 + 600 + 200),
+                          ("4cpu-2G", ["zpool-stress"], 4, "2G", 400),
+                          ("2cpu-4G", ["big"], 2, "4G", 150)])
+
+    def test_overrides_make_one_boot(self):
+        names = [self.suite("a", "cpus=4\n"), self.suite("b", "mem=1G\n")]
+        boots = self.plan(names, cpus=2, mem="2G", timeout=77)
+        self.assertEqual([(b.name, len(b.suites), b.timeout) for b in boots], [("2cpu-2G", 2, 77)])
+
+
+if __name__ == "__main__":
+    unittest.main()
