@@ -37,7 +37,7 @@ for d in $ZPOOL_DRIVERS; do
 	switched=ok
 	zswap_use "$d" || switched="zswap refused $d"
 	log=/tmp/switch-$d.log
-	memcg_run 64M rkm-memstress --size-mib 96 --threads 2 --passes 4 >"$log" 2>&1 &
+	memcg_run 64M rkm-memstress --size-mib 96 --threads 2 --passes 2 >"$log" 2>&1 &
 	pid=$!
 	others=
 	for o in $ZPOOL_DRIVERS; do
@@ -56,6 +56,7 @@ for d in $ZPOOL_DRIVERS; do
 		[ "$next" = end ] && break
 		zswap_use "$next" || { [ "$switched" = ok ] && switched="zswap refused $next"; }
 		rkm_msg "$d: $cur took its stores (zswpout $base), zpool is now $(cat $ZSWAP/zpool)"
+		rkm_dmesg_mark "$d: $cur took its stores (zswpout $base), zpool is now $(cat $ZSWAP/zpool)"
 	done
 	wait "$pid"
 	rc=$?

@@ -57,7 +57,8 @@ no_pools() {
 }
 
 # snapshot D: a quiet check, counted in snaps, busy (with pages in zswap)
-# and bad.
+# and bad, and noted in the kernel log (which also shows the harness that
+# the long run is alive).
 snapshot() {
 	zpool_quiet_check "/tmp/snapshot-$1" >"/tmp/snapshot-$1.log" 2>&1
 	case $? in
@@ -65,11 +66,13 @@ snapshot() {
 		snaps=$((snaps + 1))
 		stored=$(awk '$1 ~ /stored_pages$/ { print $2 }' "/tmp/snapshot-$1")
 		[ "${stored:-0}" -gt 0 ] && busy=$((busy + 1))
+		rkm_dmesg_mark "$1: quiet snapshot $snaps ok, stored_pages ${stored:-0}"
 		return 0
 		;;
 	1)
 		bad=$((bad + 1))
 		cat "/tmp/snapshot-$1.log" >>"/tmp/snapshots-$1.log"
+		rkm_dmesg_mark "$1: quiet snapshot wrong: $(grep -m 1 -v 'quiet snapshot' "/tmp/snapshot-$1.log")"
 		return 1
 		;;
 	esac
@@ -103,6 +106,7 @@ for d in $ZPOOL_DRIVERS; do
 			zpool_fault_setup fail_page_alloc "$d"
 			armed=$?
 			faults=1
+			rkm_dmesg_mark "$d: page allocations through $d fail from now on (status $armed)"
 			zpool_resume
 		elif [ "$faults" -eq 1 ] && [ "$(zswap_stat reject_alloc_fail)" -ge $((rej0 + REJECTS)) ]; then
 			snapshot "$d"
@@ -112,6 +116,7 @@ for d in $ZPOOL_DRIVERS; do
 				rej1=$(zswap_stat reject_alloc_fail) nomem1=$(zpool_sum "$d" reject_no_memory)
 				out1=$(memcg_stat zswpout)
 				faults=2
+				rkm_dmesg_mark "$d: page allocations no longer fail ($((rej1 - rej0)) stores rejected)"
 				zpool_resume
 			fi
 		elif [ "$stores" -ge "$next_snap" ]; then
@@ -140,7 +145,7 @@ for d in $ZPOOL_DRIVERS; do
 		sh -c "cat /tmp/snapshots-$d.log; [ $bad -eq 0 ] && [ $busy -ge $SNAP_MIN ]"
 
 	rkm_msg "$d: faults from $FAULTS_AFTER stores: reject_alloc_fail +$((rej1 - rej0)), $d reject_no_memory +$((nomem1 - nomem0)), then $(($(memcg_stat zswpout) - out1)) stores"
-	rkm_check "$d: fault injection armed on its page allocations" \
+	rkm_check "$d: fault injection armed on its page allocations, then disarmed after the rejections" \
 		test "$faults" -eq 2 -a "$armed" -eq 0
 	rkm_check "$d: zswap rejected $REJECTS stores or more while they failed, and the pool's counters matched zswap's" \
 		test $((rej1 - rej0)) -ge "$REJECTS" -a "$armed_snap" -eq 0
