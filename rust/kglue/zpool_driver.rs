@@ -186,7 +186,9 @@ macro_rules! zpool_trampolines {
 pub(crate) use zpool_trampolines;
 
 /// A loaded zpool driver module: its debugfs directory, where its pools put
-/// theirs (`zpool_pool::DEBUGFS_ROOT`), and its registration. A module's
+/// theirs (`zpool_pool::DEBUGFS_ROOT`) and which shows what pools destroyed
+/// while not empty left behind (`leaked_pools`, `leaked_pages`,
+/// `leaked_objects`: `zpool_pool::LEAKS`), and its registration. A module's
 /// `init` creates one and the module holds it.
 ///
 /// # Invariants
@@ -201,6 +203,15 @@ impl Driver {
     /// Creates the debugfs directory `name` and registers the driver.
     pub(crate) fn new(name: &kernel::str::CStr) -> Self {
         let debugfs = crate::debugfs::Dir::new(name, None);
+        let leaks = &crate::zpool_pool::LEAKS;
+        for (file, value) in [
+            (kernel::c_str!("leaked_pools"), &leaks.pools),
+            (kernel::c_str!("leaked_pages"), &leaks.pages),
+            (kernel::c_str!("leaked_objects"), &leaks.objects),
+        ] {
+            // SAFETY: the counters are statics: they outlive the directory.
+            unsafe { debugfs.add_u64(file, value) };
+        }
         // SAFETY: every pool creates its directory in it and holds a
         // reference on the module, so `debugfs` (dropped with the module,
         // after `drop` clears the slot) outlives them.

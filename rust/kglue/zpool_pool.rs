@@ -20,6 +20,15 @@
 //! page holding it is neither freed nor compacted, until its `unmap`: the
 //! caller may use the address without the lock and may sleep
 //! (`sleep_mapped`).
+//!
+//! # Checking
+//!
+//! [`LockedPool::verify`] checks, under the lock, the core's invariants
+//! ([`Core::check`]) and that every counter debugfs shows, and zpool's
+//! `total_pages`, is the core's own count: the test modules call it while
+//! their workloads run. A pool destroyed while not empty is counted in
+//! [`LEAKS`] (the drivers show it in debugfs), so that tests can check the
+//! report's numbers.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -31,6 +40,7 @@ use kernel::sync::SpinLock;
 use kernel::{c_str, new_spinlock};
 
 use crate::debugfs::{Dir, RootSlot};
+use crate::zalloc::Leak;
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
 extern "C" {
@@ -46,8 +56,6 @@ pub(crate) const MAX_COUNTERS: usize = 16;
 pub(crate) trait Core: Send + Sized + 'static {
     /// Why a handle was rejected.
     type HandleError: fmt::Display;
-    /// What a reset left allocated.
-    type Leak: fmt::Display;
     /// A snapshot of the core's counters.
     type Stats;
     /// The debugfs files of the counters, in the order of
@@ -66,7 +74,10 @@ pub(crate) trait Core: Send + Sized + 'static {
     fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Frees every page if the pool is empty; reports the objects left
     /// otherwise (their pages are left alone).
-    fn reset(&mut self) -> Result<(), Self::Leak>;
+    fn reset(&mut self) -> Result<(), Leak>;
+    /// Checks the core's invariants from scratch (walks the whole pool:
+    /// for tests); returns what is wrong first.
+    fn check(&self) -> Result<(), &'static str>;
     /// The counters.
     fn stats(&self) -> Self::Stats;
     /// The values of [`Core::COUNTERS`], in order, from `stats`.
@@ -81,6 +92,45 @@ pub(crate) trait Core: Send + Sized + 'static {
 /// Pools create their directory under it. A pool pins the module, so the
 /// directory outlives every pool.
 pub(crate) static DEBUGFS_ROOT: RootSlot = RootSlot::new();
+
+/// What the pools of this module destroyed while not empty left allocated,
+/// since it was loaded (the sums of their [`Leak`] reports).
+pub(crate) struct LeakCounts {
+    /// Pools destroyed while not empty.
+    pub(crate) pools: AtomicU64,
+    /// Pages they left allocated.
+    pub(crate) pages: AtomicU64,
+    /// Objects that were still live in them.
+    pub(crate) objects: AtomicU64,
+}
+
+impl LeakCounts {
+    /// Counts the report of `leak`.
+    fn add(&self, leak: &Leak) {
+        self.pools.fetch_add(1, Ordering::Relaxed);
+        self.pages.fetch_add(leak.pages, Ordering::Relaxed);
+        self.objects.fetch_add(leak.objects, Ordering::Relaxed);
+    }
+
+    /// A snapshot: (pools, pages, objects).
+    // Only the test modules read it whole; the drivers show it in debugfs.
+    #[allow(dead_code)]
+    pub(crate) fn get(&self) -> (u64, u64, u64) {
+        (
+            self.pools.load(Ordering::Relaxed),
+            self.pages.load(Ordering::Relaxed),
+            self.objects.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The leaks of this module's pools (`leaked_*` in the driver's debugfs
+/// directory).
+pub(crate) static LEAKS: LeakCounts = LeakCounts {
+    pools: AtomicU64::new(0),
+    pages: AtomicU64::new(0),
+    objects: AtomicU64::new(0),
+};
 
 /// A pool's counters, as debugfs shows them (`<driver>/<pool>/`).
 struct Counters {
@@ -188,6 +238,30 @@ impl<C: Core> LockedPool<C> {
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
         self.locked(f)
     }
+
+    /// Checks, under the lock, the core's invariants ([`Core::check`]) and
+    /// that every counter debugfs shows, and zpool's `total_pages`, equals
+    /// the core's own count: the counters are published under the lock
+    /// after every call, so they must, whatever runs on other CPUs.
+    /// Returns what is wrong first. Walks the whole pool: for tests.
+    #[allow(dead_code)]
+    pub(crate) fn verify(&self) -> Result<(), &'static str> {
+        let core = self.inner.lock();
+        core.check()?;
+        let stats = core.stats();
+        let published = self.counters.core.iter().map(|c| c.load(Ordering::Relaxed));
+        if published
+            .zip(C::counters(&stats))
+            .take(C::COUNTERS.len())
+            .any(|(shown, truth)| shown != truth)
+        {
+            return Err("a debugfs counter differs from the pool's own count");
+        }
+        if self.counters.total_pages.load(Ordering::Relaxed) != C::total_pages(&stats) {
+            return Err("total_pages differs from the pool's pages");
+        }
+        Ok(())
+    }
 }
 
 impl<C: Core> ZpoolAllocator for LockedPool<C> {
@@ -252,6 +326,7 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
     fn drop(self: Pin<&mut Self>) {
         if let Err(leak) = self.inner.lock().reset() {
             pr_err!("{}; their pages are left alone\n", leak);
+            LEAKS.add(&leak);
             warn(c_str!("pool destroyed while not empty"));
         }
     }
@@ -259,15 +334,14 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
 
 /// Implements [`Core`] for the pool of the core module `$core` (`zbud`,
 /// `z3fold`) on [`KernelPages`](crate::pages::KernelPages), whose API is
-/// the same: `Pool::{new, alloc, free, map, unmap, reset, stats}`, `Handle`,
-/// `HandleError`, `Leak`, `Stats` with `pages` and `table_pages`, and
+/// the same: `Pool::{new, alloc, free, map, unmap, reset, check, stats}`,
+/// `Handle`, `HandleError`, `Stats` with `pages` and `table_pages`, and
 /// `AllocError::to_errno`. The debugfs files are the `Stats` fields listed,
 /// each under the name given.
 macro_rules! impl_core {
     ($core:ident, counters: { $($name:literal => $field:ident),* $(,)? }) => {
         impl $crate::zpool_pool::Core for $crate::$core::Pool<$crate::pages::KernelPages> {
             type HandleError = $crate::$core::HandleError;
-            type Leak = $crate::$core::Leak;
             type Stats = $crate::$core::Stats;
             const COUNTERS: &'static [&'static kernel::str::CStr] =
                 &[$(kernel::c_str!($name)),*];
@@ -295,8 +369,12 @@ macro_rules! impl_core {
                 Self::unmap(self, $crate::$core::Handle::from_raw(handle))
             }
 
-            fn reset(&mut self) -> Result<(), Self::Leak> {
+            fn reset(&mut self) -> Result<(), $crate::zalloc::Leak> {
                 Self::reset(self)
+            }
+
+            fn check(&self) -> Result<(), &'static str> {
+                Self::check(self)
             }
 
             fn stats(&self) -> Self::Stats {

@@ -1,15 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What the zpool drivers' test modules share: object patterns, and the
-//! concurrency case that maps objects on one CPU while the other CPU frees
-//! and allocates around them (for z3fold_rs: forcing compactions of pages
-//! whose objects are mapped).
+//! What the zpool drivers' test modules share: object patterns, the cases
+//! every driver runs (invalid requests, bad handles, the leak report, page
+//! allocation failures inside `malloc`), the concurrency case that maps
+//! objects on one CPU while the other CPU frees and allocates around them
+//! (for z3fold_rs: forcing compactions of pages whose objects are mapped),
+//! and the expected-WARN windows around the calls that WARN on purpose.
 //!
 //! The cases drive a [`LockedPool`] through [`ZpoolAllocator`], as zswap's
-//! trampolines do.
+//! trampolines do. The module's C file includes `zpool_test.c.inc`.
+//!
+//! # Expected WARNs
+//!
+//! A pool WARNs (from `rkm_warn` in `warn.c.inc`) at its first bad handle
+//! and when it is destroyed while not empty. The cases that provoke those
+//! make the one call that must WARN inside [`expect_warn`], which prints
+//! `rkm-expect: begin warn=1 at=<rkm_warn in this module>` before it and
+//! `rkm-expect: end` after it: the harness excuses exactly one WARN from
+//! there between the two lines, and nothing else (`scripts/kreport.py`).
+//!
+//! # Allocation failures
+//!
+//! [`alloc_failures`] makes the page allocations inside one `malloc` fail
+//! in turn through the task's fail-nth (the kernel's fault injection, as
+//! `/proc/self/fail-nth` sets it), so it needs `fail_page_alloc` to
+//! consider order-0 pages: `tests/zpool/edges.sh` sets its `min-order` to
+//! 0 before loading the module.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
+use kernel::ffi::c_uint;
 use kernel::prelude::*;
 
 use crate::debugfs::Dir;
@@ -17,7 +37,33 @@ use crate::ktap::Ktap;
 use crate::kthread::{usleep, Thread};
 use crate::rng::Rng;
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
-use crate::zpool_pool::{Core, LockedPool};
+use crate::zpool_pool::{Core, LockedPool, LEAKS};
+
+extern "C" {
+    fn rkm_fail_nth_set(n: c_uint) -> bool;
+    fn rkm_fail_nth_get() -> c_uint;
+}
+
+/// This module's name, as the kernel prints it after a symbol
+/// (`rkm_warn+0x1c/0x30 [test_zbud_rs]`): the prefix of its log lines.
+fn module_name() -> &'static str {
+    let prefix = crate::__LOG_PREFIX;
+    let name = prefix.strip_suffix(b"\0").unwrap_or(prefix);
+    core::str::from_utf8(name).unwrap_or("?")
+}
+
+/// Runs `f`, which must WARN exactly once, from this module's `rkm_warn`,
+/// inside an expected-WARN window (see *Expected WARNs*): `f` should be the
+/// one call that WARNs.
+pub(crate) fn expect_warn<R>(f: impl FnOnce() -> R) -> R {
+    pr_info!(
+        "rkm-expect: begin warn=1 at=rkm_warn\\+0x[0-9a-f]+/0x[0-9a-f]+ \\[{}\\]\n",
+        module_name()
+    );
+    let r = f();
+    pr_info!("rkm-expect: end\n");
+    r
+}
 
 /// One case of a test module: its KTAP description and its body, which
 /// returns why it failed.
@@ -179,9 +225,10 @@ pub(crate) fn bad_handles<C: Core>(
     let foreign = other.malloc(100, GFP).map_err(|_| "malloc failed")?;
     let pages = counter(pool, "pages");
     // A freed handle, freed again and mapped (double free, use after free).
+    // The first bad handle of a pool WARNs, the others are only counted.
     let victim = handles[5];
     pool.free(victim);
-    pool.free(victim);
+    expect_warn(|| pool.free(victim));
     let stale_map = pool.map(victim, MapMode::ReadOnly);
     // Another pool's handle, and values that were never handles.
     pool.free(foreign);
@@ -206,6 +253,7 @@ pub(crate) fn bad_handles<C: Core>(
     if counter(pool, "objects") != 31 || counter(pool, "pages") > pages {
         return Err("the pool changed");
     }
+    pool.verify()?;
     for (i, &h) in handles.iter().enumerate() {
         if i != 5 {
             pool.free(h);
@@ -218,18 +266,144 @@ pub(crate) fn bad_handles<C: Core>(
     Ok(())
 }
 
-/// Destroying a pool that still holds an object reports it (and leaves the
-/// page alone: one page of the test guest is leaked on purpose).
+/// Destroying a pool that still holds objects reports it, with the
+/// numbers: three objects in two pages (3000 and 500 bytes share a page, the
+/// other 3000 takes one, in both drivers), left allocated on purpose (two
+/// pages of the test guest leak). The report is read back from [`LEAKS`],
+/// which the report's `pr_err` line also comes from.
 pub(crate) fn leak_reported<C: Core>(
     t: &mut Ktap,
     pool: Pin<KBox<LockedPool<C>>>,
 ) -> Result<(), &'static str> {
-    let _ = pool.malloc(100, GFP).map_err(|_| "malloc failed")?;
-    drop(pool);
-    t.diag(format_args!("destroyed a pool holding one object"));
+    let mut stored = Ok(());
+    for size in [3000, 3000, 500] {
+        if pool.malloc(size, GFP).is_err() {
+            stored = Err("malloc failed");
+        }
+    }
+    let (pages, objects) = (counter(&pool, "pages"), counter(&pool, "objects"));
+    let verified = pool.verify();
+    // The pool goes inside the window even if the case fails already.
+    let before = LEAKS.get();
+    expect_warn(|| drop(pool));
+    let after = LEAKS.get();
+    stored?;
+    verified?;
+    if (pages, objects) != (2, 3) {
+        return Err("three objects of 3000, 3000 and 500 bytes are not in two pages");
+    }
+    let reported = (
+        after.0.wrapping_sub(before.0),
+        after.1.wrapping_sub(before.1),
+        after.2.wrapping_sub(before.2),
+    );
+    t.diag(format_args!(
+        "destroyed a pool holding {} objects in {} pages: {} report of {} objects, {} pages",
+        objects, pages, reported.0, reported.2, reported.1
+    ));
+    if reported.0 != 1 {
+        return Err("destroying a pool that is not empty was not reported once");
+    }
+    if (reported.1, reported.2) != (pages, objects) {
+        return Err("the report does not give the pool's pages and objects");
+    }
     Ok(())
 }
 
+/// The flags of the allocations that fail on purpose: no allocation
+/// failure report (the fault injection prints none either, with it).
+const GFP_NOWARN: Gfp = Gfp(kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_NOWARN);
+
+/// Runs `f` with the task's fail-nth set to `n`: the `n`-th fault-injection
+/// point the task reaches fails. Returns `f`'s result and whether the fault
+/// was injected (`None` without fault injection in the kernel).
+fn with_fail_nth<R>(n: u32, f: impl FnOnce() -> R) -> (R, Option<bool>) {
+    // SAFETY: sets a field of the calling task, which only it uses.
+    let armed = unsafe { rkm_fail_nth_set(n) };
+    let r = f();
+    // SAFETY: as above.
+    let left = unsafe { rkm_fail_nth_get() };
+    // SAFETY: as above: nothing else of the task fails.
+    unsafe { rkm_fail_nth_set(0) };
+    (r, armed.then_some(left == 0))
+}
+
+/// A failed page allocation inside `malloc` returns `ENOMEM` and leaves the
+/// pool as it was. `count` objects of `size` bytes (one a page) fill the
+/// first leaf of the slot table, so that the next `malloc` needs a new
+/// object page and a new leaf; each of those allocations is made to fail
+/// in turn (fail-nth 1, 2, ...) until a `malloc` reaches no injected fault
+/// and succeeds. Every failure must be `ENOMEM` with the pool unchanged
+/// (its invariants, counters and objects), and exactly two must fail.
+pub(crate) fn alloc_failures<C: Core>(
+    t: &mut Ktap,
+    pool: &LockedPool<C>,
+    size: usize,
+    count: usize,
+) -> Result<(), &'static str> {
+    let mut handles = KVec::with_capacity(count + 1, GFP_KERNEL).map_err(|_| "no memory")?;
+    for i in 0..count {
+        let h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+        fill(pool, h, size, i as u64)?;
+        handles.push(h, GFP_KERNEL).map_err(|_| "no memory")?;
+    }
+    let before = C::counters(&pool.stats());
+    let rejected = |pool: &LockedPool<C>| counter(pool, "reject_no_memory");
+    let rejected_before = rejected(pool);
+    let mut injected = 0u64;
+    for n in 1..=8 {
+        let (r, hit) = with_fail_nth(n, || pool.malloc(size, GFP_NOWARN));
+        match (hit, r) {
+            (None, _) => return Err("the kernel has no fault injection"),
+            (Some(false), Ok(h)) => {
+                fill(pool, h, size, count as u64)?;
+                handles.push(h, GFP_KERNEL).map_err(|_| "no memory")?;
+                break;
+            }
+            (Some(false), Err(_)) => return Err("malloc failed with no fault injected"),
+            (Some(true), Ok(_)) => {
+                return Err("malloc succeeded although a page allocation failed")
+            }
+            (Some(true), Err(e)) if e != ENOMEM => {
+                return Err("a failed page allocation did not give ENOMEM")
+            }
+            (Some(true), Err(_)) => {}
+        }
+        injected += 1;
+        pool.verify()?;
+        let mut now = C::counters(&pool.stats());
+        // All but the count of ENOMEM rejections is as it was.
+        if rejected(pool) != rejected_before + injected {
+            return Err("a failed allocation was not counted in reject_no_memory");
+        }
+        if let Some(i) = C::COUNTERS
+            .iter()
+            .position(|c| c.as_bytes() == b"reject_no_memory")
+        {
+            if let Some(v) = now.get_mut(i) {
+                *v = before.get(i).copied().unwrap_or(0);
+            }
+        }
+        if now != before {
+            return Err("a failed allocation changed the pool");
+        }
+    }
+    t.diag(format_args!(
+        "{} page allocations of one malloc failed in turn (fail-nth), each ENOMEM with the pool unchanged",
+        injected
+    ));
+    if injected == 0 {
+        return Err("no page allocation failed: fail_page_alloc's min-order must be 0");
+    }
+    if injected != 2 {
+        return Err("not two page allocations (object page, leaf) in the malloc that needs a leaf");
+    }
+    for (i, &h) in handles.iter().enumerate() {
+        check(pool, h, size, i as u64)?;
+    }
+    pool.verify()?;
+    free_all(pool, &handles)
+}
 /// Objects of the concurrency case.
 const SLOTS: usize = 48;
 

@@ -4,3 +4,4 @@
 #include "../kglue/kthread.c.inc"
 #include "../kglue/pages.c.inc"
 #include "../kglue/warn.c.inc"
+#include "../kglue/zpool_test.c.inc"

@@ -9,9 +9,11 @@
 //! It builds the very `pool.rs` of `z3fold_rs.ko` and calls its
 //! [`ZpoolAllocator`] methods, as the trampolines do. Loading it runs the
 //! cases and prints KTAP in the kernel log (`rust/kglue/ktap.rs`); `init`
-//! fails if a case failed. `tests/zpool/edges.sh` loads it between
-//! `rkm_expect_begin`/`rkm_expect_end`: the bad-handle and leak cases WARN
-//! on purpose.
+//! fails if a case failed. `tests/zpool/edges.sh` loads it. The bad-handle,
+//! migration and leak cases WARN on purpose, each inside an expected-WARN
+//! window around the one call that WARNs (`zpool_test::expect_warn`); the
+//! allocation-failure case needs `fail_page_alloc` with `min-order` 0,
+//! which `edges.sh` sets.
 
 use kernel::c_str;
 use kernel::prelude::*;
@@ -52,7 +54,7 @@ module! {
     type: TestZ3foldRs,
     name: "test_z3fold_rs",
     author: "rust-kmods",
-    description: "In-kernel tests of the z3fold_rs pool: edges, compaction against mapping, bad handles, leaks",
+    description: "In-kernel tests of the z3fold_rs pool: edges, compaction against mapping, bad handles, allocation failures, leaks",
     license: "GPL",
 }
 
@@ -84,6 +86,7 @@ fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
     if pool.total_pages() != s.pages + s.table_pages {
         return Err("total_pages is not the pages and the table pages");
     }
+    pool.verify()?;
     zpool_test::free_all(&pool, &handles)
 }
 
@@ -207,7 +210,8 @@ fn lone_object_migrates(t: &mut Ktap) -> Result<(), &'static str> {
     check(&pool, a2, 1000, 21)?;
     check(&pool, b, 3000, 22)?;
     pool.free(a2);
-    pool.free(a2);
+    // A second free: the pool's first bad handle, which WARNs.
+    zpool_test::expect_warn(|| pool.free(a2));
     if pool.stats().forwarded != 0 || pool.stats().bad_handles != before.bad_handles + 1 {
         return Err("the forwarded object's free was not final");
     }
@@ -215,7 +219,7 @@ fn lone_object_migrates(t: &mut Ktap) -> Result<(), &'static str> {
     if pool.stats().pages != 0 {
         return Err("pages left after freeing every object");
     }
-    pool.with_core(|core| core.check())
+    pool.verify()
 }
 
 /// Double free, stale, foreign and random handles, freeing a mapped object
@@ -254,12 +258,20 @@ fn concurrent_compaction(t: &mut Ktap) -> Result<(), &'static str> {
     if s.compactions < 100 || s.compactions_deferred == 0 {
         return Err("too few compactions, or none met a mapped page");
     }
-    pool.with_core(|core| core.check())
+    pool.verify()
 }
 
-/// Destroying a pool that still holds an object reports it.
+/// Destroying a pool that still holds objects reports it, with the counts.
 fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
     zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
+}
+
+/// A failed page allocation inside malloc (the object page, then the slot
+/// table's new leaf) is ENOMEM and leaves the pool as it was: 127 headless
+/// objects fill the first leaf's 127 slots, one a page.
+fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-alloc-failures"))?;
+    zpool_test::alloc_failures(t, &pool, PAGE_SIZE, 127)
 }
 
 struct TestZ3foldRs {
@@ -268,7 +280,7 @@ struct TestZ3foldRs {
 
 impl kernel::Module for TestZ3foldRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let cases: [zpool_test::Case; 7] = [
+        let cases: [zpool_test::Case; 8] = [
             (
                 "malloc, map and free: three objects a page, headless pages, exact page count",
                 round_trip,
@@ -294,7 +306,11 @@ impl kernel::Module for TestZ3foldRs {
                 concurrent_compaction,
             ),
             (
-                "destroying a pool that is not empty is reported",
+                "a failed page allocation in malloc is ENOMEM and changes nothing",
+                alloc_failures,
+            ),
+            (
+                "destroying a pool that is not empty is reported, with its counts",
                 leak_reported,
             ),
         ];

@@ -7,9 +7,11 @@
 //! It builds the very `pool.rs` of `zbud_rs.ko` and calls its
 //! [`ZpoolAllocator`] methods, as the trampolines do. Loading it runs the
 //! cases and prints KTAP in the kernel log (`rust/kglue/ktap.rs`); `init`
-//! fails if a case failed. `tests/zpool/edges.sh` loads it between
-//! `rkm_expect_begin`/`rkm_expect_end`: the bad-handle and leak cases WARN
-//! on purpose.
+//! fails if a case failed. `tests/zpool/edges.sh` loads it. The bad-handle
+//! and leak cases WARN on purpose, each inside an expected-WARN window
+//! around the one call that WARNs (`zpool_test::expect_warn`); the
+//! allocation-failure case needs `fail_page_alloc` with `min-order` 0,
+//! which `edges.sh` sets.
 
 use kernel::c_str;
 use kernel::prelude::*;
@@ -50,7 +52,7 @@ module! {
     type: TestZbudRs,
     name: "test_zbud_rs",
     author: "rust-kmods",
-    description: "In-kernel tests of the zbud_rs pool: edges, bad handles, leaks",
+    description: "In-kernel tests of the zbud_rs pool: edges, bad handles, allocation failures, leaks",
     license: "GPL",
 }
 
@@ -66,19 +68,25 @@ fn new_pool(name: &'static kernel::str::CStr) -> Result<Pin<KBox<ZbudPool>>, &'s
 /// Two objects per page, placement, exact page count, a round trip.
 fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-round-trip"))?;
+    // In chunks: 2, 16, 24, 32, 1, 62, 1, 47. Each object that does not
+    // find a page with one buddy and room takes a new page, and the next
+    // fills that page: 2 + 16, 24 + 32, 1 + 62 and 1 + 47, four full pages.
     let sizes = [100usize, 1000, 1500, 2000, 64, MAX_SIZE, 1, 3000];
     let mut handles = [0u64; 8];
     zpool_test::store_all(&pool, &sizes, &mut handles)?;
-    let pages = pool.stats().pages;
+    let s = pool.stats();
     t.diag(format_args!(
-        "8 objects in {} pages (and {} table pages)",
-        pages,
-        pool.stats().table_pages
+        "8 objects in {} pages ({} with two buddies) and {} table pages",
+        s.pages, s.buddied_pages, s.table_pages
     ));
-    // At most two objects a page, and never more pages than objects.
-    if !(4..=8).contains(&pages) {
-        return Err("total_pages is not between objects / 2 and objects");
+    if s.pages != 4 || s.buddied_pages != 4 {
+        return Err("8 objects are not in 4 pages of two buddies");
     }
+    // The slot table: its root, one interior node and one leaf.
+    if s.table_pages != 3 || pool.total_pages() != 7 {
+        return Err("total_pages is not the 4 pages and the 3 table pages");
+    }
+    pool.verify()?;
     zpool_test::free_all(&pool, &handles)
 }
 
@@ -111,9 +119,17 @@ fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
     zpool_test::bad_handles(t, &pool, &other, |_, _, _| Ok(0))
 }
 
-/// Destroying a pool that still holds an object reports it.
+/// Destroying a pool that still holds objects reports it, with the counts.
 fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
     zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
+}
+
+/// A failed page allocation inside malloc (the object page, then the slot
+/// table's new leaf) is ENOMEM and leaves the pool as it was: 511 objects
+/// of the largest size fill the first leaf's 511 slots, one a page.
+fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-alloc-failures"))?;
+    zpool_test::alloc_failures(t, &pool, MAX_SIZE, 511)
 }
 
 /// Objects mapped and checked on CPU 1, sometimes sleeping mapped, while
@@ -129,7 +145,7 @@ fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
     if c.maps == 0 || s.objects != 0 || s.pages != 0 {
         return Err("no map ran, or the pool is not empty at the end");
     }
-    Ok(())
+    pool.verify()
 }
 
 struct TestZbudRs {
@@ -138,7 +154,7 @@ struct TestZbudRs {
 
 impl kernel::Module for TestZbudRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let cases: [zpool_test::Case; 5] = [
+        let cases: [zpool_test::Case; 6] = [
             (
                 "malloc, map and free: two objects a page, exact page count",
                 round_trip,
@@ -153,7 +169,11 @@ impl kernel::Module for TestZbudRs {
                 concurrency,
             ),
             (
-                "destroying a pool that is not empty is reported",
+                "a failed page allocation in malloc is ENOMEM and changes nothing",
+                alloc_failures,
+            ),
+            (
+                "destroying a pool that is not empty is reported, with its counts",
                 leak_reported,
             ),
         ];

@@ -3,7 +3,7 @@
 //! `rkm-zbud`: host build of the project's kernel-agnostic zbud allocator.
 //!
 //! The allocator is in `src/zbud.rs` (with its handles and slot table in
-//! `src/handles.rs`), which kernel modules include directly with
+//! `src/handles.rs` and its invariant checker in `src/check.rs`), which kernel modules include directly with
 //! `#[allow(unreachable_pub, dead_code)] #[path = "../zbud/src/zbud.rs"] mod zbud;`,
 //! next to the code it shares with z3fold,
 //! `#[allow(unreachable_pub, dead_code)] #[path = "../zalloc/src/zalloc.rs"] mod zalloc;`,

@@ -140,12 +140,21 @@
 //! in a [`Leak`] for the glue to report. [`Pool::reset`] does the same
 //! through `&mut` (for glue whose `Drop` reports leaks) and leaves the pool
 //! usable under a new tag; dropping the pool does it without the report.
+//!
+//! # Checking
+//!
+//! [`Pool::check`] (in `check.rs`) verifies the invariants above from
+//! scratch: the slot table, every page header, the unbuddied lists and the
+//! counters. The tests call it after every step; the kernel test modules
+//! call it under the pool's lock while their workloads run.
 
 use core::cell::Cell;
 use core::fmt;
 use core::mem::{self, size_of};
 use core::ptr::NonNull;
 
+#[path = "check.rs"]
+mod check;
 #[path = "handles.rs"]
 mod handles;
 

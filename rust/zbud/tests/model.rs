@@ -2,7 +2,8 @@
 
 //! Property tests: long random sequences of operations on a pool, checked
 //! after every step against a model of the live objects and of zbud's page
-//! choice, with page allocation failures and bad handles mixed in.
+//! choice, and with `Pool::check` (the lists, headers and counters), with
+//! page allocation failures and bad handles mixed in.
 
 mod common;
 
@@ -186,6 +187,9 @@ fn run(ops: Vec<Op>) {
                 ));
                 check_all = true;
             }
+        }
+        if let Err(what) = pool.check() {
+            panic!("step {step}: {op:?}: pool invariant broken: {what}");
         }
         let stats = pool.stats();
         assert_eq!(

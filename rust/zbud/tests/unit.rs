@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Unit tests: chunk arithmetic, placement, list selection, page
-//! accounting, table growth, handle checks and teardown.
+//! accounting, table growth, handle checks, teardown, and the invariant
+//! checker (`Pool::check`), which every test runs and which must see a
+//! corrupted header or list. Small enough for Miri
+//! (`cargo +nightly miri test -p rkm-zbud --test unit`).
 
 mod common;
 
 use common::{addr, check, fill, page_of, TestPages, TestPool, Zbud, GFP};
 use rkm_zalloc::testing::scenarios;
 use rkm_zbud::*;
+
+/// Checks the pool's invariants.
+fn checked(pool: &Zbud<'_>) {
+    if let Err(what) = pool.check() {
+        panic!("pool invariant broken: {what}");
+    }
+}
 
 rkm_zalloc::shared_tests!(
     Zbud<'_>;
@@ -63,6 +73,7 @@ fn size_edges() {
     assert_eq!(stats.rejected_too_big, 3);
     assert_eq!(stats.rejected_no_memory, 1);
     assert_eq!(stats.objects, 2);
+    checked(&pool);
 }
 
 #[test]
@@ -86,6 +97,7 @@ fn first_and_last_placement() {
         pool.free(a).unwrap();
         pool.free(b).unwrap();
     }
+    checked(&pool);
 }
 
 #[test]
@@ -106,6 +118,7 @@ fn fullest_page_that_fits_is_chosen() {
     assert_eq!(page_of(addr(&mut pool, h)), pages[2]);
     assert_eq!(pool.total_pages(), 3);
     assert_eq!(pool.stats().buddied_pages, 3);
+    checked(&pool);
 }
 
 #[test]
@@ -124,6 +137,7 @@ fn at_most_two_buddies_per_page() {
         page_of(addr(&mut pool, handles[0])),
         page_of(addr(&mut pool, handles[2]))
     );
+    checked(&pool);
 }
 
 #[test]
@@ -146,6 +160,7 @@ fn freeing_both_buddies_returns_the_page() {
     assert_eq!(src.live(), 0);
     assert!(pool.is_empty());
     assert_eq!(pool.stats().unbuddied_pages, 0);
+    checked(&pool);
 }
 
 #[test]
@@ -166,6 +181,7 @@ fn freed_space_coalesces_with_the_slack() {
     let d = pool.alloc(chunks(30), GFP).unwrap();
     assert_eq!(addr(&mut pool, d), page + PAGE_SIZE - chunks(30));
     assert_eq!(pool.total_pages(), 1);
+    checked(&pool);
 }
 
 #[test]
@@ -184,6 +200,7 @@ fn total_pages_is_exact() {
         assert_eq!(pool.total_pages(), 500 - i / 2);
     }
     assert_eq!(src.live(), pool.stats().table_pages);
+    checked(&pool);
 }
 
 #[test]
@@ -221,4 +238,102 @@ fn malformed_and_stale_handles_are_rejected() {
     assert_eq!(pool.stats().bad_handles, 7);
     assert_eq!(pool.stats().objects, 1);
     check(&mut pool, keep, 3000, 42);
+    checked(&pool);
+}
+
+/// The header of the page whose first buddy is `first`.
+fn header_of(pool: &mut Zbud<'_>, first: Handle) -> *mut u8 {
+    common::ptr(pool, first).wrapping_sub(ZHDR_SIZE_ALIGNED)
+}
+
+/// Sets the `u32` field at `offset` of the page header `header` (`repr(C)`:
+/// `prev` at 0, `next` at 4, `chunks` at 8 and 12, `generations` at 16 and
+/// 20, `counter` at 24) to `value`; returns the old value.
+fn poke(header: *mut u8, offset: usize, value: u32) -> u32 {
+    // SAFETY: the header of a live page of the test source, which the pool
+    // does not use meanwhile (the test holds it); `offset` is that of a
+    // `u32` field, so the address is aligned.
+    unsafe {
+        let field = header.add(offset).cast::<u32>();
+        let old = field.read();
+        field.write(value);
+        old
+    }
+}
+
+/// The slot of `handle` (bits 1 to 27).
+fn slot_of(handle: Handle) -> u32 {
+    (handle.to_raw() >> 1) as u32 & ((1 << 27) - 1)
+}
+
+#[test]
+fn the_checker_sees_corrupted_headers_and_lists() {
+    const PREV: usize = 0;
+    const NEXT: usize = 4;
+    const FIRST_CHUNKS: usize = 8;
+    const LAST_CHUNKS: usize = 12;
+    const COUNTER: usize = 24;
+    let src = TestPages::new();
+    let mut pool = Zbud::new(&src);
+    // Page B: two buddies (40 and 20 chunks). Page A: one buddy of 2
+    // chunks (list 61).
+    let b1 = pool.alloc(chunks(40), GFP).unwrap();
+    let b2 = pool.alloc(chunks(20), GFP).unwrap();
+    let a = pool.alloc(100, GFP).unwrap();
+    assert_ne!(page_of(addr(&mut pool, a)), page_of(addr(&mut pool, b1)));
+    assert_eq!(page_of(addr(&mut pool, b1)), page_of(addr(&mut pool, b2)));
+    checked(&pool);
+
+    // Each corruption is seen, with what it breaks; undoing it repairs the
+    // pool.
+    let (a_header, b_header) = (header_of(&mut pool, a), header_of(&mut pool, b1));
+    let cases: [(*mut u8, usize, u32, &str); 7] = [
+        (
+            a_header,
+            FIRST_CHUNKS,
+            3,
+            "a page is on the wrong unbuddied list for its free chunks",
+        ),
+        (
+            a_header,
+            FIRST_CHUNKS,
+            63,
+            "a buddy is larger than the largest object",
+        ),
+        (a_header, FIRST_CHUNKS, 0, "a page without objects"),
+        (
+            a_header,
+            NEXT,
+            slot_of(a),
+            "an unbuddied list has a bad back link",
+        ),
+        (
+            a_header,
+            LAST_CHUNKS,
+            5,
+            "the count of pages with two buddies does not match the pages",
+        ),
+        (
+            b_header,
+            PREV,
+            slot_of(a),
+            "a page with two buddies has list links",
+        ),
+        (b_header, FIRST_CHUNKS, 50, "the buddies overlap"),
+    ];
+    for (header, offset, value, expected) in cases {
+        let old = poke(header, offset, value);
+        assert_eq!(pool.check(), Err(expected), "field at {offset} = {value}");
+        poke(header, offset, old);
+        checked(&pool);
+    }
+    let old = poke(a_header, COUNTER, 1 << 20);
+    assert_eq!(pool.check(), Err("a generation is out of range"));
+    poke(a_header, COUNTER, old);
+
+    for h in [a, b1, b2] {
+        pool.free(h).unwrap();
+        checked(&pool);
+    }
+    assert_eq!(src.live(), 0);
 }

@@ -7,7 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub use rkm_zalloc::testing::{
-    addr, check, fill, holds, page_of, pattern, verify, write, Gfp, TestPages, TestPool, GFP,
+    addr, check, fill, holds, page_of, pattern, ptr, verify, write, Gfp, TestPages, TestPool, GFP,
 };
 
-rkm_zalloc::test_pool!(Zbud, rkm_zbud);
+rkm_zalloc::test_pool!(Zbud, rkm_zbud, check);

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! stress_zbud_rs: the zbud_rs pool under one kernel thread per online CPU
+//! (`rust/kglue/zpool_stress.rs`, shared with the other Rust zpool
+//! drivers): malloc, map, write, unmap, map, check and free on one shared
+//! pool, every object's bytes checked on every map, the pool's invariants
+//! and debugfs counters checked while the threads run, and the pool empty
+//! at the end. Loading it runs the test and prints KTAP in the kernel log;
+//! `init` fails if a case failed. `tests/zpool-stress` loads it on a
+//! 4-vCPU guest.
+//!
+//! It builds the very `pool.rs` of `zbud_rs.ko`, as `test_zbud_rs.ko` does.
+
+use kernel::c_str;
+use kernel::prelude::*;
+use zpool::ZpoolAllocator;
+
+#[path = "../kglue/debugfs.rs"]
+mod debugfs;
+#[path = "../kglue/ktap.rs"]
+mod ktap;
+#[path = "../kglue/kthread.rs"]
+mod kthread;
+#[path = "../kglue/pages.rs"]
+mod pages;
+#[path = "pool.rs"]
+mod pool;
+#[path = "../kglue/rng.rs"]
+mod rng;
+// The cores' public API is the host crates'; a module uses part of it.
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zalloc/src/zalloc.rs"]
+mod zalloc;
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zbud/src/zbud.rs"]
+mod zbud;
+// The trait only: this module registers no driver.
+#[path = "../kglue/zpool.rs"]
+mod zpool;
+#[path = "../kglue/zpool_pool.rs"]
+mod zpool_pool;
+#[path = "../kglue/zpool_stress.rs"]
+mod zpool_stress;
+
+module! {
+    type: StressZbudRs,
+    name: "stress_zbud_rs",
+    author: "rust-kmods",
+    description: "In-kernel stress test of the zbud_rs pool: one thread per online CPU on one pool, contents checked",
+    license: "GPL",
+}
+
+const PAGE_SIZE: usize = 4096;
+/// The largest object: the largest zbud object: a page less the header chunk and one chunk.
+const MAX_SIZE: usize = PAGE_SIZE - 64 - 64;
+/// Rounds of each thread.
+const ROUNDS: u32 = 50_000;
+
+struct StressZbudRs {
+    _debugfs: debugfs::Dir,
+}
+
+impl kernel::Module for StressZbudRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let root = zpool_stress::run(
+            c_str!("stress_zbud_rs"),
+            pool::ZbudPool::create,
+            c_str!("stress"),
+            MAX_SIZE,
+            ROUNDS,
+        )?;
+        Ok(StressZbudRs { _debugfs: root })
+    }
+}
