@@ -34,11 +34,8 @@ arm() {
 	fi
 }
 disarm() {
-	for k in failslab fail_page_alloc; do
-		echo 0 >$DBG/$k/probability
-		echo 0 >$DBG/$k/require-start
-		echo 0xffffffffffffffff >$DBG/$k/require-end
-	done
+	rkm_fault_off failslab
+	rkm_fault_off fail_page_alloc
 }
 
 # nth_register FILE LINE CLEAN: write LINE to FILE with the n-th allocation
@@ -76,8 +73,10 @@ no_dev() {
 reg_cache() {
 	bc_load && bc_format --size 64M --bucket-size 64k && arm failslab && arm fail_page_alloc ||
 		return 1
-	n=$(nth_register "$BC/register_cache" "$RKM_SSD" no_cache) || { echo "$n"; disarm; return 1; }
+	rkm_expect_begin alloc-fail 300
+	n=$(nth_register "$BC/register_cache" "$RKM_SSD" no_cache) || { echo "$n"; disarm; rkm_expect_end; return 1; }
 	disarm
+	rkm_expect_end
 	bc_note "register_cache: $n allocations failed in turn, each refused cleanly"
 	# How many allocations the filter sees varies: the stack walk finds
 	# the module's C frames, its Rust frames not always.
@@ -88,8 +87,10 @@ rkm_check "register_cache with each allocation failed in turn: an errno, nothing
 
 reg_dev() {
 	arm failslab && arm fail_page_alloc || return 1
-	n=$(nth_register "$BC/register_dev" "$UUID0 $RKM_HDD" no_dev) || { echo "$n"; disarm; return 1; }
+	rkm_expect_begin alloc-fail 300
+	n=$(nth_register "$BC/register_dev" "$UUID0 $RKM_HDD" no_dev) || { echo "$n"; disarm; rkm_expect_end; return 1; }
 	disarm
+	rkm_expect_end
 	bc_note "register_dev: $n allocations failed in turn, each refused cleanly"
 	[ "$n" -ge 1 ] || { echo "no allocation was failed"; return 1; }
 	[ "$(bc_stat 0 state)" = cached ] || { echo "state $(bc_stat 0 state)"; return 1; }
@@ -101,11 +102,14 @@ io() {
 	arm failslab && arm fail_page_alloc || return 1
 	echo 10 >$DBG/failslab/probability && echo 10 >$DBG/fail_page_alloc/probability || return 1
 	a0=$(bc_stat 0 alloc_failures)
+	# The page allocator's failure reports are rate-limited (10 per 5 s).
+	rkm_expect_begin alloc-fail 200
 	sh -c 'echo 1 >/proc/self/make-it-fail && exec rkm-blkverify race --dev /dev/bcache_rs0 \
 		--offset 0 --size 96M --seconds 25 --threads 2 --init --read-pct 60 \
 		--max-blocks 16 --seed 7' >/tmp/race-alloc.log 2>&1
 	rc=$?
 	disarm
+	rkm_expect_end
 	a1=$(bc_stat 0 alloc_failures)
 	bc_note "$(grep -E '^blkverify: race ' /tmp/race-alloc.log | tail -n 1); skipped for lack of memory: $a0 -> $a1"
 	[ "$rc" = 0 ] || { tail -n 20 /tmp/race-alloc.log; return 1; }

@@ -64,30 +64,11 @@ bc_holders() {
 }
 
 # bc_wait WHAT CMD...: wait up to 30 s (a debug kernel under TCG is slow)
-# for CMD to succeed; on time-out print "WHAT" and fail.
+# for CMD to succeed (rkm_wait_for).
 bc_wait() {
-	what=$1
+	_bc_what=$1
 	shift
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ "$i" -lt 300 ] || { echo "$what"; return 1; }
-		sleep 0.1
-	done
-}
-
-# bc_wait_for SECONDS WHAT CMD...: wait up to SECONDS for CMD to succeed,
-# polling every 0.1 s; on time-out print "WHAT" and fail.
-bc_wait_for() {
-	limit=$(($1 * 10))
-	what=$2
-	shift 2
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ "$i" -lt "$limit" ] || { echo "$what"; return 1; }
-		sleep 0.1
-	done
+	rkm_wait_for 30 "$_bc_what" "$@"
 }
 
 # bc_stop N: stop bcache_rs<N> and wait until its disk is gone. The stop is

@@ -77,7 +77,7 @@ bounded() {
 	# Each 64 KiB bucket holds at most eight 8 KiB extents; the background
 	# pass (queued by the invalidations) removes the stale ones.
 	max=$(($(cat $BC/cache/buckets_total) * 8))
-	bc_wait_for 30 "$(cat $BC/cache/index_entries) extents for at most $max live ones" \
+	rkm_wait_for 30 "$(cat $BC/cache/index_entries) extents for at most $max live ones" \
 		sh -c "[ \$(cat $BC/cache/index_entries) -le $max ]" || return 1
 	stale=$(cat $BC/cache/stale_dropped)
 	bc_note "index: $(cat $BC/cache/index_entries) extents ($(cat $BC/cache/index_memory) bytes), $stale stale removed"

@@ -193,10 +193,10 @@ flaky_race() {
 	for f in error_reads error_writes error_reads; do
 		# Each phase lasts 300 operations of the race.
 		ops=$((ops + 300))
-		bc_wait_for 60 "the race stalled" ops_past $ops || { kill $pid; return 1; }
+		rkm_wait_for 60 "the race stalled" ops_past $ops || { kill $pid; return 1; }
 		dm_set rkm-ssd "$RKM_SSD" $f || { kill $pid; return 1; }
 		ops=$((ops + 300))
-		bc_wait_for 60 "the race stalled with the SSD failing ($f)" ops_past $ops ||
+		rkm_wait_for 60 "the race stalled with the SSD failing ($f)" ops_past $ops ||
 			{ kill $pid; return 1; }
 		dm_set rkm-ssd "$RKM_SSD" || { kill $pid; return 1; }
 	done
@@ -226,7 +226,7 @@ ssd_dies() {
 	[ "$r" -gt 0 ] && [ "$(cat $BC/cache/state)" = failed ] || { echo "retries $r, state $(cat $BC/cache/state)"; return 1; }
 	bc_stop 0 && bc_unregister || return 1
 	echo 1 >/sys/bus/pci/rescan
-	bc_wait_for 10 "$RKM_SSD did not come back" test -b "$RKM_SSD" || return 1
+	rkm_wait_for 10 "$RKM_SSD did not come back" test -b "$RKM_SSD" || return 1
 	serial=$(tr -d ' ' <"/sys/block/${RKM_SSD#/dev/}/device/serial")
 	[ "$serial" = rkm-ssd ] || { echo "$RKM_SSD has serial '$serial'"; return 1; }
 }
@@ -240,7 +240,7 @@ hdd_dies() {
 		--iodepth=8 --direct=1 --size=64M --bs=4k --rw=randrw --time_based --runtime=20 \
 		>/tmp/fio-hdd.log 2>&1 &
 	pid=$!
-	bc_wait_for 60 "no I/O reached bcache_rs0" \
+	rkm_wait_for 60 "no I/O reached bcache_rs0" \
 		sh -c "[ \$(awk '{ print \$1 + \$5 }' /sys/block/bcache_rs0/stat) -gt 500 ]" ||
 		{ kill $pid; return 1; }
 	[ -e "$hdd_pci/remove" ] || { kill $pid; echo "no PCI device for $RKM_HDD ($hdd_pci)"; return 1; }
@@ -254,7 +254,7 @@ hdd_dies() {
 		{ echo "a read of the removed HDD succeeded"; return 1; }
 	bc_stop 0 && bc_unregister && rmmod bcache_rs || return 1
 	echo 1 >/sys/bus/pci/rescan
-	bc_wait_for 10 "$RKM_HDD did not come back" test -b "$RKM_HDD" || return 1
+	rkm_wait_for 10 "$RKM_HDD did not come back" test -b "$RKM_HDD" || return 1
 	serial=$(tr -d ' ' <"/sys/block/${RKM_HDD#/dev/}/serial")
 	[ "$serial" = rkm-hdd ] || { echo "$RKM_HDD has serial '$serial'"; return 1; }
 }

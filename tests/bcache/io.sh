@@ -117,7 +117,7 @@ switch_modes() {
 		w0=$(writes_done)
 		bc_write /sys/block/bcache_rs0/bcache_rs/cache_mode $m || { kill $pid; return 1; }
 		# The next switch only once writes went on in this mode.
-		bc_wait_for 60 "no write completed in mode $m" \
+		rkm_wait_for 60 "no write completed in mode $m" \
 			sh -c "[ \$(awk '{ print \$5 }' /sys/block/bcache_rs0/stat) -gt $((w0 + 50)) ]" ||
 			{ kill $pid; return 1; }
 	done

@@ -27,13 +27,13 @@ teardown() {
 			--bs=64k --time_based --runtime=8 --numjobs=2 >/tmp/races-fio.log 2>&1 &
 		pid=$!
 		# Until the cache evicts over and over.
-		bc_wait_for 60 "round $i: no eviction" sh -c "[ \$(cat $BC/cache/invalidated) -gt 200 ]" ||
+		rkm_wait_for 60 "round $i: no eviction" sh -c "[ \$(cat $BC/cache/invalidated) -gt 200 ]" ||
 			{ killall -9 fio; return 1; }
 		inv=$(cat $BC/cache/invalidated)
 		# fio's jobs are processes of their own: kill them all.
 		killall -9 fio 2>/dev/null
 		wait $pid 2>/dev/null
-		bc_wait_for 30 "fio is still running" sh -c '! pidof fio >/dev/null' || return 1
+		rkm_wait_for 30 "fio is still running" sh -c '! pidof fio >/dev/null' || return 1
 		bc_note "round $i: $inv buckets invalidated, $(cat $BC/cache/index_entries) extents"
 		[ "$inv" -gt 0 ] || { cat /tmp/races-fio.log; echo "round $i: no eviction"; return 1; }
 		bc_stop 0 && bc_unregister && rmmod bcache_rs || return 1

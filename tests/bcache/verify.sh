@@ -103,13 +103,13 @@ switches() {
 		--zero-pct 2 --max-blocks 8 --seed 202 --progress /tmp/race-progress \
 		>/tmp/race-switch.log 2>&1 &
 	pid=$!
-	bc_wait_for 60 "the race started" sh -c '[ "$(awk "{print \$2}" /tmp/race-progress 2>/dev/null || echo 0)" -gt 100 ]' ||
+	rkm_wait_for 60 "the race started" sh -c '[ "$(awk "{print \$2}" /tmp/race-progress 2>/dev/null || echo 0)" -gt 100 ]' ||
 		{ kill $pid; return 1; }
 	n=0
 	for m in writearound none writethrough none writearound writethrough; do
 		p0=$(progress)
 		bc_write $D0/cache_mode $m || { kill $pid; return 1; }
-		bc_wait_for 30 "no I/O after switching to $m" \
+		rkm_wait_for 30 "no I/O after switching to $m" \
 			sh -c "[ \"\$(awk '{print \$2}' /tmp/race-progress)\" -gt $((p0 + 200)) ]" ||
 			{ kill $pid; return 1; }
 		n=$((n + 1))
@@ -147,7 +147,7 @@ attach_live() {
 		--read-pct 60 --max-blocks 4 --seed 404 --progress /tmp/race-progress \
 		>/tmp/race-attach.log 2>&1 &
 	pid=$!
-	bc_wait_for 60 "the race started" sh -c '[ "$(awk "{print \$2}" /tmp/race-progress 2>/dev/null || echo 0)" -gt 100 ]' ||
+	rkm_wait_for 60 "the race started" sh -c '[ "$(awk "{print \$2}" /tmp/race-progress 2>/dev/null || echo 0)" -gt 100 ]' ||
 		{ kill $pid; return 1; }
 	bc_write "$BC/register_cache" "$RKM_SSD" || { kill $pid; return 1; }
 	state=$(bc_stat 0 state)
