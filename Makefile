@@ -164,6 +164,7 @@ miri:
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zalloc --test shared
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zbud --test unit
 	@cd $(TOP) && cargo +nightly miri test -p rkm-z3fold --test unit
+	@cd $(TOP) && cargo +nightly miri test -p rkm-zspan --test unit
 	@cd $(TOP) && cargo +nightly miri test -p rkm-btree --test ops
 
 # Benchmarks (never timed tests): each prints its table with ratios.

@@ -389,6 +389,58 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         Ok((slot, generation, page))
     }
 
+    /// Puts `make(generation)`, a pageless record (see
+    /// [`Self::release_page`]), in a free slot as [`Self::insert_page`]
+    /// would, with the generation counter the free slot kept: for a table
+    /// whose slots name something other than pages (an allocator's object
+    /// records). Returns the slot and the generation, or
+    /// [`AllocError::NoMemory`], the table unchanged, if it cannot grow or
+    /// if the record made has a page or is a free slot's. [`Self::vacate`]
+    /// frees the slot.
+    pub fn insert_record(
+        &mut self,
+        flags: P::Flags,
+        make: impl FnOnce(u32) -> R,
+    ) -> Result<(u32, u32), AllocError> {
+        if self.free_slots == 0 && self.grow(flags).is_none() {
+            return Err(AllocError::NoMemory);
+        }
+        let (slot, generation) = self.take_slot().ok_or(AllocError::NoMemory)?;
+        let record = make(generation);
+        if record.page().is_some() || record.vacancy().is_some() {
+            // Back on the free list, with the generation it had.
+            self.put_slot(slot, generation);
+            return Err(AllocError::NoMemory);
+        }
+        self.set(slot, record);
+        Ok((slot, generation))
+    }
+
+    /// Applies `change` to the record of the pageless occupied `slot` and
+    /// returns whether it did: not if the slot is free, has a page or has
+    /// no leaf, nor if `change` would give it a page or make it a free
+    /// slot's record (the record is then left as it was).
+    pub fn update_pageless(&mut self, slot: u32, change: impl FnOnce(&mut R)) -> bool {
+        let Some(record) = self.record(slot) else {
+            return false;
+        };
+        // SAFETY: `record` points to the initialized record of a slot in a
+        // live leaf, aligned (see `record`); the table, borrowed mutably,
+        // alone accesses it.
+        let old = unsafe { record.as_ptr().read() };
+        if old.page().is_some() || old.vacancy().is_some() {
+            return false;
+        }
+        let mut new = old;
+        change(&mut new);
+        if new.page().is_some() || new.vacancy().is_some() {
+            return false;
+        }
+        // SAFETY: As above.
+        unsafe { record.as_ptr().write(new) };
+        true
+    }
+
     /// Frees the occupied `slot`, which keeps the generation counter
     /// `generation`, and its page; returns whether it did (not if the slot
     /// is free or has no leaf). The slot's leaf goes if it has no other

@@ -275,6 +275,54 @@ fn pageless_slots_free_their_page_and_stay_taken_until_vacated() {
     table.clear();
 }
 
+/// Records without pages: taken with `insert_record`, changed with
+/// `update_pageless`, freed with `vacate`; a record with a page or a free
+/// slot's is refused and the slot stays free.
+#[test]
+fn records_without_pages() {
+    let src = TestPages::new();
+    let mut table = Table::new(&src);
+    let pageless = |value| Rec {
+        page: None,
+        next: 0,
+        generation: 0,
+        value,
+    };
+    let (a, ga) = table.insert_record(GFP, |_| pageless(7)).unwrap();
+    assert_eq!((a, ga), (1, 0));
+    assert_eq!(src.live(), 3, "the table's nodes only");
+    assert_eq!(
+        table.insert_record(GFP, |g| Rec::vacant(NO_SLOT, g)),
+        Err(AllocError::NoMemory)
+    );
+    assert_eq!(
+        table.insert_record(GFP, |g| Rec::occupied(NonNull::dangling(), g)),
+        Err(AllocError::NoMemory)
+    );
+    assert_eq!(table.check(), Ok(62));
+    let (b, _) = table.insert_record(GFP, |_| pageless(8)).unwrap();
+    assert_eq!(b, 2, "the refused records left their slot free");
+    assert!(table.update_pageless(a, |r| r.value = 70));
+    assert_eq!(table.get(a).unwrap().value, 70);
+    assert!(!table.update_pageless(a, |r| r.value = 0), "would free it");
+    assert!(!table.update_pageless(a, |r| r.page = Some(NonNull::dangling())));
+    assert_eq!(table.get(a).unwrap().value, 70);
+    assert!(!table.update_pageless(9, |r| r.value = 1), "never taken");
+    let (c, _, _) = table.insert_page(GFP).unwrap();
+    assert!(!table.update_pageless(c, |r| r.value = 1), "has a page");
+    assert!(table.remove_page(c, 0));
+    assert!(table.vacate(a, 3) && table.vacate(b, 0));
+    assert_eq!((src.live(), table.node_pages()), (0, 0));
+    // A full table that cannot grow refuses, unchanged.
+    src.fail_all.set(true);
+    assert_eq!(
+        table.insert_record(GFP, |_| pageless(1)),
+        Err(AllocError::NoMemory)
+    );
+    src.fail_all.set(false);
+    assert_eq!(table.check(), Ok(0));
+}
+
 #[test]
 fn growth_is_all_or_nothing() {
     let src = TestPages::new();

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The invariant checker of [`Pool`]: walks both tables and every list, for
+//! tests (the model tests after every step, the kernel's test modules
+//! under the lock).
+
+use super::{Group, Pool, CLASSES, GROUPS, NCLASSES};
+use crate::zalloc::{PageSource, NO_SLOT};
+
+/// A mix of a span slot and an index, for the multiset comparison of the
+/// objects the spans' bitmaps have and those the object records name.
+fn mix(span: u32, index: u32) -> u64 {
+    let mut x = u64::from(span) << 32 | u64::from(index);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ x >> 33
+}
+
+impl<P: PageSource + Clone> Pool<P> {
+    /// Checks the pool's invariants from scratch: the tables, every span
+    /// (pages, bitmap, counts, list), every list (links, fullness), every
+    /// object record (its span and index live, each named once: compared
+    /// as multisets through a 64-bit mix of span and index), and every
+    /// counter; returns what is wrong first. Walks the whole pool: for
+    /// tests.
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.objects.check()?;
+        self.spans.check()?;
+        let (mut pages, mut spans, mut live, mut mapped, mut bytes) =
+            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut class_spans, mut class_live) = ([0u32; NCLASSES], [0u32; NCLASSES]);
+        let mut listed = [[0u32; GROUPS]; NCLASSES];
+        let mut bits_mix = 0u64;
+        for slot in 0..self.spans.slot_limit() {
+            let Some(span) = self.span(slot) else {
+                continue;
+            };
+            let class = usize::from(span.class);
+            let g = CLASSES.get(class).ok_or("a span's class is out of range")?;
+            if span.npages != g.pages {
+                return Err("a span's page count is not its class's");
+            }
+            for (i, page) in span.pages.iter().enumerate() {
+                if page.is_null() != (i >= usize::from(span.npages)) {
+                    return Err("a span's pages are not its first npages");
+                }
+            }
+            let mut count = 0u16;
+            for i in 0..super::MAX_SPAN_OBJECTS as u32 {
+                if span.is_used(i) {
+                    if i >= u32::from(g.objects) {
+                        return Err("a span has a live object past its class's objects");
+                    }
+                    count += 1;
+                    bits_mix = bits_mix.wrapping_add(mix(slot, i));
+                }
+            }
+            if count != span.live || span.live == 0 {
+                return Err("a span's live count is not its bitmap's, or it is empty");
+            }
+            if span.mapped > span.live {
+                return Err("a span has more mapped objects than live ones");
+            }
+            let want = if span.evacuating != 0 {
+                Group::Evacuating as u8
+            } else {
+                Group::of(span.live, g.objects) as u8
+            };
+            if span.list != want {
+                return Err("a span is not on the list its fullness calls for");
+            }
+            listed[class][usize::from(want)] += 1;
+            class_spans[class] += 1;
+            class_live[class] += u32::from(span.live);
+            pages += u64::from(span.npages);
+            spans += 1;
+            live += u64::from(span.live);
+            mapped += u64::from(span.mapped);
+            bytes += u64::from(span.live) * u64::from(g.size);
+        }
+        for (class, c) in self.classes.iter().enumerate() {
+            if c.spans != class_spans[class] || c.live != class_live[class] {
+                return Err("a class's counts are not its spans'");
+            }
+            for (group, &head) in c.heads.iter().enumerate() {
+                let (mut slot, mut prev, mut n) = (head, NO_SLOT, 0u32);
+                while slot != NO_SLOT {
+                    let span = self.span(slot).ok_or("a list names a free span slot")?;
+                    if usize::from(span.class) != class || usize::from(span.list) != group {
+                        return Err("a span is on another class's or list's list");
+                    }
+                    if span.prev != prev {
+                        return Err("a list's back link is wrong");
+                    }
+                    n += 1;
+                    if n > listed[class][group] {
+                        return Err("a list has a cycle or a span it should not");
+                    }
+                    prev = slot;
+                    slot = span.next;
+                }
+                if n != listed[class][group] {
+                    return Err("a list misses a span");
+                }
+            }
+        }
+        let (mut objects, mut objects_mapped, mut records_mix) = (0u64, 0u64, 0u64);
+        let mut per_span_mapped_ok = true;
+        for slot in 0..self.objects.slot_limit() {
+            let Some(record) = self.live_object(slot) else {
+                continue;
+            };
+            let span = self
+                .span(record.span())
+                .ok_or("an object names a free span")?;
+            if !span.is_used(record.index()) {
+                return Err("an object names an index its span has free");
+            }
+            objects += 1;
+            if record.mapped() {
+                objects_mapped += 1;
+                per_span_mapped_ok &= span.mapped > 0;
+            }
+            records_mix = records_mix.wrapping_add(mix(record.span(), record.index()));
+        }
+        if objects != live || records_mix != bits_mix {
+            return Err("the object records do not name the spans' live objects once each");
+        }
+        if objects_mapped != mapped || !per_span_mapped_ok {
+            return Err("the mapped objects are not the spans' mapped counts");
+        }
+        if pages != self.pages
+            || spans != self.span_count
+            || live != self.live
+            || mapped != self.mapped
+            || bytes != self.class_bytes
+        {
+            return Err("a pool counter is not the sum of its spans'");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Size classes and their span geometry, computed at compile time; see
+//! *Size classes and spans* in the [parent module](super).
+
+use crate::zalloc::PAGE_SIZE;
+
+/// Sizes step by this many bytes: an object of `size` bytes goes to the
+/// class of the first multiple of 16 at or above it (or a merged class
+/// above that).
+pub const CLASS_DELTA: usize = 16;
+
+/// The largest object, a page: zswap stores nothing larger.
+pub const MAX_SIZE: usize = PAGE_SIZE;
+
+/// The most pages a span has.
+pub const MAX_SPAN_PAGES: usize = 16;
+
+/// The most objects a span holds (its bitmap's bits).
+pub const MAX_SPAN_OBJECTS: usize = 512;
+
+/// Bytes of metadata a span costs (its record in the span table), counted
+/// in the geometry's choice.
+pub const SPAN_COST: usize = 256;
+
+/// Bytes of metadata an object costs (its record in the object table),
+/// counted in the geometry's choice.
+pub const OBJECT_COST: usize = 8;
+
+/// Size steps: step `i` is the objects of `i * 16 + 1 ..= (i + 1) * 16`
+/// bytes.
+const STEPS: usize = MAX_SIZE / CLASS_DELTA;
+
+/// A class: its objects' size (the largest they may be), and its spans'
+/// pages and objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// The objects' size in bytes, a multiple of [`CLASS_DELTA`].
+    pub size: u16,
+    /// Pages of a span, `1..=MAX_SPAN_PAGES`.
+    pub pages: u8,
+    /// Objects of a span, `1..=MAX_SPAN_OBJECTS`:
+    /// `min(pages * PAGE_SIZE / size, MAX_SPAN_OBJECTS)`.
+    pub objects: u16,
+}
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The span of `pages` pages for objects of `size` bytes.
+const fn geometry(size: usize, pages: usize) -> Geometry {
+    Geometry {
+        size: size as u16,
+        pages: pages as u8,
+        objects: min(pages * PAGE_SIZE / size, MAX_SPAN_OBJECTS) as u16,
+    }
+}
+
+/// Bytes a span of `g` costs: its pages, its record and its objects'
+/// records.
+const fn cost(g: Geometry) -> usize {
+    g.pages as usize * PAGE_SIZE + SPAN_COST + g.objects as usize * OBJECT_COST
+}
+
+/// The span for objects of `size` bytes that stores the most object bytes
+/// per byte it costs ([`cost`]); of equals, the one with fewest pages.
+/// Integer arithmetic only: `a / b > c / d` is `a * d > c * b`.
+const fn best_geometry(size: usize) -> Geometry {
+    let mut best = geometry(size, 1);
+    let mut pages = 2;
+    while pages <= MAX_SPAN_PAGES {
+        let g = geometry(size, pages);
+        let stored = g.objects as usize * size;
+        let best_stored = best.objects as usize * size;
+        if stored * cost(best) > best_stored * cost(g) {
+            best = g;
+        }
+        pages += 1;
+    }
+    best
+}
+
+/// The classes, and each size step's class: neighbouring steps whose best
+/// spans have the same pages and objects are one class, of the largest
+/// step's size (a larger size in the same span wastes nothing more).
+struct Table {
+    classes: [Geometry; STEPS],
+    count: usize,
+    class_of_step: [u8; STEPS],
+}
+
+const fn build() -> Table {
+    let mut table = Table {
+        classes: [Geometry {
+            size: 0,
+            pages: 0,
+            objects: 0,
+        }; STEPS],
+        count: 0,
+        class_of_step: [0; STEPS],
+    };
+    // From the largest step down: a step joins the class above when its
+    // span is the same.
+    let mut step = STEPS;
+    let mut reversed = [0u8; STEPS];
+    while step > 0 {
+        step -= 1;
+        let g = best_geometry((step + 1) * CLASS_DELTA);
+        let last = table.count;
+        if last > 0
+            && table.classes[last - 1].pages == g.pages
+            && table.classes[last - 1].objects == g.objects
+        {
+            reversed[step] = (last - 1) as u8;
+        } else {
+            table.classes[last] = g;
+            table.count = last + 1;
+            reversed[step] = last as u8;
+        }
+    }
+    // Number the classes from the smallest size up.
+    let mut i = 0;
+    while i < table.count / 2 {
+        let j = table.count - 1 - i;
+        let t = table.classes[i];
+        table.classes[i] = table.classes[j];
+        table.classes[j] = t;
+        i += 1;
+    }
+    let mut s = 0;
+    while s < STEPS {
+        table.class_of_step[s] = (table.count - 1 - reversed[s] as usize) as u8;
+        s += 1;
+    }
+    table
+}
+
+const TABLE: Table = build();
+
+/// Number of classes.
+pub const NCLASSES: usize = TABLE.count;
+
+/// The classes, by size.
+pub const CLASSES: [Geometry; NCLASSES] = {
+    let mut out = [Geometry {
+        size: 0,
+        pages: 0,
+        objects: 0,
+    }; NCLASSES];
+    let mut i = 0;
+    while i < NCLASSES {
+        out[i] = TABLE.classes[i];
+        i += 1;
+    }
+    out
+};
+
+/// Each size step's class.
+const CLASS_OF_STEP: [u8; STEPS] = TABLE.class_of_step;
+
+// Every class fits its limits, and a class index fits a byte.
+const _: () = {
+    assert!(NCLASSES <= 256);
+    let mut i = 0;
+    while i < NCLASSES {
+        let g = CLASSES[i];
+        assert!(g.size as usize % CLASS_DELTA == 0 && g.size as usize <= MAX_SIZE);
+        assert!(g.pages >= 1 && g.pages as usize <= MAX_SPAN_PAGES);
+        assert!(g.objects >= 1 && g.objects as usize <= MAX_SPAN_OBJECTS);
+        assert!(g.objects as usize * g.size as usize <= g.pages as usize * PAGE_SIZE);
+        i += 1;
+    }
+};
+
+/// The class of an object of `size` bytes, `1..=MAX_SIZE`; `None` for 0
+/// and above [`MAX_SIZE`].
+pub fn class_of(size: usize) -> Option<usize> {
+    let step = size.checked_sub(1)? / CLASS_DELTA;
+    CLASS_OF_STEP.get(step).map(|&c| usize::from(c))
+}

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The records of the pool's two tables: a span's ([`Span`], in the span
+//! table) and an object's ([`Object`], in the object table, which the
+//! handles name); see *Handles* and *Spans* in the [parent module](super).
+
+use core::mem::size_of;
+use core::ptr::NonNull;
+
+use super::classes::{MAX_SPAN_OBJECTS, MAX_SPAN_PAGES};
+use crate::zalloc::{self, slot_bits, Record, NO_SLOT};
+
+/// Bits of a handle's generation.
+pub(super) const GENERATION_BITS: u32 = 21;
+/// Bits of an object slot: 27, with 512 records per leaf.
+pub(super) const OBJECT_SLOT_BITS: u32 = slot_bits(size_of::<Object>());
+/// Bits of a span slot: 22, with 16 records per leaf.
+pub(super) const SPAN_SLOT_BITS: u32 = slot_bits(size_of::<Span>());
+/// Bits of an object's index in its span.
+const INDEX_BITS: u32 = MAX_SPAN_OBJECTS.trailing_zeros();
+
+/// The name of an object in a [`Pool`](super::Pool): zpool's `unsigned long`
+/// handle. Any value may be passed back to the pool, which checks it.
+///
+/// 27 bits of object slot, 21 of generation and 16 of pool tag: the handle
+/// names the object's record, which says where the object is, so that
+/// compaction moves an object by rewriting its record.
+pub type Handle = zalloc::Handle<0, OBJECT_SLOT_BITS, GENERATION_BITS>;
+
+// The fields fill the handle: no spare bits to check.
+const _: () = assert!(OBJECT_SLOT_BITS + GENERATION_BITS + u16::BITS == u64::BITS);
+// An object's record packs its flags, index, span slot and generation.
+const _: () = assert!(3 + INDEX_BITS + SPAN_SLOT_BITS + GENERATION_BITS <= u64::BITS);
+// A free record packs a flag, a slot and a generation.
+const _: () = assert!(1 + u32::BITS + GENERATION_BITS <= u64::BITS);
+const _: () = assert!(MAX_SPAN_OBJECTS.is_power_of_two());
+
+/// The generation that follows `generation` in a slot.
+pub(super) const fn next_generation(generation: u32) -> u32 {
+    Handle::next_generation(generation)
+}
+
+/// A record of the object table: where a live object is (its span's slot
+/// and its index there), whether it is mapped, and its slot's generation;
+/// or, for a free slot, the next free slot and the generation.
+///
+/// Bit 0 is set in a free slot's record; bit 1 in a live object's (so
+/// that no record is 0); bit 2 is *mapped*; then the index, the span slot
+/// and, from bit 34, the generation. A free record has the next slot in
+/// bits 1..33 and the generation above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub(super) struct Object(u64);
+
+const FREE: u64 = 1;
+const LIVE: u64 = 2;
+const MAPPED: u64 = 4;
+const INDEX_SHIFT: u32 = 3;
+const SPAN_SHIFT: u32 = INDEX_SHIFT + INDEX_BITS;
+const OBJECT_GENERATION_SHIFT: u32 = SPAN_SHIFT + SPAN_SLOT_BITS;
+const FREE_GENERATION_SHIFT: u32 = 1 + u32::BITS;
+
+const fn mask(bits: u32) -> u64 {
+    (1 << bits) - 1
+}
+
+impl Object {
+    /// A live object's record.
+    pub(super) fn live(span: u32, index: u32, generation: u32, mapped: bool) -> Self {
+        Object(
+            LIVE | if mapped { MAPPED } else { 0 }
+                | (u64::from(index) & mask(INDEX_BITS)) << INDEX_SHIFT
+                | (u64::from(span) & mask(SPAN_SLOT_BITS)) << SPAN_SHIFT
+                | (u64::from(generation) & mask(GENERATION_BITS)) << OBJECT_GENERATION_SHIFT,
+        )
+    }
+
+    /// The span slot of a live object.
+    pub(super) fn span(self) -> u32 {
+        ((self.0 >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)) as u32
+    }
+
+    /// The index in its span of a live object.
+    pub(super) fn index(self) -> u32 {
+        ((self.0 >> INDEX_SHIFT) & mask(INDEX_BITS)) as u32
+    }
+
+    /// The generation of a live object's slot.
+    pub(super) fn generation(self) -> u32 {
+        ((self.0 >> OBJECT_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32
+    }
+
+    /// Whether a live object is mapped.
+    pub(super) fn mapped(self) -> bool {
+        self.0 & MAPPED != 0
+    }
+
+    /// Whether this is a live object's record.
+    pub(super) fn is_live(self) -> bool {
+        self.0 & (FREE | LIVE) == LIVE
+    }
+}
+
+impl Record for Object {
+    fn occupied(_page: NonNull<u8>, generation: u32) -> Self {
+        // The object table holds no pages (`insert_record` only); a record
+        // made this way names nothing.
+        Object::live(NO_SLOT, 0, generation, false)
+    }
+
+    fn vacant(next: u32, generation: u32) -> Self {
+        Object(
+            FREE | u64::from(next) << 1
+                | (u64::from(generation) & mask(GENERATION_BITS)) << FREE_GENERATION_SHIFT,
+        )
+    }
+
+    fn page(&self) -> Option<NonNull<u8>> {
+        None
+    }
+
+    fn vacancy(&self) -> Option<(u32, u32)> {
+        if self.0 & FREE == 0 {
+            return None;
+        }
+        let next = (self.0 >> 1) as u32;
+        let generation = ((self.0 >> FREE_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32;
+        Some((next, generation))
+    }
+}
+
+/// Words of a span's bitmap of live objects.
+pub(super) const BITMAP_WORDS: usize = MAX_SPAN_OBJECTS / u64::BITS as usize;
+
+/// A record of the span table: a span's pages, its class, its live and
+/// mapped objects, and its links on its class's list; or a free slot's.
+///
+/// The table knows `pages[0]` as the slot's page; the others are got from
+/// and given back to the same page source by the pool.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(super) struct Span {
+    /// The span's pages, `pages[..npages]` non-null, the others null.
+    pub(super) pages: [*mut u8; MAX_SPAN_PAGES],
+    /// Bit `i` is set when object `i` is live.
+    pub(super) used: [u64; BITMAP_WORDS],
+    /// The slot's generation counter.
+    pub(super) generation: u32,
+    /// The next span on its list (a free slot's: the next free slot).
+    pub(super) next: u32,
+    /// The previous span on its list.
+    pub(super) prev: u32,
+    /// Live objects.
+    pub(super) live: u16,
+    /// Live objects that are mapped.
+    pub(super) mapped: u16,
+    /// The span's class.
+    pub(super) class: u8,
+    /// The list the span is on (see [`super::Group`]), or
+    /// [`super::UNLISTED`].
+    pub(super) list: u8,
+    /// Pages in `pages`.
+    pub(super) npages: u8,
+    /// [`SPAN_FREE`] for a free slot's record, [`SPAN_LIVE`] for a span's.
+    pub(super) state: u8,
+    /// Set while compaction empties the span: it takes no new object.
+    pub(super) evacuating: u8,
+    _pad: [u8; 43],
+}
+
+/// [`Span::state`] of a free slot's record.
+const SPAN_FREE: u8 = 0;
+/// [`Span::state`] of a span's record.
+const SPAN_LIVE: u8 = 1;
+
+const _: () = assert!(size_of::<Span>() == 256);
+
+// SAFETY: A span's record names pages of the pool, which may move to
+// another thread with the pool.
+unsafe impl Send for Span {}
+
+impl Span {
+    fn empty(state: u8, generation: u32, next: u32) -> Self {
+        Span {
+            pages: [core::ptr::null_mut(); MAX_SPAN_PAGES],
+            used: [0; BITMAP_WORDS],
+            generation,
+            next,
+            prev: NO_SLOT,
+            live: 0,
+            mapped: 0,
+            class: 0,
+            list: super::UNLISTED,
+            npages: 0,
+            state,
+            evacuating: 0,
+            _pad: [0; 43],
+        }
+    }
+
+    /// Whether object `index` is live.
+    pub(super) fn is_used(&self, index: u32) -> bool {
+        let (word, bit) = (index as usize / 64, index % 64);
+        self.used.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    /// Marks object `index` live (`true`) or free.
+    pub(super) fn set_used(&mut self, index: u32, live: bool) {
+        let (word, bit) = (index as usize / 64, index % 64);
+        if let Some(w) = self.used.get_mut(word) {
+            if live {
+                *w |= 1 << bit;
+            } else {
+                *w &= !(1 << bit);
+            }
+        }
+    }
+
+    /// The first free object below `objects`, if any.
+    pub(super) fn first_free(&self, objects: u32) -> Option<u32> {
+        for (i, w) in self.used.iter().enumerate() {
+            if *w != u64::MAX {
+                let index = i as u32 * 64 + w.trailing_ones();
+                return (index < objects).then_some(index);
+            }
+        }
+        None
+    }
+}
+
+impl Record for Span {
+    fn occupied(page: NonNull<u8>, generation: u32) -> Self {
+        let mut span = Span::empty(SPAN_LIVE, generation, NO_SLOT);
+        span.pages[0] = page.as_ptr();
+        span.npages = 1;
+        span
+    }
+
+    fn vacant(next: u32, generation: u32) -> Self {
+        Span::empty(SPAN_FREE, generation, next)
+    }
+
+    fn page(&self) -> Option<NonNull<u8>> {
+        match self.state {
+            SPAN_LIVE => NonNull::new(self.pages[0]),
+            _ => None,
+        }
+    }
+
+    fn vacancy(&self) -> Option<(u32, u32)> {
+        (self.state == SPAN_FREE).then_some((self.next, self.generation))
+    }
+}

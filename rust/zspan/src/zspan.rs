@@ -1,0 +1,988 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! zspan: compressed objects in size classes on spans of up to 16 pages,
+//! objects crossing page boundaries, metadata off the object pages, handles
+//! that survive compaction.
+//!
+//! A [`Pool`] stores objects of 1 to [`MAX_SIZE`] bytes (a page) in pages it
+//! gets from a [`PageSource`], and names each object by an opaque [`Handle`]
+//! that it checks on every use. Like `rust/zbud` and `rust/z3fold`, the file
+//! uses only `core` and the code the allocators share (`rust/zalloc`,
+//! included next to it as `crate::zalloc`), so the same source is built
+//! into kernel modules and into the host crate that runs its tests.
+//!
+//! zbud and z3fold never let an object cross a page boundary, so an object
+//! over half a page has a page of its own. zsmalloc reaches its density
+//! with size classes whose objects straddle the pages of a *zspage*. zspan
+//! does the same, with three differences: spans of up to 16 pages (zsmalloc
+//! stops at 8), no header in the objects (zsmalloc keeps the handle in the
+//! first word of each object), and handles checked like zbud's.
+//!
+//! # Size classes and spans
+//!
+//! Sizes go by steps of [`CLASS_DELTA`] = 16 bytes. For each step, the span
+//! is the number of pages, 1 to [`MAX_SPAN_PAGES`] = 16, whose objects
+//! store the most bytes per byte the span costs: its pages, its record (256
+//! bytes) and its objects' records (8 bytes each); of equals, the fewest
+//! pages. Objects of 2592 bytes, for instance, go 22 to a span of 14 pages
+//! (99.4 % of the pages used), where a page each would use 63 %.
+//! Neighbouring steps whose spans have the same pages and objects are one
+//! class, of the larger size ([`NCLASSES`] classes in all, computed at
+//! compile time, [`CLASSES`]). A span holds at most [`MAX_SPAN_OBJECTS`] =
+//! 512 objects.
+//!
+//! Object `i` of a span is at byte `i * size` of the span's pages taken in
+//! order, so it may start in one page and end in the next: such an object
+//! is mapped as two pieces ([`Mapping::Split`]), which the caller copies
+//! to and from a buffer. The pages are order-0 pages, not contiguous.
+//!
+//! # Spans and lists
+//!
+//! A span's record in the *span table* (zalloc's `RadixTable`, 256-byte
+//! records, 16 a page) has its pages, a bitmap of its live objects, its
+//! counts of live and mapped objects and its links on a list of its class.
+//! The table knows the span's first page as its slot's page; the pool gets
+//! the others from the same page source. Each class has lists of spans by
+//! fullness ([`Group`]): full, at most a quarter free, at most half free,
+//! more than half free, and the spans being emptied by compaction.
+//! [`Pool::alloc`] takes the first span of the fullest non-full list (the
+//! object goes to its first free index), else a new span; after each change
+//! a span goes to the list its fullness calls for, and a span without live
+//! objects goes back to the page source at once. Nothing is stored in the
+//! object pages but the objects.
+//!
+//! # Handles
+//!
+//! A handle names a record of the *object table* (a second `RadixTable`,
+//! 8-byte records, 511 a leaf page), which says where the object is: its
+//! span's slot and its index there, and whether it is mapped. A handle is
+//! a `u64`:
+//!
+//! ```text
+//!  63        48 47          27 26                 0
+//! | pool tag   | generation   | object slot        |
+//! |  16 bits   |   21 bits    |   27 bits          |
+//! ```
+//!
+//! checked as zbud's are: another pool's tag is [`HandleError::Foreign`],
+//! a number that is no slot [`HandleError::Malformed`], a free slot or
+//! another generation [`HandleError::Stale`]. Compaction moves an object by
+//! copying it and rewriting its record; its handle stays valid.
+//!
+//! # Mapping
+//!
+//! [`Pool::map`] marks the object mapped and returns where it is: one
+//! piece, or two for an object that crosses a page boundary. A mapped
+//! object is never moved, and a span with a mapped object is never freed,
+//! until [`Pool::unmap`]. A handle mapped twice without an unmap, unmapped
+//! while not mapped, or freed while mapped is rejected
+//! ([`HandleError::Mapped`], [`HandleError::NotMapped`]).
+//!
+//! # Compaction
+//!
+//! [`Pool::compact`] does a bounded amount of work: it picks, in each class
+//! whose spans have a whole span's worth of free objects, the emptiest
+//! span without mapped objects and marks it *evacuating* (it takes no new
+//! object); then it scans the object table from where the last call
+//! stopped, at most `budget` records, and moves every unmapped object of an
+//! evacuating span into the fullest non-full span of its class (copying
+//! the bytes, rewriting the record). A span that empties goes back to the
+//! page source. An object is found from its record, not from its span, so
+//! nothing in the span names its objects: emptying a span may take a scan
+//! of the whole table, in bounded steps.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+#[path = "check.rs"]
+mod check;
+#[path = "classes.rs"]
+mod classes;
+#[path = "records.rs"]
+mod records;
+
+pub use classes::{
+    class_of, Geometry, CLASSES, CLASS_DELTA, MAX_SIZE, MAX_SPAN_OBJECTS, MAX_SPAN_PAGES, NCLASSES,
+};
+pub use records::Handle;
+
+use crate::zalloc::{
+    AllocError, Leak, PageSource, RadixTable, Record, Rejections, NO_SLOT, PAGE_SIZE,
+};
+use records::{next_generation, Object, Span};
+
+/// The lists of a class, by fullness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Group {
+    /// No free object.
+    Full = 0,
+    /// At most a quarter of the objects free.
+    AlmostFull = 1,
+    /// At most half free.
+    HalfFull = 2,
+    /// More than half free.
+    AlmostEmpty = 3,
+    /// Being emptied by compaction: takes no new object.
+    Evacuating = 4,
+}
+
+/// Number of lists a class has.
+const GROUPS: usize = 5;
+
+/// [`Span::list`] of a span on no list.
+const UNLISTED: u8 = u8::MAX;
+
+impl Group {
+    /// The list for a span of `objects` objects, `live` of them live.
+    fn of(live: u16, objects: u16) -> Group {
+        let free = objects.saturating_sub(live);
+        if free == 0 {
+            Group::Full
+        } else if free <= objects / 4 {
+            Group::AlmostFull
+        } else if free <= objects / 2 {
+            Group::HalfFull
+        } else {
+            Group::AlmostEmpty
+        }
+    }
+}
+
+/// Why [`Pool::free`], [`Pool::map`] or [`Pool::unmap`] rejected a handle.
+/// The pool is unchanged (but for [`Stats::bad_handles`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleError {
+    /// The handle carries another pool's tag: it belongs to another pool, or
+    /// is not a handle at all.
+    Foreign,
+    /// The handle names no slot (the place of a leaf's header), or has
+    /// bits set that no handle has.
+    Malformed,
+    /// The handle's object was freed (a double free or a use after free),
+    /// or its slot has no leaf (freed with it, or never handed out).
+    Stale,
+    /// `map` of an object already mapped, or `free` of a mapped one.
+    Mapped,
+    /// `unmap` of an object that is not mapped.
+    NotMapped,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HandleError::Foreign => "zspan: handle of another pool",
+            HandleError::Malformed => "zspan: malformed handle",
+            HandleError::Stale => "zspan: handle of a freed object",
+            HandleError::Mapped => "zspan: object is mapped",
+            HandleError::NotMapped => "zspan: object is not mapped",
+        })
+    }
+}
+
+/// Where a mapped object is: the class's size in bytes (at least the
+/// object's), in one piece or in two (the end of a page and the start of
+/// the next).
+///
+/// # Invariants
+///
+/// `count` is 1 or 2; `pieces[..count]` are the object's pieces, in order,
+/// each inside one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pieces: [(NonNull<u8>, usize); 2],
+    count: u8,
+}
+
+impl Mapping {
+    /// The pieces: one or two (address, length).
+    pub fn pieces(&self) -> &[(NonNull<u8>, usize)] {
+        let count = usize::from(self.count).min(2);
+        self.pieces.get(..count).unwrap_or(&[])
+    }
+
+    /// Whether the object is in one piece: [`Mapping::first`] is all of it.
+    pub fn is_direct(&self) -> bool {
+        self.count == 1
+    }
+
+    /// The address of the object's first byte.
+    pub fn first(&self) -> NonNull<u8> {
+        self.pieces[0].0
+    }
+
+    /// The length of the object's bytes (the class's size).
+    pub fn len(&self) -> usize {
+        self.pieces().iter().map(|p| p.1).sum()
+    }
+
+    /// Whether the object has no bytes (never for a mapping of the pool).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the object's bytes to `dst`, [`Mapping::len`] bytes.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of [`Mapping::len`] bytes and overlaps no
+    /// piece; the object is still mapped (or the pool otherwise unchanged).
+    pub unsafe fn copy_to(&self, dst: *mut u8) {
+        let mut at = 0usize;
+        for &(src, len) in self.pieces() {
+            // SAFETY: The piece is the object's (mapped, so in place) and
+            // `dst` has room for all pieces (the caller's contract).
+            unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(at), len) };
+            at = at.wrapping_add(len);
+        }
+    }
+
+    /// Copies [`Mapping::len`] bytes from `src` to the object.
+    ///
+    /// # Safety
+    ///
+    /// `src` is valid for reads of [`Mapping::len`] bytes and overlaps no
+    /// piece; the object is still mapped (or the pool otherwise unchanged).
+    pub unsafe fn copy_from(&self, src: *const u8) {
+        let mut at = 0usize;
+        for &(dst, len) in self.pieces() {
+            // SAFETY: As in `copy_to`, the other way.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(at), dst.as_ptr(), len) };
+            at = at.wrapping_add(len);
+        }
+    }
+}
+
+/// A snapshot of a pool's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pages holding objects: the spans' pages ([`Pool::total_pages`]).
+    pub pages: u64,
+    /// Pages of the two tables (objects' and spans' records).
+    pub table_pages: u64,
+    /// Live objects.
+    pub objects: u64,
+    /// Spans.
+    pub spans: u64,
+    /// Objects mapped now.
+    pub mapped: u64,
+    /// Bytes of the live objects' classes (what the pages hold, rounded up
+    /// to each class's size).
+    pub class_bytes: u64,
+    /// Objects moved by compaction.
+    pub moved: u64,
+    /// Spans compaction emptied (and freed).
+    pub spans_compacted: u64,
+    /// Allocations rejected with [`AllocError::Invalid`].
+    pub rejected_invalid: u64,
+    /// Allocations rejected with [`AllocError::TooBig`].
+    pub rejected_too_big: u64,
+    /// Allocations rejected with [`AllocError::NoMemory`].
+    pub rejected_no_memory: u64,
+    /// Handles rejected by [`Pool::free`], [`Pool::map`] or [`Pool::unmap`].
+    pub bad_handles: u64,
+}
+
+/// What one [`Pool::compact`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Object records scanned.
+    pub scanned: usize,
+    /// Objects moved.
+    pub moved: usize,
+    /// Spans emptied and freed.
+    pub freed_spans: usize,
+}
+
+/// The object table.
+type ObjectTable<P> = RadixTable<Object, P>;
+/// The span table.
+type SpanTable<P> = RadixTable<Span, P>;
+
+/// A class's spans: the heads of its lists, and counts.
+#[derive(Clone, Copy)]
+struct Class {
+    /// The first span of each [`Group`]'s list, [`NO_SLOT`] if empty.
+    heads: [u32; GROUPS],
+    /// Spans of the class.
+    spans: u32,
+    /// Live objects of the class.
+    live: u32,
+}
+
+impl Class {
+    const EMPTY: Class = Class {
+        heads: [NO_SLOT; GROUPS],
+        spans: 0,
+        live: 0,
+    };
+}
+
+/// A pool of objects in size classes on spans; see the
+/// [module documentation](self).
+///
+/// # Invariants
+///
+/// * Every occupied slot of `spans` is a span of class `class <
+///   NCLASSES`: `npages` = its class's pages, `pages[..npages]` pages from
+///   the source (the first the slot's page), the rest null; `live` objects,
+///   `0 < live <= objects`, the bits of `used`; `mapped` of them mapped; on
+///   the list of its class its fullness calls for ([`Group::of`]), or on
+///   [`Group::Evacuating`] if `evacuating` is set.
+/// * Every live record of `objects` names a span and an index whose bit is
+///   set, and no two name the same; each span's live objects are named by
+///   `live` records, `mapped` of them mapped.
+/// * The counters are the sums of the above.
+pub struct Pool<P: PageSource + Clone> {
+    objects: ObjectTable<P>,
+    spans: SpanTable<P>,
+    classes: [Class; NCLASSES],
+    pages: u64,
+    live: u64,
+    span_count: u64,
+    mapped: u64,
+    class_bytes: u64,
+    moved: u64,
+    spans_compacted: u64,
+    rejected: Rejections,
+    bad_handles: u64,
+    /// The next object slot compaction scans.
+    cursor: u32,
+}
+
+/// An object the pool found from its handle: its slot and record.
+struct Found {
+    slot: u32,
+    record: Object,
+}
+
+impl<P: PageSource + Clone> Pool<P> {
+    /// An empty pool that takes its pages from `source`. Allocates nothing.
+    pub fn new(source: P) -> Self {
+        Self {
+            objects: RadixTable::new(source.clone()),
+            spans: RadixTable::new(source),
+            classes: [Class::EMPTY; NCLASSES],
+            pages: 0,
+            live: 0,
+            span_count: 0,
+            mapped: 0,
+            class_bytes: 0,
+            moved: 0,
+            spans_compacted: 0,
+            rejected: Rejections::default(),
+            bad_handles: 0,
+            cursor: 0,
+        }
+    }
+
+    /// Allocates an object of `size` bytes, `1..=MAX_SIZE`, with `flags`
+    /// for the pages it needs (a span's, the tables'); returns its handle.
+    ///
+    /// # Errors
+    ///
+    /// [`AllocError::Invalid`] for 0, [`AllocError::TooBig`] above
+    /// [`MAX_SIZE`], [`AllocError::NoMemory`] when a page is missing; the
+    /// pool is unchanged (but for [`Stats`]' rejection counts).
+    pub fn alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
+        let result = self.try_alloc(size, flags);
+        self.rejected.count(result)
+    }
+
+    fn try_alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
+        let class = match class_of(size) {
+            Some(class) => class,
+            None if size == 0 => return Err(AllocError::Invalid),
+            None => return Err(AllocError::TooBig),
+        };
+        let (slot, generation) = self
+            .objects
+            .insert_record(flags, |g| Object::live(NO_SLOT, 0, g, false))?;
+        let span = match self.pick(class) {
+            Some(span) => span,
+            None => match self.new_span(class, flags) {
+                Ok(span) => span,
+                Err(e) => {
+                    // The handle was never given: the slot keeps its
+                    // generation.
+                    self.objects.vacate(slot, generation);
+                    return Err(e);
+                }
+            },
+        };
+        let Some(index) = self.take_index(span) else {
+            // Not with the invariants: a listed span that is not full has a
+            // free index.
+            self.objects.vacate(slot, generation);
+            return Err(AllocError::NoMemory);
+        };
+        self.objects
+            .update_pageless(slot, |r| *r = Object::live(span, index, generation, false));
+        Ok(Handle::new(self.objects.tag(), generation, slot, 0))
+    }
+
+    /// Frees the object of `handle`.
+    ///
+    /// # Errors
+    ///
+    /// A [`HandleError`] for a handle that is not live in this pool or
+    /// whose object is mapped; the pool is unchanged.
+    pub fn free(&mut self, handle: Handle) -> Result<(), HandleError> {
+        let Found { slot, record } = self.resolve(handle)?;
+        if record.mapped() {
+            self.bad_handles = self.bad_handles.wrapping_add(1);
+            return Err(HandleError::Mapped);
+        }
+        self.put_index(record.span(), record.index());
+        self.objects
+            .vacate(slot, next_generation(record.generation()));
+        Ok(())
+    }
+
+    /// Maps the object of `handle` until [`Pool::unmap`]: where its bytes
+    /// are. The object is not moved, nor its span freed, until then.
+    ///
+    /// # Errors
+    ///
+    /// A [`HandleError`] for a handle that is not live in this pool, or
+    /// whose object is mapped already; the pool is unchanged.
+    pub fn map(&mut self, handle: Handle) -> Result<Mapping, HandleError> {
+        let Found { slot, record } = self.resolve(handle)?;
+        if record.mapped() {
+            self.bad_handles = self.bad_handles.wrapping_add(1);
+            return Err(HandleError::Mapped);
+        }
+        let mapping = self.locate(record).ok_or(HandleError::Stale)?;
+        self.set_mapped(slot, record, true);
+        Ok(mapping)
+    }
+
+    /// Ends a [`Pool::map`]; returns where the object is, for a caller that
+    /// copies a buffer back (before it lets go of the pool: the object may
+    /// move once unmapped).
+    ///
+    /// # Errors
+    ///
+    /// A [`HandleError`] for a handle that is not live in this pool, or
+    /// whose object is not mapped; the pool is unchanged.
+    pub fn unmap(&mut self, handle: Handle) -> Result<Mapping, HandleError> {
+        let Found { slot, record } = self.resolve(handle)?;
+        if !record.mapped() {
+            self.bad_handles = self.bad_handles.wrapping_add(1);
+            return Err(HandleError::NotMapped);
+        }
+        let mapping = self.locate(record).ok_or(HandleError::Stale)?;
+        self.set_mapped(slot, record, false);
+        Ok(mapping)
+    }
+
+    /// Number of pages holding objects, not counting the tables
+    /// ([`Stats::table_pages`]).
+    pub fn total_pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Whether the pool holds no objects.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            pages: self.pages,
+            table_pages: self
+                .objects
+                .node_pages()
+                .wrapping_add(self.spans.node_pages()),
+            objects: self.live,
+            spans: self.span_count,
+            mapped: self.mapped,
+            class_bytes: self.class_bytes,
+            moved: self.moved,
+            spans_compacted: self.spans_compacted,
+            rejected_invalid: self.rejected.invalid,
+            rejected_too_big: self.rejected.too_big,
+            rejected_no_memory: self.rejected.no_memory,
+            bad_handles: self.bad_handles,
+        }
+    }
+
+    /// Destroys the pool: [`Pool::reset`] without the reuse.
+    pub fn destroy(mut self) -> Result<(), Leak> {
+        self.reset()
+    }
+
+    /// Empties the pool. If objects are still live, their spans' pages are
+    /// left allocated (callers may still use them) and the returned
+    /// [`Leak`] says how many; everything else, the tables included, is
+    /// freed.
+    ///
+    /// The pool can be used again, under a new tag: handles from before are
+    /// [`HandleError::Foreign`]. The event counters of [`Stats`] are kept.
+    pub fn reset(&mut self) -> Result<(), Leak> {
+        self.objects.clear();
+        self.spans.clear();
+        self.classes = [Class::EMPTY; NCLASSES];
+        self.span_count = 0;
+        self.mapped = 0;
+        self.class_bytes = 0;
+        self.cursor = 0;
+        Leak::check(
+            core::mem::take(&mut self.pages),
+            core::mem::take(&mut self.live),
+        )
+    }
+
+    /// Compacts, doing at most `budget` steps: marks, in each class whose
+    /// spans have a whole span's worth of free objects, its emptiest span
+    /// without mapped objects as evacuating, then scans up to `budget`
+    /// object records from where the last call stopped and moves each
+    /// unmapped object of an evacuating span into the fullest non-full span
+    /// of its class. Copies at most `budget` objects (a page each at most).
+    pub fn compact(&mut self, budget: usize) -> Compaction {
+        let mut done = Compaction::default();
+        let mut evacuating = false;
+        for class in 0..NCLASSES {
+            evacuating |= self.evacuate(class);
+        }
+        if !evacuating {
+            return done;
+        }
+        let limit = self.objects.slot_limit();
+        while done.scanned < budget && limit > 0 {
+            if self.cursor >= limit {
+                self.cursor = 0;
+            }
+            let slot = self.cursor;
+            self.cursor = slot.wrapping_add(1);
+            done.scanned = done.scanned.wrapping_add(1);
+            let Some(record) = self.live_object(slot) else {
+                continue;
+            };
+            if record.mapped() || !self.is_evacuating(record.span()) {
+                continue;
+            }
+            match self.move_object(slot, record) {
+                Some(freed) => {
+                    done.moved = done.moved.wrapping_add(1);
+                    if freed {
+                        done.freed_spans = done.freed_spans.wrapping_add(1);
+                    }
+                }
+                None => break,
+            }
+        }
+        done
+    }
+
+    // ---- internals ----
+
+    /// Finds the object of `handle`, counting a bad handle.
+    fn resolve(&mut self, handle: Handle) -> Result<Found, HandleError> {
+        let found = self.lookup(handle);
+        if found.is_err() {
+            self.bad_handles = self.bad_handles.wrapping_add(1);
+        }
+        found
+    }
+
+    fn lookup(&self, handle: Handle) -> Result<Found, HandleError> {
+        let f = handle.fields();
+        if f.tag != self.objects.tag() {
+            return Err(HandleError::Foreign);
+        }
+        if f.spare != 0 || f.index != 0 || !ObjectTable::<P>::is_slot(f.slot) {
+            return Err(HandleError::Malformed);
+        }
+        match self.objects.get(f.slot) {
+            Some(&record) if record.is_live() && record.generation() == f.generation => Ok(Found {
+                slot: f.slot,
+                record,
+            }),
+            _ => Err(HandleError::Stale),
+        }
+    }
+
+    /// The record of the live object in `slot`, if there is one.
+    fn live_object(&self, slot: u32) -> Option<Object> {
+        if !ObjectTable::<P>::is_slot(slot) {
+            return None;
+        }
+        self.objects.get(slot).copied().filter(|r| r.is_live())
+    }
+
+    /// The span in `slot`, if it is one.
+    fn span(&self, slot: u32) -> Option<&Span> {
+        if !SpanTable::<P>::is_slot(slot) {
+            return None;
+        }
+        self.spans.get(slot).filter(|s| s.page().is_some())
+    }
+
+    fn is_evacuating(&self, slot: u32) -> bool {
+        self.span(slot).is_some_and(|s| s.evacuating != 0)
+    }
+
+    /// Where the live object of `record` is.
+    fn locate(&self, record: Object) -> Option<Mapping> {
+        let span = self.span(record.span())?;
+        let geometry = CLASSES.get(usize::from(span.class))?;
+        locate(span, geometry, record.index())
+    }
+
+    /// Sets or clears the mapped bit of the object in `slot` and counts it
+    /// in its span.
+    fn set_mapped(&mut self, slot: u32, record: Object, mapped: bool) {
+        let updated = Object::live(record.span(), record.index(), record.generation(), mapped);
+        self.objects.update_pageless(slot, |r| *r = updated);
+        self.spans.update(record.span(), |s| {
+            s.mapped = if mapped {
+                s.mapped.wrapping_add(1)
+            } else {
+                s.mapped.wrapping_sub(1)
+            };
+        });
+        self.mapped = if mapped {
+            self.mapped.wrapping_add(1)
+        } else {
+            self.mapped.wrapping_sub(1)
+        };
+    }
+
+    /// The first span of the fullest non-full list of `class`.
+    fn pick(&self, class: usize) -> Option<u32> {
+        let heads = &self.classes.get(class)?.heads;
+        [Group::AlmostFull, Group::HalfFull, Group::AlmostEmpty]
+            .iter()
+            .map(|&g| heads[g as usize])
+            .find(|&slot| slot != NO_SLOT)
+    }
+
+    /// A new, empty span of `class`, on its class's list.
+    fn new_span(&mut self, class: usize, flags: P::Flags) -> Result<u32, AllocError> {
+        let geometry = *CLASSES.get(class).ok_or(AllocError::Invalid)?;
+        let (slot, generation, _) = self.spans.insert_page(flags)?;
+        let mut pages = [core::ptr::null_mut(); MAX_SPAN_PAGES];
+        for i in 1..usize::from(geometry.pages) {
+            match self.spans.source().alloc_page(flags) {
+                Some(page) => pages[i] = page.as_ptr(),
+                None => {
+                    for page in pages.iter().take(i).skip(1) {
+                        if let Some(page) = NonNull::new(*page) {
+                            // SAFETY: The page came from this source just
+                            // above and nothing refers to it.
+                            unsafe { self.spans.source().free_page(page) };
+                        }
+                    }
+                    self.spans.remove_page(slot, generation);
+                    return Err(AllocError::NoMemory);
+                }
+            }
+        }
+        self.spans.update(slot, |s| {
+            for (dst, src) in s.pages.iter_mut().zip(pages).skip(1) {
+                *dst = src;
+            }
+            s.npages = geometry.pages;
+            s.class = class as u8;
+        });
+        self.pages = self.pages.wrapping_add(u64::from(geometry.pages));
+        self.span_count = self.span_count.wrapping_add(1);
+        if let Some(c) = self.classes.get_mut(class) {
+            c.spans = c.spans.wrapping_add(1);
+        }
+        self.link(slot, Group::AlmostEmpty as u8);
+        Ok(slot)
+    }
+
+    /// Takes the first free index of the listed span in `slot`, counts it
+    /// live and moves the span to the list it now belongs on.
+    fn take_index(&mut self, slot: u32) -> Option<u32> {
+        let span = *self.span(slot)?;
+        let class = usize::from(span.class);
+        let geometry = *CLASSES.get(class)?;
+        let index = span.first_free(u32::from(geometry.objects))?;
+        self.spans.update(slot, |s| {
+            s.set_used(index, true);
+            s.live = s.live.wrapping_add(1);
+        });
+        self.live = self.live.wrapping_add(1);
+        self.class_bytes = self.class_bytes.wrapping_add(u64::from(geometry.size));
+        if let Some(c) = self.classes.get_mut(class) {
+            c.live = c.live.wrapping_add(1);
+        }
+        self.relist(slot);
+        Some(index)
+    }
+
+    /// Frees `index` of the span in `slot`; frees the span if it empties,
+    /// else moves it to the list it now belongs on. Returns whether the
+    /// span was freed.
+    fn put_index(&mut self, slot: u32, index: u32) -> bool {
+        let Some(span) = self.span(slot).copied() else {
+            return false;
+        };
+        let class = usize::from(span.class);
+        let size = CLASSES.get(class).map_or(0, |g| u64::from(g.size));
+        self.spans.update(slot, |s| {
+            s.set_used(index, false);
+            s.live = s.live.wrapping_sub(1);
+        });
+        self.live = self.live.wrapping_sub(1);
+        self.class_bytes = self.class_bytes.wrapping_sub(size);
+        if let Some(c) = self.classes.get_mut(class) {
+            c.live = c.live.wrapping_sub(1);
+        }
+        if span.live <= 1 {
+            self.free_span(slot);
+            true
+        } else {
+            self.relist(slot);
+            false
+        }
+    }
+
+    /// Frees the empty span in `slot`: its pages and its slot.
+    fn free_span(&mut self, slot: u32) {
+        let Some(span) = self.span(slot).copied() else {
+            return;
+        };
+        self.unlink(slot);
+        for page in span.pages.iter().take(usize::from(span.npages)).skip(1) {
+            if let Some(page) = NonNull::new(*page) {
+                // SAFETY: The span's pages came from this source (type
+                // invariant) and it holds no object any more.
+                unsafe { self.spans.source().free_page(page) };
+            }
+        }
+        if self
+            .spans
+            .remove_page(slot, next_generation(span.generation))
+        {
+            self.pages = self.pages.wrapping_sub(u64::from(span.npages));
+            self.span_count = self.span_count.wrapping_sub(1);
+            if let Some(c) = self.classes.get_mut(usize::from(span.class)) {
+                c.spans = c.spans.wrapping_sub(1);
+            }
+        }
+    }
+
+    /// Moves the span in `slot` to the list its fullness calls for (an
+    /// evacuating span stays where it is).
+    fn relist(&mut self, slot: u32) {
+        let Some(span) = self.span(slot) else {
+            return;
+        };
+        if span.evacuating != 0 {
+            return;
+        }
+        let objects = CLASSES
+            .get(usize::from(span.class))
+            .map_or(0, |g| g.objects);
+        let group = Group::of(span.live, objects) as u8;
+        if span.list != group {
+            self.unlink(slot);
+            self.link(slot, group);
+        }
+    }
+
+    /// Puts the unlisted span in `slot` first on list `group` of its class.
+    fn link(&mut self, slot: u32, group: u8) {
+        let Some(class) = self.span(slot).map(|s| usize::from(s.class)) else {
+            return;
+        };
+        let Some(head) = self
+            .classes
+            .get_mut(class)
+            .and_then(|c| c.heads.get_mut(usize::from(group)))
+        else {
+            return;
+        };
+        let next = core::mem::replace(head, slot);
+        self.spans.update(slot, |s| {
+            s.list = group;
+            s.prev = NO_SLOT;
+            s.next = next;
+        });
+        if next != NO_SLOT {
+            self.spans.update(next, |s| s.prev = slot);
+        }
+    }
+
+    /// Takes the span in `slot` off its list, if it is on one.
+    fn unlink(&mut self, slot: u32) {
+        let Some(span) = self.span(slot).copied() else {
+            return;
+        };
+        if span.list == UNLISTED {
+            return;
+        }
+        if span.prev != NO_SLOT {
+            self.spans.update(span.prev, |s| s.next = span.next);
+        } else if let Some(head) = self
+            .classes
+            .get_mut(usize::from(span.class))
+            .and_then(|c| c.heads.get_mut(usize::from(span.list)))
+        {
+            *head = span.next;
+        }
+        if span.next != NO_SLOT {
+            self.spans.update(span.next, |s| s.prev = span.prev);
+        }
+        self.spans.update(slot, |s| {
+            s.list = UNLISTED;
+            s.prev = NO_SLOT;
+            s.next = NO_SLOT;
+        });
+    }
+
+    /// If `class` has no evacuating span and its spans have a whole span's
+    /// worth of free objects, marks its emptiest span without mapped
+    /// objects as evacuating. Returns whether the class has an evacuating
+    /// span.
+    fn evacuate(&mut self, class: usize) -> bool {
+        let Some(c) = self.classes.get(class).copied() else {
+            return false;
+        };
+        if c.heads[Group::Evacuating as usize] != NO_SLOT {
+            return true;
+        }
+        let objects = CLASSES.get(class).map_or(0, |g| u32::from(g.objects));
+        let capacity = c.spans.wrapping_mul(objects);
+        if objects == 0 || capacity.saturating_sub(c.live) < objects {
+            return false;
+        }
+        // The emptiest: the first unmapped span of the emptiest list,
+        // looking at a bounded number of spans.
+        let mut best: Option<(u32, u16)> = None;
+        for group in [Group::AlmostEmpty, Group::HalfFull, Group::AlmostFull] {
+            let mut slot = c.heads[group as usize];
+            let mut seen = 0;
+            while slot != NO_SLOT && seen < 16 {
+                let Some(span) = self.span(slot) else {
+                    break;
+                };
+                if span.mapped == 0 && best.map_or(true, |(_, live)| span.live < live) {
+                    best = Some((slot, span.live));
+                }
+                slot = span.next;
+                seen += 1;
+            }
+            if best.is_some() {
+                break;
+            }
+        }
+        let Some((slot, _)) = best else {
+            return false;
+        };
+        self.unlink(slot);
+        self.spans.update(slot, |s| s.evacuating = 1);
+        self.link(slot, Group::Evacuating as u8);
+        true
+    }
+
+    /// Moves the unmapped live object in `slot` (its record `record`), of an
+    /// evacuating span, into the fullest non-full span of its class.
+    /// Returns whether its old span was freed, or `None` if the class has
+    /// no room (the span then stops evacuating).
+    fn move_object(&mut self, slot: u32, record: Object) -> Option<bool> {
+        let from = record.span();
+        let class = usize::from(self.span(from)?.class);
+        let Some(to) = self.pick(class) else {
+            self.spans.update(from, |s| s.evacuating = 0);
+            self.unlink(from);
+            self.relist_any(from);
+            return None;
+        };
+        let source = self.locate(record)?;
+        let index = self.take_index(to)?;
+        let target = Object::live(to, index, record.generation(), false);
+        let Some(destination) = self.locate(target) else {
+            self.put_index(to, index);
+            return None;
+        };
+        copy(&source, &destination);
+        self.objects.update_pageless(slot, |r| *r = target);
+        self.moved = self.moved.wrapping_add(1);
+        let freed = self.put_index(from, record.index());
+        if freed {
+            self.spans_compacted = self.spans_compacted.wrapping_add(1);
+        }
+        Some(freed)
+    }
+
+    /// Links the unlisted span in `slot` on the list its fullness calls
+    /// for.
+    fn relist_any(&mut self, slot: u32) {
+        let Some(span) = self.span(slot) else {
+            return;
+        };
+        let objects = CLASSES
+            .get(usize::from(span.class))
+            .map_or(0, |g| g.objects);
+        let group = Group::of(span.live, objects) as u8;
+        self.link(slot, group);
+    }
+}
+
+impl<P: PageSource + Clone> Drop for Pool<P> {
+    /// Like [`Pool::destroy`], without the report: live objects' pages are
+    /// leaked silently.
+    fn drop(&mut self) {
+        let _ = self.reset();
+    }
+}
+
+/// Where object `index` of `span` (of class `geometry`) is.
+fn locate(span: &Span, geometry: &Geometry, index: u32) -> Option<Mapping> {
+    if index >= u32::from(geometry.objects) {
+        return None;
+    }
+    let size = usize::from(geometry.size);
+    let offset = (index as usize).checked_mul(size)?;
+    let (page, within) = (offset / PAGE_SIZE, offset % PAGE_SIZE);
+    let first = NonNull::new(*span.pages.get(page)?)?;
+    // SAFETY: `within < PAGE_SIZE`: inside the page, hence not null.
+    let start = unsafe { NonNull::new_unchecked(first.as_ptr().add(within)) };
+    let head = PAGE_SIZE - within;
+    if size <= head {
+        return Some(Mapping {
+            pieces: [(start, size), (start, 0)],
+            count: 1,
+        });
+    }
+    let next = NonNull::new(*span.pages.get(page.checked_add(1)?)?)?;
+    Some(Mapping {
+        pieces: [(start, head), (next, size - head)],
+        count: 2,
+    })
+}
+
+/// Copies an object from `source` to `destination`, two mappings of the
+/// same length in different places.
+fn copy(source: &Mapping, destination: &Mapping) {
+    let mut src = source.pieces().iter().copied();
+    let mut dst = destination.pieces().iter().copied();
+    let (mut s, mut d) = (src.next(), dst.next());
+    while let (Some((sp, sl)), Some((dp, dl))) = (s, d) {
+        let n = sl.min(dl);
+        // SAFETY: Both pieces are inside pages of live spans of the pool,
+        // `n` bytes each, and belong to two different objects (the source
+        // and the destination index), so they do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(sp.as_ptr(), dp.as_ptr(), n) };
+        // SAFETY: `n <= sl` and `n <= dl`: still inside (or one past) the
+        // pieces' pages.
+        let (sp2, dp2) = unsafe { (sp.as_ptr().add(n), dp.as_ptr().add(n)) };
+        s = if n < sl {
+            NonNull::new(sp2).map(|p| (p, sl - n))
+        } else {
+            src.next()
+        };
+        d = if n < dl {
+            NonNull::new(dp2).map(|p| (p, dl - n))
+        } else {
+            dst.next()
+        };
+    }
+}

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Unit tests of zspan: the classes' geometry, objects across page
+//! boundaries, mapping rules, compaction, page allocation failures, and the
+//! tests every zalloc pool passes.
+
+mod common;
+
+use common::{check, fill, page_of, pattern, ptr, TestPages, TestPool, Zspan, GFP};
+use rkm_zalloc::testing::Gfp;
+use rkm_zalloc::{AllocError, Leak, PAGE_SIZE};
+use rkm_zspan::*;
+
+rkm_zalloc::shared_tests!(Zspan<'_>;
+    foreign_and_freed_handles,
+    reuse_gives_new_handles,
+    destroying_an_empty_pool_frees_everything([1, 16, 17, 100, 1000, 2048, 2592, 3000, 4096]),
+    dropping_an_empty_pool_frees_everything,
+);
+
+const _: () = assert!(NCLASSES > 1 && NCLASSES <= 256);
+
+#[test]
+fn every_size_has_a_class_that_holds_it() {
+    assert_eq!(class_of(0), None);
+    assert_eq!(class_of(MAX_SIZE + 1), None);
+    let mut last = 0;
+    for size in 1..=MAX_SIZE {
+        let class = class_of(size).unwrap();
+        let g = CLASSES[class];
+        assert!(usize::from(g.size) >= size, "{size} in class of {}", g.size);
+        assert!(class >= last);
+        last = class;
+        // Its size step's own class would store no more per span.
+        let step = size.div_ceil(CLASS_DELTA) * CLASS_DELTA;
+        assert!(usize::from(g.size) >= step);
+    }
+    for pair in CLASSES.windows(2) {
+        assert!(pair[0].size < pair[1].size);
+        assert!((pair[0].pages, pair[0].objects) != (pair[1].pages, pair[1].objects));
+    }
+}
+
+#[test]
+fn spans_waste_less_than_a_page_per_object() {
+    // Objects over half a page: zbud and z3fold give each a page.
+    let mut page_each = 0u64;
+    let mut spans = 0u64;
+    let mut stored = 0u64;
+    for size in 2049..=4096usize {
+        let g = CLASSES[class_of(size).unwrap()];
+        stored += size as u64;
+        page_each += PAGE_SIZE as u64;
+        spans += (usize::from(g.pages) * PAGE_SIZE / usize::from(g.objects)) as u64;
+    }
+    let (dense, sparse) = (stored * 1000 / spans, stored * 1000 / page_each);
+    println!("objects of 2049..=4096 bytes: {dense} per mille of the spans' pages, {sparse} with a page each");
+    assert!(dense >= 950, "{dense}");
+    assert!(sparse < 760);
+    // The examples: 2592-byte objects fill spans to over 99 %.
+    let g = CLASSES[class_of(2592).unwrap()];
+    assert!(
+        usize::from(g.objects) * 2592 * 100 >= usize::from(g.pages) * PAGE_SIZE * 99,
+        "{g:?}"
+    );
+}
+
+#[test]
+fn objects_across_page_boundaries_keep_their_bytes() {
+    let src = TestPages::new();
+    let mut pool = Zspan::new(&src);
+    let mut live = Vec::new();
+    for (id, size) in (0..600u64).zip([2592usize, 1500, 3300, 100, 4096, 700, 2100].iter().cycle())
+    {
+        let h = pool.alloc(*size, GFP).unwrap();
+        fill(&mut pool, h, *size, id);
+        live.push((h, *size, id));
+    }
+    assert!(pool.splits > 100, "only {} split mappings", pool.splits);
+    pool.check().unwrap();
+    for &(h, size, id) in &live {
+        check(&mut pool, h, size, id);
+    }
+    // Every class's span: the pages are used to the class's objects.
+    let stats = pool.stats();
+    assert!(stats.class_bytes <= stats.pages * PAGE_SIZE as u64);
+    for (h, _, _) in live {
+        pool.free(h).unwrap();
+    }
+    assert_eq!(pool.stats().pages, 0);
+    pool.check().unwrap();
+    drop(pool);
+    assert_eq!(src.live(), 0);
+}
+
+#[test]
+fn a_split_mapping_has_two_pieces_in_two_pages() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let class = class_of(2592).unwrap();
+    let g = CLASSES[class];
+    assert!(g.pages > 1);
+    let handles: Vec<_> = (0..g.objects)
+        .map(|_| pool.alloc(2592, GFP).unwrap())
+        .collect();
+    assert_eq!(pool.stats().pages, u64::from(g.pages));
+    let mut splits = 0;
+    for &h in &handles {
+        let m = pool.map(h).unwrap();
+        assert_eq!(m.len(), usize::from(g.size));
+        if !m.is_direct() {
+            let [(a, la), (b, lb)] = [m.pieces()[0], m.pieces()[1]];
+            assert_eq!((a.as_ptr() as usize + la) % PAGE_SIZE, 0);
+            assert_eq!(b.as_ptr() as usize % PAGE_SIZE, 0);
+            assert_ne!(page_of(a.as_ptr() as usize), page_of(b.as_ptr() as usize));
+            assert_eq!(la + lb, usize::from(g.size));
+            splits += 1;
+        }
+        pool.unmap(h).unwrap();
+    }
+    assert!(splits >= usize::from(g.pages) - 1);
+    for h in handles {
+        pool.free(h).unwrap();
+    }
+}
+
+#[test]
+fn mapping_rules() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let h = pool.alloc(500, GFP).unwrap();
+    assert_eq!(pool.unmap(h), Err(HandleError::NotMapped));
+    pool.map(h).unwrap();
+    assert_eq!(pool.map(h), Err(HandleError::Mapped));
+    assert_eq!(pool.free(h), Err(HandleError::Mapped));
+    assert_eq!(pool.stats().mapped, 1);
+    pool.check().unwrap();
+    pool.unmap(h).unwrap();
+    assert_eq!(pool.stats().bad_handles, 3);
+    pool.free(h).unwrap();
+    assert_eq!(pool.free(h), Err(HandleError::Stale));
+    // Another generation is stale; a leaf's header slot is no slot.
+    let g = pool.alloc(500, GFP).unwrap();
+    let f = g.fields();
+    let other_generation = Handle::from_raw(g.to_raw() ^ 1 << 47);
+    assert_eq!(pool.free(other_generation), Err(HandleError::Stale));
+    let header = Handle::new(f.tag, f.generation, 0, 0);
+    assert_eq!(pool.free(header), Err(HandleError::Malformed));
+    pool.free(g).unwrap();
+    pool.check().unwrap();
+}
+
+#[test]
+fn no_memory_at_any_page_leaves_the_pool_unchanged() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let g = CLASSES[class_of(3000).unwrap()];
+    // Two tables of three levels, and the span's pages.
+    let needed = 6 + u64::from(g.pages);
+    for n in 0..needed {
+        src.fail_after.set(Some(n));
+        assert_eq!(
+            pool.alloc(3000, GFP),
+            Err(AllocError::NoMemory),
+            "failing after {n}"
+        );
+        src.fail_after.set(None);
+        pool.check().unwrap();
+        let stats = pool.stats();
+        assert_eq!((stats.pages, stats.objects, stats.spans), (0, 0, 0));
+        assert_eq!(src.live(), stats.table_pages);
+    }
+    let h = pool.alloc(3000, GFP).unwrap();
+    assert_eq!(pool.stats().rejected_no_memory, needed);
+    assert_eq!(pool.stats().pages, u64::from(g.pages));
+    pool.free(h).unwrap();
+    drop(pool);
+    assert_eq!(src.live(), 0);
+}
+
+#[test]
+fn flags_reach_every_page() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    pool.alloc(3000, Gfp(7)).unwrap();
+    let flags = src.flags.borrow();
+    assert!(flags.len() > 6);
+    assert!(flags.iter().all(|&f| f == Gfp(7)));
+}
+
+/// Compaction empties the emptiest spans into the fullest, never moves a
+/// mapped object, keeps every object's bytes and handle, and gives the
+/// emptied spans back.
+#[test]
+fn compaction_moves_objects_and_frees_spans() {
+    let src = TestPages::new();
+    let mut pool = Zspan::new(&src);
+    let size = 2592;
+    let g = CLASSES[class_of(size).unwrap()];
+    let n = u64::from(g.objects) * 20;
+    let mut live: Vec<_> = (0..n)
+        .map(|id| {
+            let h = pool.alloc(size, GFP).unwrap();
+            fill(&mut pool, h, size, id);
+            (h, id)
+        })
+        .collect();
+    let full = pool.stats().pages;
+    // Free three objects of four: every span keeps a quarter.
+    let mut kept = Vec::new();
+    for (i, (h, id)) in live.drain(..).enumerate() {
+        if i % 4 == 0 {
+            kept.push((h, id));
+        } else {
+            pool.free(h).unwrap();
+        }
+    }
+    assert_eq!(pool.stats().pages, full, "no span emptied by the frees");
+    // One object stays mapped: it must not move.
+    let (pinned, pinned_id) = kept[0];
+    let pinned_at = pool.pool.map(pinned).unwrap();
+    let mut moved = 0;
+    for _ in 0..1000 {
+        let c = pool.compact(64);
+        pool.check().unwrap();
+        moved += c.moved;
+        if c.moved == 0 && c.scanned == 0 {
+            break;
+        }
+    }
+    assert_eq!(pool.pool.unmap(pinned).unwrap(), pinned_at);
+    let stats = pool.stats();
+    println!(
+        "compaction: {moved} objects moved, pages {full} -> {}",
+        stats.pages
+    );
+    assert!(moved > 0 && stats.moved == moved as u64);
+    assert!(
+        stats.pages <= full / 4 + 2 * u64::from(g.pages),
+        "{} pages left of {full}",
+        stats.pages
+    );
+    assert!(stats.spans_compacted > 0);
+    for &(h, id) in &kept {
+        check(&mut pool, h, size, id);
+    }
+    assert_eq!(pinned_id, 0);
+    for (h, _) in kept {
+        pool.free(h).unwrap();
+    }
+    assert_eq!(pool.stats().pages, 0);
+    drop(pool);
+    assert_eq!(src.live(), 0);
+}
+
+#[test]
+fn a_class_without_spare_room_is_not_compacted() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let handles: Vec<_> = (0..100).map(|_| pool.alloc(1000, GFP).unwrap()).collect();
+    let c = pool.compact(1000);
+    assert_eq!(c, Compaction::default());
+    pool.check().unwrap();
+    for h in handles {
+        pool.free(h).unwrap();
+    }
+}
+
+/// Destroying a pool with live objects reports them and frees none of
+/// their spans' pages, which keep the objects intact; it frees the rest.
+/// (The objects checked are the first of their spans, mapped directly.)
+#[test]
+fn destroying_a_live_pool_leaks_its_spans() {
+    let src = TestPages::new();
+    let mut pool = Zspan::new(&src);
+    let live: Vec<_> = [100usize, 1000, 2592, 3300, 4096]
+        .iter()
+        .enumerate()
+        .map(|(id, &size)| {
+            let h = pool.alloc(size, GFP).unwrap();
+            fill(&mut pool, h, size, id as u64);
+            (id as u64, size, ptr(&mut pool, h))
+        })
+        .collect();
+    let pages = pool.stats().pages;
+    assert_eq!(pool.splits, 0);
+    assert_eq!(pool.pool.destroy(), Err(Leak { pages, objects: 5 }));
+    assert_eq!(src.live(), pages);
+    for (id, size, ptr) in live {
+        assert!(src.is_live(page_of(ptr as usize)));
+        // SAFETY: The object's span was leaked, not freed.
+        assert!(unsafe { common::holds(ptr, &pattern(id, size)) });
+    }
+}
+
+#[test]
+fn reset_leaks_live_spans_and_renews_the_pool() {
+    let src = TestPages::new();
+    let mut pool = Zspan::new(&src);
+    let old = pool.alloc(1000, GFP).unwrap();
+    fill(&mut pool, old, 1000, 1);
+    let old_ptr = ptr(&mut pool, old);
+    let pages = pool.stats().pages;
+    assert_eq!(pool.reset(), Err(Leak { pages, objects: 1 }));
+    assert_eq!(src.live(), pages);
+    assert_eq!(pool.map(old), Err(HandleError::Foreign));
+    // SAFETY: The old object's span was leaked, not freed.
+    assert!(unsafe { common::holds(old_ptr, &pattern(1, 1000)) });
+    let new = pool.alloc(1000, GFP).unwrap();
+    pool.free(new).unwrap();
+    assert_eq!(pool.reset(), Ok(()));
+}
+
+/// An object mapped after its span was chosen for evacuation stays where it
+/// is until its unmap; then it moves.
+#[test]
+fn an_object_mapped_in_an_evacuating_span_is_not_moved() {
+    let src = TestPages::new();
+    let mut pool = Zspan::new(&src);
+    let size = 1500;
+    let g = CLASSES[class_of(size).unwrap()];
+    let handles: Vec<_> = (0..u64::from(g.objects) * 8)
+        .map(|id| {
+            let h = pool.alloc(size, GFP).unwrap();
+            fill(&mut pool, h, size, id);
+            (h, id)
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for (i, (h, id)) in handles.into_iter().enumerate() {
+        if i % 3 == 0 {
+            kept.push((h, id));
+        } else {
+            pool.free(h).unwrap();
+        }
+    }
+    // Choose the spans to empty, scan nothing.
+    assert_eq!(pool.compact(0).scanned, 0);
+    let mappings: Vec<_> = kept
+        .iter()
+        .map(|&(h, _)| pool.pool.map(h).unwrap())
+        .collect();
+    let c = pool.compact(100_000);
+    assert_eq!(c.moved, 0, "a mapped object was moved");
+    pool.check().unwrap();
+    for (&(h, _), m) in kept.iter().zip(mappings) {
+        assert_eq!(pool.pool.unmap(h).unwrap(), m);
+    }
+    let c = pool.compact(100_000);
+    assert!(c.moved > 0);
+    pool.check().unwrap();
+    for &(h, id) in &kept {
+        check(&mut pool, h, size, id);
+    }
+}
