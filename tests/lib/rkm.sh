@@ -18,16 +18,20 @@ rkm_skip() {
 }
 
 # rkm_check DESCRIPTION COMMAND...: pass if COMMAND succeeds; on failure,
-# print its output as KTAP diagnostics.
+# print its output as KTAP diagnostics. The case's time follows its result
+# ("# time N.N s", from /proc/uptime), so that a suite's time can be
+# attributed to its cases.
 rkm_check() {
 	desc=$1
 	shift
+	rkm_t0=$(cut -d ' ' -f 1 /proc/uptime)
 	if out=$("$@" 2>&1); then
 		ktap_test_pass "$desc"
 	else
 		[ -n "$out" ] && printf '%s\n' "$out" | sed 's/^/# /'
 		ktap_test_fail "$desc"
 	fi
+	awk -v t0="$rkm_t0" '{ printf "# time %.1f s\n", $1 - t0; exit }' /proc/uptime
 }
 
 # rkm_msg MESSAGE: a KTAP diagnostic line ("# MESSAGE").
