@@ -6,7 +6,8 @@
 # verified reads, mixed random read/write on both CPUs), reads that hit,
 # the disk's I/O statistics (/sys/block/bcache_rs0/stat, queue/iostats),
 # sequential bypass, cache modes switched under verified I/O, ext4 with fsck,
-# and the backing device read directly after stop holding the same data.
+# and the whole backing device holding what the cache returns (and left
+# untouched by stop).
 
 . "$(dirname "$0")/bcache_lib.sh"
 
@@ -161,15 +162,27 @@ ext4() {
 }
 rkm_check "ext4 on bcache_rs0: files read back (hits), fsck clean" ext4
 
+# backing: the whole device read through the cache (hits where cached) and
+# the HDD read directly, at once (rkm-blkverify compare: a thread each,
+# O_DIRECT), must hold the same bytes; stop and unregister must then write
+# nothing to the HDD (its stat's completed writes and sectors written
+# unchanged), so the HDD after stop holds what bcache_rs0 returned; and
+# fsck on the HDD itself is clean.
 backing() {
-	# The whole device, through the cache (hits where cached).
-	sum=$(dd if=/dev/bcache_rs0 bs=1M iflag=direct 2>/dev/null | md5sum)
+	hdd=/sys/block/${RKM_HDD#/dev/}/stat
+	size=$(($(cat /sys/block/${RKM_HDD#/dev/}/size) * 512))
+	[ "$(($(cat /sys/block/bcache_rs0/size) * 512))" = "$size" ] ||
+		{ echo "bcache_rs0 and the HDD differ in size"; return 1; }
+	rkm-blkverify compare --dev /dev/bcache_rs0 --against "$RKM_HDD" --size "$size" >/tmp/compare.log 2>&1 ||
+		{ cat /tmp/compare.log; echo "the HDD differs from what bcache_rs0 returned"; return 1; }
+	bc_note "$(tail -n 1 /tmp/compare.log)"
+	w0=$(awk '{ print $5, $7 }' $hdd)
 	bc_stop 0 && bc_unregister || return 1
-	raw=$(dd if="$RKM_HDD" bs=1M iflag=direct 2>/dev/null | md5sum)
-	[ "$sum" = "$raw" ] || { echo "the HDD differs from what bcache_rs0 returned"; return 1; }
+	w1=$(awk '{ print $5, $7 }' $hdd)
+	[ "$w0" = "$w1" ] || { echo "stop wrote to the HDD (writes, sectors: $w0 -> $w1)"; return 1; }
 	e2fsck -f -n "$RKM_HDD" >/tmp/fsck.log 2>&1 || { cat /tmp/fsck.log; return 1; }
 	rmmod bcache_rs
 }
-rkm_check "after stop, the whole HDD read directly holds the same data (and fsck is clean)" backing
+rkm_check "the whole HDD holds what bcache_rs0 returns, stop writes nothing to it, fsck is clean" backing
 
 ktap_finished

@@ -38,6 +38,7 @@ Usage: rkm-blkverify fill     --dev D --size S [--offset O] [--version V] [COMMO
                               [--max-blocks K] [--fsync-every N] [--dsync-pct P]
                               [--init] [--state FILE] [--progress FILE] [COMMON]
        rkm-blkverify scribble --dev D --size S [--offset O] [--passes P] [COMMON]
+       rkm-blkverify compare  --dev D --against E --size S [--offset O] [COMMON]
        rkm-blkverify help
 
 A verifying block-device workload: every block written holds a header
@@ -66,6 +67,9 @@ every block read is checked against the versions it may hold.
             pass) into ONE buffer that another thread overwrites all the
             time, then read every block of the range twice with a clean
             buffer and check it against version 1 (which it must hold)
+  compare   read [O, O+S) of D and of E at once (a thread each) and check
+            that they hold the same bytes; the first differing block is
+            reported (exit 1)
 
 COMMON:
   --block B     block size, a multiple of 512 up to 1m (default 4096)
@@ -163,12 +167,14 @@ pub enum Command {
     Race(Race),
     /// `scribble`: the range and the number of passes.
     Scribble(Target, u64),
+    /// `compare`: the range on `--dev`, and the other device.
+    Compare(Target, String),
 }
 
 /// Parses the arguments (without the program name).
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let Some((command, rest)) = args.split_first() else {
-        return Err("missing command (fill, verify, race, scribble or help)".to_string());
+        return Err("missing command (fill, verify, race, scribble, compare or help)".to_string());
     };
     let command = command.as_ref();
     let common: &[(&'static str, bool)] = &[
@@ -198,6 +204,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             ("--progress", true),
         ],
         "scribble" => &[("--passes", true)],
+        "compare" => &[("--against", true)],
         _ => return Err(format!("unknown command {command:?}")),
     };
     let o = Options::parse(command, rest, common, extra)?;
@@ -219,6 +226,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             }
         }
         "race" => o.race(target),
+        "compare" => match o.value("--against") {
+            Some(e) if !e.is_empty() => Ok(Command::Compare(target, e.to_string())),
+            _ => Err("compare: needs --against E".into()),
+        },
         _ => Ok(Command::Scribble(
             target,
             o.count("--passes", 1, MAX_PASSES)?.unwrap_or(1),
@@ -566,6 +577,8 @@ mod tests {
                 "past the largest",
             ),
             ("scribble --dev d --size 8k --passes", "needs a value"),
+            ("compare --dev d --size 8k", "needs --against"),
+            ("compare --dev d --size 8k --against=", "needs --against"),
             (
                 "race --dev d --size 8k --seconds 1 --read-pct 101",
                 "must be 0..=100",
@@ -575,5 +588,11 @@ mod tests {
             assert!(err.contains(needle), "{line:?}: {err}");
         }
         assert_eq!(parse_line("help").unwrap(), Command::Help);
+        match parse_line("compare --dev a --against b --size 1m").unwrap() {
+            Command::Compare(t, e) => {
+                assert_eq!((t.dev.as_str(), t.size, e.as_str()), ("a", 1 << 20, "b"))
+            }
+            c => panic!("{c:?}"),
+        }
     }
 }

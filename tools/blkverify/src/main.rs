@@ -53,6 +53,7 @@
 
 mod check;
 mod cli;
+mod compare;
 mod cpu;
 mod device;
 mod pattern;
@@ -122,6 +123,7 @@ fn main() -> ExitCode {
         Command::Verify(t, expect) => sequential::verify(t, expect),
         Command::Race(args) => race::run(args),
         Command::Scribble(t, passes) => scribble::run(t, *passes),
+        Command::Compare(t, against) => compare::run(t, against),
     };
     match outcome {
         Ok(c) if c.mismatches > 0 => ExitCode::from(EXIT_MISMATCH),
