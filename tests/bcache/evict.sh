@@ -101,7 +101,7 @@ seqread() {
 # recently filled quarter of the pass is still cached. Then a long churn:
 # every bucket is reused (the spread of reuse is reported).
 recency() {
-	bc_load && bc_format --size 64M --bucket-size 16k &&
+	bc_load && bc_format --size 36M --bucket-size 16k &&
 		bc_write "$BC/register_cache" "$RKM_SSD" &&
 		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" &&
 		bc_write /sys/block/bcache_rs0/bcache_rs/sequential_cutoff 0 || return 1
@@ -122,12 +122,13 @@ recency() {
 	bc_note "$n buckets; re-reading the pass's last $q MiB: $((h1 - h0)) hits, $((m1 - m0)) misses (want $want hits)"
 	[ $((h1 - h0)) = "$want" ] && [ "$m1" = "$m0" ] ||
 		{ echo "the most recent quarter of the pass was evicted"; return 1; }
-	# Churn: random reads over eight times the cache.
+	# Churn: random reads over eight times the cache, twice as many as it
+	# has buckets.
 	fio --output-format=terse --minimal --filename=/dev/bcache_rs0 --name=c --ioengine=libaio \
 		--iodepth=8 --direct=1 --rw=randread --bs=16k --offset=1G --size=$((mib * 8))M \
-		--number_ios=$((n * 4)) --randseed=10 >/dev/null || return 1
+		--number_ios=$((n * 2)) --randseed=10 >/dev/null || return 1
 	reuse=$(cat $BC/cache/bucket_reuse)
-	bc_note "after $((n * 4)) random fills: each bucket invalidated between ${reuse% *} and ${reuse#* } times ($(cat $BC/cache/invalidated) in all)"
+	bc_note "after $((n * 2)) random fills: each bucket invalidated between ${reuse% *} and ${reuse#* } times ($(cat $BC/cache/invalidated) in all)"
 	[ "${reuse% *}" -ge 1 ] || { echo "a bucket was never reused: $reuse"; return 1; }
 }
 rkm_check "recency: a pass of the cache's size keeps its last quarter; churn reuses every bucket" recency
