@@ -18,6 +18,7 @@ extern "C" {
     ) -> *mut c_void;
     fn rkm_kthread_stop(task: *mut c_void) -> c_int;
     fn rkm_usleep(us: c_ulong);
+    fn rkm_udelay(us: c_ulong);
 }
 
 /// Sleeps for `us` to `2 * us` microseconds.
@@ -25,6 +26,22 @@ pub(crate) fn usleep(us: u32) {
     // SAFETY: `usleep_range` may be called from any sleepable context; the
     // test modules call this from their threads and `init`.
     unsafe { rkm_usleep(us as c_ulong) };
+}
+
+/// Waits `us` microseconds without sleeping (for a thread that holds a
+/// mapping it may not sleep with).
+pub(crate) fn udelay(us: u32) {
+    // SAFETY: `udelay` busy-waits; it may be called from any context.
+    unsafe { rkm_udelay(us as c_ulong) };
+}
+
+/// Holds on for `us` microseconds: sleeps if `may_sleep`, else busy-waits.
+pub(crate) fn pause(us: u32, may_sleep: bool) {
+    if may_sleep {
+        usleep(us);
+    } else {
+        udelay(us);
+    }
 }
 
 /// What a thread runs: `f(data)`.

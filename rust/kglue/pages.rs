@@ -14,6 +14,7 @@ extern "C" {
 
 /// The page allocator, with the caller's GFP flags less direct reclaim,
 /// highmem and movable (`pages.c.inc`).
+#[derive(Clone, Copy)]
 pub(crate) struct KernelPages;
 
 // SAFETY: `__get_free_page` returns the direct-map address of an order-0

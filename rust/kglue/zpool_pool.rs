@@ -21,6 +21,14 @@
 //! caller may use the address without the lock and may sleep
 //! (`sleep_mapped`).
 //!
+//! A core may map an object in two pieces (zspan's objects that cross a
+//! page boundary, [`Mapped::Split`]): `map` then copies them, after the
+//! lock is dropped (the object is pinned), into this CPU's buffer
+//! (`map_area.rs`, preemption off until the unmap) and returns the buffer;
+//! `unmap` copies the buffer back under the lock, before the core unpins
+//! the object, and releases the CPU. Such a core's [`Core::SLEEP_MAPPED`]
+//! is false, and so is its driver's `sleep_mapped`.
+//!
 //! # Checking
 //!
 //! [`LockedPool::verify`] checks, under the lock, the core's invariants
@@ -40,6 +48,7 @@ use kernel::sync::SpinLock;
 use kernel::{c_str, new_spinlock};
 
 use crate::debugfs::{Dir, RootSlot};
+use crate::map_area;
 use crate::zalloc::Leak;
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
@@ -49,6 +58,44 @@ extern "C" {
 
 /// The most statistics a core shows in debugfs.
 pub(crate) const MAX_COUNTERS: usize = 16;
+
+/// The pieces of an object a core maps in two (the end of a page, then the
+/// start of another): address and length of each.
+pub(crate) type Pieces = [(NonNull<u8>, usize); 2];
+
+/// Where a core's mapped object is.
+pub(crate) enum Mapped {
+    /// Its bytes, in one place.
+    Direct(NonNull<u8>),
+    /// In two pieces: the glue maps a per-CPU copy. (zbud's and z3fold's
+    /// modules never make one.)
+    #[allow(dead_code)]
+    Split(Pieces),
+}
+
+/// Copies between the pieces of an object and `buf`, to `buf` if `to_buf`.
+///
+/// # Safety
+///
+/// The pieces are a mapped object's (pinned by the core until its unmap,
+/// or the pool's lock is held), and `buf` is valid for their total length
+/// and overlaps neither.
+unsafe fn copy_pieces(pieces: &Pieces, buf: NonNull<u8>, to_buf: bool) {
+    let mut at = 0usize;
+    for &(piece, len) in pieces {
+        // SAFETY: the caller's contract; `at + len` is at most the pieces'
+        // total length.
+        unsafe {
+            let b = buf.as_ptr().add(at);
+            if to_buf {
+                core::ptr::copy_nonoverlapping(piece.as_ptr(), b, len);
+            } else {
+                core::ptr::copy_nonoverlapping(b, piece.as_ptr(), len);
+            }
+        }
+        at = at.wrapping_add(len);
+    }
+}
 
 /// What the glue needs of an allocator core.
 ///
@@ -61,6 +108,12 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// The debugfs files of the counters, in the order of
     /// [`Core::counters`].
     const COUNTERS: &'static [&'static CStr];
+    /// Whether a caller may sleep while an object is mapped: false for a
+    /// core that maps objects in pieces (through a per-CPU buffer). It must
+    /// be the driver's `sleep_mapped` (`RKM_ZPOOL_SLEEP_MAPPED` in its C
+    /// file). (Read by the test modules only.)
+    #[allow(dead_code)]
+    const SLEEP_MAPPED: bool = true;
 
     /// An empty pool.
     fn new() -> Self;
@@ -69,9 +122,11 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// Frees the object of `handle`.
     fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Maps the object of `handle` until [`Core::unmap`].
-    fn map(&mut self, handle: u64) -> Result<NonNull<u8>, Self::HandleError>;
-    /// Ends a [`Core::map`].
-    fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError>;
+    fn map(&mut self, handle: u64) -> Result<Mapped, Self::HandleError>;
+    /// Ends a [`Core::map`]; returns the pieces of an object it mapped in
+    /// two, which the glue copies its buffer back to before it drops the
+    /// lock.
+    fn unmap(&mut self, handle: u64) -> Result<Option<Pieces>, Self::HandleError>;
     /// Frees every page if the pool is empty; reports the objects left
     /// otherwise (their pages are left alone).
     fn reset(&mut self) -> Result<(), Leak>;
@@ -298,9 +353,30 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
         }
     }
 
-    fn map(&self, handle: u64, _mode: MapMode) -> *mut u8 {
+    fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
         match self.locked(|core| core.map(handle)) {
-            Ok(addr) => addr.as_ptr(),
+            Ok(Mapped::Direct(addr)) => addr.as_ptr(),
+            Ok(Mapped::Split(pieces)) => {
+                // SAFETY: no lock of the pool is held, and zpool unmaps on
+                // this CPU before it sleeps (the core's `SLEEP_MAPPED` is
+                // false, and so is the driver's `sleep_mapped`).
+                match unsafe { map_area::get(mode) } {
+                    Some(buf) => {
+                        if mode != MapMode::WriteOnly {
+                            // SAFETY: the object is mapped, so pinned; the
+                            // buffer is a page, the object at most one.
+                            unsafe { copy_pieces(&pieces, buf, true) };
+                        }
+                        buf.as_ptr()
+                    }
+                    None => {
+                        // The module has no buffers: undo the map.
+                        let _ = self.locked(|core| core.unmap(handle));
+                        pr_err!("no per-CPU buffer to map an object in two pieces\n");
+                        core::ptr::null_mut()
+                    }
+                }
+            }
             Err(why) => {
                 self.bad_handle("map", handle, why);
                 core::ptr::null_mut()
@@ -309,7 +385,24 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     }
 
     fn unmap(&self, handle: u64) {
-        if let Err(why) = self.locked(|core| core.unmap(handle)) {
+        let result = self.locked(|core| {
+            let result = core.unmap(handle);
+            if let Ok(Some(pieces)) = &result {
+                // SAFETY: the object was mapped in pieces, so its map took
+                // this CPU's buffer, and it has been held since (nothing
+                // sleeps while mapped, so this is the same CPU).
+                let (buf, writable) = unsafe { map_area::held() };
+                if let (Some(buf), true) = (buf, writable) {
+                    // SAFETY: the lock is held, so the object stays where
+                    // it is; the buffer holds the object's bytes.
+                    unsafe { copy_pieces(pieces, buf, false) };
+                }
+                // SAFETY: held since the map, on this CPU; unused from now.
+                unsafe { map_area::put() };
+            }
+            result
+        });
+        if let Err(why) = result {
             self.bad_handle("unmap", handle, why);
         }
     }
@@ -338,6 +431,8 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
 /// `Handle`, `HandleError`, `Stats` with `pages` and `table_pages`, and
 /// `AllocError::to_errno`. The debugfs files are the `Stats` fields listed,
 /// each under the name given.
+// zspan_rs implements `Core` by hand.
+#[allow(unused_macros)]
 macro_rules! impl_core {
     ($core:ident, counters: { $($name:literal => $field:ident),* $(,)? }) => {
         impl $crate::zpool_pool::Core for $crate::$core::Pool<$crate::pages::KernelPages> {
@@ -361,12 +456,16 @@ macro_rules! impl_core {
                 Self::free(self, $crate::$core::Handle::from_raw(handle))
             }
 
-            fn map(&mut self, handle: u64) -> Result<core::ptr::NonNull<u8>, Self::HandleError> {
+            fn map(&mut self, handle: u64) -> Result<$crate::zpool_pool::Mapped, Self::HandleError> {
                 Self::map(self, $crate::$core::Handle::from_raw(handle))
+                    .map($crate::zpool_pool::Mapped::Direct)
             }
 
-            fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError> {
-                Self::unmap(self, $crate::$core::Handle::from_raw(handle))
+            fn unmap(
+                &mut self,
+                handle: u64,
+            ) -> Result<Option<$crate::zpool_pool::Pieces>, Self::HandleError> {
+                Self::unmap(self, $crate::$core::Handle::from_raw(handle)).map(|()| None)
             }
 
             fn reset(&mut self) -> Result<(), $crate::zalloc::Leak> {
@@ -394,4 +493,5 @@ macro_rules! impl_core {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use impl_core;

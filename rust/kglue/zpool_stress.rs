@@ -51,7 +51,7 @@ use kernel::str::CStr;
 
 use crate::debugfs::Dir;
 use crate::ktap::Ktap;
-use crate::kthread::{usleep, Thread};
+use crate::kthread::{pause, usleep, Thread};
 use crate::rng::Rng;
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 use crate::zpool_pool::{Core, LockedPool};
@@ -237,8 +237,9 @@ impl<C: Core> Shared<'_, C> {
         let mut bad = unsafe { self.mismatch(p, handle, size, generation) };
         if nap && bad.is_none() {
             Self::bump(&self.counts.naps);
-            // Mapped while the other threads churn.
-            usleep(20);
+            // Mapped while the other threads churn (without sleeping if
+            // the pool maps through a per-CPU buffer).
+            pause(20, C::SLEEP_MAPPED);
             // SAFETY: as above.
             bad = unsafe { self.mismatch(p, handle, size, generation) };
         }

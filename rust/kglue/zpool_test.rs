@@ -34,7 +34,7 @@ use kernel::prelude::*;
 
 use crate::debugfs::Dir;
 use crate::ktap::Ktap;
-use crate::kthread::{usleep, Thread};
+use crate::kthread::{pause, usleep, Thread};
 use crate::rng::Rng;
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 use crate::zpool_pool::{Core, LockedPool, LEAKS};
@@ -329,17 +329,20 @@ fn with_fail_nth<R>(n: u32, f: impl FnOnce() -> R) -> (R, Option<bool>) {
 }
 
 /// A failed page allocation inside `malloc` returns `ENOMEM` and leaves the
-/// pool as it was. `count` objects of `size` bytes (one a page) fill the
-/// first leaf of the slot table, so that the next `malloc` needs a new
-/// object page and a new leaf; each of those allocations is made to fail
-/// in turn (fail-nth 1, 2, ...) until a `malloc` reaches no injected fault
-/// and succeeds. Every failure must be `ENOMEM` with the pool unchanged
-/// (its invariants, counters and objects), and exactly two must fail.
+/// pool as it was. `count` objects of `size` bytes fill the pool so that
+/// the next `malloc` needs `expected` page allocations (for zbud and
+/// z3fold, 511 objects of a page each fill the first leaf of the slot
+/// table: the next needs an object page and a leaf); each of those
+/// allocations is made to fail in turn (fail-nth 1, 2, ...) until a
+/// `malloc` reaches no injected fault and succeeds. Every failure must be
+/// `ENOMEM` with the pool unchanged (its invariants, counters and objects),
+/// and exactly `expected` must fail.
 pub(crate) fn alloc_failures<C: Core>(
     t: &mut Ktap,
     pool: &LockedPool<C>,
     size: usize,
     count: usize,
+    expected: u32,
 ) -> Result<(), &'static str> {
     let mut handles = KVec::with_capacity(count + 1, GFP_KERNEL).map_err(|_| "no memory")?;
     for i in 0..count {
@@ -351,7 +354,7 @@ pub(crate) fn alloc_failures<C: Core>(
     let rejected = |pool: &LockedPool<C>| counter(pool, "reject_no_memory");
     let rejected_before = rejected(pool);
     let mut injected = 0u64;
-    for n in 1..=8 {
+    for n in 1..=expected.saturating_add(4) {
         let (r, hit) = with_fail_nth(n, || pool.malloc(size, GFP_NOWARN));
         match (hit, r) {
             (None, _) => return Err("the kernel has no fault injection"),
@@ -395,8 +398,8 @@ pub(crate) fn alloc_failures<C: Core>(
     if injected == 0 {
         return Err("no page allocation failed: fail_page_alloc's min-order must be 0");
     }
-    if injected != 2 {
-        return Err("not two page allocations (object page, leaf) in the malloc that needs a leaf");
+    if injected != u64::from(expected) {
+        return Err("not the expected number of page allocations in the malloc that needs them");
     }
     for (i, &h) in handles.iter().enumerate() {
         check(pool, h, size, i as u64)?;
@@ -522,8 +525,9 @@ impl<C: Core> Shared<'_, C> {
                 // until `unmap`.
                 let before = unsafe { matches(p, size, seed) };
                 if nap {
-                    // Hold the mapping while the other CPU churns.
-                    usleep(20);
+                    // Hold the mapping while the other CPU churns (without
+                    // sleeping if the pool maps through a per-CPU buffer).
+                    pause(20, C::SLEEP_MAPPED);
                 }
                 // SAFETY: as above.
                 let after = unsafe { matches(p, size, seed) };

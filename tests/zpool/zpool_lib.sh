@@ -12,7 +12,7 @@ CG=/sys/fs/cgroup/zpool-test
 
 ZPOOL_DRIVERS=
 for m in $RKM_MODULES; do
-	case "$m" in zbud_rs | z3fold_rs) ZPOOL_DRIVERS="$ZPOOL_DRIVERS $m" ;; esac
+	case "$m" in zbud_rs | z3fold_rs | zspan_rs) ZPOOL_DRIVERS="$ZPOOL_DRIVERS $m" ;; esac
 done
 set -- $ZPOOL_DRIVERS
 NDRIVERS=$#
@@ -154,6 +154,12 @@ zpool_relations() {
 					two = v[pool, "pages_two_objects"]; three = v[pool, "pages_three_objects"]
 					if (pages != h + one + two + three || objects != h + one + 2 * two + 3 * three)
 						bad(pool ": pages " pages ", objects " objects " but " h " headless pages, " one " of one object, " two " of two, " three " of three")
+				} else if (pools[pool] == "zspan_rs") {
+					spans = v[pool, "spans"]; bytes = v[pool, "class_bytes"]
+					if (v[pool, "mapped"] != 0)
+						bad(pool ": " v[pool, "mapped"] " objects mapped at a quiet moment")
+					if (bytes > pages * 4096 || objects < spans || (objects > 0) != (pages > 0))
+						bad(pool ": pages " pages ", spans " spans ", objects " objects " of " bytes " bytes")
 				}
 				all_objects += objects; all_pages += v[pool, "total_pages"]
 			}

@@ -101,6 +101,8 @@ mod classes;
 #[path = "records.rs"]
 mod records;
 
+// The API; a module that includes this file may not use all of it.
+#[allow(unused_imports)]
 pub use classes::{
     class_of, Geometry, CLASSES, CLASS_DELTA, MAX_SIZE, MAX_SPAN_OBJECTS, MAX_SPAN_PAGES, NCLASSES,
 };
@@ -348,7 +350,19 @@ pub struct Pool<P: PageSource + Clone> {
     bad_handles: u64,
     /// The next object slot compaction scans.
     cursor: u32,
+    /// Frees, for [`Pool::after_free`].
+    frees: u64,
 }
+
+/// Units of compaction work a moved object costs (a scanned record costs
+/// one): a copy of up to a page against a look at an 8-byte record.
+pub const MOVE_COST: usize = 16;
+
+/// [`Pool::after_free`] compacts every this many frees...
+pub const COMPACT_EVERY: u64 = 64;
+
+/// ... with this budget.
+pub const COMPACT_BUDGET: usize = 256;
 
 /// An object the pool found from its handle: its slot and record.
 struct Found {
@@ -373,6 +387,7 @@ impl<P: PageSource + Clone> Pool<P> {
             rejected: Rejections::default(),
             bad_handles: 0,
             cursor: 0,
+            frees: 0,
         }
     }
 
@@ -523,7 +538,8 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn reset(&mut self) -> Result<(), Leak> {
         self.objects.clear();
         self.spans.clear();
-        self.classes = [Class::EMPTY; NCLASSES];
+        // In place: the array is 5 KiB, too much for a kernel stack temporary.
+        self.classes.iter_mut().for_each(|c| *c = Class::EMPTY);
         self.span_count = 0;
         self.mapped = 0;
         self.class_bytes = 0;
@@ -534,14 +550,15 @@ impl<P: PageSource + Clone> Pool<P> {
         )
     }
 
-    /// Compacts, doing at most `budget` steps: marks, in each class whose
-    /// spans have a whole span's worth of free objects, its emptiest span
-    /// without mapped objects as evacuating, then scans up to `budget`
-    /// object records from where the last call stopped and moves each
+    /// Compacts, doing at most `budget` units of work: marks, in each class
+    /// whose spans have a whole span's worth of free objects, its emptiest
+    /// span without mapped objects as evacuating, then scans object records
+    /// from where the last call stopped (a unit each) and moves each
     /// unmapped object of an evacuating span into the fullest non-full span
-    /// of its class. Copies at most `budget` objects (a page each at most).
+    /// of its class ([`MOVE_COST`] units each: a copy of up to a page).
     pub fn compact(&mut self, budget: usize) -> Compaction {
         let mut done = Compaction::default();
+        let mut spent = 0usize;
         let mut evacuating = false;
         for class in 0..NCLASSES {
             evacuating |= self.evacuate(class);
@@ -550,13 +567,14 @@ impl<P: PageSource + Clone> Pool<P> {
             return done;
         }
         let limit = self.objects.slot_limit();
-        while done.scanned < budget && limit > 0 {
+        while spent < budget && limit > 0 {
             if self.cursor >= limit {
                 self.cursor = 0;
             }
             let slot = self.cursor;
             self.cursor = slot.wrapping_add(1);
             done.scanned = done.scanned.wrapping_add(1);
+            spent = spent.wrapping_add(1);
             let Some(record) = self.live_object(slot) else {
                 continue;
             };
@@ -566,6 +584,7 @@ impl<P: PageSource + Clone> Pool<P> {
             match self.move_object(slot, record) {
                 Some(freed) => {
                     done.moved = done.moved.wrapping_add(1);
+                    spent = spent.wrapping_add(MOVE_COST);
                     if freed {
                         done.freed_spans = done.freed_spans.wrapping_add(1);
                     }
@@ -574,6 +593,17 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         }
         done
+    }
+
+    /// Counts a free and, every [`COMPACT_EVERY`] of them, compacts with a
+    /// budget of [`COMPACT_BUDGET`] (at most 256 records scanned or 16
+    /// objects moved): what a driver calls after each free, under its lock.
+    pub fn after_free(&mut self) -> Option<Compaction> {
+        self.frees = self.frees.wrapping_add(1);
+        if self.frees % COMPACT_EVERY != 0 {
+            return None;
+        }
+        Some(self.compact(COMPACT_BUDGET))
     }
 
     // ---- internals ----

@@ -141,6 +141,10 @@ fn run(steps: Vec<Step>) {
                     let o = model.live.swap_remove(index);
                     pool.free(o.handle).unwrap();
                     model.freed.push(o.handle);
+                    // As the driver does after each free.
+                    if let Some(c) = pool.after_free() {
+                        model.moved += c.moved as u64;
+                    }
                 }
             }
             Step::Op(Op::Map(i)) if !model.live.is_empty() => {

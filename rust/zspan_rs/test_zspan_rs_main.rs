@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! test_zspan_rs: the zspan_rs pool driven directly, inside the kernel: the
+//! test-only entry point for what zswap never does on purpose (bad handles,
+//! destroying a pool that is not empty) and for the zpool edge cases, with
+//! objects that cross page boundaries (mapped through the per-CPU buffer)
+//! and compaction under concurrent maps.
+//!
+//! It builds the very `pool.rs` of `zspan_rs.ko` and calls its
+//! [`ZpoolAllocator`] methods, as the trampolines do. Loading it runs the
+//! cases and prints KTAP in the kernel log (`rust/kglue/ktap.rs`); `init`
+//! fails if a case failed. `tests/zpool/edges.sh` loads it. The bad-handle
+//! and leak cases WARN on purpose, each inside an expected-WARN window
+//! around the one call that WARNs (`zpool_test::expect_warn`); the
+//! allocation-failure case needs `fail_page_alloc` with `min-order` 0,
+//! which `edges.sh` sets.
+
+use kernel::c_str;
+use kernel::prelude::*;
+
+#[path = "../kglue/debugfs.rs"]
+mod debugfs;
+#[path = "../kglue/ktap.rs"]
+mod ktap;
+#[path = "../kglue/kthread.rs"]
+mod kthread;
+#[path = "../kglue/map_area.rs"]
+mod map_area;
+#[path = "../kglue/pages.rs"]
+mod pages;
+#[path = "pool.rs"]
+mod pool;
+#[path = "../kglue/rng.rs"]
+mod rng;
+// The trait only: this module registers no driver.
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zalloc/src/zalloc.rs"]
+mod zalloc;
+#[path = "../kglue/zpool.rs"]
+mod zpool;
+#[path = "../kglue/zpool_pool.rs"]
+mod zpool_pool;
+#[path = "../kglue/zpool_test.rs"]
+mod zpool_test;
+// The core's public API is the host crate's; a module uses part of it.
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zspan/src/zspan.rs"]
+mod zspan;
+
+use ktap::Ktap;
+use pool::ZspanPool;
+use zpool::{MapMode, ZpoolAllocator};
+use zpool_test::GFP;
+
+module! {
+    type: TestZspanRs,
+    name: "test_zspan_rs",
+    author: "rust-kmods",
+    description: "In-kernel tests of the zspan_rs pool: split objects, edges, bad handles, allocation failures, leaks",
+    license: "GPL",
+}
+
+const PAGE_SIZE: usize = 4096;
+
+/// A new pool, as zswap would create it.
+fn new_pool(name: &'static kernel::str::CStr) -> Result<Pin<KBox<ZspanPool>>, &'static str> {
+    ZspanPool::create(name, GFP).map_err(|_| "create failed")
+}
+
+/// A full span of 2592-byte objects (most of them across a page boundary)
+/// and objects of other classes: exact page count, a round trip through
+/// the per-CPU buffer in both directions.
+fn round_trip(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-round-trip"))?;
+    let class = zspan::class_of(2592).ok_or("no class for 2592")?;
+    let g = zspan::CLASSES.get(class).ok_or("no class")?;
+    let n = usize::from(g.objects);
+    let mut sizes = KVec::new();
+    let mut handles = KVec::new();
+    for i in 0..n {
+        sizes
+            .push(2592 - i % 3, GFP_KERNEL_)
+            .map_err(|_| "no memory")?;
+        handles.push(0u64, GFP_KERNEL_).map_err(|_| "no memory")?;
+    }
+    zpool_test::store_all(&pool, &sizes, &mut handles)?;
+    let s = pool.stats();
+    t.diag(format_args!(
+        "{} objects of about 2592 bytes in {} pages ({} span), {} table pages",
+        n, s.pages, s.spans, s.table_pages
+    ));
+    if s.pages != u64::from(g.pages) || s.spans != 1 {
+        return Err("a full span's objects are not in its pages");
+    }
+    pool.verify()?;
+    zpool_test::free_all(&pool, &handles)
+}
+
+/// `GFP_KERNEL` for the test's own vectors.
+const GFP_KERNEL_: kernel::alloc::Flags = kernel::alloc::flags::GFP_KERNEL;
+
+/// zspan's edges: 0 and highmem are EINVAL, above a page is ENOSPC, a
+/// page is stored.
+fn edges(_t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-edges"))?;
+    zpool_test::invalid_requests(&pool)?;
+    if pool.malloc(PAGE_SIZE + 1, GFP) != Err(ENOSPC) {
+        return Err("an object larger than a page is not ENOSPC");
+    }
+    let h = pool.malloc(PAGE_SIZE, GFP).map_err(|_| "a page failed")?;
+    zpool_test::fill(&pool, h, PAGE_SIZE, 7)?;
+    zpool_test::check(&pool, h, PAGE_SIZE, 7)?;
+    pool.free(h);
+    let s = pool.stats();
+    if s.rejected_too_big != 1 || s.pages != 0 {
+        return Err("the reject counters or the page count are wrong");
+    }
+    Ok(())
+}
+
+/// Double free, stale, foreign and random handles: rejected, counted, and
+/// every live object still intact; freeing a mapped object and unmapping
+/// one that is not mapped are refused.
+fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-bad-handles"))?;
+    let other = new_pool(c_str!("test-other"))?;
+    zpool_test::bad_handles(t, &pool, &other, |pool, busy, idle| {
+        if pool.map(busy, MapMode::ReadOnly).is_null() {
+            return Err("map of a live handle returned NULL");
+        }
+        pool.free(busy);
+        pool.unmap(busy);
+        pool.unmap(idle);
+        Ok(2)
+    })
+}
+
+/// Destroying a pool that still holds objects reports it, with the counts.
+fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
+    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
+}
+
+/// A failed page allocation inside malloc (a leaf of the object table and
+/// every page of a new span) is ENOMEM and leaves the pool as it was: 511
+/// objects of a class of seven objects a span fill the object table's
+/// first leaf and 73 spans, so the next malloc needs a leaf and a span.
+fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-alloc-failures"))?;
+    let g = zspan::CLASSES
+        .iter()
+        .find(|g| g.objects == 7)
+        .ok_or("no class of seven objects a span")?;
+    // 73 spans take five leaves of the span table (15 slots each): the
+    // 74th span needs none.
+    let expected = 1 + u32::from(g.pages);
+    t.diag(format_args!(
+        "objects of {} bytes, spans of {} pages",
+        g.size, g.pages
+    ));
+    zpool_test::alloc_failures(t, &pool, usize::from(g.size), 511, expected)
+}
+
+/// Objects mapped and checked on CPU 1 (holding the mapping without
+/// sleeping), while CPU 0 frees and allocates their neighbours, every free
+/// counting towards a compaction.
+fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-concurrency"))?;
+    let c = zpool_test::concurrent_map_churn(&pool, 20_000)?;
+    let s = pool.stats();
+    t.diag(format_args!(
+        "{} frees and allocations on CPU 0, {} maps on CPU 1, {} objects moved by compaction",
+        c.churns, c.maps, s.moved
+    ));
+    if c.maps == 0 || s.objects != 0 || s.pages != 0 {
+        return Err("no map ran, or the pool is not empty at the end");
+    }
+    pool.verify()
+}
+
+struct TestZspanRs {
+    _debugfs: debugfs::Dir,
+    _areas: map_area::MapAreas,
+}
+
+impl kernel::Module for TestZspanRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let areas = map_area::MapAreas::new()?;
+        let cases: [zpool_test::Case; 6] = [
+            (
+                "malloc, map and free: a full span of objects across pages, exact page count",
+                round_trip,
+            ),
+            (
+                "size 0 and highmem are EINVAL, above a page is ENOSPC",
+                edges,
+            ),
+            (
+                "bad handles are rejected and the pool stays intact",
+                bad_handles,
+            ),
+            (
+                "objects mapped on one CPU stay intact while the other churns and compacts",
+                concurrency,
+            ),
+            (
+                "a failed page allocation in malloc is ENOMEM and changes nothing",
+                alloc_failures,
+            ),
+            (
+                "destroying a pool that is not empty is reported, with its counts",
+                leak_reported,
+            ),
+        ];
+        let root = zpool_test::run_cases(c_str!("test_zspan_rs"), &cases)?;
+        Ok(TestZspanRs {
+            _debugfs: root,
+            _areas: areas,
+        })
+    }
+}
