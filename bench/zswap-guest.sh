@@ -35,7 +35,7 @@
 # total times, and the rounds it was faster in. A round's time runs from
 # the workload's start until it has exited and its memory is freed.
 
-BACKENDS=${BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs z3fold_rs}
+BACKENDS=${BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs z3fold_rs zspan_rs}
 ROUNDS=${BENCH_ROUNDS:-5}
 WORKLOADS=${BENCH_WORKLOADS:-"mixed:text=35,binary=25,pattern=20,random=15,zero=5 compressible:text=70,pattern=30"}
 Z=/sys/module/zswap/parameters
@@ -157,7 +157,7 @@ profile() {
 			printf "| %-9s | %10s | %9s | %14s | %14s | %s\n", "backend", "elapsed ms", "stores", "driver CPU ms", "us per store", "/peer"
 			printf "|-----------|------------|-----------|----------------|----------------|------\n"
 			for (i = 1; i <= k; i++) {
-				b = n[i]; peer = b; sub(/_rs$/, "", peer)
+				b = n[i]; peer = b; sub(/_rs$/, "", peer); if (b == "zspan_rs") peer = "zsmalloc"
 				per = (st[b] > 0) ? cpu[b] * 1000 / st[b] : 0
 				pper = (peer in st && st[peer] > 0) ? cpu[peer] * 1000 / st[peer] : 0
 				printf "| %-9s | %10d | %9d | %14.0f | %14.2f | %s\n", b, ms[b], st[b], cpu[b], per, (peer != b && pper > 0) ? sprintf("%.2f", per / pper) : "-"
@@ -273,14 +273,14 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 	}
 	END {
 		print "bench: zswap backends, workload '"$wname"' (--mix '"$mix"'), one boot (perf kernel), " rounds " rounds"
-		print "(peer: the C allocator a Rust one replaces; zbud for the C ones and zsmalloc; time/peer: the median of the ratios paired by round)"
+		print "(peer: the C allocator a Rust one replaces, zsmalloc for zspan_rs; zbud for the C ones and zsmalloc; time/peer: the median of the ratios paired by round)"
 		printf "| %-9s | %12s | %10s | %7s | %8s | %10s | %12s | %9s | %12s | %9s | %8s | %8s | %8s | %8s | %s\n", "backend", "peak stored", "peak pool", "density", "rejects", "elapsed ms", "density/zbud", "time/zbud", "density/peer", "time/peer", "no-meta", "/peer", "all-meta", "/peer", "verified"
 		printf "|-----------|--------------|------------|---------|----------|------------|--------------|-----------|--------------|-----------|----------|----------|----------|----------|---------\n"
 		n = split(order, names, " ")
 		for (i = 1; i <= n; i++) {
 			b = names[i]
 			if (!(b in t)) continue
-			peer = b; sub(/_rs$/, "", peer)
+			peer = b; sub(/_rs$/, "", peer); if (b == "zspan_rs") peer = "zsmalloc"
 			if (peer == b || !(peer in t)) peer = "zbud"
 			d[b] = ratio(S[b], P[b]); od[b] = ratio(S[b], P[b] - M[b]); ad[b] = ratio(S[b], P[b] + SL[b])
 			tp[b] = paired(b, peer)
@@ -294,12 +294,14 @@ awk -v order="$BACKENDS" -v rounds="$ROUNDS" '
 			print line
 		}
 		for (i = 1; i <= n; i++) {
-			b = names[i]; peer = b; sub(/_rs$/, "", peer)
+			b = names[i]; peer = b; sub(/_rs$/, "", peer); if (b == "zspan_rs") peer = "zsmalloc"
 			if (peer == b || !(b in t) || !(peer in t)) continue
 			m = paired(b, peer)
 			ci = (clo > 0) ? sprintf("95%% CI %.2f to %.2f, ", clo, chi) : ""
 			printf "time, paired by round: %s/%s median %.2f (%srange %.2f to %.2f over %d rounds); total %.3f; %s faster in %d of %d rounds\n", b, peer, m, ci, lo, hi, np, tot, b, wins, np
 		}
+		if (("zspan_rs" in t) && ("zsmalloc" in t) && d["zsmalloc"] > 0)
+			printf "zspan_rs against zsmalloc: %.3f of the pages per pool page (%.3f counting the metadata of both); against zbud: time %.2f (fastest rounds)\n", d["zspan_rs"] / d["zsmalloc"], ratio(ad["zspan_rs"], ad["zsmalloc"]), ratio(t["zspan_rs"], t["zbud"])
 		if (("z3fold_rs" in t) && ("zsmalloc" in t) && d["zsmalloc"] > 0)
 			printf "gap to zsmalloc: z3fold_rs stores %.2f of the pages per pool page that zsmalloc does, and %.2f counting the metadata of both\n", d["z3fold_rs"] / d["zsmalloc"], ratio(ad["z3fold_rs"], ad["zsmalloc"])
 	}' $results

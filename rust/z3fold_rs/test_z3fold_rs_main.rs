@@ -268,7 +268,7 @@ fn concurrent_compaction(t: &mut Ktap) -> Result<(), &'static str> {
 
 /// Destroying a pool that still holds objects reports it, with the counts.
 fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
-    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
+    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?, 2)
 }
 
 /// A failed page allocation inside malloc (the object page, then the slot

@@ -135,29 +135,35 @@ fn bad_handles(t: &mut Ktap) -> Result<(), &'static str> {
     })
 }
 
-/// Destroying a pool that still holds objects reports it, with the counts.
+/// Destroying a pool that still holds objects reports it, with the counts:
+/// the two objects of 3000 bytes share a span, the one of 500 has its own.
 fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
-    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?)
+    let pages = |size| {
+        zspan::class_of(size)
+            .and_then(|c| zspan::CLASSES.get(c))
+            .map_or(0, |g| u64::from(g.pages))
+    };
+    zpool_test::leak_reported(t, new_pool(c_str!("test-leak"))?, pages(3000) + pages(500))
 }
 
 /// A failed page allocation inside malloc (a leaf of the object table and
 /// every page of a new span) is ENOMEM and leaves the pool as it was: 511
-/// objects of a class of seven objects a span fill the object table's
-/// first leaf and 73 spans, so the next malloc needs a leaf and a span.
+/// times as many page-sized objects as a span holds fill that many leaves
+/// of the object table (511 slots each) and 511 spans, so the next malloc
+/// needs a leaf and a whole span (and no leaf of the span table, whose 35th
+/// leaf has room).
 fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-alloc-failures"))?;
-    let g = zspan::CLASSES
-        .iter()
-        .find(|g| g.objects == 7)
-        .ok_or("no class of seven objects a span")?;
-    // 73 spans take five leaves of the span table (15 slots each): the
-    // 74th span needs none.
+    let g = zspan::class_of(PAGE_SIZE)
+        .and_then(|c| zspan::CLASSES.get(c))
+        .ok_or("no class for a page")?;
+    let count = 511 * usize::from(g.objects);
     let expected = 1 + u32::from(g.pages);
     t.diag(format_args!(
-        "objects of {} bytes, spans of {} pages",
-        g.size, g.pages
+        "{} objects of {} bytes, spans of {} pages",
+        count, g.size, g.pages
     ));
-    zpool_test::alloc_failures(t, &pool, usize::from(g.size), 511, expected)
+    zpool_test::alloc_failures(t, &pool, PAGE_SIZE, count, expected)
 }
 
 /// Objects mapped and checked on CPU 1 (holding the mapping without
