@@ -7,7 +7,10 @@ use rkm_zspan::{CLASSES, NCLASSES};
 
 fn main() {
     println!("{NCLASSES} classes");
-    println!("{:>6} {:>6} {:>8} {:>8}", "size", "pages", "objects", "filled");
+    println!(
+        "{:>6} {:>6} {:>8} {:>8}",
+        "size", "pages", "objects", "filled"
+    );
     for g in CLASSES.iter() {
         let filled = usize::from(g.objects) * usize::from(g.size) * 1000
             / (usize::from(g.pages) * rkm_zalloc::PAGE_SIZE);

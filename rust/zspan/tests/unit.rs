@@ -79,13 +79,18 @@ fn objects_across_page_boundaries_keep_their_bytes() {
     let src = TestPages::new();
     let mut pool = Zspan::new(&src);
     let mut live = Vec::new();
-    for (id, size) in (0..scaled(600)).zip([2592usize, 1500, 3300, 100, 4096, 700, 2100].iter().cycle())
+    for (id, size) in
+        (0..scaled(600)).zip([2592usize, 1500, 3300, 100, 4096, 700, 2100].iter().cycle())
     {
         let h = pool.alloc(*size, GFP).unwrap();
         fill(&mut pool, h, *size, id);
         live.push((h, *size, id));
     }
-    assert!(pool.splits > scaled(600) / 6, "only {} split mappings", pool.splits);
+    assert!(
+        pool.splits > scaled(600) / 6,
+        "only {} split mappings",
+        pool.splits
+    );
     pool.check().unwrap();
     for &(h, size, id) in &live {
         check(&mut pool, h, size, id);
