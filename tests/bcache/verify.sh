@@ -125,10 +125,10 @@ rkm_check "cache_mode switched six times under a verifying race, I/O running at 
 # writing into; then every block read back clean must be the disk's.
 scribble() {
 	bc_write $D0/cache_mode none || return 1
-	$BV fill --dev /dev/bcache_rs0 --offset 1G --size 32M --seed 303 >/dev/null || return 1
+	$BV fill --dev /dev/bcache_rs0 --offset 1G --size 16M --seed 303 >/dev/null || return 1
 	bc_write $D0/cache_mode writethrough || return 1
 	f0=$(bc_stat 0 fills)
-	$BV scribble --dev /dev/bcache_rs0 --offset 1G --size 32M --seed 303 >/tmp/scribble.log 2>&1
+	$BV scribble --dev /dev/bcache_rs0 --offset 1G --size 16M --seed 303 >/tmp/scribble.log 2>&1
 	rc=$?
 	f1=$(bc_stat 0 fills)
 	bc_note "$(tail -n 1 /tmp/scribble.log); fills $f0 -> $f1"
