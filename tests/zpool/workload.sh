@@ -3,8 +3,8 @@
 #
 # A verified memory-pressure workload through zswap on each Rust zpool
 # driver, with the driver's page allocations failing for a while: from an
-# empty zswap, rkm-memstress fills 64 MiB with text, binary, random,
-# patterned and zero pages in a 32 MiB memory cgroup, on both vCPUs, and
+# empty zswap, rkm-memstress fills 80 MiB with text, binary, random,
+# patterned and zero pages in a 40 MiB memory cgroup, on both vCPUs, and
 # checks every byte on each pass. The pages must reach zswap (zswpout,
 # stored_pages, the driver's own object count), come back (zswpin) and
 # match.
@@ -86,7 +86,7 @@ for d in $ZPOOL_DRIVERS; do
 		sh -c "echo $d >$ZSWAP/zpool && [ \"\$(cat $ZSWAP/zpool)\" = $d ] &&
 			[ \"\$(cat $ZDEBUG/stored_pages)\" -eq 0 ]"
 	log=/tmp/memstress-$d.log
-	memcg_run_failing 32M rkm-memstress --size-mib 64 --threads 2 --passes 2 >"$log" 2>&1 &
+	memcg_run_failing 40M rkm-memstress --size-mib 80 --threads 2 --passes 2 >"$log" 2>&1 &
 	pid=$!
 	# The largest number of pages zswap and the driver held during the run.
 	max_stored=0 max_objects=0
