@@ -920,9 +920,10 @@ impl<P: PageSource + Clone> Pool<P> {
         let from = record.span();
         let class = usize::from(self.span(from)?.class);
         let Some(to) = self.pick(class) else {
+            // No room: the span stops evacuating and goes back to the list
+            // its fullness calls for.
             self.spans.update(from, |s| s.evacuating = 0);
-            self.unlink(from);
-            self.relist_any(from);
+            self.relist(from);
             return None;
         };
         let source = self.locate(record)?;
@@ -940,19 +941,6 @@ impl<P: PageSource + Clone> Pool<P> {
             self.spans_compacted = self.spans_compacted.wrapping_add(1);
         }
         Some(freed)
-    }
-
-    /// Links the unlisted span in `slot` on the list its fullness calls
-    /// for.
-    fn relist_any(&mut self, slot: u32) {
-        let Some(span) = self.span(slot) else {
-            return;
-        };
-        let objects = CLASSES
-            .get(usize::from(span.class))
-            .map_or(0, |g| g.objects);
-        let group = Group::of(span.live, objects) as u8;
-        self.link(slot, group);
     }
 }
 
