@@ -9,8 +9,9 @@
 //! `stress_zspan_rs.ko`. An object that crosses a page boundary is mapped
 //! through this CPU's buffer, so nothing may sleep while it is mapped
 //! ([`Core::SLEEP_MAPPED`] is false, as the driver's `sleep_mapped`). Every
-//! free counts towards a bounded compaction (`Pool::after_free`: every 64
-//! frees, at most 256 records scanned or 16 objects moved, under the lock).
+//! free is followed by a bounded compaction of the freed object's class,
+//! when its spans have a span's worth of room (`Pool::after_free`: at most
+//! 4 objects moved or 64 records looked at, under the lock).
 
 use kernel::c_str;
 use kernel::prelude::*;

@@ -5,7 +5,7 @@
 //! - Registers the zpool type `zspan_rs` (module alias `zpool-zspan_rs`), so
 //!   `echo zspan_rs > /sys/module/zswap/parameters/zpool` loads and uses it.
 //! - The allocator is `rust/zspan` (kernel-agnostic, host-tested): size
-//!   classes on spans of up to 16 pages, objects that cross page boundaries,
+//!   classes on spans of up to 6 pages, objects that cross page boundaries,
 //!   metadata in two slot tables (none in the object pages), checked
 //!   handles, bounded compaction that never moves a mapped object.
 //! - `pool.rs` hands it to the glue shared by every Rust zpool driver
@@ -49,7 +49,7 @@ module! {
     type: ZspanRs,
     name: "zspan_rs",
     author: "rust-kmods",
-    description: "zspan: a zpool allocator with size classes on spans of up to 16 pages",
+    description: "zspan: a zpool allocator with size classes on spans of up to 6 pages",
     license: "GPL",
 }
 

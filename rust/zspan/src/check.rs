@@ -20,7 +20,7 @@ fn mix(span: u32, index: u32) -> u64 {
 
 impl<P: PageSource + Clone> Pool<P> {
     /// Checks the pool's invariants from scratch: the tables, every span
-    /// (pages, bitmap, counts, list), every list (links, fullness), every
+    /// (pages, bitmap, counts, list, its list of objects), every list (links, fullness), every
     /// object record (its span and index live, each named once: compared
     /// as multisets through a 64-bit mix of span and index), and every
     /// counter; returns what is wrong first. Walks the whole pool: for
@@ -59,6 +59,26 @@ impl<P: PageSource + Clone> Pool<P> {
             }
             if count != span.live || span.live == 0 {
                 return Err("a span's live count is not its bitmap's, or it is empty");
+            }
+            // Its list of objects: each of its live objects once, linked
+            // both ways.
+            let (mut object, mut prev, mut n) = (span.head, NO_SLOT, 0u16);
+            while object != NO_SLOT {
+                let record = self
+                    .live_object(object)
+                    .ok_or("a span's list of objects names a free object slot")?;
+                if record.span() != slot || record.prev() != prev {
+                    return Err("a span's list of objects is not linked right");
+                }
+                n += 1;
+                if n > span.live {
+                    return Err("a span's list of objects is longer than its live count");
+                }
+                prev = object;
+                object = record.next();
+            }
+            if n != span.live {
+                return Err("a span's list of objects misses an object");
             }
             if span.mapped > span.live {
                 return Err("a span has more mapped objects than live ones");

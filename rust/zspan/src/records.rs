@@ -10,11 +10,11 @@ use core::ptr::NonNull;
 use super::classes::{MAX_SPAN_OBJECTS, MAX_SPAN_PAGES};
 use crate::zalloc::{self, slot_bits, Record, NO_SLOT};
 
-/// Bits of a handle's generation.
-pub(super) const GENERATION_BITS: u32 = 21;
-/// Bits of an object slot: 27, with 512 records per leaf.
+/// Bits of an object slot: 26, with 256 records per leaf.
 pub(super) const OBJECT_SLOT_BITS: u32 = slot_bits(size_of::<Object>());
-/// Bits of a span slot: 22, with 16 records per leaf.
+/// Bits of a handle's generation: the rest of the handle, 22.
+pub(super) const GENERATION_BITS: u32 = u64::BITS - u16::BITS - OBJECT_SLOT_BITS;
+/// Bits of a span slot: 23, with 32 records per leaf.
 pub(super) const SPAN_SLOT_BITS: u32 = slot_bits(size_of::<Span>());
 /// Bits of an object's index in its span.
 const INDEX_BITS: u32 = MAX_SPAN_OBJECTS.trailing_zeros();
@@ -22,7 +22,7 @@ const INDEX_BITS: u32 = MAX_SPAN_OBJECTS.trailing_zeros();
 /// The name of an object in a [`Pool`](super::Pool): zpool's `unsigned long`
 /// handle. Any value may be passed back to the pool, which checks it.
 ///
-/// 27 bits of object slot, 21 of generation and 16 of pool tag: the handle
+/// 26 bits of object slot, 22 of generation and 16 of pool tag: the handle
 /// names the object's record, which says where the object is, so that
 /// compaction moves an object by rewriting its record.
 pub type Handle = zalloc::Handle<0, OBJECT_SLOT_BITS, GENERATION_BITS>;
@@ -41,16 +41,22 @@ pub(super) const fn next_generation(generation: u32) -> u32 {
 }
 
 /// A record of the object table: where a live object is (its span's slot
-/// and its index there), whether it is mapped, and its slot's generation;
-/// or, for a free slot, the next free slot and the generation.
+/// and its index there), whether it is mapped, its slot's generation, and
+/// its links on its span's list of objects (the span's reverse map); or,
+/// for a free slot, the next free slot and the generation.
 ///
-/// Bit 0 is set in a free slot's record; bit 1 in a live object's (so
-/// that no record is 0); bit 2 is *mapped*; then the index, the span slot
-/// and, from bit 34, the generation. A free record has the next slot in
-/// bits 1..33 and the generation above.
+/// In `word`: bit 0 is set in a free slot's record; bit 1 in a live
+/// object's (so that no record is 0); bit 2 is *mapped*; then the index,
+/// the span slot and the generation. A free record has the next slot in
+/// bits 1..33 and the generation above. `links` has the previous object
+/// of the span in its low half and the next in its high half
+/// ([`NO_SLOT`] at the ends); a free record's is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(transparent)]
-pub(super) struct Object(u64);
+#[repr(C)]
+pub(super) struct Object {
+    word: u64,
+    links: u64,
+}
 
 const FREE: u64 = 1;
 const LIVE: u64 = 2;
@@ -59,45 +65,78 @@ const INDEX_SHIFT: u32 = 3;
 const SPAN_SHIFT: u32 = INDEX_SHIFT + INDEX_BITS;
 const OBJECT_GENERATION_SHIFT: u32 = SPAN_SHIFT + SPAN_SLOT_BITS;
 const FREE_GENERATION_SHIFT: u32 = 1 + u32::BITS;
+/// `links` of an object on no list.
+const UNLINKED: u64 = u64::MAX;
 
 const fn mask(bits: u32) -> u64 {
     (1 << bits) - 1
 }
 
 impl Object {
-    /// A live object's record.
+    /// A live object's record, on no list.
     pub(super) fn live(span: u32, index: u32, generation: u32, mapped: bool) -> Self {
-        Object(
-            LIVE | if mapped { MAPPED } else { 0 }
+        Object {
+            word: LIVE
+                | if mapped { MAPPED } else { 0 }
                 | (u64::from(index) & mask(INDEX_BITS)) << INDEX_SHIFT
                 | (u64::from(span) & mask(SPAN_SLOT_BITS)) << SPAN_SHIFT
                 | (u64::from(generation) & mask(GENERATION_BITS)) << OBJECT_GENERATION_SHIFT,
-        )
+            links: UNLINKED,
+        }
     }
 
     /// The span slot of a live object.
     pub(super) fn span(self) -> u32 {
-        ((self.0 >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)) as u32
+        ((self.word >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)) as u32
     }
 
     /// The index in its span of a live object.
     pub(super) fn index(self) -> u32 {
-        ((self.0 >> INDEX_SHIFT) & mask(INDEX_BITS)) as u32
+        ((self.word >> INDEX_SHIFT) & mask(INDEX_BITS)) as u32
     }
 
     /// The generation of a live object's slot.
     pub(super) fn generation(self) -> u32 {
-        ((self.0 >> OBJECT_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32
+        ((self.word >> OBJECT_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32
     }
 
     /// Whether a live object is mapped.
     pub(super) fn mapped(self) -> bool {
-        self.0 & MAPPED != 0
+        self.word & MAPPED != 0
+    }
+
+    /// Sets or clears the mapped bit.
+    pub(super) fn set_mapped(&mut self, mapped: bool) {
+        if mapped {
+            self.word |= MAPPED;
+        } else {
+            self.word &= !MAPPED;
+        }
     }
 
     /// Whether this is a live object's record.
     pub(super) fn is_live(self) -> bool {
-        self.0 & (FREE | LIVE) == LIVE
+        self.word & (FREE | LIVE) == LIVE
+    }
+
+    /// The previous object on its span's list, [`NO_SLOT`] for the first.
+    pub(super) fn prev(self) -> u32 {
+        self.links as u32
+    }
+
+    /// The next object on its span's list, [`NO_SLOT`] for the last.
+    pub(super) fn next(self) -> u32 {
+        (self.links >> 32) as u32
+    }
+
+    /// Sets the previous object on its span's list.
+    pub(super) fn set_prev(&mut self, prev: u32) {
+        self.links = (self.links & !mask(32)) | u64::from(prev);
+    }
+
+    /// Sets the next object on its span's list.
+    pub(super) fn set_next(&mut self, next: u32) {
+        self.links = (self.links & mask(32)) | u64::from(next) << 32;
     }
 }
 
@@ -109,10 +148,12 @@ impl Record for Object {
     }
 
     fn vacant(next: u32, generation: u32) -> Self {
-        Object(
-            FREE | u64::from(next) << 1
+        Object {
+            word: FREE
+                | u64::from(next) << 1
                 | (u64::from(generation) & mask(GENERATION_BITS)) << FREE_GENERATION_SHIFT,
-        )
+            links: 0,
+        }
     }
 
     fn page(&self) -> Option<NonNull<u8>> {
@@ -120,11 +161,11 @@ impl Record for Object {
     }
 
     fn vacancy(&self) -> Option<(u32, u32)> {
-        if self.0 & FREE == 0 {
+        if self.word & FREE == 0 {
             return None;
         }
-        let next = (self.0 >> 1) as u32;
-        let generation = ((self.0 >> FREE_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32;
+        let next = (self.word >> 1) as u32;
+        let generation = ((self.word >> FREE_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32;
         Some((next, generation))
     }
 }
@@ -133,7 +174,8 @@ impl Record for Object {
 pub(super) const BITMAP_WORDS: usize = MAX_SPAN_OBJECTS / u64::BITS as usize;
 
 /// A record of the span table: a span's pages, its class, its live and
-/// mapped objects, and its links on its class's list; or a free slot's.
+/// mapped objects, the first of its objects' list, and its links on its
+/// class's list; or a free slot's.
 ///
 /// The table knows `pages[0]` as the slot's page; the others are got from
 /// and given back to the same page source by the pool.
@@ -150,6 +192,9 @@ pub(super) struct Span {
     pub(super) next: u32,
     /// The previous span on its list.
     pub(super) prev: u32,
+    /// The first object slot of the span's list of its live objects
+    /// ([`NO_SLOT`] if it has none).
+    pub(super) head: u32,
     /// Live objects.
     pub(super) live: u16,
     /// Live objects that are mapped.
@@ -165,7 +210,7 @@ pub(super) struct Span {
     pub(super) state: u8,
     /// Set while compaction empties the span: it takes no new object.
     pub(super) evacuating: u8,
-    _pad: [u8; 43],
+    _pad: [u8; 23],
 }
 
 /// [`Span::state`] of a free slot's record.
@@ -173,7 +218,8 @@ const SPAN_FREE: u8 = 0;
 /// [`Span::state`] of a span's record.
 const SPAN_LIVE: u8 = 1;
 
-const _: () = assert!(size_of::<Span>() == 256);
+const _: () = assert!(size_of::<Span>() == 128);
+const _: () = assert!(size_of::<Object>() == 16);
 
 // SAFETY: A span's record names pages of the pool, which may move to
 // another thread with the pool.
@@ -187,6 +233,7 @@ impl Span {
             generation,
             next,
             prev: NO_SLOT,
+            head: NO_SLOT,
             live: 0,
             mapped: 0,
             class: 0,
@@ -194,7 +241,7 @@ impl Span {
             npages: 0,
             state,
             evacuating: 0,
-            _pad: [0; 43],
+            _pad: [0; 23],
         }
     }
 

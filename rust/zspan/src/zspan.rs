@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! zspan: compressed objects in size classes on spans of up to 16 pages,
+//! zspan: compressed objects in size classes on spans of up to 6 pages,
 //! objects crossing page boundaries, metadata off the object pages, handles
 //! that survive compaction.
 //!
@@ -14,22 +14,25 @@
 //! zbud and z3fold never let an object cross a page boundary, so an object
 //! over half a page has a page of its own. zsmalloc reaches its density
 //! with size classes whose objects straddle the pages of a *zspage*. zspan
-//! does the same, with three differences: spans of up to 16 pages (zsmalloc
-//! stops at 8), no header in the objects (zsmalloc keeps the handle in the
-//! first word of each object), and handles checked like zbud's.
+//! does the same, with three differences: spans chosen for the fewest
+//! pages that fill well (at most 6; zsmalloc goes to 8), no header in the
+//! objects (zsmalloc keeps the handle in the first word of each object),
+//! and handles checked like zbud's.
 //!
 //! # Size classes and spans
 //!
 //! Sizes go by steps of [`CLASS_DELTA`] = 16 bytes. For each step, the span
-//! is the number of pages, 1 to [`MAX_SPAN_PAGES`] = 16, whose objects
-//! store the most bytes per byte the span costs: its pages, its record (256
-//! bytes) and its objects' records (8 bytes each); of equals, the fewest
-//! pages. Objects of 2592 bytes, for instance, go 22 to a span of 14 pages
-//! (99.4 % of the pages used), where a page each would use 63 %.
-//! Neighbouring steps whose spans have the same pages and objects are one
-//! class, of the larger size ([`NCLASSES`] classes in all, computed at
-//! compile time, [`CLASSES`]). A span holds at most [`MAX_SPAN_OBJECTS`] =
-//! 512 objects.
+//! is the fewest pages, 1 to [`MAX_SPAN_PAGES`] = 6, whose objects store
+//! at least 31/32 of the most bytes per byte a span can: a span costs its
+//! pages, its record (128 bytes) and its objects' records (16 bytes each).
+//! Fewer pages, because a class's last span is part empty (half of it, on
+//! average): with a hundred classes in use, large spans' slack costs more
+//! than their better fill gains. Objects of 2592 bytes, for instance, go 3
+//! to a span of 2 pages (95 % of the pages used), where a page each would
+//! use 63 %. Neighbouring steps whose spans have the same pages and objects
+//! are one class, of the larger size ([`NCLASSES`] = 84 classes, computed
+//! at compile time, [`CLASSES`]). A span holds at most
+//! [`MAX_SPAN_OBJECTS`] = 256 objects (a page of 16-byte objects).
 //!
 //! Object `i` of a span is at byte `i * size` of the span's pages taken in
 //! order, so it may start in one page and end in the next: such an object
@@ -38,9 +41,10 @@
 //!
 //! # Spans and lists
 //!
-//! A span's record in the *span table* (zalloc's `RadixTable`, 256-byte
-//! records, 16 a page) has its pages, a bitmap of its live objects, its
-//! counts of live and mapped objects and its links on a list of its class.
+//! A span's record in the *span table* (zalloc's `RadixTable`, 128-byte
+//! records, 32 a page) has its pages, a bitmap of its live objects, its
+//! counts of live and mapped objects, the head of its list of objects (its
+//! reverse map: see *Handles*) and its links on a list of its class.
 //! The table knows the span's first page as its slot's page; the pool gets
 //! the others from the same page source. Each class has lists of spans by
 //! fullness ([`Group`]): full, at most a quarter free, at most half free,
@@ -54,14 +58,15 @@
 //! # Handles
 //!
 //! A handle names a record of the *object table* (a second `RadixTable`,
-//! 8-byte records, 511 a leaf page), which says where the object is: its
-//! span's slot and its index there, and whether it is mapped. A handle is
-//! a `u64`:
+//! 16-byte records, 255 a leaf page), which says where the object is: its
+//! span's slot and its index there, and whether it is mapped; and links it
+//! on its span's list of objects, so that a span's objects are found from
+//! the span, in O(its objects). A handle is a `u64`:
 //!
 //! ```text
-//!  63        48 47          27 26                 0
+//!  63        48 47          26 25                 0
 //! | pool tag   | generation   | object slot        |
-//! |  16 bits   |   21 bits    |   27 bits          |
+//! |  16 bits   |   22 bits    |   26 bits          |
 //! ```
 //!
 //! checked as zbud's are: another pool's tag is [`HandleError::Foreign`],
@@ -80,16 +85,18 @@
 //!
 //! # Compaction
 //!
-//! [`Pool::compact`] does a bounded amount of work: it picks, in each class
-//! whose spans have a whole span's worth of free objects, the emptiest
-//! span without mapped objects and marks it *evacuating* (it takes no new
-//! object); then it scans the object table from where the last call
-//! stopped, at most `budget` records, and moves every unmapped object of an
-//! evacuating span into the fullest non-full span of its class (copying
-//! the bytes, rewriting the record). A span that empties goes back to the
-//! page source. An object is found from its record, not from its span, so
-//! nothing in the span names its objects: emptying a span may take a scan
-//! of the whole table, in bounded steps.
+//! A class is compacted when its spans have a whole span's worth of free
+//! objects: its emptiest span without mapped objects (of the first 16 of
+//! the emptiest list that has one) is marked *evacuating* (it takes no new
+//! object), and its objects, found on its list, move one by one into the
+//! fullest non-full span of the class (copying the bytes, rewriting the
+//! record and relinking it; the handle stays valid). A span that empties
+//! goes back to the page source; one left with only mapped objects stops
+//! evacuating. The work is bounded by a budget: a unit per record looked
+//! at, [`MOVE_COST`] per object moved. [`Pool::after_free`], which a driver
+//! calls after each free, compacts the freed object's class with a budget
+//! of [`COMPACT_BUDGET`] (4 objects moved); [`Pool::compact`] goes through
+//! every class with a budget of the caller's.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -333,7 +340,8 @@ impl Class {
 ///   [`Group::Evacuating`] if `evacuating` is set.
 /// * Every live record of `objects` names a span and an index whose bit is
 ///   set, and no two name the same; each span's live objects are named by
-///   `live` records, `mapped` of them mapped.
+///   `live` records, `mapped` of them mapped, which are its list of objects
+///   (from `head`, linked both ways).
 /// * The counters are the sums of the above.
 pub struct Pool<P: PageSource + Clone> {
     objects: ObjectTable<P>,
@@ -348,21 +356,17 @@ pub struct Pool<P: PageSource + Clone> {
     spans_compacted: u64,
     rejected: Rejections,
     bad_handles: u64,
-    /// The next object slot compaction scans.
-    cursor: u32,
-    /// Frees, for [`Pool::after_free`].
-    frees: u64,
+    /// The class of the last object freed, for [`Pool::after_free`].
+    freed_class: usize,
 }
 
-/// Units of compaction work a moved object costs (a scanned record costs
-/// one): a copy of up to a page against a look at an 8-byte record.
+/// Units of compaction work a moved object costs (a record looked at costs
+/// one): a copy of up to a page against a look at a 16-byte record.
 pub const MOVE_COST: usize = 16;
 
-/// [`Pool::after_free`] compacts every this many frees...
-pub const COMPACT_EVERY: u64 = 64;
-
-/// ... with this budget.
-pub const COMPACT_BUDGET: usize = 256;
+/// The budget of [`Pool::after_free`]'s compaction: at most 4 objects
+/// moved, or 64 records looked at, per free.
+pub const COMPACT_BUDGET: usize = 4 * MOVE_COST;
 
 /// An object the pool found from its handle: its slot and record.
 struct Found {
@@ -386,8 +390,7 @@ impl<P: PageSource + Clone> Pool<P> {
             spans_compacted: 0,
             rejected: Rejections::default(),
             bad_handles: 0,
-            cursor: 0,
-            frees: 0,
+            freed_class: 0,
         }
     }
 
@@ -433,6 +436,7 @@ impl<P: PageSource + Clone> Pool<P> {
         };
         self.objects
             .update_pageless(slot, |r| *r = Object::live(span, index, generation, false));
+        self.attach(slot, span);
         Ok(Handle::new(self.objects.tag(), generation, slot, 0))
     }
 
@@ -448,6 +452,10 @@ impl<P: PageSource + Clone> Pool<P> {
             self.bad_handles = self.bad_handles.wrapping_add(1);
             return Err(HandleError::Mapped);
         }
+        if let Some(span) = self.span(record.span()) {
+            self.freed_class = usize::from(span.class);
+        }
+        self.detach(slot, record);
         self.put_index(record.span(), record.index());
         self.objects
             .vacate(slot, next_generation(record.generation()));
@@ -543,7 +551,6 @@ impl<P: PageSource + Clone> Pool<P> {
         self.span_count = 0;
         self.mapped = 0;
         self.class_bytes = 0;
-        self.cursor = 0;
         Leak::check(
             core::mem::take(&mut self.pages),
             core::mem::take(&mut self.live),
@@ -552,58 +559,43 @@ impl<P: PageSource + Clone> Pool<P> {
 
     /// Compacts, doing at most `budget` units of work: marks, in each class
     /// whose spans have a whole span's worth of free objects, its emptiest
-    /// span without mapped objects as evacuating, then scans object records
-    /// from where the last call stopped (a unit each) and moves each
-    /// unmapped object of an evacuating span into the fullest non-full span
-    /// of its class ([`MOVE_COST`] units each: a copy of up to a page).
+    /// span without mapped objects as evacuating (it takes no new object),
+    /// then walks the evacuating spans' lists of objects (a unit for each
+    /// record looked at) and moves each unmapped object into the fullest
+    /// non-full span of its class ([`MOVE_COST`] units each: a copy of up
+    /// to a page), until the budget is spent. A span that empties goes
+    /// back to the page source; one left with mapped objects only stops
+    /// evacuating. With a budget of 0 it only marks.
     pub fn compact(&mut self, budget: usize) -> Compaction {
         let mut done = Compaction::default();
         let mut spent = 0usize;
-        let mut evacuating = false;
         for class in 0..NCLASSES {
-            evacuating |= self.evacuate(class);
-        }
-        if !evacuating {
-            return done;
-        }
-        let limit = self.objects.slot_limit();
-        while spent < budget && limit > 0 {
-            if self.cursor >= limit {
-                self.cursor = 0;
-            }
-            let slot = self.cursor;
-            self.cursor = slot.wrapping_add(1);
-            done.scanned = done.scanned.wrapping_add(1);
-            spent = spent.wrapping_add(1);
-            let Some(record) = self.live_object(slot) else {
-                continue;
-            };
-            if record.mapped() || !self.is_evacuating(record.span()) {
-                continue;
-            }
-            match self.move_object(slot, record) {
-                Some(freed) => {
-                    done.moved = done.moved.wrapping_add(1);
-                    spent = spent.wrapping_add(MOVE_COST);
-                    if freed {
-                        done.freed_spans = done.freed_spans.wrapping_add(1);
-                    }
-                }
-                None => break,
-            }
+            self.evacuate(class);
+            spent = spent.saturating_add(self.compact_class(
+                class,
+                budget.saturating_sub(spent),
+                &mut done,
+            ));
         }
         done
     }
 
-    /// Counts a free and, every [`COMPACT_EVERY`] of them, compacts with a
-    /// budget of [`COMPACT_BUDGET`] (at most 256 records scanned or 16
-    /// objects moved): what a driver calls after each free, under its lock.
+    /// What a driver calls after each free, under its lock: compacts the
+    /// class of the object freed last, if its spans have a whole span's
+    /// worth of free objects, with a budget of [`COMPACT_BUDGET`] (at most
+    /// 4 objects moved). Returns what it did, `None` if the class needed
+    /// nothing. A class is compacted only as frees make room in it, and
+    /// an emptied span's objects are moved over at most a span's worth of
+    /// frees: the work a free costs is bounded, and amortized over the
+    /// frees that made the room.
     pub fn after_free(&mut self) -> Option<Compaction> {
-        self.frees = self.frees.wrapping_add(1);
-        if self.frees % COMPACT_EVERY != 0 {
+        let class = self.freed_class;
+        if !self.evacuate(class) {
             return None;
         }
-        Some(self.compact(COMPACT_BUDGET))
+        let mut done = Compaction::default();
+        self.compact_class(class, COMPACT_BUDGET, &mut done);
+        Some(done)
     }
 
     // ---- internals ----
@@ -650,10 +642,6 @@ impl<P: PageSource + Clone> Pool<P> {
         self.spans.get(slot).filter(|s| s.page().is_some())
     }
 
-    fn is_evacuating(&self, slot: u32) -> bool {
-        self.span(slot).is_some_and(|s| s.evacuating != 0)
-    }
-
     /// Where the live object of `record` is.
     fn locate(&self, record: Object) -> Option<Mapping> {
         let span = self.span(record.span())?;
@@ -664,8 +652,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// Sets or clears the mapped bit of the object in `slot` and counts it
     /// in its span.
     fn set_mapped(&mut self, slot: u32, record: Object, mapped: bool) {
-        let updated = Object::live(record.span(), record.index(), record.generation(), mapped);
-        self.objects.update_pageless(slot, |r| *r = updated);
+        self.objects.update_pageless(slot, |r| r.set_mapped(mapped));
         self.spans.update(record.span(), |s| {
             s.mapped = if mapped {
                 s.mapped.wrapping_add(1)
@@ -678,6 +665,100 @@ impl<P: PageSource + Clone> Pool<P> {
         } else {
             self.mapped.wrapping_sub(1)
         };
+    }
+
+    /// Puts the live object in `slot` first on the list of objects of the
+    /// span in `span`, which its record names.
+    fn attach(&mut self, slot: u32, span: u32) {
+        let Some(head) = self.span(span).map(|s| s.head) else {
+            return;
+        };
+        self.objects.update_pageless(slot, |r| {
+            r.set_prev(NO_SLOT);
+            r.set_next(head);
+        });
+        if head != NO_SLOT {
+            self.objects.update_pageless(head, |r| r.set_prev(slot));
+        }
+        self.spans.update(span, |s| s.head = slot);
+    }
+
+    /// Takes the live object in `slot` (its record `record`) off its span's
+    /// list of objects.
+    fn detach(&mut self, slot: u32, record: Object) {
+        let (prev, next) = (record.prev(), record.next());
+        if prev != NO_SLOT {
+            self.objects.update_pageless(prev, |r| r.set_next(next));
+        } else {
+            self.spans.update(record.span(), |s| {
+                if s.head == slot {
+                    s.head = next;
+                }
+            });
+        }
+        if next != NO_SLOT {
+            self.objects.update_pageless(next, |r| r.set_prev(prev));
+        }
+        self.objects.update_pageless(slot, |r| {
+            r.set_prev(NO_SLOT);
+            r.set_next(NO_SLOT);
+        });
+    }
+
+    /// Moves objects out of the evacuating span of `class` (choosing one if
+    /// there is room, [`Pool::evacuate`]) until `budget` units are spent;
+    /// counts what it did in `done` and returns the units spent.
+    fn compact_class(&mut self, class: usize, budget: usize, done: &mut Compaction) -> usize {
+        let mut spent = 0usize;
+        while spent < budget && self.evacuate(class) {
+            let Some(from) = self
+                .classes
+                .get(class)
+                .map(|c| c.heads[Group::Evacuating as usize])
+            else {
+                break;
+            };
+            // The first unmapped object of the span's list.
+            let mut slot = self.span(from).map_or(NO_SLOT, |s| s.head);
+            let mut found = None;
+            while slot != NO_SLOT && spent < budget {
+                let Some(record) = self.live_object(slot) else {
+                    break;
+                };
+                done.scanned = done.scanned.wrapping_add(1);
+                spent = spent.wrapping_add(1);
+                if !record.mapped() {
+                    found = Some((slot, record));
+                    break;
+                }
+                slot = record.next();
+            }
+            let Some((slot, record)) = found else {
+                if slot == NO_SLOT {
+                    // Only mapped objects left: the span stops evacuating.
+                    self.stop_evacuating(from);
+                }
+                break;
+            };
+            match self.move_object(slot, record) {
+                Some(freed) => {
+                    done.moved = done.moved.wrapping_add(1);
+                    spent = spent.wrapping_add(MOVE_COST);
+                    if freed {
+                        done.freed_spans = done.freed_spans.wrapping_add(1);
+                    }
+                }
+                None => break,
+            }
+        }
+        spent
+    }
+
+    /// The evacuating span in `slot` takes objects again, on the list its
+    /// fullness calls for.
+    fn stop_evacuating(&mut self, slot: u32) {
+        self.spans.update(slot, |s| s.evacuating = 0);
+        self.relist(slot);
     }
 
     /// The first span of the fullest non-full list of `class`.
@@ -920,10 +1001,8 @@ impl<P: PageSource + Clone> Pool<P> {
         let from = record.span();
         let class = usize::from(self.span(from)?.class);
         let Some(to) = self.pick(class) else {
-            // No room: the span stops evacuating and goes back to the list
-            // its fullness calls for.
-            self.spans.update(from, |s| s.evacuating = 0);
-            self.relist(from);
+            // No room: the span stops evacuating.
+            self.stop_evacuating(from);
             return None;
         };
         let source = self.locate(record)?;
@@ -934,7 +1013,9 @@ impl<P: PageSource + Clone> Pool<P> {
             return None;
         };
         copy(&source, &destination);
+        self.detach(slot, record);
         self.objects.update_pageless(slot, |r| *r = target);
+        self.attach(slot, to);
         self.moved = self.moved.wrapping_add(1);
         let freed = self.put_index(from, record.index());
         if freed {
