@@ -25,8 +25,18 @@ as outside it. A fault-injection test may open
 which excuses up to N allocation-failure reports ("page allocation failure",
 "SLUB: Unable to allocate memory") and OOM-killer reports ("invoked
 oom-killer" and its "Out of memory: Killed process" line), each with its one
-"Call Trace:". A window that is never closed, a begin inside an open window,
-an end outside one and a malformed marker all fail the run.
+"Call Trace:". A benchmark that runs a C allocator with a known leak (C
+z3fold's handle cache, bench/zswap-guest.sh) may open
+
+    rkm-expect: begin slab-leak cache=<NAME>
+
+which excuses SLUB's report that cache NAME still had objects when it was
+destroyed: each "BUG NAME (...): Objects remaining" line, and, once one was
+seen in the window, the WARNs SLUB and kmem_cache_destroy() print for it
+(at __kmem_cache_shutdown or kmem_cache_destroy, each with its one "Call
+Trace:"), and the kernel's B (bad page) taint that SLUB sets. A window that
+is never closed, a begin inside an open window, an end outside one and a
+malformed marker all fail the run.
 """
 
 import os
@@ -80,6 +90,9 @@ KERNEL_LINE = re.compile(r"^\s*\[\s*\d+\.\d+\]\s?(.*)$")
 MARKER = re.compile(r"rkm-expect: (begin|end)\b\s*(.*?)\s*$")
 WINDOW_WARN = re.compile(r"^warn=(\d+) at=(.+)$")
 WINDOW_ALLOC = re.compile(r"^alloc-fail max=(\d+)$")
+WINDOW_SLAB = re.compile(r"^slab-leak cache=([\w-]+)$")
+# The WARNs of a slab cache destroyed with objects left (mm/slub.c).
+SLAB_LEAK_WARN = re.compile(r"^\S+ (__kmem_cache_shutdown|kmem_cache_destroy)\+")
 WARN_HEADER = re.compile(r"WARNING: CPU: \d+ PID: \d+ at (.*)$")
 END_TRACE = re.compile(r"---\[ end trace [0-9a-f]+ \]---")
 SYSRQ_DUMP = re.compile(r"^sysrq: (Show Blocked State|Show backtrace of all active CPUs)")
@@ -88,6 +101,7 @@ ALLOC_KINDS = ("allocation failure", "OOM")
 # /proc/sys/kernel/tainted: the bits a run may end with.
 TAINT_OK = (1 << 12) | (1 << 13)  # O (out-of-tree module), E (unsigned module)
 TAINT_WARN = 1 << 9  # W
+TAINT_BAD_PAGE = 1 << 5  # B: SLUB sets it with each report
 TAINT_FLAGS = "PFSRMBUDAWCIOELKXTN"  # bit i is TAINT_FLAGS[i], as in the kernel
 
 
@@ -112,6 +126,7 @@ class Scan:
     findings: list = field(default_factory=list)
     warns: int = 0  # "WARNING: CPU: ..." headers seen
     warns_excused: int = 0  # of them, excused by a window
+    slab_leaks: int = 0  # SLUB "Objects remaining" reports a slab-leak window excused
     starts_at_boot: bool = False  # the log has the kernel's "Linux version" line
 
 
@@ -143,7 +158,7 @@ def kernel_lines(lines):
 
 class _Window:
     def __init__(self, kind, lineno, limit, regex=None, spec="", key=""):
-        self.kind = kind  # "warn" or "alloc-fail"
+        self.kind = kind  # "warn", "alloc-fail" or "slab-leak"
         self.key = key
         self.lineno = lineno
         self.limit = limit  # warn: the exact count; alloc-fail: the most
@@ -195,15 +210,20 @@ def scan_lines(lines, path="<log>"):
                 window = None
             w = WINDOW_WARN.match(spec)
             a = WINDOW_ALLOC.match(spec)
+            sl = WINDOW_SLAB.match(spec)
             try:
                 if w and int(w.group(1)) >= 1:
                     window = _Window("warn", i + 1, int(w.group(1)), re.compile(w.group(2)), spec,
                                      key)
                 elif a:
                     window = _Window("alloc-fail", i + 1, int(a.group(1)), spec=spec, key=key)
+                elif sl:
+                    leak = re.compile(rf"BUG {re.escape(sl.group(1))} \(.*\): Objects remaining")
+                    window = _Window("slab-leak", i + 1, 0, leak, spec=spec, key=key)
                 else:
                     find("expect", i, f"malformed window marker: {body!r} (want "
-                         "'begin warn=N at=REGEX' with N >= 1 or 'begin alloc-fail max=N')")
+                         "'begin warn=N at=REGEX' with N >= 1, 'begin alloc-fail max=N' or "
+                         "'begin slab-leak cache=NAME')")
             except re.error as e:
                 find("expect", i, f"malformed window marker: bad regex: {e}: {body!r}")
             continue
@@ -235,6 +255,17 @@ def scan_lines(lines, path="<log>"):
             h = WARN_HEADER.search(body)
             if h and window.regex.search(h.group(1)):
                 window.count += 1
+                scan.warns_excused += 1
+                report = ["warn", False]
+                continue
+        if window is not None and window.kind == "slab-leak":
+            if kind == "SLUB" and window.regex.search(body):
+                window.count += 1
+                scan.slab_leaks += 1
+                report = None
+                continue
+            h = WARN_HEADER.search(body) if kind == "WARNING" else None
+            if h and window.count > 0 and SLAB_LEAK_WARN.search(h.group(1)):
                 scan.warns_excused += 1
                 report = ["warn", False]
                 continue
@@ -286,13 +317,14 @@ def taint_names(value):
                    for b in range(value.bit_length()) if value >> b & 1)
 
 
-def taint_problems(value, warns, warns_excused):
+def taint_problems(value, warns, warns_excused, slab_leaks=0):
     """Why a run that ends with /proc/sys/kernel/tainted == value fails, given
     the WARNs its log shows (none if it may pass). O and E are expected; W
     only when the log shows WARNs and every one was excused by a window (a W
-    without a WARN in the log is a report the log lost)."""
+    without a WARN in the log is a report the log lost); B only when a
+    slab-leak window excused a SLUB report (slab_leaks)."""
     problems = []
-    bad = value & ~(TAINT_OK | TAINT_WARN)
+    bad = value & ~(TAINT_OK | TAINT_WARN | (TAINT_BAD_PAGE if slab_leaks else 0))
     if bad:
         problems.append(f"the kernel is tainted {taint_names(bad)} ({value}; "
                         "Documentation/admin-guide/tainted-kernels.rst)")

@@ -299,6 +299,57 @@ class AllocFailWindowTest(unittest.TestCase):
         self.assertEqual([k for k, _ in kinds(OOM)], ["OOM", "stack trace", "OOM kill"])
 
 
+def slab_leak(cache="z3fold_handle"):
+    """SLUB's report of a cache destroyed with objects left (6.12, as C
+    z3fold's handle cache leaks it), then kmem_cache_destroy's WARN."""
+    return [
+        "=============================================================================",
+        f"BUG {cache} (Not tainted): Objects remaining on __kmem_cache_shutdown()",
+        "-----------------------------------------------------------------------------",
+        "Object 0x000000005b68a3e6 @offset=2624",
+        "Slab 0x0000000065992f63 objects=64 used=2 fp=0x000000001e755c57 flags=0x200",
+        "Disabling lock debugging due to kernel taint",
+    ] + warn_report(location="mm/slub.c:1152 __kmem_cache_shutdown+0x27a/0x370",
+                    message="------------[ cut here ]------------") + warn_report(
+        location="mm/slab_common.c:528 kmem_cache_destroy+0x10a/0x120",
+        message=f"kmem_cache_destroy {cache}: Slab cache still has objects")
+
+
+def slab_window(lines, cache="z3fold_handle"):
+    return [f"rkm-expect: begin slab-leak cache={cache}"] + lines + ["rkm-expect: end"]
+
+
+class SlabLeakWindowTest(unittest.TestCase):
+    def test_the_leak_report_is_excused(self):
+        s = scan(slab_window(slab_leak()))
+        self.assertEqual(s.findings, [])
+        self.assertEqual((s.slab_leaks, s.warns, s.warns_excused), (1, 2, 2))
+
+    def test_outside_a_window_it_fails(self):
+        found = [k for k, _ in kinds(slab_leak())]
+        self.assertIn("SLUB", found)
+        self.assertIn("WARNING", found)
+
+    def test_another_caches_leak_is_not_excused(self):
+        found = [k for k, _ in kinds(slab_window(slab_leak("kmalloc-64")))]
+        self.assertIn("SLUB", found)
+        self.assertIn("WARNING", found)
+
+    def test_warns_without_the_leak_report_are_not_excused(self):
+        lines = warn_report(location="mm/slab_common.c:528 kmem_cache_destroy+0x10a/0x120")
+        self.assertIn("WARNING", [k for k, _ in kinds(slab_window(lines))])
+
+    def test_other_reports_in_the_window_fail(self):
+        found = [k for k, _ in kinds(slab_window(slab_leak() + SLUB_REDZONE + warn_report()))]
+        self.assertIn("SLUB", found)
+        self.assertIn("WARNING", found)
+
+    def test_bad_page_taint_only_with_an_excused_leak(self):
+        b_w = kreport.TAINT_BAD_PAGE | kreport.TAINT_WARN
+        self.assertEqual(kreport.taint_problems(b_w, 2, 2, slab_leaks=1), [])
+        self.assertIn("tainted B", kreport.taint_problems(b_w, 2, 2)[0])
+
+
 class TaintTest(unittest.TestCase):
     def test_out_of_tree_and_unsigned_are_fine(self):
         self.assertEqual(kreport.taint_problems(4096 | 8192, 0, 0), [])
