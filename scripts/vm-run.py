@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "scripts"))
@@ -122,6 +123,11 @@ def parse_args():
     p.add_argument("--swap-size", default="1G")
     p.add_argument("--hdd-iops", type=int, default=0,
                    help="throttle the HDD to this many IOPS (0: unthrottled)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="boots run at once (default 1). The boot with smoke runs first, "
+                        "alone; the others then run JOBS at a time, each with its own "
+                        "disks and logs. Boots that idle (watchdog waits, boots) overlap; "
+                        "boots that keep every vCPU busy only slow each other down")
     p.add_argument("--keep-images", action="store_true")
     p.add_argument("--quiet", action="store_true", help="do not echo the console")
     p.add_argument("suites", nargs="*", help="suites under --suites-root (default: all)")
@@ -373,7 +379,7 @@ class Console:
             print(f"  | {line}", flush=True)
 
 
-def run_qemu(cmd, console, timeout, inactivity_for):
+def run_qemu(cmd, console, timeout, inactivity_for, name):
     """Run QEMU with its console to console.path. Returns (why it was
     killed or None, elapsed seconds). inactivity_for(suite) is the silence
     allowed while suite runs (None before the first)."""
@@ -402,13 +408,13 @@ def run_qemu(cmd, console, timeout, inactivity_for):
                 killed = (f"the guest printed nothing for {limit}s"
                           + (f" (in {suite}: {current[1]})" if current else ""))
             if killed:
-                log(f"{killed}: asking it for its blocked tasks (sysrq w, l), then killing it")
+                log(f"[{name}] {killed}: asking it for its blocked tasks (sysrq w, l), then killing it")
                 sysrq_dump(proc, console)
                 proc.kill()
                 break
             if now >= next_beat:
                 what = f"; running {current[0]}: {current[1]}" if current else ""
-                log(f"still running ({int(now - console.start)}s of at most {timeout}s{what})")
+                log(f"[{name}] still running ({int(now - console.start)}s of at most {timeout}s{what})")
                 next_beat += 60
             time.sleep(0.2)
         proc.wait()
@@ -532,7 +538,7 @@ def run_boot(args, boot, kernel_image, release):
         boot.console = Console(os.path.join(boot.run_dir, "console.log"), args.quiet,
                                bool(args.script))
         boot.killed, boot.elapsed = run_qemu(cmd, boot.console, boot.timeout,
-                                             inactivity_limit(args, boot))
+                                             inactivity_limit(args, boot), boot.name)
         if args.keep_images:
             for name, path in images.items():
                 shutil.move(path, os.path.join(boot.run_dir, f"{name}.img"))
@@ -607,7 +613,7 @@ def judge_boot(args, boot):
             # have lost lines.
             s = dmesg or scans[console_path]
             failures.extend(kreport.taint_problems(int(taint.group(1)), s.warns,
-                                                   s.warns_excused))
+                                                   s.warns_excused, s.slab_leaks))
 
     counts = boot.counts
     if args.script:
@@ -724,7 +730,8 @@ def main():
     release = kernel_release(kdir)
     start = time.monotonic()
     skipped_boots = []
-    for boot in boots:
+
+    def one(boot):
         boot.run_dir = run_dir if args.script else os.path.join(run_dir, boot.name)
         os.makedirs(boot.run_dir, exist_ok=True)
         for name in ["console.log", "ktap.log", "dmesg.log"]:
@@ -732,14 +739,34 @@ def main():
                 os.unlink(os.path.join(boot.run_dir, name))
         if any(b.smoke_failed for b in boots):
             skipped_boots.append(boot)
-            continue
+            return
         if args.max_total:
             boot.timeout = min(boot.timeout, int(args.max_total - (time.monotonic() - start)))
             if boot.timeout <= 0:
                 skipped_boots.append(boot)
-                continue
+                return
         run_boot(args, boot, kernel_image, release)
-        judge_boot(args, boot)
+        with print_lock:
+            judge_boot(args, boot)
+
+    print_lock = threading.Lock()
+    # The boot with smoke first and alone (a failed smoke stops the run);
+    # then the others, --jobs at a time. Each boot has its own temporary
+    # directory, disks and log directory; judge_boot prints one boot's
+    # reports in one go (under print_lock when boots overlap).
+    first = [b for b in boots if any(s.name == FAIL_FAST_SUITE for s in b.suites)]
+    for boot in first:
+        one(boot)
+    rest = [b for b in boots if b not in first]
+    if args.jobs > 1 and len(rest) > 1:
+        log(f"running {len(rest)} boots {min(args.jobs, len(rest))} at a time (--jobs)")
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for f in [pool.submit(one, b) for b in rest]:
+                f.result()
+    else:
+        for boot in rest:
+            one(boot)
+    skipped_boots.sort(key=boots.index)
     return report(args, run_dir, boots, skipped_boots, time.monotonic() - start)
 
 
