@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! debugfs directories of read-only `u64` counters, for statistics that can
-//! be read without a debugger. Wraps `debugfs.c.inc`, which the module's C
+//! be read without a debugger: a counter's own atomic, or a value computed
+//! when the file is read ([`Computed`]). Wraps `debugfs.c.inc`, which the module's C
 //! file includes.
 //!
 //! Like the C API, failures are not errors: debugfs is a debugging aid, and a
@@ -17,6 +18,38 @@ extern "C" {
     fn rkm_debugfs_dir(name: *const c_char, parent: *mut c_void) -> *mut c_void;
     fn rkm_debugfs_u64(name: *const c_char, parent: *mut c_void, value: *mut u64);
     fn rkm_debugfs_remove(dentry: *mut c_void);
+    fn rkm_debugfs_computed(name: *const c_char, parent: *mut c_void, file: *const Computed);
+}
+
+/// What a computed file shows: `get(owner, index)`, called on each read
+/// (`struct rkm_computed` in `debugfs.c.inc`, same layout).
+#[repr(C)]
+pub(crate) struct Computed {
+    get: unsafe extern "C" fn(owner: *const c_void, index: u32) -> u64,
+    owner: *const c_void,
+    index: u32,
+}
+
+// SAFETY: the owner pointer is only passed back to `get`, which may run on
+// any CPU (the contract of `Computed::new`).
+unsafe impl Send for Computed {}
+// SAFETY: as above; `Computed` is never changed through `&self`.
+unsafe impl Sync for Computed {}
+
+impl Computed {
+    /// A file that shows `get(owner, index)`.
+    ///
+    /// # Safety
+    ///
+    /// `get(owner, index)` must be safe to call from any task, without
+    /// locks held, for as long as a file made of this exists.
+    pub(crate) unsafe fn new(
+        get: unsafe extern "C" fn(owner: *const c_void, index: u32) -> u64,
+        owner: *const c_void,
+        index: u32,
+    ) -> Self {
+        Computed { get, owner, index }
+    }
 }
 
 /// A debugfs directory, removed with everything in it when dropped.
@@ -68,6 +101,23 @@ impl Dir {
         // with a plain 64-bit load, which on x86-64 is as atomic as
         // `AtomicU64::load(Relaxed)`.
         unsafe { rkm_debugfs_u64(name.as_char_ptr(), self.dentry, value.as_ptr()) };
+    }
+}
+
+impl Dir {
+    /// Adds a read-only file `name` whose value `file` computes on each
+    /// read.
+    ///
+    /// # Safety
+    ///
+    /// `file` must stay at its address, and what it computes from valid,
+    /// until this directory is dropped (removing the file waits for the
+    /// reads in flight).
+    pub(crate) unsafe fn add_computed(&self, name: &CStr, file: &Computed) {
+        // SAFETY: `name` is NUL-terminated, `self.dentry` is a live
+        // directory by the type invariant, and the caller keeps `file` and
+        // its owner valid for as long as the file exists.
+        unsafe { rkm_debugfs_computed(name.as_char_ptr(), self.dentry, file) };
     }
 }
 

@@ -1,16 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Pages for the zpool allocators: direct-mapped pages from the page
-//! allocator, got without sleeping (the pools take them under their
-//! spinlock). Wraps `pages.c.inc`, which the module's C file includes.
+//! allocator, got without sleeping. Wraps `pages.c.inc`, which the module's
+//! C file includes.
+//!
+//! A pool gets the pages a `malloc` needs before it takes its lock: the
+//! [`Staged`] pages are lent to the core, through this CPU's stash, for the
+//! one call it makes under the lock; a core that needs more fails with a
+//! shortfall, and the caller gets another page (outside the lock) and tries
+//! again (`zpool_pool.rs`).
 
 use super::zalloc::PageSource;
 use super::zpool::Gfp;
 use core::ptr::NonNull;
 
+use kernel::ffi::c_ulong;
+
 extern "C" {
-    fn rkm_get_page_nosleep(gfp: u32) -> kernel::ffi::c_ulong;
+    fn rkm_get_page_nosleep(gfp: u32) -> c_ulong;
+    fn rkm_put_page(page: c_ulong);
+    fn rkm_stash_begin(pages: *const c_ulong, n: u32);
+    fn rkm_stash_end(pages: *mut c_ulong, n: *mut u32) -> u32;
 }
+
+/// Pages a stash holds (`RKM_STASH_PAGES`).
+const STASH_PAGES: usize = 16;
 
 /// The page allocator, with the caller's GFP flags less direct reclaim,
 /// highmem and movable (`pages.c.inc`).
@@ -32,7 +46,84 @@ unsafe impl PageSource for KernelPages {
 
     unsafe fn free_page(&self, page: NonNull<u8>) {
         // SAFETY: by the caller's contract `page` came from `alloc_page`
-        // (an order-0 page of `__get_free_page`) and is not used again.
-        unsafe { kernel::bindings::free_pages(page.as_ptr() as kernel::ffi::c_ulong, 0) };
+        // (an order-0 page of `__get_free_page`, or of a stash, which got
+        // it the same way) and is not used again; `rkm_put_page` gives it
+        // back to this CPU's active stash or frees it.
+        unsafe { rkm_put_page(page.as_ptr() as c_ulong) };
+    }
+}
+
+/// Pages got for a pool's `malloc` outside its lock (see the module
+/// documentation).
+///
+/// # Invariants
+///
+/// `pages[..count]` are order-0 pages from `__get_free_page`, owned by this
+/// value (freed when it is dropped); `count <= STASH_PAGES`.
+pub(crate) struct Staged {
+    pages: [c_ulong; STASH_PAGES],
+    count: usize,
+}
+
+impl Staged {
+    /// No pages.
+    pub(crate) fn new() -> Self {
+        Staged {
+            pages: [0; STASH_PAGES],
+            count: 0,
+        }
+    }
+
+    /// Gets one more page with `gfp` (less direct reclaim, highmem and
+    /// movable, as [`KernelPages`]); false if the page allocator has none,
+    /// or if this holds as many as a stash does.
+    pub(crate) fn get_one(&mut self, gfp: Gfp) -> bool {
+        if self.count >= STASH_PAGES {
+            return false;
+        }
+        // SAFETY: any GFP flags are accepted. No stash is active on this
+        // CPU: one is only while a pool's lock is held (`lend`), with
+        // preemption off, and this task holds none.
+        let page = unsafe { rkm_get_page_nosleep(gfp.0) };
+        if page == 0 {
+            return false;
+        }
+        self.pages[self.count] = page;
+        self.count += 1;
+        true
+    }
+
+    /// Runs `f` with these pages in this CPU's stash: [`KernelPages`] takes
+    /// them, and fails (counting the shortfall) once they are gone. Takes
+    /// back the pages `f` left; returns `f`'s result and the shortfall.
+    ///
+    /// # Safety
+    ///
+    /// Preemption is off for the whole call (the pool's spinlock is held),
+    /// and `f` does not lend another stash.
+    pub(crate) unsafe fn lend<R>(&mut self, f: impl FnOnce() -> R) -> (R, u32) {
+        // SAFETY: the stash copies `count <= STASH_PAGES` pages; this CPU's
+        // stash stays ours (preemption is off) until `rkm_stash_end`.
+        unsafe { rkm_stash_begin(self.pages.as_ptr(), self.count as u32) };
+        // The pages belong to the stash (and to the core) until it ends.
+        self.count = 0;
+        let r = f();
+        let mut n = 0u32;
+        // SAFETY: `pages` has room for `STASH_PAGES`, as many as a stash
+        // holds; the pages returned are the stash's, now ours.
+        let shortfall = unsafe { rkm_stash_end(self.pages.as_mut_ptr(), &mut n) };
+        self.count = (n as usize).min(STASH_PAGES);
+        (r, shortfall)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for &page in self.pages.iter().take(self.count) {
+            // SAFETY: the page is ours (the type invariant) and unused; no
+            // stash is active on this CPU here unless a pool's lock is held,
+            // and then the stash takes it back, which is as good.
+            unsafe { rkm_put_page(page) };
+        }
     }
 }

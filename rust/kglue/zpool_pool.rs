@@ -13,9 +13,12 @@
 //!
 //! One spinlock per pool guards the core: `malloc`, `free`, `map` and
 //! `unmap` take it for a few list operations (and, in z3fold, for moving a
-//! page's objects) and never sleep under it (pages come from
-//! [`KernelPages`](crate::pages::KernelPages), which masks direct reclaim
-//! off). `map` returns the object's direct-map address and drops the lock.
+//! page's objects; in zspan, for at most 4 objects moved after a free) and
+//! never sleep under it. `malloc` gets the pages it needs before it takes
+//! the lock ([`Staged`]): it tries the core with none, and on a shortfall
+//! drops the lock, gets one more page and tries again, so that the page
+//! allocator is never called under the lock (the pages of one malloc: at
+//! most a span and two table leaves). `map` returns the object's direct-map address and drops the lock.
 //! The core guarantees that a mapped object stays where it is, and that the
 //! page holding it is neither freed nor compacted, until its `unmap`: the
 //! caller may use the address without the lock and may sleep
@@ -29,27 +32,37 @@
 //! the object, and releases the CPU. Such a core's [`Core::SLEEP_MAPPED`]
 //! is false, and so is its driver's `sleep_mapped`.
 //!
+//! # Counters
+//!
+//! zpool's `total_pages` (zswap reads it on every store, without the lock)
+//! is the one counter published by the hot path: `malloc` and `free` store
+//! it after their work, under the lock, when it changed; `map` and `unmap`
+//! publish nothing. The core's other counters are debugfs files computed
+//! when they are read ([`Computed`]: the pool's lock taken, the core's
+//! statistics read), so the hot path never writes them.
+//!
 //! # Checking
 //!
 //! [`LockedPool::verify`] checks, under the lock, the core's invariants
-//! ([`Core::check`]) and that every counter debugfs shows, and zpool's
-//! `total_pages`, is the core's own count: the test modules call it while
-//! their workloads run. A pool destroyed while not empty is counted in
+//! ([`Core::check`]) and that zpool's `total_pages` is the core's own
+//! count: the test modules call it while their workloads run. A pool destroyed while not empty is counted in
 //! [`LEAKS`] (the drivers show it in debugfs), so that tests can check the
 //! report's numbers.
 
+use core::ffi::c_void;
 use core::fmt;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::SpinLock;
 use kernel::{c_str, new_spinlock};
 
-use crate::debugfs::{Dir, RootSlot};
+use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
-use crate::zalloc::Leak;
+use crate::pages::Staged;
+use crate::zalloc::{AllocError, Leak};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
 extern "C" {
@@ -117,8 +130,11 @@ pub(crate) trait Core: Send + Sized + 'static {
 
     /// An empty pool.
     fn new() -> Self;
-    /// Allocates `size` bytes: a handle, or `EINVAL`, `ENOSPC` or `ENOMEM`.
-    fn alloc(&mut self, size: usize, gfp: Gfp) -> Result<u64>;
+    /// Allocates `size` bytes: a handle, or why not, without counting the
+    /// rejection (the pool is then unchanged).
+    fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError>;
+    /// Counts a rejected allocation in the core's statistics.
+    fn count_rejection(&mut self, error: AllocError);
     /// Frees the object of `handle`.
     fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Maps the object of `handle` until [`Core::unmap`].
@@ -139,6 +155,10 @@ pub(crate) trait Core: Send + Sized + 'static {
     fn counters(stats: &Self::Stats) -> [u64; MAX_COUNTERS];
     /// Every page the pool holds, from `stats`.
     fn total_pages(stats: &Self::Stats) -> u64;
+    /// Every page the pool holds now (what `malloc` and `free` publish).
+    fn total_pages_now(&self) -> u64 {
+        Self::total_pages(&self.stats())
+    }
 }
 
 /// The driver's debugfs directory (`zbud_rs/`, `z3fold_rs/`), set while
@@ -189,8 +209,13 @@ pub(crate) static LEAKS: LeakCounts = LeakCounts {
 
 /// A pool's counters, as debugfs shows them (`<driver>/<pool>/`).
 struct Counters {
-    /// The core's, in the order of [`Core::COUNTERS`].
-    core: [AtomicU64; MAX_COUNTERS],
+    /// The pool's lock and core (a `SpinLock<C>` of the [`LockedPool<C>`]
+    /// that owns these counters), set once the pool is pinned; null
+    /// before. The computed files read the core through it.
+    pool: AtomicPtr<c_void>,
+    /// The core's counters, in the order of [`Core::COUNTERS`], computed on
+    /// read (see [`counter_get`]).
+    files: [Computed; MAX_COUNTERS],
     /// Allocations refused because they asked for highmem.
     highmem: AtomicU64,
     /// The core's [`Core::total_pages`], for zpool's `total_pages`, which
@@ -198,35 +223,77 @@ struct Counters {
     total_pages: AtomicU64,
 }
 
+/// The value of counter `index` of the pool whose [`Counters`] are at
+/// `owner`: the pool's lock taken, the core's statistics read. 0 before the
+/// pool is pinned.
+///
+/// # Safety
+///
+/// `owner` is the [`Counters`] of a live [`LockedPool<C>`] (the files that
+/// call this are removed before it is dropped), and no lock of that pool is
+/// held by the caller.
+unsafe extern "C" fn counter_get<C: Core>(owner: *const c_void, index: u32) -> u64 {
+    // SAFETY: the caller's contract.
+    let counters = unsafe { &*owner.cast::<Counters>() };
+    let pool = counters.pool.load(Ordering::Acquire).cast::<SpinLock<C>>();
+    if pool.is_null() {
+        return 0;
+    }
+    // SAFETY: set by `create` to the pool's lock, pinned in the same pool
+    // as `counters`, which is live (the caller's contract).
+    let stats = unsafe { &*pool }.lock().stats();
+    C::counters(&stats)
+        .get(index as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
 impl Counters {
-    fn new() -> Self {
-        Self {
-            core: core::array::from_fn(|_| AtomicU64::new(0)),
-            highmem: AtomicU64::new(0),
-            total_pages: AtomicU64::new(0),
+    /// The counters of a pool of `C`, in a box (the files point into it).
+    fn new<C: Core>() -> Result<KBox<Self>> {
+        let mut counters = KBox::new(
+            Counters {
+                pool: AtomicPtr::new(core::ptr::null_mut()),
+                files: core::array::from_fn(|i| {
+                    // SAFETY: a placeholder, replaced below before any
+                    // file is made of it.
+                    unsafe { Computed::new(counter_get::<C>, core::ptr::null(), i as u32) }
+                }),
+                highmem: AtomicU64::new(0),
+                total_pages: AtomicU64::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let owner = (&*counters as *const Counters).cast::<c_void>();
+        for (i, file) in counters.files.iter_mut().enumerate() {
+            // SAFETY: `owner` is these counters, in a box that the pool
+            // keeps until its debugfs directory (and so the files) is
+            // removed; `counter_get` takes the pool's lock, which nobody
+            // reading debugfs holds.
+            *file = unsafe { Computed::new(counter_get::<C>, owner, i as u32) };
         }
+        Ok(counters)
     }
 
-    /// Publishes a snapshot of the core's statistics.
-    fn publish<C: Core>(&self, core: &C) {
-        let stats = core.stats();
-        for (counter, value) in self.core.iter().zip(C::counters(&stats)) {
-            counter.store(value, Ordering::Relaxed);
+    /// Publishes the core's total pages, if they changed.
+    fn publish_total_pages<C: Core>(&self, core: &C) {
+        let pages = core.total_pages_now();
+        if self.total_pages.load(Ordering::Relaxed) != pages {
+            self.total_pages.store(pages, Ordering::Relaxed);
         }
-        self.total_pages
-            .store(C::total_pages(&stats), Ordering::Relaxed);
     }
 
     /// The files of `dir`.
     ///
     /// # Safety
     ///
-    /// `self` must stay in place until `dir` is dropped.
+    /// `self` must stay in place until `dir` is dropped, and be the
+    /// counters of a pool of `C`.
     unsafe fn show_in<C: Core>(&self, dir: &Dir) {
-        for (name, value) in C::COUNTERS.iter().zip(self.core.iter()) {
-            // SAFETY: the caller keeps `self`, hence `value`, in place until
-            // `dir` is dropped.
-            unsafe { dir.add_u64(name, value) };
+        for (name, file) in C::COUNTERS.iter().zip(self.files.iter()) {
+            // SAFETY: the caller keeps `self`, hence `file`, in place until
+            // `dir` is dropped; the pool it reads outlives `dir` too.
+            unsafe { dir.add_computed(name, file) };
         }
         // SAFETY: as above.
         unsafe { dir.add_u64(c_str!("reject_highmem"), &self.highmem) };
@@ -240,7 +307,8 @@ impl Counters {
 /// # Invariants
 ///
 /// `counters` is boxed, so its address is stable, and `debugfs` (whose files
-/// point into it) is declared first, so it is dropped first.
+/// point into it, and through `counters.pool` into `inner`) is declared
+/// first, so it is dropped first. `counters.pool` is null or `inner`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct LockedPool<C: Core> {
     debugfs: Dir,
@@ -273,12 +341,19 @@ impl<C: Core> LockedPool<C> {
         }
     }
 
-    /// Runs `f` on the core, under the lock, and publishes its counters.
+    /// Runs `f` on the core, under the lock, and publishes its total pages
+    /// if they changed.
     fn locked<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
         let mut core = self.inner.lock();
         let r = f(&mut core);
-        self.counters.publish(&*core);
+        self.counters.publish_total_pages(&*core);
         r
+    }
+
+    /// Runs `f` on the core, under the lock, publishing nothing: for `map`
+    /// and `unmap`, which change no page count.
+    fn quiet<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
+        f(&mut self.inner.lock())
     }
 
     /// The core's statistics.
@@ -295,23 +370,15 @@ impl<C: Core> LockedPool<C> {
     }
 
     /// Checks, under the lock, the core's invariants ([`Core::check`]) and
-    /// that every counter debugfs shows, and zpool's `total_pages`, equals
-    /// the core's own count: the counters are published under the lock
-    /// after every call, so they must, whatever runs on other CPUs.
-    /// Returns what is wrong first. Walks the whole pool: for tests.
+    /// that zpool's `total_pages` equals the core's own count: it is
+    /// published under the lock by every call that changes it, so it must,
+    /// whatever runs on other CPUs. Returns what is wrong first. Walks the
+    /// whole pool: for tests.
     #[allow(dead_code)]
     pub(crate) fn verify(&self) -> Result<(), &'static str> {
         let core = self.inner.lock();
         core.check()?;
         let stats = core.stats();
-        let published = self.counters.core.iter().map(|c| c.load(Ordering::Relaxed));
-        if published
-            .zip(C::counters(&stats))
-            .take(C::COUNTERS.len())
-            .any(|(shown, truth)| shown != truth)
-        {
-            return Err("a debugfs counter differs from the pool's own count");
-        }
         if self.counters.total_pages.load(Ordering::Relaxed) != C::total_pages(&stats) {
             return Err("total_pages differs from the pool's pages");
         }
@@ -321,12 +388,13 @@ impl<C: Core> LockedPool<C> {
 
 impl<C: Core> ZpoolAllocator for LockedPool<C> {
     fn create(name: &CStr, _gfp: Gfp) -> Result<Pin<KBox<Self>>> {
-        let counters = KBox::new(Counters::new(), GFP_KERNEL)?;
+        let counters = Counters::new::<C>()?;
         let debugfs = Dir::new_in(name, &DEBUGFS_ROOT);
-        // SAFETY: `counters` is boxed and moves into the pool next to
-        // `debugfs`, which is dropped first (the type invariant).
+        // SAFETY: `counters` is boxed, the counters of a pool of `C`, and
+        // moves into the pool next to `debugfs`, which is dropped first
+        // (the type invariant).
         unsafe { counters.show_in::<C>(&debugfs) };
-        KBox::pin_init(
+        let pool = KBox::pin_init(
             try_pin_init!(LockedPool {
                 debugfs,
                 counters,
@@ -334,7 +402,14 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 warned: AtomicBool::new(false),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        // The computed files read the core from now on: `inner` is pinned
+        // with the counters and outlives the files (the type invariant).
+        let inner = (&pool.inner as *const SpinLock<C>)
+            .cast_mut()
+            .cast::<c_void>();
+        pool.counters.pool.store(inner, Ordering::Release);
+        Ok(pool)
     }
 
     fn malloc(&self, size: usize, gfp: Gfp) -> Result<u64> {
@@ -344,7 +419,33 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             self.counters.highmem.fetch_add(1, Ordering::Relaxed);
             return Err(EINVAL);
         }
-        self.locked(|core| core.alloc(size, gfp))
+        let mut staged = Staged::new();
+        loop {
+            let (result, retry) = {
+                let mut core = self.inner.lock();
+                // SAFETY: the spinlock is held, so preemption is off, for
+                // the whole call, and the core lends no stash.
+                let (result, shortfall) =
+                    unsafe { staged.lend(|| core.alloc_uncounted(size, gfp)) };
+                let retry = matches!(result, Err(AllocError::NoMemory)) && shortfall > 0;
+                if let (Err(e), false) = (result, retry) {
+                    core.count_rejection(e);
+                }
+                self.counters.publish_total_pages(&*core);
+                (result, retry)
+            };
+            match result {
+                Ok(handle) => return Ok(handle),
+                Err(e) if !retry => return Err(Error::from_errno(e.to_errno())),
+                // One more page, outside the lock: each try takes at least
+                // one more, and `get_one` stops at a stash's worth.
+                Err(_) if staged.get_one(gfp) => {}
+                Err(e) => {
+                    self.locked(|core| core.count_rejection(e));
+                    return Err(ENOMEM);
+                }
+            }
+        }
     }
 
     fn free(&self, handle: u64) {
@@ -354,7 +455,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     }
 
     fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
-        match self.locked(|core| core.map(handle)) {
+        match self.quiet(|core| core.map(handle)) {
             Ok(Mapped::Direct(addr)) => addr.as_ptr(),
             Ok(Mapped::Split(pieces)) => {
                 // SAFETY: no lock of the pool is held, and zpool unmaps on
@@ -371,7 +472,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                     }
                     None => {
                         // The module has no buffers: undo the map.
-                        let _ = self.locked(|core| core.unmap(handle));
+                        let _ = self.quiet(|core| core.unmap(handle));
                         pr_err!("no per-CPU buffer to map an object in two pieces\n");
                         core::ptr::null_mut()
                     }
@@ -385,7 +486,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     }
 
     fn unmap(&self, handle: u64) {
-        let result = self.locked(|core| {
+        let result = self.quiet(|core| {
             let result = core.unmap(handle);
             if let Ok(Some(pieces)) = &result {
                 // SAFETY: the object was mapped in pieces, so its map took
@@ -445,11 +546,16 @@ macro_rules! impl_core {
                 Self::new($crate::pages::KernelPages)
             }
 
-            fn alloc(&mut self, size: usize, gfp: $crate::zpool::Gfp) -> kernel::error::Result<u64> {
-                match Self::alloc(self, size, gfp) {
-                    Ok(handle) => Ok(handle.to_raw()),
-                    Err(e) => Err(kernel::error::Error::from_errno(e.to_errno())),
-                }
+            fn alloc_uncounted(
+                &mut self,
+                size: usize,
+                gfp: $crate::zpool::Gfp,
+            ) -> Result<u64, $crate::zalloc::AllocError> {
+                Self::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
+            }
+
+            fn count_rejection(&mut self, error: $crate::zalloc::AllocError) {
+                Self::count_rejection(self, error)
             }
 
             fn free(&mut self, handle: u64) -> Result<(), Self::HandleError> {

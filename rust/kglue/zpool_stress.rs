@@ -28,9 +28,9 @@
 //! the one that allocated them (counted: the case fails if none was).
 //!
 //! Every [`CHECK_EVERY`] rounds a thread calls
-//! [`LockedPool::verify`]: the core's invariants, and every debugfs counter
-//! and `total_pages` against the core's own counts, under the pool's lock
-//! while the other threads run.
+//! [`LockedPool::verify`]: the core's invariants, and `total_pages` (the
+//! counter zswap reads without the lock) against the core's own count,
+//! under the pool's lock while the other threads run.
 //!
 //! After the threads are done, every object left is checked and freed, and
 //! the pool must be empty: no object, no page, no table page.
@@ -535,14 +535,14 @@ fn stress<C: Core>(
         get(&c.bad_checkpoints)
     ));
     let checked = if get(&c.bad_checkpoints) != 0 {
-        Err("the pool's invariants or its debugfs counters were wrong at a checkpoint")
+        Err("the pool's invariants or its total_pages were wrong at a checkpoint")
     } else if get(&c.checkpoints) < all_rounds / u64::from(CHECK_EVERY) {
         Err("a thread missed its checkpoints")
     } else {
         Ok(())
     };
     t.result(
-        "the pool's invariants and debugfs counters held at every checkpoint",
+        "the pool's invariants and total_pages held at every checkpoint",
         checked,
     );
 

@@ -18,6 +18,7 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 
 use crate::pages::KernelPages;
+use crate::zalloc::AllocError;
 use crate::zpool::Gfp;
 use crate::zpool_pool::{Core, LockedPool, Mapped, Pieces, MAX_COUNTERS};
 use crate::zspan::{Handle, HandleError, Mapping, Pool, Stats};
@@ -56,11 +57,12 @@ impl Core for Pool<KernelPages> {
         Pool::new(KernelPages)
     }
 
-    fn alloc(&mut self, size: usize, gfp: Gfp) -> Result<u64> {
-        match Pool::alloc(self, size, gfp) {
-            Ok(handle) => Ok(handle.to_raw()),
-            Err(e) => Err(Error::from_errno(e.to_errno())),
-        }
+    fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError> {
+        Pool::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
+    }
+
+    fn count_rejection(&mut self, error: AllocError) {
+        Pool::count_rejection(self, error)
     }
 
     fn free(&mut self, handle: u64) -> Result<(), HandleError> {

@@ -4,7 +4,7 @@
 //! (`rust/kglue/zpool_stress.rs`, shared with the other Rust zpool
 //! drivers): malloc, map, write, unmap, map, check and free on one shared
 //! pool, every object's bytes checked on every map, the pool's invariants
-//! and debugfs counters checked while the threads run, and the pool empty
+//! and total_pages checked while the threads run, and the pool empty
 //! at the end. Loading it runs the test and prints KTAP in the kernel log;
 //! `init` fails if a case failed. `tests/zpool-stress` loads it on a
 //! 4-vCPU guest.

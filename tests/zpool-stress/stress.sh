@@ -5,7 +5,7 @@
 # on one pool: stress_<driver>.ko (rust/kglue/zpool_stress.rs) runs malloc,
 # map, write, unmap, map, check and free on every CPU with every object's
 # bytes (its handle, a generation) checked on every map, frees objects other
-# threads allocated, checks the pool's invariants and debugfs counters under
+# threads allocated, checks the pool's invariants and total_pages under
 # its lock while the threads run, and must leave the pool empty. Its four
 # KTAP cases per driver are merged here; the first fails unless there were
 # at least two CPUs and one thread ran on each. The suite's settings ask

@@ -403,11 +403,24 @@ impl<P: PageSource + Clone> Pool<P> {
     /// [`MAX_SIZE`], [`AllocError::NoMemory`] when a page is missing; the
     /// pool is unchanged (but for [`Stats`]' rejection counts).
     pub fn alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
-        let result = self.try_alloc(size, flags);
+        let result = self.alloc_uncounted(size, flags);
         self.rejected.count(result)
     }
 
-    fn try_alloc(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
+    /// Counts a rejected allocation in [`Stats`], as [`Pool::alloc`] does.
+    pub fn count_rejection(&mut self, error: AllocError) {
+        let _ = self.rejected.count::<()>(Err(error));
+    }
+
+    /// [`Pool::alloc`] without counting a rejection in [`Stats`]: for a
+    /// caller that retries after getting pages (the kernel glue, which
+    /// gets them outside its lock) and counts the outcome with
+    /// [`Pool::count_rejection`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::alloc`]; the pool is unchanged.
+    pub fn alloc_uncounted(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
         let class = match class_of(size) {
             Some(class) => class,
             None if size == 0 => return Err(AllocError::Invalid),
