@@ -3,8 +3,8 @@
 #
 # A verified memory-pressure workload through zswap on each Rust zpool
 # driver, with the driver's page allocations failing for a while: from an
-# empty zswap, rkm-memstress fills 80 MiB with text, binary, random,
-# patterned and zero pages in a 40 MiB memory cgroup, on both vCPUs, and
+# empty zswap, rkm-memstress fills 48 MiB with text, binary, random,
+# patterned and zero pages in a 24 MiB memory cgroup, on both vCPUs, and
 # checks every byte on each pass. The pages must reach zswap (zswpout,
 # stored_pages, the driver's own object count), come back (zswpin) and
 # match.
@@ -40,7 +40,7 @@ zpool_require_drivers
 
 # Stores between two quiet snapshots, and the snapshots a run must take
 # with pages in zswap.
-SNAP_EVERY=3000
+SNAP_EVERY=2000
 SNAP_MIN=3
 # When the faults start, how many rejected stores they last, and how many
 # stores must go through after them.
@@ -86,7 +86,7 @@ for d in $ZPOOL_DRIVERS; do
 		sh -c "echo $d >$ZSWAP/zpool && [ \"\$(cat $ZSWAP/zpool)\" = $d ] &&
 			[ \"\$(cat $ZDEBUG/stored_pages)\" -eq 0 ]"
 	log=/tmp/memstress-$d.log
-	memcg_run_failing 40M rkm-memstress --size-mib 80 --threads 2 --passes 2 >"$log" 2>&1 &
+	memcg_run_failing 24M rkm-memstress --size-mib 48 --threads 2 --passes 2 >"$log" 2>&1 &
 	pid=$!
 	# The largest number of pages zswap and the driver held during the run.
 	max_stored=0 max_objects=0
