@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Times zspan's operations on the host, on a zswap-like trace: a pool
+//! grows to `N` objects of the benchmark's sizes, then churns (each step
+//! frees a random object and stores a new one, mapping each once to write
+//! it and once to read it back), then shrinks to nothing, as swap-ins free
+//! entries. Prints nanoseconds per operation and the pool's pages, moves
+//! and fill (`cargo run --release -p rkm-zspan --example ops [N]`); under
+//! `perf record` it shows where the CPU goes.
+
+// Host-only: the report's ratios are floating point.
+#![allow(clippy::float_arithmetic)]
+
+use std::alloc::{alloc, dealloc, Layout};
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use rkm_zalloc::{PageSource, PAGE_SIZE};
+use rkm_zspan::{Handle, Pool};
+
+/// Pages from the host's allocator, nothing else: the page allocator's
+/// cost is not zspan's.
+#[derive(Clone, Copy)]
+struct HostPages;
+
+// SAFETY: `alloc` with a page's size and alignment gives a page-sized,
+// page-aligned block, ours until `dealloc` with the same layout.
+unsafe impl PageSource for HostPages {
+    type Flags = ();
+
+    fn alloc_page(&self, _flags: ()) -> Option<NonNull<u8>> {
+        // SAFETY: the layout has a non-zero size.
+        NonNull::new(unsafe { alloc(layout()) })
+    }
+
+    unsafe fn free_page(&self, page: NonNull<u8>) {
+        // SAFETY: `page` came from `alloc_page` (the caller's contract).
+        unsafe { dealloc(page.as_ptr(), layout()) };
+    }
+}
+
+fn layout() -> Layout {
+    Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap_or(Layout::new::<u8>())
+}
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A size like the benchmark's mixed workload under lzo (text about 2.6
+/// KiB, binary 2.9 KiB, patterned pages under 400 bytes).
+fn size(rng: &mut Rng) -> usize {
+    match rng.below(100) {
+        0..=40 => 2200 + rng.below(900) as usize,
+        41..=70 => 2500 + rng.below(900) as usize,
+        _ => 40 + rng.below(360) as usize,
+    }
+}
+
+/// Stores an object: alloc, map, write, unmap.
+fn store(pool: &mut Pool<HostPages>, rng: &mut Rng, buf: &[u8]) -> Option<Handle> {
+    let n = size(rng);
+    let h = pool.alloc(n, ()).ok()?;
+    let m = pool.map(h).ok()?;
+    // SAFETY: the object is mapped, `len()` bytes at least `n`; `buf` is a
+    // page.
+    unsafe { m.copy_from(buf.as_ptr()) };
+    pool.unmap(h).ok()?;
+    Some(h)
+}
+
+/// Loads an object and frees it: map, read, unmap, free.
+fn load(pool: &mut Pool<HostPages>, h: Handle, buf: &mut [u8]) {
+    if let Ok(m) = pool.map(h) {
+        // SAFETY: as in `store`.
+        unsafe { m.copy_to(buf.as_mut_ptr()) };
+        let _ = pool.unmap(h);
+    }
+    let _ = pool.free(h);
+    pool.after_free();
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let mut pool = Pool::new(HostPages);
+    let mut rng = Rng(0x5eed);
+    let mut buf = vec![0x5au8; PAGE_SIZE];
+    let mut live = Vec::with_capacity(n);
+    let t = Instant::now();
+    for _ in 0..n {
+        if let Some(h) = store(&mut pool, &mut rng, &buf) {
+            live.push(h);
+        }
+    }
+    let grow = t.elapsed();
+    let peak = pool.stats();
+    let t = Instant::now();
+    let churn = 4 * n;
+    for _ in 0..churn {
+        let i = rng.below(live.len() as u64) as usize;
+        let h = live.swap_remove(i);
+        load(&mut pool, h, &mut buf);
+        if let Some(h) = store(&mut pool, &mut rng, &buf) {
+            live.push(h);
+        }
+    }
+    let churned = t.elapsed();
+    let after_churn = pool.stats();
+    let t = Instant::now();
+    let mut stored = 0u64;
+    let mut pages = 0u64;
+    while !live.is_empty() {
+        let i = rng.below(live.len() as u64) as usize;
+        let h = live.swap_remove(i);
+        load(&mut pool, h, &mut buf);
+        if live.len() % 100 == 0 {
+            let s = pool.stats();
+            stored += s.objects;
+            pages += s.pages + s.table_pages;
+        }
+    }
+    let shrink = t.elapsed();
+    let end = pool.stats();
+    let per = |d: std::time::Duration, ops: usize| d.as_nanos() as f64 / ops.max(1) as f64;
+    println!(
+        "grow: {n} stores, {:.0} ns each; peak {} objects in {} pages + {} table pages ({:.2} objects a page)",
+        per(grow, n),
+        peak.objects,
+        peak.pages,
+        peak.table_pages,
+        peak.objects as f64 / (peak.pages + peak.table_pages).max(1) as f64
+    );
+    println!(
+        "churn: {churn} loads and stores, {:.0} ns a pair; {} objects in {} pages ({:.2} a page)",
+        per(churned, churn),
+        after_churn.objects,
+        after_churn.pages + after_churn.table_pages,
+        after_churn.objects as f64 / (after_churn.pages + after_churn.table_pages).max(1) as f64
+    );
+    println!(
+        "shrink: {n} loads, {:.0} ns each; {:.2} objects a page on average while shrinking",
+        per(shrink, n),
+        stored as f64 / pages.max(1) as f64
+    );
+    println!(
+        "moved {} objects, {} spans emptied by compaction; {} pages left",
+        end.moved, end.spans_compacted, end.pages
+    );
+}
