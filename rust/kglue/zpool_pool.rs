@@ -35,9 +35,10 @@
 //! # Counters
 //!
 //! zpool's `total_pages` (zswap reads it on every store, without the lock)
-//! is the one counter published by the hot path: `malloc` and `free` store
-//! it after their work, under the lock, when it changed; `map` and `unmap`
-//! publish nothing. The core's other counters are debugfs files computed
+//! is the one counter published by the hot path: `malloc`, `free` and
+//! `unmap` store it after their work, under the lock, when it changed (an
+//! unmap may end a deferred compaction that frees a page: z3fold); `map`,
+//! which no core lets take or free a page, publishes nothing. The core's other counters are debugfs files computed
 //! when they are read ([`Computed`]: the pool's lock taken, the core's
 //! statistics read), so the hot path never writes them.
 //!
@@ -350,8 +351,8 @@ impl<C: Core> LockedPool<C> {
         r
     }
 
-    /// Runs `f` on the core, under the lock, publishing nothing: for `map`
-    /// and `unmap`, which change no page count.
+    /// Runs `f` on the core, under the lock, publishing nothing: for `map`,
+    /// which changes no page count in any core.
     fn quiet<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
         f(&mut self.inner.lock())
     }
@@ -472,7 +473,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                     }
                     None => {
                         // The module has no buffers: undo the map.
-                        let _ = self.quiet(|core| core.unmap(handle));
+                        let _ = self.locked(|core| core.unmap(handle));
                         pr_err!("no per-CPU buffer to map an object in two pieces\n");
                         core::ptr::null_mut()
                     }
@@ -486,7 +487,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     }
 
     fn unmap(&self, handle: u64) {
-        let result = self.quiet(|core| {
+        let result = self.locked(|core| {
             let result = core.unmap(handle);
             if let Ok(Some(pieces)) = &result {
                 // SAFETY: the object was mapped in pieces, so its map took
