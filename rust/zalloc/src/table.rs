@@ -87,6 +87,27 @@ pub trait Record: Copy + Send {
     fn vacancy(&self) -> Option<(u32, u32)>;
 }
 
+/// A [`Record`] with a part that neither [`Record::page`] nor
+/// [`Record::vacancy`] of an occupied slot's record depends on, its *body*,
+/// which [`RadixTable::body_mut`] lends in place: a large record (a span's
+/// 128 bytes) is then changed where it is rather than copied out and back
+/// as [`RadixTable::update`] does, and a caller may change several of its
+/// fields with one walk of the table.
+///
+/// # Safety
+///
+/// No change through `&mut Self::Body` returned by [`HasBody::body_mut`] of
+/// an occupied slot's record (one whose [`Record::vacancy`] is `None`)
+/// changes what that record's [`Record::page`] or [`Record::vacancy`]
+/// return.
+pub unsafe trait HasBody: Record {
+    /// The part of the record the table never looks at.
+    type Body;
+
+    /// The body of the record.
+    fn body_mut(&mut self) -> &mut Self::Body;
+}
+
 /// The header of a leaf, in the place of its record 0 (which is no slot).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -128,8 +149,12 @@ struct LeafHeader {
 ///   next one, in the same leaf, and every free slot of the leaf is on
 ///   that list, once.
 /// * A link to a leaf has [`FREE_BIT`] exactly when the leaf has a free
-///   slot; a link to an interior node exactly when one of its links has it.
+///   slot; a link to an interior node has it when one of its links has it
+///   (and may keep it a while after none has: [`Self::take_slot`] clears
+///   it when it finds none).
 ///   `free_slots` is the number of free slots of all leaves.
+/// * No leaf at a place (`r << LINK_SHIFT | m`) below `free_from` has a
+///   free slot: [`Self::take_slot`] looks from there.
 /// * The page of each occupied slot's record came from `source` and has
 ///   not been freed.
 /// * `tag` is not 0.
@@ -139,6 +164,7 @@ pub struct RadixTable<R: Record, P: PageSource> {
     root: Option<NonNull<u8>>,
     node_pages: u64,
     free_slots: u64,
+    free_from: usize,
     next_generation: u32,
     _records: PhantomData<R>,
 }
@@ -218,7 +244,22 @@ unsafe fn write_link(node: NonNull<u8>, i: usize, link: Link) {
 /// As for [`read_link`].
 unsafe fn find_link(node: NonNull<u8>, pred: impl Fn(Link) -> bool) -> Option<usize> {
     // SAFETY: The caller's.
-    (0..LINKS).find(|&i| pred(unsafe { read_link(node, i) }))
+    unsafe { find_link_from(node, 0, pred) }
+}
+
+/// The index of the first link from `from` on of the interior node `node`
+/// that `pred` holds for.
+///
+/// # Safety
+///
+/// As for [`read_link`].
+unsafe fn find_link_from(
+    node: NonNull<u8>,
+    from: usize,
+    pred: impl Fn(Link) -> bool,
+) -> Option<usize> {
+    // SAFETY: The caller's.
+    (from..LINKS).find(|&i| pred(unsafe { read_link(node, i) }))
 }
 
 /// Link `i` of the interior node `node` and the node it names; `None` for a
@@ -280,6 +321,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             root: None,
             node_pages: 0,
             free_slots: 0,
+            free_from: 0,
             next_generation: 0,
             _records: PhantomData,
         }
@@ -362,6 +404,42 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         // SAFETY: As above.
         unsafe { record.as_ptr().write(new) };
         true
+    }
+
+    /// The body of the occupied `slot`'s record, in place; `None` if the
+    /// slot is free or has no leaf. The table cannot change while it is
+    /// lent, nor can the record's page or vacancy through it
+    /// ([`HasBody`]'s contract).
+    pub fn body_mut(&mut self, slot: u32) -> Option<&mut R::Body>
+    where
+        R: HasBody,
+    {
+        let record = self.record(slot)?;
+        // SAFETY: `record` points to the initialized record of a slot in a
+        // live leaf, aligned (see `record`); the table, borrowed mutably for
+        // the reference's lifetime, alone accesses it. The caller can
+        // change the body only, which leaves an occupied record's page and
+        // vacancy as they were (`HasBody`), so the table's invariants hold.
+        let record = unsafe { &mut *record.as_ptr() };
+        if record.vacancy().is_some() {
+            return None;
+        }
+        Some(record.body_mut())
+    }
+
+    /// [`Self::body_mut`] with the record's page ([`Record::page`]), which
+    /// the body cannot change: both from one walk of the table.
+    pub fn page_and_body_mut(&mut self, slot: u32) -> Option<(Option<NonNull<u8>>, &mut R::Body)>
+    where
+        R: HasBody,
+    {
+        let record = self.record(slot)?;
+        // SAFETY: As in `body_mut`.
+        let record = unsafe { &mut *record.as_ptr() };
+        if record.vacancy().is_some() {
+            return None;
+        }
+        Some((record.page(), record.body_mut()))
     }
 
     /// Gets a page from the source and puts it in a free slot of the first
@@ -503,6 +581,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             self.tag = new_pool_tag();
         }
         self.free_slots = 0;
+        self.free_from = 0;
         self.node_pages = 0;
     }
 
@@ -537,6 +616,9 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
                 if has_free(link) != (free > 0) {
                     return Err("a leaf's free bit is wrong");
                 }
+                if free > 0 && (r << LINK_SHIFT | m) < self.free_from {
+                    return Err("a leaf below the first free place has a free slot");
+                }
                 mid_free |= free > 0;
                 mid_leaves = mid_leaves.wrapping_add(1);
                 free_slots = free_slots.wrapping_add(u64::from(free));
@@ -544,7 +626,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             if mid_leaves == 0 {
                 return Err("an interior node has no link");
             }
-            if has_free(link) != mid_free {
+            if mid_free && !has_free(link) {
                 return Err("an interior node's free bit is wrong");
             }
         }
@@ -656,16 +738,30 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
 
     /// Takes the first free slot of the first leaf that has one, and returns
     /// it with the generation its record kept; `None`, the table unchanged,
-    /// if there is none.
+    /// if there is none. Looks from `free_from`: O(1) links read while the
+    /// first leaf with a free slot stays the same, O([`LINKS`]) when it
+    /// fills (once in `RECORDS - 1` takes at most).
     fn take_slot(&mut self) -> Option<(u32, u32)> {
         let root = self.root?;
+        let (from_r, from_m) = (self.free_from >> LINK_SHIFT, self.free_from & (LINKS - 1));
         // SAFETY: `root` and the nodes its links name are interior nodes of
         // this table (type invariant), which `&mut self` lets us change.
         unsafe {
-            let r = find_link(root, has_free)?;
-            let mid = child(read_link(root, r))?;
-            let m = find_link(mid, has_free)?;
+            let mut r = find_link_from(root, from_r, has_free)?;
+            let mut from = if r == from_r { from_m } else { 0 };
+            let (mid, m) = loop {
+                let mid = child(read_link(root, r))?;
+                if let Some(m) = find_link_from(mid, from, has_free) {
+                    break (mid, m);
+                }
+                // No leaf of `mid` has a free slot: its free bit, left set
+                // when its last such leaf filled, goes now.
+                write_link(root, r, link_to(mid, false));
+                r = find_link_from(root, r.wrapping_add(1), has_free)?;
+                from = 0;
+            };
             let leaf = child(read_link(mid, m))?;
+            self.free_from = r << LINK_SHIFT | m;
             let header = Self::header(leaf);
             let mut h = header.read();
             let slot = h.free_head;
@@ -675,10 +771,12 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             header.write(h);
             self.free_slots = self.free_slots.wrapping_sub(1);
             if h.free == 0 {
+                // The root's link to `mid` keeps its free bit: the next
+                // take looks further, and clears it if `mid` has no free
+                // slot left (scanning `mid` here would cost O(LINKS) each
+                // time a leaf fills).
                 write_link(mid, m, link_to(leaf, false));
-                if find_link(mid, has_free).is_none() {
-                    write_link(root, r, link_to(mid, false));
-                }
+                self.free_from = (r << LINK_SHIFT | m).wrapping_add(1);
             }
             Some((slot, generation))
         }
@@ -712,6 +810,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             if h.free == 1 {
                 write_link(mid, m, link_to(leaf, true));
                 write_link(root, r, link_to(mid, true));
+                self.free_from = self.free_from.min(r << LINK_SHIFT | m);
             }
         }
     }
@@ -837,6 +936,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             write_link(root, r, link_to(mid, true));
         }
         self.root = Some(root);
+        self.free_from = self.free_from.min(r << LINK_SHIFT | m);
         self.node_pages = self.node_pages.wrapping_add(missing as u64);
         self.free_slots = self.free_slots.wrapping_add((Self::RECORDS - 1) as u64);
         Some(())

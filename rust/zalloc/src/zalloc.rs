@@ -50,7 +50,9 @@
 //!
 //! A new page takes a free slot of the *first* leaf that has one (last
 //! freed first within the leaf), found through a bit in each link that says
-//! whether the child has a free slot; if no leaf has one, the table grows by
+//! whether the child has a free slot, looking from the first place that
+//! may have one (every leaf before it is full: a take reads O(1) links
+//! until that leaf fills); if no leaf has one, the table grows by
 //! a leaf (and, rarely, an interior node) in the first place without one,
 //! with the flags of the allocation that needs it; a failed growth leaves
 //! the table unchanged. A leaf whose slots are all free goes back to the
@@ -76,7 +78,7 @@ mod table;
 #[allow(unused_imports)]
 pub use handle::{Handle, HandleFields};
 #[allow(unused_imports)]
-pub use table::{capacity, first_listed, slot_bits, RadixTable, Record, NO_SLOT};
+pub use table::{capacity, first_listed, slot_bits, HasBody, RadixTable, Record, NO_SLOT};
 
 /// Size of a page (x86-64).
 pub const PAGE_SIZE: usize = 4096;
