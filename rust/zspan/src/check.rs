@@ -42,8 +42,8 @@ impl<P: PageSource + Clone> Pool<P> {
             if span.npages != g.pages {
                 return Err("a span's page count is not its class's");
             }
-            for (i, page) in span.pages.iter().enumerate() {
-                if page.is_null() != (i >= usize::from(span.npages)) {
+            for (i, page) in span.more.iter().enumerate() {
+                if page.is_null() != (i + 1 >= usize::from(span.npages)) {
                     return Err("a span's pages are not its first npages");
                 }
             }

@@ -8,7 +8,7 @@ use core::mem::size_of;
 use core::ptr::NonNull;
 
 use super::classes::{MAX_SPAN_OBJECTS, MAX_SPAN_PAGES};
-use crate::zalloc::{self, slot_bits, Record, NO_SLOT};
+use crate::zalloc::{self, slot_bits, HasBody, Record, NO_SLOT};
 
 /// Bits of an object slot: 26, with 256 records per leaf.
 pub(super) const OBJECT_SLOT_BITS: u32 = slot_bits(size_of::<Object>());
@@ -173,17 +173,29 @@ impl Record for Object {
 /// Words of a span's bitmap of live objects.
 pub(super) const BITMAP_WORDS: usize = MAX_SPAN_OBJECTS / u64::BITS as usize;
 
-/// A record of the span table: a span's pages, its class, its live and
-/// mapped objects, the first of its objects' list, and its links on its
-/// class's list; or a free slot's.
-///
-/// The table knows `pages[0]` as the slot's page; the others are got from
-/// and given back to the same page source by the pool.
+/// A record of the span table: a span's first page (the slot's page, which
+/// the table knows) and its [`SpanBody`], which the table lends in place
+/// ([`HasBody`]); or a free slot's. Reads of the body's fields go through
+/// `Deref`; changes through [`crate::zalloc::RadixTable::body_mut`] only,
+/// which cannot reach `first` or `state`.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(super) struct Span {
-    /// The span's pages, `pages[..npages]` non-null, the others null.
-    pub(super) pages: [*mut u8; MAX_SPAN_PAGES],
+    /// The span's first page; null in a free slot's record.
+    first: *mut u8,
+    /// [`SPAN_FREE`] for a free slot's record, [`SPAN_LIVE`] for a span's.
+    state: u8,
+    _pad: [u8; 7],
+    body: SpanBody,
+}
+
+/// What a [`Span`] record has besides its first page and state.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(super) struct SpanBody {
+    /// The span's pages after the first: `more[..npages - 1]` non-null, the
+    /// others null.
+    pub(super) more: [*mut u8; MAX_SPAN_PAGES - 1],
     /// Bit `i` is set when object `i` is live.
     pub(super) used: [u64; BITMAP_WORDS],
     /// The slot's generation counter.
@@ -204,13 +216,11 @@ pub(super) struct Span {
     /// The list the span is on (see [`super::Group`]), or
     /// [`super::UNLISTED`].
     pub(super) list: u8,
-    /// Pages in `pages`.
+    /// Pages of the span.
     pub(super) npages: u8,
-    /// [`SPAN_FREE`] for a free slot's record, [`SPAN_LIVE`] for a span's.
-    pub(super) state: u8,
     /// Set while compaction empties the span: it takes no new object.
     pub(super) evacuating: u8,
-    _pad: [u8; 23],
+    _pad: [u8; 16],
 }
 
 /// [`Span::state`] of a free slot's record.
@@ -225,23 +235,64 @@ const _: () = assert!(size_of::<Object>() == 16);
 // another thread with the pool.
 unsafe impl Send for Span {}
 
+impl core::ops::Deref for Span {
+    type Target = SpanBody;
+
+    fn deref(&self) -> &SpanBody {
+        &self.body
+    }
+}
+
+// SAFETY: `page` reads `first` and `state` only, and `vacancy` reads the
+// body only for a free slot's record (`state` is `SPAN_FREE`); neither
+// field is in the body, so no change to the body of an occupied record
+// changes what either returns.
+unsafe impl HasBody for Span {
+    type Body = SpanBody;
+
+    fn body_mut(&mut self) -> &mut SpanBody {
+        &mut self.body
+    }
+}
+
 impl Span {
     fn empty(state: u8, generation: u32, next: u32) -> Self {
         Span {
-            pages: [core::ptr::null_mut(); MAX_SPAN_PAGES],
-            used: [0; BITMAP_WORDS],
-            generation,
-            next,
-            prev: NO_SLOT,
-            head: NO_SLOT,
-            live: 0,
-            mapped: 0,
-            class: 0,
-            list: super::UNLISTED,
-            npages: 0,
+            first: core::ptr::null_mut(),
             state,
-            evacuating: 0,
-            _pad: [0; 23],
+            _pad: [0; 7],
+            body: SpanBody {
+                more: [core::ptr::null_mut(); MAX_SPAN_PAGES - 1],
+                used: [0; BITMAP_WORDS],
+                generation,
+                next,
+                prev: NO_SLOT,
+                head: NO_SLOT,
+                live: 0,
+                mapped: 0,
+                class: 0,
+                list: super::UNLISTED,
+                npages: 0,
+                evacuating: 0,
+                _pad: [0; 16],
+            },
+        }
+    }
+
+    /// Page `i` of the span, `None` past its pages.
+    pub(super) fn page_at(&self, i: usize) -> Option<NonNull<u8>> {
+        self.body.page_at(NonNull::new(self.first)?, i)
+    }
+}
+
+impl SpanBody {
+    /// Page `i` of the span whose first page is `first`, `None` past its
+    /// pages.
+    pub(super) fn page_at(&self, first: NonNull<u8>, i: usize) -> Option<NonNull<u8>> {
+        match i.checked_sub(1) {
+            None => Some(first),
+            Some(i) if i + 1 < usize::from(self.npages) => NonNull::new(*self.more.get(i)?),
+            Some(_) => None,
         }
     }
 
@@ -278,8 +329,8 @@ impl Span {
 impl Record for Span {
     fn occupied(page: NonNull<u8>, generation: u32) -> Self {
         let mut span = Span::empty(SPAN_LIVE, generation, NO_SLOT);
-        span.pages[0] = page.as_ptr();
-        span.npages = 1;
+        span.first = page.as_ptr();
+        span.body.npages = 1;
         span
     }
 
@@ -289,12 +340,12 @@ impl Record for Span {
 
     fn page(&self) -> Option<NonNull<u8>> {
         match self.state {
-            SPAN_LIVE => NonNull::new(self.pages[0]),
+            SPAN_LIVE => NonNull::new(self.first),
             _ => None,
         }
     }
 
     fn vacancy(&self) -> Option<(u32, u32)> {
-        (self.state == SPAN_FREE).then_some((self.next, self.generation))
+        (self.state == SPAN_FREE).then_some((self.body.next, self.body.generation))
     }
 }
