@@ -11,31 +11,40 @@
 // Host-only: the report's ratios are floating point.
 #![allow(clippy::float_arithmetic)]
 
-use std::alloc::{alloc, dealloc, Layout};
+use std::alloc::{alloc, Layout};
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::time::Instant;
 
 use rkm_zalloc::{PageSource, PAGE_SIZE};
 use rkm_zspan::{Handle, Pool};
 
-/// Pages from the host's allocator, nothing else: the page allocator's
-/// cost is not zspan's.
+/// Pages from the host's allocator, recycled through a free list (as the
+/// kernel's per-CPU page lists do): the page allocator's cost is not
+/// zspan's.
 #[derive(Clone, Copy)]
 struct HostPages;
 
+thread_local! {
+    static FREE_PAGES: RefCell<Vec<NonNull<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
 // SAFETY: `alloc` with a page's size and alignment gives a page-sized,
-// page-aligned block, ours until `dealloc` with the same layout.
+// page-aligned block, ours until `dealloc` with the same layout; a page on
+// the free list is one that `free_page` got back, used by nobody.
 unsafe impl PageSource for HostPages {
     type Flags = ();
 
     fn alloc_page(&self, _flags: ()) -> Option<NonNull<u8>> {
+        if let Some(page) = FREE_PAGES.with(|f| f.borrow_mut().pop()) {
+            return Some(page);
+        }
         // SAFETY: the layout has a non-zero size.
         NonNull::new(unsafe { alloc(layout()) })
     }
 
     unsafe fn free_page(&self, page: NonNull<u8>) {
-        // SAFETY: `page` came from `alloc_page` (the caller's contract).
-        unsafe { dealloc(page.as_ptr(), layout()) };
+        FREE_PAGES.with(|f| f.borrow_mut().push(page));
     }
 }
 
@@ -74,9 +83,11 @@ fn store(pool: &mut Pool<HostPages>, rng: &mut Rng, buf: &[u8]) -> Option<Handle
     let n = size(rng);
     let h = pool.alloc(n, ()).ok()?;
     let m = pool.map(h).ok()?;
-    // SAFETY: the object is mapped, `len()` bytes at least `n`; `buf` is a
-    // page.
-    unsafe { m.copy_from(buf.as_ptr()) };
+    if !nocopy() {
+        // SAFETY: the object is mapped, `len()` bytes at least `n`; `buf`
+        // is a page.
+        unsafe { m.copy_from(buf.as_ptr()) };
+    }
     pool.unmap(h).ok()?;
     Some(h)
 }
@@ -84,8 +95,10 @@ fn store(pool: &mut Pool<HostPages>, rng: &mut Rng, buf: &[u8]) -> Option<Handle
 /// Loads an object and frees it: map, read, unmap, free.
 fn load(pool: &mut Pool<HostPages>, h: Handle, buf: &mut [u8]) {
     if let Ok(m) = pool.map(h) {
-        // SAFETY: as in `store`.
-        unsafe { m.copy_to(buf.as_mut_ptr()) };
+        if !nocopy() {
+            // SAFETY: as in `store`.
+            unsafe { m.copy_to(buf.as_mut_ptr()) };
+        }
         let _ = pool.unmap(h);
     }
     let _ = pool.free(h);
@@ -161,4 +174,11 @@ fn main() {
         "moved {} objects, {} spans emptied by compaction; {} pages left",
         end.moved, end.spans_compacted, end.pages
     );
+}
+
+/// Whether `NOCOPY` is set: the trace then maps objects without copying
+/// their bytes, and counts the pool's own work only.
+fn nocopy() -> bool {
+    static NOCOPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NOCOPY.get_or_init(|| std::env::var_os("NOCOPY").is_some())
 }
