@@ -117,11 +117,16 @@
 mod crc32c;
 #[path = "devtable.rs"]
 mod devtable;
+#[path = "journal.rs"]
+mod journal;
 #[path = "uuid.rs"]
 mod uuid;
 
 pub use crc32c::{crc32c, crc32c_extend};
 pub use devtable::*;
+// The module does not write the journal yet (format version 2).
+#[allow(unused_imports)]
+pub use journal::*;
 pub use uuid::*;
 
 use core::fmt;
