@@ -71,6 +71,19 @@
 //! made and writes are counted as *untracked*; while one is in flight every
 //! fill collides.
 //!
+//! # Restore (persistence)
+//!
+//! [`Restore`] rebuilds a cache from what the SSD keeps (the design in
+//! `Documentation/bcache_rs-persistence.rst`): the buckets' generations and
+//! priorities, a checkpoint's extents ([`Index::current_from`] writes them,
+//! in bounded steps), then the journal's records in order
+//! ([`Restore::extent`], [`Restore::invalidate`], [`Restore::bucket`]).
+//! Values read from disk are checked (a bucket the cache does not have, an
+//! extent past its bucket, overlapping current extents: [`RestoreError`]);
+//! extents of an older generation are skipped. The host model test checks
+//! that a checkpoint plus the records since gives every sector in the
+//! place the live cache has it. The module does not persist anything yet.
+//!
 //! # Locking contract and the work of one call
 //!
 //! [`Cache`] is a plain data structure: the module keeps it under one
@@ -1548,5 +1561,286 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
         let collided = self.inflight.end_write(plan.ticket);
         let region = plan.region.as_ref()?;
         Some(self.finish(dev, sector, region, collided, ok))
+    }
+}
+
+impl<A: NodeAlloc> Index<A> {
+    /// Calls `f` on the current extents (stale ones skipped) from key
+    /// `cursor` on, at most `max` of them: a checkpoint's pass over the
+    /// index, in bounded steps. Returns the key to go on from, or `None`
+    /// at the end.
+    pub fn current_from<S: DerefMut<Target = [BucketMeta]>>(
+        &self,
+        cursor: u64,
+        max: usize,
+        buckets: &Buckets<S>,
+        mut f: impl FnMut(DevId, u64, Extent),
+    ) -> Option<u64> {
+        let mut seen = 0;
+        for (k, e) in self.tree.iter_from(&cursor) {
+            if seen == max {
+                return Some(k);
+            }
+            if buckets.is_current(&e) {
+                f(key_dev(k), key_sector(k), e);
+                seen += 1;
+            }
+        }
+        None
+    }
+}
+
+/// Why [`Restore::extent`] refused an extent read back from the SSD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// Its bucket does not exist, or it does not fit in it, or it is
+    /// empty, or it runs past the sector space.
+    Invalid,
+    /// It overlaps an extent restored before: the records are not those of
+    /// one index.
+    Overlap,
+    /// No memory for a tree node.
+    NoMemory,
+}
+
+/// Rebuilds a [`Cache`] from what persistence kept: each bucket's
+/// generation and priority, then the extents (a checkpoint's, then the
+/// journal's), then [`Restore::finish`].
+///
+/// An extent whose generation is not its bucket's is stale and skipped
+/// (counted); every bucket that holds a current extent goes to the data
+/// queue, in bucket order (the eviction hand's order is not kept), the
+/// others to the free queue; no bucket is open (the one that was open
+/// keeps its unwritten sectors unused until it is evicted).
+///
+/// # Invariants
+///
+/// `meta` has one entry per bucket, fewer than `u32::MAX`; every bucket is
+/// `Free` or `Data`, and a current extent (of its bucket's generation, in
+/// a `Data` bucket) is in a `Data` bucket whose `live` counts the current
+/// extents' sectors in it; the index's extents do not overlap.
+pub struct Restore<A: NodeAlloc, S> {
+    index: Index<A>,
+    meta: S,
+    bucket_sectors: u32,
+    skipped: u64,
+}
+
+impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
+    /// A restore over `meta` (one entry per bucket), buckets of
+    /// `bucket_sectors`, each bucket's generation and priority (at most
+    /// [`PRIO_MAX`]) given by `state`; `None` as for [`Buckets::new`].
+    pub fn new(
+        alloc: A,
+        mut meta: S,
+        bucket_sectors: u32,
+        state: impl Fn(u32) -> (u32, u8),
+    ) -> Option<Self> {
+        let n = u32::try_from(meta.len()).ok().filter(|&n| n < NIL)?;
+        if n == 0 || bucket_sectors == 0 {
+            return None;
+        }
+        for (b, m) in (0..n).zip(meta.iter_mut()) {
+            let (gen, prio) = state(b);
+            *m = BucketMeta {
+                gen,
+                prio: prio.min(PRIO_MAX),
+                ..BucketMeta::FREE
+            };
+        }
+        // INVARIANT: every bucket free, no extent.
+        Some(Self {
+            index: Index::new(alloc),
+            meta,
+            bucket_sectors,
+            skipped: 0,
+        })
+    }
+
+    /// Restores the extent `e` of sectors of `dev` from `sector`. Returns
+    /// whether it entered the index (`false`: stale, skipped).
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError`] for an extent that cannot be one of this cache's
+    /// (the restore is then unchanged).
+    pub fn extent(&mut self, dev: DevId, sector: u64, e: Extent) -> Result<bool, RestoreError> {
+        let fits = e
+            .offset
+            .checked_add(e.len)
+            .is_some_and(|end| end <= self.bucket_sectors);
+        let end = sector
+            .checked_add(u64::from(e.len))
+            .filter(|&end| end <= MAX_DEV_SECTORS);
+        let (Some(m), true, Some(end)) = (self.meta.get(e.bucket as usize), fits, end) else {
+            return Err(RestoreError::Invalid);
+        };
+        if e.len == 0 {
+            return Err(RestoreError::Invalid);
+        }
+        if m.gen != e.gen {
+            self.skipped += 1;
+            return Ok(false);
+        }
+        // Extents in the way are an error unless a later `BUCKET` record
+        // made them stale (then they go).
+        loop {
+            let hit = self
+                .index
+                .containing(dev, sector)
+                .or_else(|| self.index.next_in(dev, sector, end));
+            match hit {
+                Some((start, old)) if !self.is_current(&old) => {
+                    self.index.tree.remove(&key(dev, start));
+                }
+                Some(_) => return Err(RestoreError::Overlap),
+                None => break,
+            }
+        }
+        self.index
+            .tree
+            .insert(key(dev, sector), e)
+            .map_err(|_| RestoreError::NoMemory)?;
+        if let Some(m) = self.meta.get_mut(e.bucket as usize) {
+            // INVARIANT: a bucket with a restored extent is `Data`.
+            m.state = BucketState::Data;
+            m.live = m.live.saturating_add(e.len);
+        }
+        Ok(true)
+    }
+
+    /// Stale extents skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Whether `e` is a current extent of the restore: its bucket holds
+    /// data of its generation.
+    fn is_current(&self, e: &Extent) -> bool {
+        self.meta
+            .get(e.bucket as usize)
+            .is_some_and(|m| m.gen == e.gen && m.state == BucketState::Data)
+    }
+
+    /// `e`, in the index, loses `sectors` sectors.
+    fn drop_live(&mut self, e: &Extent, sectors: u32) {
+        if self.is_current(e) {
+            if let Some(m) = self.meta.get_mut(e.bucket as usize) {
+                m.live = m.live.saturating_sub(sectors);
+            }
+        }
+    }
+
+    /// Replays an `INVALIDATE` record: `len` sectors of `dev` from
+    /// `sector` were written, and no extent holds them any more (extents
+    /// that straddle an end are trimmed, one over the whole range split).
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::Invalid`] for an empty range or one past the sector
+    /// space, [`RestoreError::NoMemory`] if a split found no node (the
+    /// restore has then dropped the extent whole, which holds no stale
+    /// data).
+    pub fn invalidate(&mut self, dev: DevId, sector: u64, len: u64) -> Result<(), RestoreError> {
+        let end = sector
+            .checked_add(len)
+            .filter(|&end| len > 0 && end <= MAX_DEV_SECTORS)
+            .ok_or(RestoreError::Invalid)?;
+        while let Some((start, e)) = self
+            .index
+            .containing(dev, sector)
+            .or_else(|| self.index.next_in(dev, sector, end))
+        {
+            let e_end = start + u64::from(e.len);
+            // Each cast is of a part of `e`'s length, which is a `u32`.
+            let head = sector.saturating_sub(start) as u32;
+            let tail = e_end.saturating_sub(end) as u32;
+            self.index.tree.remove(&key(dev, start));
+            self.drop_live(&e, e.len - head - tail);
+            let mut result = Ok(());
+            if head > 0 {
+                let kept = Extent { len: head, ..e };
+                if self.index.tree.insert(key(dev, start), kept).is_err() {
+                    self.drop_live(&e, head);
+                    result = Err(RestoreError::NoMemory);
+                }
+            }
+            if tail > 0 {
+                let kept = Extent {
+                    offset: e.offset + (e.len - tail),
+                    len: tail,
+                    ..e
+                };
+                if self.index.tree.insert(key(dev, end), kept).is_err() {
+                    self.drop_live(&e, tail);
+                    result = Err(RestoreError::NoMemory);
+                }
+            }
+            result?;
+            if head > 0 && tail > 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replays a `BUCKET` record: `bucket` was invalidated, its generation
+    /// is now `gen` and it holds nothing (its extents are stale).
+    ///
+    /// # Errors
+    ///
+    /// [`RestoreError::Invalid`] for a bucket the cache does not have.
+    pub fn bucket(&mut self, bucket: u32, gen: u32) -> Result<(), RestoreError> {
+        let m = self
+            .meta
+            .get_mut(bucket as usize)
+            .ok_or(RestoreError::Invalid)?;
+        // INVARIANT: no current extent is in a free bucket.
+        m.gen = gen;
+        m.live = 0;
+        m.state = BucketState::Free;
+        Ok(())
+    }
+
+    /// The cache: the buckets with data in the data queue, the others
+    /// free, and an empty in-flight table.
+    pub fn finish(self) -> Cache<A, S> {
+        let Restore {
+            index,
+            mut meta,
+            bucket_sectors,
+            ..
+        } = self;
+        let (mut free, mut data, mut in_use) = (Queue::EMPTY, Queue::EMPTY, 0u32);
+        for b in 0..meta.len() as u32 {
+            let Some(m) = meta.get(b as usize).copied() else {
+                break;
+            };
+            if m.state == BucketState::Data {
+                data.push_back(&mut meta, b);
+                in_use += u32::from(m.live > 0);
+            } else {
+                free.push_back(&mut meta, b);
+            }
+        }
+        // INVARIANT: every bucket is in the queue of its state, none open;
+        // `live` counts the extents restored in each, `in_use` the buckets
+        // with live sectors.
+        let buckets = Buckets {
+            meta,
+            bucket_sectors,
+            open: None,
+            open_used: 0,
+            free,
+            data,
+            in_use,
+            evict_pending: 0,
+            stats: BucketStats::default(),
+        };
+        Cache {
+            index,
+            buckets,
+            inflight: Inflight::new(),
+        }
     }
 }

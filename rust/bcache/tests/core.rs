@@ -394,6 +394,9 @@ enum Op {
     },
     Step(usize),
     Gc,
+    /// Every I/O completes, then the cache is checkpointed and restored
+    /// (a clean unregister and registration, at the core's level).
+    Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -404,6 +407,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (range, any::<bool>()).prop_map(|((dev, sector, len), copy)| Op::Write { dev, sector, len, copy }),
         4 => (0..8usize).prop_map(Op::Step),
         1 => Just(Op::Gc),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -429,8 +433,25 @@ enum Io {
     },
 }
 
+/// A checkpoint: the current extents, and each bucket's generation and
+/// priority.
+type Checkpoint = (Vec<(DevId, u64, Extent)>, Vec<(u32, u8)>);
+
+/// What the module will journal: the index changes, in order.
+#[derive(Clone, Copy, Debug)]
+enum Rec {
+    Extent(DevId, u64, Extent),
+    Invalidate(DevId, u64, u64),
+    Bucket(u32, u32),
+}
+
 struct Model {
     c: TestCache,
+    /// The last checkpoint (the current extents and the buckets'
+    /// generations and priorities at the last restart), and the records
+    /// since: replaying both must give the cache's current extents.
+    checkpoint: Checkpoint,
+    log: Vec<Rec>,
     backing: Vec<Vec<u64>>,
     ssd: Vec<u64>,
     io: Vec<Io>,
@@ -450,6 +471,8 @@ impl Model {
                 .map(|d| (0..DEV_SECTORS).map(|s| u64::from(d) << 32 | s).collect())
                 .collect(),
             ssd: vec![u64::MAX; NBUCKETS * BUCKET_SECTORS as usize],
+            checkpoint: (Vec::new(), vec![(0, 0); NBUCKETS]),
+            log: Vec::new(),
             io: Vec::new(),
             next_value: 1 << 40,
             hits: 0,
@@ -474,12 +497,31 @@ impl Model {
         self.io.iter().any(|io| matches!(io, Io::Write { dev: d, sector, len, .. } if *d == dev && *sector <= s && s < sector + len))
     }
 
+    fn gens(&self) -> Vec<u32> {
+        (0..NBUCKETS as u32)
+            .map(|b| self.c.buckets.meta(b).unwrap().gen)
+            .collect()
+    }
+
+    /// Logs a `BUCKET` record for each bucket whose generation changed
+    /// since `before`.
+    fn log_buckets(&mut self, before: &[u32]) {
+        for (b, (old, new)) in before.iter().zip(self.gens()).enumerate() {
+            if *old != new {
+                self.log.push(Rec::Bucket(b as u32, new));
+            }
+        }
+    }
+
     fn read(&mut self, dev: DevId, mut sector: u64, len: u64) {
         let end = sector + len;
         while sector < end {
             let pins = self.pins();
             let pinned = move |b: u32| pins.contains(&b);
-            match self.c.read(dev, sector, end - sector, true, &pinned) {
+            let gens = self.gens();
+            let plan = self.c.read(dev, sector, end - sector, true, &pinned);
+            self.log_buckets(&gens);
+            match plan {
                 ReadPlan::Hit {
                     bucket,
                     offset,
@@ -527,7 +569,10 @@ impl Model {
         let pins = self.pins();
         let pinned = move |b: u32| pins.contains(&b);
         // One extent a hold: other operations run between the batches.
+        let gens = self.gens();
         let (plan, more) = self.c.begin_write(dev, sector, len, copy, &pinned);
+        self.log_buckets(&gens);
+        self.log.push(Rec::Invalidate(dev, sector, len));
         self.next_value += 1;
         let value = self.next_value;
         self.io.push(Io::Write {
@@ -575,7 +620,9 @@ impl Model {
                 for (k, v) in data.unwrap().into_iter().enumerate() {
                     self.ssd[Self::ssd_at(region.bucket, region.offset + k as u32)] = v;
                 }
-                self.c.finish_fill(dev, sector, &region, ticket, true);
+                if self.c.finish_fill(dev, sector, &region, ticket, true) == FillOutcome::Inserted {
+                    self.log.push(Rec::Extent(dev, sector, extent_of(&region)));
+                }
             }
             Io::Write {
                 dev,
@@ -612,8 +659,83 @@ impl Model {
                 else {
                     unreachable!()
                 };
-                self.c.finish_write(dev, sector, &plan, true);
+                if self.c.finish_write(dev, sector, &plan, true) == Some(FillOutcome::Inserted) {
+                    let r = plan.region.unwrap();
+                    self.log.push(Rec::Extent(dev, sector, extent_of(&r)));
+                }
             }
+        }
+    }
+
+    /// Completes every I/O, passes over the current extents in steps of 3
+    /// (a checkpoint) and restores a new cache from them and from the
+    /// buckets' generations and priorities: it has the same current
+    /// extents, so the reads after it hit where the ones before did.
+    fn restart(&mut self) {
+        while !self.io.is_empty() {
+            self.step(0);
+        }
+        self.check_replay();
+        let mut before = Vec::new();
+        let mut cursor = Some(0);
+        while let Some(c) = cursor {
+            cursor = self
+                .c
+                .index
+                .current_from(c, 3, &self.c.buckets, |d, s, e| before.push((d, s, e)));
+        }
+        let metas: Vec<BucketMeta> = (0..NBUCKETS as u32)
+            .map(|b| self.c.buckets.meta(b).unwrap())
+            .collect();
+        let mut r = Restore::new(
+            StdAlloc,
+            vec![BucketMeta::FREE; NBUCKETS],
+            BUCKET_SECTORS,
+            |b| (metas[b as usize].gen, metas[b as usize].prio),
+        )
+        .unwrap();
+        for &(d, s, e) in &before {
+            assert_eq!(r.extent(d, s, e), Ok(true));
+        }
+        let mut c = r.finish();
+        c.index.set_invalidate_batch(1);
+        let mut after = Vec::new();
+        c.index.for_each(|d, s, e| after.push((d, s, e)));
+        assert_eq!(before, after, "the restored index is the current extents");
+        self.checkpoint = (before, metas.iter().map(|m| (m.gen, m.prio)).collect());
+        self.log.clear();
+        self.c = c;
+    }
+
+    /// Replays the last checkpoint and the records since into a new cache:
+    /// each sector is where the cache has it (extents merged or split
+    /// differently, the same sectors in the same places).
+    fn check_replay(&self) {
+        let (extents, gens) = &self.checkpoint;
+        let mut r = Restore::new(
+            StdAlloc,
+            vec![BucketMeta::FREE; NBUCKETS],
+            BUCKET_SECTORS,
+            |b| gens[b as usize],
+        )
+        .unwrap();
+        for &(d, s, e) in extents {
+            assert_eq!(r.extent(d, s, e), Ok(true));
+        }
+        for rec in &self.log {
+            match *rec {
+                Rec::Extent(d, s, e) => assert_eq!(r.extent(d, s, e), Ok(true), "{rec:?}"),
+                Rec::Invalidate(d, s, l) => r.invalidate(d, s, l).unwrap(),
+                Rec::Bucket(b, g) => r.bucket(b, g).unwrap(),
+            }
+        }
+        let c = r.finish();
+        c.index.check().unwrap();
+        c.buckets.check().unwrap();
+        assert_eq!(sectors(&c), sectors(&self.c), "replayed sectors differ");
+        for b in 0..NBUCKETS as u32 {
+            let (a, z) = (c.buckets.meta(b).unwrap(), self.c.buckets.meta(b).unwrap());
+            assert_eq!((a.gen, a.live), (z.gen, z.live), "bucket {b}");
         }
     }
 
@@ -672,6 +794,7 @@ proptest! {
                     let (next, _) = m.c.index.gc_step(gc.unwrap_or(0), &m.c.buckets);
                     gc = next;
                 }
+                Op::Restart => m.restart(),
             }
             m.check();
         }
@@ -679,6 +802,7 @@ proptest! {
             m.step(0);
             m.check();
         }
+        m.check_replay();
         prop_assert_eq!(m.c.inflight.in_use(), 0);
         // After everything completed, reading all twice: the second pass
         // hits wherever the first one filled.
@@ -690,4 +814,89 @@ proptest! {
             m.check();
         }
     }
+}
+
+fn extent_of(r: &Region) -> Extent {
+    Extent {
+        bucket: r.bucket,
+        offset: r.offset,
+        len: r.len,
+        gen: r.gen,
+    }
+}
+
+/// Where each sector of each device is cached: (bucket, sector in it).
+fn sectors(c: &TestCache) -> Vec<Option<(u32, u32)>> {
+    let mut v = vec![None; DEVS as usize * DEV_SECTORS as usize];
+    c.index.for_each(|d, s, e| {
+        if c.buckets.is_current(&e) {
+            for k in 0..e.len {
+                v[d as usize * DEV_SECTORS as usize + (s + u64::from(k)) as usize] =
+                    Some((e.bucket, e.offset + k));
+            }
+        }
+    });
+    v
+}
+
+#[test]
+fn restore_refuses_what_no_cache_holds_and_skips_stale_extents() {
+    let mut r = Restore::new(StdAlloc, vec![BucketMeta::FREE; 4], 8, |b| (b, 1)).unwrap();
+    let e = |bucket, offset, len, gen| Extent {
+        bucket,
+        offset,
+        len,
+        gen,
+    };
+    assert_eq!(
+        r.extent(0, 0, e(4, 0, 1, 4)),
+        Err(RestoreError::Invalid),
+        "no bucket 4"
+    );
+    assert_eq!(
+        r.extent(0, 0, e(1, 6, 3, 1)),
+        Err(RestoreError::Invalid),
+        "past the bucket"
+    );
+    assert_eq!(
+        r.extent(0, 0, e(1, 0, 0, 1)),
+        Err(RestoreError::Invalid),
+        "empty"
+    );
+    assert_eq!(
+        r.extent(0, MAX_DEV_SECTORS - 1, e(1, 0, 2, 1)),
+        Err(RestoreError::Invalid),
+        "past the sector space"
+    );
+    assert_eq!(
+        r.extent(0, 16, e(2, 0, 4, 1)),
+        Ok(false),
+        "stale: bucket 2 is at gen 2"
+    );
+    assert_eq!(r.skipped(), 1);
+    assert_eq!(r.extent(0, 16, e(1, 0, 4, 1)), Ok(true));
+    assert_eq!(r.extent(0, 18, e(3, 0, 4, 3)), Err(RestoreError::Overlap));
+    assert_eq!(r.extent(0, 12, e(3, 0, 5, 3)), Err(RestoreError::Overlap));
+    assert_eq!(r.extent(1, 16, e(3, 0, 4, 3)), Ok(true), "another device");
+    let mut c = r.finish();
+    c.buckets.check().unwrap();
+    c.index.check().unwrap();
+    assert_eq!(c.buckets.in_use(), 2);
+    assert_eq!(c.buckets.free(), 2);
+    assert_eq!(c.buckets.meta(1).unwrap().live, 4);
+    // The restored data hits; a fill goes to a free bucket.
+    assert!(matches!(
+        c.read(0, 16, 4, true, &none),
+        ReadPlan::Hit {
+            bucket: 1,
+            offset: 0,
+            len: 4
+        }
+    ));
+    let r = fill(&mut c, 0, 0, 8);
+    assert!(
+        r.bucket == 0 || r.bucket == 2,
+        "a fill took bucket {}",
+        r.bucket
+    );
 }
