@@ -40,6 +40,13 @@
 //! most [`REFILL_STEPS`] buckets (and each once), whatever the cache's size.
 //! Pinned buckets (I/O in flight to or from them) are passed over.
 //!
+//! In a persistent cache ([`Buckets::set_persistent`]) an invalidated
+//! bucket does not join the free queue at once: it waits in a pending queue
+//! until its `BUCKET` record (its new generation) is durable
+//! ([`Buckets::take_invalidated`], [`Buckets::durable`]), so that no new
+//! data is written over extents that a checkpoint on the SSD may still call
+//! current. At most [`MAX_PENDING`] buckets wait; refills stop there.
+//!
 //! Extents that point to an invalidated bucket carry the old generation: they
 //! are *stale*, never served, dropped when a lookup meets them, and removed in
 //! batches by [`Index::gc_step`] so the index does not grow without bound.
@@ -134,6 +141,9 @@ pub const INFLIGHT_SLOTS: usize = 128;
 pub const GC_BATCH: usize = 32;
 /// Stale extents one lookup or insert removes at most.
 pub const STALE_BUDGET: usize = 16;
+/// Invalidated buckets a persistent cache lets wait for the journal at
+/// most: refills stop there until [`Buckets::durable`].
+pub const MAX_PENDING: usize = 4 * REFILL_BATCH;
 /// Extents one [`Index::invalidate`] call removes or trims at most.
 pub const INVALIDATE_BATCH: usize = 64;
 
@@ -199,6 +209,9 @@ pub enum BucketState {
     Open,
     /// Holds extents (maybe none still live); in the data queue.
     Data,
+    /// Invalidated, waiting for its new generation to be durable before
+    /// it is written again (a persistent cache only); in the pending queue.
+    Invalidated,
 }
 
 /// No bucket: the end of a queue.
@@ -307,7 +320,9 @@ impl Queue {
 /// # Invariants
 ///
 /// - every bucket is in exactly one place: the free queue (state `Free`),
-///   `open` (state `Open`) or the data queue (state `Data`);
+///   `open` (state `Open`), the data queue (state `Data`) or the pending
+///   queue (state `Invalidated`, a persistent cache only), whose first
+///   `taken` buckets' records were taken, `untaken` being the next;
 /// - `open_used` is at most `bucket_sectors`;
 /// - a bucket's `live` is the sum of the lengths of the current extents
 ///   (same generation) in it, and `in_use` counts the buckets whose `live`
@@ -319,6 +334,16 @@ pub struct Buckets<S> {
     open_used: u32,
     free: Queue,
     data: Queue,
+    /// Invalidated buckets whose `BUCKET` record is not durable yet, in
+    /// the order of their records (a persistent cache only).
+    pending: Queue,
+    /// The first bucket of `pending` whose record was not taken yet
+    /// ([`Buckets::take_invalidated`]), [`NIL`] if none; `taken` records
+    /// were taken and are not durable yet.
+    untaken: u32,
+    taken: u32,
+    /// Whether invalidated buckets wait for their record to be durable.
+    persistent: bool,
     in_use: u32,
     /// Buckets to evict at the next allocation (the index is full).
     evict_pending: u32,
@@ -350,10 +375,64 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
             open_used: 0,
             free,
             data: Queue::EMPTY,
+            pending: Queue::EMPTY,
+            untaken: NIL,
+            taken: 0,
+            persistent: false,
             in_use: 0,
             evict_pending: 0,
             stats: BucketStats::default(),
         })
+    }
+
+    /// Makes invalidated buckets wait for their new generation to be
+    /// durable before they are reused (see [`Buckets::take_invalidated`]):
+    /// a persistent cache must not write new data into a bucket while the
+    /// SSD may still say that the bucket's old extents are current.
+    pub fn set_persistent(&mut self, on: bool) {
+        self.persistent = on;
+    }
+
+    /// Buckets waiting for their new generation to be durable.
+    pub fn pending(&self) -> u32 {
+        self.pending.len
+    }
+
+    /// Gives the `BUCKET` records (bucket, new generation) of the buckets
+    /// invalidated since the last call, in order, as many as `out` holds;
+    /// returns how many. The caller journals them and calls
+    /// [`Buckets::durable`] once they are on disk.
+    pub fn take_invalidated(&mut self, out: &mut [(u32, u32)]) -> usize {
+        let mut n = 0;
+        for slot in out.iter_mut() {
+            let b = self.untaken;
+            let Some(m) = self.meta.get(b as usize) else {
+                break;
+            };
+            *slot = (b, m.gen);
+            self.untaken = m.next;
+            n += 1;
+        }
+        self.taken += n as u32;
+        n
+    }
+
+    /// The first `n` records taken are durable: their buckets become free
+    /// (in order). Returns how many were freed (at most the records taken
+    /// and not yet durable).
+    pub fn durable(&mut self, n: u32) -> u32 {
+        let n = n.min(self.taken);
+        for _ in 0..n {
+            let Some(b) = self.pending.pop_front(&mut self.meta) else {
+                break;
+            };
+            if let Some(m) = self.meta.get_mut(b as usize) {
+                m.state = BucketState::Free;
+            }
+            self.free.push_back(&mut self.meta, b);
+        }
+        self.taken -= n;
+        n
     }
 
     /// Sectors per bucket.
@@ -517,6 +596,16 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
     }
 
     fn refill_up_to(&mut self, want: usize, pinned: &dyn Fn(u32) -> bool) -> usize {
+        // A persistent cache waiting on the journal invalidates no more
+        // than a few batches ahead of it.
+        let want = if self.persistent {
+            want.min(MAX_PENDING.saturating_sub(self.pending.len as usize))
+        } else {
+            want
+        };
+        if want == 0 {
+            return 0;
+        }
         self.stats.refills += 1;
         let mut found = 0usize;
         // The coldest bucket that got a second chance in this call: evicted
@@ -577,10 +666,18 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
             self.in_use -= 1;
         }
         m.gen = m.gen.wrapping_add(1);
-        m.state = BucketState::Free;
         m.prio = 0;
         m.live = 0;
-        self.free.push_back(&mut self.meta, b);
+        if self.persistent {
+            m.state = BucketState::Invalidated;
+            self.pending.push_back(&mut self.meta, b);
+            if self.untaken == NIL {
+                self.untaken = b;
+            }
+        } else {
+            m.state = BucketState::Free;
+            self.free.push_back(&mut self.meta, b);
+        }
         self.stats.invalidated += 1;
     }
 
@@ -592,6 +689,7 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
         for (q, state) in [
             (&self.free, BucketState::Free),
             (&self.data, BucketState::Data),
+            (&self.pending, BucketState::Invalidated),
         ] {
             let mut b = q.head;
             let mut steps = 0u32;
@@ -634,6 +732,14 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
         }
         if self.open_used > self.bucket_sectors {
             return Err("the open bucket is overfull");
+        }
+        // `untaken` is the `taken`-th bucket of the pending queue.
+        let mut b = self.pending.head;
+        for _ in 0..self.taken {
+            b = self.meta.get(b as usize).map_or(NIL, |m| m.next);
+        }
+        if b != self.untaken || self.taken > self.pending.len {
+            return Err("the records taken are not the first pending buckets");
         }
         if self.meta.iter().filter(|m| m.live > 0).count() != self.in_use as usize {
             return Err("in_use does not count the buckets with live sectors");
@@ -1833,6 +1939,10 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
             open_used: 0,
             free,
             data,
+            pending: Queue::EMPTY,
+            untaken: NIL,
+            taken: 0,
+            persistent: false,
             in_use,
             evict_pending: 0,
             stats: BucketStats::default(),

@@ -397,6 +397,12 @@ enum Op {
     /// Every I/O completes, then the cache is checkpointed and restored
     /// (a clean unregister and registration, at the core's level).
     Restart,
+    /// The journal takes up to n `BUCKET` records and makes them durable.
+    Journal(usize),
+    /// A crash: what the SSD holds (the last checkpoint and the durable
+    /// `BUCKET` records) names no data overwritten since (a persistent
+    /// cache only).
+    Crash,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -408,6 +414,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..8usize).prop_map(Op::Step),
         1 => Just(Op::Gc),
         1 => Just(Op::Restart),
+        1 => (0..4usize).prop_map(Op::Journal),
+        1 => Just(Op::Crash),
     ]
 }
 
@@ -452,6 +460,11 @@ struct Model {
     /// since: replaying both must give the cache's current extents.
     checkpoint: Checkpoint,
     log: Vec<Rec>,
+    /// Persistent buckets: the `BUCKET` records made durable since the
+    /// last checkpoint, and the SSD's content at that checkpoint.
+    persistent: bool,
+    durable: Vec<(u32, u32)>,
+    checkpoint_ssd: Vec<u64>,
     backing: Vec<Vec<u64>>,
     ssd: Vec<u64>,
     io: Vec<Io>,
@@ -460,13 +473,17 @@ struct Model {
 }
 
 impl Model {
-    fn new() -> Self {
+    fn new(persistent: bool) -> Self {
         Self {
             c: {
                 let mut c = cache(NBUCKETS, BUCKET_SECTORS);
                 c.index.set_invalidate_batch(1);
+                c.buckets.set_persistent(persistent);
                 c
             },
+            persistent,
+            durable: Vec::new(),
+            checkpoint_ssd: vec![u64::MAX; NBUCKETS * BUCKET_SECTORS as usize],
             backing: (0..DEVS)
                 .map(|d| (0..DEV_SECTORS).map(|s| u64::from(d) << 32 | s).collect())
                 .collect(),
@@ -671,9 +688,59 @@ impl Model {
     /// (a checkpoint) and restores a new cache from them and from the
     /// buckets' generations and priorities: it has the same current
     /// extents, so the reads after it hit where the ones before did.
+    /// Takes up to `n` `BUCKET` records and makes them durable.
+    fn journal(&mut self, n: usize) {
+        let mut out = vec![(0, 0); n];
+        let k = self.c.buckets.take_invalidated(&mut out);
+        assert_eq!(self.c.buckets.durable(k as u32), k as u32);
+        self.durable.extend_from_slice(&out[..k]);
+    }
+
+    /// What a crash leaves: the last checkpoint and the durable `BUCKET`
+    /// records since. Every current extent of what they restore must hold
+    /// the data it held at the checkpoint: no bucket was written again
+    /// before its new generation was durable.
+    fn crash(&self) {
+        if !self.persistent {
+            return;
+        }
+        let (extents, gens) = &self.checkpoint;
+        let mut r = Restore::new(
+            StdAlloc,
+            vec![BucketMeta::FREE; NBUCKETS],
+            BUCKET_SECTORS,
+            |b| gens[b as usize],
+        )
+        .unwrap();
+        for &(d, s, e) in extents {
+            assert_eq!(r.extent(d, s, e), Ok(true));
+        }
+        for &(b, g) in &self.durable {
+            r.bucket(b, g).unwrap();
+        }
+        let c = r.finish();
+        c.index.for_each(|d, s, e| {
+            if !c.buckets.is_current(&e) {
+                return;
+            }
+            for k in 0..e.len {
+                let at = Self::ssd_at(e.bucket, e.offset + k);
+                assert_eq!(
+                    self.ssd[at], self.checkpoint_ssd[at],
+                    "dev {d} sector {}: its bucket {} was written again before its generation was durable",
+                    s + u64::from(k),
+                    e.bucket
+                );
+            }
+        });
+    }
+
     fn restart(&mut self) {
         while !self.io.is_empty() {
             self.step(0);
+        }
+        while self.c.buckets.pending() > 0 {
+            self.journal(NBUCKETS);
         }
         self.check_replay();
         let mut before = Vec::new();
@@ -699,11 +766,14 @@ impl Model {
         }
         let mut c = r.finish();
         c.index.set_invalidate_batch(1);
+        c.buckets.set_persistent(self.persistent);
         let mut after = Vec::new();
         c.index.for_each(|d, s, e| after.push((d, s, e)));
         assert_eq!(before, after, "the restored index is the current extents");
         self.checkpoint = (before, metas.iter().map(|m| (m.gen, m.prio)).collect());
         self.log.clear();
+        self.durable.clear();
+        self.checkpoint_ssd = self.ssd.clone();
         self.c = c;
     }
 
@@ -782,8 +852,8 @@ proptest! {
     })]
 
     #[test]
-    fn never_serves_stale_data(ops in prop::collection::vec(op(), 1..200)) {
-        let mut m = Model::new();
+    fn never_serves_stale_data(ops in prop::collection::vec(op(), 1..200), persistent in any::<bool>()) {
+        let mut m = Model::new(persistent);
         let mut gc = Some(0u64);
         for op in ops {
             match op {
@@ -795,6 +865,8 @@ proptest! {
                     gc = next;
                 }
                 Op::Restart => m.restart(),
+                Op::Journal(n) => m.journal(n),
+                Op::Crash => m.crash(),
             }
             m.check();
         }
@@ -899,4 +971,47 @@ fn restore_refuses_what_no_cache_holds_and_skips_stale_extents() {
         "a fill took bucket {}",
         r.bucket
     );
+}
+
+#[test]
+fn a_persistent_cache_reuses_a_bucket_only_once_its_generation_is_durable() {
+    let mut c = cache(4, 8);
+    c.buckets.set_persistent(true);
+    // Fill every bucket, then one more: the hand invalidates bucket 0 (the
+    // oldest), which waits for its record instead of being reused.
+    for i in 0..4 {
+        let r = fill(&mut c, 0, i * 8, 8);
+        assert_eq!(r.bucket, i as u32);
+    }
+    assert!(
+        matches!(c.read(0, 32, 8, true, &none), ReadPlan::Miss { .. }),
+        "no free bucket until a record is durable"
+    );
+    assert!(c.buckets.pending() > 0);
+    c.buckets.check().unwrap();
+    let mut out = [(0, 0); 8];
+    let n = c.buckets.take_invalidated(&mut out);
+    assert!(n > 0);
+    assert_eq!(out[0], (0, 1), "bucket 0, generation 1");
+    c.buckets.check().unwrap();
+    assert!(
+        matches!(c.read(0, 32, 8, true, &none), ReadPlan::Miss { .. }),
+        "taken is not durable"
+    );
+    assert_eq!(c.buckets.durable(1), 1);
+    assert_eq!(c.buckets.durable(100), n as u32 - 1, "only what was taken");
+    c.buckets.check().unwrap();
+    let r = fill(&mut c, 0, 32, 8);
+    assert_eq!((r.bucket, r.gen), (0, 1));
+    c.buckets.check().unwrap();
+    // Refills stop at MAX_PENDING buckets waiting.
+    let mut c = cache(2 * MAX_PENDING, 8);
+    c.buckets.set_persistent(true);
+    for i in 0..(4 * MAX_PENDING) as u64 {
+        if let ReadPlan::Fill { region, ticket, .. } = c.read(1, i * 8, 8, true, &none) {
+            c.finish_fill(1, i * 8, &region, ticket, true);
+        }
+    }
+    assert!(c.buckets.pending() as usize <= MAX_PENDING);
+    c.buckets.check().unwrap();
 }
