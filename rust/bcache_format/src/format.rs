@@ -113,6 +113,8 @@
 //! | `EROFS` | unknown ro_compat features | the cache could only be used read-only |
 //! | `ENAMETOOLONG` | a path of `PATH_MAX` bytes or more | as for any path |
 
+#[path = "backing.rs"]
+mod backing;
 #[path = "crc32c.rs"]
 mod crc32c;
 #[path = "devtable.rs"]
@@ -122,6 +124,9 @@ mod journal;
 #[path = "uuid.rs"]
 mod uuid;
 
+// Neither the module nor the tool writes a backing superblock yet.
+#[allow(unused_imports)]
+pub use backing::*;
 pub use crc32c::{crc32c, crc32c_extend};
 pub use devtable::*;
 // The module does not write the journal yet (format version 2).
@@ -385,6 +390,9 @@ pub enum SbError {
     NotFormatted,
     /// The block holds a C bcache superblock.
     ForeignBcache,
+    /// The block holds a bcache_rs backing superblock: the device is a
+    /// backing device, not a cache.
+    BackingDevice,
     /// The magic is close to [`MAGIC`] but damaged (12 to 15 bytes right).
     BadMagic {
         /// The magic found.
@@ -517,6 +525,7 @@ impl SbError {
             SbError::UnknownRoCompatFeatures { .. } => errno::EROFS,
             SbError::NotFormatted
             | SbError::ForeignBcache
+            | SbError::BackingDevice
             | SbError::BadMagic { .. }
             | SbError::WrongSbSector { .. }
             | SbError::NilSetUuid
@@ -547,6 +556,10 @@ impl fmt::Display for SbError {
             SbError::ForeignBcache => write!(
                 f,
                 "a C bcache superblock at byte {SB_OFFSET}, not a bcache_rs one"
+            ),
+            SbError::BackingDevice => write!(
+                f,
+                "a bcache_rs backing device's superblock at byte {SB_OFFSET}, not a cache's"
             ),
             SbError::BadMagic { found } => {
                 f.write_str("damaged superblock: bad magic ")?;
@@ -1032,6 +1045,9 @@ impl Superblock {
             .get(..SB_SIZE)
             .ok_or(SbError::ShortBuffer { len: buf.len() })?;
         let magic: [u8; 16] = get_bytes(b, o::MAGIC);
+        if magic == BACKING_MAGIC {
+            return Err(SbError::BackingDevice);
+        }
         if magic != MAGIC {
             let right = magic
                 .iter()
