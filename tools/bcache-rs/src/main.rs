@@ -1,70 +1,126 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `bcache-rs`: formats and shows bcache_rs cache devices, the userspace
-//! side of the `bcache_rs` SSD block cache (the 2010 bcache RFC's
-//! `make-bcache`).
+//! `bcache-rs`: formats and shows bcache_rs cache and backing devices, the
+//! userspace side of the `bcache_rs` SSD block cache (the 2010 bcache
+//! RFC's `make-bcache`). Its command line is `clap`'s (derive): `--help` on
+//! every command.
 //!
 //! The on-disk format is defined once, in `rust/bcache_format` (crate
 //! `rkm-bcache-format`), which the kernel module includes as well.
 //!
 //! * `format-cache DEVICE` plans the layout for the device's size, refuses
 //!   a device too small for a useful cache, looks for existing signatures
-//!   (filesystems, swap, LUKS, partition tables, bcache) and asks before
-//!   overwriting them (or refuses without a terminal, unless `--force`),
-//!   zeroes the superblock and the reserved metadata regions, wipes the
-//!   old signatures' magic, writes the superblock last, syncs, reads it back
-//!   and prints the layout.
-//! * `show DEVICE` reads the superblock and explains it, or prints the
-//!   precise reason it is not valid.
+//!   (filesystems, swap, LUKS, partition tables, bcache, bcache_rs) and
+//!   asks before overwriting them (or refuses without a terminal, unless
+//!   `--force`), zeroes the superblock and the reserved metadata regions,
+//!   wipes the old signatures' magic, writes the superblock last, syncs,
+//!   reads it back and prints the layout.
+//! * `format-backing DEVICE` writes a backing superblock the same way (its
+//!   data then starts at `--data-offset`; the module does not read it yet).
+//! * `show DEVICE` reads the superblock (a cache's or a backing device's)
+//!   and explains it, or prints the precise reason it is not valid.
 //! * `uuid` prints a random UUID, to name a backing device in
 //!   `echo "<uuid> /dev/sdX" > register_dev`.
 //!
 //! Exit status: 0 success, 1 error (message on standard error prefixed
-//! `bcache-rs: `), 2 usage error.
+//! `bcache-rs: `), 2 usage error (the same, then the usage).
 
 mod device;
 mod report;
 mod signatures;
 
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use device::Device;
 use rkm_bcache_format::{
-    check_geometry, make_label, Layout, SbError, Size, Superblock, Uuid, LABEL_SIZE,
-    MAX_BUCKET_BYTES, MIN_BLOCK_BYTES, SB_OFFSET, SB_SIZE, SECTOR_SIZE,
+    check_geometry, make_label, BackingError, BackingSb, Layout, SbError, Size, Superblock, Uuid,
+    DEFAULT_DATA_OFFSET, LABEL_SIZE, MAX_BUCKET_BYTES, MIN_BLOCK_BYTES, MIN_DATA_OFFSET,
+    REGION_ALIGN_SECTORS, SB_OFFSET, SB_SIZE, SECTOR_SIZE,
 };
-use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, IsTerminal, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const SYNOPSIS: &str = "\
-usage: bcache-rs format-cache DEVICE [--bucket-size SIZE] [--block-size SIZE]
-                              [--size SIZE] [--uuid UUID] [--label LABEL]
-                              [--force]
-       bcache-rs show DEVICE
-       bcache-rs uuid
-       bcache-rs help";
+const AFTER_HELP: &str = "\
+SIZE is a number of bytes with an optional suffix k, M or G (KiB, MiB,
+GiB): 512, 4k, 64K, 1M.
+Exit status: 0 success, 1 error (one line on standard error, prefixed
+\"bcache-rs: \"), 2 usage error (the same, then the usage).";
 
-const HELP: &str = "\
-format-cache  write a bcache_rs cache superblock on DEVICE (a block device
-              or an image file) and print the layout
-  --block-size SIZE   smallest I/O of the cache, 512 B to 4 KiB
-                      (default: the device's logical block size; 4 KiB for
-                      a file)
-  --bucket-size SIZE  unit of allocation and eviction, 4 KiB to 16 MiB
-                      (default: 512 KiB, halved down to 4 KiB or the block
-                      size while the device has fewer than 1024 buckets)
-  --uuid UUID         cache-set UUID (default: random)
-  --label LABEL       up to 32 bytes, informational
-  --size SIZE         use only the first SIZE bytes of DEVICE (default:
-                      all of it)
-  --force             overwrite existing signatures without asking
-show          read, check and explain the superblock of DEVICE
-uuid          print a random UUID, e.g. for register_dev
+/// Formats and shows bcache_rs cache and backing devices (the SSD block
+/// cache's make-bcache).
+#[derive(Parser)]
+#[command(name = "bcache-rs", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-SIZE is a power of two in bytes, with an optional suffix k, M or G
-(KiB, MiB, GiB): 512, 4k, 64K, 1M.
-Exit status: 0 success, 1 error, 2 usage error.";
+#[derive(Subcommand)]
+enum Command {
+    /// Write a bcache_rs cache superblock on DEVICE (a block device or an
+    /// image file) and print the layout
+    FormatCache(FormatCacheArgs),
+    /// Write a backing superblock on DEVICE: its data then starts at
+    /// --data-offset (what /dev/bcache_rsN will expose); existing data is
+    /// not moved
+    FormatBacking(FormatBackingArgs),
+    /// Read, check and explain the superblock of DEVICE (a cache or a
+    /// backing device), or print why it is not valid
+    Show {
+        /// A block device or an image file.
+        device: PathBuf,
+    },
+    /// Print a random UUID, e.g. to name a backing device in register_dev
+    Uuid,
+}
+
+#[derive(Args)]
+struct FormatCacheArgs {
+    /// A block device or an image file.
+    device: PathBuf,
+    /// Smallest I/O of the cache, 512 B to 4 KiB [default: the device's
+    /// logical block size; 4 KiB for a file]
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    block_size: Option<u64>,
+    /// Unit of allocation and eviction, 4 KiB to 16 MiB [default: 512 KiB,
+    /// halved down to 4 KiB or the block size while the device has fewer
+    /// than 1024 buckets]
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    bucket_size: Option<u64>,
+    /// Use only the first SIZE bytes of DEVICE [default: all of it]
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    size: Option<u64>,
+    /// The cache-set UUID [default: random]
+    #[arg(long, value_name = "UUID", value_parser = uuid_arg)]
+    uuid: Option<Uuid>,
+    /// Up to 32 bytes, informational
+    #[arg(long, value_name = "LABEL", value_parser = label_arg)]
+    label: Option<[u8; LABEL_SIZE]>,
+    /// Overwrite existing signatures without asking
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct FormatBackingArgs {
+    /// A block device or an image file.
+    device: PathBuf,
+    /// Where the data starts: a multiple of 4 KiB, at least 8 KiB
+    /// [default: 8 KiB]
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    data_offset: Option<u64>,
+    /// The device's UUID [default: random]
+    #[arg(long, value_name = "UUID", value_parser = uuid_arg)]
+    uuid: Option<Uuid>,
+    /// Up to 32 bytes, informational
+    #[arg(long, value_name = "LABEL", value_parser = label_arg)]
+    label: Option<[u8; LABEL_SIZE]>,
+    /// Overwrite existing signatures without asking
+    #[arg(long)]
+    force: bool,
+}
 
 /// The block size for a file, or a block device whose logical block size
 /// is unknown.
@@ -72,29 +128,67 @@ const DEFAULT_BLOCK_BYTES: u64 = 4096;
 
 /// Why the program stops.
 enum Failure {
-    /// A bad command line: exit 2.
-    Usage(String),
+    /// A bad command line: exit 2, with the usage of `command`.
+    Usage(String, &'static str),
     /// Anything else: exit 1.
     Error(String),
 }
 
 type Outcome<T = ()> = Result<T, Failure>;
 
-fn usage<T>(msg: impl Into<String>) -> Outcome<T> {
-    Err(Failure::Usage(msg.into()))
-}
-
 fn error<T>(msg: impl Into<String>) -> Outcome<T> {
     Err(Failure::Error(msg.into()))
 }
 
+/// The usage of subcommand `name` (of the program if empty).
+fn usage_of(name: &str) -> String {
+    let mut cmd = Cli::command();
+    // Built, the subcommands' usages name the program.
+    cmd.build();
+    let usage = match cmd.find_subcommand_mut(name) {
+        Some(sub) => sub.render_usage(),
+        None => cmd.render_usage(),
+    };
+    usage.to_string()
+}
+
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(msg)) => {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            print!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("bcache-rs: missing command");
+            eprint!("{}", usage_of(""));
+            eprintln!();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // clap's message, as one `bcache-rs: ` line, then the usage.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("");
+            let msg = first.strip_prefix("error: ").unwrap_or(first);
             eprintln!("bcache-rs: {msg}");
-            eprintln!("{SYNOPSIS}");
+            for line in text.lines().skip(1).filter(|l| !l.is_empty()) {
+                eprintln!("{line}");
+            }
+            if !text.contains("Usage:") {
+                // The usage of the command given, if it is one.
+                let command = std::env::args().nth(1).unwrap_or_default();
+                eprint!("{}", usage_of(&command));
+                eprintln!();
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg, command)) => {
+            eprintln!("bcache-rs: {msg}");
+            eprint!("{}", usage_of(command));
+            eprintln!();
             ExitCode::from(2)
         }
         Err(Failure::Error(msg)) => {
@@ -104,112 +198,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[OsString]) -> Outcome {
-    let Some((command, rest)) = args.split_first() else {
-        return usage("missing command");
-    };
-    match command.to_str() {
-        Some("format-cache") => format_cache(&FormatArgs::parse(rest)?),
-        Some("show") => show(Path::new(one_device(&Options::parse(rest, &[])?)?)),
-        Some("uuid") => {
-            Options::parse(rest, &[])?.no_positional()?;
+fn run(command: Command) -> Outcome {
+    match command {
+        Command::FormatCache(args) => format_cache(&args),
+        Command::FormatBacking(args) => format_backing(&args),
+        Command::Show { device } => show(&device),
+        Command::Uuid => {
             println!("{}", random_uuid()?);
             Ok(())
         }
-        Some("help" | "--help" | "-h") => {
-            println!("{SYNOPSIS}\n\n{HELP}");
-            Ok(())
-        }
-        _ => usage(format!("unknown command {:?}", command.to_string_lossy())),
-    }
-}
-
-/// A command's options (`--name value`, `--name=value`, or a flag) and
-/// positional arguments (everything after `--` is positional).
-struct Options<'a> {
-    values: Vec<(&'static str, &'a OsStr)>,
-    flags: Vec<&'static str>,
-    positional: Vec<&'a OsStr>,
-}
-
-impl<'a> Options<'a> {
-    /// `spec` lists the options: name and whether it takes a value.
-    fn parse(args: &'a [OsString], spec: &[(&'static str, bool)]) -> Outcome<Options<'a>> {
-        let mut o = Options {
-            values: Vec::new(),
-            flags: Vec::new(),
-            positional: Vec::new(),
-        };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let text = arg.to_str().unwrap_or("");
-            if text == "--" {
-                o.positional.extend(it.map(OsString::as_os_str));
-                break;
-            }
-            if !text.starts_with('-') || text == "-" {
-                o.positional.push(arg);
-                continue;
-            }
-            let (name, inline) = match text.split_once('=') {
-                Some((name, value)) => (name, Some(OsStr::new(value))),
-                None => (text, None),
-            };
-            let Some(&(name, takes_value)) = spec.iter().find(|(n, _)| *n == name) else {
-                return usage(format!("unknown option {text}"));
-            };
-            if takes_value {
-                let value = match inline {
-                    Some(v) => v,
-                    None => match it.next() {
-                        Some(v) => v.as_os_str(),
-                        None => return usage(format!("{name} needs a value")),
-                    },
-                };
-                if o.values.iter().any(|(n, _)| *n == name) {
-                    return usage(format!("{name} given twice"));
-                }
-                o.values.push((name, value));
-            } else if inline.is_some() {
-                return usage(format!("{name} takes no value"));
-            } else {
-                o.flags.push(name);
-            }
-        }
-        Ok(o)
-    }
-
-    fn value(&self, name: &str) -> Option<&'a OsStr> {
-        self.values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-    }
-
-    fn text(&self, name: &str) -> Outcome<Option<&'a str>> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(v) => match v.to_str() {
-                Some(t) => Ok(Some(t)),
-                None => usage(format!("{name}: not valid UTF-8")),
-            },
-        }
-    }
-
-    fn no_positional(&self) -> Outcome {
-        match self.positional.first() {
-            None => Ok(()),
-            Some(extra) => usage(format!("unexpected argument {:?}", extra.to_string_lossy())),
-        }
-    }
-}
-
-/// The single DEVICE argument.
-fn one_device<'a>(o: &Options<'a>) -> Outcome<&'a OsStr> {
-    match o.positional.as_slice() {
-        [device] => Ok(device),
-        [] => usage("missing DEVICE"),
-        [_, extra, ..] => usage(format!("unexpected argument {:?}", extra.to_string_lossy())),
     }
 }
 
@@ -229,78 +226,27 @@ fn parse_size(text: &str) -> Option<u64> {
     number.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
-/// The arguments of `format-cache`.
-struct FormatArgs<'a> {
-    device: &'a OsStr,
-    block: Option<u64>,
-    bucket: Option<u64>,
-    size: Option<u64>,
-    uuid: Option<Uuid>,
-    label: [u8; LABEL_SIZE],
-    force: bool,
+fn size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text).ok_or_else(|| format!("bad SIZE {text:?} (e.g. 512, 4k, 64K, 1M)"))
 }
 
-impl<'a> FormatArgs<'a> {
-    fn parse(args: &'a [OsString]) -> Outcome<FormatArgs<'a>> {
-        let spec = [
-            ("--bucket-size", true),
-            ("--block-size", true),
-            ("--size", true),
-            ("--uuid", true),
-            ("--label", true),
-            ("--force", false),
-        ];
-        let o = Options::parse(args, &spec)?;
-        let size = |name: &str| -> Outcome<Option<u64>> {
-            match o.text(name)? {
-                None => Ok(None),
-                Some(t) => match parse_size(t) {
-                    Some(v) => Ok(Some(v)),
-                    None => usage(format!("{name}: bad SIZE {t:?} (e.g. 512, 4k, 64K, 1M)")),
-                },
-            }
-        };
-        let (block, bucket) = (size("--block-size")?, size("--bucket-size")?);
-        let cache_size = match o.text("--size")? {
-            None => None,
-            Some(t) => match parse_size(t) {
-                Some(v) => Some(v),
-                None => return usage(format!("--size: bad SIZE {t:?} (bytes, e.g. 16M, 1G)")),
-            },
-        };
-        // The sizes alone, before the device is opened.
-        let checked = check_geometry(
-            block.unwrap_or(MIN_BLOCK_BYTES),
-            bucket.unwrap_or(MAX_BUCKET_BYTES.max(block.unwrap_or(0))),
-        );
-        if let Err(e) = checked {
-            return usage(e.to_string());
-        }
-        let uuid = match o.text("--uuid")? {
-            None => None,
-            Some(t) => match Uuid::parse(t.trim().as_bytes()) {
-                Ok(u) if u.is_nil() => return usage("--uuid: the nil UUID cannot name a cache"),
-                Ok(u) => Some(u),
-                Err(e) => return usage(format!("--uuid: {e}")),
-            },
-        };
-        let label = match o.value("--label") {
-            None => [0; LABEL_SIZE],
-            Some(t) => match make_label(t.as_encoded_bytes()) {
-                Some(l) => l,
-                None => return usage(format!("--label: at most {LABEL_SIZE} bytes, no NUL")),
-            },
-        };
-        Ok(FormatArgs {
-            device: one_device(&o)?,
-            block,
-            bucket,
-            size: cache_size,
-            uuid,
-            label,
-            force: o.flags.contains(&"--force"),
-        })
+fn uuid_arg(text: &str) -> Result<Uuid, String> {
+    match Uuid::parse(text.trim().as_bytes()) {
+        Ok(u) if u.is_nil() => Err("the nil UUID cannot name a device".to_string()),
+        Ok(u) => Ok(u),
+        Err(e) => Err(e.to_string()),
     }
+}
+
+fn label_arg(text: &str) -> Result<[u8; LABEL_SIZE], String> {
+    make_label(text.as_bytes()).ok_or_else(|| format!("at most {LABEL_SIZE} bytes, no NUL"))
+}
+
+/// The seconds since the Unix epoch.
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn random_uuid() -> Outcome<Uuid> {
@@ -316,8 +262,17 @@ fn io_failure<'a>(name: &'a str, what: &'a str) -> impl FnOnce(std::io::Error) -
     move |e| Failure::Error(format!("{name}: {what}: {e}"))
 }
 
-fn format_cache(args: &FormatArgs<'_>) -> Outcome {
-    let path = Path::new(args.device);
+fn format_cache(args: &FormatCacheArgs) -> Outcome {
+    // The sizes alone, before the device is opened.
+    let checked = check_geometry(
+        args.block_size.unwrap_or(MIN_BLOCK_BYTES),
+        args.bucket_size
+            .unwrap_or(MAX_BUCKET_BYTES.max(args.block_size.unwrap_or(0))),
+    );
+    if let Err(e) = checked {
+        return Err(Failure::Usage(e.to_string(), "format-cache"));
+    }
+    let path = args.device.as_path();
     let name = &path.display().to_string();
     let dev = Device::open(path, true).map_err(Failure::Error)?;
     let logical = dev.logical_block.unwrap_or(MIN_BLOCK_BYTES);
@@ -329,7 +284,7 @@ fn format_cache(args: &FormatArgs<'_>) -> Outcome {
         ));
     }
     let block = args
-        .block
+        .block_size
         .unwrap_or(dev.logical_block.unwrap_or(DEFAULT_BLOCK_BYTES));
     if block < logical {
         return error(format!(
@@ -350,7 +305,7 @@ fn format_cache(args: &FormatArgs<'_>) -> Outcome {
         }
     };
     let bucket = args
-        .bucket
+        .bucket_size
         .unwrap_or_else(|| Layout::default_bucket_bytes(size, block));
     let layout = Layout::plan(size, block, bucket).or_else(|e| {
         error(format!(
@@ -365,10 +320,8 @@ fn format_cache(args: &FormatArgs<'_>) -> Outcome {
         confirm(&format!("{name} has {}", signatures::describe(&found)))?;
     }
     let mut sb = Superblock::new(layout, args.uuid.map_or_else(random_uuid, Ok)?);
-    sb.label = args.label;
-    sb.created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    sb.label = args.label.unwrap_or([0; LABEL_SIZE]);
+    sb.created = now();
     let mut block_buf = [0u8; SB_SIZE];
     sb.encode(&mut block_buf);
     // The old superblock and the metadata regions first, the new superblock
@@ -419,15 +372,103 @@ fn confirm(what: &str) -> Outcome {
     }
 }
 
+/// Writes a backing superblock on `args.device` (see `BackingSb`): the old
+/// signatures' magic wiped, the bytes from the superblock to the data
+/// offset zeroed, the superblock written last, synced and read back.
+fn format_backing(args: &FormatBackingArgs) -> Outcome {
+    let offset_bytes = args
+        .data_offset
+        .unwrap_or(DEFAULT_DATA_OFFSET * SECTOR_SIZE);
+    let align = REGION_ALIGN_SECTORS * SECTOR_SIZE;
+    if offset_bytes < MIN_DATA_OFFSET * SECTOR_SIZE || !offset_bytes.is_multiple_of(align) {
+        return Err(Failure::Usage(
+            format!(
+                "--data-offset {}: must be a multiple of {} from {}",
+                Size(offset_bytes),
+                Size(align),
+                Size(MIN_DATA_OFFSET * SECTOR_SIZE)
+            ),
+            "format-backing",
+        ));
+    }
+    let path = args.device.as_path();
+    let name = &path.display().to_string();
+    let dev = Device::open(path, true).map_err(Failure::Error)?;
+    let sectors = dev.size / SECTOR_SIZE;
+    let offset = offset_bytes / SECTOR_SIZE;
+    if sectors <= offset {
+        return error(format!(
+            "{name}: device too small: {}, the data offset is {}",
+            Size(dev.size),
+            Size(offset_bytes)
+        ));
+    }
+    let io = |what| io_failure(name, what);
+    let found = signatures::detect(&dev).map_err(io("cannot read"))?;
+    if !found.is_empty() && !args.force {
+        confirm(&format!("{name} has {}", signatures::describe(&found)))?;
+    }
+    let mut sb = BackingSb::new(args.uuid.map_or_else(random_uuid, Ok)?, offset, sectors);
+    sb.label = args.label.unwrap_or([0; LABEL_SIZE]);
+    sb.created = now();
+    let mut block = [0u8; SB_SIZE];
+    sb.encode(&mut block);
+    signatures::wipe(&dev, &found).map_err(io("cannot wipe signatures"))?;
+    dev.zero(SB_OFFSET, offset_bytes - SB_OFFSET)
+        .map_err(io("cannot zero the superblock area"))?;
+    dev.sync().map_err(io("cannot sync"))?;
+    dev.write_at(SB_OFFSET, &block)
+        .map_err(io("cannot write the superblock"))?;
+    dev.sync().map_err(io("cannot sync"))?;
+    let back = dev
+        .read_at(SB_OFFSET, SB_SIZE)
+        .map_err(io("cannot read back"))?;
+    match BackingSb::decode(&back) {
+        Ok(read) if read == sb => {}
+        Ok(_) => return error(format!("{name}: the superblock read back differs")),
+        Err(e) => return error(format!("{name}: the superblock read back is invalid: {e}")),
+    }
+    for f in &found {
+        println!(
+            "wiped {} signature ({} bytes at byte {})",
+            f.kind, f.len, f.offset
+        );
+    }
+    println!("formatted {name} as a bcache_rs backing device");
+    print!("{}", report::describe_backing(&sb, sectors));
+    Ok(())
+}
+
 fn show(path: &Path) -> Outcome {
     let name = &path.display().to_string();
     let dev = Device::open(path, false).map_err(Failure::Error)?;
     let block = dev
         .read_at(SB_OFFSET, SB_SIZE)
         .map_err(io_failure(name, "cannot read"))?;
+    let kind = if dev.is_block { "block device" } else { "file" };
     let sb = match Superblock::decode(&block) {
         Ok(sb) => sb,
         Err(e) => {
+            // No cache magic: a backing device's superblock, valid or
+            // damaged?
+            let backing = match e {
+                SbError::BackingDevice => BackingSb::decode(&block),
+                _ => Err(BackingError::NotFormatted),
+            };
+            match backing {
+                Ok(b) => {
+                    println!(
+                        "{name}: bcache_rs backing device, {kind} of {}",
+                        Size(dev.size)
+                    );
+                    print!("{}", report::describe_backing(&b, dev.size / SECTOR_SIZE));
+                    return b
+                        .check_device(dev.size / SECTOR_SIZE)
+                        .or_else(|e| error(format!("{name}: {e}")));
+                }
+                Err(BackingError::NotFormatted | BackingError::IsCache) => {}
+                Err(b) => return error(format!("{name}: {b}")),
+            }
             let mut msg = format!("{name}: {e}");
             if e == SbError::NotFormatted {
                 if let Ok(found) = signatures::detect(&dev) {
@@ -439,7 +480,6 @@ fn show(path: &Path) -> Outcome {
             return error(msg);
         }
     };
-    let kind = if dev.is_block { "block device" } else { "file" };
     println!("{name}: bcache_rs cache, {kind} of {}", Size(dev.size));
     print!("{}", report::describe(&sb));
     sb.check_device(dev.size)

@@ -4,8 +4,8 @@
 //! `format-cache` and `show`.
 
 use rkm_bcache_format::{
-    Region, Size, Superblock, DEV_ENTRY_SIZE, DEV_TABLE_ENTRIES, PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE,
-    SB_SECTOR, SB_SIZE, SECTOR_SIZE,
+    BackingSb, DevState, Region, Size, Superblock, DEV_ENTRY_SIZE, DEV_TABLE_ENTRIES, LABEL_SIZE,
+    PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE,
 };
 use std::fmt::Write;
 
@@ -133,6 +133,57 @@ pub fn describe(sb: &Superblock) -> String {
             r.note
         );
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+/// A NUL-padded label, quoted, or `(none)`.
+fn label_text(label: &[u8; LABEL_SIZE]) -> String {
+    let len = label.iter().position(|&b| b == 0).unwrap_or(LABEL_SIZE);
+    let text = String::from_utf8_lossy(label.get(..len).unwrap_or(&[]));
+    if text.is_empty() {
+        "(none)".to_string()
+    } else {
+        format!("{text:?}")
+    }
+}
+
+/// A backing superblock's fields, one line each, for a device of
+/// `sectors` now.
+pub fn describe_backing(sb: &BackingSb, sectors_now: u64) -> String {
+    let mut out = String::new();
+    let attached = if sb.cache_set.is_nil() {
+        "none".to_string()
+    } else {
+        sb.cache_set.to_string()
+    };
+    let state = match sb.state {
+        DevState::Clean => "clean",
+        DevState::Dirty => "dirty (the cache holds data the device does not)",
+    };
+    let fields = [
+        ("uuid", sb.uuid.to_string()),
+        ("label", label_text(&sb.label)),
+        ("version", sb.version.to_string()),
+        (
+            "features",
+            format!(
+                "compat {:#x}, ro_compat {:#x}, incompat {:#x}",
+                sb.compat, sb.ro_compat, sb.incompat
+            ),
+        ),
+        ("seq", sb.seq.to_string()),
+        (
+            "created",
+            format!("{} (unix {})", utc_date(sb.created), sb.created),
+        ),
+        ("cache set", attached),
+        ("state", state.to_string()),
+        ("data offset", sectors(sb.data_offset)),
+        ("data size", sectors(sb.data_sectors(sectors_now))),
+    ];
+    for (name, value) in fields {
+        let _ = writeln!(out, "{:<13}{value}", format!("{name}:"));
     }
     out
 }

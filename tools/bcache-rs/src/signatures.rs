@@ -6,7 +6,7 @@
 //! takes the cache for its old content.
 
 use crate::device::Device;
-use rkm_bcache_format::{C_BCACHE_MAGIC, C_BCACHE_MAGIC_OFFSET, MAGIC, SB_OFFSET};
+use rkm_bcache_format::{BACKING_MAGIC, C_BCACHE_MAGIC, C_BCACHE_MAGIC_OFFSET, MAGIC, SB_OFFSET};
 use std::io;
 
 /// A signature found on the device.
@@ -29,6 +29,7 @@ const GPT: &str = "GPT partition table";
 /// The signatures at fixed offsets from the start: kind, offset, magic.
 const SIGNATURES: &[(&str, u64, &[u8])] = &[
     ("bcache_rs cache", SB_OFFSET, &MAGIC),
+    ("bcache_rs backing device", SB_OFFSET, &BACKING_MAGIC),
     (
         "bcache",
         SB_OFFSET + C_BCACHE_MAGIC_OFFSET as u64,
