@@ -388,7 +388,9 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
     /// Makes invalidated buckets wait for their new generation to be
     /// durable before they are reused (see [`Buckets::take_invalidated`]):
     /// a persistent cache must not write new data into a bucket while the
-    /// SSD may still say that the bucket's old extents are current.
+    /// SSD may still say that the bucket's old extents are current. Set it
+    /// before the cache is used: buckets already pending when it is turned
+    /// off wait for [`Buckets::durable`] still.
     pub fn set_persistent(&mut self, on: bool) {
         self.persistent = on;
     }

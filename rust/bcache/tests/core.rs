@@ -696,14 +696,9 @@ impl Model {
         self.durable.extend_from_slice(&out[..k]);
     }
 
-    /// What a crash leaves: the last checkpoint and the durable `BUCKET`
-    /// records since. Every current extent of what they restore must hold
-    /// the data it held at the checkpoint: no bucket was written again
-    /// before its new generation was durable.
-    fn crash(&self) {
-        if !self.persistent {
-            return;
-        }
+    /// A restore of the last checkpoint: the buckets' generations and
+    /// priorities, then its extents (all current).
+    fn restore_checkpoint(&self) -> Restore<StdAlloc, Vec<BucketMeta>> {
         let (extents, gens) = &self.checkpoint;
         let mut r = Restore::new(
             StdAlloc,
@@ -715,6 +710,18 @@ impl Model {
         for &(d, s, e) in extents {
             assert_eq!(r.extent(d, s, e), Ok(true));
         }
+        r
+    }
+
+    /// What a crash leaves: the last checkpoint and the durable `BUCKET`
+    /// records since. Every current extent of what they restore must hold
+    /// the data it held at the checkpoint: no bucket was written again
+    /// before its new generation was durable.
+    fn crash(&self) {
+        if !self.persistent {
+            return;
+        }
+        let mut r = self.restore_checkpoint();
         for &(b, g) in &self.durable {
             r.bucket(b, g).unwrap();
         }
@@ -781,17 +788,7 @@ impl Model {
     /// each sector is where the cache has it (extents merged or split
     /// differently, the same sectors in the same places).
     fn check_replay(&self) {
-        let (extents, gens) = &self.checkpoint;
-        let mut r = Restore::new(
-            StdAlloc,
-            vec![BucketMeta::FREE; NBUCKETS],
-            BUCKET_SECTORS,
-            |b| gens[b as usize],
-        )
-        .unwrap();
-        for &(d, s, e) in extents {
-            assert_eq!(r.extent(d, s, e), Ok(true));
-        }
+        let mut r = self.restore_checkpoint();
         for rec in &self.log {
             match *rec {
                 Rec::Extent(d, s, e) => assert_eq!(r.extent(d, s, e), Ok(true), "{rec:?}"),

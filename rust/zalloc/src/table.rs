@@ -89,7 +89,7 @@ pub trait Record: Copy + Send {
 
 /// A [`Record`] with a part that neither [`Record::page`] nor
 /// [`Record::vacancy`] of an occupied slot's record depends on, its *body*,
-/// which [`RadixTable::body_mut`] lends in place: a large record (a span's
+/// which [`RadixTable::page_and_body_mut`] lends in place: a large record (a span's
 /// 128 bytes) is then changed where it is rather than copied out and back
 /// as [`RadixTable::update`] does, and a caller may change several of its
 /// fields with one walk of the table.
@@ -406,11 +406,12 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         true
     }
 
-    /// The body of the occupied `slot`'s record, in place; `None` if the
-    /// slot is free or has no leaf. The table cannot change while it is
-    /// lent, nor can the record's page or vacancy through it
-    /// ([`HasBody`]'s contract).
-    pub fn body_mut(&mut self, slot: u32) -> Option<&mut R::Body>
+    /// The page of the occupied `slot`'s record ([`Record::page`]) and its
+    /// body, in place, from one walk of the table; `None` if the slot is
+    /// free or has no leaf. The table cannot change while the body is
+    /// lent, nor can the record's page or vacancy through it ([`HasBody`]'s
+    /// contract).
+    pub fn page_and_body_mut(&mut self, slot: u32) -> Option<(Option<NonNull<u8>>, &mut R::Body)>
     where
         R: HasBody,
     {
@@ -420,21 +421,6 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         // the reference's lifetime, alone accesses it. The caller can
         // change the body only, which leaves an occupied record's page and
         // vacancy as they were (`HasBody`), so the table's invariants hold.
-        let record = unsafe { &mut *record.as_ptr() };
-        if record.vacancy().is_some() {
-            return None;
-        }
-        Some(record.body_mut())
-    }
-
-    /// [`Self::body_mut`] with the record's page ([`Record::page`]), which
-    /// the body cannot change: both from one walk of the table.
-    pub fn page_and_body_mut(&mut self, slot: u32) -> Option<(Option<NonNull<u8>>, &mut R::Body)>
-    where
-        R: HasBody,
-    {
-        let record = self.record(slot)?;
-        // SAFETY: As in `body_mut`.
         let record = unsafe { &mut *record.as_ptr() };
         if record.vacancy().is_some() {
             return None;

@@ -176,7 +176,7 @@ pub(super) const BITMAP_WORDS: usize = MAX_SPAN_OBJECTS / u64::BITS as usize;
 /// A record of the span table: a span's first page (the slot's page, which
 /// the table knows) and its [`SpanBody`], which the table lends in place
 /// ([`HasBody`]); or a free slot's. Reads of the body's fields go through
-/// `Deref`; changes through [`crate::zalloc::RadixTable::body_mut`] only,
+/// `Deref`; changes through [`crate::zalloc::RadixTable::page_and_body_mut`] only,
 /// which cannot reach `first` or `state`.
 #[derive(Clone, Copy)]
 #[repr(C)]

@@ -314,42 +314,70 @@ fn format_cache(args: &FormatCacheArgs) -> Outcome {
             Size(bucket)
         ))
     })?;
-    let io = |what| io_failure(name, what);
-    let found = signatures::detect(&dev).map_err(io("cannot read"))?;
-    if !found.is_empty() && !args.force {
-        confirm(&format!("{name} has {}", signatures::describe(&found)))?;
-    }
+    let found = signatures_to_overwrite(&dev, name, args.force)?;
     let mut sb = Superblock::new(layout, args.uuid.map_or_else(random_uuid, Ok)?);
     sb.label = args.label.unwrap_or([0; LABEL_SIZE]);
     sb.created = now();
-    let mut block_buf = [0u8; SB_SIZE];
-    sb.encode(&mut block_buf);
-    // The old superblock and the metadata regions first, the new superblock
-    // last: an interrupted format leaves no valid superblock.
+    let mut block = [0u8; SB_SIZE];
+    sb.encode(&mut block);
     let metadata_end = layout.data_start_sector() * SECTOR_SIZE;
-    signatures::wipe(&dev, &found).map_err(io("cannot wipe signatures"))?;
-    dev.zero(SB_OFFSET, metadata_end - SB_OFFSET)
+    write_superblock(&dev, name, &found, metadata_end, &block, |b| {
+        Superblock::decode(b).map(|read| read == sb)
+    })?;
+    println!("formatted {name} as a bcache_rs cache");
+    print!("{}", report::describe(&sb));
+    Ok(())
+}
+
+/// The signatures found on `dev`, once the user agreed to overwrite them
+/// (or `force`).
+fn signatures_to_overwrite(
+    dev: &Device,
+    name: &str,
+    force: bool,
+) -> Outcome<Vec<signatures::Found>> {
+    let found = signatures::detect(dev).map_err(io_failure(name, "cannot read"))?;
+    if !found.is_empty() && !force {
+        confirm(&format!("{name} has {}", signatures::describe(&found)))?;
+    }
+    Ok(found)
+}
+
+/// Writes the superblock `block` of `dev`: the `found` signatures' magic
+/// wiped and the bytes from the superblock up to `zero_end` zeroed first,
+/// the superblock last (an interrupted format leaves no valid one), each
+/// step synced; then reads it back and checks it with `same` (decodes it
+/// and compares it with what was encoded), and lists the wiped signatures.
+fn write_superblock<E: std::fmt::Display>(
+    dev: &Device,
+    name: &str,
+    found: &[signatures::Found],
+    zero_end: u64,
+    block: &[u8; SB_SIZE],
+    same: impl Fn(&[u8]) -> Result<bool, E>,
+) -> Outcome {
+    let io = |what| io_failure(name, what);
+    signatures::wipe(dev, found).map_err(io("cannot wipe signatures"))?;
+    dev.zero(SB_OFFSET, zero_end - SB_OFFSET)
         .map_err(io("cannot zero the metadata"))?;
     dev.sync().map_err(io("cannot sync"))?;
-    dev.write_at(SB_OFFSET, &block_buf)
+    dev.write_at(SB_OFFSET, block)
         .map_err(io("cannot write the superblock"))?;
     dev.sync().map_err(io("cannot sync"))?;
     let back = dev
         .read_at(SB_OFFSET, SB_SIZE)
         .map_err(io("cannot read back"))?;
-    match Superblock::decode(&back) {
-        Ok(read) if read == sb => {}
-        Ok(_) => return error(format!("{name}: the superblock read back differs")),
+    match same(&back) {
+        Ok(true) => {}
+        Ok(false) => return error(format!("{name}: the superblock read back differs")),
         Err(e) => return error(format!("{name}: the superblock read back is invalid: {e}")),
     }
-    for f in &found {
+    for f in found {
         println!(
             "wiped {} signature ({} bytes at byte {})",
             f.kind, f.len, f.offset
         );
     }
-    println!("formatted {name} as a bcache_rs cache");
-    print!("{}", report::describe(&sb));
     Ok(())
 }
 
@@ -403,37 +431,15 @@ fn format_backing(args: &FormatBackingArgs) -> Outcome {
             Size(offset_bytes)
         ));
     }
-    let io = |what| io_failure(name, what);
-    let found = signatures::detect(&dev).map_err(io("cannot read"))?;
-    if !found.is_empty() && !args.force {
-        confirm(&format!("{name} has {}", signatures::describe(&found)))?;
-    }
+    let found = signatures_to_overwrite(&dev, name, args.force)?;
     let mut sb = BackingSb::new(args.uuid.map_or_else(random_uuid, Ok)?, offset, sectors);
     sb.label = args.label.unwrap_or([0; LABEL_SIZE]);
     sb.created = now();
     let mut block = [0u8; SB_SIZE];
     sb.encode(&mut block);
-    signatures::wipe(&dev, &found).map_err(io("cannot wipe signatures"))?;
-    dev.zero(SB_OFFSET, offset_bytes - SB_OFFSET)
-        .map_err(io("cannot zero the superblock area"))?;
-    dev.sync().map_err(io("cannot sync"))?;
-    dev.write_at(SB_OFFSET, &block)
-        .map_err(io("cannot write the superblock"))?;
-    dev.sync().map_err(io("cannot sync"))?;
-    let back = dev
-        .read_at(SB_OFFSET, SB_SIZE)
-        .map_err(io("cannot read back"))?;
-    match BackingSb::decode(&back) {
-        Ok(read) if read == sb => {}
-        Ok(_) => return error(format!("{name}: the superblock read back differs")),
-        Err(e) => return error(format!("{name}: the superblock read back is invalid: {e}")),
-    }
-    for f in &found {
-        println!(
-            "wiped {} signature ({} bytes at byte {})",
-            f.kind, f.len, f.offset
-        );
-    }
+    write_superblock(&dev, name, &found, offset_bytes, &block, |b| {
+        BackingSb::decode(b).map(|read| read == sb)
+    })?;
     println!("formatted {name} as a bcache_rs backing device");
     print!("{}", report::describe_backing(&sb, sectors));
     Ok(())
