@@ -14,9 +14,16 @@
 
 #![no_std]
 
+pub use rkm_bcache_format::format;
 pub use rkm_btree as btree;
 
 #[path = "bcache.rs"]
 pub mod bcache;
 
 pub use bcache::*;
+
+/// The persistent index: replay at registration, checkpoint at a clean
+/// unregister (the module includes it as `#[path = "../bcache/src/persist.rs"] mod persist;`,
+/// next to `format`).
+#[path = "persist.rs"]
+pub mod persist;

@@ -36,9 +36,12 @@
 //! * The **journal** ([`RegionKind::Journal`]) is a whole number of buckets
 //!   and starts on a bucket boundary; data buckets start right after it.
 //!
-//! The device table, priorities and journal are reserved by this version:
+//! The device table, priorities and journal are reserved by version 1:
 //! the formatter places and sizes them and zeroes them, the module checks
-//! them, and persistence (a later version) writes them. A reader checks the
+//! them. Version 2 ([`FEATURE_INCOMPAT_PERSISTENT_INDEX`]) writes the
+//! journal region: a ring of journal blocks and two checkpoint areas
+//! ([`JournalLayout`]); the device table and priorities stay reserved (a
+//! checkpoint holds the devices and the bucket generations as records). A reader checks the
 //! regions against the superblock only, so a later formatter may place them
 //! differently (see [`Layout::check`]).
 //!
@@ -174,13 +177,21 @@ pub const C_BCACHE_MAGIC: [u8; 16] = [
 /// The offset of [`C_BCACHE_MAGIC`] in the block at [`SB_OFFSET`].
 pub const C_BCACHE_MAGIC_OFFSET: usize = 24;
 /// The superblock version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The first format version, read too: the same layout with no persistent
+/// index (its journal region unused), upgraded to [`VERSION`] by the module
+/// when it registers the cache.
+pub const VERSION_1: u32 = 1;
 /// The compat features this build knows (none).
 pub const FEATURE_COMPAT_KNOWN: u64 = 0;
 /// The ro_compat features this build knows (none).
 pub const FEATURE_RO_COMPAT_KNOWN: u64 = 0;
 /// The incompat features this build knows (none).
-pub const FEATURE_INCOMPAT_KNOWN: u64 = 0;
+pub const FEATURE_INCOMPAT_KNOWN: u64 = FEATURE_INCOMPAT_PERSISTENT_INDEX;
+/// Incompat feature of version 2: the index is kept in the journal region
+/// (a version-1 module would ignore it, and serve stale data after a
+/// write it did not journal).
+pub const FEATURE_INCOMPAT_PERSISTENT_INDEX: u64 = 1;
 /// The size of the label field.
 pub const LABEL_SIZE: usize = 32;
 
@@ -574,7 +585,7 @@ impl fmt::Display for SbError {
             ),
             SbError::UnsupportedVersion { found } => write!(
                 f,
-                "unsupported superblock version {found} (this build reads version {VERSION})"
+                "unsupported superblock version {found} (this build reads versions {VERSION_1} and {VERSION})"
             ),
             SbError::UnknownIncompatFeatures { bits } => {
                 write!(f, "unknown incompatible features {bits:#x}")
@@ -968,20 +979,37 @@ pub struct Superblock {
 }
 
 impl Superblock {
-    /// A version [`VERSION`] superblock with no features, no label, `seq`
-    /// and `created` 0.
+    /// A version [`VERSION`] superblock with the persistent index, no
+    /// other feature, no label, `seq` and `created` 0.
     pub fn new(layout: Layout, set_uuid: Uuid) -> Superblock {
         Superblock {
             version: VERSION,
             compat: 0,
             ro_compat: 0,
-            incompat: 0,
+            incompat: FEATURE_INCOMPAT_PERSISTENT_INDEX,
             set_uuid,
             label: [0; LABEL_SIZE],
             flags: 0,
             seq: 0,
             created: 0,
             layout,
+        }
+    }
+
+    /// Whether the cache keeps its index (format version 2).
+    pub fn persistent(&self) -> bool {
+        self.version >= VERSION && self.incompat & FEATURE_INCOMPAT_PERSISTENT_INDEX != 0
+    }
+
+    /// The superblock of a version-1 cache upgraded to [`VERSION`]: the
+    /// persistent index on, the next `seq`. (Version 1 keeps nothing in its
+    /// journal region, which an empty journal then starts from.)
+    pub fn upgraded(&self) -> Superblock {
+        Superblock {
+            version: VERSION,
+            incompat: self.incompat | FEATURE_INCOMPAT_PERSISTENT_INDEX,
+            seq: self.seq.wrapping_add(1),
+            ..*self
         }
     }
 
@@ -1068,7 +1096,7 @@ impl Superblock {
             return Err(SbError::BadCrc { stored, computed });
         }
         let version = get_u32(b, o::VERSION);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(SbError::UnsupportedVersion { found: version });
         }
         let incompat = get_u64(b, o::INCOMPAT);

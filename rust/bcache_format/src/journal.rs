@@ -44,7 +44,12 @@
 //! | 3 | `BUCKET` | 16 | 4: gen u32, 8: bucket u64 |
 //! | 4 | `DIRTY` | 16 | 4: dev u32, 8: region u64 |
 //! | 5 | `CLEAN` | 8 | 4: dev u32 |
-//! | 6 | `CHECKPOINT` | 32 | 4: blocks u32, 8: start u64 (sector of its first block), 16: records u64, 24: csum u32 (crc32c of its blocks' csums, in order), 28: zero |
+//! | 6 | `CHECKPOINT` | 32 | 4: blocks u32, 8: start u64 (its first block's index in the journal region), 16: records u64, 24: csum u32 (crc32c of its blocks' csums, in order), 28: zero |
+//! | 7 | `DEVICE` | 24 | 4: dev u32, 8: uuid [u8; 16] (not nil) |
+//!
+//! `dev` [`ALL_DEVS`] in `DIRTY` and `CLEAN`, with `region` [`ALL_REGIONS`]
+//! in `DIRTY`, marks every region of every device (the module of this
+//! version writes only these: a session that may write is one dirty region).
 //!
 //! # The ring and replay
 //!
@@ -121,6 +126,57 @@ impl BlockKind {
     }
 }
 
+/// Fewest 4 KiB blocks a journal region needs to hold a persistent index:
+/// a smaller one leaves the cache volatile.
+pub const MIN_JOURNAL_REGION_BLOCKS: u64 = 8;
+/// Most blocks of the journal ring.
+pub const MAX_RING_BLOCKS: u64 = 1024;
+
+/// How format version 2 uses the journal region, in [`JBLOCK_SIZE`] blocks
+/// from its start: the ring of journal blocks (an eighth of the region,
+/// from 4 to [`MAX_RING_BLOCKS`] blocks), then two checkpoint areas of
+/// equal size, used in turn: a checkpoint is written into the area the
+/// live one is not in, so that the live one is whole until the journal
+/// block that names the new one is on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalLayout {
+    /// Blocks of the ring (blocks `0..ring_blocks`).
+    pub ring_blocks: u64,
+    /// Blocks of each checkpoint area.
+    pub area_blocks: u64,
+}
+
+impl JournalLayout {
+    /// The layout of a journal region of `sectors`; `None` if it holds
+    /// fewer than [`MIN_JOURNAL_REGION_BLOCKS`].
+    pub fn new(sectors: u64) -> Option<JournalLayout> {
+        let total = sectors / (JBLOCK_SIZE as u64 / 512);
+        if total < MIN_JOURNAL_REGION_BLOCKS {
+            return None;
+        }
+        let ring_blocks = (total / 8).clamp(4, MAX_RING_BLOCKS);
+        Some(JournalLayout {
+            ring_blocks,
+            area_blocks: (total - ring_blocks) / 2,
+        })
+    }
+
+    /// The first block of checkpoint area `area` (0 or 1).
+    pub fn area_start(&self, area: u8) -> u64 {
+        self.ring_blocks + u64::from(area.min(1)) * self.area_blocks
+    }
+
+    /// The area that starts at block `start`, if one does.
+    pub fn area_at(&self, start: u64) -> Option<u8> {
+        (0..2).find(|&a| self.area_start(a) == start)
+    }
+}
+
+/// `dev` of a `DIRTY` or `CLEAN` record for every device.
+pub const ALL_DEVS: u32 = u32::MAX;
+/// `region` of a `DIRTY` record for the whole device.
+pub const ALL_REGIONS: u64 = u64::MAX;
+
 /// The tag of a cache set in its blocks: the first 8 bytes of its UUID.
 pub fn set_tag(uuid: &Uuid) -> u64 {
     u64::from_le_bytes(get_bytes(&uuid.0, 0))
@@ -179,8 +235,17 @@ pub enum Record {
         /// The backing device's number.
         dev: u32,
     },
-    /// A checkpoint was completed: `blocks` checkpoint blocks from sector
-    /// `start`, holding `records` records, whose csums' crc32c is `csum`.
+    /// Device number `dev` of the records is the backing device `uuid` (a
+    /// checkpoint's first records: its extents' devices).
+    Device {
+        /// The backing device's number in the records.
+        dev: u32,
+        /// Its UUID.
+        uuid: Uuid,
+    },
+    /// A checkpoint was completed: `blocks` checkpoint blocks from block
+    /// `start` of the journal region, holding `records` records, whose
+    /// csums' crc32c is `csum`.
     Checkpoint {
         /// Its blocks.
         blocks: u32,
@@ -200,6 +265,7 @@ mod kind {
     pub(super) const DIRTY: u8 = 4;
     pub(super) const CLEAN: u8 = 5;
     pub(super) const CHECKPOINT: u8 = 6;
+    pub(super) const DEVICE: u8 = 7;
 }
 
 /// The size of a record of kind `kind`, `None` for an unknown kind.
@@ -208,6 +274,7 @@ fn record_size(kind: u8) -> Option<usize> {
         kind::EXTENT => 40,
         kind::INVALIDATE => 24,
         kind::BUCKET | kind::DIRTY => 16,
+        kind::DEVICE => 24,
         kind::CLEAN => 8,
         kind::CHECKPOINT => 32,
         _ => return None,
@@ -223,6 +290,7 @@ impl Record {
             Record::Dirty { .. } => kind::DIRTY,
             Record::Clean { .. } => kind::CLEAN,
             Record::Checkpoint { .. } => kind::CHECKPOINT,
+            Record::Device { .. } => kind::DEVICE,
         }
     }
 
@@ -274,6 +342,10 @@ impl Record {
                 put_bytes(b, 8, &region.to_le_bytes());
             }
             Record::Clean { dev } => put_bytes(b, 4, &dev.to_le_bytes()),
+            Record::Device { dev, uuid } => {
+                put_bytes(b, 4, &dev.to_le_bytes());
+                put_bytes(b, 8, &uuid.0);
+            }
             Record::Checkpoint {
                 blocks,
                 start,
@@ -326,6 +398,10 @@ impl Record {
                 region: u64_at(8),
             },
             kind::CLEAN => Record::Clean { dev: u32_at(4) },
+            kind::DEVICE => Record::Device {
+                dev: u32_at(4),
+                uuid: Uuid(get_bytes(b, 8)),
+            },
             _ => Record::Checkpoint {
                 blocks: u32_at(4),
                 start: u64_at(8),
@@ -340,6 +416,7 @@ impl Record {
         };
         let lengths = match record {
             Record::Extent { sectors, .. } | Record::Invalidate { sectors, .. } => sectors != 0,
+            Record::Device { uuid, .. } => !uuid.is_nil(),
             _ => true,
         };
         if !zero_tail || !lengths {
@@ -752,7 +829,7 @@ pub fn plan_replay(
 /// leaves it, [`JournalRing::take_checkpoint`] may use it), so that a
 /// checkpoint can always be written, after a crash too.
 ///
-/// After a replay the ring is *recovering*: the blocks after a gap may hold
+/// After a replay that stopped at a gap the ring is *recovering*: the blocks after a gap may hold
 /// valid but unacknowledged records, which a block written after the gap
 /// would make look like its successors; so the first block written is the
 /// next after every block seen, and holds a checkpoint of the replayed
@@ -793,12 +870,14 @@ impl JournalRing {
         if plan.tail == 0 || plan.tail > plan.end || next.checked_sub(plan.tail)? > nblocks {
             return None;
         }
+        // INVARIANT: `tail <= end <= newest + 1 = next`, and `next - tail
+        // <= nblocks` (checked).
         Some(JournalRing {
             nblocks,
             tail: plan.tail,
             durable: next,
             next,
-            recovering: true,
+            recovering: plan.end <= plan.newest,
         })
     }
 
@@ -895,4 +974,121 @@ pub fn checkpoint_csum(csums: impl Iterator<Item = u32>) -> u32 {
         crc = super::crc32c_extend(crc, &c.to_le_bytes());
     }
     crc
+}
+
+/// Writes a checkpoint: records in, sealed checkpoint blocks out (to the
+/// caller's `emit`, with their block index in the journal region), then
+/// the `CHECKPOINT` record that names them, for the journal block
+/// `seq` whose first record it must be.
+///
+/// # Invariants
+///
+/// `buf` holds `nrecords` records in `used` bytes after the header;
+/// `blocks` blocks were emitted, `blocks < capacity` while records may be
+/// added; `crc` is [`checkpoint_csum`] of the emitted blocks' csums.
+pub struct CheckpointWriter {
+    buf: [u8; JBLOCK_SIZE],
+    used: usize,
+    nrecords: u16,
+    seq: u64,
+    tag: u64,
+    start: u64,
+    capacity: u64,
+    blocks: u64,
+    records: u64,
+    crc: u32,
+}
+
+impl CheckpointWriter {
+    /// A checkpoint of at most `capacity` blocks from block `start` of the
+    /// journal region, for journal block `seq` of cache `tag`.
+    pub fn new(seq: u64, tag: u64, start: u64, capacity: u64) -> CheckpointWriter {
+        CheckpointWriter {
+            buf: [0; JBLOCK_SIZE],
+            used: 0,
+            nrecords: 0,
+            seq,
+            tag,
+            start,
+            capacity,
+            blocks: 0,
+            records: 0,
+            crc: checkpoint_csum(core::iter::empty()),
+        }
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Seals the current block and emits it.
+    fn flush<E>(
+        &mut self,
+        emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut buf = [0u8; JBLOCK_SIZE];
+        let (used, nrecords) = (self.used, self.nrecords);
+        if let Some(area) = self.buf.get(JBLOCK_HEADER_SIZE..JBLOCK_HEADER_SIZE + used) {
+            put_bytes(&mut buf, JBLOCK_HEADER_SIZE, area);
+        }
+        let b = BlockBuilder {
+            buf: &mut buf,
+            used,
+            nrecords,
+        };
+        let csum = b.seal(BlockKind::Checkpoint, self.seq, self.blocks, self.tag);
+        emit(self.start + self.blocks, &buf)?;
+        self.crc = super::crc32c_extend(self.crc, &csum.to_le_bytes());
+        self.blocks += 1;
+        self.used = 0;
+        self.nrecords = 0;
+        Ok(())
+    }
+
+    /// Appends `record`, emitting the block it fills; `Ok(false)` (nothing
+    /// added) once the checkpoint is at its capacity.
+    pub fn push<E>(
+        &mut self,
+        record: &Record,
+        emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if self.blocks >= self.capacity {
+            return Ok(false);
+        }
+        let full = self.nrecords == u16::MAX || self.used + record.size() > JBLOCK_PAYLOAD;
+        if full {
+            self.flush(emit)?;
+            if self.blocks >= self.capacity {
+                return Ok(false);
+            }
+        }
+        let at = JBLOCK_HEADER_SIZE + self.used;
+        match self.buf.get_mut(at..).and_then(|b| record.encode(b)) {
+            Some(size) => {
+                self.used += size;
+                self.nrecords += 1;
+                self.records += 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Emits the last block and returns the `CHECKPOINT` record.
+    pub fn finish<E>(
+        mut self,
+        emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
+    ) -> Result<Record, E> {
+        if self.nrecords > 0 {
+            self.flush(emit)?;
+        }
+        Ok(Record::Checkpoint {
+            // At most `capacity` blocks, which the region's size bounds.
+            blocks: u32::try_from(self.blocks).unwrap_or(u32::MAX),
+            start: self.start,
+            records: self.records,
+            csum: self.crc,
+        })
+    }
 }

@@ -71,6 +71,11 @@ fn record_strategy() -> impl Strategy<Value = Record> {
         (any::<u64>(), any::<u32>()).prop_map(|(bucket, gen)| Record::Bucket { bucket, gen }),
         (any::<u32>(), any::<u64>()).prop_map(|(dev, region)| Record::Dirty { dev, region }),
         any::<u32>().prop_map(|dev| Record::Clean { dev }),
+        (
+            any::<u32>(),
+            any::<[u8; 16]>().prop_filter("not nil", |u| *u != [0; 16])
+        )
+            .prop_map(|(dev, u)| Record::Device { dev, uuid: Uuid(u) }),
         (any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
             |(blocks, start, records, csum)| Record::Checkpoint {
                 blocks,
@@ -303,6 +308,23 @@ fn replay_plans() {
 }
 
 #[test]
+fn journal_layout_splits_the_region() {
+    assert_eq!(JournalLayout::new(7 * 8), None);
+    let l = JournalLayout::new(8 * 8).unwrap();
+    assert_eq!((l.ring_blocks, l.area_blocks), (4, 2));
+    assert_eq!((l.area_start(0), l.area_start(1)), (4, 6));
+    // 2 MiB: 512 blocks.
+    let l = JournalLayout::new(4096).unwrap();
+    assert_eq!((l.ring_blocks, l.area_blocks), (64, 224));
+    assert_eq!(l.area_at(64 + 224), Some(1));
+    assert_eq!(l.area_at(65), None);
+    // 128 MiB: the ring stops at 1024 blocks.
+    let l = JournalLayout::new(128 << 11).unwrap();
+    assert_eq!(l.ring_blocks, MAX_RING_BLOCKS);
+    assert!(l.area_start(1) + l.area_blocks <= 32768);
+}
+
+#[test]
 fn ring_keeps_room_for_a_checkpoint() {
     let mut r = JournalRing::new(3, None).unwrap();
     assert_eq!(r.take(), Some((1, 1)));
@@ -334,6 +356,19 @@ fn ring_keeps_room_for_a_checkpoint() {
     r.checkpointed(5);
     assert!(!r.recovering());
     assert_eq!(r.take(), Some((6, 2)));
+    // A replay that reached the newest block left no gap: the writer goes
+    // on after it, no checkpoint first.
+    let mut r = JournalRing::new(
+        8,
+        Some(ReplayPlan {
+            tail: 2,
+            end: 5,
+            newest: 4,
+        }),
+    )
+    .unwrap();
+    assert!(!r.recovering());
+    assert_eq!(r.take(), Some((5, 5)));
     assert_eq!(
         JournalRing::new(
             4,
@@ -381,7 +416,7 @@ impl Index {
                 self.dirty.insert((dev, region));
             }
             Record::Clean { dev } => self.dirty.retain(|&(d, _)| d != dev),
-            Record::Checkpoint { .. } => {}
+            Record::Checkpoint { .. } | Record::Device { .. } => {}
         }
     }
 

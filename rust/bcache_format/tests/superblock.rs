@@ -45,6 +45,7 @@ fn layout_of_the_base_image() {
     assert_eq!(l.bucket_sector(9), Some(1152));
     assert_eq!(l.bucket_sector(1024), None);
     assert_eq!(sb.version, VERSION);
+    assert!(sb.persistent());
     assert_eq!(sb.set_uuid, UUID);
     assert_eq!(sb.label_bytes(), b"");
     assert_eq!(sb.check_device(64 * MIB), Ok(()));
@@ -59,7 +60,8 @@ fn fixed_field_bytes() {
         &b[16..20],
         &crc32c_of_block_with_zero_csum(&b).to_le_bytes()
     );
-    assert_eq!(&b[20..24], &1u32.to_le_bytes());
+    assert_eq!(&b[20..24], &2u32.to_le_bytes());
+    assert_eq!(read_u64(&b, 48), FEATURE_INCOMPAT_PERSISTENT_INDEX);
     assert_eq!(read_u64(&b, 24), 8);
     assert_eq!(&b[56..72], &UUID.0);
     assert_eq!(read_u64(&b, 128), 131072);
@@ -228,9 +230,9 @@ fn every_field_corruption_has_its_reason() {
     let (dt, pr, jo) = (o::DEV_TABLE, o::PRIOS, o::JOURNAL);
     let cases: Vec<(&str, Edit, SbError)> = vec![
         (
-            "version 2",
-            set32(o::VERSION, 2),
-            SbError::UnsupportedVersion { found: 2 },
+            "version 3",
+            set32(o::VERSION, 3),
+            SbError::UnsupportedVersion { found: 3 },
         ),
         (
             "version 0",
@@ -632,7 +634,7 @@ fn messages_are_one_line_and_name_the_values() {
         ),
         (
             SbError::UnsupportedVersion { found: 7 },
-            "unsupported superblock version 7 (this build reads version 1)",
+            "unsupported superblock version 7 (this build reads versions 1 and 2)",
         ),
         (
             SbError::UnknownIncompatFeatures { bits: 0x30 },
@@ -736,4 +738,24 @@ fn block_sizes_above_the_block_layers_are_refused() {
             "{bytes}"
         );
     }
+}
+
+/// A version-1 superblock still reads (no persistent index), and its
+/// upgrade is a valid version-2 superblock of the same cache.
+#[test]
+fn version_1_reads_and_upgrades() {
+    let mut sb = Superblock::decode(&base()).unwrap();
+    sb.version = VERSION_1;
+    sb.incompat = 0;
+    let mut b = [0u8; SB_SIZE];
+    sb.encode(&mut b);
+    let v1 = Superblock::decode(&b).expect("version 1 reads");
+    assert!(!v1.persistent());
+    let v2 = v1.upgraded();
+    assert!(v2.persistent());
+    assert_eq!((v2.version, v2.seq), (VERSION, v1.seq + 1));
+    v2.encode(&mut b);
+    assert_eq!(Superblock::decode(&b), Ok(v2));
+    assert_eq!(v2.layout, v1.layout);
+    assert_eq!(v2.set_uuid, v1.set_uuid);
 }

@@ -386,7 +386,7 @@ fn show_names_the_reason() {
     );
 
     let mut bytes = good.clone();
-    bytes[sb + sb_field::VERSION] = 2;
+    bytes[sb + sb_field::VERSION] = 3;
     bytes[sb + 16..sb + 20].fill(0);
     let csum = crc32c(&bytes[sb..sb + 4096]);
     bytes[sb + 16..sb + 20].copy_from_slice(&csum.to_le_bytes());
@@ -394,7 +394,7 @@ fn show_names_the_reason() {
     assert_fails(
         &run_on(&["show"], &path),
         1,
-        "unsupported superblock version 2 (this build reads version 1)",
+        "unsupported superblock version 3 (this build reads versions 1 and 2)",
     );
 
     // The device shrank below the cache.

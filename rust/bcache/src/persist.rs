@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The persistent index (format version 2): what a cache's journal region
+//! says at registration, the cache it restores, and the checkpoint of a
+//! cache at a clean unregister. No I/O: the module reads and writes the
+//! blocks (bios), the host tests a simulated region.
+//!
+//! # What this version writes
+//!
+//! A session (a registration to its unregister) writes, in the journal
+//! ring, first a block with `DIRTY` of every device ([`ALL_DEVS`],
+//! [`ALL_REGIONS`]), durable before any device is attached, so before any
+//! write through the cache; and at a clean unregister, a checkpoint of the
+//! index into the checkpoint area not in use, then a journal block whose
+//! records are its `CHECKPOINT` and `CLEAN` of every device. Replay
+//! ([`scan`], [`restore`]) restores the checkpoint named by the tail of the
+//! journal and the records after it, **unless a `DIRTY` follows the last
+//! `CLEAN`**: the session that wrote it ended without its checkpoint (a
+//! crash, a power cut, a failed cache), its writes may have overwritten
+//! cached data without a record of it, and the index starts empty. So the
+//! cache never serves data older than an acknowledged write, and a clean
+//! unregister (or shutdown) keeps it warm.
+//!
+//! A checkpoint's records: `DEVICE` of each backing device whose extents it
+//! keeps, `BUCKET` of each bucket whose generation is not 0, then `EXTENT`
+//! of each current extent of those devices, in index order. A device's
+//! number in the records is the cache's; [`restore`] maps each to the
+//! number the registration gives it (or drops its extents).
+//!
+//! Journal records of other kinds (`EXTENT`, `INVALIDATE`, `BUCKET`,
+//! `DEVICE` after the checkpoint: a later version's finer journal) are
+//! applied in order after the checkpoint.
+
+use crate::bcache::{BucketMeta, Cache, DevId, Extent, Restore, RestoreError};
+use crate::btree::NodeAlloc;
+use crate::format::{
+    check_checkpoint_block, checkpoint_csum, crc32c_extend, decode_block, plan_replay, records,
+    BlockKind, CheckpointWriter, JournalError, JournalLayout, JournalRing, Record, ReplayPlan,
+    Uuid, ALL_DEVS, ALL_REGIONS, JBLOCK_SIZE,
+};
+use core::fmt;
+use core::ops::DerefMut;
+
+/// Most device numbers a checkpoint may name (the module's minors).
+pub const MAX_DEVICES: usize = 256;
+
+/// The checkpoint a journal names: the first record of its tail block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointRef {
+    /// The journal block whose first record names it.
+    pub seq: u64,
+    /// Its first block in the journal region.
+    pub start: u64,
+    /// Its blocks.
+    pub blocks: u32,
+    /// Its records.
+    pub records: u64,
+    /// [`checkpoint_csum`] of its blocks.
+    pub csum: u32,
+}
+
+/// What the journal ring says, before anything is restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scan {
+    /// The blocks to replay (`None`: an empty journal).
+    pub plan: Option<ReplayPlan>,
+    /// The checkpoint at the tail, if any.
+    pub checkpoint: Option<CheckpointRef>,
+    /// A session ended without its checkpoint: the index must start
+    /// empty.
+    pub dirty: bool,
+    /// Records after the checkpoint to apply (other than `DIRTY` and
+    /// `CLEAN`).
+    pub records: u64,
+}
+
+impl Scan {
+    /// The writer's ring after this scan.
+    pub fn ring(&self, layout: &JournalLayout) -> Option<JournalRing> {
+        JournalRing::new(layout.ring_blocks, self.plan)
+    }
+
+    /// The checkpoint area the next checkpoint goes to: the one the live
+    /// checkpoint is not in.
+    pub fn next_area(&self, layout: &JournalLayout) -> u8 {
+        match self.checkpoint.and_then(|c| layout.area_at(c.start)) {
+            Some(0) => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// The ring of a journal that cannot be replayed, restarted after the
+/// newest block seen: its next block is its own tail, so replay never
+/// goes back before it.
+pub fn restart_ring(layout: &JournalLayout, newest: u64) -> Option<JournalRing> {
+    let next = newest.checked_add(1)?;
+    JournalRing::new(
+        layout.ring_blocks,
+        Some(ReplayPlan {
+            tail: next,
+            end: next,
+            newest,
+        }),
+    )
+}
+
+/// Why the persistent index could not be restored. The module then starts
+/// the cache empty (nothing stale can be served) and says why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The journal or a checkpoint block is damaged.
+    Journal(JournalError),
+    /// The tail's `CHECKPOINT` names blocks that are not a checkpoint area.
+    BadCheckpointPlace {
+        /// Its first block.
+        start: u64,
+        /// Its blocks.
+        blocks: u32,
+    },
+    /// The checkpoint's blocks do not hold what its record says.
+    CheckpointMismatch,
+    /// A block could not be read.
+    Read {
+        /// Its index in the journal region.
+        block: u64,
+        /// The negative errno.
+        errno: i32,
+    },
+    /// A record cannot be this cache's (its bucket or device does not
+    /// exist, or it overlaps another extent).
+    BadRecord(RestoreError),
+}
+
+impl LoadError {
+    /// The newest journal block seen, when the error names it.
+    pub fn newest(&self) -> Option<u64> {
+        match self {
+            LoadError::Journal(JournalError::MissingTail { newest, .. }) => Some(*newest),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            LoadError::Journal(e) => write!(f, "{e}"),
+            LoadError::BadCheckpointPlace { start, blocks } => write!(
+                f,
+                "checkpoint damaged: {blocks} blocks from block {start} are not a checkpoint area"
+            ),
+            LoadError::CheckpointMismatch => {
+                f.write_str("checkpoint damaged: its blocks do not match its record")
+            }
+            LoadError::Read { block, errno } => {
+                write!(
+                    f,
+                    "cannot read block {block} of the journal (error {errno})"
+                )
+            }
+            LoadError::BadRecord(e) => write!(f, "a record is not this cache's: {e:?}"),
+        }
+    }
+}
+
+/// The valid journal block at `index` of the ring (read in `ring`).
+fn ring_block(ring: &[u8], index: u64, tag: u64) -> Option<&[u8]> {
+    let at = usize::try_from(index).ok()?.checked_mul(JBLOCK_SIZE)?;
+    ring.get(at..at.checked_add(JBLOCK_SIZE)?)
+        .filter(|b| decode_block(b, tag).is_ok_and(|h| h.kind == BlockKind::Journal))
+}
+
+/// Reads what the journal ring says: `ring` holds the ring's blocks
+/// (`layout.ring_blocks` of them, read in one sequential pass).
+///
+/// # Errors
+///
+/// [`LoadError::Journal`] if the ring cannot be replayed (its tail block is
+/// missing).
+pub fn scan(layout: &JournalLayout, tag: u64, ring: &[u8]) -> Result<Scan, LoadError> {
+    let n = layout.ring_blocks;
+    let plan = plan_replay(n, |i| {
+        let at = usize::try_from(i).ok()?.checked_mul(JBLOCK_SIZE)?;
+        let b = ring.get(at..at.checked_add(JBLOCK_SIZE)?)?;
+        decode_block(b, tag).ok()
+    })
+    .map_err(LoadError::Journal)?;
+    let mut out = Scan {
+        plan,
+        checkpoint: None,
+        dirty: false,
+        records: 0,
+    };
+    let Some(plan) = plan else {
+        return Ok(out);
+    };
+    for seq in plan.tail..plan.end {
+        let Some(b) = ring_block(ring, seq % n, tag) else {
+            break;
+        };
+        let Ok(h) = decode_block(b, tag) else {
+            break;
+        };
+        for (i, r) in records(b, &h).enumerate() {
+            match r {
+                Record::Checkpoint {
+                    blocks,
+                    start,
+                    records,
+                    csum,
+                } if seq == plan.tail && i == 0 => {
+                    out.checkpoint = Some(CheckpointRef {
+                        seq,
+                        start,
+                        blocks,
+                        records,
+                        csum,
+                    });
+                }
+                Record::Checkpoint { .. } => {}
+                Record::Dirty { .. } => out.dirty = true,
+                Record::Clean { dev: ALL_DEVS } => out.dirty = false,
+                // A device's `CLEAN` does not clear a whole-cache `DIRTY`.
+                Record::Clean { .. } => {}
+                _ => out.records += 1,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What [`restore`] restored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Extents in the index.
+    pub extents: u64,
+    /// Extents skipped: stale, or of a device the registration dropped.
+    pub skipped: u64,
+}
+
+/// Maps the devices of the records to the registration's.
+struct DevMap<'a> {
+    map: [Option<DevId>; MAX_DEVICES],
+    decide: &'a mut dyn FnMut(u32, Uuid) -> Option<DevId>,
+}
+
+impl DevMap<'_> {
+    fn get(&self, dev: u32) -> Option<DevId> {
+        self.map.get(usize::try_from(dev).ok()?).copied().flatten()
+    }
+
+    fn device(&mut self, dev: u32, uuid: Uuid) {
+        let Some(slot) = usize::try_from(dev).ok().and_then(|d| self.map.get_mut(d)) else {
+            return;
+        };
+        *slot = (self.decide)(dev, uuid);
+    }
+}
+
+fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
+    r: &Record,
+    to: &mut Restore<A, S>,
+    devs: &mut DevMap<'_>,
+    out: &mut Restored,
+) -> Result<(), LoadError> {
+    match *r {
+        Record::Device { dev, uuid } => devs.device(dev, uuid),
+        Record::Bucket { bucket, gen } => {
+            let b =
+                u32::try_from(bucket).map_err(|_| LoadError::BadRecord(RestoreError::Invalid))?;
+            to.bucket(b, gen).map_err(LoadError::BadRecord)?;
+        }
+        Record::Extent {
+            dev,
+            sector,
+            sectors,
+            offset,
+            bucket,
+            gen,
+            ..
+        } => {
+            let Some(id) = devs.get(dev) else {
+                out.skipped += 1;
+                return Ok(());
+            };
+            let bucket =
+                u32::try_from(bucket).map_err(|_| LoadError::BadRecord(RestoreError::Invalid))?;
+            let e = Extent {
+                bucket,
+                offset,
+                len: sectors,
+                gen,
+            };
+            if to.extent(id, sector, e).map_err(LoadError::BadRecord)? {
+                out.extents += 1;
+            } else {
+                out.skipped += 1;
+            }
+        }
+        Record::Invalidate {
+            dev,
+            sector,
+            sectors,
+        } => {
+            if let Some(id) = devs.get(dev) {
+                to.invalidate(id, sector, u64::from(sectors))
+                    .map_err(LoadError::BadRecord)?;
+            }
+        }
+        Record::Dirty { .. } | Record::Clean { .. } | Record::Checkpoint { .. } => {}
+    }
+    Ok(())
+}
+
+/// Restores into `to` the checkpoint and the journal records that `scan`
+/// found (not dirty). `ring` is the ring as [`scan`] read it; `read` reads
+/// block `block` of the journal region into its buffer (the checkpoint's,
+/// in order); `decide` gives the registration's number of each device a
+/// `DEVICE` record names (`None`: its extents are dropped).
+///
+/// # Errors
+///
+/// [`LoadError`] for a damaged checkpoint or a record that cannot be this
+/// cache's (`to` is then partly restored: start empty instead).
+pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
+    scan: &Scan,
+    layout: &JournalLayout,
+    tag: u64,
+    ring: &[u8],
+    read: &mut dyn FnMut(u64, &mut [u8; JBLOCK_SIZE]) -> Result<(), i32>,
+    to: &mut Restore<A, S>,
+    decide: &mut dyn FnMut(u32, Uuid) -> Option<DevId>,
+) -> Result<Restored, LoadError> {
+    let mut out = Restored::default();
+    let mut devs = DevMap {
+        map: [None; MAX_DEVICES],
+        decide,
+    };
+    let Some(plan) = scan.plan else {
+        return Ok(out);
+    };
+    if let Some(c) = scan.checkpoint {
+        let area = layout.area_at(c.start);
+        if area.is_none() || u64::from(c.blocks) > layout.area_blocks {
+            return Err(LoadError::BadCheckpointPlace {
+                start: c.start,
+                blocks: c.blocks,
+            });
+        }
+        let mut buf = [0u8; JBLOCK_SIZE];
+        let (mut crc, mut count) = (checkpoint_csum(core::iter::empty()), 0u64);
+        for i in 0..u64::from(c.blocks) {
+            let block = c.start + i;
+            read(block, &mut buf).map_err(|errno| LoadError::Read { block, errno })?;
+            let h = decode_block(&buf, tag)
+                .map_err(|_| LoadError::Journal(JournalError::BadCheckpoint { index: i }))?;
+            check_checkpoint_block(&h, c.seq, i).map_err(LoadError::Journal)?;
+            crc = crc32c_extend(crc, &h.csum.to_le_bytes());
+            for r in records(&buf, &h) {
+                count += 1;
+                apply(&r, to, &mut devs, &mut out)?;
+            }
+        }
+        if crc != c.csum || count != c.records {
+            return Err(LoadError::CheckpointMismatch);
+        }
+    }
+    let n = layout.ring_blocks;
+    for seq in plan.tail..plan.end {
+        let Some(b) = ring_block(ring, seq % n, tag) else {
+            break;
+        };
+        let Ok(h) = decode_block(b, tag) else {
+            break;
+        };
+        for r in records(b, &h) {
+            apply(&r, to, &mut devs, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// The records of the block that opens a session: every device's regions
+/// may be written from now on.
+pub const SESSION_OPEN: Record = Record::Dirty {
+    dev: ALL_DEVS,
+    region: ALL_REGIONS,
+};
+
+/// The record that closes a session after its checkpoint.
+pub const SESSION_CLEAN: Record = Record::Clean { dev: ALL_DEVS };
+
+/// Where a checkpoint pass over a cache is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// `DEVICE` records, from this device number.
+    Devices(usize),
+    /// `BUCKET` records, from this bucket.
+    Buckets(u32),
+    /// `EXTENT` records, from this index key.
+    Extents(u64),
+    /// Every record was given.
+    Done,
+}
+
+/// The next records of a checkpoint of `cache` into `out` (as many as fit;
+/// the caller may drop its lock between calls, the cache may change:
+/// each record is current when it is taken). `owners[d]` is the UUID of
+/// device `d` if its extents are kept. Returns how many records were
+/// written and where to go on from ([`Cursor::Done`] at the end).
+pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
+    cache: &Cache<A, S>,
+    owners: &[Option<Uuid>],
+    cursor: Cursor,
+    out: &mut [Record],
+) -> (usize, Cursor) {
+    let mut n = 0;
+    let mut cursor = cursor;
+    while n < out.len() {
+        cursor = match cursor {
+            Cursor::Devices(d) => match owners.get(d) {
+                Some(o) => {
+                    if let (Some(uuid), Some(slot)) = (o, out.get_mut(n)) {
+                        *slot = Record::Device {
+                            dev: d as u32,
+                            uuid: *uuid,
+                        };
+                        n += 1;
+                    }
+                    Cursor::Devices(d + 1)
+                }
+                None => Cursor::Buckets(0),
+            },
+            Cursor::Buckets(b) => match cache.buckets.meta(b) {
+                Some(m) => {
+                    if m.gen != 0 {
+                        if let Some(slot) = out.get_mut(n) {
+                            *slot = Record::Bucket {
+                                bucket: u64::from(b),
+                                gen: m.gen,
+                            };
+                            n += 1;
+                        }
+                    }
+                    Cursor::Buckets(b + 1)
+                }
+                None => Cursor::Extents(0),
+            },
+            Cursor::Extents(k) => {
+                let room = out.len() - n;
+                let next = cache
+                    .index
+                    .current_from(k, room, &cache.buckets, |dev, sector, e| {
+                        let owned = owners.get(usize::from(dev)).is_some_and(|o| o.is_some());
+                        if let (true, Some(slot)) = (owned, out.get_mut(n)) {
+                            *slot = Record::Extent {
+                                dev: u32::from(dev),
+                                sector,
+                                sectors: e.len,
+                                offset: e.offset,
+                                bucket: u64::from(e.bucket),
+                                gen: e.gen,
+                                csum: 0,
+                            };
+                            n += 1;
+                        }
+                    });
+                match next {
+                    // `room` extents were seen: `out` may be full.
+                    Some(k) => return (n, Cursor::Extents(k)),
+                    None => Cursor::Done,
+                }
+            }
+            Cursor::Done => return (n, Cursor::Done),
+        };
+    }
+    (n, cursor)
+}
+
+/// Writes a whole checkpoint of `cache` (no lock: the host's, and a
+/// model of the module's loop) with `w`; returns whether every record fit.
+pub fn write_checkpoint<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, E>(
+    cache: &Cache<A, S>,
+    owners: &[Option<Uuid>],
+    w: &mut CheckpointWriter,
+    emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
+) -> Result<bool, E> {
+    let mut batch = [SESSION_CLEAN; 32];
+    let mut cursor = Cursor::Devices(0);
+    loop {
+        let (n, next) = checkpoint_step(cache, owners, cursor, &mut batch);
+        for r in batch.iter().take(n) {
+            if !w.push(r, emit)? {
+                return Ok(false);
+            }
+        }
+        if next == Cursor::Done {
+            return Ok(true);
+        }
+        cursor = next;
+    }
+}
