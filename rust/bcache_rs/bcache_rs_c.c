@@ -262,28 +262,52 @@ void rkm_bc_bdev_name(struct block_device *bdev, char *buf, size_t len)
 	snprintf(buf, len, "%pg", bdev);
 }
 
-/* Reads `len` bytes (at most a page) at `sector`, synchronously. */
-int rkm_bc_read_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len);
-int rkm_bc_read_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len)
-{
-	struct page *page;
-	struct bio bio;
-	struct bio_vec bvec;
-	int err;
+/* Most bytes of one rkm_bc_rw_sync(). */
+#define RKM_BC_SYNC_PAGES 16
 
-	if (len > PAGE_SIZE)
+/*
+ * Reads or writes `len` bytes (a multiple of 512, at most
+ * RKM_BC_SYNC_PAGES pages) at `sector`, through pages of its own, waiting
+ * for the I/O. A write is REQ_PREFLUSH | REQ_FUA: durable, and after every
+ * write completed before it, when it returns.
+ */
+int rkm_bc_rw_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len, bool write);
+int rkm_bc_rw_sync(struct block_device *bdev, u64 sector, void *buf, unsigned int len, bool write)
+{
+	struct page *pages[RKM_BC_SYNC_PAGES];
+	unsigned int n = DIV_ROUND_UP(len, PAGE_SIZE), i, got = 0;
+	blk_opf_t op = write ? REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA : REQ_OP_READ;
+	struct bio *bio;
+	int err = 0;
+
+	if (!len || len % 512 || n > RKM_BC_SYNC_PAGES)
 		return -EINVAL;
-	page = alloc_page(GFP_KERNEL);
-	if (!page)
-		return -ENOMEM;
-	bio_init(&bio, bdev, &bvec, 1, REQ_OP_READ);
-	bio.bi_iter.bi_sector = sector;
-	__bio_add_page(&bio, page, len, 0);
-	err = submit_bio_wait(&bio);
-	if (!err)
-		memcpy(buf, page_address(page), len);
-	bio_uninit(&bio);
-	__free_page(page);
+	for (got = 0; got < n; got++) {
+		pages[got] = alloc_page(GFP_KERNEL);
+		if (!pages[got]) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	bio = bio_alloc(bdev, n, op, GFP_KERNEL);
+	bio->bi_iter.bi_sector = sector;
+	for (i = 0; i < n; i++) {
+		unsigned int l = min_t(unsigned int, len - i * PAGE_SIZE, PAGE_SIZE);
+
+		if (write)
+			memcpy(page_address(pages[i]), buf + i * PAGE_SIZE, l);
+		__bio_add_page(bio, pages[i], l, 0);
+	}
+	err = submit_bio_wait(bio);
+	bio_put(bio);
+	if (!err && !write) {
+		for (i = 0; i < n; i++)
+			memcpy(buf + i * PAGE_SIZE, page_address(pages[i]),
+			       min_t(unsigned int, len - i * PAGE_SIZE, PAGE_SIZE));
+	}
+out:
+	for (i = 0; i < got; i++)
+		__free_page(pages[i]);
 	return err;
 }
 

@@ -50,8 +50,12 @@ mod dev;
 #[allow(unreachable_pub, dead_code)]
 #[path = "../bcache_format/src/format.rs"]
 mod format;
+mod journal;
 #[path = "../kglue/node_alloc.rs"]
 mod node_alloc;
+#[allow(unreachable_pub, dead_code)]
+#[path = "../bcache/src/persist.rs"]
+mod persist;
 mod registry;
 mod sysfs;
 

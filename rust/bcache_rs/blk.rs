@@ -128,7 +128,13 @@ extern "C" {
     fn rkm_bc_zoned(b: *mut RawBdev) -> bool;
     fn rkm_bc_devt(b: *mut RawBdev) -> u32;
     fn rkm_bc_bdev_name(b: *mut RawBdev, buf: *mut c_char, len: usize);
-    fn rkm_bc_read_sync(b: *mut RawBdev, sector: u64, buf: *mut c_void, len: c_uint) -> c_int;
+    fn rkm_bc_rw_sync(
+        b: *mut RawBdev,
+        sector: u64,
+        buf: *mut c_void,
+        len: c_uint,
+        write: bool,
+    ) -> c_int;
     fn rkm_bc_disk_create(
         backing: *mut RawBdev,
         min_lbs: c_uint,
@@ -389,17 +395,43 @@ impl BdevFile {
         buf
     }
 
-    /// Reads `buf.len()` bytes (at most a page) at `sector`, waiting.
+    /// Reads `buf.len()` bytes (a multiple of 512, at most [`SYNC_IO_MAX`])
+    /// at `sector`, waiting.
     pub(crate) fn read(&self, sector: u64, buf: &mut [u8]) -> Result {
         let len = c_uint::try_from(buf.len()).map_err(|_| code::EINVAL)?;
         // SAFETY: `buf` is valid for writes of `len` bytes during the call.
-        let err = unsafe { rkm_bc_read_sync(self.raw(), sector, buf.as_mut_ptr().cast(), len) };
+        let err =
+            unsafe { rkm_bc_rw_sync(self.raw(), sector, buf.as_mut_ptr().cast(), len, false) };
+        if err < 0 {
+            return Err(errno(err));
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` (a multiple of 512 bytes, at most [`SYNC_IO_MAX`]) at
+    /// `sector`, durably (preflush and FUA), waiting.
+    pub(crate) fn write_durable(&self, sector: u64, buf: &[u8]) -> Result {
+        let len = c_uint::try_from(buf.len()).map_err(|_| code::EINVAL)?;
+        // SAFETY: `buf` is valid for reads of `len` bytes during the call;
+        // a write only reads it.
+        let err = unsafe {
+            rkm_bc_rw_sync(
+                self.raw(),
+                sector,
+                buf.as_ptr().cast_mut().cast(),
+                len,
+                true,
+            )
+        };
         if err < 0 {
             return Err(errno(err));
         }
         Ok(())
     }
 }
+
+/// Most bytes of one [`BdevFile::read`] or [`BdevFile::write_durable`].
+pub(crate) const SYNC_IO_MAX: usize = 16 * 4096;
 
 impl Drop for BdevFile {
     fn drop(&mut self) {

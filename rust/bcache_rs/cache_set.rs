@@ -29,6 +29,24 @@ pub(crate) const DEFAULT_INDEX_MAX: usize = 64 << 20;
 /// Smallest `index_memory_max` accepted.
 pub(crate) const MIN_INDEX_MAX: usize = 16 << 10;
 
+/// The per-bucket state of a cache of superblock `sb`, all free.
+pub(crate) fn bucket_meta(sb: &format::Superblock) -> Result<VVec<BucketMeta>> {
+    let nb = usize::try_from(sb.layout.data_buckets()).map_err(|_| EINVAL)?;
+    // Failures are the caller's errno and log line: no allocation warning
+    // (vmalloc's would come with a stack dump).
+    Ok(VVec::from_elem(
+        BucketMeta::FREE,
+        nb,
+        GFP_KERNEL | __GFP_NOWARN,
+    )?)
+}
+
+/// The core of an empty cache of superblock `sb`.
+pub(crate) fn fresh_core(sb: &format::Superblock) -> Result<Core> {
+    let buckets = bcache::Buckets::new(bucket_meta(sb)?, sb.layout.bucket_sectors).ok_or(EINVAL)?;
+    Ok(bcache::Cache::new(KmallocNodes(GFP_ATOMIC), buckets))
+}
+
 /// A registered cache device.
 ///
 /// # Invariants
@@ -59,6 +77,8 @@ pub(crate) struct CacheSet {
     /// The invalidation count when the background pass last ran.
     gc_seen: AtomicU64,
     pub(crate) attached: AtomicU32,
+    /// Extents the persistent index restored at registration.
+    pub(crate) restored: u64,
 }
 
 impl_has_work! {
@@ -74,22 +94,21 @@ impl WorkItem<0> for CacheSet {
 }
 
 impl CacheSet {
-    /// A cache over the opened `ssd` with superblock `sb`, all buckets free.
+    /// A cache over the opened `ssd` with superblock `sb` and the `core`
+    /// that [`fresh_core`] or the persistent index made for it (`restored`
+    /// extents in it).
     pub(crate) fn new(
         ssd: BdevFile,
         sb: format::Superblock,
         wq: Arc<WorkQueue>,
+        mut core: Core,
+        restored: u64,
     ) -> Result<Arc<Self>> {
-        let nb = usize::try_from(sb.layout.data_buckets()).map_err(|_| EINVAL)?;
-        // Failures are the caller's errno and log line: no allocation
-        // warning (vmalloc's would come with a stack dump).
-        let meta = VVec::from_elem(BucketMeta::FREE, nb, GFP_KERNEL | __GFP_NOWARN)?;
+        let nb = core.buckets.count();
         let mut pins = VVec::with_capacity(nb, GFP_KERNEL | __GFP_NOWARN)?;
         for _ in 0..nb {
             pins.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
-        let buckets = bcache::Buckets::new(meta, sb.layout.bucket_sectors).ok_or(EINVAL)?;
-        let mut core = bcache::Cache::new(KmallocNodes(GFP_ATOMIC), buckets);
         core.index.set_max_bytes(DEFAULT_INDEX_MAX);
         // INVARIANT: one pin counter per bucket, none pinned; no device
         // attached.
@@ -109,6 +128,7 @@ impl CacheSet {
                 failed: AtomicBool::new(false),
                 gc_seen: AtomicU64::new(0),
                 attached: AtomicU32::new(0),
+                restored,
             }),
             GFP_KERNEL,
         )

@@ -181,6 +181,9 @@ impl DevStats {
 pub(crate) struct Dev {
     pub(crate) id: bcache::DevId,
     pub(crate) uuid: format::Uuid,
+    /// Registered with `trust=1`: trusted not to be written while it is
+    /// not registered, so the cache keeps its extents across unregisters.
+    pub(crate) trust: bool,
     pub(crate) backing: BdevFile,
     /// The module's bio sets.
     pub(crate) sets: Arc<BioSets>,
@@ -222,6 +225,7 @@ impl Dev {
     pub(crate) fn new(
         id: bcache::DevId,
         uuid: format::Uuid,
+        trust: bool,
         backing: BdevFile,
         sets: Arc<BioSets>,
         wq: Arc<crate::blk::WorkQueue>,
@@ -233,6 +237,7 @@ impl Dev {
             pin_init!(Dev {
                 id,
                 uuid,
+                trust,
                 backing,
                 sets,
                 lbs,

@@ -14,7 +14,8 @@ use crate::bcache::{self, DevId};
 use crate::blk::{self, disk_parent, BdevFile, Disk, KObj, Parent, WorkQueue};
 use crate::cache_set::CacheSet;
 use crate::dev::{BioSets, Dev};
-use crate::format;
+use crate::format::{self, Uuid};
+use crate::journal::Journal;
 use crate::sysfs::{CacheDir, DevDir};
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
@@ -52,10 +53,54 @@ impl DevEntry {
     }
 }
 
-/// The registered cache and its directory.
+/// The registered cache, its directory and its persistent index.
+///
+/// # Invariants
+///
+/// `owners` has [`MAX_DEVS`] entries: `owners[d]` is the UUID of the
+/// trusted device whose extents are under number `d` and go into the
+/// checkpoint (registered, or expected: restored before it registered);
+/// the extents of a number with no owner are dropped by the next attach
+/// to it and left out of the checkpoint.
 struct CacheEntry {
     cache: Arc<CacheSet>,
     kobj: Option<KObj<CacheDir>>,
+    /// `None`: a volatile cache (a journal region too small).
+    journal: Option<Journal>,
+    owners: KVec<Option<Uuid>>,
+}
+
+/// The number that a restored device `d` of UUID `u` gets: a registered
+/// device's own number if it is trusted (else `None`: its extents are
+/// dropped), or for a device not registered yet, `d` if no device has it,
+/// else the first number no device has; recorded in `owners`.
+fn decide_dev(
+    devs: &[Option<DevEntry>],
+    owners: &mut [Option<Uuid>],
+    d: u32,
+    u: Uuid,
+) -> Option<DevId> {
+    if let Some(e) = devs.iter().flatten().find(|e| e.dev.uuid == u) {
+        let slot = owners.get_mut(usize::from(e.dev.id))?;
+        if !e.dev.trust || e.dev.is_stopping() || slot.is_some() {
+            return None;
+        }
+        *slot = Some(u);
+        return Some(e.dev.id);
+    }
+    if owners.contains(&Some(u)) {
+        return None;
+    }
+    let free = |i: usize| {
+        devs.get(i).is_some_and(|s| s.is_none()) && owners.get(i).is_some_and(|o| o.is_none())
+    };
+    let i = usize::try_from(d)
+        .ok()
+        .filter(|&i| free(i))
+        .or_else(|| (0..owners.len()).find(|&i| free(i)))?;
+    let id = DevId::try_from(i).ok()?;
+    *owners.get_mut(i)? = Some(u);
+    Some(id)
 }
 
 /// Everything registered.
@@ -222,7 +267,44 @@ impl Registry {
         if u32::try_from(sb.layout.data_buckets()).is_err() {
             fail!(EINVAL, "register_cache: {}: too many buckets\n", p);
         }
-        let cache = match CacheSet::new(ssd, sb, self.wq.clone()) {
+        let mut sb = sb;
+        if !sb.persistent() {
+            let up = sb.upgraded();
+            let mut block = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
+            let b: &mut [u8; format::SB_SIZE] =
+                block.as_mut_slice().try_into().map_err(|_| EINVAL)?;
+            up.encode(b);
+            if let Err(e) = ssd.write_durable(format::SB_SECTOR, &block) {
+                fail!(
+                    e,
+                    "register_cache: {}: cannot write the upgraded superblock (error {})\n",
+                    p,
+                    e.to_errno()
+                );
+            }
+            pr_info!(
+                "cache {}: format version {} upgraded to version {} (persistent index)\n",
+                sb.set_uuid,
+                sb.version,
+                up.version
+            );
+            sb = up;
+        }
+        let mut owners = KVec::from_elem(None, MAX_DEVS as usize, GFP_KERNEL)?;
+        let loaded = {
+            let devs = &inner.devs;
+            let mut decide = |d: u32, u: Uuid| decide_dev(devs, &mut owners, d, u);
+            match Journal::load(&ssd, &sb, &mut decide) {
+                Ok(l) => l,
+                Err(e) => fail!(
+                    e,
+                    "register_cache: {}: cannot restore its index (error {})\n",
+                    p,
+                    e.to_errno()
+                ),
+            }
+        };
+        let cache = match CacheSet::new(ssd, sb, self.wq.clone(), loaded.core, loaded.restored) {
             Ok(c) => c,
             Err(e) => fail!(
                 e,
@@ -231,6 +313,19 @@ impl Registry {
                 e.to_errno()
             ),
         };
+        let mut journal = loaded.journal;
+        if let Some(j) = journal.as_mut() {
+            // Durable before any device is attached: after a crash from
+            // here on, the index starts empty.
+            if let Err(e) = j.open_session(&cache, &owners) {
+                fail!(
+                    e,
+                    "register_cache: {}: cannot write its journal (error {})\n",
+                    p,
+                    e.to_errno()
+                );
+            }
+        }
         let dir = CacheDir::new(cache.clone(), self.clone())?;
         let Some(root) = inner.root.as_ref() else {
             return Err(ENODEV);
@@ -251,21 +346,25 @@ impl Registry {
             cache.sb.layout.bucket_sectors / 2,
             block_bytes
         );
-        // Attach the devices registered before the cache.
-        for e in inner.devs.iter_mut().flatten() {
-            Self::attach(e, &cache);
-        }
-        inner.cache = Some(CacheEntry {
+        let mut entry = CacheEntry {
             cache,
             kobj: Some(kobj),
-        });
+            journal,
+            owners,
+        };
+        // Attach the devices registered before the cache.
+        for e in inner.devs.iter_mut().flatten() {
+            Self::attach(e, &mut entry);
+        }
+        inner.cache = Some(entry);
         Ok(())
     }
 
     /// Attaches `e` to `cache` if their block sizes allow it, draining the
     /// device's I/O first (see [`crate::dev::Quiesced`]); a warning says
     /// why not otherwise. The device's geometry never changes.
-    fn attach(e: &mut DevEntry, cache: &Arc<CacheSet>) {
+    fn attach(e: &mut DevEntry, c: &mut CacheEntry) {
+        let cache = &c.cache;
         let dev = &e.dev;
         if dev.is_stopping() {
             return;
@@ -291,6 +390,25 @@ impl Registry {
                 return;
             }
         }
+        // The extents under the device's number are its own only if it is
+        // trusted and they were kept for its UUID; any other number's
+        // extents of its UUID are stale (it was written since).
+        let id = usize::from(dev.id);
+        let kept = dev.trust && c.owners.get(id).copied().flatten() == Some(dev.uuid);
+        if !kept {
+            cache.remove_dev(dev.id);
+        }
+        for (j, o) in c.owners.iter_mut().enumerate() {
+            if j != id && *o == Some(dev.uuid) {
+                if let Ok(other) = DevId::try_from(j) {
+                    cache.remove_dev(other);
+                }
+                *o = None;
+            }
+        }
+        if let Some(o) = c.owners.get_mut(id) {
+            *o = dev.trust.then_some(dev.uuid);
+        }
         let q = e.quiesce();
         let old = e.dev.set_cache(&q, Some(cache.clone()));
         drop(q);
@@ -298,12 +416,24 @@ impl Registry {
         cache.attached.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Detaches `e` from its cache: drains its I/O, drops its extents.
-    fn detach(e: &mut DevEntry) {
+    /// Detaches `e` from its cache: drains its I/O, and drops its extents
+    /// unless the device is trusted and `owners` (the cache's) keeps them
+    /// for it (a working cache only).
+    fn detach(e: &mut DevEntry, owners: Option<&mut [Option<Uuid>]>) {
         let q = e.quiesce();
         let old = match e.dev.cache_quiesced(&q) {
             Some(c) => {
-                c.remove_dev(e.dev.id);
+                let id = usize::from(e.dev.id);
+                let slot = owners.and_then(|o| o.get_mut(id));
+                let keep = e.dev.trust
+                    && !c.is_failed()
+                    && slot.as_ref().is_some_and(|o| **o == Some(e.dev.uuid));
+                if !keep {
+                    c.remove_dev(e.dev.id);
+                    if let Some(o) = slot {
+                        *o = None;
+                    }
+                }
                 e.dev.set_cache(&q, None)
             }
             None => None,
@@ -319,8 +449,8 @@ impl Registry {
 
     /// `register_dev`: opens a backing device in place and adds its disk.
     pub(crate) fn register_dev(self: &Arc<Self>, line: &[u8]) -> Result {
-        let (uuid, path) = match format::parse_register_dev(line) {
-            Ok(v) => v,
+        let (uuid, path, trust) = match format::parse_register_dev(line) {
+            Ok(l) => (l.uuid, l.path, l.trust),
             Err(e) => fail!(errno_of(e.to_errno()), "register_dev: {}\n", e),
         };
         let p = line_str(path);
@@ -337,8 +467,17 @@ impl Registry {
                 uuid
             );
         }
-        let free = inner.devs.iter().position(|d| d.is_none());
-        let Some(id) = free.and_then(|i| DevId::try_from(i).ok()) else {
+        // The number the cache kept this UUID's extents under, else one
+        // that holds no other device's, else any free one.
+        let owners = inner.cache.as_ref().map(|c| &c.owners[..]).unwrap_or(&[]);
+        let owner = |i: usize| owners.get(i).copied().flatten();
+        let free = |i: usize| inner.devs.get(i).is_some_and(|d| d.is_none());
+        let n = inner.devs.len();
+        let slot = (0..n)
+            .find(|&i| free(i) && owner(i) == Some(uuid))
+            .or_else(|| (0..n).find(|&i| free(i) && owner(i).is_none()))
+            .or_else(|| (0..n).find(|&i| free(i)));
+        let Some(id) = slot.and_then(|i| DevId::try_from(i).ok()) else {
             fail!(
                 ENOSPC,
                 "register_dev: {}: {} devices are registered already\n",
@@ -382,7 +521,7 @@ impl Registry {
         }
         let lbs = backing.logical_block_size();
         let sectors = backing.sectors() & !(u64::from(lbs / 512).max(1) - 1);
-        let dev = match Dev::new(id, uuid, backing, self.sets.clone(), self.wq.clone()) {
+        let dev = match Dev::new(id, uuid, trust, backing, self.sets.clone(), self.wq.clone()) {
             Ok(d) => d,
             Err(e) => fail!(
                 e,
@@ -419,7 +558,7 @@ impl Registry {
         match kobj {
             Ok(k) => entry.kobj = Some(k),
             Err(e) => {
-                self.teardown_dev(entry);
+                self.teardown_dev(entry, None);
                 fail!(
                     e,
                     "register_dev: {}: cannot create its sysfs directory\n",
@@ -427,20 +566,21 @@ impl Registry {
                 );
             }
         }
-        if let Some(c) = inner.cache.as_ref().map(|c| c.cache.clone()) {
-            if !c.is_failed() {
-                Self::attach(&mut entry, &c);
+        if let Some(c) = inner.cache.as_mut() {
+            if !c.cache.is_failed() {
+                Self::attach(&mut entry, c);
             }
         }
         let cached = entry.dev.is_attached();
         let name = entry.dev.backing.name();
         pr_info!(
-            "bcache_rs{}: {} ({}) on {}, {} sectors, {}\n",
+            "bcache_rs{}: {} ({}) on {}, {} sectors{}, {}\n",
             id,
             uuid,
             p,
             line_str(blk::cstr_bytes(&name)),
             sectors,
+            if trust { ", trusted" } else { "" },
             if cached {
                 "cached"
             } else if inner.cache.is_some() {
@@ -459,11 +599,11 @@ impl Registry {
     /// extents and detaches it. The registry drops a device only here,
     /// after its I/O drained: so the last reference of a device is never
     /// an I/O's, dropped in interrupt context.
-    fn teardown_dev(&self, mut e: DevEntry) {
+    fn teardown_dev(&self, mut e: DevEntry, owners: Option<&mut [Option<Uuid>]>) {
         drop(e.kobj.take());
         // No submitter and no opener after this.
         drop(e.disk.take());
-        Self::detach(&mut e);
+        Self::detach(&mut e, owners);
         // Deferred completions of the device ran (they were counted in its
         // I/O); its work item may still hold a reference: let it finish, so
         // that the device is released here.
@@ -486,7 +626,8 @@ impl Registry {
             }
         }
         if let Some(e) = slot.take() {
-            self.teardown_dev(e);
+            let owners = inner.cache.as_mut().map(|c| &mut c.owners[..]);
+            self.teardown_dev(e, owners);
             pr_info!("bcache_rs{}: stopped\n", dev.id);
         }
         Ok(())
@@ -513,9 +654,15 @@ impl Registry {
                 attached
             );
         }
-        for e in inner.devs.iter_mut().flatten() {
+        let RegInner {
+            devs,
+            cache: centry,
+            ..
+        } = &mut *inner;
+        let mut owners = centry.as_mut().map(|c| &mut c.owners[..]);
+        for e in devs.iter_mut().flatten() {
             if e.dev.is_attached() {
-                Self::detach(e);
+                Self::detach(e, owners.as_deref_mut());
                 pr_info!(
                     "bcache_rs{}: detached from the failed cache {}\n",
                     e.dev.id,
@@ -529,12 +676,45 @@ impl Registry {
         Ok(())
     }
 
+    /// Removes the cache's directory and, if it works and keeps its
+    /// index, writes its checkpoint (no device is attached: nothing
+    /// changes the index but the background pass, which is flushed).
     fn teardown_cache(&self, entry: CacheEntry) {
-        let CacheEntry { cache, kobj } = entry;
+        let CacheEntry {
+            cache,
+            kobj,
+            journal,
+            owners,
+        } = entry;
         drop(kobj);
         // The background pass holds a reference while it runs.
         self.wq.flush();
-        pr_info!("cache {}: unregistered\n", cache.sb.set_uuid);
+        let uuid = cache.sb.set_uuid;
+        if let Some(mut j) = journal {
+            if cache.is_failed() {
+                pr_warn!(
+                    "cache {}: failed: no checkpoint; its index starts empty at the next registration\n",
+                    uuid
+                );
+            } else {
+                match j.checkpoint(&cache, &owners) {
+                    Ok((records, true)) => {
+                        pr_info!("cache {}: checkpoint of {} records written\n", uuid, records)
+                    }
+                    Ok((records, false)) => pr_warn!(
+                        "cache {}: checkpoint of {} records written: its area is full, the other extents are not kept\n",
+                        uuid,
+                        records
+                    ),
+                    Err(e) => pr_err!(
+                        "cache {}: cannot write its checkpoint (error {}): its index starts empty at the next registration\n",
+                        uuid,
+                        e.to_errno()
+                    ),
+                }
+            }
+        }
+        pr_info!("cache {}: unregistered\n", uuid);
         drop(cache);
     }
 
@@ -543,9 +723,11 @@ impl Registry {
     pub(crate) fn teardown_all(&self) {
         let mut inner = self.inner.lock();
         inner.closing = true;
-        for slot in inner.devs.iter_mut() {
+        let RegInner { devs, cache, .. } = &mut *inner;
+        let mut owners = cache.as_mut().map(|c| &mut c.owners[..]);
+        for slot in devs.iter_mut() {
             if let Some(e) = slot.take() {
-                self.teardown_dev(e);
+                self.teardown_dev(e, owners.as_deref_mut());
             }
         }
         if let Some(c) = inner.cache.take() {

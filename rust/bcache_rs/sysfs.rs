@@ -50,6 +50,7 @@ sysfs_attrs!(
         IoErrorLimit = ("io_error_limit", RW),
         IoErrorHalflife = ("io_error_halflife", RW),
         Attached = ("attached", RO),
+        RestoredExtents = ("restored_extents", RO),
     }
 );
 
@@ -58,6 +59,7 @@ sysfs_attrs!(
     enum DevAttr {
         Stop = ("stop", WO),
         Uuid = ("uuid", RO),
+        Trusted = ("trusted", RO),
         BackingDev = ("backing_dev", RO),
         State = ("state", RO),
         CacheMode = ("cache_mode", RW),
@@ -201,6 +203,7 @@ impl SysfsDir for CacheDir {
                 writeln!(w, "{}", c.error_halflife.load(Ordering::Relaxed))
             }
             CacheAttr::Attached => writeln!(w, "{}", c.attached.load(Ordering::Relaxed)),
+            CacheAttr::RestoredExtents => writeln!(w, "{}", c.restored),
         }
     }
 
@@ -293,6 +296,7 @@ impl SysfsDir for DevDir {
         match attr {
             DevAttr::Stop | DevAttr::ClearStats => Ok(()),
             DevAttr::Uuid => writeln!(w, "{}", d.uuid),
+            DevAttr::Trusted => writeln!(w, "{}", u8::from(d.trust)),
             DevAttr::BackingDev => {
                 writeln!(w, "{}", line_str(crate::blk::cstr_bytes(&d.backing.name())))
             }

@@ -35,8 +35,8 @@ use crate::bcache::{BucketMeta, Cache, DevId, Extent, Restore, RestoreError};
 use crate::btree::NodeAlloc;
 use crate::format::{
     check_checkpoint_block, checkpoint_csum, crc32c_extend, decode_block, plan_replay, records,
-    BlockKind, CheckpointWriter, JournalError, JournalLayout, JournalRing, Record, ReplayPlan,
-    Uuid, ALL_DEVS, ALL_REGIONS, JBLOCK_SIZE,
+    BlockKind, CheckpointWriter, EmitBlock, JournalError, JournalLayout, JournalRing, Record,
+    ReplayPlan, Uuid, ALL_DEVS, ALL_REGIONS, JBLOCK_SIZE,
 };
 use core::fmt;
 use core::ops::DerefMut;
@@ -196,7 +196,9 @@ pub fn scan(layout: &JournalLayout, tag: u64, ring: &[u8]) -> Result<Scan, LoadE
         return Ok(out);
     };
     for seq in plan.tail..plan.end {
-        let Some(b) = ring_block(ring, seq % n, tag) else {
+        // `checked_rem`: no division panic path (objtool of 6.12 does not
+        // know `panic_const_rem_by_zero` as noreturn).
+        let Some(b) = seq.checked_rem(n).and_then(|i| ring_block(ring, i, tag)) else {
             break;
         };
         let Ok(h) = decode_block(b, tag) else {
@@ -228,6 +230,20 @@ pub fn scan(layout: &JournalLayout, tag: u64, ring: &[u8]) -> Result<Scan, LoadE
         }
     }
     Ok(out)
+}
+
+/// Reads block `block` of the journal region into the buffer; the error is
+/// a negative errno.
+pub type ReadBlock<'r> = dyn FnMut(u64, &mut [u8; JBLOCK_SIZE]) -> Result<(), i32> + 'r;
+
+/// The journal region as [`scan`] read it.
+pub struct RegionView<'a> {
+    /// Its layout.
+    pub layout: &'a JournalLayout,
+    /// The cache's tag ([`crate::format::set_tag`]).
+    pub tag: u64,
+    /// The ring's blocks.
+    pub ring: &'a [u8],
 }
 
 /// What [`restore`] restored.
@@ -314,10 +330,11 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
 }
 
 /// Restores into `to` the checkpoint and the journal records that `scan`
-/// found (not dirty). `ring` is the ring as [`scan`] read it; `read` reads
+/// found (not dirty) in `region`; `read` reads
 /// block `block` of the journal region into its buffer (the checkpoint's,
 /// in order); `decide` gives the registration's number of each device a
-/// `DEVICE` record names (`None`: its extents are dropped).
+/// `DEVICE` record names (`None`: its extents are dropped); `buf` is a
+/// block's room (off the stack: the module's is 4 KiB of heap).
 ///
 /// # Errors
 ///
@@ -325,13 +342,13 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
 /// cache's (`to` is then partly restored: start empty instead).
 pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
     scan: &Scan,
-    layout: &JournalLayout,
-    tag: u64,
-    ring: &[u8],
-    read: &mut dyn FnMut(u64, &mut [u8; JBLOCK_SIZE]) -> Result<(), i32>,
+    region: &RegionView<'_>,
+    read: &mut ReadBlock<'_>,
+    buf: &mut [u8; JBLOCK_SIZE],
     to: &mut Restore<A, S>,
     decide: &mut dyn FnMut(u32, Uuid) -> Option<DevId>,
 ) -> Result<Restored, LoadError> {
+    let (layout, tag, ring) = (region.layout, region.tag, region.ring);
     let mut out = Restored::default();
     let mut devs = DevMap {
         map: [None; MAX_DEVICES],
@@ -348,16 +365,15 @@ pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                 blocks: c.blocks,
             });
         }
-        let mut buf = [0u8; JBLOCK_SIZE];
         let (mut crc, mut count) = (checkpoint_csum(core::iter::empty()), 0u64);
         for i in 0..u64::from(c.blocks) {
             let block = c.start + i;
-            read(block, &mut buf).map_err(|errno| LoadError::Read { block, errno })?;
-            let h = decode_block(&buf, tag)
+            read(block, buf).map_err(|errno| LoadError::Read { block, errno })?;
+            let h = decode_block(&buf[..], tag)
                 .map_err(|_| LoadError::Journal(JournalError::BadCheckpoint { index: i }))?;
             check_checkpoint_block(&h, c.seq, i).map_err(LoadError::Journal)?;
             crc = crc32c_extend(crc, &h.csum.to_le_bytes());
-            for r in records(&buf, &h) {
+            for r in records(&buf[..], &h) {
                 count += 1;
                 apply(&r, to, &mut devs, &mut out)?;
             }
@@ -368,7 +384,9 @@ pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
     }
     let n = layout.ring_blocks;
     for seq in plan.tail..plan.end {
-        let Some(b) = ring_block(ring, seq % n, tag) else {
+        // `checked_rem`: no division panic path (objtool of 6.12 does not
+        // know `panic_const_rem_by_zero` as noreturn).
+        let Some(b) = seq.checked_rem(n).and_then(|i| ring_block(ring, i, tag)) else {
             break;
         };
         let Ok(h) = decode_block(b, tag) else {
@@ -483,8 +501,8 @@ pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
 pub fn write_checkpoint<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, E>(
     cache: &Cache<A, S>,
     owners: &[Option<Uuid>],
-    w: &mut CheckpointWriter,
-    emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
+    w: &mut CheckpointWriter<'_>,
+    emit: &mut EmitBlock<'_, E>,
 ) -> Result<bool, E> {
     let mut batch = [SESSION_CLEAN; 32];
     let mut cursor = Cursor::Devices(0);

@@ -123,7 +123,14 @@ fn close(
     owners: &[Option<Uuid>],
 ) -> Result<(), ()> {
     let l = layout();
-    let mut w = CheckpointWriter::new(s.ring.next_seq(), TAG, l.area_start(s.area), l.area_blocks);
+    let mut buf = [0u8; JBLOCK_SIZE];
+    let mut w = CheckpointWriter::new(
+        &mut buf,
+        s.ring.next_seq(),
+        TAG,
+        l.area_start(s.area),
+        l.area_blocks,
+    );
     assert!(write_checkpoint(c, owners, &mut w, &mut |b, buf| disk.write(b, buf))?);
     let cp = w.finish(&mut |b, buf| disk.write(b, buf))?;
     journal(disk, &mut s.ring, &[cp, SESSION_CLEAN], true)?;
@@ -179,7 +186,13 @@ fn load(
         *buf = disk.blocks[b as usize];
         Ok(())
     };
-    match restore(&scan, &l, TAG, &ring, &mut read, &mut r, decide) {
+    let mut buf = [0u8; JBLOCK_SIZE];
+    let region = RegionView {
+        layout: &l,
+        tag: TAG,
+        ring: &ring,
+    };
+    match restore(&scan, &region, &mut read, &mut buf, &mut r, decide) {
         Ok(_) => (r.finish(), session, Ok(scan)),
         Err(e) => {
             let ring = restart_ring(&l, scan.plan.unwrap().newest).unwrap();
@@ -192,8 +205,11 @@ fn same(d: u32, _: Uuid) -> Option<DevId> {
     Some(d as DevId)
 }
 
-/// The current extents: (device, sector, extent).
-fn current(c: &TestCache) -> Vec<(DevId, u64, Extent)> {
+/// The current extents of a cache: (device, sector, extent).
+type Snapshot = Vec<(DevId, u64, Extent)>;
+
+/// The current extents.
+fn current(c: &TestCache) -> Snapshot {
     let mut v = Vec::new();
     assert_eq!(
         c.index
@@ -349,11 +365,7 @@ fn run_sessions(
     owners: &[Option<Uuid>],
     s: &mut Session,
     seed: u64,
-) -> (
-    Result<(), ()>,
-    Vec<(DevId, u64, Extent)>,
-    Vec<(DevId, u64, Extent)>,
-) {
+) -> (Result<(), ()>, Snapshot, Snapshot) {
     let mut expect = Vec::new();
     let mut rng = seed;
     let mut step = || {

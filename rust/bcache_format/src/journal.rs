@@ -976,6 +976,10 @@ pub fn checkpoint_csum(csums: impl Iterator<Item = u32>) -> u32 {
     crc
 }
 
+/// Where a [`CheckpointWriter`] sends each sealed block: its index in the
+/// journal region, its bytes.
+pub type EmitBlock<'e, E> = dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E> + 'e;
+
 /// Writes a checkpoint: records in, sealed checkpoint blocks out (to the
 /// caller's `emit`, with their block index in the journal region), then
 /// the `CHECKPOINT` record that names them, for the journal block
@@ -986,8 +990,8 @@ pub fn checkpoint_csum(csums: impl Iterator<Item = u32>) -> u32 {
 /// `buf` holds `nrecords` records in `used` bytes after the header;
 /// `blocks` blocks were emitted, `blocks < capacity` while records may be
 /// added; `crc` is [`checkpoint_csum`] of the emitted blocks' csums.
-pub struct CheckpointWriter {
-    buf: [u8; JBLOCK_SIZE],
+pub struct CheckpointWriter<'a> {
+    buf: &'a mut [u8; JBLOCK_SIZE],
     used: usize,
     nrecords: u16,
     seq: u64,
@@ -999,12 +1003,19 @@ pub struct CheckpointWriter {
     crc: u32,
 }
 
-impl CheckpointWriter {
+impl<'a> CheckpointWriter<'a> {
     /// A checkpoint of at most `capacity` blocks from block `start` of the
-    /// journal region, for journal block `seq` of cache `tag`.
-    pub fn new(seq: u64, tag: u64, start: u64, capacity: u64) -> CheckpointWriter {
+    /// journal region, for journal block `seq` of cache `tag`, built in
+    /// `buf`.
+    pub fn new(
+        buf: &'a mut [u8; JBLOCK_SIZE],
+        seq: u64,
+        tag: u64,
+        start: u64,
+        capacity: u64,
+    ) -> CheckpointWriter<'a> {
         CheckpointWriter {
-            buf: [0; JBLOCK_SIZE],
+            buf,
             used: 0,
             nrecords: 0,
             seq,
@@ -1023,22 +1034,18 @@ impl CheckpointWriter {
     }
 
     /// Seals the current block and emits it.
-    fn flush<E>(
-        &mut self,
-        emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut buf = [0u8; JBLOCK_SIZE];
-        let (used, nrecords) = (self.used, self.nrecords);
-        if let Some(area) = self.buf.get(JBLOCK_HEADER_SIZE..JBLOCK_HEADER_SIZE + used) {
-            put_bytes(&mut buf, JBLOCK_HEADER_SIZE, area);
+    fn flush<E>(&mut self, emit: &mut EmitBlock<'_, E>) -> Result<(), E> {
+        // Bytes past the records are zero in a valid block.
+        if let Some(rest) = self.buf.get_mut(JBLOCK_HEADER_SIZE + self.used..) {
+            rest.fill(0);
         }
         let b = BlockBuilder {
-            buf: &mut buf,
-            used,
-            nrecords,
+            buf: &mut *self.buf,
+            used: self.used,
+            nrecords: self.nrecords,
         };
         let csum = b.seal(BlockKind::Checkpoint, self.seq, self.blocks, self.tag);
-        emit(self.start + self.blocks, &buf)?;
+        emit(self.start + self.blocks, self.buf)?;
         self.crc = super::crc32c_extend(self.crc, &csum.to_le_bytes());
         self.blocks += 1;
         self.used = 0;
@@ -1048,11 +1055,7 @@ impl CheckpointWriter {
 
     /// Appends `record`, emitting the block it fills; `Ok(false)` (nothing
     /// added) once the checkpoint is at its capacity.
-    pub fn push<E>(
-        &mut self,
-        record: &Record,
-        emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
-    ) -> Result<bool, E> {
+    pub fn push<E>(&mut self, record: &Record, emit: &mut EmitBlock<'_, E>) -> Result<bool, E> {
         if self.blocks >= self.capacity {
             return Ok(false);
         }
@@ -1076,10 +1079,7 @@ impl CheckpointWriter {
     }
 
     /// Emits the last block and returns the `CHECKPOINT` record.
-    pub fn finish<E>(
-        mut self,
-        emit: &mut dyn FnMut(u64, &[u8; JBLOCK_SIZE]) -> Result<(), E>,
-    ) -> Result<Record, E> {
+    pub fn finish<E>(mut self, emit: &mut EmitBlock<'_, E>) -> Result<Record, E> {
         if self.nrecords > 0 {
             self.flush(emit)?;
         }

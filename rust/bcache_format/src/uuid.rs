@@ -219,7 +219,10 @@ impl fmt::Display for LineError {
             LineError::NilUuid => f.write_str("the nil UUID cannot name a device"),
             LineError::MissingPath => f.write_str("missing device path after the UUID"),
             LineError::TrailingJunk { pos } => {
-                write!(f, "unexpected text at position {pos} after the device path")
+                write!(
+                    f,
+                    "unexpected text at position {pos} after the device path (options: trust=0, trust=1)"
+                )
             }
             LineError::PathNotAbsolute => f.write_str("device path is not absolute"),
             LineError::PathTooLong { len } => {
@@ -261,10 +264,13 @@ fn first_field(line: &[u8]) -> Result<(usize, usize), LineError> {
 /// Checks the path field at `(start, end)` of `line` and that nothing
 /// follows it.
 fn path_field(line: &[u8], (start, end): (usize, usize)) -> Result<&[u8], LineError> {
-    let path = line.get(start..end).unwrap_or(&[]);
     if let Some((pos, _)) = next_field(line, end) {
         return Err(LineError::TrailingJunk { pos });
     }
+    check_path(line.get(start..end).unwrap_or(&[]))
+}
+
+fn check_path(path: &[u8]) -> Result<&[u8], LineError> {
     if path.first() != Some(&b'/') {
         return Err(LineError::PathNotAbsolute);
     }
@@ -274,17 +280,39 @@ fn path_field(line: &[u8], (start, end): (usize, usize)) -> Result<&[u8], LineEr
     Ok(path)
 }
 
-/// Parses a `register_dev` line, `"<uuid> <path>\n"`: returns the UUID
-/// (not nil) and the absolute path.
-pub fn parse_register_dev(line: &[u8]) -> Result<(Uuid, &[u8]), LineError> {
+/// A parsed `register_dev` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevLine<'a> {
+    /// The device's UUID (not nil).
+    pub uuid: Uuid,
+    /// Its absolute path.
+    pub path: &'a [u8],
+    /// `trust=1`: the device is trusted not to be written while it is not
+    /// registered, so the cache keeps its extents across unregisters.
+    pub trust: bool,
+}
+
+/// Parses a `register_dev` line, `"<uuid> <path> [trust=0|1]\n"`.
+pub fn parse_register_dev(line: &[u8]) -> Result<DevLine<'_>, LineError> {
     let (start, end) = first_field(line)?;
     let field = line.get(start..end).unwrap_or(&[]);
     let uuid = Uuid::parse(field).map_err(LineError::BadUuid)?;
     if uuid.is_nil() {
         return Err(LineError::NilUuid);
     }
-    let path = next_field(line, end).ok_or(LineError::MissingPath)?;
-    Ok((uuid, path_field(line, path)?))
+    let (ps, pe) = next_field(line, end).ok_or(LineError::MissingPath)?;
+    let mut trust = false;
+    let mut at = pe;
+    while let Some((s, e)) = next_field(line, at) {
+        match line.get(s..e) {
+            Some(b"trust=1") => trust = true,
+            Some(b"trust=0") => trust = false,
+            _ => return Err(LineError::TrailingJunk { pos: s }),
+        }
+        at = e;
+    }
+    let path = check_path(line.get(ps..pe).unwrap_or(&[]))?;
+    Ok(DevLine { uuid, path, trust })
 }
 
 /// Parses a line of one absolute path, as written to `register_cache`.

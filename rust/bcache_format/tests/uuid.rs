@@ -137,9 +137,30 @@ fn register_dev_lines() {
     for line in ok {
         assert_eq!(
             parse_register_dev(line),
-            Ok((uuid, &b"/dev/sdb"[..])),
+            Ok(DevLine {
+                uuid,
+                path: &b"/dev/sdb"[..],
+                trust: false
+            }),
             "{line:?}"
         );
+    }
+    let trusted: &[(&[u8], bool)] = &[
+        (
+            b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=1\n",
+            true,
+        ),
+        (
+            b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=0",
+            false,
+        ),
+        (
+            b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=0 trust=1",
+            true,
+        ),
+    ];
+    for (line, trust) in trusted {
+        assert_eq!(parse_register_dev(line).map(|l| l.trust), Ok(*trust));
     }
     let long = [
         b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /".as_slice(),
@@ -151,7 +172,7 @@ fn register_dev_lines() {
         &[b'a'; 4094],
     ]
     .concat();
-    assert_eq!(parse_register_dev(&max).map(|(_, p)| p.len()), Ok(4095));
+    assert_eq!(parse_register_dev(&max).map(|l| l.path.len()), Ok(4095));
     let bad: &[(&[u8], LineError)] = &[
         (b"", LineError::Empty),
         (b" \n", LineError::Empty),
@@ -185,6 +206,10 @@ fn register_dev_lines() {
         ),
         (
             b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb\nx",
+            LineError::TrailingJunk { pos: 46 },
+        ),
+        (
+            b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=2",
             LineError::TrailingJunk { pos: 46 },
         ),
         (

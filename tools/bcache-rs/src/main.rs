@@ -33,9 +33,9 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use device::Device;
 use rkm_bcache_format::{
-    check_geometry, make_label, BackingError, BackingSb, Layout, SbError, Size, Superblock, Uuid,
-    DEFAULT_DATA_OFFSET, LABEL_SIZE, MAX_BUCKET_BYTES, MIN_BLOCK_BYTES, MIN_DATA_OFFSET,
-    REGION_ALIGN_SECTORS, SB_OFFSET, SB_SIZE, SECTOR_SIZE,
+    check_geometry, make_label, BackingError, BackingSb, JournalLayout, Layout, SbError, Size,
+    Superblock, Uuid, DEFAULT_DATA_OFFSET, JBLOCK_SIZE, LABEL_SIZE, MAX_BUCKET_BYTES,
+    MIN_BLOCK_BYTES, MIN_DATA_OFFSET, REGION_ALIGN_SECTORS, SB_OFFSET, SB_SIZE, SECTOR_SIZE,
 };
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -488,6 +488,14 @@ fn show(path: &Path) -> Outcome {
     };
     println!("{name}: bcache_rs cache, {kind} of {}", Size(dev.size));
     print!("{}", report::describe(&sb));
+    if sb.persistent() {
+        let layout = JournalLayout::new(sb.layout.journal.sectors);
+        let len = layout.map_or(0, |l| l.ring_blocks as usize * JBLOCK_SIZE);
+        let ring = dev
+            .read_at(sb.layout.journal.start * SECTOR_SIZE, len)
+            .map_err(io_failure(name, "cannot read the journal of"))?;
+        print!("{}", report::describe_journal(&sb, layout.as_ref(), &ring));
+    }
     sb.check_device(dev.size)
         .or_else(|e| error(format!("{name}: {e}")))?;
     if let Err(e) = sb.check_writable() {

@@ -4,8 +4,9 @@
 //! `format-cache` and `show`.
 
 use rkm_bcache_format::{
-    BackingSb, DevState, Region, Size, Superblock, DEV_ENTRY_SIZE, DEV_TABLE_ENTRIES, LABEL_SIZE,
-    PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE,
+    set_tag, BackingSb, DevState, JournalLayout, Region, Size, Superblock, DEV_ENTRY_SIZE,
+    DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE, PRIOS_PER_BLOCK,
+    PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE, VERSION,
 };
 use std::fmt::Write;
 
@@ -30,12 +31,29 @@ pub fn describe(sb: &Superblock) -> String {
     let fields = [
         ("set uuid", sb.set_uuid.to_string()),
         ("label", label),
-        ("version", sb.version.to_string()),
+        (
+            "version",
+            if sb.persistent() {
+                format!("{} (persistent index)", sb.version)
+            } else {
+                format!(
+                    "{} (no persistent index: the module upgrades it to {VERSION} at registration)",
+                    sb.version
+                )
+            },
+        ),
         (
             "features",
             format!(
-                "compat {:#x}, ro_compat {:#x}, incompat {:#x}",
-                sb.compat, sb.ro_compat, sb.incompat
+                "compat {:#x}, ro_compat {:#x}, incompat {:#x}{}",
+                sb.compat,
+                sb.ro_compat,
+                sb.incompat,
+                if sb.incompat & FEATURE_INCOMPAT_PERSISTENT_INDEX != 0 {
+                    " (persistent_index)"
+                } else {
+                    ""
+                }
             ),
         ),
         ("flags", format!("{:#x}", sb.flags)),
@@ -107,7 +125,14 @@ pub fn describe(sb: &Superblock) -> String {
         region(
             "journal",
             l.journal,
-            format!("{} buckets, reserved", l.journal.sectors / bucket.max(1)),
+            match (sb.persistent(), JournalLayout::new(l.journal.sectors)) {
+                (true, Some(j)) => format!(
+                    "{} buckets: ring of {} blocks, 2 checkpoint areas",
+                    l.journal.sectors / bucket.max(1),
+                    j.ring_blocks
+                ),
+                _ => format!("{} buckets, reserved", l.journal.sectors / bucket.max(1)),
+            },
         ),
         Row {
             name: "data",
@@ -214,4 +239,54 @@ pub fn utc_date(seconds: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// What the journal region of a version-2 cache says: `ring` holds its
+/// ring's blocks (`None`: the region is too small to hold an index).
+pub fn describe_journal(sb: &Superblock, layout: Option<&JournalLayout>, ring: &[u8]) -> String {
+    use rkm_bcache::persist;
+    let Some(layout) = layout else {
+        return "journal:        too small to keep the index (the cache is volatile)\n".into();
+    };
+    let mut out = format!(
+        "journal:        ring of {} blocks, two checkpoint areas of {} blocks\n",
+        layout.ring_blocks, layout.area_blocks
+    );
+    let scan = match persist::scan(layout, set_tag(&sb.set_uuid), ring) {
+        Ok(s) => s,
+        Err(e) => {
+            out += &format!("journal state:  {e}: the module starts the index empty\n");
+            return out;
+        }
+    };
+    let Some(plan) = scan.plan else {
+        out += "journal state:  empty (no session yet)\n";
+        return out;
+    };
+    out += &format!(
+        "journal blocks: {} to {} replayed (newest {})\n",
+        plan.tail,
+        plan.end.saturating_sub(1),
+        plan.newest
+    );
+    match scan.checkpoint {
+        Some(c) => {
+            out += &format!(
+                "checkpoint:     {} records in {} blocks from region block {} (area {})\n",
+                c.records,
+                c.blocks,
+                c.start,
+                layout
+                    .area_at(c.start)
+                    .map_or("?".into(), |a| a.to_string())
+            )
+        }
+        None => out += "checkpoint:     none\n",
+    }
+    out += if scan.dirty {
+        "journal state:  open: registered now, or its last session ended without a checkpoint (then the index starts empty)\n"
+    } else {
+        "journal state:  clean: the index is kept\n"
+    };
+    out
 }

@@ -124,7 +124,14 @@ fn format_then_show() {
     // show explains the same fields and layout as format-cache printed.
     let (_, format_report) = text.split_once('\n').unwrap();
     let (_, show_report) = shown.split_once('\n').unwrap();
+    let (show_report, journal) = show_report.split_at(format_report.len().min(show_report.len()));
     assert_eq!(format_report, show_report);
+    // ... then what the journal says: a new cache has had no session.
+    assert_eq!(
+        journal,
+        "journal:        ring of 16 blocks, two checkpoint areas of 56 blocks\n\
+         journal state:  empty (no session yet)\n"
+    );
 }
 
 #[test]

@@ -1,0 +1,193 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The persistent index (format version 2): a cache unregistered cleanly
+# (or with the module unloaded) and registered again is warm, and serves
+# the data it had; a device registered without trust=1 keeps nothing, and
+# so a device written while it was not registered serves nothing stale;
+# after a session that did not end with its checkpoint (a crash, made here
+# by putting back the journal region as it was while the cache was
+# registered) the index starts empty; a damaged checkpoint is refused with
+# a precise line and the index starts empty. Every read is verified
+# (rkm-blkverify).
+
+. "$(dirname "$0")/bcache_lib.sh"
+
+bc_reset >/dev/null 2>&1
+ktap_print_header
+ktap_set_plan 9
+
+D0=/sys/block/bcache_rs0/bcache_rs
+BV=rkm-blkverify
+# 8 MiB at 16 MiB on the HDD: fits the 16 MiB cache.
+RANGE="--offset 16M --size 8M"
+
+# up [TRUST]: the cache and bcache_rs0 (trust=1 if TRUST), sequential
+# reads cached.
+up() {
+	bc_load && bc_write "$BC/register_cache" "$RKM_SSD" &&
+		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD${1:+ trust=1}" &&
+		bc_write $D0/sequential_cutoff 0
+}
+
+# down: stop bcache_rs0 and unregister the cache (its checkpoint).
+down() {
+	bc_stop 0 && bc_unregister
+}
+
+# verify VERSION: the range holds VERSION (rkm-blkverify: its reads are of
+# 1 MiB, which the cache serves from the HDD); then the range read in
+# 32 KiB direct reads (those the cache serves) is the HDD's, byte for byte.
+# Prints the hits of those reads.
+verify() {
+	$BV verify --dev /dev/bcache_rs0 $RANGE --seed 7 --version "$1" >/tmp/p.log 2>&1 ||
+		{ cat /tmp/p.log >&2; return 1; }
+	h0=$(bc_stat 0 hits)
+	warm_up /tmp/cached.img || return 1
+	h1=$(bc_stat 0 hits)
+	dd if="$RKM_HDD" of=/tmp/hdd.img bs=32k iflag=direct skip=512 count=256 2>/dev/null &&
+		cmp /tmp/cached.img /tmp/hdd.img >&2 || { echo "the cache served other bytes than the HDD's" >&2; return 1; }
+	echo $((h1 - h0))
+}
+
+# warm_up [FILE]: read the range in 32 KiB direct reads (misses fill the
+# cache, a bucket is 64 KiB) into FILE.
+warm_up() {
+	dd if=/dev/bcache_rs0 of="${1:-/dev/null}" bs=32k iflag=direct skip=512 count=256 2>/dev/null
+}
+
+# mark: a line in the kernel log; prints it (for since).
+mark() {
+	m="bc-persist $$ $RANDOM"
+	echo "$m" >/dev/kmsg
+	echo "$m"
+}
+
+# since MARK: the kernel log from MARK on.
+since() {
+	dmesg | sed -n "/$1/,\$p"
+}
+
+# journal_region: the journal's start sector and sectors (bcache-rs show).
+journal_region() {
+	bcache-rs show "$RKM_SSD" | awk '$1 == "journal" && $2 ~ /^[0-9]+$/ { print $2, $3 }'
+}
+
+fill_cached() {
+	bc_format --size 16M --bucket-size 64k && up trust &&
+		$BV fill --dev /dev/bcache_rs0 $RANGE --seed 7 --version 1 >/dev/null || return 1
+	warm_up || return 1
+	hits=$(verify 1) || return 1
+	[ "$hits" -gt 0 ] || { echo "no hits after the fill"; return 1; }
+	bcache-rs show "$RKM_SSD" | grep -q 'journal state:  open' ||
+		{ bcache-rs show "$RKM_SSD"; echo "the journal does not say the session is open"; return 1; }
+}
+rkm_check "a trusted device read through the cache: reads hit, the journal is open" fill_cached
+
+clean_unregister() {
+	m=$(mark)
+	down || return 1
+	since "$m" | grep -q 'checkpoint of [0-9]* records written' ||
+		{ dmesg | tail -n 5; echo "no checkpoint line"; return 1; }
+	bcache-rs show "$RKM_SSD" | grep -q 'journal state:  clean' ||
+		{ bcache-rs show "$RKM_SSD"; echo "the journal does not say clean"; return 1; }
+}
+rkm_check "unregister writes a checkpoint; bcache-rs show says clean" clean_unregister
+
+warm() {
+	up trust || return 1
+	restored=$(cat $BC/cache/restored_extents)
+	bc_note "restored $restored extents"
+	[ "$restored" -gt 0 ] || { echo "nothing restored"; return 1; }
+	b0=$(bc_stat 0 bytes_from_backing)
+	warm_up || return 1
+	b1=$(bc_stat 0 bytes_from_backing)
+	bc_note "first reads after registration: $((b1 - b0)) bytes from the HDD"
+	[ "$b1" = "$b0" ] || { echo "$((b1 - b0)) bytes read from the HDD: not all cached"; return 1; }
+	hits=$(verify 1) || return 1
+	[ "$hits" -gt 0 ] || { echo "no hit after re-registration"; return 1; }
+}
+rkm_check "registered again: the extents are restored, the first reads hit, data verified" warm
+
+unload() {
+	m=$(mark)
+	rmmod bcache_rs || return 1
+	since "$m" | grep -q 'checkpoint of [0-9]* records written' ||
+		{ echo "no checkpoint at module unload"; return 1; }
+	up trust || return 1
+	[ "$(cat $BC/cache/restored_extents)" -gt 0 ] || { echo "nothing restored"; return 1; }
+	hits=$(verify 1) || return 1
+	[ "$hits" -gt 0 ] || { echo "no hit after the module reload"; return 1; }
+}
+rkm_check "module unload writes the checkpoint too: warm after a reload" unload
+
+untrusted() {
+	down || return 1
+	# Written while it was not registered.
+	$BV fill --dev "$RKM_HDD" $RANGE --seed 7 --version 2 >/dev/null || return 1
+	up || return 1
+	[ "$(cat $D0/trusted)" = 0 ] || { echo "trusted is not 0"; return 1; }
+	hits=$(verify 2) || return 1
+	[ "$hits" = 0 ] || { echo "$hits hits on an untrusted device's first reads"; return 1; }
+}
+rkm_check "without trust=1 nothing is kept: a device written meanwhile reads its new data" untrusted
+
+untrusted_dropped() {
+	# The untrusted session's extents were not checkpointed either.
+	warm_up || return 1
+	down && up trust || return 1
+	[ "$(cat $BC/cache/restored_extents)" = 0 ] ||
+		{ echo "$(cat $BC/cache/restored_extents) extents of an untrusted device restored"; return 1; }
+	hits=$(verify 2) || return 1
+	[ "$hits" = 0 ] || { echo "$hits hits"; return 1; }
+}
+rkm_check "an untrusted device's extents are not in the checkpoint" untrusted_dropped
+
+crash() {
+	# Warm up, then copy the journal region while registered: the state a
+	# crash leaves (an open session).
+	warm_up || return 1
+	set -- $(journal_region)
+	[ -n "$2" ] || { echo "no journal region in bcache-rs show"; return 1; }
+	dd if="$RKM_SSD" of=/tmp/journal.img bs=512 skip="$1" count="$2" 2>/dev/null || return 1
+	down || return 1
+	dd if=/tmp/journal.img of="$RKM_SSD" bs=512 seek="$1" count="$2" conv=notrunc,fsync 2>/dev/null ||
+		return 1
+	m=$(mark)
+	up trust || return 1
+	since "$m" | grep -q 'did not end with a checkpoint' ||
+		{ dmesg | tail -n 5; echo "no line about the unclean end"; return 1; }
+	[ "$(cat $BC/cache/restored_extents)" = 0 ] || { echo "extents restored after a crash"; return 1; }
+	hits=$(verify 2) || return 1
+	[ "$hits" = 0 ] || { echo "$hits hits after a crash"; return 1; }
+}
+rkm_check "after a session without its checkpoint (a crash) the index starts empty" crash
+
+damaged() {
+	warm_up && down || return 1
+	set -- $(journal_region)
+	start=$1
+	block=$(bcache-rs show "$RKM_SSD" | sed -n 's/^checkpoint: .* from region block \([0-9]*\) .*/\1/p')
+	[ -n "$block" ] || { bcache-rs show "$RKM_SSD"; echo "no checkpoint in bcache-rs show"; return 1; }
+	# One byte of the checkpoint's first record.
+	printf '\377' | dd of="$RKM_SSD" bs=1 seek=$(((start + block * 8) * 512 + 60)) conv=notrunc,fsync 2>/dev/null ||
+		return 1
+	bcache-rs show "$RKM_SSD" | grep -q 'journal state:  clean' || return 1
+	m=$(mark)
+	up trust || return 1
+	since "$m" | grep -q 'checkpoint damaged.*the index starts empty' ||
+		{ dmesg | tail -n 5; echo "no line about the damaged checkpoint"; return 1; }
+	hits=$(verify 2) || return 1
+	[ "$hits" = 0 ] || { echo "$hits hits from a damaged checkpoint"; return 1; }
+}
+rkm_check "a damaged checkpoint is refused with a precise line; the index starts empty" damaged
+
+recovered() {
+	# The cache goes on: warm again after a clean unregister.
+	warm_up && down && up trust || return 1
+	[ "$(cat $BC/cache/restored_extents)" -gt 0 ] || { echo "nothing restored"; return 1; }
+	hits=$(verify 2) || return 1
+	[ "$hits" -gt 0 ] || { echo "no hit"; return 1; }
+	bc_reset
+}
+rkm_check "after the damage, a clean unregister makes it warm again" recovered
