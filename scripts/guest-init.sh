@@ -41,7 +41,11 @@ for dev in /sys/block/*; do
 	rkm-swap) RKM_SWAP=/dev/$name ;;
 	esac
 done
-export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR RKM_CPUS
+# A suite of several boots of the same disks (boots= in its settings) is
+# told which boot this is (rkm.phase= on the kernel command line).
+RKM_PHASE=$(sed -n 's/.*rkm\.phase=\([0-9]*\).*/\1/p' /proc/cmdline)
+RKM_PHASE=${RKM_PHASE:-1}
+export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR RKM_CPUS RKM_PHASE
 # The host compares the CPUs online with the vCPUs it booted ($RKM_CPUS).
 echo "rkm: guest up: kernel $(uname -r), $(nproc) CPUs, HDD=${RKM_HDD:-none} SSD=${RKM_SSD:-none} swap=${RKM_SWAP:-none}"
 

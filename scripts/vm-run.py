@@ -72,7 +72,7 @@ SCRIPT_TIMEOUT = 600
 # A suite's settings (protocols: timeout, cpus, mem; budget, inactivity,
 # optional are the harness's own, Documentation/building-and-testing.rst).
 SETTINGS = {"timeout": 45, "cpus": 2, "mem": "2G", "budget": None, "inactivity": None,
-            "optional": 0}
+            "optional": 0, "boots": 1}
 # Seconds without a byte on the console before the watchdog dumps the
 # blocked tasks and kills the guest. Some steps of the debug kernel under
 # TCG are silent for a minute or two; a suite can raise it (inactivity=).
@@ -296,7 +296,7 @@ def make_cpio(root, out):
 
 # ---------------------------------------------------------------- the run
 
-def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem):
+def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=None):
     drive = "if=none,format=raw,cache=writeback,aio=threads"
     hdd_throttle = f",throttling.iops-total={args.hdd_iops}" if args.hdd_iops else ""
     # A panic reboots, and -no-reboot turns that into QEMU's exit; an oops
@@ -314,6 +314,8 @@ def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem):
               "watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=120", "acpi=noirq",
               f"log_buf_len={LOG_BUF_LEN}", "printk.devkmsg=on"]
     append += args.append
+    if phase is not None:
+        append.append(f"rkm.phase={phase}")
     return [
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi",
@@ -500,6 +502,13 @@ class Boot:
         self.counts = {"passed": 0, "failed": 0, "skipped": 0}
         self.programs = []
         self.smoke_failed = False
+        # A suite of boots=N runs in N boots of the same disk images, one
+        # after the other (phase 1..N, rkm.phase= on the kernel command
+        # line, $RKM_PHASE in the guest): the first boot's followers.
+        self.phase = 1
+        self.followers = []
+        self.chain = [self]
+        self.images_dir = None
 
 
 def inactivity_limit(args, boot):
@@ -521,29 +530,42 @@ def run_boot(args, boot, kernel_image, release):
         build_initramfs(args, root, release, boot.suites, boot.cpus)
         initrd = os.path.join(work, "initramfs.cpio")
         make_cpio(root, initrd)
+        # The disks: new, or the previous phase's (kept for the next).
+        shared = boot.images_dir
+        if boot.followers and shared is None:
+            shared = tempfile.mkdtemp(prefix="rkm-vm-disks-")
+            for f in boot.followers:
+                f.images_dir = shared
         images = {}
         for name, size in [("hdd", args.hdd_size), ("ssd", args.ssd_size),
                            ("swap", args.swap_size)]:
-            images[name] = os.path.join(work, f"{name}.img")
-            subprocess.run(["truncate", "-s", size, images[name]], check=True)
+            images[name] = os.path.join(shared or work, f"{name}.img")
+            if not os.path.exists(images[name]):
+                subprocess.run(["truncate", "-s", size, images[name]], check=True)
         what = (f"suites {' '.join(s.name for s in boot.suites)}" if not args.script
                 else os.path.basename(args.script))
         log(f"booting the {args.flavour} kernel {release} (TCG, {boot.cpus} vCPUs, "
             f"{boot.mem}) to run {what}; budget {boot.timeout}s")
         log(f"logs in {boot.run_dir}")
         cmd = qemu_command(args, boot.run_dir, kernel_image, initrd, images, boot.cpus,
-                           boot.mem)
+                           boot.mem, boot.phase if len(boot.chain) > 1 else None)
         with open(os.path.join(boot.run_dir, "qemu-cmdline.txt"), "w") as f:
             f.write(" ".join(cmd) + "\n")
         boot.console = Console(os.path.join(boot.run_dir, "console.log"), args.quiet,
                                bool(args.script))
         boot.killed, boot.elapsed = run_qemu(cmd, boot.console, boot.timeout,
                                              inactivity_limit(args, boot), boot.name)
+        last = boot is boot.chain[-1]
         if args.keep_images:
             for name, path in images.items():
-                shutil.move(path, os.path.join(boot.run_dir, f"{name}.img"))
+                if last or not shared:
+                    shutil.move(path, os.path.join(boot.run_dir, f"{name}.img"))
+                else:
+                    shutil.copy(path, os.path.join(boot.run_dir, f"{name}.img"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if boot.images_dir and boot.phase > 1 and boot is boot.chain[-1]:
+            shutil.rmtree(boot.images_dir, ignore_errors=True)
 
 
 def judge_boot(args, boot):
@@ -679,10 +701,25 @@ def plan_boots(suites, margin, cpus=None, mem=None, timeout=0):
     plus its suites' budgets (or timeout)."""
     groups = {}
     for s in suites:
-        groups.setdefault((cpus or s.group[0], mem or s.group[1]), []).append(s)
-    return [Boot(f"{c}cpu-{m}", members, c, m,
-                 timeout or margin + sum(s.budget for s in members))
-            for (c, m), members in groups.items()]
+        # A suite of several boots has its boots to itself.
+        alone = s.name if s.settings["boots"] > 1 else ""
+        groups.setdefault((cpus or s.group[0], mem or s.group[1], alone), []).append(s)
+    boots = []
+    for (c, m, alone), members in groups.items():
+        name = f"{c}cpu-{m}" + (f"-{alone}" if alone else "")
+        t = timeout or margin + sum(s.budget for s in members)
+        first = Boot(name, members, c, m, t)
+        first.chain = [first]
+        n = members[0].settings["boots"] if alone else 1
+        for phase in range(2, n + 1):
+            f = Boot(f"{name}-boot{phase}", members, c, m, t)
+            f.phase = phase
+            first.followers.append(f)
+            first.chain.append(f)
+        for f in first.followers:
+            f.chain = first.chain
+        boots.append(first)
+    return boots
 
 
 def main():
@@ -707,7 +744,7 @@ def main():
             if os.path.isfile(os.path.join(args.suites_root, d, "Makefile")))
         suites = [Suite(args.suites_root, n) for n in order_suites(names)]
         boots = plan_boots(suites, margin, args.cpus, args.mem, args.timeout)
-        planned = sum(b.timeout for b in boots)
+        planned = sum(b.timeout for b in boots for _ in b.chain)
         plan = "; ".join(f"{b.name}: {' '.join(s.name for s in b.suites)} ({b.timeout}s)"
                          for b in boots)
         log(f"{len(boots)} boot(s): {plan}")
@@ -748,6 +785,9 @@ def main():
         run_boot(args, boot, kernel_image, release)
         with print_lock:
             judge_boot(args, boot)
+        # The next phases of the same disks, in order.
+        for f in boot.followers:
+            one(f)
 
     print_lock = threading.Lock()
     # The boot with smoke first and alone (a failed smoke stops the run);
@@ -766,6 +806,10 @@ def main():
     else:
         for boot in rest:
             one(boot)
+    boots = [b for first in boots for b in first.chain]
+    for b in boots:
+        if b.images_dir:
+            shutil.rmtree(b.images_dir, ignore_errors=True)
     skipped_boots.sort(key=boots.index)
     return report(args, run_dir, boots, skipped_boots, time.monotonic() - start)
 

@@ -22,6 +22,7 @@
 #include <linux/fs.h>
 #include <linux/kobject.h>
 #include <linux/module.h>
+#include <linux/reboot.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/sysfs.h>
@@ -309,6 +310,38 @@ out:
 	for (i = 0; i < got; i++)
 		__free_page(pages[i]);
 	return err;
+}
+
+/* --- the reboot notifier --- */
+
+static void (*rkm_bc_reboot_fn)(const void *owner);
+static const void *rkm_bc_reboot_owner;
+
+static int rkm_bc_reboot_cb(struct notifier_block *nb, unsigned long code, void *unused)
+{
+	if (code == SYS_DOWN || code == SYS_HALT || code == SYS_POWER_OFF)
+		rkm_bc_reboot_fn(rkm_bc_reboot_owner);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block rkm_bc_reboot_nb = {
+	.notifier_call = rkm_bc_reboot_cb,
+};
+
+/* Calls fn(owner) at reboot, halt and power off (one registration). */
+int rkm_bc_reboot_register(void (*fn)(const void *owner), const void *owner);
+int rkm_bc_reboot_register(void (*fn)(const void *owner), const void *owner)
+{
+	rkm_bc_reboot_fn = fn;
+	rkm_bc_reboot_owner = owner;
+	return register_reboot_notifier(&rkm_bc_reboot_nb);
+}
+
+/* Returns when no call is running (the chain's rwsem). */
+void rkm_bc_reboot_unregister(void);
+void rkm_bc_reboot_unregister(void)
+{
+	unregister_reboot_notifier(&rkm_bc_reboot_nb);
 }
 
 /* --- the bcache_rs disks --- */

@@ -59,7 +59,7 @@ mod persist;
 mod registry;
 mod sysfs;
 
-use blk::{KObj, Major, Parent, WorkQueue};
+use blk::{KObj, Major, Parent, RebootHook, WorkQueue};
 use registry::Registry;
 
 module! {
@@ -77,6 +77,8 @@ module! {
 /// `root` is `Some` while the module is live; drop tears the registry down
 /// before the directory, the workqueue and the major go.
 struct BcacheRs {
+    /// Checkpoints the cache at reboot; dropped first.
+    reboot: Option<RebootHook>,
     root: Option<KObj<Registry>>,
     registry: Arc<Registry>,
     wq: Arc<WorkQueue>,
@@ -90,9 +92,12 @@ impl kernel::Module for BcacheRs {
         let registry = Registry::new(wq.clone())?;
         let root = KObj::create(Parent::Kernel, b"bcache_rs\0", registry.clone())?;
         registry.set_root(root.parent_handle());
+        // SAFETY: the registry lives in `Self`, which drops the hook first.
+        let reboot = unsafe { RebootHook::register(&*registry)? };
         pr_info!("loaded: /sys/kernel/bcache_rs/register_cache and register_dev\n");
         // INVARIANT: the directory is made.
         Ok(Self {
+            reboot: Some(reboot),
             root: Some(root),
             registry,
             wq,
@@ -103,6 +108,8 @@ impl kernel::Module for BcacheRs {
 
 impl Drop for BcacheRs {
     fn drop(&mut self) {
+        // No reboot call runs or starts after this.
+        drop(self.reboot.take());
         // Every device and the cache go (no disk is open: the module would
         // be pinned), and nothing more is registered...
         self.registry.teardown_all();

@@ -99,6 +99,8 @@ type StoreFn = unsafe extern "C" fn(
 ) -> isize;
 
 extern "C" {
+    fn rkm_bc_reboot_register(f: RebootFn, owner: *const c_void) -> c_int;
+    fn rkm_bc_reboot_unregister();
     fn rkm_bc_kernel_kobj() -> *mut RawKobj;
     fn rkm_bc_disk_kobj(disk: *mut RawDisk) -> *mut RawKobj;
     fn rkm_bc_kobj_raw(k: *mut RawBcKobj) -> *mut RawKobj;
@@ -321,6 +323,68 @@ impl Drop for WorkQueue {
         // dropped by one of its own work items (the module's registry and
         // module exit hold the last references).
         unsafe { rkm_bc_wq_destroy(self.wq.as_ptr()) };
+    }
+}
+
+// --------------------------------------------------------------- reboot
+
+type RebootFn = unsafe extern "C" fn(owner: *const c_void);
+
+/// Something to do before the machine reboots, halts or powers off.
+pub(crate) trait OnReboot: Sync {
+    /// Called from the reboot notifier (process context, may sleep).
+    fn on_reboot(&self);
+}
+
+/// The notifier's call of [`OnReboot::on_reboot`].
+///
+/// # Safety
+///
+/// `owner` is a valid `T` (the one [`RebootHook::register`] was given).
+unsafe extern "C" fn reboot_trampoline<T: OnReboot>(owner: *const c_void) {
+    // SAFETY: `owner` is the `T` given to `RebootHook::register`, alive
+    // until the hook is dropped, which waits for this call.
+    unsafe { &*owner.cast::<T>() }.on_reboot();
+}
+
+/// The module's reboot notifier (one per module), calling
+/// [`OnReboot::on_reboot`] of its owner.
+///
+/// # Invariants
+///
+/// The notifier is registered with an owner that outlives the hook.
+pub(crate) struct RebootHook {
+    _p: PhantomData<*const ()>,
+}
+
+// SAFETY: registering and unregistering the notifier is thread-safe.
+unsafe impl Send for RebootHook {}
+// SAFETY: the hook has no state of its own.
+unsafe impl Sync for RebootHook {}
+
+impl RebootHook {
+    /// Registers `owner`'s [`OnReboot`].
+    ///
+    /// # Safety
+    ///
+    /// `owner` stays valid until the hook is dropped.
+    pub(crate) unsafe fn register<T: OnReboot>(owner: &T) -> Result<Self> {
+        let p: *const T = owner;
+        // SAFETY: the trampoline is for `T`, and `owner` is valid as long as
+        // the registration (the caller's promise).
+        let err = unsafe { rkm_bc_reboot_register(reboot_trampoline::<T>, p.cast()) };
+        if err < 0 {
+            return Err(errno(err));
+        }
+        // INVARIANT: registered with an owner that outlives the hook.
+        Ok(Self { _p: PhantomData })
+    }
+}
+
+impl Drop for RebootHook {
+    fn drop(&mut self) {
+        // SAFETY: registered by `register`; returns after any running call.
+        unsafe { rkm_bc_reboot_unregister() };
     }
 }
 

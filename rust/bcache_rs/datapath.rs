@@ -133,8 +133,12 @@ fn sectors_u32(len: u64) -> u32 {
 
 /// A bio submitted to a device's disk.
 pub(crate) fn submit(s: Submitting<'_>, bio: OrigBio) {
-    let info = bio.info();
     let dev = s.dev();
+    if dev.is_down() {
+        bio.complete(EIO.to_errno());
+        return;
+    }
+    let info = bio.info();
     let sectors = u64::from(info.sectors);
     let mode = dev.mode();
     let cache = s.cache().filter(|c| !c.is_failed());

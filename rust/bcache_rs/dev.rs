@@ -198,6 +198,8 @@ pub(crate) struct Dev {
     #[pin]
     control: Mutex<Option<Arc<CacheSet>>>,
     stopping: AtomicBool,
+    /// The machine is going down: every I/O fails (set while quiesced).
+    down: AtomicBool,
     pub(crate) stats: DevStats,
     /// Completions that need process context, for `defer_work`.
     pub(crate) deferred: DeferList<IoCtx>,
@@ -249,6 +251,7 @@ impl Dev {
                 cache: IoCell::new(None),
                 control <- new_mutex!(None),
                 stopping: AtomicBool::new(false),
+                down: AtomicBool::new(false),
                 stats: DevStats::default(),
                 deferred: DeferList::new(),
                 defer_work <- new_work!("bcache_rs deferred"),
@@ -275,6 +278,18 @@ impl Dev {
     /// failed.
     pub(crate) fn cache_failed(&self) -> Option<bool> {
         self.control.lock().as_ref().map(|c| c.is_failed())
+    }
+
+    /// Whether the machine is going down (see [`Dev::set_down`]).
+    pub(crate) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// From now on every I/O of the device fails: the cache's checkpoint,
+    /// written next, stays true until the machine is down. The caller holds
+    /// the device quiesced, so no I/O is in flight.
+    pub(crate) fn set_down(&self) {
+        self.down.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_stopping(&self) -> bool {

@@ -70,6 +70,34 @@ struct CacheEntry {
     owners: KVec<Option<Uuid>>,
 }
 
+/// Writes the checkpoint of a working `cache` and says how it went (a
+/// failed cache writes none: its next registration starts empty).
+fn checkpoint(cache: &CacheSet, j: &mut Journal, owners: &[Option<Uuid>]) {
+    let uuid = cache.sb.set_uuid;
+    if cache.is_failed() {
+        pr_warn!(
+            "cache {}: failed: no checkpoint; its index starts empty at the next registration\n",
+            uuid
+        );
+        return;
+    }
+    match j.checkpoint(cache, owners) {
+        Ok((records, true)) => {
+            pr_info!("cache {}: checkpoint of {} records written\n", uuid, records)
+        }
+        Ok((records, false)) => pr_warn!(
+            "cache {}: checkpoint of {} records written: its area is full, the other extents are not kept\n",
+            uuid,
+            records
+        ),
+        Err(e) => pr_err!(
+            "cache {}: cannot write its checkpoint (error {}): its index starts empty at the next registration\n",
+            uuid,
+            e.to_errno()
+        ),
+    }
+}
+
 /// The number that a restored device `d` of UUID `u` gets: a registered
 /// device's own number if it is trusted (else `None`: its extents are
 /// dropped), or for a device not registered yet, `d` if no device has it,
@@ -691,31 +719,34 @@ impl Registry {
         self.wq.flush();
         let uuid = cache.sb.set_uuid;
         if let Some(mut j) = journal {
-            if cache.is_failed() {
-                pr_warn!(
-                    "cache {}: failed: no checkpoint; its index starts empty at the next registration\n",
-                    uuid
-                );
-            } else {
-                match j.checkpoint(&cache, &owners) {
-                    Ok((records, true)) => {
-                        pr_info!("cache {}: checkpoint of {} records written\n", uuid, records)
-                    }
-                    Ok((records, false)) => pr_warn!(
-                        "cache {}: checkpoint of {} records written: its area is full, the other extents are not kept\n",
-                        uuid,
-                        records
-                    ),
-                    Err(e) => pr_err!(
-                        "cache {}: cannot write its checkpoint (error {}): its index starts empty at the next registration\n",
-                        uuid,
-                        e.to_errno()
-                    ),
-                }
-            }
+            checkpoint(&cache, &mut j, &owners);
         }
         pr_info!("cache {}: unregistered\n", uuid);
         drop(cache);
+    }
+
+    /// Reboot, halt or power off: every device's I/O drains and fails from
+    /// then on (`EIO`), so that nothing is written after the checkpoint,
+    /// which is written next; nothing more is registered. The disks stay
+    /// (they may be open); the module unload that may follow tears down.
+    pub(crate) fn shutdown(&self) {
+        let mut inner = self.inner.lock();
+        if inner.closing {
+            return;
+        }
+        inner.closing = true;
+        let RegInner { devs, cache, .. } = &mut *inner;
+        for e in devs.iter().flatten() {
+            let q = e.quiesce();
+            e.dev.set_down();
+            drop(q);
+        }
+        if let Some(c) = cache.as_mut() {
+            if let Some(mut j) = c.journal.take() {
+                checkpoint(&c.cache, &mut j, &c.owners);
+            }
+        }
+        pr_info!("shutting down: the I/O of bcache_rs disks fails from now on\n");
     }
 
     /// Module unload: stops every device, unregisters the cache, and
@@ -733,5 +764,11 @@ impl Registry {
         if let Some(c) = inner.cache.take() {
             self.teardown_cache(c);
         }
+    }
+}
+
+impl crate::blk::OnReboot for Registry {
+    fn on_reboot(&self) {
+        self.shutdown();
     }
 }

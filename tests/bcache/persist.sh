@@ -15,24 +15,36 @@
 
 bc_reset >/dev/null 2>&1
 ktap_print_header
-ktap_set_plan 9
+ktap_set_plan 10
 
 D0=/sys/block/bcache_rs0/bcache_rs
 BV=rkm-blkverify
 # 8 MiB at 16 MiB on the HDD: fits the 16 MiB cache.
 RANGE="--offset 16M --size 8M"
 
-# up [TRUST]: the cache and bcache_rs0 (trust=1 if TRUST), sequential
-# reads cached.
+# up [TRUST]: the cache and bcache_rs0, sequential reads cached; with
+# TRUST by bcache-rs register (twice: the second finds them registered),
+# else by the sysfs files.
 up() {
-	bc_load && bc_write "$BC/register_cache" "$RKM_SSD" &&
-		bc_write "$BC/register_dev" "$UUID0 $RKM_HDD${1:+ trust=1}" &&
-		bc_write $D0/sequential_cutoff 0
+	bc_load || return 1
+	if [ -n "$1" ]; then
+		for i in 1 2; do
+			bcache-rs register "$RKM_SSD" >/dev/null &&
+				bcache-rs register --uuid $UUID0 --trust "$RKM_HDD" >/dev/null || return 1
+		done
+	else
+		bc_write "$BC/register_cache" "$RKM_SSD" &&
+			bc_write "$BC/register_dev" "$UUID0 $RKM_HDD" || return 1
+	fi
+	bc_write $D0/sequential_cutoff 0
 }
 
-# down: stop bcache_rs0 and unregister the cache (its checkpoint).
+# down: stop bcache_rs0 and unregister the cache (its checkpoint), by
+# bcache-rs unregister.
 down() {
-	bc_stop 0 && bc_unregister
+	bcache-rs unregister "$RKM_HDD" >/dev/null &&
+		bc_wait "bcache_rs0 is still there" test ! -e /sys/block/bcache_rs0 &&
+		bcache-rs unregister >/dev/null && bc_wait "the cache is still registered" test ! -e "$BC/cache"
 }
 
 # verify VERSION: the range holds VERSION (rkm-blkverify: its reads are of
@@ -99,6 +111,10 @@ warm() {
 	restored=$(cat $BC/cache/restored_extents)
 	bc_note "restored $restored extents"
 	[ "$restored" -gt 0 ] || { echo "nothing restored"; return 1; }
+	bcache-rs status --json | grep -q "\"restored_extents\": $restored," ||
+		{ bcache-rs status --json; echo "bcache-rs status --json does not say so"; return 1; }
+	bcache-rs status | grep -q "^bcache_rs0: $UUID0 on .*, trusted," ||
+		{ bcache-rs status; echo "bcache-rs status does not show a trusted bcache_rs0"; return 1; }
 	b0=$(bc_stat 0 bytes_from_backing)
 	warm_up || return 1
 	b1=$(bc_stat 0 bytes_from_backing)
@@ -191,3 +207,12 @@ recovered() {
 	bc_reset
 }
 rkm_check "after the damage, a clean unregister makes it warm again" recovered
+
+wiped() {
+	bcache-rs wipe "$RKM_SSD" >/dev/null || return 1
+	bc_load && bc_expect_err "$BC/register_cache" "$RKM_SSD" "Invalid argument" || return 1
+	bcache-rs wipe "$RKM_SSD" >/dev/null 2>&1 && { echo "a second wipe succeeded"; return 1; }
+	rmmod bcache_rs
+}
+rkm_check "bcache-rs wipe: the cache is no longer one (register_cache EINVAL)" wiped
+ktap_finished

@@ -66,6 +66,17 @@ class PlanTest(unittest.TestCase):
                           ("4cpu-2G", ["zpool-stress"], 4, "2G", 400),
                           ("2cpu-4G", ["big"], 2, "4G", 150)])
 
+    def test_a_suite_of_several_boots_has_them_to_itself(self):
+        names = [self.suite("a", ""), self.suite("again", "boots=2\nbudget=70\n")]
+        boots = self.plan(names)
+        self.assertEqual([(b.name, [s.name for s in b.suites], b.timeout) for b in boots],
+                         [("2cpu-2G", ["a"], 190), ("2cpu-2G-again", ["again"], 170)])
+        again = boots[1]
+        self.assertEqual([(b.name, b.phase, b.timeout) for b in again.chain],
+                         [("2cpu-2G-again", 1, 170), ("2cpu-2G-again-boot2", 2, 170)])
+        self.assertEqual(again.followers, again.chain[1:])
+        self.assertEqual(boots[0].chain, [boots[0]])
+
     def test_overrides_make_one_boot(self):
         names = [self.suite("a", "cpus=4\n"), self.suite("b", "mem=1G\n")]
         boots = self.plan(names, cpus=2, mem="2G", timeout=77)

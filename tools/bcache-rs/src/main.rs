@@ -21,6 +21,14 @@
 //!   and explains it, or prints the precise reason it is not valid.
 //! * `uuid` prints a random UUID, to name a backing device in
 //!   `echo "<uuid> /dev/sdX" > register_dev`.
+//! * `register DEVICE` registers a cache (its superblock says so) or, with
+//!   `--uuid`, a backing device in place (`--trust`: `trust=1`); what is
+//!   registered already is success, so that a repeated call does nothing.
+//! * `unregister [DEVICE]` stops the disk over DEVICE, or unregisters the
+//!   cache (DEVICE the cache's, or none).
+//! * `status [--json]` shows the registered cache and devices.
+//! * `wipe DEVICE` erases a bcache_rs superblock (a cache's or a backing
+//!   device's), and nothing else.
 //!
 //! Exit status: 0 success, 1 error (message on standard error prefixed
 //! `bcache-rs: `), 2 usage error (the same, then the usage).
@@ -28,6 +36,7 @@
 mod device;
 mod report;
 mod signatures;
+mod sysfs;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -74,6 +83,42 @@ enum Command {
     },
     /// Print a random UUID, e.g. to name a backing device in register_dev
     Uuid,
+    /// Register DEVICE with the bcache_rs module: a cache (formatted by
+    /// format-cache), or with --uuid a backing device in place; success if
+    /// it is registered already
+    Register(RegisterArgs),
+    /// Stop the bcache_rs disk over DEVICE (or DEVICE, a bcache_rsN), or
+    /// unregister the cache (DEVICE the cache device, or no DEVICE): the
+    /// cache then writes its checkpoint
+    Unregister {
+        /// A backing device, a bcache_rsN disk or the cache device.
+        device: Option<PathBuf>,
+    },
+    /// Show the registered cache and devices: state, hits, index
+    Status {
+        /// One JSON object: {"cache": {...} or null, "devices": [...]}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase the bcache_rs superblock of DEVICE (a cache's or a backing
+    /// device's), so that nothing registers it; nothing else is written
+    Wipe {
+        /// A block device or an image file (not registered).
+        device: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RegisterArgs {
+    /// A cache device, or a backing device (with --uuid).
+    device: PathBuf,
+    /// Register a backing device in place, named by UUID
+    #[arg(long, value_name = "UUID", value_parser = uuid_arg)]
+    uuid: Option<Uuid>,
+    /// The backing device is not written while it is not registered: the
+    /// cache keeps its extents across unregisters (register_dev trust=1)
+    #[arg(long, requires = "uuid")]
+    trust: bool,
 }
 
 #[derive(Args)]
@@ -207,7 +252,224 @@ fn run(command: Command) -> Outcome {
             println!("{}", random_uuid()?);
             Ok(())
         }
+        Command::Register(args) => register(&args),
+        Command::Unregister { device } => unregister(device.as_deref()),
+        Command::Status { json } => status(json),
+        Command::Wipe { device } => wipe(&device),
     }
+}
+
+/// The module's directory, or why it is not there.
+fn module_root() -> Outcome<PathBuf> {
+    let root = sysfs::root();
+    if root.is_dir() {
+        Ok(root)
+    } else {
+        error(format!(
+            "the bcache_rs module is not loaded ({} is missing): modprobe bcache_rs",
+            root.display()
+        ))
+    }
+}
+
+/// `path` made absolute (the kernel opens it from its own root).
+fn absolute(path: &Path) -> Outcome<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path))
+        .or_else(|e| error(format!("cannot resolve {}: {e}", path.display())))
+}
+
+/// The kernel's name of the block device at `path` (`sdb` for
+/// `/dev/disk/by-id/...`; the last component of a path that does not
+/// resolve).
+fn kernel_name(path: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Some(real.file_name()?.to_string_lossy().into_owned())
+}
+
+fn write_sysfs(file: &Path, line: &str) -> Outcome {
+    sysfs::write_line(file, line)
+        .or_else(|e| error(format!("{}: {e} (the kernel log says why)", file.display())))
+}
+
+fn register(args: &RegisterArgs) -> Outcome {
+    let name = &args.device.display().to_string();
+    let root = module_root()?;
+    let dev = Device::open(&args.device, false).map_err(Failure::Error)?;
+    let block = dev
+        .read_at(SB_OFFSET, SB_SIZE)
+        .map_err(io_failure(name, "cannot read"))?;
+    let path = absolute(&args.device)?;
+    let path_text = path.to_string_lossy().into_owned();
+    match Superblock::decode(&block) {
+        Ok(sb) => {
+            if args.uuid.is_some() {
+                return Err(Failure::Usage(
+                    format!("{name} is a cache: --uuid names backing devices"),
+                    "register",
+                ));
+            }
+            if let Some(dir) = sysfs::cache_dir() {
+                if sysfs::read(&dir.join("set_uuid")).as_deref() == Some(&sb.set_uuid.to_string()) {
+                    println!("{name}: cache {} is registered already", sb.set_uuid);
+                    return Ok(());
+                }
+            }
+            write_sysfs(&root.join("register_cache"), &path_text)?;
+            let restored = sysfs::cache_dir()
+                .and_then(|d| sysfs::read(&d.join("restored_extents")))
+                .unwrap_or_else(|| "?".into());
+            println!("{name}: cache {} registered ({restored} extents restored)", sb.set_uuid);
+            Ok(())
+        }
+        Err(SbError::BackingDevice) => error(format!(
+            "{name} has a backing superblock: this module registers backing devices in place only (wipe it, then register --uuid)"
+        )),
+        Err(e) => {
+            let Some(uuid) = args.uuid else {
+                return Err(Failure::Usage(
+                    format!("{name} is not a cache ({e}): a backing device in place needs --uuid"),
+                    "register",
+                ));
+            };
+            let kname = kernel_name(&args.device);
+            for (disk, dir) in sysfs::devices() {
+                if sysfs::read(&dir.join("uuid")).as_deref() == Some(&uuid.to_string()) {
+                    if kname.is_some() && sysfs::read(&dir.join("backing_dev")) == kname {
+                        println!("{name}: registered already as {disk}");
+                        return Ok(());
+                    }
+                    return error(format!("UUID {uuid} is registered already, as {disk}"));
+                }
+            }
+            let line = format!("{uuid} {path_text}{}", if args.trust { " trust=1" } else { "" });
+            write_sysfs(&root.join("register_dev"), &line)?;
+            let disk = sysfs::devices()
+                .into_iter()
+                .find(|(_, d)| sysfs::read(&d.join("uuid")).as_deref() == Some(&uuid.to_string()))
+                .map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
+            println!("{name}: registered as {disk}{}", if args.trust { " (trusted)" } else { "" });
+            Ok(())
+        }
+    }
+}
+
+fn unregister(device: Option<&Path>) -> Outcome {
+    module_root()?;
+    let cache = sysfs::cache_dir();
+    let Some(device) = device else {
+        let Some(dir) = cache else {
+            return error("no cache is registered");
+        };
+        write_sysfs(&dir.join("unregister"), "1")?;
+        println!("cache unregistered (its checkpoint written)");
+        return Ok(());
+    };
+    let name = device.display().to_string();
+    let kname = kernel_name(device).unwrap_or_else(|| name.clone());
+    // `unregister bcache_rs0` names the disk.
+    for (disk, dir) in sysfs::devices() {
+        if disk == kname || sysfs::read(&dir.join("backing_dev")).as_deref() == Some(&kname) {
+            write_sysfs(&dir.join("stop"), "1")?;
+            println!("{disk} stopped");
+            return Ok(());
+        }
+    }
+    if let Some(dir) = cache {
+        if sysfs::read(&dir.join("device")).as_deref() == Some(&kname) {
+            write_sysfs(&dir.join("unregister"), "1")?;
+            println!("cache on {kname} unregistered (its checkpoint written)");
+            return Ok(());
+        }
+    }
+    error(format!("{name} is not registered with bcache_rs"))
+}
+
+fn status(json: bool) -> Outcome {
+    module_root()?;
+    let cache = sysfs::cache_dir().map(|d| sysfs::values(&d, sysfs::CACHE_FILES));
+    let devices: Vec<(String, Vec<(&str, String)>)> = sysfs::devices()
+        .into_iter()
+        .map(|(n, d)| (n, sysfs::values(&d, sysfs::DEV_FILES)))
+        .collect();
+    if json {
+        let cache = cache.map_or_else(|| "null".into(), |c| sysfs::json_object(&c));
+        let devs: Vec<String> = devices
+            .iter()
+            .map(|(n, v)| {
+                let mut pairs = vec![("name", n.clone())];
+                pairs.extend(v.iter().cloned());
+                sysfs::json_object(&pairs)
+            })
+            .collect();
+        println!("{{\"cache\": {cache}, \"devices\": [{}]}}", devs.join(", "));
+        return Ok(());
+    }
+    let get = |v: &[(&str, String)], k: &str| {
+        v.iter()
+            .find(|(f, _)| *f == k)
+            .map_or_else(|| "?".to_string(), |(_, x)| x.clone())
+    };
+    match &cache {
+        Some(c) => println!(
+            "cache {} on {}: {}, {} of {} buckets in use, {} extents ({} restored at registration), {} devices attached",
+            get(c, "set_uuid"),
+            get(c, "device"),
+            get(c, "state"),
+            get(c, "buckets_in_use"),
+            get(c, "buckets_total"),
+            get(c, "index_entries"),
+            get(c, "restored_extents"),
+            get(c, "attached")
+        ),
+        None => println!("no cache registered"),
+    }
+    for (n, v) in &devices {
+        println!(
+            "{n}: {} on {}, {}, {}, {}, hit ratio {}% ({} hits, {} misses)",
+            get(v, "uuid"),
+            get(v, "backing_dev"),
+            get(v, "state"),
+            get(v, "cache_mode"),
+            if get(v, "trusted") == "1" {
+                "trusted"
+            } else {
+                "not trusted"
+            },
+            get(v, "hit_ratio"),
+            get(v, "hits"),
+            get(v, "misses")
+        );
+    }
+    Ok(())
+}
+
+fn wipe(path: &Path) -> Outcome {
+    let name = &path.display().to_string();
+    let dev = Device::open(path, true).map_err(Failure::Error)?;
+    let block = dev
+        .read_at(SB_OFFSET, SB_SIZE)
+        .map_err(io_failure(name, "cannot read"))?;
+    let what = match Superblock::decode(&block) {
+        Ok(sb) => format!("cache {}", sb.set_uuid),
+        Err(SbError::BackingDevice) => match BackingSb::decode(&block) {
+            Ok(b) => format!("backing device {}", b.uuid),
+            Err(_) => "damaged backing superblock".into(),
+        },
+        Err(SbError::NotFormatted | SbError::ForeignBcache) => {
+            return error(format!("{name}: no bcache_rs superblock: nothing wiped"));
+        }
+        // A damaged superblock of ours (its magic is there).
+        Err(e) => format!("damaged superblock ({e})"),
+    };
+    dev.write_at(SB_OFFSET, &[0u8; SB_SIZE])
+        .and_then(|()| dev.sync())
+        .map_err(io_failure(name, "cannot write"))?;
+    println!("{name}: wiped the superblock of {what}");
+    Ok(())
 }
 
 /// Parses a SIZE: digits and an optional binary suffix.
