@@ -1,0 +1,149 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# In the perf guest (bench/bcache.sh's restart boot): what a warm restart
+# is worth and what it costs, bcache_rs against the C bcache (which keeps
+# its cache across registrations too), each on its own half of the two
+# disks (partitions 1: the C bcache, 2: bcache_rs).
+#
+# For each cache: one pass of 4 KiB random reads over BENCH_EXTENTS blocks
+# (default 65536: as many 4 KiB extents, every read a miss that fills), then
+# BENCH_SECS seconds (default 60) of 4 KiB zipf(1.2) random reads over
+# them (the hit ratio "before"); then the devices stopped and the cache
+# unregistered (timed: bcache_rs writes its checkpoint), the cache and the
+# device registered again (timed: the index restored), and the same zipf
+# job for BENCH_SECS seconds (the hit ratio in the first minute "after").
+# bcache_rs once more without trust=1 (its extents dropped): the cold
+# registration the warm one saves. Times from /proc/uptime (10 ms).
+# Ratios: bcache_rs's time / the C bcache's.
+
+. /etc/rkm.env
+N=${BENCH_EXTENTS:-65536}
+SECS=${BENCH_SECS:-60}
+UUID=11111111-2222-4333-8444-555555555555
+RS=/sys/block/bcache_rs0/bcache_rs
+C=/sys/block/bcache0/bcache
+
+now() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+# elapsed T0 T1: seconds between two uptimes.
+elapsed() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'
+}
+
+part() {
+	case $1 in
+	*[0-9]) echo "${1}p$2" ;;
+	*) echo "$1$2" ;;
+	esac
+}
+
+# halves DISK MIB: two primary partitions of MIB MiB each.
+halves() {
+	s=$(($2 * 2048))
+	printf 'o\nn\np\n1\n2048\n+%dM\nn\np\n2\n%d\n+%dM\nw\n' "$2" $((2048 + s)) "$2" |
+		fdisk "$1" >/dev/null 2>&1
+	i=0
+	while [ ! -b "$(part "$1" 2)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -b "$(part "$1" 2)" ] || { echo "bench: cannot partition $1"; return 1; }
+}
+
+wait_for() {
+	i=0
+	while ! "$@" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	"$@"
+}
+
+# counters DEV: hits misses.
+counters() {
+	case $1 in
+	/dev/bcache0) echo "$(cat $C/stats_total/cache_hits) $(cat $C/stats_total/cache_misses)" ;;
+	*) echo "$(cat $RS/hits) $(cat $RS/misses)" ;;
+	esac
+}
+
+fill() {
+	fio --name=fill --filename="$1" --rw=randread --bs=4k --size=$((N * 4))k --direct=1 \
+		--ioengine=libaio --iodepth=16 --randseed=1 >/dev/null
+}
+
+# zipf DEV: the hit ratio of SECS seconds of zipf reads.
+zipf() {
+	set -- "$1" $(counters "$1")
+	fio --name=zipf --filename="$1" --rw=randread --bs=4k --size=$((N * 4))k --direct=1 \
+		--ioengine=libaio --iodepth=16 --random_distribution=zipf:1.2 --randseed=2 \
+		--runtime="$SECS" --time_based >/dev/null
+	set -- "$1" "$2" "$3" $(counters "$1")
+	awk -v h=$(($4 - $2)) -v m=$(($5 - $3)) 'BEGIN { printf "%.3f", (h + m) ? h / (h + m) : 0 }'
+}
+
+rs_up() {
+	bcache-rs register "$RS_SSD" >/dev/null &&
+		bcache-rs register --uuid $UUID ${1:+--trust} "$RS_HDD" >/dev/null &&
+		echo 0 >$RS/sequential_cutoff
+}
+
+c_up() {
+	echo "$C_SSD" >/sys/fs/bcache/register 2>/dev/null
+	echo "$C_HDD" >/sys/fs/bcache/register 2>/dev/null
+	wait_for test -b /dev/bcache0 && echo 0 >$C/sequential_cutoff
+}
+
+c_down() {
+	cset=$(basename "$(readlink -f $C/cache)")
+	echo 1 >$C/stop && wait_for test ! -b /dev/bcache0 &&
+		echo 1 >"/sys/fs/bcache/$cset/unregister" && wait_for test ! -e "/sys/fs/bcache/$cset"
+}
+
+halves "$RKM_HDD" 1024 && halves "$RKM_SSD" 512 || exit 1
+C_HDD=$(part "$RKM_HDD" 1) C_SSD=$(part "$RKM_SSD" 1)
+RS_HDD=$(part "$RKM_HDD" 2) RS_SSD=$(part "$RKM_SSD" 2)
+modprobe bcache && modprobe bcache_rs || exit 1
+make-bcache --wipe-bcache -C "$C_SSD" -B "$C_HDD" >/dev/null || exit 1
+c_up || { echo "bench: no /dev/bcache0"; exit 1; }
+echo writethrough >$C/cache_mode
+bcache-rs format-cache "$RS_SSD" --force >/dev/null && rs_up trust || exit 1
+
+RES=/tmp/restart
+: >$RES
+for t in bcache bcache_rs; do
+	if [ $t = bcache ]; then dev=/dev/bcache0; else dev=/dev/bcache_rs0; fi
+	fill $dev || exit 1
+	before=$(zipf $dev)
+	if [ $t = bcache ]; then
+		ext=-
+		t0=$(now) && c_down && t1=$(now) && c_up && t2=$(now) || exit 1
+		restored=-
+	else
+		ext=$(cat /sys/kernel/bcache_rs/cache/index_entries)
+		t0=$(now)
+		bcache-rs unregister "$RS_HDD" >/dev/null && wait_for test ! -e /dev/bcache_rs0 &&
+			bcache-rs unregister >/dev/null || exit 1
+		t1=$(now)
+		rs_up trust || exit 1
+		t2=$(now)
+		restored=$(cat /sys/kernel/bcache_rs/cache/restored_extents)
+	fi
+	after=$(zipf $dev)
+	echo "$t $ext $(elapsed "$t0" "$t1") $(elapsed "$t1" "$t2") $restored $before $after" >>$RES
+done
+# bcache_rs registered cold (no trust=1): what the warm registration saves.
+bcache-rs unregister "$RS_HDD" >/dev/null && wait_for test ! -e /dev/bcache_rs0 &&
+	bcache-rs unregister >/dev/null && rs_up || exit 1
+echo "bcache_rs-cold - - - $(cat /sys/kernel/bcache_rs/cache/restored_extents) - $(zipf /dev/bcache_rs0)" >>$RES
+
+echo "bench: restart, $N extents of 4 KiB, zipf(1.2) hit ratios over ${SECS} s:"
+awk '
+{ t[NR] = $1; ext[NR] = $2; down[NR] = $3; up[NR] = $4; rest[NR] = $5; b[NR] = $6; a[NR] = $7 }
+END {
+	printf "| %-14s | %8s | %10s | %12s | %8s | %10s | %10s\n", "cache", "extents", "stop+unreg s", "register s", "restored", "hits before", "hits after"
+	printf "|----------------|----------|--------------|--------------|----------|------------|-----------\n"
+	for (i = 1; i <= NR; i++)
+		printf "| %-14s | %8s | %12s | %12s | %8s | %10s | %10s\n", t[i], ext[i], down[i], up[i], rest[i], b[i], a[i]
+	if (NR >= 2 && up[1] > 0)
+		printf "registration: bcache_rs / C bcache = %.2f; bcache_rs %.2f s per million extents restored\n", up[2] / up[1], (rest[2] > 0) ? up[2] / rest[2] * 1e6 : 0
+	if (NR >= 2 && down[1] > 0)
+		printf "stop + unregister (bcache_rs: its checkpoint): bcache_rs / C bcache = %.2f\n", down[2] / down[1]
+}' $RES
