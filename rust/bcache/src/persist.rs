@@ -159,7 +159,15 @@ impl fmt::Display for LoadError {
                     "cannot read block {block} of the journal (error {errno})"
                 )
             }
-            LoadError::BadRecord(e) => write!(f, "a record is not this cache's: {e:?}"),
+            LoadError::BadRecord(RestoreError::NoMemory) => {
+                f.write_str("no memory for the restored index")
+            }
+            LoadError::BadRecord(RestoreError::Overlap) => {
+                f.write_str("journal damaged: two records give the same sectors")
+            }
+            LoadError::BadRecord(RestoreError::Invalid) => {
+                f.write_str("journal damaged: a record names a bucket or range this cache does not have")
+            }
         }
     }
 }
