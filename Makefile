@@ -122,7 +122,7 @@ tools:
 # (cpus, mem) of the suites' settings; VM_BUDGET caps the sum of the boots'
 # budgets (boot margin + each suite's budget=) and the run's time, so that
 # `make check` fits CI's 90 minutes.
-VM_BUDGET ?= 3600
+VM_BUDGET ?= 4200
 vmtest: modules tools
 	@$(TOP)/scripts/vm-run.py --kdir $(KDIR) --flavour $(FLAVOUR) \
 		--results $(BUILD)/results/vm-$(FLAVOUR).json --max-total $(VM_BUDGET) \
