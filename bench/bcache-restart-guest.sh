@@ -55,10 +55,13 @@ wait_for() {
 	"$@"
 }
 
-# counters DEV: hits misses.
+# counters DEV: hits misses (the C bcache folds its counters into
+# stats_total every 5 s: wait for that).
 counters() {
 	case $1 in
-	/dev/bcache0) echo "$(cat $C/stats_total/cache_hits) $(cat $C/stats_total/cache_misses)" ;;
+	/dev/bcache0)
+		sleep 6
+		echo "$(cat $C/stats_total/cache_hits) $(cat $C/stats_total/cache_misses)" ;;
 	*) echo "$(cat $RS/hits) $(cat $RS/misses)" ;;
 	esac
 }

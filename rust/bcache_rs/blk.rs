@@ -1246,7 +1246,15 @@ impl<C> BioSet<C> {
     ) -> core::result::Result<Unready<C>, OrigBio> {
         let op = if plain { PLAIN_WRITE } else { 0 };
         // SAFETY: `orig` is live (its invariant); `to` an open device.
-        let b = unsafe { rkm_bc_clone(orig.raw.as_ptr(), to.bdev, sector, op, self.raw()) };
+        let b = unsafe {
+            rkm_bc_clone(
+                orig.raw.as_ptr(),
+                to.bdev,
+                to.sector(sector),
+                op,
+                self.raw(),
+            )
+        };
         let Some(raw) = NonNull::new(b) else {
             return Err(orig);
         };
@@ -1268,7 +1276,7 @@ impl<C> BioSet<C> {
             PagesOp::WriteLike(orig) => orig.opf(),
         };
         // SAFETY: `to` is an open device; the C function checks `bytes`.
-        let b = unsafe { rkm_bc_alloc_pages(to.bdev, sector, bytes, op, self.raw()) };
+        let b = unsafe { rkm_bc_alloc_pages(to.bdev, to.sector(sector), bytes, op, self.raw()) };
         let raw = NonNull::new(b)?;
         // SAFETY: a fresh bio of this set.
         Some(unsafe { Unready::new(raw, true, None, ptr::null_mut()) })
@@ -1287,15 +1295,31 @@ impl<C> Drop for BioSet<C> {
 /// Where a bio of ours goes.
 pub(crate) struct Target<'a> {
     bdev: *mut RawBdev,
+    /// Added to every sector: where the data starts on the device.
+    offset: u64,
     _l: PhantomData<&'a BdevFile>,
+}
+
+impl Target<'_> {
+    /// The device's sector of the target's `sector`.
+    fn sector(&self, sector: u64) -> u64 {
+        sector.saturating_add(self.offset)
+    }
 }
 
 impl BdevFile {
     /// This device as the target of a bio. The bio's context must keep the
     /// device open until it completed (the data path's I/O references do).
     pub(crate) fn target(&self) -> Target<'_> {
+        self.target_at(0)
+    }
+
+    /// The device's data from sector `offset` on as the target of a bio (a
+    /// formatted backing device's data area).
+    pub(crate) fn target_at(&self, offset: u64) -> Target<'_> {
         Target {
             bdev: self.raw(),
+            offset,
             _l: PhantomData,
         }
     }
@@ -1448,7 +1472,15 @@ impl<C> NewBio<C> {
         ctx: C,
     ) -> core::result::Result<(), (Self, C)> {
         // SAFETY: `self` is live and not submitted; `to` an open device.
-        let b = unsafe { rkm_bc_clone(self.raw.as_ptr(), to.bdev, sector, PLAIN_WRITE, bs.raw()) };
+        let b = unsafe {
+            rkm_bc_clone(
+                self.raw.as_ptr(),
+                to.bdev,
+                to.sector(sector),
+                PLAIN_WRITE,
+                bs.raw(),
+            )
+        };
         let Some(raw) = NonNull::new(b) else {
             return Err((self, ctx));
         };
@@ -1601,7 +1633,7 @@ impl<C> Done<C> {
         let this = ManuallyDrop::new(self);
         // SAFETY: completed, ours, its pages ours; the pad (before the bio)
         // is untouched by the reset.
-        unsafe { rkm_bc_rewind(this.raw.as_ptr(), to.bdev, sector, PLAIN_WRITE) };
+        unsafe { rkm_bc_rewind(this.raw.as_ptr(), to.bdev, to.sector(sector), PLAIN_WRITE) };
         // INVARIANT: live, pad initialised, end_io set again, not submitted.
         Ok(NewBio {
             raw: this.raw,

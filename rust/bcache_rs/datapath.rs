@@ -160,7 +160,7 @@ fn pass(dev: &Dev, io: IoRef, mut bio: OrigBio, sector: u64, sectors: u64) {
     match dev
         .sets
         .clones
-        .clone_bio(bio, &dev.backing.target(), sector, false)
+        .clone_bio(bio, &dev.backing_target(), sector, false)
     {
         Ok(u) => u
             .init(IoCtx::new(io, Kind::Pass { sectors }, Claim::default()))
@@ -318,7 +318,7 @@ fn fill_miss(
     let Some(u) = dev
         .sets
         .clones
-        .pages_bio(&dev.backing.target(), sector, bytes, PagesOp::Read)
+        .pages_bio(&dev.backing_target(), sector, bytes, PagesOp::Read)
     else {
         // No pages for the fill: a plain miss.
         DevStats::add(&dev.stats.alloc_failures, 1);
@@ -370,7 +370,7 @@ fn write(
         dev.sets
             .clones
             .pages_bio(
-                &dev.backing.target(),
+                &dev.backing_target(),
                 sector,
                 bytes,
                 PagesOp::WriteLike(&bio),
@@ -446,7 +446,7 @@ fn write(
             match dev
                 .sets
                 .clones
-                .clone_bio(bio, &dev.backing.target(), sector, false)
+                .clone_bio(bio, &dev.backing_target(), sector, false)
             {
                 Ok(u) => u.init(ctx).submit(),
                 Err(bio) => {

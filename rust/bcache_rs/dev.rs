@@ -185,6 +185,9 @@ pub(crate) struct Dev {
     /// not registered, so the cache keeps its extents across unregisters.
     pub(crate) trust: bool,
     pub(crate) backing: BdevFile,
+    /// Where the data starts on the backing device, in sectors (a formatted
+    /// device's data offset; 0 in place).
+    pub(crate) data_offset: u64,
     /// The module's bio sets.
     pub(crate) sets: Arc<BioSets>,
     /// The disk's logical block size (the backing device's).
@@ -229,6 +232,7 @@ impl Dev {
         uuid: format::Uuid,
         trust: bool,
         backing: BdevFile,
+        data_offset: u64,
         sets: Arc<BioSets>,
         wq: Arc<crate::blk::WorkQueue>,
     ) -> Result<Arc<Self>> {
@@ -241,6 +245,7 @@ impl Dev {
                 uuid,
                 trust,
                 backing,
+                data_offset,
                 sets,
                 lbs,
                 mode: AtomicU32::new(CacheMode::Writethrough.to_u32()),
@@ -278,6 +283,11 @@ impl Dev {
     /// failed.
     pub(crate) fn cache_failed(&self) -> Option<bool> {
         self.control.lock().as_ref().map(|c| c.is_failed())
+    }
+
+    /// The backing device's data area as the target of a bio.
+    pub(crate) fn backing_target(&self) -> crate::blk::Target<'_> {
+        self.backing.target_at(self.data_offset)
     }
 
     /// Whether the machine is going down (see [`Dev::set_down`]).

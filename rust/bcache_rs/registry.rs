@@ -477,7 +477,7 @@ impl Registry {
 
     /// `register_dev`: opens a backing device in place and adds its disk.
     pub(crate) fn register_dev(self: &Arc<Self>, line: &[u8]) -> Result {
-        let (uuid, path, trust) = match format::parse_register_dev(line) {
+        let (line_uuid, path, trust) = match format::parse_register_dev(line) {
             Ok(l) => (l.uuid, l.path, l.trust),
             Err(e) => fail!(errno_of(e.to_errno()), "register_dev: {}\n", e),
         };
@@ -487,32 +487,6 @@ impl Registry {
         if inner.closing {
             return Err(ENODEV);
         }
-        if inner.devs().any(|d| d.dev.uuid == uuid) {
-            fail!(
-                EEXIST,
-                "register_dev: {}: UUID {} is already registered\n",
-                p,
-                uuid
-            );
-        }
-        // The number the cache kept this UUID's extents under, else one
-        // that holds no other device's, else any free one.
-        let owners = inner.cache.as_ref().map(|c| &c.owners[..]).unwrap_or(&[]);
-        let owner = |i: usize| owners.get(i).copied().flatten();
-        let free = |i: usize| inner.devs.get(i).is_some_and(|d| d.is_none());
-        let n = inner.devs.len();
-        let slot = (0..n)
-            .find(|&i| free(i) && owner(i) == Some(uuid))
-            .or_else(|| (0..n).find(|&i| free(i) && owner(i).is_none()))
-            .or_else(|| (0..n).find(|&i| free(i)));
-        let Some(id) = slot.and_then(|i| DevId::try_from(i).ok()) else {
-            fail!(
-                ENOSPC,
-                "register_dev: {}: {} devices are registered already\n",
-                p,
-                MAX_DEVS
-            );
-        };
         let backing = match BdevFile::open(&cpath, self.holder()) {
             Ok(f) => f,
             Err(e) if e == EBUSY => fail!(e, "register_dev: {}: in use by another holder\n", p),
@@ -548,8 +522,85 @@ impl Registry {
             );
         }
         let lbs = backing.logical_block_size();
-        let sectors = backing.sectors() & !(u64::from(lbs / 512).max(1) - 1);
-        let dev = match Dev::new(id, uuid, trust, backing, self.sets.clone(), self.wq.clone()) {
+        let lbs_sectors = u64::from(lbs / 512).max(1);
+        // A backing superblock (bcache-rs format-backing) names the device
+        // and says where its data starts; a formatted device is trusted
+        // (its data is reached through bcache_rs), unless trust=0.
+        let mut buf = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
+        if let Err(e) = backing.read(format::SB_SECTOR, &mut buf) {
+            fail!(
+                e,
+                "register_dev: {}: cannot read its superblock block (error {})\n",
+                p,
+                e.to_errno()
+            );
+        }
+        let (uuid, trust, data_offset) = match format::BackingSb::decode(&buf) {
+            Ok(b) => {
+                if let Err(e) = b.check_device(backing.sectors()) {
+                    fail!(errno_of(e.to_errno()), "register_dev: {}: {}\n", p, e);
+                }
+                if b.data_offset % lbs_sectors != 0 {
+                    fail!(EINVAL, "register_dev: {}: data offset of {} sectors is not a multiple of the logical block size {}\n",
+                        p, b.data_offset, lbs);
+                }
+                if let Some(u) = line_uuid.filter(|u| *u != b.uuid) {
+                    fail!(
+                        EINVAL,
+                        "register_dev: {}: UUID {} given, its backing superblock names {}\n",
+                        p,
+                        u,
+                        b.uuid
+                    );
+                }
+                (b.uuid, trust.unwrap_or(true), b.data_offset)
+            }
+            Err(format::BackingError::NotFormatted) => match line_uuid {
+                Some(u) => (u, trust.unwrap_or(false), 0),
+                None => fail!(
+                    EINVAL,
+                    "register_dev: {}: no backing superblock: a device in place is registered as \"<uuid> <path>\"\n",
+                    p
+                ),
+            },
+            Err(e) => fail!(errno_of(e.to_errno()), "register_dev: {}: {}\n", p, e),
+        };
+        if inner.devs().any(|d| d.dev.uuid == uuid) {
+            fail!(
+                EEXIST,
+                "register_dev: {}: UUID {} is already registered\n",
+                p,
+                uuid
+            );
+        }
+        // The number the cache kept this UUID's extents under, else one
+        // that holds no other device's, else any free one.
+        let owners = inner.cache.as_ref().map(|c| &c.owners[..]).unwrap_or(&[]);
+        let owner = |i: usize| owners.get(i).copied().flatten();
+        let free = |i: usize| inner.devs.get(i).is_some_and(|d| d.is_none());
+        let n = inner.devs.len();
+        let slot = (0..n)
+            .find(|&i| free(i) && owner(i) == Some(uuid))
+            .or_else(|| (0..n).find(|&i| free(i) && owner(i).is_none()))
+            .or_else(|| (0..n).find(|&i| free(i)));
+        let Some(id) = slot.and_then(|i| DevId::try_from(i).ok()) else {
+            fail!(
+                ENOSPC,
+                "register_dev: {}: {} devices are registered already\n",
+                p,
+                MAX_DEVS
+            );
+        };
+        let sectors = backing.sectors().saturating_sub(data_offset) & !(lbs_sectors - 1);
+        let dev = match Dev::new(
+            id,
+            uuid,
+            trust,
+            backing,
+            data_offset,
+            self.sets.clone(),
+            self.wq.clone(),
+        ) {
             Ok(d) => d,
             Err(e) => fail!(
                 e,
@@ -602,11 +653,12 @@ impl Registry {
         let cached = entry.dev.is_attached();
         let name = entry.dev.backing.name();
         pr_info!(
-            "bcache_rs{}: {} ({}) on {}, {} sectors{}, {}\n",
+            "bcache_rs{}: {} ({}) on {}{}, {} sectors{}, {}\n",
             id,
             uuid,
             p,
             line_str(blk::cstr_bytes(&name)),
+            if data_offset > 0 { " (formatted)" } else { "" },
             sectors,
             if trust { ", trusted" } else { "" },
             if cached {

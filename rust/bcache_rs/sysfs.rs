@@ -60,6 +60,7 @@ sysfs_attrs!(
         Stop = ("stop", WO),
         Uuid = ("uuid", RO),
         Trusted = ("trusted", RO),
+        DataOffset = ("data_offset", RO),
         BackingDev = ("backing_dev", RO),
         State = ("state", RO),
         CacheMode = ("cache_mode", RW),
@@ -297,6 +298,7 @@ impl SysfsDir for DevDir {
             DevAttr::Stop | DevAttr::ClearStats => Ok(()),
             DevAttr::Uuid => writeln!(w, "{}", d.uuid),
             DevAttr::Trusted => writeln!(w, "{}", u8::from(d.trust)),
+            DevAttr::DataOffset => writeln!(w, "{}", d.data_offset),
             DevAttr::BackingDev => {
                 writeln!(w, "{}", line_str(crate::blk::cstr_bytes(&d.backing.name())))
             }

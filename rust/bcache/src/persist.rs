@@ -165,9 +165,9 @@ impl fmt::Display for LoadError {
             LoadError::BadRecord(RestoreError::Overlap) => {
                 f.write_str("journal damaged: two records give the same sectors")
             }
-            LoadError::BadRecord(RestoreError::Invalid) => {
-                f.write_str("journal damaged: a record names a bucket or range this cache does not have")
-            }
+            LoadError::BadRecord(RestoreError::Invalid) => f.write_str(
+                "journal damaged: a record names a bucket or range this cache does not have",
+            ),
         }
     }
 }

@@ -283,30 +283,41 @@ fn check_path(path: &[u8]) -> Result<&[u8], LineError> {
 /// A parsed `register_dev` line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DevLine<'a> {
-    /// The device's UUID (not nil).
-    pub uuid: Uuid,
+    /// The device's UUID (not nil); `None` in a line of a path alone (a
+    /// device formatted by `bcache-rs format-backing`, whose superblock
+    /// names it).
+    pub uuid: Option<Uuid>,
     /// Its absolute path.
     pub path: &'a [u8],
     /// `trust=1`: the device is trusted not to be written while it is not
-    /// registered, so the cache keeps its extents across unregisters.
-    pub trust: bool,
+    /// registered, so the cache keeps its extents across unregisters;
+    /// `trust=0`: it is not; `None`: neither given (the default depends on
+    /// the device).
+    pub trust: Option<bool>,
 }
 
-/// Parses a `register_dev` line, `"<uuid> <path> [trust=0|1]\n"`.
+/// Parses a `register_dev` line, `"[<uuid>] <path> [trust=0|1]\n"`.
 pub fn parse_register_dev(line: &[u8]) -> Result<DevLine<'_>, LineError> {
     let (start, end) = first_field(line)?;
     let field = line.get(start..end).unwrap_or(&[]);
-    let uuid = Uuid::parse(field).map_err(LineError::BadUuid)?;
-    if uuid.is_nil() {
-        return Err(LineError::NilUuid);
-    }
-    let (ps, pe) = next_field(line, end).ok_or(LineError::MissingPath)?;
-    let mut trust = false;
+    let (uuid, (ps, pe)) = if field.first() == Some(&b'/') {
+        (None, (start, end))
+    } else {
+        let uuid = Uuid::parse(field).map_err(LineError::BadUuid)?;
+        if uuid.is_nil() {
+            return Err(LineError::NilUuid);
+        }
+        (
+            Some(uuid),
+            next_field(line, end).ok_or(LineError::MissingPath)?,
+        )
+    };
+    let mut trust = None;
     let mut at = pe;
     while let Some((s, e)) = next_field(line, at) {
         match line.get(s..e) {
-            Some(b"trust=1") => trust = true,
-            Some(b"trust=0") => trust = false,
+            Some(b"trust=1") => trust = Some(true),
+            Some(b"trust=0") => trust = Some(false),
             _ => return Err(LineError::TrailingJunk { pos: s }),
         }
         at = e;

@@ -138,30 +138,39 @@ fn register_dev_lines() {
         assert_eq!(
             parse_register_dev(line),
             Ok(DevLine {
-                uuid,
+                uuid: Some(uuid),
                 path: &b"/dev/sdb"[..],
-                trust: false
+                trust: None
             }),
             "{line:?}"
         );
     }
-    let trusted: &[(&[u8], bool)] = &[
+    let trusted: &[(&[u8], Option<bool>)] = &[
         (
             b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=1\n",
-            true,
+            Some(true),
         ),
         (
             b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=0",
-            false,
+            Some(false),
         ),
         (
             b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /dev/sdb trust=0 trust=1",
-            true,
+            Some(true),
         ),
     ];
     for (line, trust) in trusted {
         assert_eq!(parse_register_dev(line).map(|l| l.trust), Ok(*trust));
     }
+    // A path alone: a formatted backing device, named by its superblock.
+    assert_eq!(
+        parse_register_dev(b"/dev/sdb trust=0\n"),
+        Ok(DevLine {
+            uuid: None,
+            path: &b"/dev/sdb"[..],
+            trust: Some(false)
+        })
+    );
     let long = [
         b"1b4e28ba-2fa1-41d2-883f-0016d3cca427 /".as_slice(),
         &[b'a'; 4095],
@@ -186,8 +195,8 @@ fn register_dev_lines() {
             LineError::MissingPath,
         ),
         (
-            b"/dev/sdb\n",
-            LineError::BadUuid(UuidError::BadLength { len: 8 }),
+            b"dev/sdb\n",
+            LineError::BadUuid(UuidError::BadLength { len: 7 }),
         ),
         (
             b"1b4e28ba-2fa1-41d2-883f-0016d3cca42x /dev/sdb",

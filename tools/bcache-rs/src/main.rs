@@ -21,9 +21,10 @@
 //!   and explains it, or prints the precise reason it is not valid.
 //! * `uuid` prints a random UUID, to name a backing device in
 //!   `echo "<uuid> /dev/sdX" > register_dev`.
-//! * `register DEVICE` registers a cache (its superblock says so) or, with
-//!   `--uuid`, a backing device in place (`--trust`: `trust=1`); what is
-//!   registered already is success, so that a repeated call does nothing.
+//! * `register DEVICE` registers a cache or a formatted backing device
+//!   (their superblocks say so) or, with `--uuid`, a backing device in
+//!   place (`--trust`: `trust=1`); what is registered already is success,
+//!   so that a repeated call does nothing.
 //! * `unregister [DEVICE]` stops the disk over DEVICE, or unregisters the
 //!   cache (DEVICE the cache's, or none).
 //! * `status [--json]` shows the registered cache and devices.
@@ -84,8 +85,9 @@ enum Command {
     /// Print a random UUID, e.g. to name a backing device in register_dev
     Uuid,
     /// Register DEVICE with the bcache_rs module: a cache (formatted by
-    /// format-cache), or with --uuid a backing device in place; success if
-    /// it is registered already
+    /// format-cache), a backing device formatted by format-backing, or with
+    /// --uuid a backing device in place; success if it is registered
+    /// already
     Register(RegisterArgs),
     /// Stop the bcache_rs disk over DEVICE (or DEVICE, a bcache_rsN), or
     /// unregister the cache (DEVICE the cache device, or no DEVICE): the
@@ -322,12 +324,36 @@ fn register(args: &RegisterArgs) -> Outcome {
             let restored = sysfs::cache_dir()
                 .and_then(|d| sysfs::read(&d.join("restored_extents")))
                 .unwrap_or_else(|| "?".into());
-            println!("{name}: cache {} registered ({restored} extents restored)", sb.set_uuid);
+            println!(
+                "{name}: cache {} registered ({restored} extents restored)",
+                sb.set_uuid
+            );
             Ok(())
         }
-        Err(SbError::BackingDevice) => error(format!(
-            "{name} has a backing superblock: this module registers backing devices in place only (wipe it, then register --uuid)"
-        )),
+        Err(SbError::BackingDevice) => {
+            let b = BackingSb::decode(&block).or_else(|e| error(format!("{name}: {e}")))?;
+            if let Some(u) = args.uuid.filter(|u| *u != b.uuid) {
+                return error(format!(
+                    "{name}: UUID {u} given, its backing superblock names {}",
+                    b.uuid
+                ));
+            }
+            for (disk, dir) in sysfs::devices() {
+                if sysfs::read(&dir.join("uuid")).as_deref() == Some(&b.uuid.to_string()) {
+                    println!("{name}: registered already as {disk}");
+                    return Ok(());
+                }
+            }
+            // Trusted (the module's default for a formatted device): its
+            // data is reached through bcache_rs alone.
+            write_sysfs(&root.join("register_dev"), &path_text)?;
+            let disk = sysfs::devices()
+                .into_iter()
+                .find(|(_, d)| sysfs::read(&d.join("uuid")).as_deref() == Some(&b.uuid.to_string()))
+                .map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
+            println!("{name}: backing device {} registered as {disk}", b.uuid);
+            Ok(())
+        }
         Err(e) => {
             let Some(uuid) = args.uuid else {
                 return Err(Failure::Usage(
@@ -345,13 +371,19 @@ fn register(args: &RegisterArgs) -> Outcome {
                     return error(format!("UUID {uuid} is registered already, as {disk}"));
                 }
             }
-            let line = format!("{uuid} {path_text}{}", if args.trust { " trust=1" } else { "" });
+            let line = format!(
+                "{uuid} {path_text}{}",
+                if args.trust { " trust=1" } else { "" }
+            );
             write_sysfs(&root.join("register_dev"), &line)?;
             let disk = sysfs::devices()
                 .into_iter()
                 .find(|(_, d)| sysfs::read(&d.join("uuid")).as_deref() == Some(&uuid.to_string()))
                 .map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
-            println!("{name}: registered as {disk}{}", if args.trust { " (trusted)" } else { "" });
+            println!(
+                "{name}: registered as {disk}{}",
+                if args.trust { " (trusted)" } else { "" }
+            );
             Ok(())
         }
     }

@@ -23,7 +23,10 @@ pub fn block_root() -> PathBuf {
 /// Writes `line` to the sysfs file `path` in one `write(2)`, as the module
 /// wants it.
 pub fn write_line(path: &Path, line: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(format!("{line}\n").as_bytes())
 }
 

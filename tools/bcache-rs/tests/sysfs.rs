@@ -127,12 +127,29 @@ fn register_a_backing_device_in_place() {
         text(&t.module().join("register_dev")),
         format!("{DEV_UUID} {} trust=1\n", img.display())
     );
-    // A backing superblock: refused, with what to do.
-    let b = t.run(&["format-backing", "--force", img.to_str().unwrap()]);
+    // A backing superblock: the path alone (the superblock names it); a
+    // --uuid that is not its own is refused.
+    let b = t.run(&[
+        "format-backing",
+        "--force",
+        "--uuid",
+        UUID,
+        img.to_str().unwrap(),
+    ]);
     assert_eq!(b.status.code(), Some(0), "{}", err(&b));
     let o = t.run(&["register", "--uuid", DEV_UUID, img.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
-    assert!(err(&o).contains("backing superblock"), "{}", err(&o));
+    assert!(
+        err(&o).contains("its backing superblock names"),
+        "{}",
+        err(&o)
+    );
+    let o = t.run(&["register", img.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        text(&t.module().join("register_dev")),
+        format!("{}\n", img.display())
+    );
 }
 
 #[test]
