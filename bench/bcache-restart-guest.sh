@@ -86,10 +86,14 @@ rs_up() {
 		echo 0 >$RS/sequential_cutoff
 }
 
+# c_up: the C bcache registered, no sequential cutoff, and no bypass of a
+# congested SSD (its default threshold, 2 ms, is under TCG's latencies).
 c_up() {
 	echo "$C_SSD" >/sys/fs/bcache/register 2>/dev/null
 	echo "$C_HDD" >/sys/fs/bcache/register 2>/dev/null
-	wait_for test -b /dev/bcache0 && echo 0 >$C/sequential_cutoff
+	wait_for test -b /dev/bcache0 && echo 0 >$C/sequential_cutoff || return 1
+	cset=$(readlink -f $C/cache)
+	echo 0 >"$cset/congested_read_threshold_us" && echo 0 >"$cset/congested_write_threshold_us"
 }
 
 c_down() {
