@@ -77,7 +77,8 @@ reads() {
 	fio --name=reads --filename="$1" --rw=randread --bs=4k --size=$((N * 4))k --direct=1 \
 		--ioengine=libaio --iodepth=16 --randseed=2 --number_ios=$((N / 4)) >/dev/null
 	set -- "$1" "$2" "$3" $(counters "$1")
-	awk -v h=$(($4 - $2)) -v m=$(($5 - $3)) 'BEGIN { printf "%.3f", (h + m) ? h / (h + m) : 0 }'
+	# "-": the counters did not move (the C bcache folds them in late).
+	awk -v h=$(($4 - $2)) -v m=$(($5 - $3)) 'BEGIN { if (h + m) printf "%.3f", h / (h + m); else printf "-" }'
 }
 
 rs_up() {
@@ -89,7 +90,9 @@ rs_up() {
 # c_up: the C bcache registered, no sequential cutoff, and no bypass of a
 # congested SSD (its default threshold, 2 ms, is under TCG's latencies).
 c_up() {
-	echo "$C_SSD" >/sys/fs/bcache/register 2>/dev/null
+	# The cache device of a set just unregistered is released a moment
+	# later (EBUSY until then).
+	wait_for sh -c "echo $C_SSD >/sys/fs/bcache/register" 2>/dev/null
 	echo "$C_HDD" >/sys/fs/bcache/register 2>/dev/null
 	wait_for test -b /dev/bcache0 && echo 0 >$C/sequential_cutoff || return 1
 	cset=$(readlink -f $C/cache)
