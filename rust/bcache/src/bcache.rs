@@ -1817,6 +1817,11 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
         Ok(true)
     }
 
+    /// The generation bucket `bucket` has in the restore so far.
+    pub fn gen(&self, bucket: u32) -> Option<u32> {
+        self.meta.get(bucket as usize).map(|m| m.gen)
+    }
+
     /// Stale extents skipped so far.
     pub fn skipped(&self) -> u64 {
         self.skipped

@@ -22,8 +22,9 @@
 //! unregister (or shutdown) keeps it warm.
 //!
 //! A checkpoint's records: `DEVICE` of each backing device whose extents it
-//! keeps, `BUCKET` of each bucket whose generation is not 0, then `EXTENT`
-//! of each current extent of those devices, in index order. A device's
+//! keeps, `BUCKET` of each bucket whose generation is not 0, then `CACHED`
+//! (24 bytes, of its bucket's generation; `EXTENT` for one whose fields do
+//! not fit) of each current extent of those devices, in index order. A device's
 //! number in the records is the cache's; [`restore`] maps each to the
 //! number the registration gives it (or drops its extents).
 //!
@@ -322,6 +323,29 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                 out.skipped += 1;
             }
         }
+        Record::Cached {
+            dev,
+            sector,
+            sectors,
+            offset,
+            bucket,
+        } => {
+            let bucket =
+                u32::try_from(bucket).map_err(|_| LoadError::BadRecord(RestoreError::Invalid))?;
+            let gen = to
+                .gen(bucket)
+                .ok_or(LoadError::BadRecord(RestoreError::Invalid))?;
+            let extent = Record::Extent {
+                dev,
+                sector,
+                sectors,
+                offset,
+                bucket: u64::from(bucket),
+                gen,
+                csum: 0,
+            };
+            return apply(&extent, to, devs, out);
+        }
         Record::Invalidate {
             dev,
             sector,
@@ -430,9 +454,37 @@ pub enum Cursor {
     Done,
 }
 
-/// The next records of a checkpoint of `cache` into `out` (as many as fit;
-/// the caller may drop its lock between calls, the cache may change:
-/// each record is current when it is taken). `owners[d]` is the UUID of
+/// The record of current extent `e` of `dev` at `sector` in a checkpoint:
+/// `CACHED` (24 bytes, of its bucket's generation) if its fields fit, else
+/// `EXTENT`.
+fn extent_record(dev: DevId, sector: u64, e: &Extent) -> Record {
+    let cached = Record::Cached {
+        dev: u32::from(dev),
+        sector,
+        sectors: e.len,
+        offset: e.offset,
+        bucket: u64::from(e.bucket),
+    };
+    let mut probe = [0u8; 24];
+    if cached.encode(&mut probe).is_some() {
+        return cached;
+    }
+    Record::Extent {
+        dev: u32::from(dev),
+        sector,
+        sectors: e.len,
+        offset: e.offset,
+        bucket: u64::from(e.bucket),
+        gen: e.gen,
+        csum: 0,
+    }
+}
+
+/// The next records of a checkpoint of `cache` into `out` (as many as fit).
+/// The caller may drop its lock between calls, but nothing may change the
+/// cache meanwhile but the removal of stale extents (the background pass):
+/// no I/O, so no bucket is invalidated (the checkpoint's `BUCKET` records,
+/// taken first, are the generations of the extents after them). `owners[d]` is the UUID of
 /// device `d` if its extents are kept. Returns how many records were
 /// written and where to go on from ([`Cursor::Done`] at the end).
 pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
@@ -480,15 +532,7 @@ pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                     .current_from(k, room, &cache.buckets, |dev, sector, e| {
                         let owned = owners.get(usize::from(dev)).is_some_and(|o| o.is_some());
                         if let (true, Some(slot)) = (owned, out.get_mut(n)) {
-                            *slot = Record::Extent {
-                                dev: u32::from(dev),
-                                sector,
-                                sectors: e.len,
-                                offset: e.offset,
-                                bucket: u64::from(e.bucket),
-                                gen: e.gen,
-                                csum: 0,
-                            };
+                            *slot = extent_record(dev, sector, &e);
                             n += 1;
                         }
                     });

@@ -381,7 +381,7 @@ fn run_sessions(
             // session is open: nothing.
             return (Err(e), expect, Vec::new());
         }
-        for _ in 0..150 {
+        for _ in 0..300 {
             let dev = (step() % 2) as DevId;
             let sector = step() % 512 * 8;
             if step() % 3 == 0 {

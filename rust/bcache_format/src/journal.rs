@@ -46,6 +46,7 @@
 //! | 5 | `CLEAN` | 8 | 4: dev u32 |
 //! | 6 | `CHECKPOINT` | 32 | 4: blocks u32, 8: start u64 (its first block's index in the journal region), 16: records u64, 24: csum u32 (crc32c of its blocks' csums, in order), 28: zero |
 //! | 7 | `DEVICE` | 24 | 4: dev u32, 8: uuid [u8; 16] (not nil) |
+//! | 8 | `CACHED` | 24 | 4: bucket u32, 8: sector u64, 16: sectors u16 (not 0), 18: offset u16, 20: dev u16, 22: zero; a checkpoint's extent of its bucket's generation there, no data checksum |
 //!
 //! `dev` [`ALL_DEVS`] in `DIRTY` and `CLEAN`, with `region` [`ALL_REGIONS`]
 //! in `DIRTY`, marks every region of every device (the module of this
@@ -235,6 +236,22 @@ pub enum Record {
         /// The backing device's number.
         dev: u32,
     },
+    /// A checkpoint's current extent, in 24 bytes: as `Extent`, of the
+    /// generation its bucket has in the checkpoint (its `BUCKET` record,
+    /// or 0), without a data checksum; the fields in 16 bits (`dev`,
+    /// `sectors`, `offset`) must fit them (else the writer uses `Extent`).
+    Cached {
+        /// The backing device's number (below 65536).
+        dev: u32,
+        /// The first sector on the backing device.
+        sector: u64,
+        /// The length in sectors (1 to 65535).
+        sectors: u32,
+        /// The sector offset into the bucket (below 65536).
+        offset: u32,
+        /// The bucket (below 2^32).
+        bucket: u64,
+    },
     /// Device number `dev` of the records is the backing device `uuid` (a
     /// checkpoint's first records: its extents' devices).
     Device {
@@ -266,6 +283,7 @@ mod kind {
     pub(super) const CLEAN: u8 = 5;
     pub(super) const CHECKPOINT: u8 = 6;
     pub(super) const DEVICE: u8 = 7;
+    pub(super) const CACHED: u8 = 8;
 }
 
 /// The size of a record of kind `kind`, `None` for an unknown kind.
@@ -274,7 +292,7 @@ fn record_size(kind: u8) -> Option<usize> {
         kind::EXTENT => 40,
         kind::INVALIDATE => 24,
         kind::BUCKET | kind::DIRTY => 16,
-        kind::DEVICE => 24,
+        kind::DEVICE | kind::CACHED => 24,
         kind::CLEAN => 8,
         kind::CHECKPOINT => 32,
         _ => return None,
@@ -291,6 +309,7 @@ impl Record {
             Record::Clean { .. } => kind::CLEAN,
             Record::Checkpoint { .. } => kind::CHECKPOINT,
             Record::Device { .. } => kind::DEVICE,
+            Record::Cached { .. } => kind::CACHED,
         }
     }
 
@@ -300,9 +319,26 @@ impl Record {
     }
 
     /// Writes the record at the start of `out`; returns its size, or `None`
-    /// (nothing written) if `out` is too short.
+    /// (nothing written) if `out` is too short, or a `Cached` record's
+    /// fields do not fit it.
     pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
         let size = self.size();
+        if let Record::Cached {
+            dev,
+            sectors,
+            offset,
+            bucket,
+            ..
+        } = *self
+        {
+            let fits = dev <= 0xffff
+                && (1..=0xffff).contains(&sectors)
+                && offset <= 0xffff
+                && bucket <= u64::from(u32::MAX);
+            if !fits {
+                return None;
+            }
+        }
         let b = out.get_mut(..size)?;
         b.fill(0);
         put_bytes(b, 0, &[self.kind(), (size / 8) as u8]);
@@ -345,6 +381,20 @@ impl Record {
             Record::Device { dev, uuid } => {
                 put_bytes(b, 4, &dev.to_le_bytes());
                 put_bytes(b, 8, &uuid.0);
+            }
+            Record::Cached {
+                dev,
+                sector,
+                sectors,
+                offset,
+                bucket,
+            } => {
+                // Each fits its field (checked above).
+                put_bytes(b, 4, &(bucket as u32).to_le_bytes());
+                put_bytes(b, 8, &sector.to_le_bytes());
+                put_bytes(b, 16, &(sectors as u16).to_le_bytes());
+                put_bytes(b, 18, &(offset as u16).to_le_bytes());
+                put_bytes(b, 20, &(dev as u16).to_le_bytes());
             }
             Record::Checkpoint {
                 blocks,
@@ -402,6 +452,13 @@ impl Record {
                 dev: u32_at(4),
                 uuid: Uuid(get_bytes(b, 8)),
             },
+            kind::CACHED => Record::Cached {
+                dev: u32::from(u16::from_le_bytes(get_bytes(b, 20))),
+                sector: u64_at(8),
+                sectors: u32::from(u16::from_le_bytes(get_bytes(b, 16))),
+                offset: u32::from(u16::from_le_bytes(get_bytes(b, 18))),
+                bucket: u64::from(u32_at(4)),
+            },
             _ => Record::Checkpoint {
                 blocks: u32_at(4),
                 start: u64_at(8),
@@ -411,11 +468,14 @@ impl Record {
         };
         let zero_tail = match record {
             Record::Invalidate { .. } => u32_at(20) == 0,
+            Record::Cached { .. } => get_bytes::<2>(b, 22) == [0; 2],
             Record::Checkpoint { .. } => u32_at(28) == 0,
             _ => true,
         };
         let lengths = match record {
-            Record::Extent { sectors, .. } | Record::Invalidate { sectors, .. } => sectors != 0,
+            Record::Extent { sectors, .. }
+            | Record::Invalidate { sectors, .. }
+            | Record::Cached { sectors, .. } => sectors != 0,
             Record::Device { uuid, .. } => !uuid.is_nil(),
             _ => true,
         };

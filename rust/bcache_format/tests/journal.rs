@@ -308,6 +308,31 @@ fn replay_plans() {
 }
 
 #[test]
+fn cached_records_refuse_fields_that_do_not_fit() {
+    let cached = |dev, sectors, offset, bucket| Record::Cached {
+        dev,
+        sector: u64::MAX,
+        sectors,
+        offset,
+        bucket,
+    };
+    let max = u64::from(u32::MAX);
+    let ok = cached(0xffff, 0xffff, 0xffff, max);
+    let mut b = [0u8; 24];
+    assert_eq!(ok.encode(&mut b), Some(24));
+    assert_eq!(Record::decode(&b), Ok((ok, 24)));
+    for bad in [
+        cached(0x10000, 1, 0, 0),
+        cached(0, 0, 0, 0),
+        cached(0, 0x10000, 0, 0),
+        cached(0, 1, 0x10000, 0),
+        cached(0, 1, 0, max + 1),
+    ] {
+        assert_eq!(bad.encode(&mut b), None, "{bad:?}");
+    }
+}
+
+#[test]
 fn journal_layout_splits_the_region() {
     assert_eq!(JournalLayout::new(7 * 8), None);
     let l = JournalLayout::new(8 * 8).unwrap();
@@ -416,7 +441,7 @@ impl Index {
                 self.dirty.insert((dev, region));
             }
             Record::Clean { dev } => self.dirty.retain(|&(d, _)| d != dev),
-            Record::Checkpoint { .. } | Record::Device { .. } => {}
+            Record::Checkpoint { .. } | Record::Device { .. } | Record::Cached { .. } => {}
         }
     }
 
