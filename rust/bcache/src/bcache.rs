@@ -1674,9 +1674,10 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Cache<A, S> {
 
 impl<A: NodeAlloc> Index<A> {
     /// Calls `f` on the current extents (stale ones skipped) from key
-    /// `cursor` on, at most `max` of them: a checkpoint's pass over the
-    /// index, in bounded steps. Returns the key to go on from, or `None`
-    /// at the end.
+    /// `cursor` on, visiting at most `max` entries, stale ones included (so
+    /// a step under the cache's lock is bounded however many are stale): a
+    /// checkpoint's pass over the index. Returns the key to go on from, or
+    /// `None` at the end.
     pub fn current_from<S: DerefMut<Target = [BucketMeta]>>(
         &self,
         cursor: u64,
@@ -1684,14 +1685,12 @@ impl<A: NodeAlloc> Index<A> {
         buckets: &Buckets<S>,
         mut f: impl FnMut(DevId, u64, Extent),
     ) -> Option<u64> {
-        let mut seen = 0;
-        for (k, e) in self.tree.iter_from(&cursor) {
+        for (seen, (k, e)) in self.tree.iter_from(&cursor).enumerate() {
             if seen == max {
                 return Some(k);
             }
             if buckets.is_current(&e) {
                 f(key_dev(k), key_sector(k), e);
-                seen += 1;
             }
         }
         None

@@ -465,8 +465,7 @@ fn extent_record(dev: DevId, sector: u64, e: &Extent) -> Record {
         offset: e.offset,
         bucket: u64::from(e.bucket),
     };
-    let mut probe = [0u8; 24];
-    if cached.encode(&mut probe).is_some() {
+    if cached.encodable() {
         return cached;
     }
     Record::Extent {
@@ -480,13 +479,16 @@ fn extent_record(dev: DevId, sector: u64, e: &Extent) -> Record {
     }
 }
 
-/// The next records of a checkpoint of `cache` into `out` (as many as fit).
-/// The caller may drop its lock between calls, but nothing may change the
+/// The next records of a checkpoint of `cache` into `out`, visiting at most
+/// `out.len()` devices, buckets or index entries (a bounded step under the
+/// cache's lock: it may write fewer records, none, before the end). The
+/// caller may drop its lock between calls, but nothing may change the
 /// cache meanwhile but the removal of stale extents (the background pass):
 /// no I/O, so no bucket is invalidated (the checkpoint's `BUCKET` records,
-/// taken first, are the generations of the extents after them). `owners[d]` is the UUID of
-/// device `d` if its extents are kept. Returns how many records were
-/// written and where to go on from ([`Cursor::Done`] at the end).
+/// taken first, are the generations of the extents after them).
+/// `owners[d]` is the UUID of device `d` if its extents are kept. Returns
+/// how many records were written and where to go on from
+/// ([`Cursor::Done`] at the end).
 pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
     cache: &Cache<A, S>,
     owners: &[Option<Uuid>],
@@ -494,8 +496,10 @@ pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
     out: &mut [Record],
 ) -> (usize, Cursor) {
     let mut n = 0;
+    let mut visits = 0;
     let mut cursor = cursor;
-    while n < out.len() {
+    while visits < out.len() {
+        visits += 1;
         cursor = match cursor {
             Cursor::Devices(d) => match owners.get(d) {
                 Some(o) => {
@@ -526,6 +530,7 @@ pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                 None => Cursor::Extents(0),
             },
             Cursor::Extents(k) => {
+                // Each entry visited may be a record: room for all.
                 let room = out.len() - n;
                 let next = cache
                     .index
@@ -536,11 +541,7 @@ pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                             n += 1;
                         }
                     });
-                match next {
-                    // `room` extents were seen: `out` may be full.
-                    Some(k) => return (n, Cursor::Extents(k)),
-                    None => Cursor::Done,
-                }
+                return (n, next.map_or(Cursor::Done, Cursor::Extents));
             }
             Cursor::Done => return (n, Cursor::Done),
         };

@@ -318,27 +318,34 @@ impl Record {
         record_size(self.kind()).unwrap_or(0)
     }
 
-    /// Writes the record at the start of `out`; returns its size, or `None`
-    /// (nothing written) if `out` is too short, or a `Cached` record's
-    /// fields do not fit it.
-    pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
-        let size = self.size();
-        if let Record::Cached {
-            dev,
-            sectors,
-            offset,
-            bucket,
-            ..
-        } = *self
-        {
-            let fits = dev <= 0xffff
-                && (1..=0xffff).contains(&sectors)
-                && offset <= 0xffff
-                && bucket <= u64::from(u32::MAX);
-            if !fits {
-                return None;
+    /// Whether [`Record::encode`] can write the record: every record but a
+    /// `Cached` one whose fields do not fit its 16- and 32-bit fields.
+    pub fn encodable(&self) -> bool {
+        match *self {
+            Record::Cached {
+                dev,
+                sectors,
+                offset,
+                bucket,
+                ..
+            } => {
+                dev <= 0xffff
+                    && (1..=0xffff).contains(&sectors)
+                    && offset <= 0xffff
+                    && bucket <= u64::from(u32::MAX)
             }
+            _ => true,
         }
+    }
+
+    /// Writes the record at the start of `out`; returns its size, or `None`
+    /// (nothing written) if `out` is too short or the record is not
+    /// [`Record::encodable`].
+    pub fn encode(&self, out: &mut [u8]) -> Option<usize> {
+        if !self.encodable() {
+            return None;
+        }
+        let size = self.size();
         let b = out.get_mut(..size)?;
         b.fill(0);
         put_bytes(b, 0, &[self.kind(), (size / 8) as u8]);

@@ -338,19 +338,15 @@ fn register(args: &RegisterArgs) -> Outcome {
                     b.uuid
                 ));
             }
-            for (disk, dir) in sysfs::devices() {
-                if sysfs::read(&dir.join("uuid")).as_deref() == Some(&b.uuid.to_string()) {
-                    println!("{name}: registered already as {disk}");
-                    return Ok(());
-                }
+            if let Some((disk, _)) = sysfs::device_of(&b.uuid) {
+                println!("{name}: registered already as {disk}");
+                return Ok(());
             }
             // Trusted (the module's default for a formatted device): its
             // data is reached through bcache_rs alone.
             write_sysfs(&root.join("register_dev"), &path_text)?;
-            let disk = sysfs::devices()
-                .into_iter()
-                .find(|(_, d)| sysfs::read(&d.join("uuid")).as_deref() == Some(&b.uuid.to_string()))
-                .map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
+            let disk =
+                sysfs::device_of(&b.uuid).map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
             println!("{name}: backing device {} registered as {disk}", b.uuid);
             Ok(())
         }
@@ -362,24 +358,20 @@ fn register(args: &RegisterArgs) -> Outcome {
                 ));
             };
             let kname = kernel_name(&args.device);
-            for (disk, dir) in sysfs::devices() {
-                if sysfs::read(&dir.join("uuid")).as_deref() == Some(&uuid.to_string()) {
-                    if kname.is_some() && sysfs::read(&dir.join("backing_dev")) == kname {
-                        println!("{name}: registered already as {disk}");
-                        return Ok(());
-                    }
-                    return error(format!("UUID {uuid} is registered already, as {disk}"));
+            if let Some((disk, dir)) = sysfs::device_of(&uuid) {
+                if kname.is_some() && sysfs::read(&dir.join("backing_dev")) == kname {
+                    println!("{name}: registered already as {disk}");
+                    return Ok(());
                 }
+                return error(format!("UUID {uuid} is registered already, as {disk}"));
             }
             let line = format!(
                 "{uuid} {path_text}{}",
                 if args.trust { " trust=1" } else { "" }
             );
             write_sysfs(&root.join("register_dev"), &line)?;
-            let disk = sysfs::devices()
-                .into_iter()
-                .find(|(_, d)| sysfs::read(&d.join("uuid")).as_deref() == Some(&uuid.to_string()))
-                .map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
+            let disk =
+                sysfs::device_of(&uuid).map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
             println!(
                 "{name}: registered as {disk}{}",
                 if args.trust { " (trusted)" } else { "" }

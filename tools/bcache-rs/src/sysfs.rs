@@ -5,6 +5,7 @@
 //! `/sys/kernel/bcache_rs` and `/sys/block/bcache_rs*/bcache_rs`. The roots
 //! can be moved for the tests (`BCACHE_RS_SYSFS`, `BCACHE_RS_SYSBLOCK`).
 
+use rkm_bcache_format::Uuid;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,14 @@ pub fn devices() -> Vec<(String, PathBuf)> {
             .unwrap_or(u32::MAX)
     });
     v
+}
+
+/// The registered device named `uuid`: (name, `bcache_rs` directory).
+pub fn device_of(uuid: &Uuid) -> Option<(String, PathBuf)> {
+    let text = uuid.to_string();
+    devices()
+        .into_iter()
+        .find(|(_, d)| read(&d.join("uuid")).as_deref() == Some(text.as_str()))
 }
 
 /// The cache's files that `status` shows.
