@@ -131,6 +131,19 @@ impl Window {
         }
     }
 
+    /// A window of every version of `lo..=hi`, all of `kind` (the last
+    /// [`HISTORY`] remembered).
+    pub fn span(lo: u64, hi: u64, kind: Kind) -> Window {
+        let hi = hi.max(lo);
+        let mut kinds = [None; HISTORY];
+        for (back, k) in kinds.iter_mut().enumerate() {
+            if (back as u64) <= hi - lo {
+                *k = Some(kind);
+            }
+        }
+        Window { lo, hi, kinds }
+    }
+
     /// The kind of version `v`, if it is in the window and remembered.
     pub fn kind(&self, v: u64) -> Option<Kind> {
         if v < self.lo || v > self.hi {
@@ -422,6 +435,18 @@ impl BlockState {
         state
     }
 
+    /// Committed at `lo`, started at `hi` (`>= lo`), every version between
+    /// of `kind`: a block whose last writes may or may not have landed.
+    fn span(lo: u64, hi: u64, kind: Kind) -> BlockState {
+        let hi = hi.max(lo);
+        let state = BlockState::new(lo, kind);
+        for v in hi.saturating_sub(HISTORY as u64 - 1).max(lo)..=hi {
+            state.record(v, kind);
+        }
+        state.started.store(hi, Ordering::SeqCst);
+        state
+    }
+
     fn slot(&self, v: u64) -> &AtomicU64 {
         &self.ring[(v % HISTORY as u64) as usize]
     }
@@ -455,6 +480,23 @@ impl History {
             format!("cannot allocate the state of {n} blocks ({HISTORY} versions each): {e}")
         })?;
         blocks.extend((0..n).map(|_| BlockState::new(version, kind)));
+        Ok(History { blocks })
+    }
+
+    /// One block per `(lo, hi)` of `spans`: committed at `lo`, started at
+    /// `hi`, every version between written with data (a run resumed after
+    /// a power cut: the block may hold any of them).
+    pub fn resume(spans: &[(u64, u64)]) -> Result<History, String> {
+        let n = spans.len();
+        let mut blocks = Vec::new();
+        blocks.try_reserve_exact(n).map_err(|e| {
+            format!("cannot allocate the state of {n} blocks ({HISTORY} versions each): {e}")
+        })?;
+        blocks.extend(
+            spans
+                .iter()
+                .map(|&(lo, hi)| BlockState::span(lo, hi, Kind::Data)),
+        );
         Ok(History { blocks })
     }
 
@@ -815,6 +857,30 @@ mod tests {
         h.start(0, Kind::Data);
         assert_eq!(h.final_state(0), (2, Kind::Unknown));
         assert_eq!(h.final_state(1), (0, Kind::Unknown));
+    }
+
+    #[test]
+    fn resumed_blocks_accept_their_span_and_nothing_older() {
+        let h = History::resume(&[(3, 4), (7, 7)]).unwrap();
+        let lo = h.read_begin(0);
+        let w = h.read_end(0, lo);
+        assert_eq!((w.lo, w.hi), (3, 4));
+        assert_eq!(w, Window::span(3, 4, Kind::Data));
+        assert_eq!(w.kind(2), None);
+        let mut c = Checker::new(5, 512).unwrap();
+        let mut buf = vec![0u8; 512];
+        for (v, ok) in [(2, false), (3, true), (4, true), (5, false)] {
+            crate::pattern::fill(&mut buf, 5, 0, v);
+            assert_eq!(
+                matches!(c.check(0, &buf, &w), Verdict::Ok),
+                ok,
+                "version {v}"
+            );
+        }
+        assert!(h.try_lock(0, 2));
+        assert_eq!(h.start(0, Kind::Data), 5);
+        assert_eq!(h.start(1, Kind::Data), 8);
+        assert_eq!(Window::span(7, 7, Kind::Data), Window::exact(7, Kind::Data));
     }
 
     #[test]

@@ -32,11 +32,13 @@ pub const DEFAULT_READ_PCT: u64 = 50;
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
 Usage: rkm-blkverify fill     --dev D --size S [--offset O] [--version V] [COMMON]
-       rkm-blkverify verify   --dev D --size S [--offset O] (--version V | --state FILE) [COMMON]
+       rkm-blkverify verify   --dev D --size S [--offset O]
+                              (--version V | --state FILE | --ack-log A) [COMMON]
        rkm-blkverify race     --dev D --size S [--offset O] --seconds T [--threads N]
                               [--read-pct P] [--zero-pct P] [--discard-pct P --discard-zeroes]
                               [--max-blocks K] [--fsync-every N] [--dsync-pct P]
-                              [--init] [--state FILE] [--progress FILE] [COMMON]
+                              [--init] [--state FILE] [--progress FILE] [--ack-log A]
+                              [COMMON]
        rkm-blkverify scribble --dev D --size S [--offset O] [--passes P] [COMMON]
        rkm-blkverify compare  --dev D --against E --size S [--offset O] [COMMON]
        rkm-blkverify help
@@ -46,8 +48,10 @@ A verifying block-device workload: every block written holds a header
 every block read is checked against the versions it may hold.
 
   fill      write version V (default 1) of every block of [O, O+S)
-  verify    read every block and check it against version V, or against the
-            per-block state saved by `race --state FILE`
+  verify    read every block and check it against version V, against the
+            per-block state saved by `race --state FILE`, or against the
+            acknowledgement log of `race --ack-log A` (after a power cut:
+            no block older than its last acknowledged write)
   race      N threads (default: one per online CPU, each pinned to one) run
             random reads, writes, zeroouts and discards of runs of 1..K
             blocks (default 8) of the hot set [O, O+S) for T seconds; reads
@@ -63,6 +67,12 @@ every block read is checked against the versions it may hold.
                        may hold zeros or any version until first written
     --state FILE       write the final per-block state, for verify --state
     --progress FILE    rewrite \"ops <n>\" in FILE every 100 ms while running
+    --ack-log A        after each write, record the blocks' versions in the
+                       log A (another device or a file; 4 KiB per block and
+                       one more), with O_DSYNC, before the next write of
+                       them: a new log with --init, else the run resumes
+                       from A's versions (writes only: no zeroouts or
+                       discards)
   scribble  read every block of a slice of the range (P slices, one per
             pass) into ONE buffer that another thread overwrites all the
             time, then read every block of the range twice with a clean
@@ -123,6 +133,8 @@ pub enum Expect {
     Version(u64),
     /// The per-block state in this file.
     State(String),
+    /// The acknowledgement log on this device or file.
+    AckLog(String),
 }
 
 /// The arguments of `race`.
@@ -152,6 +164,8 @@ pub struct Race {
     pub state: Option<String>,
     /// Where to write the progress.
     pub progress: Option<String>,
+    /// The acknowledgement log.
+    pub ack_log: Option<String>,
 }
 
 /// A parsed command line.
@@ -188,7 +202,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let extra: &[(&'static str, bool)] = match command {
         "help" | "--help" | "-h" => return Ok(Command::Help),
         "fill" => &[("--version", true)],
-        "verify" => &[("--version", true), ("--state", true)],
+        "verify" => &[("--version", true), ("--state", true), ("--ack-log", true)],
         "race" => &[
             ("--seconds", true),
             ("--threads", true),
@@ -202,6 +216,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             ("--init", false),
             ("--state", true),
             ("--progress", true),
+            ("--ack-log", true),
         ],
         "scribble" => &[("--passes", true)],
         "compare" => &[("--against", true)],
@@ -216,13 +231,16 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         )),
         "verify" => {
             let version = o.count("--version", 1, u64::MAX >> 2)?;
-            match (version, o.value("--state")) {
-                (Some(v), None) => Ok(Command::Verify(target, Expect::Version(v))),
-                (None, Some(s)) => Ok(Command::Verify(target, Expect::State(s.to_string()))),
-                (Some(_), Some(_)) => {
-                    Err("verify: --version and --state exclude each other".into())
+            let mut expect = Vec::new();
+            expect.extend(version.map(Expect::Version));
+            expect.extend(o.value("--state").map(|s| Expect::State(s.to_string())));
+            expect.extend(o.value("--ack-log").map(|s| Expect::AckLog(s.to_string())));
+            match expect.pop() {
+                Some(e) if expect.is_empty() => Ok(Command::Verify(target, e)),
+                Some(_) => {
+                    Err("verify: --version, --state and --ack-log exclude each other".into())
                 }
-                (None, None) => Err("verify: needs --version V or --state FILE".into()),
+                None => Err("verify: needs --version V, --state FILE or --ack-log A".into()),
             }
         }
         "race" => o.race(target),
@@ -417,6 +435,12 @@ impl<'a> Options<'a> {
             ));
         }
         let threads = self.count("--threads", 1, MAX_THREADS)?;
+        let ack_log = self.value("--ack-log").map(str::to_string);
+        if ack_log.is_some() && zero_pct + discard_pct > 0 {
+            return Err(
+                "race: --ack-log records writes only (no --zero-pct or --discard-pct)".into(),
+            );
+        }
         Ok(Command::Race(Race {
             target,
             duration,
@@ -432,6 +456,7 @@ impl<'a> Options<'a> {
             init: self.flag("--init"),
             state: self.value("--state").map(str::to_string),
             progress: self.value("--progress").map(str::to_string),
+            ack_log,
         }))
     }
 }

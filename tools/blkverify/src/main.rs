@@ -51,6 +51,7 @@
 #![deny(unsafe_op_in_unsafe_fn, rust_2018_idioms, missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod ack;
 mod check;
 mod cli;
 mod compare;

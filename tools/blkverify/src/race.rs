@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::ack::{AckLog, Acked};
 use crate::check::{Checker, History, Kind, Verdict};
 use crate::cli::Race;
 use crate::device::{AlignedBuf, Device};
@@ -89,6 +90,8 @@ struct Shared<'a> {
     deadline: Instant,
     /// Operations done so far, for `--progress`.
     ops: &'a AtomicU64,
+    /// `--ack-log`.
+    ack: Option<&'a AckLog>,
 }
 
 /// What a thread owns.
@@ -101,6 +104,9 @@ struct Worker {
     los: Vec<u64>,
     /// Versions of the run being written.
     versions: Vec<u64>,
+    /// The run's slots of the ack log, and a buffer for their write.
+    acks: Vec<Acked>,
+    ack_buf: Option<AlignedBuf>,
 }
 
 /// An operation of the mix.
@@ -136,12 +142,25 @@ pub fn run(args: &Race) -> Result<Counts, Failure> {
     let run_bytes = (max_blocks * t.block) as usize;
 
     // Everything that can fail is allocated before the clock starts.
-    let (version, kind) = if args.init {
-        (1, Kind::Data)
-    } else {
-        (0, Kind::Unknown)
+    let ack = match &args.ack_log {
+        Some(path) => Some(AckLog::open(path, t, true)?),
+        None => None,
     };
-    let history = History::new(blocks, version, kind).map_err(Failure::Io)?;
+    let history = match (&ack, args.init) {
+        (Some(log), false) => {
+            // Resumed: a block may hold any version from its last
+            // acknowledged one to the one after its last started.
+            let spans: Vec<(u64, u64)> = log
+                .load()?
+                .iter()
+                .map(|a| (a.acked, a.pending.saturating_add(1)))
+                .collect();
+            History::resume(&spans)
+        }
+        (_, true) => History::new(blocks, 1, Kind::Data),
+        (None, false) => History::new(blocks, 0, Kind::Unknown),
+    }
+    .map_err(Failure::Io)?;
     let zeros = AlignedBuf::new(run_bytes).map_err(Failure::Io)?;
     let mut workers = Vec::new();
     for number in 0..threads {
@@ -152,13 +171,18 @@ pub fn run(args: &Race) -> Result<Counts, Failure> {
             checker: Checker::new(t.seed(), t.block as usize).map_err(Failure::Io)?,
             los: vec![0; max_blocks as usize],
             versions: vec![0; max_blocks as usize],
+            acks: Vec::with_capacity(max_blocks as usize),
+            ack_buf: match ack {
+                Some(_) => Some(AckLog::buffer(max_blocks).map_err(Failure::Io)?),
+                None => None,
+            },
         });
     }
 
     say(&format!(
         "config: race dev={} offset={} size={} block={} blocks={blocks} threads={threads} \
          cpus={} seconds={:.3} seed={:#x} read_pct={} zero_pct={} discard_pct={} max_blocks={} \
-         fsync_every={} dsync_pct={} direct={} init={}",
+         fsync_every={} dsync_pct={} direct={} init={} ack_log={}",
         t.dev,
         t.offset,
         t.size,
@@ -174,16 +198,22 @@ pub fn run(args: &Race) -> Result<Counts, Failure> {
         args.dsync_pct,
         u8::from(t.direct),
         u8::from(args.init),
+        args.ack_log.as_deref().unwrap_or("-"),
     ));
 
     let mut total = Stats::default();
     if args.init {
         let t0 = Instant::now();
         total.io_errors += write_range(&dev, t, 1, &rep)?;
+        if let (Some(log), 0) = (&ack, total.io_errors) {
+            log.create(1)?;
+        }
         say(&format!(
             "init: wrote version 1 of {blocks} blocks in {:.2} s",
             t0.elapsed().as_secs_f64()
         ));
+    } else if ack.is_some() {
+        say("resumed: every block from its last acknowledged version (the ack log)");
     }
 
     let ops = AtomicU64::new(0);
@@ -199,6 +229,7 @@ pub fn run(args: &Race) -> Result<Counts, Failure> {
             max_blocks,
             deadline: Instant::now() + args.duration,
             ops: &ops,
+            ack: ack.as_ref(),
         };
         let results = run_threads(&shared, workers, &progress, &mut total)?;
         for r in &results {
@@ -423,14 +454,34 @@ fn write(sh: &Shared<'_>, w: &mut Worker, st: &mut Stats, change: Change, first:
             sh.dev.discard(offset, len)
         }
     };
+    w.acks.clear();
     match done {
         Ok(()) => {
             for (i, &v) in w.versions.iter().take(count as usize).enumerate() {
                 sh.history.commit(first as usize + i, v);
+                w.acks.push(Acked {
+                    acked: v,
+                    pending: v,
+                });
             }
         }
         Err(e) => {
             sh.rep.io_error(&t.dev, &e);
+            st.io_errors += 1;
+            // The failed versions may have landed in part: the log says
+            // so before any later write of these blocks.
+            for (i, &v) in w.versions.iter().take(count as usize).enumerate() {
+                w.acks.push(Acked {
+                    acked: sh.history.read_begin(first as usize + i),
+                    pending: v,
+                });
+            }
+        }
+    }
+    if let (Some(log), Some(buf)) = (sh.ack, w.ack_buf.as_mut()) {
+        if let Err(e) = log.record(buf, first, &w.acks) {
+            let (Failure::Io(e) | Failure::Usage(e)) = e;
+            warn(&format!("error: {e}"));
             st.io_errors += 1;
         }
     }

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use crate::ack::AckLog;
 use crate::check::{Checker, Kind, Verdict, Window};
 use crate::cli::{Expect, Target};
 use crate::device::{AlignedBuf, Device};
@@ -71,8 +72,14 @@ pub fn fill(t: &Target, version: u64) -> Result<Counts, Failure> {
 /// `verify`.
 pub fn verify(t: &Target, expect: &Expect) -> Result<Counts, Failure> {
     let start = Instant::now();
+    let mut spans = None;
     let (seed, states) = match expect {
         Expect::Version(_) => (t.seed(), None),
+        Expect::AckLog(path) => {
+            let acked = AckLog::open(path, t, false)?.load()?;
+            spans = Some(acked);
+            (t.seed(), None)
+        }
         Expect::State(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Failure::Usage(format!("cannot read the state {path}: {e}")))?;
@@ -93,6 +100,8 @@ pub fn verify(t: &Target, expect: &Expect) -> Result<Counts, Failure> {
     let (per_chunk, mut buf) = chunk_buffer(t)?;
     let block = t.block as usize;
     let (mut ok, mut mismatches, mut unknown, mut unread, mut io_errors) = (0u64, 0, 0, 0, 0);
+    // With an ack log: blocks found newer than their acknowledged version.
+    let mut newer = 0u64;
     let mut first = 0;
     while first < t.blocks() {
         let n = per_chunk.min(t.blocks() - first);
@@ -111,6 +120,17 @@ pub fn verify(t: &Target, expect: &Expect) -> Result<Counts, Failure> {
                     Some(&(v, kind)) => Window::exact(v, kind),
                     None => Window::exact(0, Kind::Unknown),
                 },
+                (None, Expect::AckLog(_)) => {
+                    match spans.as_ref().and_then(|s| s.get(index as usize)) {
+                        Some(a) => {
+                            if let pattern::Found::Block(h) = pattern::decode(found) {
+                                newer += u64::from(h.intact && h.version > a.acked);
+                            }
+                            Window::span(a.acked, a.pending.saturating_add(1), Kind::Data)
+                        }
+                        None => Window::exact(0, Kind::Unknown),
+                    }
+                }
                 (None, Expect::Version(v)) => Window::exact(*v, Kind::Data),
                 (None, Expect::State(_)) => Window::exact(0, Kind::Unknown),
             };
@@ -141,6 +161,7 @@ pub fn verify(t: &Target, expect: &Expect) -> Result<Counts, Failure> {
         .kv("mismatches", mismatches)
         .kv("unknown", unknown)
         .kv("unread", unread)
+        .kv("newer_than_acked", newer)
         .kv("io_errors", io_errors)
         .kv("elapsed", format!("{:.2}", start.elapsed().as_secs_f64()))
         .print();

@@ -508,6 +508,132 @@ fn race_without_init() {
     );
 }
 
+/// The acknowledged version of block `i` of the hot set in the ack log at
+/// `path` (slot `1 + i`, word 3: see `src/ack.rs`).
+fn acked(path: &str, i: u64) -> u64 {
+    let f = File::open(path).unwrap();
+    let mut word = [0u8; 8];
+    f.read_exact_at(&mut word, (1 + i) * 4096 + 24).unwrap();
+    u64::from_le_bytes(word)
+}
+
+#[test]
+fn ack_log_survives_runs_and_catches_a_lost_write() {
+    let d = Scratch::new("ack-data", 256 << 10);
+    let a = Scratch::new("ack-log", 0);
+    let range = ["--dev", d.path(), "--size", "256k", "--no-direct"];
+    let race = |extra: &[&str]| {
+        let mut args = vec![
+            "race",
+            "--seconds",
+            "0.5",
+            "--threads",
+            "2",
+            "--ack-log",
+            a.path(),
+        ];
+        args.extend_from_slice(&range);
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    let verify = || {
+        let mut args = vec!["verify", "--ack-log", a.path()];
+        args.extend_from_slice(&range);
+        run(&args)
+    };
+    // Without a log, a run must start one.
+    let mut args = vec!["race", "--seconds", "0.1", "--ack-log", a.path()];
+    args.extend_from_slice(&range);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("no log here"), "{}", stderr(&out));
+
+    race(&["--init"]);
+    let first = acked(a.path(), 5);
+    assert!(first >= 1);
+    let out = verify();
+    let s = summary(&stdout(&out), "verify");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!((num(&s, "ok"), num(&s, "newer_than_acked")), (64, 0));
+
+    // A second run resumes from the log: its versions go on.
+    assert!(race(&[]).contains("resumed"));
+    let v = acked(a.path(), 5);
+    assert!(v >= first);
+
+    // The write in flight at a cut (the next version) is allowed...
+    let fill = |version: u64| {
+        let out = run(&[
+            "fill",
+            "--dev",
+            d.path(),
+            "--offset",
+            "20k",
+            "--size",
+            "4k",
+            "--no-direct",
+            "--version",
+            &version.to_string(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+    };
+    fill(v + 1);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(
+        num(&summary(&stdout(&out), "verify"), "newer_than_acked"),
+        1
+    );
+    // ... an acknowledged write lost is not, nor a version never started.
+    for bad in [v.saturating_sub(1), v + 2] {
+        if bad == 0 {
+            continue;
+        }
+        fill(bad);
+        let out = verify();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            mismatch_lines(&text)[0].contains("block 5 (offset 20480)"),
+            "{text}"
+        );
+    }
+    let zeros = OpenOptions::new().write(true).open(d.path()).unwrap();
+    zeros.write_all_at(&[0u8; 4096], 20 << 10).unwrap();
+    assert_eq!(verify().status.code(), Some(1));
+
+    // Another hot set's log, or a damaged one, is refused (exit 3).
+    let out = run(&[
+        "verify",
+        "--ack-log",
+        a.path(),
+        "--dev",
+        d.path(),
+        "--size",
+        "128k",
+        "--no-direct",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("another hot set"), "{}", stderr(&out));
+    let log = OpenOptions::new().write(true).open(a.path()).unwrap();
+    log.write_all_at(&[0xff], 3 * 4096 + 30).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("slot of block 2 is damaged"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn scribble_on_a_file() {
     let f = Scratch::new("scribble", 0);
@@ -556,7 +682,7 @@ fn usage_errors_exit_3() {
         (vec!["fill", "--size", "4k"], "fill: needs --dev D"),
         (
             vec!["verify", "--dev", f.path(), "--size", "4k"],
-            "needs --version V or --state FILE",
+            "needs --version V, --state FILE or --ack-log A",
         ),
         (
             vec!["fill", "--dev", f.path(), "--size", "3k"],
