@@ -45,7 +45,10 @@ done
 # told which boot this is (rkm.phase= on the kernel command line).
 RKM_PHASE=$(sed -n 's/.*rkm\.phase=\([0-9]*\).*/\1/p' /proc/cmdline)
 RKM_PHASE=${RKM_PHASE:-1}
-export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR RKM_CPUS RKM_PHASE
+# A boot that ends in a power cut (powercut= in the suite's settings).
+RKM_POWERCUT=0
+grep -qw 'rkm\.powercut=1' /proc/cmdline && RKM_POWERCUT=1
+export RKM_HDD RKM_SSD RKM_SWAP RKM_MODULES RKM_FLAVOUR RKM_CPUS RKM_PHASE RKM_POWERCUT
 # The host compares the CPUs online with the vCPUs it booted ($RKM_CPUS).
 echo "rkm: guest up: kernel $(uname -r), $(nproc) CPUs, HDD=${RKM_HDD:-none} SSD=${RKM_SSD:-none} swap=${RKM_SWAP:-none}"
 
@@ -76,6 +79,19 @@ dmesg >/dev/ttyS2
 # The taint flags at the end of the run (scripts/kreport.py judges them).
 echo "RKM-TAINTED $(cat /proc/sys/kernel/tainted)"
 echo "RKM-GUEST-DONE status=$status"
+# A power-cut boot: the workload a test left (rkm_powercut_workload) runs
+# now, after the results are out; it prints RKM-POWERCUT-ARMED and the host
+# kills QEMU at an instant drawn from its seed. If it ends first, the
+# guest reboots and the host fails the boot (no cut).
+if [ "$RKM_POWERCUT" = 1 ]; then
+	if [ -f /run/rkm-powercut ]; then
+		echo "rkm: the results are out; the power-cut workload runs until the host cuts the power"
+		sh /run/rkm-powercut </dev/null 2>&1
+		echo "rkm: the power-cut workload ended (status $?) before the cut"
+	else
+		echo "rkm: no test left a power-cut workload (/run/rkm-powercut)"
+	fi
+fi
 reboot -f
 # Not reached; a guest that gets here hangs and the host's timeout says so.
 sleep 1000000

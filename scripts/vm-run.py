@@ -34,6 +34,12 @@ output alone, ttyS2 the guest's dmesg at the end of the run. On the host:
     blocked-task dump, sysrq w and l, that goes into the report); on any
     test that failed, KTAP that breaks the rules (scripts/ktap.py), and a
     test program skipped as a whole in a suite not marked optional;
+  - a suite of several boots with powercut=S in its settings has every
+    boot but the last end in a power cut: after the run, the guest's
+    workload prints RKM-POWERCUT-ARMED and the host kills QEMU (SIGKILL)
+    at a delay in [0, S) s drawn from a seed printed in the log (set it
+    with RKM_POWERCUT_SEED to draw the same delays); a boot that ends
+    before its cut fails;
   - the last line printed is "N passed, N failed[, N skipped]", counting the
     leaf test cases plus the harness's own checks of each boot (the guest
     finished; the kernel log is clean).
@@ -44,6 +50,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -72,7 +79,7 @@ SCRIPT_TIMEOUT = 600
 # A suite's settings (protocols: timeout, cpus, mem; budget, inactivity,
 # optional are the harness's own, Documentation/building-and-testing.rst).
 SETTINGS = {"timeout": 45, "cpus": 2, "mem": "2G", "budget": None, "inactivity": None,
-            "optional": 0, "boots": 1}
+            "optional": 0, "boots": 1, "powercut": 0, "margin": None}
 # Seconds without a byte on the console before the watchdog dumps the
 # blocked tasks and kills the guest. Some steps of the debug kernel under
 # TCG are silent for a minute or two; a suite can raise it (inactivity=).
@@ -83,6 +90,11 @@ FAIL_FAST_SUITE = "smoke"
 # `make vmtest` measured 61 KB on 2026-12-04; the kernel's default (128 KiB
 # here) is too close, 4 MiB leaves room for suites that log more.
 LOG_BUF_LEN = "4M"
+# The guest's workload prints it when the host may cut the power.
+POWERCUT_MARKER = "RKM-POWERCUT-ARMED"
+# ... and this, with what went wrong, when its own checks fail (the boot
+# fails: nothing else would see it, the run is over).
+POWERCUT_FAILED = "RKM-POWERCUT-FAILED"
 PROGRAM_START = re.compile(r"^# selftests: (\S+): (\S+)\s*$")
 PROGRAM_END = re.compile(r"^(?:not )?ok \d+ selftests: (\S+): (\S+)")
 
@@ -175,6 +187,9 @@ class Suite:
         self.tools = suite_make(self.dir, "print-guest-tools")
         # Without budget=, a suite may use every program's whole timeout.
         self.budget = self.settings["budget"] or len(self.programs) * self.settings["timeout"]
+        if self.settings["powercut"] and self.settings["boots"] < 2:
+            raise SystemExit(f"vm: {self.dir}/settings: powercut= needs boots=2 or more (the "
+                             "boot after a cut checks what it left)")
 
     @property
     def group(self):
@@ -296,7 +311,8 @@ def make_cpio(root, out):
 
 # ---------------------------------------------------------------- the run
 
-def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=None):
+def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=None,
+                 powercut=False):
     drive = "if=none,format=raw,cache=writeback,aio=threads"
     hdd_throttle = f",throttling.iops-total={args.hdd_iops}" if args.hdd_iops else ""
     # A panic reboots, and -no-reboot turns that into QEMU's exit; an oops
@@ -316,6 +332,8 @@ def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=N
     append += args.append
     if phase is not None:
         append.append(f"rkm.phase={phase}")
+    if powercut:
+        append.append("rkm.powercut=1")
     return [
         "qemu-system-x86_64",
         "-accel", "tcg,thread=multi",
@@ -361,6 +379,7 @@ class Console:
         self.booted_at = None
         self.current = None  # (suite, program, started)
         self.programs = []  # (suite, program, seconds)
+        self.armed_at = None  # when the guest armed its power cut
 
     def line(self, line):
         now = time.monotonic()
@@ -370,6 +389,8 @@ class Console:
         own = kreport.STAMP.split(line, maxsplit=1)[0]
         if self.booted_at is None and own.startswith("rkm: guest up"):
             self.booted_at = now
+        if self.armed_at is None and own.startswith(POWERCUT_MARKER):
+            self.armed_at = now
         m = PROGRAM_START.match(own)
         if m:
             self.current = (m.group(1), m.group(2), now)
@@ -381,10 +402,13 @@ class Console:
             print(f"  | {line}", flush=True)
 
 
-def run_qemu(cmd, console, timeout, inactivity_for, name):
+def run_qemu(cmd, console, timeout, inactivity_for, name, cut_after=None):
     """Run QEMU with its console to console.path. Returns (why it was
-    killed or None, elapsed seconds). inactivity_for(suite) is the silence
-    allowed while suite runs (None before the first)."""
+    killed or None, elapsed seconds, whether the power was cut).
+    inactivity_for(suite) is the silence allowed while suite runs (None
+    before the first). With cut_after, QEMU is killed that many seconds
+    after the guest armed its power cut (POWERCUT_MARKER): a power cut,
+    not a failure."""
     with open(console.path, "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
@@ -398,9 +422,17 @@ def run_qemu(cmd, console, timeout, inactivity_for, name):
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         killed = None
+        cut = False
         next_beat = console.start + 60
         while proc.poll() is None:
             now = time.monotonic()
+            armed = console.armed_at
+            if cut_after is not None and armed is not None and now >= armed + cut_after:
+                proc.kill()
+                cut = True
+                log(f"[{name}] power cut: QEMU killed {now - armed:.2f}s after the guest "
+                    f"armed it (drawn: {cut_after:.2f}s)")
+                break
             current = console.current  # the reader thread replaces it
             suite = current[0] if current else None
             limit = inactivity_for(suite)
@@ -418,10 +450,10 @@ def run_qemu(cmd, console, timeout, inactivity_for, name):
                 what = f"; running {current[0]}: {current[1]}" if current else ""
                 log(f"[{name}] still running ({int(now - console.start)}s of at most {timeout}s{what})")
                 next_beat += 60
-            time.sleep(0.2)
+            time.sleep(0.02 if armed is not None else 0.2)
         proc.wait()
         reader.join(timeout=5)
-    return killed, time.monotonic() - console.start
+    return killed, time.monotonic() - console.start, cut
 
 
 def sysrq_dump(proc, console):
@@ -509,6 +541,10 @@ class Boot:
         self.followers = []
         self.chain = [self]
         self.images_dir = None
+        # A power-cut boot: the delay after arming (None: runs to its end),
+        # and whether the cut happened.
+        self.cut_after = None
+        self.cut = False
 
 
 def inactivity_limit(args, boot):
@@ -548,13 +584,15 @@ def run_boot(args, boot, kernel_image, release):
             f"{boot.mem}) to run {what}; budget {boot.timeout}s")
         log(f"logs in {boot.run_dir}")
         cmd = qemu_command(args, boot.run_dir, kernel_image, initrd, images, boot.cpus,
-                           boot.mem, boot.phase if len(boot.chain) > 1 else None)
+                           boot.mem, boot.phase if len(boot.chain) > 1 else None,
+                           boot.cut_after is not None)
         with open(os.path.join(boot.run_dir, "qemu-cmdline.txt"), "w") as f:
             f.write(" ".join(cmd) + "\n")
         boot.console = Console(os.path.join(boot.run_dir, "console.log"), args.quiet,
                                bool(args.script))
-        boot.killed, boot.elapsed = run_qemu(cmd, boot.console, boot.timeout,
-                                             inactivity_limit(args, boot), boot.name)
+        boot.killed, boot.elapsed, boot.cut = run_qemu(
+            cmd, boot.console, boot.timeout, inactivity_limit(args, boot), boot.name,
+            boot.cut_after)
         last = boot is boot.chain[-1]
         if args.keep_images:
             for name, path in images.items():
@@ -588,6 +626,15 @@ def judge_boot(args, boot):
             failures.append("the guest did not answer the sysrq requests (no task dump)")
     elif not done:
         failures.append("the guest stopped before the end of the run (crash or panic?)")
+    for m in re.finditer(rf"^{POWERCUT_FAILED}:? ?(.*)$", text, re.M):
+        failures.append(f"the power-cut workload failed: {m.group(1).strip()}")
+    if boot.cut_after is not None and not boot.cut and not boot.killed:
+        if boot.console.armed_at is None:
+            failures.append(f"no power cut: the guest never armed it ({POWERCUT_MARKER} on "
+                            "the console, from the workload of rkm_powercut_workload)")
+        else:
+            failures.append(f"no power cut: the guest ended before it (due {boot.cut_after:.2f}s "
+                            "after arming)")
 
     up = re.search(r"^rkm: guest up: .*?, (\d+) CPUs", text, re.M)
     if up and int(up.group(1)) != boot.cpus:
@@ -695,7 +742,7 @@ def judge_ktap(boot, path, console_text):
         boot.failures.append("no test result came back from the guest")
 
 
-def plan_boots(suites, margin, cpus=None, mem=None, timeout=0):
+def plan_boots(suites, margin, cpus=None, mem=None, timeout=0, cut_seed=0):
     """One boot per distinct (cpus, mem) of the suites (or the overrides),
     in the order of their first suite; each boot's timeout is the margin
     plus its suites' budgets (or timeout)."""
@@ -707,7 +754,10 @@ def plan_boots(suites, margin, cpus=None, mem=None, timeout=0):
     boots = []
     for (c, m, alone), members in groups.items():
         name = f"{c}cpu-{m}" + (f"-{alone}" if alone else "")
-        t = timeout or margin + sum(s.budget for s in members)
+        # A suite may need less than the flavour's boot margin (margin=,
+        # measured): a boot of the group gets the largest its suites ask.
+        m_boot = max(s.settings["margin"] or margin for s in members)
+        t = timeout or m_boot + sum(s.budget for s in members)
         first = Boot(name, members, c, m, t)
         first.chain = [first]
         n = members[0].settings["boots"] if alone else 1
@@ -718,6 +768,12 @@ def plan_boots(suites, margin, cpus=None, mem=None, timeout=0):
             first.chain.append(f)
         for f in first.followers:
             f.chain = first.chain
+        window = members[0].settings["powercut"] if alone else 0
+        if window:
+            # Every boot but the last ends in a power cut, at an instant
+            # drawn from the seed, the suite and the boot.
+            for b in first.chain[:-1]:
+                b.cut_after = random.Random(f"{cut_seed}:{alone}:{b.phase}").uniform(0, window)
         boots.append(first)
     return boots
 
@@ -743,7 +799,13 @@ def main():
             d for d in os.listdir(args.suites_root)
             if os.path.isfile(os.path.join(args.suites_root, d, "Makefile")))
         suites = [Suite(args.suites_root, n) for n in order_suites(names)]
-        boots = plan_boots(suites, margin, args.cpus, args.mem, args.timeout)
+        cut_seed = int(os.environ.get("RKM_POWERCUT_SEED") or random.randrange(1 << 32))
+        boots = plan_boots(suites, margin, args.cpus, args.mem, args.timeout, cut_seed)
+        cuts = [b for first in boots for b in first.chain if b.cut_after is not None]
+        if cuts:
+            log(f"power-cut seed {cut_seed} (RKM_POWERCUT_SEED={cut_seed} draws the same "
+                f"instants): {len(cuts)} cuts, at "
+                + ", ".join(f"{b.cut_after:.2f}s" for b in cuts) + " after arming")
         planned = sum(b.timeout for b in boots for _ in b.chain)
         plan = "; ".join(f"{b.name}: {' '.join(s.name for s in b.suites)} ({b.timeout}s)"
                          for b in boots)
@@ -838,8 +900,9 @@ def report(args, run_dir, boots, skipped_boots, elapsed):
                 continue
             c = boot.console
             boot_s = f"{c.booted_at - c.start:.0f}s to boot" if c.booted_at else "no boot"
+            cut = (f"; power cut {boot.cut_after:.2f}s after arming" if boot.cut else "")
             print(f"  [{boot.name}] {boot.elapsed:.0f}s ({boot_s}; longest console silence "
-                  f"{c.longest_silence:.0f}s)")
+                  f"{c.longest_silence:.0f}s{cut})")
             for p in boot.programs:
                 t = f"{p['seconds']:5d}s" if p["seconds"] >= 0 else "    ?s"
                 print(f"    {t}  {p['suite']}: {p['program']} ({p['status']})")

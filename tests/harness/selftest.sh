@@ -25,6 +25,10 @@
 #            allocations they should                -> passes
 #   hang     a module's init blocks in D state   -> the inactivity watchdog, with
 #                                                   "task:modprobe ... state:D" in the report
+#   powercut (three boots of the same disks, powercut=) boot 1 is cut after
+#            its workload arms it, and passes; boot 2's workload reports a
+#            failure and never arms        -> "workload failed", "no power cut";
+#            boot 3 finds boot 1's mark on the disk, and passes
 # The clean path (a run that passes) is what `make vmtest` shows.
 #
 # usage: selftest.sh KDIR FLAVOUR RESULTS.json FIXTURE.ko...
@@ -39,7 +43,7 @@ out=$logs/vm-run.out
 
 # wrap comes before oops: an oops raises the console's log level for good,
 # and wrap's debug-level lines would then go over the console too.
-scenarios=(fail warn wrap oops slub window noplan skip optskip taint cpus faults hang)
+scenarios=(fail warn wrap oops slub window noplan skip optskip taint cpus faults hang powercut)
 start=$SECONDS
 echo "harness-selftest: running ${scenarios[*]} (logs in $logs)"
 "$top/scripts/vm-run.py" --kdir "$kdir" --flavour "$flavour" --quiet --jobs 2 \
@@ -107,6 +111,11 @@ absent 'FAILED: selftests: faults: ' || extra="a case of faults.sh failed"
 scenario faults '    [0-9]+s  faults: faults.sh \(pass\)'
 scenario hang '\[1cpu-1G\] the guest printed nothing for 30s \(in hang: hang.sh\)' \
 	'task:modprobe +state:D' 'init_module\+0x[0-9a-f]+/0x[0-9a-f]+ \[fault_hang\]'
+absent 'FAIL: \[2cpu-2G-powercut(-boot3)?\] ' || extra="a boot of powercut that must pass failed"
+scenario powercut '\[2cpu-2G-powercut\] power cut: QEMU killed [0-9.]+s after the guest armed it' \
+	'FAIL: \[2cpu-2G-powercut-boot2\] the power-cut workload failed: a check of the workload fails on purpose' \
+	'FAIL: \[2cpu-2G-powercut-boot2\] no power cut: the guest never armed it' \
+	'power-cut seed [0-9]+ .*: 2 cuts' '^  \[2cpu-2G-powercut\] .*power cut [0-9.]+s after arming'
 
 if [ "$failed" -ne 0 ]; then
 	echo "# vm-run.py's output ($out):"

@@ -77,6 +77,24 @@ class PlanTest(unittest.TestCase):
         self.assertEqual(again.followers, again.chain[1:])
         self.assertEqual(boots[0].chain, [boots[0]])
 
+    def test_power_cuts_end_every_boot_but_the_last(self):
+        names = [self.suite("cut", "boots=4\npowercut=10\nmargin=30\nbudget=20\n")]
+        chain = self.plan(names, cut_seed=7)[0].chain
+        self.assertEqual([b.timeout for b in chain], [50] * 4)
+        delays = [b.cut_after for b in chain]
+        self.assertIsNone(delays[-1])
+        self.assertEqual(len(set(delays[:-1])), 3)
+        self.assertTrue(all(0 <= d < 10 for d in delays[:-1]))
+        # The seed draws the same instants again, another seed others.
+        self.assertEqual([b.cut_after for b in self.plan(names, cut_seed=7)[0].chain], delays)
+        self.assertNotEqual([b.cut_after for b in self.plan(names, cut_seed=8)[0].chain], delays)
+        # Without powercut=, no boot is cut; powercut= needs boots=.
+        self.assertEqual([b.cut_after for b in self.plan([self.suite("two", "boots=2\n")])[0].chain],
+                         [None, None])
+        self.suite("one", "powercut=5\n")
+        with self.assertRaises(SystemExit):
+            vm_run.Suite(self.root, "one")
+
     def test_overrides_make_one_boot(self):
         names = [self.suite("a", "cpus=4\n"), self.suite("b", "mem=1G\n")]
         boots = self.plan(names, cpus=2, mem="2G", timeout=77)

@@ -7,6 +7,8 @@
 #   RKM_HDD RKM_SSD RKM_SWAP   the disks (/dev/...), found by serial number
 #   RKM_MODULES                the project's module names, space-separated
 #   RKM_FLAVOUR                debug or perf
+#   RKM_PHASE                  which boot of a suite of several (boots=), from 1
+#   RKM_POWERCUT               1 in a boot that ends in a power cut (powercut=)
 
 . "$(dirname "$0")/../kselftest/ktap_helpers.sh"
 
@@ -32,6 +34,17 @@ rkm_check() {
 		ktap_test_fail "$desc"
 	fi
 	awk -v t0="$rkm_t0" '{ printf "# time %.1f s\n", $1 - t0; exit }' /proc/uptime
+}
+
+# rkm_powercut_workload FILE: in a boot that ends in a power cut
+# ($RKM_POWERCUT = 1: powercut= in the suite's settings), the shell script
+# FILE runs after the suites, as the last thing of the boot (the guest's
+# /init starts it, its output goes to the console). It prints
+# RKM-POWERCUT-ARMED when the host may cut the power, RKM-POWERCUT-FAILED:
+# WHAT if its own checks fail, and must not end before the cut (a loop).
+rkm_powercut_workload() {
+	[ "$RKM_POWERCUT" = 1 ] || { echo "not a boot that ends in a power cut"; return 1; }
+	cp "$1" /run/rkm-powercut
 }
 
 # rkm_msg MESSAGE: a KTAP diagnostic line ("# MESSAGE").
