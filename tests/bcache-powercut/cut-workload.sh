@@ -9,6 +9,7 @@
 #     /dev/bcache_rs0 (half of the writes O_DSYNC), each write recorded in
 #     the ack log on the swap disk once acknowledged; reads fill the cache;
 #   - the disk stopped and the cache unregistered: the checkpoint written;
+#   - a second at rest, unregistered (a machine switched off cleanly);
 #   - registered again: the checkpoint read, a session opened.
 # A failure of its own checks prints RKM-POWERCUT-FAILED (the host fails
 # the boot) and waits for the cut.
@@ -36,7 +37,7 @@ cycle=0
 while :; do
 	cycle=$((cycle + 1))
 	echo "rkm: cut-workload: cycle $cycle: race"
-	rkm-blkverify race --dev /dev/bcache_rs0 $HOT --seconds 3 --threads 2 --read-pct 50 \
+	rkm-blkverify race --dev /dev/bcache_rs0 $HOT --seconds 2 --threads 2 --read-pct 50 \
 		--dsync-pct 50 --ack-log "$RKM_SWAP" >/tmp/race.log 2>&1
 	rc=$?
 	[ $rc = 0 ] || { sed 's/^/rkm: race: /' /tmp/race.log; fail "race exited $rc in cycle $cycle"; }
@@ -46,6 +47,8 @@ while :; do
 	gone /sys/block/bcache_rs0
 	bcache-rs unregister >/dev/null || fail "cannot unregister the cache"
 	gone $BC/cache
+	echo "rkm: cut-workload: cycle $cycle: at rest"
+	sleep 1
 	echo "rkm: cut-workload: cycle $cycle: register"
 	bcache-rs register "$RKM_SSD" >/dev/null || fail "cannot register the cache"
 	bcache-rs register "$RKM_HDD" >/dev/null || fail "cannot register the HDD"

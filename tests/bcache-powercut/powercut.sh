@@ -31,10 +31,11 @@ leave_workload() {
 	rkm_powercut_workload "$(dirname "$0")/cut-workload.sh"
 }
 
-# verify WHAT: every block of the hot set, read through bcache_rs0, against
-# the ack log; notes what it found.
+# verify WHAT: every block of the hot set, read through bcache_rs0 in 4 KiB
+# reads (each one piece: a hit, or a miss that fills), against the ack
+# log; notes what it found.
 verify() {
-	rkm-blkverify verify --dev /dev/bcache_rs0 $HOT --ack-log "$RKM_SWAP" >/tmp/v.log 2>&1 ||
+	rkm-blkverify verify --dev /dev/bcache_rs0 $HOT --io-size 4k --ack-log "$RKM_SWAP" >/tmp/v.log 2>&1 ||
 		{ cat /tmp/v.log; return 1; }
 	bc_note "$1: $(grep '^blkverify: verify ' /tmp/v.log | sed 's/^blkverify: verify //')"
 }

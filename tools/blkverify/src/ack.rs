@@ -224,6 +224,24 @@ impl AckLog {
         Ok(out)
     }
 
+    /// Loads the log to resume a run from it: every block's `pending`
+    /// goes one up, written back before the run writes anything, because
+    /// the block may hold that version already (a write that landed but
+    /// whose slot a cut beat) and the run's next write of it is the one
+    /// after. Returns the states as written.
+    pub fn resume(&self) -> Result<Vec<Acked>, Failure> {
+        let mut states = self.load()?;
+        for a in states.iter_mut() {
+            a.pending = a.pending.saturating_add(1);
+        }
+        const PER_WRITE: usize = 256;
+        let mut buf = AckLog::buffer(PER_WRITE as u64).map_err(Failure::Io)?;
+        for (n, run) in states.chunks(PER_WRITE).enumerate() {
+            self.record(&mut buf, (n * PER_WRITE) as u64, run)?;
+        }
+        Ok(states)
+    }
+
     /// A buffer for [`AckLog::record`] of up to `blocks` blocks.
     pub fn buffer(blocks: u64) -> Result<AlignedBuf, String> {
         AlignedBuf::new(blocks.max(1) as usize * SLOT)
@@ -290,6 +308,17 @@ mod tests {
         ];
         log.record(&mut buf, 2, &two).unwrap();
         assert_eq!(log.load().unwrap(), vec![one, one, two[0], two[1], one]);
+
+        // A resumed run may find the block one past its last start.
+        let resumed = log.resume().unwrap();
+        assert_eq!(
+            resumed[3],
+            Acked {
+                acked: 2,
+                pending: 5
+            }
+        );
+        assert_eq!(log.load().unwrap(), resumed);
 
         let other = AckLog::open(&path, &target(8), false).unwrap();
         assert!(matches!(other.load(), Err(Failure::Usage(e)) if e.contains("another hot set")));

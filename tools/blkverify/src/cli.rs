@@ -33,7 +33,8 @@ pub const DEFAULT_READ_PCT: u64 = 50;
 pub const USAGE: &str = "\
 Usage: rkm-blkverify fill     --dev D --size S [--offset O] [--version V] [COMMON]
        rkm-blkverify verify   --dev D --size S [--offset O]
-                              (--version V | --state FILE | --ack-log A) [COMMON]
+                              (--version V | --state FILE | --ack-log A) [--io-size R]
+                              [COMMON]
        rkm-blkverify race     --dev D --size S [--offset O] --seconds T [--threads N]
                               [--read-pct P] [--zero-pct P] [--discard-pct P --discard-zeroes]
                               [--max-blocks K] [--fsync-every N] [--dsync-pct P]
@@ -51,7 +52,8 @@ every block read is checked against the versions it may hold.
   verify    read every block and check it against version V, against the
             per-block state saved by `race --state FILE`, or against the
             acknowledgement log of `race --ack-log A` (after a power cut:
-            no block older than its last acknowledged write)
+            no block older than its last acknowledged write); R bytes a
+            read (default 1m; a cache serves small reads, not big ones)
   race      N threads (default: one per online CPU, each pinned to one) run
             random reads, writes, zeroouts and discards of runs of 1..K
             blocks (default 8) of the hot set [O, O+S) for T seconds; reads
@@ -176,7 +178,7 @@ pub enum Command {
     /// `fill`: the range and the version.
     Fill(Target, u64),
     /// `verify`.
-    Verify(Target, Expect),
+    Verify(Target, Expect, Option<u64>),
     /// `race`.
     Race(Race),
     /// `scribble`: the range and the number of passes.
@@ -202,7 +204,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let extra: &[(&'static str, bool)] = match command {
         "help" | "--help" | "-h" => return Ok(Command::Help),
         "fill" => &[("--version", true)],
-        "verify" => &[("--version", true), ("--state", true), ("--ack-log", true)],
+        "verify" => &[
+            ("--version", true),
+            ("--state", true),
+            ("--ack-log", true),
+            ("--io-size", true),
+        ],
         "race" => &[
             ("--seconds", true),
             ("--threads", true),
@@ -236,7 +243,15 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             expect.extend(o.value("--state").map(|s| Expect::State(s.to_string())));
             expect.extend(o.value("--ack-log").map(|s| Expect::AckLog(s.to_string())));
             match expect.pop() {
-                Some(e) if expect.is_empty() => Ok(Command::Verify(target, e)),
+                Some(e) if expect.is_empty() => {
+                    let io = o.size("--io-size")?;
+                    if let Some(n) = io.filter(|&n| n == 0 || n % target.block != 0) {
+                        return Err(format!(
+                            "verify: --io-size {n}: must be a positive multiple of the block size"
+                        ));
+                    }
+                    Ok(Command::Verify(target, e, io))
+                }
                 Some(_) => {
                     Err("verify: --version, --state and --ack-log exclude each other".into())
                 }
@@ -549,7 +564,7 @@ mod tests {
         );
         let c = parse_line("verify --dev=f --size=8k --block 512 --no-direct --state s").unwrap();
         assert!(
-            matches!(c, Command::Verify(ref t, Expect::State(ref s)) if s == "s" && !t.direct && t.block == 512)
+            matches!(c, Command::Verify(ref t, Expect::State(ref s), None) if s == "s" && !t.direct && t.block == 512)
         );
         assert!(parse_line("verify --dev f --size 8k").is_err());
         assert!(parse_line("verify --dev f --size 8k --version 1 --state s").is_err());

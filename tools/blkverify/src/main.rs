@@ -121,7 +121,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Fill(t, version) => sequential::fill(t, *version),
-        Command::Verify(t, expect) => sequential::verify(t, expect),
+        Command::Verify(t, expect, io) => sequential::verify(t, expect, *io),
         Command::Race(args) => race::run(args),
         Command::Scribble(t, passes) => scribble::run(t, *passes),
         Command::Compare(t, against) => compare::run(t, against),

@@ -149,12 +149,10 @@ pub fn run(args: &Race) -> Result<Counts, Failure> {
     let history = match (&ack, args.init) {
         (Some(log), false) => {
             // Resumed: a block may hold any version from its last
-            // acknowledged one to the one after its last started.
-            let spans: Vec<(u64, u64)> = log
-                .load()?
-                .iter()
-                .map(|a| (a.acked, a.pending.saturating_add(1)))
-                .collect();
+            // acknowledged one to the one after its last started (the
+            // log's `pending`, raised by one for that).
+            let spans: Vec<(u64, u64)> =
+                log.resume()?.iter().map(|a| (a.acked, a.pending)).collect();
             History::resume(&spans)
         }
         (_, true) => History::new(blocks, 1, Kind::Data),

@@ -17,9 +17,9 @@ use crate::{open_target, state, Counts, Failure};
 /// Bytes per read or write (rounded down to whole blocks, at least one).
 const CHUNK: u64 = 1 << 20;
 
-/// Blocks per chunk, and a buffer for them.
-fn chunk_buffer(t: &Target) -> Result<(u64, AlignedBuf), Failure> {
-    let per_chunk = (CHUNK / t.block).clamp(1, t.blocks());
+/// Blocks per chunk of `bytes` (default [`CHUNK`]), and a buffer for them.
+fn chunk_buffer(t: &Target, bytes: Option<u64>) -> Result<(u64, AlignedBuf), Failure> {
+    let per_chunk = (bytes.unwrap_or(CHUNK) / t.block).clamp(1, t.blocks());
     let buf = AlignedBuf::new((per_chunk * t.block) as usize).map_err(Failure::Io)?;
     Ok((per_chunk, buf))
 }
@@ -27,7 +27,7 @@ fn chunk_buffer(t: &Target) -> Result<(u64, AlignedBuf), Failure> {
 /// Writes `version` of every block of the range, in chunks; then fsyncs.
 /// Failed chunks are reported and skipped. Returns the I/O errors.
 pub fn write_range(dev: &Device, t: &Target, version: u64, rep: &Reporter) -> Result<u64, Failure> {
-    let (per_chunk, mut buf) = chunk_buffer(t)?;
+    let (per_chunk, mut buf) = chunk_buffer(t, None)?;
     let block = t.block as usize;
     let mut errors = 0;
     let mut first = 0;
@@ -69,8 +69,8 @@ pub fn fill(t: &Target, version: u64) -> Result<Counts, Failure> {
     })
 }
 
-/// `verify`.
-pub fn verify(t: &Target, expect: &Expect) -> Result<Counts, Failure> {
+/// `verify`, `io_size` bytes a read (default [`CHUNK`]).
+pub fn verify(t: &Target, expect: &Expect, io_size: Option<u64>) -> Result<Counts, Failure> {
     let start = Instant::now();
     let mut spans = None;
     let (seed, states) = match expect {
@@ -97,7 +97,7 @@ pub fn verify(t: &Target, expect: &Expect) -> Result<Counts, Failure> {
     let dev = open_target(t, false, false, false)?;
     let rep = Reporter::default();
     let mut checker = Checker::new(seed, t.block as usize).map_err(Failure::Io)?;
-    let (per_chunk, mut buf) = chunk_buffer(t)?;
+    let (per_chunk, mut buf) = chunk_buffer(t, io_size)?;
     let block = t.block as usize;
     let (mut ok, mut mismatches, mut unknown, mut unread, mut io_errors) = (0u64, 0, 0, 0, 0);
     // With an ack log: blocks found newer than their acknowledged version.
