@@ -34,6 +34,10 @@ output alone, ttyS2 the guest's dmesg at the end of the run. On the host:
     blocked-task dump, sysrq w and l, that goes into the report); on any
     test that failed, KTAP that breaks the rules (scripts/ktap.py), and a
     test program skipped as a whole in a suite not marked optional;
+  - a suite of several boots with hotplug=1 starts every boot after the
+    first without the HDD and the SSD: the guest plugs each with a line
+    RKM-HOTPLUG: hdd (or ssd) on the console, and the host's device_add on
+    QEMU's monitor makes it appear, as a disk plugged in would;
   - a suite of several boots with powercut=S in its settings has every
     boot but the last end in a power cut: after the run, the guest's
     workload prints RKM-POWERCUT-ARMED and the host kills QEMU (SIGKILL)
@@ -52,6 +56,7 @@ import json
 import os
 import random
 import re
+import socket
 import shutil
 import subprocess
 import sys
@@ -73,13 +78,15 @@ BASE_TOOLS = ["/usr/bin/timeout"]
 DONE_MARKER = "RKM-GUEST-DONE"
 TAINT_MARKER = "RKM-TAINTED"
 # From QEMU's start to the first test, and from the last test to power-off
-# (the dmesg goes out over a serial port), per boot.
-BOOT_MARGIN = {"debug": 180, "perf": 90}
+# (the dmesg goes out over a serial port), per boot: measured 14 to 21 s
+# to the first test under the debug kernel (2026-12-04/05), a few seconds
+# to stop; a busy host doubles it.
+BOOT_MARGIN = {"debug": 120, "perf": 90}
 SCRIPT_TIMEOUT = 600
 # A suite's settings (protocols: timeout, cpus, mem; budget, inactivity,
 # optional are the harness's own, Documentation/building-and-testing.rst).
 SETTINGS = {"timeout": 45, "cpus": 2, "mem": "2G", "budget": None, "inactivity": None,
-            "optional": 0, "boots": 1, "powercut": 0, "margin": None}
+            "optional": 0, "boots": 1, "powercut": 0, "margin": None, "hotplug": 0}
 # Seconds without a byte on the console before the watchdog dumps the
 # blocked tasks and kills the guest. Some steps of the debug kernel under
 # TCG are silent for a minute or two; a suite can raise it (inactivity=).
@@ -95,6 +102,19 @@ POWERCUT_MARKER = "RKM-POWERCUT-ARMED"
 # ... and this, with what went wrong, when its own checks fail (the boot
 # fails: nothing else would see it, the run is over).
 POWERCUT_FAILED = "RKM-POWERCUT-FAILED"
+# A guest line "RKM-HOTPLUG: NAME" plugs disk NAME (hdd or ssd) in a boot
+# that started without it (hotplug= in the suite's settings).
+HOTPLUG_MARKER = "RKM-HOTPLUG: "
+# The QEMU devices of the disks, by name: plugged at boot with -device, or
+# later with the monitor's device_add.
+DISK_DEVICES = {
+    "hdd": "virtio-blk-pci,drive=hdd,serial=rkm-hdd,id=hdd-dev",
+    "ssd": "nvme,drive=ssd,serial=rkm-ssd,id=ssd-dev",
+    # The swap disk offers neither discard nor write-zeroes: a backing
+    # device without discard, for bcache_rs's discard-limit test.
+    "swap": "virtio-blk-pci,drive=swap,serial=rkm-swap,discard=off,write-zeroes=off,id=swap-dev",
+}
+HOTPLUG_DISKS = ("hdd", "ssd")
 PROGRAM_START = re.compile(r"^# selftests: (\S+): (\S+)\s*$")
 PROGRAM_END = re.compile(r"^(?:not )?ok \d+ selftests: (\S+): (\S+)")
 
@@ -187,9 +207,10 @@ class Suite:
         self.tools = suite_make(self.dir, "print-guest-tools")
         # Without budget=, a suite may use every program's whole timeout.
         self.budget = self.settings["budget"] or len(self.programs) * self.settings["timeout"]
-        if self.settings["powercut"] and self.settings["boots"] < 2:
-            raise SystemExit(f"vm: {self.dir}/settings: powercut= needs boots=2 or more (the "
-                             "boot after a cut checks what it left)")
+        if (self.settings["powercut"] or self.settings["hotplug"]) and self.settings["boots"] < 2:
+            raise SystemExit(f"vm: {self.dir}/settings: powercut= and hotplug= need boots=2 or "
+                             "more (the boot after a cut checks what it left; the first boot "
+                             "of a hotplug suite has every disk plugged, to prepare them)")
 
     @property
     def group(self):
@@ -312,7 +333,7 @@ def make_cpio(root, out):
 # ---------------------------------------------------------------- the run
 
 def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=None,
-                 powercut=False):
+                 powercut=False, unplugged=(), monitor=None):
     drive = "if=none,format=raw,cache=writeback,aio=threads"
     hdd_throttle = f",throttling.iops-total={args.hdd_iops}" if args.hdd_iops else ""
     # A panic reboots, and -no-reboot turns that into QEMU's exit; an oops
@@ -354,14 +375,11 @@ def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=N
         "-serial", f"file:{os.path.join(run_dir, 'dmesg.log')}",
         # The HDD: a discarded range reads back zeros (the raw file is punched).
         "-drive", f"file={images['hdd']},{drive},id=hdd,discard=unmap{hdd_throttle}",
-        "-device", "virtio-blk-pci,drive=hdd,serial=rkm-hdd",
         "-drive", f"file={images['ssd']},{drive},id=ssd",
-        "-device", "nvme,drive=ssd,serial=rkm-ssd",
-        # The swap disk offers neither discard nor write-zeroes: a backing
-        # device without discard, for bcache_rs's discard-limit test.
         "-drive", f"file={images['swap']},{drive},id=swap",
-        "-device", "virtio-blk-pci,drive=swap,serial=rkm-swap,discard=off,write-zeroes=off",
-        "-monitor", "none",
+    ] + [a for name, dev in DISK_DEVICES.items() if name not in unplugged
+         for a in ("-device", dev)] + [
+        "-monitor", f"unix:{monitor},server=on,wait=off" if monitor else "none",
     ]
 
 
@@ -380,6 +398,8 @@ class Console:
         self.current = None  # (suite, program, started)
         self.programs = []  # (suite, program, seconds)
         self.armed_at = None  # when the guest armed its power cut
+        self.hotplug = []  # disks the guest asked for, not plugged yet
+        self.hotplug_errors = []
 
     def line(self, line):
         now = time.monotonic()
@@ -391,6 +411,8 @@ class Console:
             self.booted_at = now
         if self.armed_at is None and own.startswith(POWERCUT_MARKER):
             self.armed_at = now
+        if own.startswith(HOTPLUG_MARKER):
+            self.hotplug.append(own[len(HOTPLUG_MARKER):].strip())
         m = PROGRAM_START.match(own)
         if m:
             self.current = (m.group(1), m.group(2), now)
@@ -402,13 +424,54 @@ class Console:
             print(f"  | {line}", flush=True)
 
 
-def run_qemu(cmd, console, timeout, inactivity_for, name, cut_after=None):
+def monitor_command(path, command):
+    """Sends one command to QEMU's human monitor on the unix socket at
+    path and returns what it answered (its prompt and echo stripped)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        out = b""
+        while not out.endswith(b"(qemu) "):
+            out += s.recv(4096)
+        s.sendall(command.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"(qemu) "):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    text = reply.decode("utf-8", "replace").replace("\r", "")
+    lines = [ln for ln in text.split("\n") if ln and not ln.startswith("(qemu)")
+             and command not in ln and not ln.startswith("\x1b")]
+    return "\n".join(lines).strip()
+
+
+def plug(name, monitor, unplugged, boot_name):
+    """Plugs disk name (device_add) for a guest that asked; an error is a
+    line on the console's log and a failure of the boot."""
+    if monitor is None or name not in unplugged:
+        return f"the guest asked to plug {name!r}, which is not an unplugged disk " \
+               f"({', '.join(unplugged) or 'none'})"
+    unplugged.remove(name)
+    try:
+        answer = monitor_command(monitor, f"device_add {DISK_DEVICES[name]}")
+    except OSError as e:
+        return f"device_add {name}: the monitor: {e}"
+    log(f"[{boot_name}] plugged {name}: device_add {DISK_DEVICES[name]}"
+        + (f" ({answer})" if answer else ""))
+    return f"device_add {name}: {answer}" if answer else None
+
+
+def run_qemu(cmd, console, timeout, inactivity_for, name, cut_after=None, monitor=None,
+             unplugged=()):
     """Run QEMU with its console to console.path. Returns (why it was
     killed or None, elapsed seconds, whether the power was cut).
     inactivity_for(suite) is the silence allowed while suite runs (None
     before the first). With cut_after, QEMU is killed that many seconds
     after the guest armed its power cut (POWERCUT_MARKER): a power cut,
-    not a failure."""
+    not a failure. The disks in unplugged are plugged when the guest asks
+    (HOTPLUG_MARKER), through the monitor; what went wrong doing it is in
+    console.hotplug_errors."""
     with open(console.path, "wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
@@ -427,6 +490,10 @@ def run_qemu(cmd, console, timeout, inactivity_for, name, cut_after=None):
         while proc.poll() is None:
             now = time.monotonic()
             armed = console.armed_at
+            while console.hotplug:
+                err = plug(console.hotplug.pop(0), monitor, unplugged, name)
+                if err:
+                    console.hotplug_errors.append(err)
             if cut_after is not None and armed is not None and now >= armed + cut_after:
                 proc.kill()
                 cut = True
@@ -545,6 +612,8 @@ class Boot:
         # and whether the cut happened.
         self.cut_after = None
         self.cut = False
+        # The disks not plugged at boot (hotplug=): the guest plugs them.
+        self.unplugged = ()
 
 
 def inactivity_limit(args, boot):
@@ -583,16 +652,22 @@ def run_boot(args, boot, kernel_image, release):
         log(f"booting the {args.flavour} kernel {release} (TCG, {boot.cpus} vCPUs, "
             f"{boot.mem}) to run {what}; budget {boot.timeout}s")
         log(f"logs in {boot.run_dir}")
+        unplugged = list(boot.unplugged)
+        monitor = os.path.join(work, "monitor.sock") if unplugged else None
+        if unplugged:
+            log(f"[{boot.name}] not plugged at boot: {' '.join(unplugged)} (the guest plugs "
+                f"them: {HOTPLUG_MARKER.strip()} NAME)")
         cmd = qemu_command(args, boot.run_dir, kernel_image, initrd, images, boot.cpus,
                            boot.mem, boot.phase if len(boot.chain) > 1 else None,
-                           boot.cut_after is not None)
+                           boot.cut_after is not None, unplugged, monitor)
         with open(os.path.join(boot.run_dir, "qemu-cmdline.txt"), "w") as f:
             f.write(" ".join(cmd) + "\n")
         boot.console = Console(os.path.join(boot.run_dir, "console.log"), args.quiet,
                                bool(args.script))
         boot.killed, boot.elapsed, boot.cut = run_qemu(
             cmd, boot.console, boot.timeout, inactivity_limit(args, boot), boot.name,
-            boot.cut_after)
+            boot.cut_after, monitor, unplugged)
+        boot.failures.extend(boot.console.hotplug_errors)
         last = boot is boot.chain[-1]
         if args.keep_images:
             for name, path in images.items():
@@ -768,6 +843,10 @@ def plan_boots(suites, margin, cpus=None, mem=None, timeout=0, cut_seed=0):
             first.chain.append(f)
         for f in first.followers:
             f.chain = first.chain
+        if alone and members[0].settings["hotplug"]:
+            # Every boot after the first starts without the HDD and the SSD.
+            for b in first.chain[1:]:
+                b.unplugged = HOTPLUG_DISKS
         window = members[0].settings["powercut"] if alone else 0
         if window:
             # Every boot but the last ends in a power cut, at an instant

@@ -42,6 +42,9 @@ struct DevEntry {
     dev: Arc<Dev>,
     disk: Option<Disk<Dev>>,
     kobj: Option<KObj<DevDir>>,
+    /// Detached by the operator (`detach`): a cache registered later does
+    /// not attach it; `attach` does.
+    held_off: bool,
 }
 
 impl DevEntry {
@@ -380,8 +383,9 @@ impl Registry {
             journal,
             owners,
         };
-        // Attach the devices registered before the cache.
-        for e in inner.devs.iter_mut().flatten() {
+        // Attach the devices registered before the cache (but those the
+        // operator detached).
+        for e in inner.devs.iter_mut().flatten().filter(|e| !e.held_off) {
             Self::attach(e, &mut entry);
         }
         inner.cache = Some(entry);
@@ -633,6 +637,7 @@ impl Registry {
             dev,
             disk: Some(disk),
             kobj: None,
+            held_off: false,
         };
         match kobj {
             Ok(k) => entry.kobj = Some(k),
@@ -710,6 +715,71 @@ impl Registry {
             self.teardown_dev(e, owners);
             pr_info!("bcache_rs{}: stopped\n", dev.id);
         }
+        Ok(())
+    }
+
+    /// `detach` of device `dev`: its I/O drained, it goes on uncached, and
+    /// its extents are dropped (written while detached, they would be
+    /// stale); a cache registered later leaves it alone until `attach`.
+    /// Detached already is success.
+    pub(crate) fn detach_dev(&self, dev: &Arc<Dev>) -> Result {
+        let mut inner = self.inner.lock();
+        let RegInner { devs, cache, .. } = &mut *inner;
+        let Some(e) = devs
+            .iter_mut()
+            .flatten()
+            .find(|e| Arc::ptr_eq(&e.dev, dev))
+        else {
+            // Stopped meanwhile.
+            return Ok(());
+        };
+        e.held_off = true;
+        if !e.dev.is_attached() {
+            return Ok(());
+        }
+        let uuid = cache.as_ref().map(|c| c.cache.sb.set_uuid);
+        // No owners: the extents go, whatever the device's trust.
+        Self::detach(e, None);
+        if let (Some(c), Some(u)) = (cache.as_mut(), uuid) {
+            if let Some(o) = c.owners.get_mut(usize::from(dev.id)) {
+                *o = None;
+            }
+            pr_info!(
+                "bcache_rs{}: detached from cache {} (its cached data dropped)\n",
+                dev.id,
+                u
+            );
+        }
+        Ok(())
+    }
+
+    /// `attach` of device `dev` to the registered cache: `ENODEV` without
+    /// one (or a failed one), `EINVAL` if their block sizes do not allow it
+    /// (the kernel log says why). Attached already is success.
+    pub(crate) fn attach_dev(&self, dev: &Arc<Dev>) -> Result {
+        let mut inner = self.inner.lock();
+        let RegInner { devs, cache, .. } = &mut *inner;
+        let Some(e) = devs
+            .iter_mut()
+            .flatten()
+            .find(|e| Arc::ptr_eq(&e.dev, dev))
+        else {
+            fail!(ENODEV, "bcache_rs{}: attach: the device is stopping\n", dev.id);
+        };
+        if e.dev.is_attached() {
+            e.held_off = false;
+            return Ok(());
+        }
+        let Some(c) = cache.as_mut().filter(|c| !c.cache.is_failed()) else {
+            fail!(ENODEV, "bcache_rs{}: attach: no working cache is registered\n", dev.id);
+        };
+        Self::attach(e, c);
+        if !e.dev.is_attached() {
+            // `attach` said why; the device stays held off.
+            return Err(EINVAL);
+        }
+        e.held_off = false;
+        pr_info!("bcache_rs{}: attached to cache {}\n", dev.id, c.cache.sb.set_uuid);
         Ok(())
     }
 

@@ -58,6 +58,8 @@ sysfs_attrs!(
     /// `/sys/block/bcache_rs<N>/bcache_rs/`.
     enum DevAttr {
         Stop = ("stop", WO),
+        Attach = ("attach", WO),
+        Detach = ("detach", WO),
         Uuid = ("uuid", RO),
         Trusted = ("trusted", RO),
         DataOffset = ("data_offset", RO),
@@ -295,7 +297,7 @@ impl SysfsDir for DevDir {
         let s = &d.stats;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         match attr {
-            DevAttr::Stop | DevAttr::ClearStats => Ok(()),
+            DevAttr::Stop | DevAttr::Attach | DevAttr::Detach | DevAttr::ClearStats => Ok(()),
             DevAttr::Uuid => writeln!(w, "{}", d.uuid),
             DevAttr::Trusted => writeln!(w, "{}", u8::from(d.trust)),
             DevAttr::DataOffset => writeln!(w, "{}", d.data_offset),
@@ -357,6 +359,31 @@ impl SysfsDir for DevDir {
                 let dir: Arc<DevDir> = this.into();
                 let _unprotected = store.unprotect()?;
                 dir.reg.stop_dev(&dir.dev)
+            }
+            DevAttr::Attach | DevAttr::Detach => {
+                let name = if attr == DevAttr::Attach {
+                    "attach"
+                } else {
+                    "detach"
+                };
+                if trimmed(input) != b"1" {
+                    refuse!(
+                        EINVAL,
+                        "bcache_rs{}: {}: write 1, not '{}'\n",
+                        id,
+                        name,
+                        line_str(trimmed(input))
+                    );
+                }
+                // Like `stop`: a concurrent stop removes this directory
+                // under the registry's mutex.
+                let dir: Arc<DevDir> = this.into();
+                let _unprotected = store.unprotect()?;
+                if attr == DevAttr::Attach {
+                    dir.reg.attach_dev(&dir.dev)
+                } else {
+                    dir.reg.detach_dev(&dir.dev)
+                }
             }
             DevAttr::CacheMode => {
                 let want = trimmed(input);

@@ -106,3 +106,54 @@ bc_reset() {
 	[ -e "$BC/cache" ] && bc_unregister
 	rmmod bcache_rs
 }
+
+# bc_udev_up: systemd-udevd (udevadm under that name) running our udev rule
+# (udev/69-bcache-rs.rules.in, a TEST_FILE) alone, with bcache-rs's path
+# put in; bc_udev_down stops it.
+bc_udev_up() {
+	_bcrs=$(command -v bcache-rs)
+	mkdir -p /run/udev/rules.d /run/rkm-udev
+	sed "s|@SBINDIR@|${_bcrs%/*}|g" "$(dirname "$0")/69-bcache-rs.rules.in" \
+		>/run/udev/rules.d/69-bcache-rs.rules || return 1
+	ln -sf "$(command -v udevadm)" /run/rkm-udev/systemd-udevd
+	/run/rkm-udev/systemd-udevd --daemon --resolve-names=never >/dev/null 2>&1 || return 1
+	bc_wait "udevd is not up" udevadm control --ping
+}
+
+bc_udev_down() {
+	udevadm control --exit 2>/dev/null
+}
+
+bc_udev_settle() {
+	udevadm settle --timeout=60 || { echo "udevadm settle timed out"; return 1; }
+}
+
+# bc_mark: a mark in the kernel log, from which bc_registered_once counts.
+bc_mark() {
+	bc_log_mark="bc-mark $$ $RANDOM"
+	echo "$bc_log_mark" >/dev/kmsg
+}
+
+# bc_registered_once WHAT UUID HDD SSD [N]: the cache on SSD and bcache_rs0
+# (backing device UUID on HDD) are registered and attached, and since
+# bc_mark (in the same case: rkm_check runs each in a subshell) the kernel
+# log has N registration lines of each (1 by default) and no error line of
+# bcache_rs.
+bc_registered_once() {
+	[ -b /dev/bcache_rs0 ] && [ "$(cat /sys/block/bcache_rs0/bcache_rs/backing_dev 2>/dev/null)" = "${3##*/}" ] ||
+		{ echo "$1: ${3##*/} is not registered as bcache_rs0"; return 1; }
+	[ "$(cat $BC/cache/device 2>/dev/null)" = "${4##*/}" ] || { echo "$1: the cache is not registered"; return 1; }
+	bc_attached 1 || return 1
+	_log=$(dmesg | sed -n "/$bc_log_mark/,\$p")
+	_n_dev=$(echo "$_log" | grep -c "bcache_rs0: $2")
+	_n_cache=$(echo "$_log" | grep -c "bcache_rs: cache .* on ${4##*/}:")
+	[ "$_n_dev" = "${5:-1}" ] && [ "$_n_cache" = "${5:-1}" ] || {
+		echo "$1: registered $_n_dev and $_n_cache times, want ${5:-1} each"
+		echo "$_log" | grep bcache_rs
+		return 1
+	}
+	if echo "$_log" | grep -E 'bcache_rs: (register_|bcache_rs0: .*(error|refused))'; then
+		echo "$1: the kernel log has errors of bcache_rs"
+		return 1
+	fi
+}

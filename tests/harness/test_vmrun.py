@@ -95,6 +95,19 @@ class PlanTest(unittest.TestCase):
         with self.assertRaises(SystemExit):
             vm_run.Suite(self.root, "one")
 
+    def test_hotplug_boots_start_without_the_hdd_and_ssd(self):
+        chain = self.plan([self.suite("hot", "boots=3\nhotplug=1\n")])[0].chain
+        self.assertEqual([b.unplugged for b in chain], [(), ("hdd", "ssd"), ("hdd", "ssd")])
+        cmd = vm_run.qemu_command(type("A", (), {"hdd_iops": 0, "append": []})(), "/r", "k", "i",
+                                  {"hdd": "h", "ssd": "s", "swap": "w"}, 2, "2G",
+                                  unplugged=("hdd", "ssd"), monitor="/m.sock")
+        devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+        self.assertEqual(devices, [vm_run.DISK_DEVICES["swap"]])
+        self.assertIn("unix:/m.sock,server=on,wait=off", cmd)
+        self.suite("one", "hotplug=1\n")
+        with self.assertRaises(SystemExit):
+            vm_run.Suite(self.root, "one")
+
     def test_overrides_make_one_boot(self):
         names = [self.suite("a", "cpus=4\n"), self.suite("b", "mem=1G\n")]
         boots = self.plan(names, cpus=2, mem="2G", timeout=77)

@@ -47,6 +47,27 @@ rkm_powercut_workload() {
 	cp "$1" /run/rkm-powercut
 }
 
+# rkm_hotplug NAME: in a boot that started without disk NAME (hdd or ssd:
+# hotplug= in the suite's settings), ask the host to plug it (QEMU's
+# device_add) and wait up to 60 s for it; prints its /dev path.
+rkm_hotplug() {
+	echo "RKM-HOTPLUG: $1" >/dev/console
+	n=0
+	while [ $n -lt 600 ]; do
+		for d in /sys/block/*; do
+			s=$(cat "$d/serial" "$d/device/serial" 2>/dev/null | head -n 1 | tr -d ' ')
+			if [ "$s" = "rkm-$1" ] && [ -b "/dev/${d##*/}" ]; then
+				echo "/dev/${d##*/}"
+				return 0
+			fi
+		done
+		n=$((n + 1))
+		sleep 0.1
+	done
+	echo "disk $1 did not appear within 60 s of its device_add" >&2
+	return 1
+}
+
 # rkm_msg MESSAGE: a KTAP diagnostic line ("# MESSAGE").
 rkm_msg() {
 	echo "# $*"

@@ -27,7 +27,13 @@
 //!   so that a repeated call does nothing.
 //! * `unregister [DEVICE]` stops the disk over DEVICE, or unregisters the
 //!   cache (DEVICE the cache's, or none).
+//! * `attach DEVICE` and `detach DEVICE` attach the disk over DEVICE to
+//!   the cache again, or detach it (uncached, its cached data dropped).
 //! * `status [--json]` shows the registered cache and devices.
+//! * `probe DEVICE` prints what DEVICE is for udev's `IMPORT{program}`
+//!   (`BCACHE_RS_TYPE=cache` or `backing`, `BCACHE_RS_UUID=`), nothing for
+//!   anything else: the udev rule (`udev/69-bcache-rs.rules`) registers
+//!   what it finds.
 //! * `wipe DEVICE` erases a bcache_rs superblock (a cache's or a backing
 //!   device's), and nothing else.
 //!
@@ -95,6 +101,26 @@ enum Command {
     Unregister {
         /// A backing device, a bcache_rsN disk or the cache device.
         device: Option<PathBuf>,
+    },
+    /// Print what DEVICE is, as udev properties (BCACHE_RS_TYPE=cache or
+    /// backing, BCACHE_RS_UUID=...), for the udev rule; nothing if it holds
+    /// no valid bcache_rs superblock
+    Probe {
+        /// A block device or an image file.
+        device: PathBuf,
+    },
+    /// Attach the bcache_rs disk over DEVICE (a backing device, or a
+    /// bcache_rsN) to the registered cache (again, after detach)
+    Attach {
+        /// A backing device or a bcache_rsN disk.
+        device: PathBuf,
+    },
+    /// Detach the bcache_rs disk over DEVICE from its cache: it goes on
+    /// uncached, its cached data is dropped, and a cache registered later
+    /// leaves it alone until attach
+    Detach {
+        /// A backing device or a bcache_rsN disk.
+        device: PathBuf,
     },
     /// Show the registered cache and devices: state, hits, index
     Status {
@@ -257,6 +283,9 @@ fn run(command: Command) -> Outcome {
         Command::Register(args) => register(&args),
         Command::Unregister { device } => unregister(device.as_deref()),
         Command::Status { json } => status(json),
+        Command::Probe { device } => probe(&device),
+        Command::Attach { device } => attach_detach(&device, "attach"),
+        Command::Detach { device } => attach_detach(&device, "detach"),
         Command::Wipe { device } => wipe(&device),
     }
 }
@@ -320,7 +349,17 @@ fn register(args: &RegisterArgs) -> Outcome {
                     return Ok(());
                 }
             }
-            write_sysfs(&root.join("register_cache"), &path_text)?;
+            if let Err(e) = write_sysfs(&root.join("register_cache"), &path_text) {
+                // Registered meanwhile by another caller (udev): done.
+                let dir = sysfs::cache_dir();
+                if dir.and_then(|d| sysfs::read(&d.join("set_uuid")))
+                    == Some(sb.set_uuid.to_string())
+                {
+                    println!("{name}: cache {} is registered already", sb.set_uuid);
+                    return Ok(());
+                }
+                return Err(e);
+            }
             let restored = sysfs::cache_dir()
                 .and_then(|d| sysfs::read(&d.join("restored_extents")))
                 .unwrap_or_else(|| "?".into());
@@ -344,7 +383,14 @@ fn register(args: &RegisterArgs) -> Outcome {
             }
             // Trusted (the module's default for a formatted device): its
             // data is reached through bcache_rs alone.
-            write_sysfs(&root.join("register_dev"), &path_text)?;
+            if let Err(e) = write_sysfs(&root.join("register_dev"), &path_text) {
+                // Registered meanwhile by another caller (udev): done.
+                if let Some((disk, _)) = sysfs::device_of(&b.uuid) {
+                    println!("{name}: registered already as {disk}");
+                    return Ok(());
+                }
+                return Err(e);
+            }
             let disk =
                 sysfs::device_of(&b.uuid).map_or_else(|| "a bcache_rs disk".into(), |(n, _)| n);
             println!("{name}: backing device {} registered as {disk}", b.uuid);
@@ -381,6 +427,27 @@ fn register(args: &RegisterArgs) -> Outcome {
     }
 }
 
+/// `probe`: the device's kind and UUID as `KEY=VALUE` lines (udev's
+/// `IMPORT{program}`), nothing for a device without a valid superblock of
+/// ours; an unreadable device is an error.
+fn probe(device: &Path) -> Outcome {
+    let name = device.display().to_string();
+    let dev = Device::open(device, false).map_err(Failure::Error)?;
+    let block = dev
+        .read_at(SB_OFFSET, SB_SIZE)
+        .map_err(io_failure(&name, "cannot read"))?;
+    let found = match Superblock::decode(&block) {
+        Ok(sb) => Some(("cache", sb.set_uuid)),
+        Err(SbError::BackingDevice) => BackingSb::decode(&block).ok().map(|b| ("backing", b.uuid)),
+        Err(_) => None,
+    };
+    if let Some((kind, uuid)) = found {
+        println!("BCACHE_RS_TYPE={kind}");
+        println!("BCACHE_RS_UUID={uuid}");
+    }
+    Ok(())
+}
+
 fn unregister(device: Option<&Path>) -> Outcome {
     module_root()?;
     let cache = sysfs::cache_dir();
@@ -394,13 +461,10 @@ fn unregister(device: Option<&Path>) -> Outcome {
     };
     let name = device.display().to_string();
     let kname = kernel_name(device).unwrap_or_else(|| name.clone());
-    // `unregister bcache_rs0` names the disk.
-    for (disk, dir) in sysfs::devices() {
-        if disk == kname || sysfs::read(&dir.join("backing_dev")).as_deref() == Some(&kname) {
-            write_sysfs(&dir.join("stop"), "1")?;
-            println!("{disk} stopped");
-            return Ok(());
-        }
+    if let Some((disk, dir)) = disk_of(&kname) {
+        write_sysfs(&dir.join("stop"), "1")?;
+        println!("{disk} stopped");
+        return Ok(());
     }
     if let Some(dir) = cache {
         if sysfs::read(&dir.join("device")).as_deref() == Some(&kname) {
@@ -410,6 +474,28 @@ fn unregister(device: Option<&Path>) -> Outcome {
         }
     }
     error(format!("{name} is not registered with bcache_rs"))
+}
+
+/// The registered disk named `kname` (`bcache_rs0`) or over the backing
+/// device `kname`, and its sysfs directory.
+fn disk_of(kname: &str) -> Option<(String, PathBuf)> {
+    sysfs::devices().into_iter().find(|(disk, dir)| {
+        disk == kname || sysfs::read(&dir.join("backing_dev")).as_deref() == Some(kname)
+    })
+}
+
+/// `attach` or `detach` (`what`) of the disk over `device`.
+fn attach_detach(device: &Path, what: &str) -> Outcome {
+    module_root()?;
+    let name = device.display().to_string();
+    let kname = kernel_name(device).unwrap_or_else(|| name.clone());
+    let Some((disk, dir)) = disk_of(&kname) else {
+        return error(format!("{name} is not registered with bcache_rs"));
+    };
+    write_sysfs(&dir.join(what), "1")?;
+    let state = sysfs::read(&dir.join("state")).unwrap_or_else(|| "?".into());
+    println!("{disk}: {what}ed ({state})");
+    Ok(())
 }
 
 fn status(json: bool) -> Outcome {

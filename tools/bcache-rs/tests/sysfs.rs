@@ -263,3 +263,61 @@ fn wipe_erases_only_our_superblock() {
     let o = t.run(&["show", img.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn probe_prints_udev_properties_for_our_superblocks_only() {
+    let t = Tree::new("probe");
+    let cache = image("probe-cache", 64 * MIB);
+    let backing = image("probe-backing", 4 * MIB);
+    let other = image("probe-other", 4 * MIB);
+    for (img, cmd) in [(&cache, "format-cache"), (&backing, "format-backing")] {
+        let uuid = if cmd == "format-cache" {
+            UUID
+        } else {
+            DEV_UUID
+        };
+        let f = t.run(&[cmd, "--uuid", uuid, "--force", img.to_str().unwrap()]);
+        assert_eq!(f.status.code(), Some(0), "{}", err(&f));
+    }
+    let o = t.run(&["probe", cache.to_str().unwrap()]);
+    assert_eq!(
+        (o.status.code(), out(&o)),
+        (
+            Some(0),
+            format!("BCACHE_RS_TYPE=cache\nBCACHE_RS_UUID={UUID}\n")
+        )
+    );
+    let o = t.run(&["probe", backing.to_str().unwrap()]);
+    assert_eq!(
+        (o.status.code(), out(&o)),
+        (
+            Some(0),
+            format!("BCACHE_RS_TYPE=backing\nBCACHE_RS_UUID={DEV_UUID}\n")
+        )
+    );
+    // Anything else: nothing, and success (udev imports nothing).
+    let o = t.run(&["probe", other.to_str().unwrap()]);
+    assert_eq!((o.status.code(), out(&o)), (Some(0), String::new()));
+    // An unreadable device is an error.
+    let o = t.run(&["probe", "/nonexistent/disk"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+}
+
+#[test]
+fn attach_and_detach_write_the_disk_s_files() {
+    let t = Tree::new("attach");
+    let d = t.add_dev(1, &[("backing_dev", "vdc"), ("state", "running")]);
+    for f in ["attach", "detach"] {
+        fs::write(d.join(f), "").unwrap();
+    }
+    let o = t.run(&["detach", "/dev/vdc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(text(&d.join("detach")), "1\n");
+    assert!(out(&o).contains("bcache_rs1: detached"), "{}", out(&o));
+    let o = t.run(&["attach", "bcache_rs1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(text(&d.join("attach")), "1\n");
+    let o = t.run(&["attach", "/dev/vdq"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("not registered"), "{}", err(&o));
+}
