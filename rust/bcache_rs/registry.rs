@@ -725,11 +725,7 @@ impl Registry {
     pub(crate) fn detach_dev(&self, dev: &Arc<Dev>) -> Result {
         let mut inner = self.inner.lock();
         let RegInner { devs, cache, .. } = &mut *inner;
-        let Some(e) = devs
-            .iter_mut()
-            .flatten()
-            .find(|e| Arc::ptr_eq(&e.dev, dev))
-        else {
+        let Some(e) = devs.iter_mut().flatten().find(|e| Arc::ptr_eq(&e.dev, dev)) else {
             // Stopped meanwhile.
             return Ok(());
         };
@@ -759,19 +755,23 @@ impl Registry {
     pub(crate) fn attach_dev(&self, dev: &Arc<Dev>) -> Result {
         let mut inner = self.inner.lock();
         let RegInner { devs, cache, .. } = &mut *inner;
-        let Some(e) = devs
-            .iter_mut()
-            .flatten()
-            .find(|e| Arc::ptr_eq(&e.dev, dev))
-        else {
-            fail!(ENODEV, "bcache_rs{}: attach: the device is stopping\n", dev.id);
+        let Some(e) = devs.iter_mut().flatten().find(|e| Arc::ptr_eq(&e.dev, dev)) else {
+            fail!(
+                ENODEV,
+                "bcache_rs{}: attach: the device is stopping\n",
+                dev.id
+            );
         };
         if e.dev.is_attached() {
             e.held_off = false;
             return Ok(());
         }
         let Some(c) = cache.as_mut().filter(|c| !c.cache.is_failed()) else {
-            fail!(ENODEV, "bcache_rs{}: attach: no working cache is registered\n", dev.id);
+            fail!(
+                ENODEV,
+                "bcache_rs{}: attach: no working cache is registered\n",
+                dev.id
+            );
         };
         Self::attach(e, c);
         if !e.dev.is_attached() {
@@ -779,7 +779,11 @@ impl Registry {
             return Err(EINVAL);
         }
         e.held_off = false;
-        pr_info!("bcache_rs{}: attached to cache {}\n", dev.id, c.cache.sb.set_uuid);
+        pr_info!(
+            "bcache_rs{}: attached to cache {}\n",
+            dev.id,
+            c.cache.sb.set_uuid
+        );
         Ok(())
     }
 
