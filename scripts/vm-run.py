@@ -427,19 +427,21 @@ class Console:
 def monitor_command(path, command):
     """Sends one command to QEMU's human monitor on the unix socket at
     path and returns what it answered (its prompt and echo stripped)."""
+    def until_prompt(s):
+        got = b""
+        while not got.endswith(b"(qemu) "):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise OSError(f"the monitor closed the connection (after {got!r})")
+            got += chunk
+        return got
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
         s.connect(path)
-        out = b""
-        while not out.endswith(b"(qemu) "):
-            out += s.recv(4096)
+        until_prompt(s)
         s.sendall(command.encode() + b"\n")
-        reply = b""
-        while not reply.endswith(b"(qemu) "):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        reply = until_prompt(s)
     text = reply.decode("utf-8", "replace").replace("\r", "")
     lines = [ln for ln in text.split("\n") if ln and not ln.startswith("(qemu)")
              and command not in ln and not ln.startswith("\x1b")]
@@ -447,8 +449,8 @@ def monitor_command(path, command):
 
 
 def plug(name, monitor, unplugged, boot_name):
-    """Plugs disk name (device_add) for a guest that asked; an error is a
-    line on the console's log and a failure of the boot."""
+    """Plugs disk name (device_add) for a guest that asked. Returns what
+    went wrong (a failure of the boot), or None."""
     if monitor is None or name not in unplugged:
         return f"the guest asked to plug {name!r}, which is not an unplugged disk " \
                f"({', '.join(unplugged) or 'none'})"

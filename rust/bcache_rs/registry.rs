@@ -733,17 +733,16 @@ impl Registry {
         if !e.dev.is_attached() {
             return Ok(());
         }
-        let uuid = cache.as_ref().map(|c| c.cache.sb.set_uuid);
         // No owners: the extents go, whatever the device's trust.
         Self::detach(e, None);
-        if let (Some(c), Some(u)) = (cache.as_mut(), uuid) {
+        if let Some(c) = cache.as_mut() {
             if let Some(o) = c.owners.get_mut(usize::from(dev.id)) {
                 *o = None;
             }
             pr_info!(
                 "bcache_rs{}: detached from cache {} (its cached data dropped)\n",
                 dev.id,
-                u
+                c.cache.sb.set_uuid
             );
         }
         Ok(())

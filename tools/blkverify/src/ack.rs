@@ -38,6 +38,9 @@ const HEADER_MAGIC: u64 = u64::from_le_bytes(*b"RKMACKH1");
 /// The first word of a block's slot.
 const BLOCK_MAGIC: u64 = u64::from_le_bytes(*b"RKMACKB1");
 
+/// Slots read or written by one system call, for the whole log.
+const PER_IO: u64 = 256;
+
 /// Words of a slot that are written (the rest is zeros).
 const WORDS: usize = 7;
 
@@ -145,27 +148,31 @@ impl AckLog {
     /// Starts a new log: every block at `version` (written and synced
     /// before), then the header.
     pub fn create(&self, version: u64) -> Result<(), Failure> {
-        const PER_WRITE: u64 = 256;
-        let mut buf = AlignedBuf::new(PER_WRITE as usize * SLOT).map_err(Failure::Io)?;
-        let a = Acked {
+        self.write_all(|_| Acked {
             acked: version,
             pending: version,
-        };
-        let mut i = 0;
-        while i < self.blocks {
-            let n = PER_WRITE.min(self.blocks - i);
-            let bytes = &mut buf.as_mut_slice()[..n as usize * SLOT];
-            for (k, slot) in bytes.chunks_exact_mut(SLOT).enumerate() {
-                encode(slot, self.slot_words(i + k as u64, a));
-            }
-            self.dev
-                .write_at(bytes, (1 + i) * SLOT as u64, true)
-                .map_err(|e| self.io(e))?;
-            i += n;
+        })?;
+        let mut head = AlignedBuf::new(SLOT).map_err(Failure::Io)?;
+        encode(head.as_mut_slice(), self.header_words());
+        self.dev
+            .write_at(head.as_slice(), 0, true)
+            .map_err(|e| self.io(e))
+    }
+
+    /// Writes every block's slot, `state(i)` for block `i` of the hot set,
+    /// [`PER_IO`] slots a write.
+    fn write_all(&self, state: impl Fn(usize) -> Acked) -> Result<(), Failure> {
+        let mut buf = AckLog::buffer(PER_IO).map_err(Failure::Io)?;
+        let mut run = Vec::new();
+        let mut first = 0;
+        while first < self.blocks {
+            let n = PER_IO.min(self.blocks - first);
+            run.clear();
+            run.extend((first..first + n).map(|i| state(i as usize)));
+            self.record(&mut buf, first, &run)?;
+            first += n;
         }
-        let head = &mut buf.as_mut_slice()[..SLOT];
-        encode(head, self.header_words());
-        self.dev.write_at(head, 0, true).map_err(|e| self.io(e))
+        Ok(())
     }
 
     /// Reads the log: the state of every block of the hot set. A missing
@@ -194,11 +201,10 @@ impl AckLog {
         let mut out = Vec::new();
         out.try_reserve_exact(self.blocks as usize)
             .map_err(|e| Failure::Io(format!("cannot allocate the ack log: {e}")))?;
-        let per_read = 256u64;
-        let mut chunk = AlignedBuf::new(per_read as usize * SLOT).map_err(Failure::Io)?;
+        let mut chunk = AckLog::buffer(PER_IO).map_err(Failure::Io)?;
         let mut i = 0;
         while i < self.blocks {
-            let n = per_read.min(self.blocks - i);
+            let n = PER_IO.min(self.blocks - i);
             let bytes = &mut chunk.as_mut_slice()[..n as usize * SLOT];
             self.dev
                 .read_at(bytes, (1 + i) * SLOT as u64)
@@ -234,11 +240,7 @@ impl AckLog {
         for a in states.iter_mut() {
             a.pending = a.pending.saturating_add(1);
         }
-        const PER_WRITE: usize = 256;
-        let mut buf = AckLog::buffer(PER_WRITE as u64).map_err(Failure::Io)?;
-        for (n, run) in states.chunks(PER_WRITE).enumerate() {
-            self.record(&mut buf, (n * PER_WRITE) as u64, run)?;
-        }
+        self.write_all(|i| states[i])?;
         Ok(states)
     }
 

@@ -452,31 +452,29 @@ fn write(sh: &Shared<'_>, w: &mut Worker, st: &mut Stats, change: Change, first:
             sh.dev.discard(offset, len)
         }
     };
-    w.acks.clear();
     match done {
         Ok(()) => {
             for (i, &v) in w.versions.iter().take(count as usize).enumerate() {
                 sh.history.commit(first as usize + i, v);
-                w.acks.push(Acked {
-                    acked: v,
-                    pending: v,
-                });
             }
         }
         Err(e) => {
             sh.rep.io_error(&t.dev, &e);
             st.io_errors += 1;
-            // The failed versions may have landed in part: the log says
-            // so before any later write of these blocks.
-            for (i, &v) in w.versions.iter().take(count as usize).enumerate() {
-                w.acks.push(Acked {
-                    acked: sh.history.read_begin(first as usize + i),
-                    pending: v,
-                });
-            }
         }
     }
     if let (Some(log), Some(buf)) = (sh.ack, w.ack_buf.as_mut()) {
+        // Each block's committed version (the one just written, or the
+        // last before a failed write) and the one started: a failed one
+        // may have landed in part, and the log says so before any later
+        // write of these blocks.
+        w.acks.clear();
+        for (i, &v) in w.versions.iter().take(count as usize).enumerate() {
+            w.acks.push(Acked {
+                acked: sh.history.read_begin(first as usize + i),
+                pending: v,
+            });
+        }
         if let Err(e) = log.record(buf, first, &w.acks) {
             let (Failure::Io(e) | Failure::Usage(e)) = e;
             warn(&format!("error: {e}"));
