@@ -27,3 +27,8 @@ pub use bcache::*;
 /// next to `format`).
 #[path = "persist.rs"]
 pub mod persist;
+
+/// Data checksums: a crc32c per cache block (the module includes it as
+/// `#[path = "../bcache/src/sums.rs"] mod sums;`).
+#[path = "sums.rs"]
+pub mod sums;

@@ -24,7 +24,11 @@
 //! A checkpoint's records: `DEVICE` of each backing device whose extents it
 //! keeps, `BUCKET` of each bucket whose generation is not 0, then `CACHED`
 //! (24 bytes, of its bucket's generation; `EXTENT` for one whose fields do
-//! not fit) of each current extent of those devices, in index order. A device's
+//! not fit) of each current extent of those devices, in index order, each
+//! followed by the `SUMS` records of its blocks' data checksums
+//! ([`extent_sums`]); [`restore`] drops an extent whose sums do not all
+//! follow it (a checkpoint of a version without data checksums, or one
+//! whose area was full). A device's
 //! number in the records is the cache's; [`restore`] maps each to the
 //! number the registration gives it (or drops its extents).
 //!
@@ -37,10 +41,12 @@ use crate::btree::NodeAlloc;
 use crate::format::{
     check_checkpoint_block, checkpoint_csum, crc32c_extend, decode_block, plan_replay, records,
     BlockKind, CheckpointWriter, EmitBlock, JournalError, JournalLayout, JournalRing, Record,
-    ReplayPlan, Uuid, ALL_DEVS, ALL_REGIONS, JBLOCK_SIZE,
+    ReplayPlan, Uuid, ALL_DEVS, ALL_REGIONS, JBLOCK_SIZE, SUMS_MAX,
 };
+use crate::sums::SumTable;
 use core::fmt;
-use core::ops::DerefMut;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Most device numbers a checkpoint may name (the module's minors).
 pub const MAX_DEVICES: usize = 256;
@@ -262,6 +268,9 @@ pub struct Restored {
     pub extents: u64,
     /// Extents skipped: stale, or of a device the registration dropped.
     pub skipped: u64,
+    /// Extents dropped because the checksums of their blocks did not all
+    /// follow them.
+    pub unsummed: u64,
 }
 
 /// Maps the devices of the records to the registration's.
@@ -283,12 +292,13 @@ impl DevMap<'_> {
     }
 }
 
+/// Applies record `r`; returns the extent it put in the index, if any.
 fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
     r: &Record,
     to: &mut Restore<A, S>,
     devs: &mut DevMap<'_>,
     out: &mut Restored,
-) -> Result<(), LoadError> {
+) -> Result<Option<(DevId, u64, Extent)>, LoadError> {
     match *r {
         Record::Device { dev, uuid } => devs.device(dev, uuid),
         Record::Bucket { bucket, gen } => {
@@ -307,7 +317,7 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
         } => {
             let Some(id) = devs.get(dev) else {
                 out.skipped += 1;
-                return Ok(());
+                return Ok(None);
             };
             let bucket =
                 u32::try_from(bucket).map_err(|_| LoadError::BadRecord(RestoreError::Invalid))?;
@@ -319,9 +329,9 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
             };
             if to.extent(id, sector, e).map_err(LoadError::BadRecord)? {
                 out.extents += 1;
-            } else {
-                out.skipped += 1;
+                return Ok(Some((id, sector, e)));
             }
+            out.skipped += 1;
         }
         Record::Cached {
             dev,
@@ -356,13 +366,156 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                     .map_err(LoadError::BadRecord)?;
             }
         }
-        Record::Dirty { .. } | Record::Clean { .. } | Record::Checkpoint { .. } => {}
+        Record::Dirty { .. }
+        | Record::Clean { .. }
+        | Record::Checkpoint { .. }
+        | Record::Sums { .. } => {}
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The restored extent whose checksums are being read.
+struct Pending {
+    dev: DevId,
+    sector: u64,
+    len: u32,
+    bucket: u32,
+    /// The next block expected, and the end of the extent's blocks.
+    next: u32,
+    end: u32,
+}
+
+/// Reads the checksums that follow each restored extent into the table,
+/// and drops the extents whose checksums do not all follow.
+struct SumReader<'a, T> {
+    table: &'a SumTable<T>,
+    pending: Option<Pending>,
+}
+
+impl<T: Deref<Target = [AtomicU32]>> SumReader<'_, T> {
+    /// Record `r` was applied, and put `inserted` in the index.
+    fn record<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        r: &Record,
+        inserted: Option<(DevId, u64, Extent)>,
+        to: &mut Restore<A, S>,
+        out: &mut Restored,
+    ) -> Result<(), LoadError> {
+        if let (
+            Record::Sums {
+                bucket,
+                block,
+                count,
+                crcs,
+            },
+            Some(p),
+        ) = (r, self.pending.as_mut())
+        {
+            let n = usize::from(*count).min(SUMS_MAX);
+            let fits = *block < p.end && u32::from(*count) <= p.end - *block;
+            if *bucket == p.bucket && *block == p.next && fits {
+                if !self.table.set(*bucket, *block, &crcs[..n]) {
+                    return Err(LoadError::BadRecord(RestoreError::Invalid));
+                }
+                p.next += u32::from(*count);
+                if p.next == p.end {
+                    self.pending = None;
+                }
+                return Ok(());
+            }
+        }
+        self.finish(to, out)?;
+        if let Some((dev, sector, e)) = inserted {
+            let t = self.table;
+            let (Some(first), Some(n)) = (t.block_of(e.offset), t.block_of(e.len)) else {
+                // Not whole blocks: no checksum can cover it.
+                return Err(LoadError::BadRecord(RestoreError::Invalid));
+            };
+            self.pending = Some(Pending {
+                dev,
+                sector,
+                len: e.len,
+                bucket: e.bucket,
+                next: first,
+                end: first.saturating_add(n),
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops the pending extent if its checksums did not all follow it.
+    fn finish<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
+        &mut self,
+        to: &mut Restore<A, S>,
+        out: &mut Restored,
+    ) -> Result<(), LoadError> {
+        if let Some(p) = self.pending.take() {
+            to.invalidate(p.dev, p.sector, u64::from(p.len))
+                .map_err(LoadError::BadRecord)?;
+            out.extents -= 1;
+            out.unsummed += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The `SUMS` records of the extent record `r` (`CACHED` or `EXTENT`; none
+/// for another record), from the checksums in `sums`, given to `push` in
+/// order while it returns `Ok(true)`. Returns whether all were taken.
+pub fn extent_sums<T: Deref<Target = [AtomicU32]>, E>(
+    r: &Record,
+    sums: &SumTable<T>,
+    push: &mut dyn FnMut(&Record) -> Result<bool, E>,
+) -> Result<bool, E> {
+    let (bucket, offset, sectors) = match *r {
+        Record::Cached {
+            bucket,
+            offset,
+            sectors,
+            ..
+        }
+        | Record::Extent {
+            bucket,
+            offset,
+            sectors,
+            ..
+        } => (bucket, offset, sectors),
+        _ => return Ok(true),
+    };
+    let (Ok(bucket), Some(first)) = (u32::try_from(bucket), sums.block_of(offset)) else {
+        // Not a place the table has: the extent restores without its
+        // checksums, that is, not at all.
+        return Ok(true);
+    };
+    let Some(slots) = sums.slots(bucket, offset, u64::from(sectors)) else {
+        return Ok(true);
+    };
+    let mut block = first;
+    for chunk in slots.chunks(SUMS_MAX) {
+        let mut crcs = [0u32; SUMS_MAX];
+        for (c, s) in crcs.iter_mut().zip(chunk) {
+            *c = s.load(Ordering::Relaxed);
+        }
+        let rec = Record::Sums {
+            bucket,
+            block,
+            // At most SUMS_MAX.
+            count: chunk.len() as u8,
+            crcs,
+        };
+        if !push(&rec)? {
+            return Ok(false);
+        }
+        // At most SUMS_MAX, and the table's blocks of one bucket fit a u32.
+        block += chunk.len() as u32;
+    }
+    Ok(true)
 }
 
 /// Restores into `to` the checkpoint and the journal records that `scan`
-/// found (not dirty) in `region`; `read` reads
+/// found (not dirty) in `region`, and into `sums` the checksums of the
+/// restored extents' blocks (an extent without all of them is dropped:
+/// [`Restored::unsummed`]); `read` reads
 /// block `block` of the journal region into its buffer (the checkpoint's,
 /// in order); `decide` gives the registration's number of each device a
 /// `DEVICE` record names (`None`: its extents are dropped); `buf` is a
@@ -372,16 +525,21 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
 ///
 /// [`LoadError`] for a damaged checkpoint or a record that cannot be this
 /// cache's (`to` is then partly restored: start empty instead).
-pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
+pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, T: Deref<Target = [AtomicU32]>>(
     scan: &Scan,
     region: &RegionView<'_>,
     read: &mut ReadBlock<'_>,
     buf: &mut [u8; JBLOCK_SIZE],
     to: &mut Restore<A, S>,
+    sums: &SumTable<T>,
     decide: &mut dyn FnMut(u32, Uuid) -> Option<DevId>,
 ) -> Result<Restored, LoadError> {
     let (layout, tag, ring) = (region.layout, region.tag, region.ring);
     let mut out = Restored::default();
+    let mut reader = SumReader {
+        table: sums,
+        pending: None,
+    };
     let mut devs = DevMap {
         map: [None; MAX_DEVICES],
         decide,
@@ -407,7 +565,8 @@ pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
             crc = crc32c_extend(crc, &h.csum.to_le_bytes());
             for r in records(&buf[..], &h) {
                 count += 1;
-                apply(&r, to, &mut devs, &mut out)?;
+                let inserted = apply(&r, to, &mut devs, &mut out)?;
+                reader.record(&r, inserted, to, &mut out)?;
             }
         }
         if crc != c.csum || count != c.records {
@@ -425,9 +584,11 @@ pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
             break;
         };
         for r in records(b, &h) {
-            apply(&r, to, &mut devs, &mut out)?;
+            let inserted = apply(&r, to, &mut devs, &mut out)?;
+            reader.record(&r, inserted, to, &mut out)?;
         }
     }
+    reader.finish(to, &mut out)?;
     Ok(out)
 }
 
@@ -549,10 +710,17 @@ pub fn checkpoint_step<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
     (n, cursor)
 }
 
-/// Writes a whole checkpoint of `cache` (no lock: the host's, and a
-/// model of the module's loop) with `w`; returns whether every record fit.
-pub fn write_checkpoint<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, E>(
+/// Writes a whole checkpoint of `cache` and the checksums in `sums` (no
+/// lock: the host's, and a model of the module's loop) with `w`; returns
+/// whether every record fit.
+pub fn write_checkpoint<
+    A: NodeAlloc,
+    S: DerefMut<Target = [BucketMeta]>,
+    T: Deref<Target = [AtomicU32]>,
+    E,
+>(
     cache: &Cache<A, S>,
+    sums: &SumTable<T>,
     owners: &[Option<Uuid>],
     w: &mut CheckpointWriter<'_>,
     emit: &mut EmitBlock<'_, E>,
@@ -562,7 +730,7 @@ pub fn write_checkpoint<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, E>(
     loop {
         let (n, next) = checkpoint_step(cache, owners, cursor, &mut batch);
         for r in batch.iter().take(n) {
-            if !w.push(r, emit)? {
+            if !w.push(r, emit)? || !extent_sums(r, sums, &mut |s| w.push(s, emit))? {
                 return Ok(false);
             }
         }

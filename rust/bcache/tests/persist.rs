@@ -12,7 +12,9 @@ mod common;
 use common::*;
 use rkm_bcache::format::*;
 use rkm_bcache::persist::*;
+use rkm_bcache::sums::SumTable;
 use rkm_bcache::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const TAG: u64 = 0x1234_5678_9abc_def0;
 const U0: Uuid = Uuid([1; 16]);
@@ -21,6 +23,37 @@ const U1: Uuid = Uuid([2; 16]);
 const REGION_SECTORS: u64 = 64 * 8;
 const NBUCKETS: usize = 64;
 const BUCKET_SECTORS: u32 = 64;
+
+/// Checksums are per sector here (blocks of one sector: every trim of the
+/// tests is on a block boundary).
+const BLOCK_SECTORS: u32 = 1;
+
+type Sums = SumTable<Vec<AtomicU32>>;
+
+/// A table of checksums, every slot `f(slot)`.
+fn sums_with(f: impl Fn(usize) -> u32) -> Sums {
+    let n = sums::table_len(NBUCKETS, BLOCK_SECTORS, BUCKET_SECTORS).unwrap();
+    SumTable::new(
+        (0..n).map(|i| AtomicU32::new(f(i))).collect(),
+        BLOCK_SECTORS,
+        BUCKET_SECTORS,
+    )
+    .unwrap()
+}
+
+/// The live cache's checksums: a distinct value per block.
+fn live_sums() -> Sums {
+    sums_with(|i| (i as u32).wrapping_mul(0x9e37_79b1) | 1)
+}
+
+/// The checksums of the blocks of extent `e`.
+fn sums_of(t: &Sums, e: &Extent) -> Vec<u32> {
+    t.slots(e.bucket, e.offset, u64::from(e.len))
+        .unwrap()
+        .iter()
+        .map(|s| s.load(Ordering::Relaxed))
+        .collect()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
@@ -131,7 +164,8 @@ fn close(
         l.area_start(s.area),
         l.area_blocks,
     );
-    assert!(write_checkpoint(c, owners, &mut w, &mut |b, buf| disk.write(b, buf))?);
+    let live = live_sums();
+    assert!(write_checkpoint(c, &live, owners, &mut w, &mut |b, buf| disk.write(b, buf))?);
     let cp = w.finish(&mut |b, buf| disk.write(b, buf))?;
     journal(disk, &mut s.ring, &[cp, SESSION_CLEAN], true)?;
     s.area = 1 - s.area;
@@ -192,8 +226,18 @@ fn load(
         tag: TAG,
         ring: &ring,
     };
-    match restore(&scan, &region, &mut read, &mut buf, &mut r, decide) {
-        Ok(_) => (r.finish(), session, Ok(scan)),
+    let sums = sums_with(|_| 0);
+    match restore(&scan, &region, &mut read, &mut buf, &mut r, &sums, decide) {
+        Ok(done) => {
+            let r = r.finish();
+            // Every restored extent has the checksums the live cache had.
+            let live = live_sums();
+            for (_, _, e) in current(&r) {
+                assert_eq!(sums_of(&sums, &e), sums_of(&live, &e), "{e:?}");
+            }
+            assert_eq!(done.unsummed, 0);
+            (r, session, Ok(scan))
+        }
         Err(e) => {
             let ring = restart_ring(&l, scan.plan.unwrap().newest).unwrap();
             (fresh(), Session { ring, area: 0 }, Err(e))
@@ -450,6 +494,109 @@ fn torn_metadata_writes_never_restore_a_stale_index() {
                 assert_eq!(current(&r2), hi2, "{what}: after recovery");
                 fail_at += 1;
             }
+        }
+    }
+}
+
+/// A checkpoint written without checksums (a version before `data_csum`),
+/// or whose last extent lost some of them: those extents are not restored,
+/// and the index stays consistent.
+#[test]
+fn extents_without_all_their_checksums_are_dropped() {
+    let c = busy_cache();
+    let owners = [Some(U0), Some(U1)];
+    let live = live_sums();
+    let want = current(&c);
+    assert!(want.len() > 10);
+    // `keep(i, sums)`: how many of the SUMS records of extent i to write.
+    for keep in [
+        &|_: usize, _: usize| -> usize { 0 } as &dyn Fn(usize, usize) -> usize,
+        &|i, n| if i % 3 == 1 { n - 1 } else { n },
+    ] {
+        let mut disk = Disk::new(usize::MAX, Fault::Lost);
+        let mut s = new_session();
+        open(&mut disk, &mut s, &c, &owners).unwrap();
+        let l = layout();
+        let mut buf = [0u8; JBLOCK_SIZE];
+        let mut w = CheckpointWriter::new(
+            &mut buf,
+            s.ring.next_seq(),
+            TAG,
+            l.area_start(s.area),
+            l.area_blocks,
+        );
+        let mut emit = |b, buf: &[u8; JBLOCK_SIZE]| disk.write(b, buf);
+        let mut batch = [SESSION_CLEAN; 8];
+        let mut cursor = Cursor::Devices(0);
+        let mut extent = 0;
+        let mut dropped = Vec::new();
+        loop {
+            let (n, next) = checkpoint_step(&c, &owners, cursor, &mut batch);
+            for r in &batch[..n] {
+                assert!(w.push(r, &mut emit).unwrap());
+                let mut recs = Vec::new();
+                extent_sums(r, &live, &mut |s| -> Result<bool, ()> {
+                    recs.push(*s);
+                    Ok(true)
+                })
+                .unwrap();
+                if recs.is_empty() {
+                    continue;
+                }
+                // Every extent of the busy cache needs one SUMS record.
+                let k = keep(extent, recs.len());
+                if k < recs.len() {
+                    dropped.push(want[extent]);
+                }
+                for s in &recs[..k] {
+                    assert!(w.push(s, &mut emit).unwrap());
+                }
+                extent += 1;
+            }
+            if next == Cursor::Done {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(extent, want.len());
+        let cp = w.finish(&mut emit).unwrap();
+        journal(&mut disk, &mut s.ring, &[cp, SESSION_CLEAN], true).unwrap();
+        let l = layout();
+        let ring = disk.ring(&l);
+        let scan = scan(&l, TAG, &ring).unwrap();
+        let mut r = Restore::new(
+            StdAlloc,
+            vec![BucketMeta::FREE; NBUCKETS],
+            BUCKET_SECTORS,
+            |_| (0, 0),
+        )
+        .unwrap();
+        let mut read = |b: u64, buf: &mut [u8; JBLOCK_SIZE]| {
+            *buf = disk.blocks[b as usize];
+            Ok(())
+        };
+        let mut buf = [0u8; JBLOCK_SIZE];
+        let region = RegionView {
+            layout: &l,
+            tag: TAG,
+            ring: &ring,
+        };
+        let sums = sums_with(|_| 0);
+        let done = restore(&scan, &region, &mut read, &mut buf, &mut r, &sums, &mut same).unwrap();
+        let r = r.finish();
+        r.index.check().unwrap();
+        r.buckets.check().unwrap();
+        let kept: Snapshot = want
+            .iter()
+            .copied()
+            .filter(|x| !dropped.contains(x))
+            .collect();
+        assert!(!dropped.is_empty());
+        assert_eq!(current(&r), kept);
+        assert_eq!(done.unsummed, dropped.len() as u64);
+        assert_eq!(done.extents, kept.len() as u64);
+        for (_, _, e) in current(&r) {
+            assert_eq!(sums_of(&sums, &e), sums_of(&live, &e));
         }
     }
 }

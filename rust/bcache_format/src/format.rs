@@ -187,11 +187,20 @@ pub const FEATURE_COMPAT_KNOWN: u64 = 0;
 /// The ro_compat features this build knows (none).
 pub const FEATURE_RO_COMPAT_KNOWN: u64 = 0;
 /// The incompat features this build knows (none).
-pub const FEATURE_INCOMPAT_KNOWN: u64 = FEATURE_INCOMPAT_PERSISTENT_INDEX;
+pub const FEATURE_INCOMPAT_KNOWN: u64 =
+    FEATURE_INCOMPAT_PERSISTENT_INDEX | FEATURE_INCOMPAT_DATA_CSUM;
 /// Incompat feature of version 2: the index is kept in the journal region
 /// (a version-1 module would ignore it, and serve stale data after a
 /// write it did not journal).
 pub const FEATURE_INCOMPAT_PERSISTENT_INDEX: u64 = 1;
+/// Incompat feature: every cached block has a crc32c, verified on every
+/// hit, and a checkpoint keeps them (`SUMS` records after each extent). A
+/// module without it would restore extents it cannot verify, and would
+/// refuse the `SUMS` records as unknown.
+pub const FEATURE_INCOMPAT_DATA_CSUM: u64 = 2;
+/// The incompat features of a cache this build writes.
+pub const FEATURE_INCOMPAT_CURRENT: u64 =
+    FEATURE_INCOMPAT_PERSISTENT_INDEX | FEATURE_INCOMPAT_DATA_CSUM;
 /// The size of the label field.
 pub const LABEL_SIZE: usize = 32;
 
@@ -979,14 +988,15 @@ pub struct Superblock {
 }
 
 impl Superblock {
-    /// A version [`VERSION`] superblock with the persistent index, no
-    /// other feature, no label, `seq` and `created` 0.
+    /// A version [`VERSION`] superblock with the persistent index and
+    /// data checksums ([`FEATURE_INCOMPAT_CURRENT`]), no other feature, no
+    /// label, `seq` and `created` 0.
     pub fn new(layout: Layout, set_uuid: Uuid) -> Superblock {
         Superblock {
             version: VERSION,
             compat: 0,
             ro_compat: 0,
-            incompat: FEATURE_INCOMPAT_PERSISTENT_INDEX,
+            incompat: FEATURE_INCOMPAT_CURRENT,
             set_uuid,
             label: [0; LABEL_SIZE],
             flags: 0,
@@ -1001,13 +1011,26 @@ impl Superblock {
         self.version >= VERSION && self.incompat & FEATURE_INCOMPAT_PERSISTENT_INDEX != 0
     }
 
-    /// The superblock of a version-1 cache upgraded to [`VERSION`]: the
-    /// persistent index on, the next `seq`. (Version 1 keeps nothing in its
-    /// journal region, which an empty journal then starts from.)
+    /// Whether the cache's blocks carry data checksums.
+    pub fn data_csums(&self) -> bool {
+        self.incompat & FEATURE_INCOMPAT_DATA_CSUM != 0
+    }
+
+    /// Whether the superblock has every feature this build writes
+    /// ([`VERSION`], [`FEATURE_INCOMPAT_CURRENT`]).
+    pub fn current(&self) -> bool {
+        self.persistent() && self.data_csums()
+    }
+
+    /// The superblock of an older cache upgraded to [`VERSION`] and
+    /// [`FEATURE_INCOMPAT_CURRENT`]: the persistent index and data
+    /// checksums on, the next `seq`. (Version 1 keeps nothing in its
+    /// journal region, which an empty journal then starts from; the extents
+    /// of a checkpoint without checksums are not restored.)
     pub fn upgraded(&self) -> Superblock {
         Superblock {
             version: VERSION,
-            incompat: self.incompat | FEATURE_INCOMPAT_PERSISTENT_INDEX,
+            incompat: self.incompat | FEATURE_INCOMPAT_CURRENT,
             seq: self.seq.wrapping_add(1),
             ..*self
         }

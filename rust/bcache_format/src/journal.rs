@@ -46,7 +46,14 @@
 //! | 5 | `CLEAN` | 8 | 4: dev u32 |
 //! | 6 | `CHECKPOINT` | 32 | 4: blocks u32, 8: start u64 (its first block's index in the journal region), 16: records u64, 24: csum u32 (crc32c of its blocks' csums, in order), 28: zero |
 //! | 7 | `DEVICE` | 24 | 4: dev u32, 8: uuid [u8; 16] (not nil) |
-//! | 8 | `CACHED` | 24 | 4: bucket u32, 8: sector u64, 16: sectors u16 (not 0), 18: offset u16, 20: dev u16, 22: zero; a checkpoint's extent of its bucket's generation there, no data checksum |
+//! | 8 | `CACHED` | 24 | 4: bucket u32, 8: sector u64, 16: sectors u16 (not 0), 18: offset u16, 20: dev u16, 22: zero; a checkpoint's extent of its bucket's generation there |
+//! | 9 | `SUMS` | 16 + 4 `count`, rounded up to 8 (24 to 72) | 4: bucket u32, 8: block u32 (cache blocks from the bucket's start), 12: count u32 (1 to [`SUMS_MAX`]), 16: `count` crc32c u32, one per cache block from `block` on, then zeros to the record's end |
+//!
+//! `SUMS` records carry the data checksums of the cached blocks (feature
+//! `data_csum`): the records right after an extent's (`CACHED` or
+//! `EXTENT`) hold the crc32c of each of its cache blocks, in order; an
+//! extent not followed by all its sums is not restored. `SUMS` is the one
+//! record whose size depends on its fields (`len` says it).
 //!
 //! `dev` [`ALL_DEVS`] in `DIRTY` and `CLEAN`, with `region` [`ALL_REGIONS`]
 //! in `DIRTY`, marks every region of every device (the module of this
@@ -252,6 +259,19 @@ pub enum Record {
         /// The bucket (below 2^32).
         bucket: u64,
     },
+    /// The data checksums of `count` cache blocks of `bucket`, from its
+    /// `block`-th: `crcs[..count]` (the rest zero), the crc32c of each
+    /// block's bytes ([`crate::crc32c`]'s convention).
+    Sums {
+        /// The bucket.
+        bucket: u32,
+        /// The first block, counted in cache blocks from the bucket's start.
+        block: u32,
+        /// How many of `crcs` are used (1 to [`SUMS_MAX`]).
+        count: u8,
+        /// The checksums.
+        crcs: [u32; SUMS_MAX],
+    },
     /// Device number `dev` of the records is the backing device `uuid` (a
     /// checkpoint's first records: its extents' devices).
     Device {
@@ -284,6 +304,15 @@ mod kind {
     pub(super) const CHECKPOINT: u8 = 6;
     pub(super) const DEVICE: u8 = 7;
     pub(super) const CACHED: u8 = 8;
+    pub(super) const SUMS: u8 = 9;
+}
+
+/// Most checksums a `SUMS` record holds.
+pub const SUMS_MAX: usize = 14;
+
+/// The size of a `SUMS` record of `count` checksums.
+const fn sums_size(count: usize) -> usize {
+    (16 + 4 * count).div_ceil(8) * 8
 }
 
 /// The size of a record of kind `kind`, `None` for an unknown kind.
@@ -295,6 +324,8 @@ fn record_size(kind: u8) -> Option<usize> {
         kind::DEVICE | kind::CACHED => 24,
         kind::CLEAN => 8,
         kind::CHECKPOINT => 32,
+        // Its own `len`: see `Record::decode`.
+        kind::SUMS => sums_size(SUMS_MAX),
         _ => return None,
     })
 }
@@ -310,12 +341,16 @@ impl Record {
             Record::Checkpoint { .. } => kind::CHECKPOINT,
             Record::Device { .. } => kind::DEVICE,
             Record::Cached { .. } => kind::CACHED,
+            Record::Sums { .. } => kind::SUMS,
         }
     }
 
     /// The record's size in bytes.
     pub fn size(&self) -> usize {
-        record_size(self.kind()).unwrap_or(0)
+        match *self {
+            Record::Sums { count, .. } => sums_size(usize::from(count).min(SUMS_MAX)),
+            _ => record_size(self.kind()).unwrap_or(0),
+        }
     }
 
     /// Whether [`Record::encode`] can write the record: every record but a
@@ -334,6 +369,7 @@ impl Record {
                     && offset <= 0xffff
                     && bucket <= u64::from(u32::MAX)
             }
+            Record::Sums { count, .. } => (1..=SUMS_MAX).contains(&usize::from(count)),
             _ => true,
         }
     }
@@ -403,6 +439,19 @@ impl Record {
                 put_bytes(b, 18, &(offset as u16).to_le_bytes());
                 put_bytes(b, 20, &(dev as u16).to_le_bytes());
             }
+            Record::Sums {
+                bucket,
+                block,
+                count,
+                crcs,
+            } => {
+                put_bytes(b, 4, &bucket.to_le_bytes());
+                put_bytes(b, 8, &block.to_le_bytes());
+                put_bytes(b, 12, &u32::from(count).to_le_bytes());
+                for (i, c) in crcs.iter().take(usize::from(count)).enumerate() {
+                    put_bytes(b, 16 + 4 * i, &c.to_le_bytes());
+                }
+            }
             Record::Checkpoint {
                 blocks,
                 start,
@@ -422,8 +471,12 @@ impl Record {
     /// why it is not one.
     pub fn decode(b: &[u8]) -> Result<(Record, usize), RecordError> {
         let head: [u8; 4] = get_bytes(b, 0);
-        let size = record_size(head[0]).ok_or(RecordError::UnknownKind { kind: head[0] })?;
-        if usize::from(head[1]) * 8 != size || head[2] != 0 || head[3] != 0 {
+        let mut size = record_size(head[0]).ok_or(RecordError::UnknownKind { kind: head[0] })?;
+        if head[0] == kind::SUMS {
+            // Checked against its count below.
+            size = usize::from(head[1]) * 8;
+        }
+        if usize::from(head[1]) * 8 != size || size == 0 || head[2] != 0 || head[3] != 0 {
             return Err(RecordError::BadHeader { kind: head[0] });
         }
         let b = b
@@ -466,6 +519,28 @@ impl Record {
                 offset: u32::from(u16::from_le_bytes(get_bytes(b, 18))),
                 bucket: u64::from(u32_at(4)),
             },
+            kind::SUMS => {
+                let count = u32_at(12);
+                let n = usize::try_from(count).unwrap_or(usize::MAX);
+                if !(1..=SUMS_MAX).contains(&n) || sums_size(n) != size {
+                    return Err(RecordError::BadField { kind: head[0] });
+                }
+                let mut crcs = [0u32; SUMS_MAX];
+                for (i, c) in crcs.iter_mut().take(n).enumerate() {
+                    *c = u32_at(16 + 4 * i);
+                }
+                // The padding after the last checksum must be zero.
+                if b.get(16 + 4 * n..).is_some_and(|pad| pad.iter().any(|&x| x != 0)) {
+                    return Err(RecordError::BadField { kind: head[0] });
+                }
+                Record::Sums {
+                    bucket: u32_at(4),
+                    block: u32_at(8),
+                    // 1 to SUMS_MAX, checked above.
+                    count: n as u8,
+                    crcs,
+                }
+            }
             _ => Record::Checkpoint {
                 blocks: u32_at(4),
                 start: u64_at(8),

@@ -76,6 +76,21 @@ fn record_strategy() -> impl Strategy<Value = Record> {
             any::<[u8; 16]>().prop_filter("not nil", |u| *u != [0; 16])
         )
             .prop_map(|(dev, u)| Record::Device { dev, uuid: Uuid(u) }),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            proptest::collection::vec(any::<u32>(), 1..=SUMS_MAX)
+        )
+            .prop_map(|(bucket, block, v)| {
+                let mut crcs = [0; SUMS_MAX];
+                crcs[..v.len()].copy_from_slice(&v);
+                Record::Sums {
+                    bucket,
+                    block,
+                    count: v.len() as u8,
+                    crcs,
+                }
+            }),
         (any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
             |(blocks, start, records, csum)| Record::Checkpoint {
                 blocks,
@@ -131,8 +146,8 @@ fn record_layout() {
         Record::decode(&c)
     };
     assert_eq!(
-        bad(&|c| c[0] = 9),
-        Err(RecordError::UnknownKind { kind: 9 })
+        bad(&|c| c[0] = 10),
+        Err(RecordError::UnknownKind { kind: 10 })
     );
     assert_eq!(bad(&|c| c[1] = 4), Err(RecordError::BadHeader { kind: 1 }));
     assert_eq!(bad(&|c| c[3] = 1), Err(RecordError::BadHeader { kind: 1 }));
@@ -145,6 +160,59 @@ fn record_layout() {
         Err(RecordError::Truncated { kind: 1 })
     );
     assert_eq!(Record::decode(&e), Ok((extent(1, 2, 3), 40)));
+}
+
+/// `SUMS`: its size follows its count (16 + 4 per checksum, rounded up to
+/// 8); a count of 0 or over `SUMS_MAX`, a size that does not match it, or
+/// bytes after the last checksum are refused.
+#[test]
+fn sums_record_layout() {
+    let sums = |count: usize| {
+        let mut crcs = [0; SUMS_MAX];
+        for (i, c) in crcs.iter_mut().take(count).enumerate() {
+            *c = 0xa0b0_c0d0 + i as u32;
+        }
+        Record::Sums {
+            bucket: 7,
+            block: 30,
+            count: count as u8,
+            crcs,
+        }
+    };
+    for (count, size) in [(1, 24), (2, 24), (3, 32), (13, 72), (SUMS_MAX, 72)] {
+        let mut b = [0u8; 80];
+        assert_eq!(sums(count).encode(&mut b), Some(size), "count {count}");
+        assert_eq!(&b[..4], &[9, (size / 8) as u8, 0, 0]);
+        assert_eq!(&b[4..8], &7u32.to_le_bytes());
+        assert_eq!(&b[8..12], &30u32.to_le_bytes());
+        assert_eq!(&b[12..16], &(count as u32).to_le_bytes());
+        assert_eq!(&b[16..20], &0xa0b0_c0d0u32.to_le_bytes());
+        assert_eq!(Record::decode(&b), Ok((sums(count), size)));
+    }
+    for count in [0, SUMS_MAX + 1] {
+        assert_eq!(sums(count).encode(&mut [0u8; 80]), None);
+    }
+    let mut b = [0u8; 32];
+    sums(3).encode(&mut b).unwrap();
+    let bad = |f: &dyn Fn(&mut [u8; 32])| {
+        let mut c = b;
+        f(&mut c);
+        Record::decode(&c)
+    };
+    // A count whose size is not the record's.
+    assert_eq!(
+        bad(&|c| c[12] = 1),
+        Err(RecordError::BadField { kind: 9 })
+    );
+    assert_eq!(
+        bad(&|c| c[12] = 0),
+        Err(RecordError::BadField { kind: 9 })
+    );
+    // Padding after the last checksum.
+    assert_eq!(bad(&|c| c[31] = 1), Err(RecordError::BadField { kind: 9 }));
+    // No size at all, or one past the buffer.
+    assert_eq!(bad(&|c| c[1] = 0), Err(RecordError::BadHeader { kind: 9 }));
+    assert_eq!(bad(&|c| c[1] = 5), Err(RecordError::Truncated { kind: 9 }));
 }
 
 #[test]
@@ -441,7 +509,10 @@ impl Index {
                 self.dirty.insert((dev, region));
             }
             Record::Clean { dev } => self.dirty.retain(|&(d, _)| d != dev),
-            Record::Checkpoint { .. } | Record::Device { .. } | Record::Cached { .. } => {}
+            Record::Checkpoint { .. }
+            | Record::Device { .. }
+            | Record::Cached { .. }
+            | Record::Sums { .. } => {}
         }
     }
 

@@ -61,7 +61,10 @@ fn fixed_field_bytes() {
         &crc32c_of_block_with_zero_csum(&b).to_le_bytes()
     );
     assert_eq!(&b[20..24], &2u32.to_le_bytes());
-    assert_eq!(read_u64(&b, 48), FEATURE_INCOMPAT_PERSISTENT_INDEX);
+    assert_eq!(
+        read_u64(&b, 48),
+        FEATURE_INCOMPAT_PERSISTENT_INDEX | FEATURE_INCOMPAT_DATA_CSUM
+    );
     assert_eq!(read_u64(&b, 24), 8);
     assert_eq!(&b[56..72], &UUID.0);
     assert_eq!(read_u64(&b, 128), 131072);
@@ -751,11 +754,30 @@ fn version_1_reads_and_upgrades() {
     sb.encode(&mut b);
     let v1 = Superblock::decode(&b).expect("version 1 reads");
     assert!(!v1.persistent());
+    assert!(!v1.current());
     let v2 = v1.upgraded();
     assert!(v2.persistent());
+    assert!(v2.data_csums());
+    assert!(v2.current());
     assert_eq!((v2.version, v2.seq), (VERSION, v1.seq + 1));
     v2.encode(&mut b);
     assert_eq!(Superblock::decode(&b), Ok(v2));
     assert_eq!(v2.layout, v1.layout);
     assert_eq!(v2.set_uuid, v1.set_uuid);
+}
+
+/// A version-2 cache without data checksums reads, and its upgrade turns
+/// them on and keeps the rest.
+#[test]
+fn a_cache_without_data_checksums_upgrades() {
+    let mut sb = Superblock::decode(&base()).unwrap();
+    sb.incompat = FEATURE_INCOMPAT_PERSISTENT_INDEX;
+    let mut b = [0u8; SB_SIZE];
+    sb.encode(&mut b);
+    let old = Superblock::decode(&b).expect("reads");
+    assert!(old.persistent() && !old.data_csums() && !old.current());
+    let up = old.upgraded();
+    assert_eq!(up.incompat, FEATURE_INCOMPAT_CURRENT);
+    assert_eq!((up.version, up.seq), (VERSION, old.seq + 1));
+    assert_eq!(up.layout, old.layout);
 }

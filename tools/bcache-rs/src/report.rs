@@ -5,7 +5,7 @@
 
 use rkm_bcache_format::{
     set_tag, BackingSb, DevState, JournalLayout, Region, Size, Superblock, DEV_ENTRY_SIZE,
-    DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE, PRIOS_PER_BLOCK,
+    DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_DATA_CSUM, FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE, PRIOS_PER_BLOCK,
     PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE, VERSION,
 };
 use std::fmt::Write;
@@ -16,6 +16,23 @@ struct Row {
     start: u64,
     sectors: u64,
     note: String,
+}
+
+/// The names of the known incompat features in `bits`, as ` (a, b)`.
+fn feature_names(bits: u64) -> String {
+    let names: Vec<&str> = [
+        (FEATURE_INCOMPAT_PERSISTENT_INDEX, "persistent_index"),
+        (FEATURE_INCOMPAT_DATA_CSUM, "data_csum"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|&(_, n)| n)
+    .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    }
 }
 
 /// The superblock's fields and the layout table, one line each.
@@ -43,17 +60,22 @@ pub fn describe(sb: &Superblock) -> String {
             },
         ),
         (
+            "data checksums",
+            if sb.data_csums() {
+                "crc32c of every cached block, verified on every hit".to_string()
+            } else {
+                "none (the module turns them on at registration; a checkpoint without them restores nothing)"
+                    .to_string()
+            },
+        ),
+        (
             "features",
             format!(
                 "compat {:#x}, ro_compat {:#x}, incompat {:#x}{}",
                 sb.compat,
                 sb.ro_compat,
                 sb.incompat,
-                if sb.incompat & FEATURE_INCOMPAT_PERSISTENT_INDEX != 0 {
-                    " (persistent_index)"
-                } else {
-                    ""
-                }
+                feature_names(sb.incompat)
             ),
         ),
         ("flags", format!("{:#x}", sb.flags)),
