@@ -18,6 +18,8 @@
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/crc32c.h>
+#include <linux/highmem.h>
 #include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/kobject.h>
@@ -609,6 +611,55 @@ void rkm_bc_rewind(struct bio *bio, struct block_device *bdev, u64 sector, u32 o
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_iter.bi_size = size;
 	bio->bi_end_io = rkm_bc_endio;
+}
+
+/*
+ * The data checksums of `bio`'s data (what its iterator describes: a bio
+ * not submitted yet, or an original whose clone completed): the crc32c of
+ * each `block`-byte block, seeded with ~0 and inverted (the format's
+ * crc32c), stored in out[i] if `out`, compared with expect[i] if `expect`.
+ * Returns `n`; -1 at the first mismatch; -2 if the data is not `n` whole
+ * blocks (nothing compared or stored). Any context: the pages are mapped
+ * with kmap_local.
+ */
+int rkm_bc_bio_crcs(struct bio *bio, unsigned int block, u32 *out, const u32 *expect,
+		    unsigned int n);
+int rkm_bc_bio_crcs(struct bio *bio, unsigned int block, u32 *out, const u32 *expect,
+		    unsigned int n)
+{
+	struct bvec_iter iter;
+	struct bio_vec bv;
+	unsigned int i = 0, done = 0;
+	u32 crc = ~0U;
+
+	if (!block || n > INT_MAX / 2 || bio->bi_iter.bi_size != (u64)n * block)
+		return -2;
+	bio_for_each_segment(bv, bio, iter) {
+		char *p = bvec_kmap_local(&bv);
+		unsigned int off = 0;
+
+		while (off < bv.bv_len) {
+			unsigned int take = min(bv.bv_len - off, block - done);
+
+			crc = crc32c(crc, p + off, take);
+			off += take;
+			done += take;
+			if (done < block)
+				continue;
+			crc = ~crc;
+			if (expect && expect[i] != crc) {
+				kunmap_local(p);
+				return -1;
+			}
+			if (out)
+				out[i] = crc;
+			i++;
+			crc = ~0U;
+			done = 0;
+		}
+		kunmap_local(p);
+	}
+	return i == n ? (int)n : -2;
 }
 
 void rkm_bc_copy_data(struct bio *dst, struct bio *src);

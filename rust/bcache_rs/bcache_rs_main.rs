@@ -57,6 +57,9 @@ mod node_alloc;
 #[path = "../bcache/src/persist.rs"]
 mod persist;
 mod registry;
+#[allow(unreachable_pub, dead_code)]
+#[path = "../bcache/src/sums.rs"]
+mod sums;
 mod sysfs;
 
 use blk::{KObj, Major, Parent, RebootHook, WorkQueue};

@@ -32,7 +32,7 @@ use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use kernel::bindings;
 use kernel::error::{code, Error, Result};
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong};
@@ -175,6 +175,13 @@ extern "C" {
     fn rkm_bc_free_pages(bio: *mut RawBio);
     fn rkm_bc_rewind(bio: *mut RawBio, bdev: *mut RawBdev, sector: u64, op: u32);
     fn rkm_bc_copy_data(dst: *mut RawBio, src: *mut RawBio);
+    fn rkm_bc_bio_crcs(
+        bio: *mut RawBio,
+        block: c_uint,
+        out: *mut u32,
+        expect: *const u32,
+        n: c_uint,
+    ) -> c_int;
     fn rkm_bc_hold(bio: *mut RawBio);
     fn rkm_bc_release_hold(bio: *mut RawBio);
     fn rkm_bc_submit(bio: *mut RawBio);
@@ -1075,6 +1082,58 @@ fn bio_info(raw: NonNull<RawBio>) -> BioInfo {
     }
 }
 
+/// Stores the data checksums of the bio's data (blocks of `block` bytes)
+/// in `out`, one per block; `false` (nothing stored) unless the data is
+/// `out.len()` whole blocks.
+///
+/// # Safety
+///
+/// `raw` is a live bio whose iterator describes its data, not under I/O;
+/// nothing else reads or writes `out` meanwhile.
+unsafe fn store_sums(raw: NonNull<RawBio>, block: u32, out: &[AtomicU32]) -> bool {
+    let Ok(n) = c_uint::try_from(out.len()) else {
+        return false;
+    };
+    // SAFETY: by the caller's contract; `out` is `n` `AtomicU32`s, which
+    // have `u32`'s size and alignment, and nothing else accesses them while
+    // C stores into them.
+    let r = unsafe {
+        rkm_bc_bio_crcs(
+            raw.as_ptr(),
+            block,
+            out.as_ptr().cast_mut().cast(),
+            ptr::null(),
+            n,
+        )
+    };
+    r >= 0
+}
+
+/// Whether `expect` holds the data checksums of the bio's data (blocks of
+/// `block` bytes), one per block.
+///
+/// # Safety
+///
+/// `raw` is a live bio whose iterator describes its data, not under I/O;
+/// nothing writes `expect` meanwhile.
+unsafe fn sums_match(raw: NonNull<RawBio>, block: u32, expect: &[AtomicU32]) -> bool {
+    let Ok(n) = c_uint::try_from(expect.len()) else {
+        return false;
+    };
+    // SAFETY: by the caller's contract; `expect` is `n` `AtomicU32`s, read
+    // as `u32`s (same size and alignment) while nothing writes them.
+    let r = unsafe {
+        rkm_bc_bio_crcs(
+            raw.as_ptr(),
+            block,
+            ptr::null_mut(),
+            expect.as_ptr().cast(),
+            n,
+        )
+    };
+    r >= 0
+}
+
 /// The plain write operation (no flush, no FUA) of a cache copy.
 const PLAIN_WRITE: u32 = bindings::req_op_REQ_OP_WRITE;
 
@@ -1138,6 +1197,19 @@ impl OrigBio {
         let b = unsafe { rkm_bc_split(self.raw.as_ptr(), sectors, bs.raw()) };
         // INVARIANT: the split is chained to this bio: ours to complete.
         NonNull::new(b).map(|raw| OrigBio { raw, acct: None })
+    }
+
+    /// Whether `expect` holds the data checksums of the bio's data (blocks
+    /// of `block` bytes): called once the clone that read it completed.
+    ///
+    /// # Safety
+    ///
+    /// No I/O to the bio's pages is in flight, and nothing writes `expect`
+    /// meanwhile.
+    pub(crate) unsafe fn sums_match(&self, block: u32, expect: &[AtomicU32]) -> bool {
+        // SAFETY: live (type invariant), not submitted anywhere: its
+        // iterator describes its data; the rest is the caller's contract.
+        unsafe { sums_match(self.raw, block, expect) }
     }
 
     /// Completes the bio with `err` (0 or a negative errno), ending its
@@ -1399,6 +1471,19 @@ impl<C> Unready<C> {
         Ok(())
     }
 
+    /// Stores the data checksums of this bio's data (blocks of `block`
+    /// bytes) in `out`; `false` (nothing stored) unless the data is
+    /// `out.len()` whole blocks.
+    ///
+    /// # Safety
+    ///
+    /// Nothing else reads or writes `out` meanwhile.
+    pub(crate) unsafe fn store_sums(&self, block: u32, out: &[AtomicU32]) -> bool {
+        // SAFETY: live, not submitted (type invariant); the rest is the
+        // caller's contract.
+        unsafe { store_sums(self.raw, block, out) }
+    }
+
     /// Sets the context: the bio is ready to be submitted.
     pub(crate) fn init(self, ctx: C) -> NewBio<C> {
         let this = ManuallyDrop::new(self);
@@ -1443,6 +1528,17 @@ impl<C> NewBio<C> {
         // SAFETY: live with an initialised pad (type invariant), borrowed
         // mutably through `self`.
         unsafe { &mut (*pad::<C>(self.raw)).ctx }
+    }
+
+    /// As [`Unready::store_sums`].
+    ///
+    /// # Safety
+    ///
+    /// Nothing else reads or writes `out` meanwhile.
+    pub(crate) unsafe fn store_sums(&self, block: u32, out: &[AtomicU32]) -> bool {
+        // SAFETY: live, not submitted (type invariant): its iterator
+        // describes its data; the rest is the caller's contract.
+        unsafe { store_sums(self.raw, block, out) }
     }
 
     /// Copies this bio's data (pages of ours) into `dst` (as long).
@@ -1594,6 +1690,12 @@ impl<C> Done<C> {
         // SAFETY: live with an initialised pad (type invariant), borrowed
         // mutably through `self`.
         unsafe { &mut (*pad::<C>(self.raw)).ctx }
+    }
+
+    /// The original a clone keeps (its data is what the clone read, once
+    /// the clone completed).
+    pub(crate) fn orig(&self) -> Option<&OrigBio> {
+        self.pad().hdr.orig.as_ref()
     }
 
     /// The context of the bio this copy holds open

@@ -5,9 +5,11 @@
 //! pins, the SSD error accounting and the background pass.
 
 use crate::bcache::{self, BucketMeta};
-use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, WorkQueue};
+use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, OrigBio, WorkQueue};
+use crate::dev::{Dev, DevStats};
 use crate::format;
 use crate::node_alloc::KmallocNodes;
+use crate::sums::{self, SumTable};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, VVec};
 use kernel::prelude::*;
@@ -41,6 +43,21 @@ pub(crate) fn bucket_meta(sb: &format::Superblock) -> Result<VVec<BucketMeta>> {
     )?)
 }
 
+/// The data checksums of a cache.
+pub(crate) type Sums = SumTable<VVec<AtomicU32>>;
+
+/// The data checksum table of a cache of superblock `sb`, all zero.
+pub(crate) fn fresh_sums(sb: &format::Superblock) -> Result<Sums> {
+    let l = &sb.layout;
+    let nb = usize::try_from(l.data_buckets()).map_err(|_| EINVAL)?;
+    let n = sums::table_len(nb, l.block_sectors, l.bucket_sectors).ok_or(EINVAL)?;
+    let mut v = VVec::with_capacity(n, GFP_KERNEL | __GFP_NOWARN)?;
+    for _ in 0..n {
+        v.push(AtomicU32::new(0), GFP_KERNEL)?;
+    }
+    SumTable::new(v, l.block_sectors, l.bucket_sectors).ok_or(EINVAL)
+}
+
 /// The core of an empty cache of superblock `sb`.
 pub(crate) fn fresh_core(sb: &format::Superblock) -> Result<Core> {
     let buckets = bcache::Buckets::new(bucket_meta(sb)?, sb.layout.bucket_sectors).ok_or(EINVAL)?;
@@ -54,7 +71,8 @@ pub(crate) fn fresh_core(sb: &format::Superblock) -> Result<Core> {
 /// `pins` has one counter per data bucket of `core`, counting the I/Os in
 /// flight to or from the bucket; a pinned bucket is never invalidated.
 /// `attached` counts the devices whose attachment holds this cache (changed
-/// under the registry's mutex).
+/// under the registry's mutex). `sums` has the data checksum of every cache
+/// block that a current extent of `core` covers.
 #[pin_data]
 pub(crate) struct CacheSet {
     pub(crate) ssd: BdevFile,
@@ -62,6 +80,10 @@ pub(crate) struct CacheSet {
     #[pin]
     pub(crate) core: IrqSpinLock<Core>,
     pins: VVec<AtomicU32>,
+    /// The data checksums (`crate::sums`: who writes and reads a block's).
+    pub(crate) sums: Sums,
+    /// Hits whose data did not match its checksums.
+    csum_errors: AtomicU64,
     #[pin]
     gc_work: Work<CacheSet, 0>,
     wq: Arc<WorkQueue>,
@@ -95,13 +117,14 @@ impl WorkItem<0> for CacheSet {
 
 impl CacheSet {
     /// A cache over the opened `ssd` with superblock `sb` and the `core`
-    /// that [`fresh_core`] or the persistent index made for it (`restored`
-    /// extents in it).
+    /// and `sums` that [`fresh_core`] and [`fresh_sums`] or the persistent
+    /// index made for it (`restored` extents in it).
     pub(crate) fn new(
         ssd: BdevFile,
         sb: format::Superblock,
         wq: Arc<WorkQueue>,
         mut core: Core,
+        sums: Sums,
         restored: u64,
     ) -> Result<Arc<Self>> {
         let nb = core.buckets.count();
@@ -118,6 +141,8 @@ impl CacheSet {
                 sb,
                 core <- new_irq_spinlock!(core, "bcache_rs cache"),
                 pins,
+                sums,
+                csum_errors: AtomicU64::new(0),
                 gc_work <- new_work!("bcache_rs gc"),
                 wq,
                 errors: AtomicU32::new(0),
@@ -206,6 +231,65 @@ impl CacheSet {
             );
         }
         recent
+    }
+
+    /// Whether `orig`, whose clone read `sectors` at `offset` into `bucket`
+    /// from the SSD, holds the data the checksums say the blocks hold.
+    /// Hits only: the bucket is pinned, so no fill writes its blocks'
+    /// checksums meanwhile (see `crate::sums`).
+    pub(crate) fn hit_matches(
+        &self,
+        orig: &OrigBio,
+        bucket: u32,
+        offset: u32,
+        sectors: u64,
+    ) -> bool {
+        self.sums
+            .slots(bucket, offset, sectors)
+            // SAFETY: the clone completed (no I/O to the pages); the
+            // bucket is pinned by the hit, so no fill or copy writes these
+            // checksums (`crate::sums`).
+            .is_some_and(|s| unsafe { orig.sums_match(self.sums.block_bytes(), s) })
+    }
+
+    /// A hit of `sectors` of `dev` at `sector` read data from `bucket` (at
+    /// `offset`) that does not match its checksums: counted, said once,
+    /// and the range dropped from the index (the caller reads the backing
+    /// device instead).
+    pub(crate) fn csum_mismatch(
+        &self,
+        dev: &Dev,
+        sector: u64,
+        sectors: u64,
+        bucket: u32,
+        offset: u32,
+    ) {
+        DevStats::add(&dev.stats.csum_errors, 1);
+        if self.csum_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+            pr_err!(
+                "cache {}: data read from SSD sector {} for bcache_rs{} sector {} (+{}) does not match its checksum: read from the backing device, the extent dropped (further mismatches are counted in csum_errors)\n",
+                self.sb.set_uuid,
+                self.bucket_sector(bucket) + u64::from(offset),
+                dev.id,
+                sector,
+                sectors
+            );
+        }
+        self.drop_range(dev.id, sector, sectors);
+    }
+
+    /// Drops the cached sectors of `dev` in a range that one extent holds
+    /// (a hit's): one call of the index's invalidation.
+    pub(crate) fn drop_range(&self, dev: bcache::DevId, sector: u64, sectors: u64) {
+        let mut g = self.core.lock();
+        let core = &mut *g;
+        core.index
+            .invalidate(dev, sector, sectors, &mut core.buckets);
+    }
+
+    /// Hits whose data did not match its checksums.
+    pub(crate) fn csum_errors(&self) -> u64 {
+        self.csum_errors.load(Ordering::Relaxed)
     }
 
     /// SSD errors: (recent, total).

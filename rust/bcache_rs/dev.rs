@@ -109,6 +109,9 @@ pub(crate) struct DevStats {
     pub(crate) backing_sectors: AtomicU64,
     pub(crate) written_sectors: AtomicU64,
     pub(crate) ssd_retries: AtomicU64,
+    /// Hits whose data did not match its checksums (read again from the
+    /// backing device).
+    pub(crate) csum_errors: AtomicU64,
     /// Fills and writethrough copies skipped for lack of memory.
     pub(crate) alloc_failures: AtomicU64,
 }
@@ -150,6 +153,7 @@ impl DevStats {
             &self.backing_sectors,
             &self.written_sectors,
             &self.ssd_retries,
+            &self.csum_errors,
             &self.alloc_failures,
         ] {
             c.store(0, Ordering::Relaxed);

@@ -10,7 +10,7 @@
 
 use crate::bcache::{self, DevId};
 use crate::blk::{BdevFile, SYNC_IO_MAX};
-use crate::cache_set::{bucket_meta, fresh_core, CacheSet, Core};
+use crate::cache_set::{bucket_meta, fresh_core, fresh_sums, CacheSet, Core, Sums};
 use crate::format::{
     self, BlockBuilder, BlockKind, CheckpointWriter, JournalLayout, JournalRing, Record, Uuid,
     JBLOCK_SIZE,
@@ -44,6 +44,7 @@ pub(crate) struct Journal {
 /// What registration restored.
 pub(crate) struct Loaded {
     pub(crate) core: Core,
+    pub(crate) sums: Sums,
     pub(crate) journal: Option<Journal>,
     pub(crate) restored: u64,
 }
@@ -123,6 +124,7 @@ impl Journal {
             );
             return Ok(Loaded {
                 core: fresh_core(sb)?,
+                sums: fresh_sums(sb)?,
                 journal: None,
                 restored: 0,
             });
@@ -146,6 +148,7 @@ impl Journal {
         let empty = |journal: Journal| -> Result<Loaded> {
             Ok(Loaded {
                 core: fresh_core(sb)?,
+                sums: fresh_sums(sb)?,
                 journal: Some(journal),
                 restored: 0,
             })
@@ -210,9 +213,17 @@ impl Journal {
             tag,
             ring: &ring,
         };
-        let res = persist::restore(&scan, &region, &mut read, buf, &mut r, decide);
+        let sums = fresh_sums(sb)?;
+        let res = persist::restore(&scan, &region, &mut read, buf, &mut r, &sums, decide);
         match res {
             Ok(done) => {
+                if done.unsummed > 0 {
+                    pr_warn!(
+                        "cache {}: {} extents of the checkpoint lack data checksums (written before feature data_csum, or its area was full): not restored\n",
+                        uuid,
+                        done.unsummed
+                    );
+                }
                 pr_info!(
                     "cache {}: restored {} extents from the checkpoint of journal block {} ({} blocks; {} stale or of dropped devices)\n",
                     uuid,
@@ -223,6 +234,7 @@ impl Journal {
                 );
                 Ok(Loaded {
                     core: r.finish(),
+                    sums,
                     journal: Some(journal),
                     restored: done.extents,
                 })
@@ -322,7 +334,11 @@ impl Journal {
                 persist::checkpoint_step(&g, owners, cursor, &mut batch)
             };
             for r in batch.iter().take(n) {
-                if !w.push(r, &mut emit)? {
+                // The extent's checksums follow it (the index holds still:
+                // no I/O, so nothing writes them).
+                if !w.push(r, &mut emit)?
+                    || !persist::extent_sums(r, &cache.sums, &mut |s| w.push(s, &mut emit))?
+                {
                     complete = false;
                     break 'records;
                 }

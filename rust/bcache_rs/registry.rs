@@ -299,7 +299,7 @@ impl Registry {
             fail!(EINVAL, "register_cache: {}: too many buckets\n", p);
         }
         let mut sb = sb;
-        if !sb.persistent() {
+        if !sb.current() {
             let up = sb.upgraded();
             let mut block = KVec::from_elem(0u8, format::SB_SIZE, GFP_KERNEL)?;
             let b: &mut [u8; format::SB_SIZE] =
@@ -314,10 +314,12 @@ impl Registry {
                 );
             }
             pr_info!(
-                "cache {}: format version {} upgraded to version {} (persistent index)\n",
+                "cache {}: format version {} (incompat features {:#x}) upgraded to version {} (incompat features {:#x}: persistent index, data checksums)\n",
                 sb.set_uuid,
                 sb.version,
-                up.version
+                sb.incompat,
+                up.version,
+                up.incompat
             );
             sb = up;
         }
@@ -335,7 +337,14 @@ impl Registry {
                 ),
             }
         };
-        let cache = match CacheSet::new(ssd, sb, self.wq.clone(), loaded.core, loaded.restored) {
+        let cache = match CacheSet::new(
+            ssd,
+            sb,
+            self.wq.clone(),
+            loaded.core,
+            loaded.sums,
+            loaded.restored,
+        ) {
             Ok(c) => c,
             Err(e) => fail!(
                 e,

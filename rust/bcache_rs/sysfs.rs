@@ -51,6 +51,8 @@ sysfs_attrs!(
         IoErrorHalflife = ("io_error_halflife", RW),
         Attached = ("attached", RO),
         RestoredExtents = ("restored_extents", RO),
+        CsumErrors = ("csum_errors", RO),
+        SumsMemory = ("sums_memory", RO),
     }
 );
 
@@ -78,6 +80,7 @@ sysfs_attrs!(
         BytesFromBacking = ("bytes_from_backing", RO),
         BytesWritten = ("bytes_written", RO),
         SsdReadRetries = ("ssd_read_retries", RO),
+        CsumErrors = ("csum_errors", RO),
         AllocFailures = ("alloc_failures", RO),
         ClearStats = ("clear_stats", WO),
     }
@@ -207,6 +210,8 @@ impl SysfsDir for CacheDir {
             }
             CacheAttr::Attached => writeln!(w, "{}", c.attached.load(Ordering::Relaxed)),
             CacheAttr::RestoredExtents => writeln!(w, "{}", c.restored),
+            CacheAttr::CsumErrors => writeln!(w, "{}", c.csum_errors()),
+            CacheAttr::SumsMemory => writeln!(w, "{}", c.sums.memory_bytes()),
         }
     }
 
@@ -338,6 +343,7 @@ impl SysfsDir for DevDir {
             }
             DevAttr::BytesWritten => writeln!(w, "{}", ld(&s.written_sectors).saturating_mul(512)),
             DevAttr::SsdReadRetries => writeln!(w, "{}", ld(&s.ssd_retries)),
+            DevAttr::CsumErrors => writeln!(w, "{}", ld(&s.csum_errors)),
             DevAttr::AllocFailures => writeln!(w, "{}", ld(&s.alloc_failures)),
         }
     }

@@ -165,7 +165,13 @@ fn close(
         l.area_blocks,
     );
     let live = live_sums();
-    assert!(write_checkpoint(c, &live, owners, &mut w, &mut |b, buf| disk.write(b, buf))?);
+    assert!(write_checkpoint(
+        c,
+        &live,
+        owners,
+        &mut w,
+        &mut |b, buf| disk.write(b, buf)
+    )?);
     let cp = w.finish(&mut |b, buf| disk.write(b, buf))?;
     journal(disk, &mut s.ring, &[cp, SESSION_CLEAN], true)?;
     s.area = 1 - s.area;
@@ -582,7 +588,10 @@ fn extents_without_all_their_checksums_are_dropped() {
             ring: &ring,
         };
         let sums = sums_with(|_| 0);
-        let done = restore(&scan, &region, &mut read, &mut buf, &mut r, &sums, &mut same).unwrap();
+        let done = restore(
+            &scan, &region, &mut read, &mut buf, &mut r, &sums, &mut same,
+        )
+        .unwrap();
         let r = r.finish();
         r.index.check().unwrap();
         r.buckets.check().unwrap();

@@ -221,8 +221,31 @@ pub const MIN_DATA_BYTES: u64 = 1 << 20;
 pub const JOURNAL_DIVISOR: u64 = 128;
 /// ...but at least this many...
 pub const MIN_JOURNAL_BUCKETS: u64 = 2;
-/// ...and at most this many.
+/// ...and at most this many, or more if a checkpoint of a full cache needs
+/// more ([`checkpoint_bytes`]).
 pub const MAX_JOURNAL_BUCKETS: u64 = 256;
+
+/// The extents a checkpoint has room for at most: about what the index
+/// holds at its default memory limit (64 MiB of nodes).
+pub const CHECKPOINT_EXTENTS: u64 = 2 << 20;
+
+/// The bytes of records a checkpoint of a full cache of `nbuckets` buckets
+/// of `bucket_bytes`, with blocks of `block_bytes`, needs: the data
+/// checksums of every block (`SUMS` records: 72 bytes per 14 blocks, 1 %
+/// of the data with blocks of 512 bytes, 0.13 % with blocks of 4 KiB), a
+/// `CACHED` record (24 bytes) per 4 KiB of data (a cache full of
+/// page-sized extents) up to [`CHECKPOINT_EXTENTS`], and a `BUCKET` record
+/// (16 bytes) per bucket, in blocks of [`JBLOCK_PAYLOAD`] bytes of
+/// records.
+pub fn checkpoint_bytes(nbuckets: u64, bucket_bytes: u64, block_bytes: u64) -> u64 {
+    let data = nbuckets.saturating_mul(bucket_bytes);
+    let sums = (data / block_bytes.max(1)).div_ceil(14).saturating_mul(72);
+    let extents = (data / 4096).min(CHECKPOINT_EXTENTS).saturating_mul(24);
+    let records = sums
+        .saturating_add(extents)
+        .saturating_add(nbuckets.saturating_mul(16));
+    records.div_ceil(JBLOCK_PAYLOAD as u64).saturating_mul(JBLOCK_SIZE as u64)
+}
 /// The bucket size [`Layout::default_bucket_bytes`] starts from.
 pub const DEFAULT_BUCKET_BYTES: u64 = 512 << 10;
 /// [`Layout::default_bucket_bytes`] halves the bucket size until the device
@@ -820,8 +843,19 @@ impl Layout {
             start: align_up(dev_table.start.saturating_add(dev_table.sectors), align),
             sectors: align_up(prio_sectors(nbuckets), align),
         };
-        let journal_buckets =
-            (nbuckets / JOURNAL_DIVISOR).clamp(MIN_JOURNAL_BUCKETS, MAX_JOURNAL_BUCKETS);
+        // Two checkpoint areas of a full cache's checkpoint, and the ring
+        // (an eighth of the region: see `JournalLayout`), and a block of
+        // slack for the rounding of each.
+        let block_bytes = u64::from(block_sectors) * SECTOR_SIZE;
+        let area = checkpoint_bytes(nbuckets, bucket * SECTOR_SIZE, block_bytes);
+        let region = area
+            .saturating_mul(2)
+            .saturating_mul(8)
+            .div_ceil(7)
+            .saturating_add(3 * JBLOCK_SIZE as u64);
+        let journal_buckets = (nbuckets / JOURNAL_DIVISOR)
+            .clamp(MIN_JOURNAL_BUCKETS, MAX_JOURNAL_BUCKETS)
+            .max(region.div_ceil(bucket.saturating_mul(SECTOR_SIZE).max(1)));
         let journal = Region {
             start: align_up(prios.start.saturating_add(prios.sectors), bucket),
             sectors: journal_buckets.saturating_mul(bucket),

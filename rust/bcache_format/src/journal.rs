@@ -530,7 +530,9 @@ impl Record {
                     *c = u32_at(16 + 4 * i);
                 }
                 // The padding after the last checksum must be zero.
-                if b.get(16 + 4 * n..).is_some_and(|pad| pad.iter().any(|&x| x != 0)) {
+                if b.get(16 + 4 * n..)
+                    .is_some_and(|pad| pad.iter().any(|&x| x != 0))
+                {
                     return Err(RecordError::BadField { kind: head[0] });
                 }
                 Record::Sums {

@@ -200,14 +200,8 @@ fn sums_record_layout() {
         Record::decode(&c)
     };
     // A count whose size is not the record's.
-    assert_eq!(
-        bad(&|c| c[12] = 1),
-        Err(RecordError::BadField { kind: 9 })
-    );
-    assert_eq!(
-        bad(&|c| c[12] = 0),
-        Err(RecordError::BadField { kind: 9 })
-    );
+    assert_eq!(bad(&|c| c[12] = 1), Err(RecordError::BadField { kind: 9 }));
+    assert_eq!(bad(&|c| c[12] = 0), Err(RecordError::BadField { kind: 9 }));
     // Padding after the last checksum.
     assert_eq!(bad(&|c| c[31] = 1), Err(RecordError::BadField { kind: 9 }));
     // No size at all, or one past the buffer.

@@ -13,11 +13,13 @@ use rkm_bcache_format::*;
 fn small_test_images_are_valid() {
     // The module's tests use a 64 MiB image with small buckets.
     for (bucket, nbuckets, first) in [
-        (64 * KIB, 1024, 9),
-        (128 * KIB, 512, 5),
-        (16 * KIB, 4096, 36),
+        (64 * KIB, 1024, 19),
+        (128 * KIB, 512, 10),
+        (16 * KIB, 4096, 82),
     ] {
         let l = Layout::plan(64 * MIB, 4 * KIB, bucket).unwrap();
+        let j = JournalLayout::new(l.journal.sectors).unwrap();
+        assert!(j.area_blocks * JBLOCK_SIZE as u64 >= checkpoint_bytes(l.nbuckets, bucket, 4 * KIB));
         assert_eq!((l.nbuckets, l.first_bucket), (nbuckets, first), "{bucket}");
         assert_eq!(l.check(), Ok(()));
         assert_eq!(l.device_sectors, 131072);
@@ -31,9 +33,11 @@ fn placement_of_a_large_device() {
     assert_eq!(l.dev_table, reg(16, 64));
     // 2 Mi buckets / 1020 per block = 2057 blocks of 8 sectors.
     assert_eq!(l.prios, reg(80, 2057 * 8));
-    // 256 journal buckets (the maximum) from bucket 17.
-    assert_eq!(l.journal, reg(17 * 1024, 256 * 1024));
-    assert_eq!(l.first_bucket, 17 + 256);
+    // 6461 journal buckets (3.2 GiB, 0.3 % of the device: two
+    // checkpoints of 1.35 GiB of data checksums and 2 Mi extents) from
+    // bucket 17.
+    assert_eq!(l.journal, reg(17 * 1024, 6461 * 1024));
+    assert_eq!(l.first_bucket, 17 + 6461);
     assert_eq!(l.check(), Ok(()));
 }
 
@@ -104,7 +108,7 @@ fn too_small_devices() {
     assert_eq!(min_data_buckets(8), 256);
     assert_eq!(
         Layout::min_device_bytes(4 * KIB, 4 * KIB),
-        Ok((256 + 13) * 4 * KIB)
+        Ok((256 + 24) * 4 * KIB)
     );
     assert_eq!(min_data_buckets(32768), MIN_DATA_BUCKETS);
     assert_eq!(
@@ -177,7 +181,10 @@ proptest! {
         prop_assert_eq!(l.journal.end(), Some(l.data_start_sector()));
         prop_assert!(l.prios.sectors * SECTOR_SIZE / PRIO_BLOCK_SIZE * PRIOS_PER_BLOCK >= l.nbuckets);
         let journal_buckets = l.journal.sectors / u64::from(l.bucket_sectors);
-        prop_assert_eq!(journal_buckets, (l.nbuckets / 128).clamp(2, 256));
+        prop_assert!(journal_buckets >= (l.nbuckets / 128).clamp(2, 256));
+        // A checkpoint of a full cache fits each area.
+        let j = JournalLayout::new(l.journal.sectors).unwrap();
+        prop_assert!(j.area_blocks * JBLOCK_SIZE as u64 >= checkpoint_bytes(l.nbuckets, bucket, block));
         // Sizes above the least one all work (no dip where the metadata grows).
         for k in 1..4 {
             prop_assert!(Layout::plan(min + k * bucket, block, bucket).is_ok());

@@ -10,8 +10,19 @@ use proptest::prelude::*;
 use rkm_bcache_format::*;
 
 /// The base image: 64 MiB, 4 KiB blocks, 64 KiB buckets (1024 buckets).
+/// A 64 MiB cache of 64 KiB buckets and 4 KiB blocks, with the journal of
+/// 8 buckets that the formatter placed before data checksums (a reader
+/// takes any valid placement; the formatter's own is tested in layout.rs).
 fn base() -> [u8; SB_SIZE] {
-    encoded(64 * MIB, 4 * KIB, 64 * KIB)
+    let mut sb = superblock(64 * MIB, 4 * KIB, 64 * KIB);
+    sb.layout.journal = Region {
+        start: 128,
+        sectors: 1024,
+    };
+    sb.layout.first_bucket = 9;
+    let mut b = [0u8; SB_SIZE];
+    sb.encode(&mut b);
+    b
 }
 
 /// Applies `edit` to the base image, recomputes the crc and decodes.

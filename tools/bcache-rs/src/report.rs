@@ -5,8 +5,8 @@
 
 use rkm_bcache_format::{
     set_tag, BackingSb, DevState, JournalLayout, Region, Size, Superblock, DEV_ENTRY_SIZE,
-    DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_DATA_CSUM, FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE, PRIOS_PER_BLOCK,
-    PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE, VERSION,
+    DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_DATA_CSUM, FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE,
+    PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE, VERSION,
 };
 use std::fmt::Write;
 
@@ -60,7 +60,7 @@ pub fn describe(sb: &Superblock) -> String {
             },
         ),
         (
-            "data checksums",
+            "checksums",
             if sb.data_csums() {
                 "crc32c of every cached block, verified on every hit".to_string()
             } else {

@@ -84,8 +84,9 @@ fn format_then_show() {
         "label:       \"test cache\"".to_string(),
         "block size:  4 KiB (8 sectors)".to_string(),
         "bucket size: 64 KiB (128 sectors)".to_string(),
-        "buckets:     1024 (9 metadata, 1015 data = 64960 KiB)".to_string(),
-        "data start:  bucket 9, sector 1152, byte 589824".to_string(),
+        "buckets:     1024 (19 metadata, 1005 data = 64320 KiB)".to_string(),
+        "data start:  bucket 19, sector 2432, byte 1245184".to_string(),
+        "checksums:   crc32c of every cached block, verified on every hit".to_string(),
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
     }
@@ -129,7 +130,7 @@ fn format_then_show() {
     // ... then what the journal says: a new cache has had no session.
     assert_eq!(
         journal,
-        "journal:        ring of 16 blocks, two checkpoint areas of 56 blocks\n\
+        "journal:        ring of 36 blocks, two checkpoint areas of 126 blocks\n\
          journal state:  empty (no session yet)\n"
     );
 }
