@@ -244,7 +244,9 @@ pub fn checkpoint_bytes(nbuckets: u64, bucket_bytes: u64, block_bytes: u64) -> u
     let records = sums
         .saturating_add(extents)
         .saturating_add(nbuckets.saturating_mul(16));
-    records.div_ceil(JBLOCK_PAYLOAD as u64).saturating_mul(JBLOCK_SIZE as u64)
+    records
+        .div_ceil(JBLOCK_PAYLOAD as u64)
+        .saturating_mul(JBLOCK_SIZE as u64)
 }
 /// The bucket size [`Layout::default_bucket_bytes`] starts from.
 pub const DEFAULT_BUCKET_BYTES: u64 = 512 << 10;

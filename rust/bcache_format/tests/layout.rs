@@ -19,7 +19,9 @@ fn small_test_images_are_valid() {
     ] {
         let l = Layout::plan(64 * MIB, 4 * KIB, bucket).unwrap();
         let j = JournalLayout::new(l.journal.sectors).unwrap();
-        assert!(j.area_blocks * JBLOCK_SIZE as u64 >= checkpoint_bytes(l.nbuckets, bucket, 4 * KIB));
+        assert!(
+            j.area_blocks * JBLOCK_SIZE as u64 >= checkpoint_bytes(l.nbuckets, bucket, 4 * KIB)
+        );
         assert_eq!((l.nbuckets, l.first_bucket), (nbuckets, first), "{bucket}");
         assert_eq!(l.check(), Ok(()));
         assert_eq!(l.device_sectors, 131072);
