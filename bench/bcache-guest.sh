@@ -42,17 +42,24 @@
 # ratio the cache counted during the job, IOPS against the raw SSD and
 # against the C bcache.
 #
-# With RKM_BENCH_MODE=cpu (bench/bcache.sh's second boot), the one job
-# "hit-cpu": the hit path by CPU cost alone. The caches sit on RAM-backed
-# null_blk devices instead of the NVMe SSD, so that QEMU's NVMe emulation
-# (a doorbell write costs about 22 us under TCG, and the guest idles most
-# of the hit job waiting for it) is out of the way and the two vCPUs are
-# the bottleneck. Targets: the raw null_blk device ("ssd"), dm-linear over
-# it, the C bcache, bcache_rs, and bcache_rs with its disk's
-# queue/iostats at 0 ("rs-nostat"); 4 KiB uniform random reads of 64 MiB
-# after one pass of 64 KiB reads through each cache, two fio jobs of
-# iodepth 16, BENCH_CPU_ROUNDS rounds (default 8) of BENCH_CPU_SECS
-# seconds (default 5).
+# With RKM_BENCH_MODE=cpu (bench/bcache.sh's second boot), the jobs
+# "hit-cpu", "write-cpu" and "fill-cpu": the hit, writethrough write and
+# fill paths by CPU cost alone. The caches and their backing devices sit
+# on RAM-backed null_blk devices instead of the NVMe SSD and the HDD, so
+# that QEMU's NVMe emulation (a doorbell write costs about 22 us under
+# TCG, and the guest idles most of the hit job waiting for it) is out of
+# the way and the two vCPUs are the bottleneck. Targets: the raw null_blk
+# device ("ssd"), dm-linear over it, the C bcache, bcache_rs, and
+# bcache_rs with its disk's queue/iostats at 0 ("rs-nostat"); hit-cpu is
+# 4 KiB uniform random reads of 64 MiB after one pass of 64 KiB reads
+# through each cache, write-cpu 4 KiB random writes over 256 MiB, fill-cpu
+# 4 KiB random reads over 256 MiB not read before; two fio jobs of iodepth
+# 16, BENCH_CPU_ROUNDS rounds (default 8) of BENCH_CPU_SECS seconds
+# (default 5), half as many for writes and fills. Then bcache_rs is loaded
+# again with data_csum=0 ("rs-nocsum": no data checksums) and the three
+# jobs run again ("-nocsum") with the raw device and the C bcache
+# (BENCH_NOCSUM=0 skips this): what the checksums cost, against the same
+# anchors.
 
 . /etc/rkm.env
 TARGETS=${BENCH_TARGETS:-hdd ssd linear bcache bcache_rs}
@@ -68,7 +75,7 @@ counters() {
 	bcache)
 		s=/sys/block/bcache0/bcache/stats_total
 		echo "$(cat $s/cache_hits) $(cat $s/cache_misses)" ;;
-	bcache_rs | rs-nostat)
+	bcache_rs | rs-nostat | rs-nocsum)
 		s=/sys/block/bcache_rs0/bcache_rs
 		echo "$(cat $s/hits) $(cat $s/misses)" ;;
 	*) echo "- -" ;;
@@ -128,14 +135,28 @@ setup() {
 	targets_up "$SSD_RAW" "$SSD_C" "$HDD_C" "$SSD_RS" "$HDD_RS" 384M
 }
 
-# The hit-cpu job's targets: null_blk devices of 1 GiB (RAM-backed) in
-# place of the SSD's thirds.
+# The cpu boot's targets: null_blk devices of 1 GiB (RAM-backed) in place
+# of the SSD's thirds, and of the HDD's for the caches (writes and fills
+# then cost CPU alone too).
 setup_cpu() {
-	thirds "$RKM_HDD" 256 || return 1
-	HDD_C=$(part "$RKM_HDD" 2) HDD_RS=$(part "$RKM_HDD" 3)
-	modprobe null_blk nr_devices=3 gb=1 memory_backed=1 || return 1
-	SSD_RAW=/dev/nullb0
+	modprobe null_blk nr_devices=5 gb=1 memory_backed=1 || return 1
+	SSD_RAW=/dev/nullb0 HDD_C=/dev/nullb3 HDD_RS=/dev/nullb4
 	targets_up /dev/nullb0 /dev/nullb1 "$HDD_C" /dev/nullb2 "$HDD_RS" 64M
+}
+
+# rs_reload CSUM: bcache_rs alone torn down and set up again on the same
+# devices, the module loaded with data_csum=CSUM; the 64 MiB read once.
+rs_reload() {
+	echo 1 >/sys/block/bcache_rs0/bcache_rs/stop
+	sleep 1
+	echo 1 >/sys/kernel/bcache_rs/cache/unregister
+	sleep 1
+	rmmod bcache_rs || return 1
+	modprobe bcache_rs data_csum="$1" || return 1
+	bcache-rs format-cache /dev/nullb2 --force >/dev/null || return 1
+	echo /dev/nullb2 >/sys/kernel/bcache_rs/register_cache || return 1
+	echo "$UUID $HDD_RS" >/sys/kernel/bcache_rs/register_dev || return 1
+	grep -qx "$1" /sys/kernel/bcache_rs/cache/data_csum || return 1
 }
 
 # target TARGET: sets $dev to the target's device.
@@ -145,7 +166,7 @@ target() {
 	ssd) dev=$SSD_RAW ;;
 	linear) dev=$LINEAR ;;
 	bcache) dev=/dev/bcache0 ;;
-	bcache_rs) echo 1 >$STAT; dev=/dev/bcache_rs0 ;;
+	bcache_rs | rs-nocsum) echo 1 >$STAT; dev=/dev/bcache_rs0 ;;
 	rs-nostat) echo 0 >$STAT; dev=/dev/bcache_rs0 ;;
 	esac
 }
@@ -219,7 +240,7 @@ warm() {
 	shift 2
 	for wt in $wts; do
 		case $wt in
-		bcache | bcache_rs)
+		bcache | bcache_rs | rs-nocsum)
 			target "$wt"
 			run "$wt" "$wjob" 0 "$@" >/dev/null
 			sed -i '$d' $RES ;;
@@ -232,12 +253,34 @@ if [ "${RKM_BENCH_MODE:-}" = cpu ]; then
 	ROUNDS=${BENCH_CPU_ROUNDS:-8}
 	CPU_SECS=${BENCH_CPU_SECS:-5}
 	TARGETS="ssd linear bcache bcache_rs rs-nostat"
-	warm hit-warm "$TARGETS" --rw=randread --bs=64k --size=64M
-	rounds hit-cpu "$CPU_SECS" "$TARGETS" --rw=randread --bs=4k --size=64M \
-		--numjobs=2 --group_reporting
+	CPU="--numjobs=2 --group_reporting"
+	# shellcheck disable=SC2086
+	cpu_jobs() {
+		warm hit-warm "$1" --rw=randread --bs=64k --size=64M
+		rounds "hit-cpu$2" "$CPU_SECS" "$1" --rw=randread --bs=4k --size=64M $CPU
+		# Half the rounds for writes and fills.
+		hit_rounds=$ROUNDS
+		ROUNDS=$(((ROUNDS + 1) / 2))
+		# Writes: writethrough (the caches copy what they write), 4 KiB
+		# random over 256 MiB past the hit set.
+		rounds "write-cpu$2" "$CPU_SECS" "$1" --rw=randwrite --bs=4k \
+			--offset=128M --size=256M $CPU
+		# Fills: 4 KiB random reads over 256 MiB never read before (the
+		# caches fill on each miss; the hits column says how many hit).
+		rounds "fill-cpu$2" "$CPU_SECS" "$1" --rw=randread --bs=4k \
+			--offset=$((384 + ${3:-0}))M --size=256M $CPU
+		ROUNDS=$hit_rounds
+	}
+	cpu_jobs "$TARGETS"
+	# The same jobs with bcache_rs's data checksums off (data_csum=0),
+	# the raw device and the C bcache again as the anchors of the ratios.
+	if [ "${BENCH_NOCSUM:-1}" = 1 ]; then
+		rs_reload 0 || { echo "bench: cannot reload bcache_rs with data_csum=0"; exit 1; }
+		cpu_jobs "ssd bcache rs-nocsum" "-nocsum" 256
+	fi
 	teardown
 	echo
-	echo "bench: hit-cpu, the hit path by CPU cost: the caches on RAM-backed null_blk (\"ssd\": the raw null_blk device), no device emulation; one boot (perf kernel), ${ROUNDS} rounds of ${CPU_SECS} s, 2 fio jobs of iodepth 16"
+	echo "bench: the hit, write and fill paths by CPU cost: the caches and their backing devices on RAM-backed null_blk (\"ssd\": the raw null_blk device), no device emulation; one boot (perf kernel), ${ROUNDS} rounds of ${CPU_SECS} s a job, 2 fio jobs of iodepth 16; the jobs \"-nocsum\" after bcache_rs was loaded again with data_csum=0"
 else
 	setup || { echo "bench: cannot set up the targets"; exit 1; }
 	ROUNDS=${BENCH_ROUNDS:-5}
@@ -312,7 +355,7 @@ awk '
 			rc = (c in iops && iops[c] > 0) ? sprintf("%.2f", iops[key] / iops[c]) : "-"
 			printf "| %-10s | %-9s | %8d | %9d | %9d | %5s | %8s | %9s\n", jobs[j], targets[k], iops[key], p50[key], p99[key], hit[key], rs, rc
 		}
-		np = split("bcache_rs/ssd bcache_rs/bcache bcache_rs/linear bcache/ssd linear/ssd rs-nostat/bcache bcache_rs/rs-nostat", pairs, " ")
+		np = split("bcache_rs/ssd bcache_rs/bcache bcache_rs/linear bcache/ssd linear/ssd rs-nostat/bcache bcache_rs/rs-nostat rs-nocsum/ssd rs-nocsum/bcache", pairs, " ")
 		for (j = 0; j < nj; j++) {
 			J = jobs[j]
 			for (k = 0; k < nt; k++) if ((J SUBSEP targets[k]) in rounds)
@@ -335,4 +378,4 @@ awk '
 			if (targets[k] ~ /bcache/ && key in iops)
 				printf "hit path: %s / dm-linear = %.2f\n", targets[k], iops[key] / iops[l]
 		}
-	}' order="$TARGETS" $RES
+	}' order="$TARGETS rs-nocsum" $RES

@@ -9,8 +9,9 @@
 # runs the hit-cpu job (bench/bcache-guest.sh with RKM_BENCH_MODE=cpu): the
 # hit path on RAM-backed null_blk caches, by CPU cost alone. A third boot
 # measures the warm restart (bench/bcache-restart-guest.sh): bcache_rs and
-# the C bcache unregistered and registered again. BENCH_ONLY=io or
-# BENCH_ONLY=restart runs the first two boots or the third alone.
+# the C bcache unregistered and registered again. BENCH_ONLY=io,
+# BENCH_ONLY=cpu or BENCH_ONLY=restart runs the first two boots, the
+# second or the third alone.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -27,10 +28,13 @@ if [ -z "$only" ] || [ "$only" = io ]; then
 		--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
 		--log-dir "$top/build/logs/bench-bcache" \
 		--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
+fi
+if [ -z "$only" ] || [ "$only" = io ] || [ "$only" = cpu ]; then
 	# shellcheck disable=SC2046
-	"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 1200 \
+	"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 2400 \
 		--hdd-size 1G --ssd-size 256M \
 		--script "$top/bench/bcache-guest.sh" --env RKM_BENCH_MODE=cpu \
+		--env BENCH_NOCSUM="${BENCH_NOCSUM:-1}" \
 		--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
 		--log-dir "$top/build/logs/bench-bcache-cpu" \
 		--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)

@@ -30,6 +30,22 @@
 #include <linux/sysfs.h>
 #include <linux/workqueue.h>
 
+/*
+ * data_csum=0: the caches registered while it is 0 neither compute nor
+ * verify data checksums (and their checkpoints keep no extents). For
+ * measuring what the checksums cost; read-only once loaded.
+ */
+static bool data_csum = true;
+module_param(data_csum, bool, 0444);
+MODULE_PARM_DESC(data_csum,
+		 "checksum cached data and verify every hit (default 1; 0 to measure their cost: caches registered with 0 keep no extents across a registration)");
+
+bool rkm_bc_data_csum(void);
+bool rkm_bc_data_csum(void)
+{
+	return data_csum;
+}
+
 /* Implemented in Rust (blk.rs). */
 void bcache_rs_submit(void *owner, struct bio *bio);
 int bcache_rs_open(void *owner);

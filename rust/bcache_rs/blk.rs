@@ -99,6 +99,7 @@ type StoreFn = unsafe extern "C" fn(
 ) -> isize;
 
 extern "C" {
+    fn rkm_bc_data_csum() -> bool;
     fn rkm_bc_reboot_register(f: RebootFn, owner: *const c_void) -> c_int;
     fn rkm_bc_reboot_unregister();
     fn rkm_bc_kernel_kobj() -> *mut RawKobj;
@@ -203,6 +204,13 @@ fn errno(err: c_int) -> Error {
 }
 
 /// Sleeps `ms` milliseconds (process context, no spinlock held).
+/// The module's `data_csum` parameter: whether caches registered now
+/// checksum their data.
+pub(crate) fn data_csum_param() -> bool {
+    // SAFETY: reads a module parameter (a `bool` set at load).
+    unsafe { rkm_bc_data_csum() }
+}
+
 pub(crate) fn msleep(ms: u32) {
     // SAFETY: the callers are sysfs stores, work items and module exit,
     // which may sleep.

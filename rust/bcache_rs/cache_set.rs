@@ -82,6 +82,9 @@ pub(crate) struct CacheSet {
     pins: VVec<AtomicU32>,
     /// The data checksums (`crate::sums`: who writes and reads a block's).
     pub(crate) sums: Sums,
+    /// Whether data is checksummed and hits verified (the module's
+    /// `data_csum` when the cache was registered).
+    pub(crate) csum: bool,
     /// Hits whose data did not match its checksums.
     csum_errors: AtomicU64,
     #[pin]
@@ -142,6 +145,7 @@ impl CacheSet {
                 core <- new_irq_spinlock!(core, "bcache_rs cache"),
                 pins,
                 sums,
+                csum: crate::blk::data_csum_param(),
                 csum_errors: AtomicU64::new(0),
                 gc_work <- new_work!("bcache_rs gc"),
                 wq,
@@ -244,6 +248,9 @@ impl CacheSet {
         offset: u32,
         sectors: u64,
     ) -> bool {
+        if !self.csum {
+            return true;
+        }
         self.sums
             .slots(bucket, offset, sectors)
             // SAFETY: the clone completed (no I/O to the pages); the

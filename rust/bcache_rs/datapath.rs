@@ -430,13 +430,13 @@ fn write(
     match (plan.region, bounce) {
         (Some(r), Some(u)) => {
             // The copy's checksums, from the pages both writes take.
-            let summed = c
-                .sums
-                .slots(r.bucket, r.offset, u64::from(r.len))
-                // SAFETY: the region is new: no extent covers its blocks
-                // until this write's completion inserts one, and the
-                // bucket is pinned (`crate::sums`).
-                .is_some_and(|s| unsafe { u.store_sums(c.block_bytes(), s) });
+            let summed = !c.csum
+                || c.sums
+                    .slots(r.bucket, r.offset, u64::from(r.len))
+                    // SAFETY: the region is new: no extent covers its blocks
+                    // until this write's completion inserts one, and the
+                    // bucket is pinned (`crate::sums`).
+                    .is_some_and(|s| unsafe { u.store_sums(c.block_bytes(), s) });
             let mut w = u.init(IoCtx::new(
                 s.io(),
                 Kind::Write {
@@ -703,13 +703,13 @@ pub(crate) fn deferred(mut done: Done<IoCtx>) {
             let at = c.bucket_sector(region.bucket) + u64::from(region.offset);
             match done.rewrite(&c.ssd.target(), at) {
                 Ok(w) => {
-                    let summed = c
-                        .sums
-                        .slots(region.bucket, region.offset, u64::from(region.len))
-                        // SAFETY: the region is new: no extent covers its
-                        // blocks until this fill's completion inserts one,
-                        // and the bucket is pinned (`crate::sums`).
-                        .is_some_and(|s| unsafe { w.store_sums(c.block_bytes(), s) });
+                    let summed = !c.csum
+                        || c.sums
+                            .slots(region.bucket, region.offset, u64::from(region.len))
+                            // SAFETY: the region is new: no extent covers its
+                            // blocks until this fill's completion inserts one,
+                            // and the bucket is pinned (`crate::sums`).
+                            .is_some_and(|s| unsafe { w.store_sums(c.block_bytes(), s) });
                     if let Some(mut o) = orig {
                         w.copy_to(&mut o);
                         o.complete(0);

@@ -337,7 +337,8 @@ impl Journal {
                 // The extent's checksums follow it (the index holds still:
                 // no I/O, so nothing writes them).
                 if !w.push(r, &mut emit)?
-                    || !persist::extent_sums(r, &cache.sums, &mut |s| w.push(s, &mut emit))?
+                    || (cache.csum
+                        && !persist::extent_sums(r, &cache.sums, &mut |s| w.push(s, &mut emit))?)
                 {
                     complete = false;
                     break 'records;

@@ -51,6 +51,7 @@ sysfs_attrs!(
         IoErrorHalflife = ("io_error_halflife", RW),
         Attached = ("attached", RO),
         RestoredExtents = ("restored_extents", RO),
+        DataCsum = ("data_csum", RO),
         CsumErrors = ("csum_errors", RO),
         SumsMemory = ("sums_memory", RO),
     }
@@ -210,6 +211,7 @@ impl SysfsDir for CacheDir {
             }
             CacheAttr::Attached => writeln!(w, "{}", c.attached.load(Ordering::Relaxed)),
             CacheAttr::RestoredExtents => writeln!(w, "{}", c.restored),
+            CacheAttr::DataCsum => writeln!(w, "{}", u8::from(c.csum)),
             CacheAttr::CsumErrors => writeln!(w, "{}", c.csum_errors()),
             CacheAttr::SumsMemory => writeln!(w, "{}", c.sums.memory_bytes()),
         }
