@@ -52,8 +52,8 @@
 # device ("ssd"), dm-linear over it, the C bcache, bcache_rs, and
 # bcache_rs with its disk's queue/iostats at 0 ("rs-nostat"); hit-cpu is
 # 4 KiB uniform random reads of 64 MiB after one pass of 64 KiB reads
-# through each cache, write-cpu 4 KiB random writes over 256 MiB, fill-cpu
-# 4 KiB random reads over 256 MiB not read before; two fio jobs of iodepth
+# through each cache, write-cpu 4 KiB random writes over 64 MiB, fill-cpu
+# 4 KiB random reads over 128 MiB not read before; two fio jobs of iodepth
 # 16, BENCH_CPU_ROUNDS rounds (default 8) of BENCH_CPU_SECS seconds
 # (default 5), half as many for writes and fills. Then bcache_rs is loaded
 # again with data_csum=0 ("rs-nocsum": no data checksums) and the three
@@ -262,21 +262,22 @@ if [ "${RKM_BENCH_MODE:-}" = cpu ]; then
 		hit_rounds=$ROUNDS
 		ROUNDS=$(((ROUNDS + 1) / 2))
 		# Writes: writethrough (the caches copy what they write), 4 KiB
-		# random over 256 MiB past the hit set.
+		# random over 64 MiB past the hit set (null_blk keeps every page
+		# written: the guest's memory bounds the sizes).
 		rounds "write-cpu$2" "$CPU_SECS" "$1" --rw=randwrite --bs=4k \
-			--offset=128M --size=256M $CPU
-		# Fills: 4 KiB random reads over 256 MiB never read before (the
+			--offset=128M --size=64M $CPU
+		# Fills: 4 KiB random reads over 128 MiB never read before (the
 		# caches fill on each miss; the hits column says how many hit).
 		rounds "fill-cpu$2" "$CPU_SECS" "$1" --rw=randread --bs=4k \
-			--offset=$((384 + ${3:-0}))M --size=256M $CPU
+			--offset=$((256 + ${3:-0}))M --size=128M $CPU
 		ROUNDS=$hit_rounds
 	}
 	cpu_jobs "$TARGETS"
 	# The same jobs with bcache_rs's data checksums off (data_csum=0),
 	# the raw device and the C bcache again as the anchors of the ratios.
-	if [ "${BENCH_NOCSUM:-1}" = 1 ]; then
+	if [ "${RKM_BENCH_NOCSUM:-1}" = 1 ]; then
 		rs_reload 0 || { echo "bench: cannot reload bcache_rs with data_csum=0"; exit 1; }
-		cpu_jobs "ssd bcache rs-nocsum" "-nocsum" 256
+		cpu_jobs "ssd bcache rs-nocsum" "-nocsum" 128
 	fi
 	teardown
 	echo

@@ -90,6 +90,10 @@ struct BcacheRs {
 
 impl kernel::Module for BcacheRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        if !blk::crc32c_ok() {
+            pr_err!("the data checksums' crc32c gives wrong values: not loaded\n");
+            return Err(EINVAL);
+        }
         let major = Major::register()?;
         let wq = Arc::new(WorkQueue::new()?, GFP_KERNEL)?;
         let registry = Registry::new(wq.clone())?;

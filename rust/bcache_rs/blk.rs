@@ -100,6 +100,7 @@ type StoreFn = unsafe extern "C" fn(
 
 extern "C" {
     fn rkm_bc_data_csum() -> bool;
+    fn rkm_bc_crc32c_ok() -> bool;
     fn rkm_bc_reboot_register(f: RebootFn, owner: *const c_void) -> c_int;
     fn rkm_bc_reboot_unregister();
     fn rkm_bc_kernel_kobj() -> *mut RawKobj;
@@ -209,6 +210,12 @@ fn errno(err: c_int) -> Error {
 pub(crate) fn data_csum_param() -> bool {
     // SAFETY: reads a module parameter (a `bool` set at load).
     unsafe { rkm_bc_data_csum() }
+}
+
+/// Whether the data path's crc32c is crc32c (a self-check at load).
+pub(crate) fn crc32c_ok() -> bool {
+    // SAFETY: computes checksums of its own buffers.
+    unsafe { rkm_bc_crc32c_ok() }
 }
 
 pub(crate) fn msleep(ms: u32) {
