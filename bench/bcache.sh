@@ -32,9 +32,9 @@ fi
 if [ -z "$only" ] || [ "$only" = io ] || [ "$only" = cpu ]; then
 	# shellcheck disable=SC2046
 	"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 3G --timeout 2400 \
-		--hdd-size 1G --ssd-size 256M \
+		--hdd-size 1600M --ssd-size 256M \
 		--script "$top/bench/bcache-guest.sh" --env RKM_BENCH_MODE=cpu \
-		--env RKM_BENCH_NOCSUM="${BENCH_NOCSUM:-1}" \
+		--env RKM_BENCH_NOCSUM="${BENCH_NOCSUM:-1}" --env RKM_BENCH_CPU_ROUNDS="${BENCH_CPU_ROUNDS:-8}" \
 		--guest-tools "$top/target/release/bcache-rs" /usr/bin/fio /usr/sbin/make-bcache /usr/sbin/wipefs /usr/sbin/dmsetup \
 		--log-dir "$top/build/logs/bench-bcache-cpu" \
 		--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
