@@ -204,7 +204,6 @@ fn errno(err: c_int) -> Error {
     Error::from_errno(err)
 }
 
-/// Sleeps `ms` milliseconds (process context, no spinlock held).
 /// The module's `data_csum` parameter: whether caches registered now
 /// checksum their data.
 pub(crate) fn data_csum_param() -> bool {
@@ -218,6 +217,7 @@ pub(crate) fn crc32c_ok() -> bool {
     unsafe { rkm_bc_crc32c_ok() }
 }
 
+/// Sleeps `ms` milliseconds (process context, no spinlock held).
 pub(crate) fn msleep(ms: u32) {
     // SAFETY: the callers are sysfs stores, work items and module exit,
     // which may sleep.
@@ -1097,56 +1097,36 @@ fn bio_info(raw: NonNull<RawBio>) -> BioInfo {
     }
 }
 
-/// Stores the data checksums of the bio's data (blocks of `block` bytes)
-/// in `out`, one per block; `false` (nothing stored) unless the data is
-/// `out.len()` whole blocks.
-///
-/// # Safety
-///
-/// `raw` is a live bio whose iterator describes its data, not under I/O;
-/// nothing else reads or writes `out` meanwhile.
-unsafe fn store_sums(raw: NonNull<RawBio>, block: u32, out: &[AtomicU32]) -> bool {
-    let Ok(n) = c_uint::try_from(out.len()) else {
-        return false;
-    };
-    // SAFETY: by the caller's contract; `out` is `n` `AtomicU32`s, which
-    // have `u32`'s size and alignment, and nothing else accesses them while
-    // C stores into them.
-    let r = unsafe {
-        rkm_bc_bio_crcs(
-            raw.as_ptr(),
-            block,
-            out.as_ptr().cast_mut().cast(),
-            ptr::null(),
-            n,
-        )
-    };
-    r >= 0
+/// What [`bio_sums`] does with the checksums.
+#[derive(Clone, Copy)]
+enum SumsOp {
+    /// Stores them.
+    Store,
+    /// Compares them with the slots.
+    Match,
 }
 
-/// Whether `expect` holds the data checksums of the bio's data (blocks of
-/// `block` bytes), one per block.
+/// The data checksums of the bio's data (blocks of `block` bytes), one per
+/// slot: stored in `slots`, or compared with them. `false` if the data is
+/// not `slots.len()` whole blocks (nothing stored) or does not match.
 ///
 /// # Safety
 ///
 /// `raw` is a live bio whose iterator describes its data, not under I/O;
-/// nothing writes `expect` meanwhile.
-unsafe fn sums_match(raw: NonNull<RawBio>, block: u32, expect: &[AtomicU32]) -> bool {
-    let Ok(n) = c_uint::try_from(expect.len()) else {
+/// nothing else writes `slots` meanwhile (nor reads them, to store).
+unsafe fn bio_sums(raw: NonNull<RawBio>, block: u32, slots: &[AtomicU32], op: SumsOp) -> bool {
+    let Ok(n) = c_uint::try_from(slots.len()) else {
         return false;
     };
-    // SAFETY: by the caller's contract; `expect` is `n` `AtomicU32`s, read
-    // as `u32`s (same size and alignment) while nothing writes them.
-    let r = unsafe {
-        rkm_bc_bio_crcs(
-            raw.as_ptr(),
-            block,
-            ptr::null_mut(),
-            expect.as_ptr().cast(),
-            n,
-        )
+    // `AtomicU32` has `u32`'s size and alignment.
+    let p = slots.as_ptr().cast_mut().cast::<u32>();
+    let (out, expect) = match op {
+        SumsOp::Store => (p, ptr::null()),
+        SumsOp::Match => (ptr::null_mut(), p.cast_const()),
     };
-    r >= 0
+    // SAFETY: by the caller's contract; `out`/`expect` point to `n` `u32`s
+    // that nothing else accesses while C stores into or reads them.
+    unsafe { rkm_bc_bio_crcs(raw.as_ptr(), block, out, expect, n) >= 0 }
 }
 
 /// The plain write operation (no flush, no FUA) of a cache copy.
@@ -1224,7 +1204,7 @@ impl OrigBio {
     pub(crate) unsafe fn sums_match(&self, block: u32, expect: &[AtomicU32]) -> bool {
         // SAFETY: live (type invariant), not submitted anywhere: its
         // iterator describes its data; the rest is the caller's contract.
-        unsafe { sums_match(self.raw, block, expect) }
+        unsafe { bio_sums(self.raw, block, expect, SumsOp::Match) }
     }
 
     /// Completes the bio with `err` (0 or a negative errno), ending its
@@ -1496,7 +1476,7 @@ impl<C> Unready<C> {
     pub(crate) unsafe fn store_sums(&self, block: u32, out: &[AtomicU32]) -> bool {
         // SAFETY: live, not submitted (type invariant); the rest is the
         // caller's contract.
-        unsafe { store_sums(self.raw, block, out) }
+        unsafe { bio_sums(self.raw, block, out, SumsOp::Store) }
     }
 
     /// Sets the context: the bio is ready to be submitted.
@@ -1553,7 +1533,7 @@ impl<C> NewBio<C> {
     pub(crate) unsafe fn store_sums(&self, block: u32, out: &[AtomicU32]) -> bool {
         // SAFETY: live, not submitted (type invariant): its iterator
         // describes its data; the rest is the caller's contract.
-        unsafe { store_sums(self.raw, block, out) }
+        unsafe { bio_sums(self.raw, block, out, SumsOp::Store) }
     }
 
     /// Copies this bio's data (pages of ours) into `dst` (as long).

@@ -259,6 +259,22 @@ impl CacheSet {
             .is_some_and(|s| unsafe { orig.sums_match(self.sums.block_bytes(), s) })
     }
 
+    /// Stores the checksums of `region`'s new data with `store` (which
+    /// computes them from the pages about to be written there, given the
+    /// block size and the region's slots); `true` if it did, or if the
+    /// cache does not checksum.
+    pub(crate) fn store_sums(
+        &self,
+        region: &bcache::Region,
+        store: impl FnOnce(u32, &[AtomicU32]) -> bool,
+    ) -> bool {
+        !self.csum
+            || self
+                .sums
+                .slots(region.bucket, region.offset, u64::from(region.len))
+                .is_some_and(|s| store(self.sums.block_bytes(), s))
+    }
+
     /// A hit of `sectors` of `dev` at `sector` read data from `bucket` (at
     /// `offset`) that does not match its checksums: counted, said once,
     /// and the range dropped from the index (the caller reads the backing

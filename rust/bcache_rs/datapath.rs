@@ -430,14 +430,11 @@ fn write(
     match (plan.region, bounce) {
         (Some(r), Some(u)) => {
             // The copy's checksums, from the pages both writes take.
-            let summed = !c.csum
-                || c.sums
-                    .slots(r.bucket, r.offset, u64::from(r.len))
-                    // SAFETY: the region is new: no extent covers its blocks
-                    // until this write's completion inserts one, and the
-                    // bucket is pinned (`crate::sums`).
-                    .is_some_and(|s| unsafe { u.store_sums(c.block_bytes(), s) });
-            let mut w = u.init(IoCtx::new(
+            // SAFETY: the region is new: no extent covers its blocks until
+            // this write's completion inserts one, and the bucket is pinned
+            // (`crate::sums`).
+            let summed = c.store_sums(&r, |b, s| unsafe { u.store_sums(b, s) });
+            let w = u.init(IoCtx::new(
                 s.io(),
                 Kind::Write {
                     sector,
@@ -448,19 +445,15 @@ fn write(
                 },
                 claim,
             ));
-            if !summed {
-                // Cannot happen (a region is whole blocks): no copy.
-                if let Kind::Write { copy_failed, .. } = &w.ctx().kind {
-                    copy_failed.store(true, Ordering::Relaxed);
-                }
-                w.submit();
-                return;
-            }
             let copy = IoCtx::new(s.io(), Kind::WriteCopy, Claim::default());
             let at = c.bucket_sector(r.bucket) + u64::from(r.offset);
-            if let Err((mut w, copy)) =
+            let submitted = if summed {
                 w.submit_with_copy(&dev.sets.clones, &c.ssd.target(), at, copy)
-            {
+            } else {
+                // Cannot happen (a region is whole blocks).
+                Err((w, copy))
+            };
+            if let Err((mut w, copy)) = submitted {
                 // No copy after all: the write alone, not inserted.
                 drop(copy);
                 if let Kind::Write { copy_failed, .. } = &w.ctx().kind {
@@ -703,13 +696,10 @@ pub(crate) fn deferred(mut done: Done<IoCtx>) {
             let at = c.bucket_sector(region.bucket) + u64::from(region.offset);
             match done.rewrite(&c.ssd.target(), at) {
                 Ok(w) => {
-                    let summed = !c.csum
-                        || c.sums
-                            .slots(region.bucket, region.offset, u64::from(region.len))
-                            // SAFETY: the region is new: no extent covers its
-                            // blocks until this fill's completion inserts one,
-                            // and the bucket is pinned (`crate::sums`).
-                            .is_some_and(|s| unsafe { w.store_sums(c.block_bytes(), s) });
+                    // SAFETY: the region is new: no extent covers its
+                    // blocks until this fill's completion inserts one, and
+                    // the bucket is pinned (`crate::sums`).
+                    let summed = c.store_sums(&region, |b, s| unsafe { w.store_sums(b, s) });
                     if let Some(mut o) = orig {
                         w.copy_to(&mut o);
                         o.complete(0);

@@ -250,7 +250,9 @@ impl Journal {
             }
             Err(e) => {
                 pr_warn!("cache {}: {}: the index starts empty\n", uuid, e);
+                // Before the fresh ones are allocated.
                 drop(r);
+                drop(sums);
                 empty(restart(scan.plan.map_or(0, |p| p.newest))?)
             }
         }

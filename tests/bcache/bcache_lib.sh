@@ -90,6 +90,14 @@ bc_unregister() {
 	bc_wait "the cache is still registered" test ! -e "$BC/cache"
 }
 
+# bc_down: bcache_rs0 stopped and the cache unregistered (its checkpoint
+# written) by bcache-rs unregister, both gone when it returns.
+bc_down() {
+	bcache-rs unregister "$RKM_HDD" >/dev/null &&
+		bc_wait "bcache_rs0 is still there" test ! -e /sys/block/bcache_rs0 &&
+		bcache-rs unregister >/dev/null && bc_wait "the cache is still registered" test ! -e "$BC/cache"
+}
+
 # bc_up: format the SSD, register it and the HDD as bcache_rs0.
 bc_up() {
 	bc_load && bc_format && bc_write "$BC/register_cache" "$RKM_SSD" &&

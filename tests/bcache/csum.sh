@@ -31,12 +31,6 @@ up() {
 		bc_write $D0/sequential_cutoff 0
 }
 
-down() {
-	bcache-rs unregister "$RKM_HDD" >/dev/null &&
-		bc_wait "bcache_rs0 is still there" test ! -e /sys/block/bcache_rs0 &&
-		bcache-rs unregister >/dev/null && bc_wait "the cache is still registered" test ! -e "$BC/cache"
-}
-
 # read_range BS [FILE]: the range read through the cache in direct reads
 # of BS bytes.
 read_range() {
@@ -132,7 +126,7 @@ rkm_check "cached data overwritten on the SSD while registered: served from the 
 	scribbled 32768
 
 restored_scribbled() {
-	down && bc_load || return 1
+	bc_down && bc_load || return 1
 	scribble || return 1
 	m=$(mark)
 	up || return 1
@@ -149,7 +143,7 @@ rkm_check "overwritten while unregistered: the restored extents' data is caught 
 restored_good() {
 	# Refilled by the last check: a clean close and a registration
 	# restore it with its checksums, and it hits without an error.
-	read_range 32768 && down && up || return 1
+	read_range 32768 && bc_down && up || return 1
 	[ "$(cat $BC/cache/restored_extents)" -gt 0 ] || { echo "nothing restored"; return 1; }
 	hits=$(check_range 32768) || return 1
 	[ "$hits" -gt 0 ] || { echo "no hits"; return 1; }

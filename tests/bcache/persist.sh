@@ -39,14 +39,6 @@ up() {
 	bc_write $D0/sequential_cutoff 0
 }
 
-# down: stop bcache_rs0 and unregister the cache (its checkpoint), by
-# bcache-rs unregister.
-down() {
-	bcache-rs unregister "$RKM_HDD" >/dev/null &&
-		bc_wait "bcache_rs0 is still there" test ! -e /sys/block/bcache_rs0 &&
-		bcache-rs unregister >/dev/null && bc_wait "the cache is still registered" test ! -e "$BC/cache"
-}
-
 # verify VERSION: the range holds VERSION (rkm-blkverify: its reads are of
 # 1 MiB, which the cache serves from the HDD); then the range read in
 # 32 KiB direct reads (those the cache serves) is the HDD's, byte for byte.
@@ -98,7 +90,7 @@ rkm_check "a trusted device read through the cache: reads hit, the journal is op
 
 clean_unregister() {
 	m=$(mark)
-	down || return 1
+	bc_down || return 1
 	since "$m" | grep -q 'checkpoint of [0-9]* records written' ||
 		{ dmesg | tail -n 5; echo "no checkpoint line"; return 1; }
 	bcache-rs show "$RKM_SSD" | grep -q 'journal state:  clean' ||
@@ -138,7 +130,7 @@ unload() {
 rkm_check "module unload writes the checkpoint too: warm after a reload" unload
 
 untrusted() {
-	down || return 1
+	bc_down || return 1
 	# Written while it was not registered.
 	$BV fill --dev "$RKM_HDD" $RANGE --seed 7 --version 2 >/dev/null || return 1
 	up || return 1
@@ -151,7 +143,7 @@ rkm_check "without trust=1 nothing is kept: a device written meanwhile reads its
 untrusted_dropped() {
 	# The untrusted session's extents were not checkpointed either.
 	warm_up || return 1
-	down && up trust || return 1
+	bc_down && up trust || return 1
 	[ "$(cat $BC/cache/restored_extents)" = 0 ] ||
 		{ echo "$(cat $BC/cache/restored_extents) extents of an untrusted device restored"; return 1; }
 	hits=$(verify 2) || return 1
@@ -166,7 +158,7 @@ crash() {
 	set -- $(journal_region)
 	[ -n "$2" ] || { echo "no journal region in bcache-rs show"; return 1; }
 	dd if="$RKM_SSD" of=/tmp/journal.img bs=512 skip="$1" count="$2" 2>/dev/null || return 1
-	down || return 1
+	bc_down || return 1
 	dd if=/tmp/journal.img of="$RKM_SSD" bs=512 seek="$1" count="$2" conv=notrunc,fsync 2>/dev/null ||
 		return 1
 	m=$(mark)
@@ -180,7 +172,7 @@ crash() {
 rkm_check "after a session without its checkpoint (a crash) the index starts empty" crash
 
 damaged() {
-	warm_up && down || return 1
+	warm_up && bc_down || return 1
 	set -- $(journal_region)
 	start=$1
 	block=$(bcache-rs show "$RKM_SSD" | sed -n 's/^checkpoint: .* from region block \([0-9]*\) .*/\1/p')
@@ -200,7 +192,7 @@ rkm_check "a damaged checkpoint is refused with a precise line; the index starts
 
 recovered() {
 	# The cache goes on: warm again after a clean unregister.
-	warm_up && down && up trust || return 1
+	warm_up && bc_down && up trust || return 1
 	[ "$(cat $BC/cache/restored_extents)" -gt 0 ] || { echo "nothing restored"; return 1; }
 	hits=$(verify 2) || return 1
 	[ "$hits" -gt 0 ] || { echo "no hit"; return 1; }

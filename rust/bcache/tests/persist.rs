@@ -192,6 +192,37 @@ fn open(
     journal(disk, &mut s.ring, &[SESSION_OPEN], false)
 }
 
+/// The cache, the checksums and the counts that `scan`'s checkpoint and
+/// journal on `disk` restore.
+fn restore_disk(
+    disk: &Disk,
+    scan: &Scan,
+    decide: &mut dyn FnMut(u32, Uuid) -> Option<DevId>,
+) -> Result<(TestCache, Sums, Restored), LoadError> {
+    let l = layout();
+    let ring = disk.ring(&l);
+    let mut r = Restore::new(
+        StdAlloc,
+        vec![BucketMeta::FREE; NBUCKETS],
+        BUCKET_SECTORS,
+        |_| (0, 0),
+    )
+    .unwrap();
+    let mut read = |b: u64, buf: &mut [u8; JBLOCK_SIZE]| {
+        *buf = disk.blocks[b as usize];
+        Ok(())
+    };
+    let mut buf = [0u8; JBLOCK_SIZE];
+    let region = RegionView {
+        layout: &l,
+        tag: TAG,
+        ring: &ring,
+    };
+    let sums = sums_with(|_| 0);
+    let done = restore(scan, &region, &mut read, &mut buf, &mut r, &sums, decide)?;
+    Ok((r.finish(), sums, done))
+}
+
 /// What registration restores: the cache (empty if dirty or damaged), the
 /// session to go on with, and whether it was dirty.
 fn load(
@@ -215,27 +246,8 @@ fn load(
     if scan.dirty {
         return (fresh(), session, Ok(scan));
     }
-    let mut r = Restore::new(
-        StdAlloc,
-        vec![BucketMeta::FREE; NBUCKETS],
-        BUCKET_SECTORS,
-        |_| (0, 0),
-    )
-    .unwrap();
-    let mut read = |b: u64, buf: &mut [u8; JBLOCK_SIZE]| {
-        *buf = disk.blocks[b as usize];
-        Ok(())
-    };
-    let mut buf = [0u8; JBLOCK_SIZE];
-    let region = RegionView {
-        layout: &l,
-        tag: TAG,
-        ring: &ring,
-    };
-    let sums = sums_with(|_| 0);
-    match restore(&scan, &region, &mut read, &mut buf, &mut r, &sums, decide) {
-        Ok(done) => {
-            let r = r.finish();
+    match restore_disk(disk, &scan, decide) {
+        Ok((r, sums, done)) => {
             // Every restored extent has the checksums the live cache had.
             let live = live_sums();
             for (_, _, e) in current(&r) {
@@ -568,31 +580,8 @@ fn extents_without_all_their_checksums_are_dropped() {
         let cp = w.finish(&mut emit).unwrap();
         journal(&mut disk, &mut s.ring, &[cp, SESSION_CLEAN], true).unwrap();
         let l = layout();
-        let ring = disk.ring(&l);
-        let scan = scan(&l, TAG, &ring).unwrap();
-        let mut r = Restore::new(
-            StdAlloc,
-            vec![BucketMeta::FREE; NBUCKETS],
-            BUCKET_SECTORS,
-            |_| (0, 0),
-        )
-        .unwrap();
-        let mut read = |b: u64, buf: &mut [u8; JBLOCK_SIZE]| {
-            *buf = disk.blocks[b as usize];
-            Ok(())
-        };
-        let mut buf = [0u8; JBLOCK_SIZE];
-        let region = RegionView {
-            layout: &l,
-            tag: TAG,
-            ring: &ring,
-        };
-        let sums = sums_with(|_| 0);
-        let done = restore(
-            &scan, &region, &mut read, &mut buf, &mut r, &sums, &mut same,
-        )
-        .unwrap();
-        let r = r.finish();
+        let scan = scan(&l, TAG, &disk.ring(&l)).unwrap();
+        let (r, sums, done) = restore_disk(&disk, &scan, &mut same).unwrap();
         r.index.check().unwrap();
         r.buckets.check().unwrap();
         let kept: Snapshot = want
