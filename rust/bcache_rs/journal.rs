@@ -291,7 +291,7 @@ impl Journal {
         if self.ring.recovering() || self.ring.room() < 2 {
             self.checkpoint(cache, owners)?;
         }
-        self.append(&cache.ssd, &[persist::SESSION_OPEN], false)
+        self.append(&cache.ssd, &[persist::ALL_DIRTY], false)
     }
 
     /// Writes a checkpoint of `cache` (the devices of `owners` only) and

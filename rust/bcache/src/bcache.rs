@@ -41,11 +41,14 @@
 //! Pinned buckets (I/O in flight to or from them) are passed over.
 //!
 //! In a persistent cache ([`Buckets::set_persistent`]) an invalidated
-//! bucket does not join the free queue at once: it waits in a pending queue
-//! until its `BUCKET` record (its new generation) is durable
-//! ([`Buckets::take_invalidated`], [`Buckets::durable`]), so that no new
-//! data is written over extents that a checkpoint on the SSD may still call
-//! current. At most [`MAX_PENDING`] buckets wait; refills stop there.
+//! bucket that the checkpoint on the SSD may still hold current extents in
+//! ([`BucketMeta::ckpt`], set by [`Restore`]) does not join the free queue
+//! at once: it waits in a pending queue until its `BUCKET` record (its new
+//! generation) is durable ([`Buckets::take_invalidated`],
+//! [`Buckets::durable`]), so that no new data is written over extents that
+//! a replay after a crash would call current. Other buckets are reused at
+//! once (nothing on the SSD names them). At most [`MAX_PENDING`] buckets
+//! wait; refills stop there.
 //!
 //! Extents that point to an invalidated bucket carry the old generation: they
 //! are *stale*, never served, dropped when a lookup meets them, and removed in
@@ -228,6 +231,10 @@ pub struct BucketMeta {
     pub prio: u8,
     /// Its state.
     pub state: BucketState,
+    /// The checkpoint on the SSD may hold current extents in it: a
+    /// persistent cache reuses it only once a `BUCKET` record of a newer
+    /// generation is durable (cleared when it is invalidated).
+    pub ckpt: bool,
     /// The next bucket of the queue it is in ([`NIL`] at the end).
     next: u32,
 }
@@ -239,6 +246,7 @@ impl BucketMeta {
         live: 0,
         prio: 0,
         state: BucketState::Free,
+        ckpt: false,
         next: NIL,
     };
 }
@@ -385,10 +393,11 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
         })
     }
 
-    /// Makes invalidated buckets wait for their new generation to be
-    /// durable before they are reused (see [`Buckets::take_invalidated`]):
-    /// a persistent cache must not write new data into a bucket while the
-    /// SSD may still say that the bucket's old extents are current. Set it
+    /// Makes invalidated buckets of the checkpoint ([`BucketMeta::ckpt`])
+    /// wait for their new generation to be durable before they are reused
+    /// (see [`Buckets::take_invalidated`]): a persistent cache must not
+    /// write new data into a bucket while the SSD may still say that the
+    /// bucket's old extents are current. Set it
     /// before the cache is used: buckets already pending when it is turned
     /// off wait for [`Buckets::durable`] still.
     pub fn set_persistent(&mut self, on: bool) {
@@ -398,6 +407,23 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
     /// Buckets waiting for their new generation to be durable.
     pub fn pending(&self) -> u32 {
         self.pending.len
+    }
+
+    /// Whether invalidated buckets wait for a record not yet taken by
+    /// [`Buckets::take_invalidated`] (the journal has work).
+    pub fn records_waiting(&self) -> bool {
+        self.untaken != NIL
+    }
+
+    /// A checkpoint of the current extents was just written: every bucket
+    /// that may hold one ([`BucketState::Data`] or open) is marked
+    /// [`BucketMeta::ckpt`].
+    pub fn checkpointed(&mut self) {
+        for m in self.meta.iter_mut() {
+            if matches!(m.state, BucketState::Data | BucketState::Open) {
+                m.ckpt = true;
+            }
+        }
     }
 
     /// Gives the `BUCKET` records (bucket, new generation) of the buckets
@@ -670,7 +696,8 @@ impl<S: DerefMut<Target = [BucketMeta]>> Buckets<S> {
         m.gen = m.gen.wrapping_add(1);
         m.prio = 0;
         m.live = 0;
-        if self.persistent {
+        if self.persistent && m.ckpt {
+            m.ckpt = false;
             m.state = BucketState::Invalidated;
             self.pending.push_back(&mut self.meta, b);
             if self.untaken == NIL {
@@ -1812,8 +1839,18 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
             // INVARIANT: a bucket with a restored extent is `Data`.
             m.state = BucketState::Data;
             m.live = m.live.saturating_add(e.len);
+            m.ckpt = true;
         }
         Ok(true)
+    }
+
+    /// A checkpoint's extent in `bucket` was not restored (its device was
+    /// dropped) but may be current for a later registration: the bucket is
+    /// reused only after a durable `BUCKET` record ([`BucketMeta::ckpt`]).
+    pub fn mark(&mut self, bucket: u32) {
+        if let Some(m) = self.meta.get_mut(bucket as usize) {
+            m.ckpt = true;
+        }
     }
 
     /// The generation bucket `bucket` has in the restore so far.
@@ -1911,11 +1948,16 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
         m.gen = gen;
         m.live = 0;
         m.state = BucketState::Free;
+        // The extents before the record are stale on the SSD too.
+        m.ckpt = false;
         Ok(())
     }
 
     /// The cache: the buckets with data in the data queue, the others
-    /// free, and an empty in-flight table.
+    /// free, and an empty in-flight table; a bucket with no restored
+    /// extent but [`Restore::mark`]ed is invalidated (its generation
+    /// bumped, waiting for its record like any invalidated bucket of the
+    /// checkpoint).
     pub fn finish(self) -> Cache<A, S> {
         let Restore {
             index,
@@ -1923,14 +1965,20 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
             bucket_sectors,
             ..
         } = self;
-        let (mut free, mut data, mut in_use) = (Queue::EMPTY, Queue::EMPTY, 0u32);
+        let (mut free, mut data, mut pending, mut in_use) =
+            (Queue::EMPTY, Queue::EMPTY, Queue::EMPTY, 0u32);
         for b in 0..meta.len() as u32 {
-            let Some(m) = meta.get(b as usize).copied() else {
+            let Some(m) = meta.get_mut(b as usize) else {
                 break;
             };
             if m.state == BucketState::Data {
-                data.push_back(&mut meta, b);
                 in_use += u32::from(m.live > 0);
+                data.push_back(&mut meta, b);
+            } else if m.ckpt {
+                m.ckpt = false;
+                m.gen = m.gen.wrapping_add(1);
+                m.state = BucketState::Invalidated;
+                pending.push_back(&mut meta, b);
             } else {
                 free.push_back(&mut meta, b);
             }
@@ -1945,8 +1993,8 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
             open_used: 0,
             free,
             data,
-            pending: Queue::EMPTY,
-            untaken: NIL,
+            untaken: pending.head,
+            pending,
             taken: 0,
             persistent: false,
             in_use,

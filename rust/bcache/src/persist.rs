@@ -8,18 +8,32 @@
 //! # What this version writes
 //!
 //! A session (a registration to its unregister) writes, in the journal
-//! ring, first a block with `DIRTY` of every device ([`ALL_DEVS`],
-//! [`ALL_REGIONS`]), durable before any device is attached, so before any
-//! write through the cache; and at a clean unregister, a checkpoint of the
-//! index into the checkpoint area not in use, then a journal block whose
-//! records are its `CHECKPOINT` and `CLEAN` of every device. Replay
-//! ([`scan`], [`restore`]) restores the checkpoint named by the tail of the
-//! journal and the records after it, **unless a `DIRTY` follows the last
-//! `CLEAN`**: the session that wrote it ended without its checkpoint (a
-//! crash, a power cut, a failed cache), its writes may have overwritten
-//! cached data without a record of it, and the index starts empty. So the
-//! cache never serves data older than an acknowledged write, and a clean
-//! unregister (or shutdown) keeps it warm.
+//! ring:
+//!
+//! - the **write-intent map**: before the first write (or discard) into a
+//!   region of 8 MiB of a device whose extents the checkpoint at the tail
+//!   holds goes to the backing device, a block with its `DIRTY dev region`
+//!   (the device's number in that checkpoint), durable; `DIRTY dev
+//!   ALL_REGIONS` before such a device is written uncached (detached, or
+//!   not attached); `DIRTY` of every device ([`ALL_DEVS`]) when the ring
+//!   is full or the cache failed;
+//! - `BUCKET` records: a bucket the checkpoint may hold current extents in
+//!   ([`crate::bcache::BucketMeta::ckpt`]) is invalidated, and reused only
+//!   once its record (its new generation) is durable;
+//! - at a clean unregister, a checkpoint of the index into the checkpoint
+//!   area not in use, then a journal block whose records are its
+//!   `CHECKPOINT` and `CLEAN` of every device, which moves the tail.
+//!
+//! Replay ([`scan`], [`restore`]) restores the checkpoint named by the
+//! tail of the journal and applies the records after it: a `DIRTY` drops
+//! the extents of its region (or device), a `BUCKET` makes its bucket's
+//! older extents stale. So after a crash at any instant no extent is
+//! restored over a region written since the checkpoint, nor over a bucket
+//! written with new data since: the cache never serves data older than an
+//! acknowledged write, and keeps the rest. A `DIRTY` of every device after
+//! the last `CLEAN` of every device restores nothing ([`Scan::dirty`]).
+//! Fills since the checkpoint are not journaled: a crash loses them (the
+//! cache is only colder).
 //!
 //! A checkpoint's records: `DEVICE` of each backing device whose extents it
 //! keeps, `BUCKET` of each bucket whose generation is not 0, then `CACHED`
@@ -32,21 +46,22 @@
 //! number in the records is the cache's; [`restore`] maps each to the
 //! number the registration gives it (or drops its extents).
 //!
-//! Journal records of other kinds (`EXTENT`, `INVALIDATE`, `BUCKET`,
-//! `DEVICE` after the checkpoint: a later version's finer journal) are
-//! applied in order after the checkpoint.
+//! Journal records of other kinds (`EXTENT`, `INVALIDATE`, `DEVICE` after
+//! the checkpoint: a later version's finer journal) are applied in order
+//! after the checkpoint.
 
-use crate::bcache::{BucketMeta, Cache, DevId, Extent, Restore, RestoreError};
+use crate::bcache::{BucketMeta, Cache, DevId, Extent, Restore, RestoreError, MAX_DEV_SECTORS};
 use crate::btree::NodeAlloc;
 use crate::format::{
     check_checkpoint_block, checkpoint_csum, crc32c_extend, decode_block, plan_replay, records,
     BlockKind, CheckpointWriter, EmitBlock, JournalError, JournalLayout, JournalRing, Record,
-    ReplayPlan, Uuid, ALL_DEVS, ALL_REGIONS, JBLOCK_SIZE, SUMS_MAX,
+    ReplayPlan, Uuid, ALL_DEVS, ALL_REGIONS, DIRTY_REGION_SECTORS, DIRTY_REGION_SHIFT, JBLOCK_SIZE,
+    SUMS_MAX,
 };
 use crate::sums::SumTable;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Most device numbers a checkpoint may name (the module's minors).
 pub const MAX_DEVICES: usize = 256;
@@ -73,11 +88,16 @@ pub struct Scan {
     pub plan: Option<ReplayPlan>,
     /// The checkpoint at the tail, if any.
     pub checkpoint: Option<CheckpointRef>,
-    /// A session ended without its checkpoint: the index must start
+    /// A `DIRTY` of every device follows the last `CLEAN` of every device
+    /// (a session of the first version, or one whose ring filled or whose
+    /// cache failed, ended without its checkpoint): the index must start
     /// empty.
     pub dirty: bool,
-    /// Records after the checkpoint to apply (other than `DIRTY` and
-    /// `CLEAN`).
+    /// `DIRTY` records of one device after the checkpoint: regions (or
+    /// whole devices) whose extents replay drops.
+    pub regions: u64,
+    /// Other records after the checkpoint to apply (`BUCKET` and later
+    /// kinds; not `CLEAN`).
     pub records: u64,
 }
 
@@ -205,6 +225,7 @@ pub fn scan(layout: &JournalLayout, tag: u64, ring: &[u8]) -> Result<Scan, LoadE
         plan,
         checkpoint: None,
         dirty: false,
+        regions: 0,
         records: 0,
     };
     let Some(plan) = plan else {
@@ -236,7 +257,8 @@ pub fn scan(layout: &JournalLayout, tag: u64, ring: &[u8]) -> Result<Scan, LoadE
                     });
                 }
                 Record::Checkpoint { .. } => {}
-                Record::Dirty { .. } => out.dirty = true,
+                Record::Dirty { dev: ALL_DEVS, .. } => out.dirty = true,
+                Record::Dirty { .. } => out.regions += 1,
                 Record::Clean { dev: ALL_DEVS } => out.dirty = false,
                 // A device's `CLEAN` does not clear a whole-cache `DIRTY`.
                 Record::Clean { .. } => {}
@@ -315,12 +337,15 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
             gen,
             ..
         } => {
+            let bucket =
+                u32::try_from(bucket).map_err(|_| LoadError::BadRecord(RestoreError::Invalid))?;
             let Some(id) = devs.get(dev) else {
+                // Not restored, but current for a registration that keeps
+                // the device: its bucket is not reused without a record.
+                to.mark(bucket);
                 out.skipped += 1;
                 return Ok(None);
             };
-            let bucket =
-                u32::try_from(bucket).map_err(|_| LoadError::BadRecord(RestoreError::Invalid))?;
             let e = Extent {
                 bucket,
                 offset,
@@ -366,10 +391,24 @@ fn apply<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>>(
                     .map_err(LoadError::BadRecord)?;
             }
         }
-        Record::Dirty { .. }
-        | Record::Clean { .. }
-        | Record::Checkpoint { .. }
-        | Record::Sums { .. } => {}
+        Record::Dirty { dev, region } => {
+            // `ALL_DEVS` is `Scan::dirty`: nothing is restored then.
+            if let Some(id) = devs.get(dev) {
+                let (sector, len) = match region {
+                    ALL_REGIONS => (0, MAX_DEV_SECTORS),
+                    r => {
+                        let sector = r
+                            .checked_mul(DIRTY_REGION_SECTORS)
+                            .filter(|&s| s < MAX_DEV_SECTORS)
+                            .ok_or(LoadError::BadRecord(RestoreError::Invalid))?;
+                        (sector, DIRTY_REGION_SECTORS.min(MAX_DEV_SECTORS - sector))
+                    }
+                };
+                to.invalidate(id, sector, len)
+                    .map_err(LoadError::BadRecord)?;
+            }
+        }
+        Record::Clean { .. } | Record::Checkpoint { .. } | Record::Sums { .. } => {}
     }
     Ok(None)
 }
@@ -592,9 +631,11 @@ pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, T: Deref<Target
     Ok(out)
 }
 
-/// The records of the block that opens a session: every device's regions
-/// may be written from now on.
-pub const SESSION_OPEN: Record = Record::Dirty {
+/// The record that gives up the write-intent map: every device may be
+/// written from now on without a record (a full ring, a failed cache); a
+/// crash then restores nothing. (The first version wrote it when a session
+/// opened.)
+pub const ALL_DIRTY: Record = Record::Dirty {
     dev: ALL_DEVS,
     region: ALL_REGIONS,
 };
@@ -738,5 +779,77 @@ pub fn write_checkpoint<
             return Ok(true);
         }
         cursor = next;
+    }
+}
+
+/// The region of the write-intent map that sector `sector` is in.
+pub fn dirty_region(sector: u64) -> u64 {
+    sector >> DIRTY_REGION_SHIFT
+}
+
+/// The regions of the write-intent map that a write or discard of
+/// `sectors` (not 0) from `sector` touches, first and last.
+pub fn dirty_regions(sector: u64, sectors: u64) -> (u64, u64) {
+    let last = sector.saturating_add(sectors.max(1) - 1);
+    (dirty_region(sector), dirty_region(last))
+}
+
+/// One device's regions of the write-intent map recorded (durably) since
+/// the checkpoint at the tail: one bit a region, set once its `DIRTY` is
+/// on disk; lock-free to test (the write path) and to set (the journal).
+///
+/// # Invariants
+///
+/// `words` holds a bit for each of the device's `regions`.
+pub struct IntentMap<W> {
+    words: W,
+    regions: u64,
+}
+
+impl<W: Deref<Target = [AtomicU64]>> IntentMap<W> {
+    /// The words a map of a device of `sectors` sectors needs.
+    pub fn words_for(sectors: u64) -> u64 {
+        dirty_region(sectors.saturating_add(DIRTY_REGION_SECTORS - 1)).div_ceil(64)
+    }
+
+    /// A map over `words` (all zero: nothing recorded) of a device of
+    /// `sectors` sectors; `None` if `words` is too short.
+    pub fn new(words: W, sectors: u64) -> Option<Self> {
+        let regions = dirty_region(sectors.saturating_add(DIRTY_REGION_SECTORS - 1));
+        if (words.len() as u64) < regions.div_ceil(64) {
+            return None;
+        }
+        // INVARIANT: a bit for each region.
+        Some(Self { words, regions })
+    }
+
+    fn bit(&self, region: u64) -> Option<(&AtomicU64, u64)> {
+        if region >= self.regions {
+            return None;
+        }
+        let w = self.words.get(usize::try_from(region / 64).ok()?)?;
+        Some((w, 1u64 << (region % 64)))
+    }
+
+    /// Whether `region` is recorded (a region past the device's end is:
+    /// no write reaches it).
+    pub fn recorded(&self, region: u64) -> bool {
+        // Acquire: pairs with `set`'s release, after the record was durable.
+        self.bit(region)
+            .map_or(true, |(w, m)| w.load(Ordering::Acquire) & m != 0)
+    }
+
+    /// Whether every region a write of `sectors` from `sector` touches is
+    /// recorded.
+    pub fn covers(&self, sector: u64, sectors: u64) -> bool {
+        let (first, last) = dirty_regions(sector, sectors);
+        (first..=last).all(|r| self.recorded(r))
+    }
+
+    /// `region`'s `DIRTY` is durable.
+    pub fn set(&self, region: u64) {
+        if let Some((w, m)) = self.bit(region) {
+            w.fetch_or(m, Ordering::Release);
+        }
     }
 }

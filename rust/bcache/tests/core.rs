@@ -974,12 +974,21 @@ fn restore_refuses_what_no_cache_holds_and_skips_stale_extents() {
 fn a_persistent_cache_reuses_a_bucket_only_once_its_generation_is_durable() {
     let mut c = cache(4, 8);
     c.buckets.set_persistent(true);
-    // Fill every bucket, then one more: the hand invalidates bucket 0 (the
-    // oldest), which waits for its record instead of being reused.
+    // Buckets no checkpoint holds are reused at once.
+    for i in 0..5 {
+        fill(&mut c, 0, i * 8, 8);
+    }
+    assert_eq!(c.buckets.pending(), 0);
+    let mut c = cache(4, 8);
+    c.buckets.set_persistent(true);
+    // Fill every bucket, checkpoint them, then one more: the hand
+    // invalidates bucket 0 (the oldest), which waits for its record
+    // instead of being reused.
     for i in 0..4 {
         let r = fill(&mut c, 0, i * 8, 8);
         assert_eq!(r.bucket, i as u32);
     }
+    c.buckets.checkpointed();
     assert!(
         matches!(c.read(0, 32, 8, true, &none), ReadPlan::Miss { .. }),
         "no free bucket until a record is durable"
@@ -1008,6 +1017,7 @@ fn a_persistent_cache_reuses_a_bucket_only_once_its_generation_is_durable() {
         if let ReadPlan::Fill { region, ticket, .. } = c.read(1, i * 8, 8, true, &none) {
             c.finish_fill(1, i * 8, &region, ticket, true);
         }
+        c.buckets.checkpointed();
     }
     assert!(c.buckets.pending() as usize <= MAX_PENDING);
     c.buckets.check().unwrap();

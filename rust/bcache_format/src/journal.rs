@@ -55,9 +55,16 @@
 //! extent not followed by all its sums is not restored. `SUMS` is the one
 //! record whose size depends on its fields (`len` says it).
 //!
-//! `dev` [`ALL_DEVS`] in `DIRTY` and `CLEAN`, with `region` [`ALL_REGIONS`]
-//! in `DIRTY`, marks every region of every device (the module of this
-//! version writes only these: a session that may write is one dirty region).
+//! `DIRTY` is the write-intent map: region `region` of device `dev` (its
+//! sectors from `region << DIRTY_REGION_SHIFT`, 8 MiB: [`DIRTY_REGION_SECTORS`])
+//! may have been written since the checkpoint at the tail: replay drops
+//! the extents there. `region` [`ALL_REGIONS`] marks the whole device (it
+//! was written uncached); `dev` [`ALL_DEVS`] every device (the cache
+//! restores nothing: what the first version wrote at each registration,
+//! and what a session writes when its ring is full or its cache failed).
+//! `dev` is a device's number in the checkpoint at the tail. `CLEAN` of
+//! [`ALL_DEVS`] (in the block of a checkpoint) ends what a `DIRTY` of
+//! every device said.
 //!
 //! # The ring and replay
 //!
@@ -184,6 +191,10 @@ impl JournalLayout {
 pub const ALL_DEVS: u32 = u32::MAX;
 /// `region` of a `DIRTY` record for the whole device.
 pub const ALL_REGIONS: u64 = u64::MAX;
+/// log2 of [`DIRTY_REGION_SECTORS`].
+pub const DIRTY_REGION_SHIFT: u32 = 14;
+/// Sectors of a region of the write-intent map (`DIRTY`): 8 MiB.
+pub const DIRTY_REGION_SECTORS: u64 = 1 << DIRTY_REGION_SHIFT;
 
 /// The tag of a cache set in its blocks: the first 8 bytes of its UUID.
 pub fn set_tag(uuid: &Uuid) -> u64 {

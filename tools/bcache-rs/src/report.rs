@@ -305,10 +305,15 @@ pub fn describe_journal(sb: &Superblock, layout: Option<&JournalLayout>, ring: &
         }
         None => out += "checkpoint:     none\n",
     }
-    out += if scan.dirty {
-        "journal state:  open: registered now, or its last session ended without a checkpoint (then the index starts empty)\n"
+    if scan.dirty {
+        out += "journal state:  dirty: every device marked written since the checkpoint (a full journal ring or a failed cache, or a session of the first version): the index starts empty\n";
+    } else if scan.regions > 0 || scan.records > 0 {
+        out += &format!(
+            "journal state:  open (registered now, or its last session ended without a checkpoint): the checkpoint is kept but for {} regions of 8 MiB marked written and {} later records (reused buckets)\n",
+            scan.regions, scan.records
+        );
     } else {
-        "journal state:  clean: the index is kept\n"
-    };
+        out += "journal state:  clean: the index is kept\n";
+    }
     out
 }
