@@ -16,6 +16,15 @@
 # once more without trust=1 (its extents dropped): the cold registration
 # that the warm one saves. Times from /proc/uptime (10 ms). Ratios:
 # bcache_rs's time / the C bcache's.
+#
+# Then what the write-intent map costs the writes of the restored
+# bcache_rs (a device whose extents the checkpoint holds): one 4 KiB
+# O_DIRECT write at the start of each 8 MiB region of the device (each the
+# first write of its region: it waits for a durable journal block), timed;
+# the same writes again (the regions recorded: nothing waits); and the
+# same after a cold registration (no checkpoint extents: no map at all,
+# today's volatile cache). Each pass a fio job of its own (one process:
+# the difference is the journal's).
 
 . /etc/rkm.env
 N=${BENCH_EXTENTS:-65536}
@@ -81,6 +90,18 @@ reads() {
 	awk -v h=$(($4 - $2)) -v m=$(($5 - $3)) 'BEGIN { if (h + m) printf "%.3f", h / (h + m); else printf "-" }'
 }
 
+# region_writes: one 4 KiB direct write at the start of each 8 MiB region
+# of bcache_rs's 1 GiB partition (REGIONS of them, in one fio job, queue
+# depth 1); prints the job's seconds.
+REGIONS=128
+region_writes() {
+	t0=$(now)
+	fio --name=regions --filename=/dev/bcache_rs0 --rw=write --bs=4k --zonemode=strided \
+		--zonesize=4k --zonerange=8m --size=$((REGIONS * 8))m --io_size=$((REGIONS * 4))k \
+		--direct=1 --ioengine=psync >/dev/null || return 1
+	elapsed "$t0" "$(now)"
+}
+
 rs_up() {
 	bcache-rs register "$RS_SSD" >/dev/null &&
 		bcache-rs register --uuid $UUID ${1:+--trust} "$RS_HDD" >/dev/null &&
@@ -140,11 +161,16 @@ for t in bcache bcache_rs; do
 	fi
 	after=$(reads $dev)
 	echo "$t $ext $(elapsed "$t0" "$t1") $(elapsed "$t1" "$t2") $restored $before $after" >>$RES
+	if [ $t = bcache_rs ]; then
+		w1=$(region_writes) && w2=$(region_writes) || exit 1
+		recs=$(bcache-rs show "$RS_SSD" | sed -n 's/.* for what \([0-9]*\) write-intent records.*/\1/p')
+	fi
 done
 # bcache_rs registered cold (no trust=1): what the warm registration saves.
 bcache-rs unregister "$RS_HDD" >/dev/null && wait_for test ! -e /dev/bcache_rs0 &&
 	bcache-rs unregister >/dev/null && rs_up || exit 1
 echo "bcache_rs-cold - - - - - $(reads /dev/bcache_rs0)" >>$RES
+w3=$(region_writes) || exit 1
 
 # Both torn down before the guest reboots: one run of this script saw an
 # oops in a bioset rescuer while the C bcache's reboot notifier stopped
@@ -165,3 +191,12 @@ END {
 	if (NR >= 2 && down[1] > 0)
 		printf "stop + unregister (bcache_rs: its checkpoint): bcache_rs / C bcache = %.2f\n", down[2] / down[1]
 }' $RES
+echo "bench: write-intent: $REGIONS writes of 4 KiB, one at the start of each 8 MiB region of the device:"
+awk -v n="$REGIONS" -v w1="$w1" -v w2="$w2" -v w3="$w3" -v r="$recs" 'BEGIN {
+	printf "| %-44s | %8s | %11s\n", "bcache_rs", "seconds", "ms a write"
+	printf "|----------------------------------------------|----------|------------\n"
+	printf "| %-44s | %8s | %11.2f\n", "restored, first writes (" r " records)", w1, w1 / n * 1000
+	printf "| %-44s | %8s | %11.2f\n", "restored, the regions recorded", w2, w2 / n * 1000
+	printf "| %-44s | %8s | %11.2f\n", "cold registration (no map)", w3, w3 / n * 1000
+	if (w2 > 0) printf "first writes / recorded: %.2f; recorded / no map: %.2f\n", w1 / w2, (w3 > 0) ? w2 / w3 : 0
+}'

@@ -29,6 +29,7 @@
 #include <linux/kobject.h>
 #include <linux/module.h>
 #include <linux/reboot.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/sysfs.h>
@@ -503,6 +504,39 @@ void rkm_bc_bio_info(struct bio *bio, struct rkm_bc_bioinfo *info)
 	info->sectors = bio_sectors(bio);
 	info->op = bio_op(bio);
 	info->flags = bio->bi_opf & ~REQ_OP_MASK;
+}
+
+/*
+ * The link of a bio in a list of ours (a submitted bio we hold: bi_next is
+ * its owner's, as in a bio_list).
+ */
+struct bio *rkm_bc_bio_next(struct bio *bio);
+struct bio *rkm_bc_bio_next(struct bio *bio)
+{
+	return bio->bi_next;
+}
+
+void rkm_bc_bio_set_next(struct bio *bio, struct bio *next);
+void rkm_bc_bio_set_next(struct bio *bio, struct bio *next)
+{
+	bio->bi_next = next;
+}
+
+/*
+ * A scope in which every allocation of the task is GFP_NOIO: work on the
+ * I/O path of our disks (their writes may wait for it), so that reclaim
+ * never writes to them from it.
+ */
+unsigned int rkm_bc_noio_save(void);
+unsigned int rkm_bc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rkm_bc_noio_restore(unsigned int flags);
+void rkm_bc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }
 
 /* A bio set whose bios carry `front_pad` bytes (rounded up) before them. */

@@ -156,6 +156,10 @@ extern "C" {
     fn rkm_bc_disk_freeze(disk: *mut RawDisk);
     fn rkm_bc_disk_unfreeze(disk: *mut RawDisk);
     fn rkm_bc_bio_info(bio: *mut RawBio, info: *mut RawInfo);
+    fn rkm_bc_bio_next(bio: *mut RawBio) -> *mut RawBio;
+    fn rkm_bc_noio_save() -> c_uint;
+    fn rkm_bc_noio_restore(flags: c_uint);
+    fn rkm_bc_bio_set_next(bio: *mut RawBio, next: *mut RawBio);
     fn rkm_bc_bioset_create(front_pad: c_uint) -> *mut RawBioSet;
     fn rkm_bc_bioset_destroy(bs: *mut RawBioSet);
     fn rkm_bc_bio_pad(bio: *mut RawBio) -> *mut c_void;
@@ -1871,6 +1875,154 @@ unsafe extern "C" fn bcache_rs_endio(bio: *mut RawBio, err: c_int) {
     // SAFETY: by the caller's contract.
     let done = unsafe { Done::<crate::datapath::IoCtx>::from_endio(raw, err) };
     crate::datapath::endio(done);
+}
+
+/// A scope in which the task's allocations do no I/O (`GFP_NOIO`): work
+/// that writes of our disks may wait for (the journal's), so that reclaim
+/// never waits for those writes from it. Ended on drop, on the same task.
+pub(crate) struct NoIo {
+    flags: c_uint,
+    // Not `Send`: the scope is the task's.
+    _task: PhantomData<*mut ()>,
+}
+
+impl NoIo {
+    pub(crate) fn begin() -> Self {
+        // SAFETY: no precondition; restored on drop, on this task.
+        let flags = unsafe { rkm_bc_noio_save() };
+        Self {
+            flags,
+            _task: PhantomData,
+        }
+    }
+}
+
+impl Drop for NoIo {
+    fn drop(&mut self) {
+        // SAFETY: the value `rkm_bc_noio_save` returned on this task (the
+        // guard is not `Send`), scopes nested in order.
+        unsafe { rkm_bc_noio_restore(self.flags) };
+    }
+}
+
+/// Bios submitted to a disk of ours and held back (linked through their
+/// `bi_next`, as a `bio_list` does), for a work item to take: pushed from
+/// any context, taken whole.
+///
+/// # Invariants
+///
+/// `head` is null or the last pushed of a chain of live, uncompleted bios
+/// submitted to a bcache_rs disk, whose accounting has not started, owned
+/// by the list.
+pub(crate) struct ParkList {
+    head: AtomicPtr<RawBio>,
+}
+
+impl ParkList {
+    pub(crate) const fn new() -> Self {
+        // INVARIANT: empty.
+        Self {
+            head: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Holds `bio` back (its accounting must not have started: it starts
+    /// again when the bio is taken). Returns whether the list was empty:
+    /// then the caller queues the work that takes it.
+    pub(crate) fn push(&self, bio: OrigBio) -> bool {
+        let this = ManuallyDrop::new(bio);
+        let raw = this.raw.as_ptr();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: live and ours (`OrigBio`'s invariant), not published
+            // yet.
+            unsafe { rkm_bc_bio_set_next(raw, head) };
+            match self
+                .head
+                .compare_exchange_weak(head, raw, Ordering::Release, Ordering::Relaxed)
+            {
+                // INVARIANT: the list owns `raw` now.
+                Ok(_) => return head.is_null(),
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Takes every bio held, oldest first.
+    pub(crate) fn take_all(&self) -> ParkIter {
+        let mut node = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut rev: *mut RawBio = ptr::null_mut();
+        while !node.is_null() {
+            // SAFETY: owned by the list (invariant), now by us.
+            let next = unsafe { rkm_bc_bio_next(node) };
+            // SAFETY: as above.
+            unsafe { rkm_bc_bio_set_next(node, rev) };
+            rev = node;
+            node = next;
+        }
+        // INVARIANT: `next` heads a chain the iterator owns.
+        ParkIter { next: rev }
+    }
+}
+
+impl Drop for ParkList {
+    fn drop(&mut self) {
+        // Completed with an error by `OrigBio`'s drop (a bug: the owner
+        // takes every bio before it goes).
+        drop(self.take_all());
+    }
+}
+
+/// The bios taken from a [`ParkList`].
+///
+/// # Invariants
+///
+/// `next` is null or the first of a chain of bios as in [`ParkList`],
+/// owned by the iterator.
+pub(crate) struct ParkIter {
+    next: *mut RawBio,
+}
+
+impl ParkIter {
+    /// Whether no bio is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.next.is_null()
+    }
+
+    /// What each bio left is, in order (the bios stay).
+    pub(crate) fn infos(&self) -> impl Iterator<Item = BioInfo> + '_ {
+        let mut node = self.next;
+        core::iter::from_fn(move || {
+            let n = NonNull::new(node)?;
+            // SAFETY: owned by the iterator (invariant), which `&self`
+            // borrows: the chain stays.
+            node = unsafe { rkm_bc_bio_next(n.as_ptr()) };
+            Some(bio_info(n))
+        })
+    }
+}
+
+impl Iterator for ParkIter {
+    type Item = OrigBio;
+
+    fn next(&mut self) -> Option<OrigBio> {
+        let n = NonNull::new(self.next)?;
+        // SAFETY: owned by the iterator (invariant).
+        self.next = unsafe { rkm_bc_bio_next(n.as_ptr()) };
+        // SAFETY: as above; the link is ours to clear.
+        unsafe { rkm_bc_bio_set_next(n.as_ptr(), ptr::null_mut()) };
+        // INVARIANT: a live bio submitted to our disk, not completed, its
+        // accounting not started; given to the caller.
+        Some(OrigBio { raw: n, acct: None })
+    }
+}
+
+impl Drop for ParkIter {
+    fn drop(&mut self) {
+        for bio in self.by_ref() {
+            drop(bio);
+        }
+    }
 }
 
 /// A value that only a [`Quiesced`](crate::dev::Quiesced) device may change

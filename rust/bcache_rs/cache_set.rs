@@ -8,12 +8,15 @@ use crate::bcache::{self, BucketMeta};
 use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, OrigBio, WorkQueue};
 use crate::dev::{Dev, DevStats};
 use crate::format;
+use crate::journal::Journal;
 use crate::node_alloc::KmallocNodes;
+use crate::persist::{self, IntentMap};
 use crate::sums::{self, SumTable};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, VVec};
+use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, KVec, VVec};
+use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 use kernel::workqueue::{impl_has_work, new_work, Work, WorkItem};
 
 /// The core the cache's lock protects.
@@ -30,6 +33,36 @@ pub(crate) const DEFAULT_ERROR_HALFLIFE: u32 = 4096;
 pub(crate) const DEFAULT_INDEX_MAX: usize = 64 << 20;
 /// Smallest `index_memory_max` accepted.
 pub(crate) const MIN_INDEX_MAX: usize = 16 << 10;
+
+/// Regions a batch of parked writes records one by one: past them, the
+/// whole device is recorded (one record).
+const WHOLE_DEVICE_REGIONS: usize = 64;
+
+/// A device's write-intent map in the journal of its cache: the regions
+/// whose `DIRTY` is durable since the checkpoint at the tail. A device has
+/// one while attached if that checkpoint holds its extents.
+pub(crate) struct Intent {
+    /// The device's number in that checkpoint.
+    pub(crate) num: u32,
+    /// The device's UUID.
+    pub(crate) uuid: format::Uuid,
+    pub(crate) map: IntentMap<KVec<AtomicU64>>,
+}
+
+impl Intent {
+    /// The map of a device of `sectors` sectors, number `num` of the
+    /// checkpoint, nothing recorded.
+    pub(crate) fn new(num: u32, uuid: format::Uuid, sectors: u64) -> Result<Self> {
+        let n = usize::try_from(IntentMap::<KVec<AtomicU64>>::words_for(sectors))
+            .map_err(|_| EINVAL)?;
+        let mut words = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            words.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        let map = IntentMap::new(words, sectors).ok_or(EINVAL)?;
+        Ok(Self { num, uuid, map })
+    }
+}
 
 /// The per-bucket state of a cache of superblock `sb`, all free.
 pub(crate) fn bucket_meta(sb: &format::Superblock) -> Result<VVec<BucketMeta>> {
@@ -104,6 +137,15 @@ pub(crate) struct CacheSet {
     pub(crate) attached: AtomicU32,
     /// Extents the persistent index restored at registration.
     pub(crate) restored: u64,
+    /// The journal (`None`: a volatile cache, its journal region too
+    /// small). Taken by the registry (open, checkpoint, devices going
+    /// uncached), the background pass (bucket records) and the devices'
+    /// write-intent work; never under the core's lock.
+    #[pin]
+    pub(crate) journal: Mutex<Option<Journal>>,
+    /// The write-intent map is not kept (no journal, a full ring, a
+    /// failed cache): writes go on without records.
+    intent_off: AtomicBool,
 }
 
 impl_has_work! {
@@ -129,6 +171,7 @@ impl CacheSet {
         mut core: Core,
         sums: Sums,
         restored: u64,
+        journal: Option<Journal>,
     ) -> Result<Arc<Self>> {
         let nb = core.buckets.count();
         let mut pins = VVec::with_capacity(nb, GFP_KERNEL | __GFP_NOWARN)?;
@@ -158,6 +201,8 @@ impl CacheSet {
                 gc_seen: AtomicU64::new(0),
                 attached: AtomicU32::new(0),
                 restored,
+                intent_off: AtomicBool::new(journal.is_none()),
+                journal <- new_mutex!(journal, "bcache_rs journal"),
             }),
             GFP_KERNEL,
         )
@@ -206,6 +251,89 @@ impl CacheSet {
     /// uncached, and it is never used again.
     pub(crate) fn is_failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Fails the cache (its journal cannot be written).
+    pub(crate) fn fail(&self) {
+        if !self.failed.swap(true, Ordering::Relaxed) {
+            pr_err!(
+                "cache {}: failed; its devices go on uncached\n",
+                self.sb.set_uuid
+            );
+        }
+    }
+
+    /// Whether writes go on without write-intent records.
+    pub(crate) fn intent_off(&self) -> bool {
+        // Acquire: the records' state before it was given up is seen.
+        self.intent_off.load(Ordering::Acquire)
+    }
+
+    /// Set under the journal's mutex.
+    pub(crate) fn set_intent_off(&self, off: bool) {
+        self.intent_off.store(off, Ordering::Release);
+    }
+
+    /// Whether a write of `sectors` from `sector` by a device whose map is
+    /// `intent` must wait for write-intent records first (its cache
+    /// failed: for the map to be given up).
+    pub(crate) fn must_record(&self, intent: Option<&Intent>, sector: u64, sectors: u64) -> bool {
+        match intent {
+            Some(i) => !self.intent_off() && (self.is_failed() || !i.map.covers(sector, sectors)),
+            None => false,
+        }
+    }
+
+    /// Records what the parked writes `infos` (sector, sectors) of a
+    /// device whose map is `intent` need before they go on: the regions
+    /// not yet recorded (the whole device past [`WHOLE_DEVICE_REGIONS`]
+    /// of them), or the map given up if the cache failed. Process context.
+    pub(crate) fn record_intent(
+        &self,
+        intent: &Intent,
+        infos: &mut dyn Iterator<Item = (u64, u64)>,
+    ) {
+        let mut guard = self.journal.lock();
+        let Some(j) = guard.as_mut() else {
+            return;
+        };
+        if self.intent_off() {
+            return;
+        }
+        if self.is_failed() {
+            j.give_up(self, "the cache failed");
+            return;
+        }
+        let mut regions = [0u64; WHOLE_DEVICE_REGIONS];
+        let mut n = 0;
+        let mut whole = false;
+        'bios: for (sector, sectors) in infos {
+            let (first, last) = persist::dirty_regions(sector, sectors);
+            for r in first..=last {
+                if intent.map.recorded(r) || regions[..n].contains(&r) {
+                    continue;
+                }
+                match regions.get_mut(n) {
+                    Some(slot) => {
+                        *slot = r;
+                        n += 1;
+                    }
+                    None => {
+                        whole = true;
+                        break 'bios;
+                    }
+                }
+            }
+        }
+        if whole {
+            j.dirty_device(self, intent.uuid);
+            intent.map.set_all();
+            return;
+        }
+        j.dirty(self, intent.num, &regions[..n]);
+        for &r in &regions[..n] {
+            intent.map.set(r);
+        }
     }
 
     /// An SSD I/O completed, with an error or not: counts it, decays the
@@ -332,9 +460,16 @@ impl CacheSet {
         }
     }
 
-    /// The background pass: removes the stale extents of the index, a batch
-    /// per hold of the lock.
+    /// The background pass: journals the records of invalidated buckets
+    /// (which are reused once they are durable), then removes the stale
+    /// extents of the index, a batch per hold of the lock.
     fn gc(&self) {
+        let waiting = self.core.lock().buckets.records_waiting();
+        if waiting {
+            if let Some(j) = self.journal.lock().as_mut() {
+                j.flush_buckets(self);
+            }
+        }
         let seen = self.core.lock().buckets.stats().invalidated;
         if seen == self.gc_seen.load(Ordering::Relaxed) {
             return;

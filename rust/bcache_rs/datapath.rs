@@ -38,7 +38,7 @@
 use crate::bcache::{ReadPlan, Region, Ticket, WritePlan, WriteTicket};
 use crate::blk::{Done, Op, OrigBio, PagesOp};
 use crate::cache_set::CacheSet;
-use crate::dev::{CacheMode, Dev, DevStats, IoRef, Submitting};
+use crate::dev::{CacheMode, Dev, DevStats, IoRef, Parked, Submitting};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -160,14 +160,48 @@ pub(crate) fn submit(s: Submitting<'_>, bio: OrigBio) {
     }
     let info = bio.info();
     let sectors = u64::from(info.sectors);
+    if matches!(info.op, Op::Write | Op::Discard) && sectors > 0 {
+        match s.cache() {
+            // Its write-intent records first (`Dev::park`'s work item).
+            Some(c) if c.must_record(s.intent(), info.sector, sectors) => {
+                Dev::park(s.io(), bio);
+                return;
+            }
+            Some(_) => {}
+            None => dev.note_uncached_write(),
+        }
+    }
+    route(&s, bio);
+}
+
+/// Writes whose write-intent records were missing: recorded (or the map
+/// given up), they go on (process context).
+pub(crate) fn unpark(p: Parked) {
+    if let (Some(c), Some(intent)) = p.attachment() {
+        c.record_intent(intent, &mut p.ranges());
+    }
+    for (io, bio) in p {
+        if io.dev().is_down() {
+            bio.complete(EIO.to_errno());
+            continue;
+        }
+        route(&Submitting::parked(&io), bio);
+    }
+}
+
+/// Sends `bio` where its device's cache says.
+fn route(s: &Submitting<'_>, bio: OrigBio) {
+    let dev = s.dev();
+    let info = bio.info();
+    let sectors = u64::from(info.sectors);
     let mode = dev.mode();
     let cache = s.cache().filter(|c| !c.is_failed());
     match (info.op, cache) {
         (Op::Read, Some(c)) if mode != CacheMode::None && sectors > 0 => {
-            read(&s, c, bio, info.sector, sectors)
+            read(s, c, bio, info.sector, sectors)
         }
         (Op::Write | Op::Discard, Some(c)) if sectors > 0 => {
-            write(&s, c, bio, info.sector, sectors, info.op == Op::Write, mode)
+            write(s, c, bio, info.sector, sectors, info.op == Op::Write, mode)
         }
         _ => pass(dev, s.io(), bio, info.sector, sectors),
     }

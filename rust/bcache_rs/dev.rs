@@ -17,8 +17,8 @@
 //!   cannot race with a write the in-flight table never saw.
 
 use crate::bcache::{self, FillOutcome};
-use crate::blk::{BdevFile, BioSet, DeferList, Disk, Frozen, IoCell};
-use crate::cache_set::CacheSet;
+use crate::blk::{BdevFile, BioSet, DeferList, Disk, Frozen, IoCell, OrigBio, ParkIter, ParkList};
+use crate::cache_set::{CacheSet, Intent};
 use crate::datapath::IoCtx;
 use crate::format;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -173,10 +173,12 @@ impl DevStats {
 ///
 /// # Invariants
 ///
-/// - `inflight` counts the live [`IoRef`]s of the device;
+/// - `inflight` counts the live [`IoRef`]s of the device and the bios in
+///   `parked` (each holds the count of the reference it was parked with);
 /// - `cache` is read only through an [`IoRef`] or while [`Quiesced`], and
 ///   written only while [`Quiesced`]; `control` holds the same cache for
-///   readers without either (sysfs);
+///   readers without either (sysfs); `intent` (the device's write-intent
+///   map in that cache's journal) likewise;
 /// - `stopping`, once set (under the disk's open mutex, with no opener),
 ///   stays set and every later open is refused;
 /// - the disk has fewer sectors than [`bcache::MAX_DEV_SECTORS`], so every
@@ -202,8 +204,13 @@ pub(crate) struct Dev {
     pub(crate) seq_run: AtomicU64,
     inflight: AtomicU64,
     cache: IoCell<Option<Arc<CacheSet>>>,
+    intent: IoCell<Option<Intent>>,
     #[pin]
     control: Mutex<Option<Arc<CacheSet>>>,
+    /// A write or discard went to the backing device without a cache
+    /// since registration or the last attach: a checkpoint's extents of it
+    /// are stale.
+    written_uncached: AtomicBool,
     stopping: AtomicBool,
     /// The machine is going down: every I/O fails (set while quiesced).
     down: AtomicBool,
@@ -212,11 +219,26 @@ pub(crate) struct Dev {
     pub(crate) deferred: DeferList<IoCtx>,
     #[pin]
     defer_work: Work<Dev, 1>,
+    /// Writes waiting for their write-intent records, for `park_work`.
+    parked: ParkList,
+    #[pin]
+    park_work: Work<Dev, 2>,
     wq: Arc<crate::blk::WorkQueue>,
 }
 
 impl_has_work! {
     impl HasWork<Self, 1> for Dev { self.defer_work }
+    impl HasWork<Self, 2> for Dev { self.park_work }
+}
+
+impl WorkItem<2> for Dev {
+    type Pointer = Arc<Dev>;
+
+    fn run(this: Arc<Dev>) {
+        if let Some(p) = Dev::take_parked(&this) {
+            crate::datapath::unpark(p);
+        }
+    }
 }
 
 impl WorkItem<1> for Dev {
@@ -258,12 +280,16 @@ impl Dev {
                 seq_run: AtomicU64::new(0),
                 inflight: AtomicU64::new(0),
                 cache: IoCell::new(None),
+                intent: IoCell::new(None),
                 control <- new_mutex!(None),
+                written_uncached: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 down: AtomicBool::new(false),
                 stats: DevStats::default(),
                 deferred: DeferList::new(),
                 defer_work <- new_work!("bcache_rs deferred"),
+                parked: ParkList::new(),
+                park_work <- new_work!("bcache_rs write intent"),
                 wq,
             }),
             GFP_KERNEL,
@@ -330,6 +356,50 @@ impl Dev {
         }
     }
 
+    /// A write or discard went to the backing device uncached.
+    pub(crate) fn note_uncached_write(&self) {
+        if !self.written_uncached.load(Ordering::Relaxed) {
+            self.written_uncached.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a write or discard went to the backing device uncached since
+    /// registration or the last attach.
+    pub(crate) fn written_uncached(&self) -> bool {
+        self.written_uncached.load(Ordering::Relaxed)
+    }
+
+    /// The device is being attached (quiesced): its writes go through the
+    /// cache from now on.
+    pub(crate) fn cached_from_now(&self) {
+        self.written_uncached.store(false, Ordering::Relaxed);
+    }
+
+    /// Holds `bio` (submitted to the disk, its accounting not started)
+    /// until its write-intent records are durable; `io` is its reference,
+    /// kept counted while it is parked.
+    pub(crate) fn park(io: IoRef, bio: OrigBio) {
+        let dev = io.dev.clone();
+        // INVARIANT: the count of `io` stays, for the bio parked now.
+        core::mem::forget(io);
+        if dev.parked.push(bio) {
+            let _ = dev.wq.queue().enqueue::<Arc<Dev>, 2>(dev.clone());
+        }
+    }
+
+    /// The parked writes, each with its reference (`None`: none).
+    pub(crate) fn take_parked(this: &Arc<Dev>) -> Option<Parked> {
+        let bios = this.parked.take_all();
+        if bios.is_empty() {
+            return None;
+        }
+        // INVARIANT: each bio holds one count of `inflight`.
+        Some(Parked {
+            dev: this.clone(),
+            bios,
+        })
+    }
+
     /// Waits until no I/O of the device is in flight, with its disk's queue
     /// frozen if it has one: then its attachment may change.
     ///
@@ -348,12 +418,14 @@ impl Dev {
         }
     }
 
-    /// Attaches or detaches the device's cache (see [`Quiesced`]); returns
-    /// the previous one.
+    /// Attaches or detaches the device's cache, with its write-intent map
+    /// in that cache's journal (see [`Quiesced`]); returns the previous
+    /// cache.
     pub(crate) fn set_cache(
         &self,
         q: &Quiesced<'_>,
         cache: Option<Arc<CacheSet>>,
+        intent: Option<Intent>,
     ) -> Option<Arc<CacheSet>> {
         if !core::ptr::eq(q.dev, self) {
             // Another device's proof: change nothing.
@@ -361,9 +433,12 @@ impl Dev {
         }
         *self.control.lock() = cache.clone();
         // SAFETY: `q` proves that no `IoRef` of this device exists and none
-        // can be made (its queue is frozen or it has no disk), so no
-        // reference from `IoCell::get` is alive; `q` borrows the device, and
-        // the registry's mutex (held by every caller) serialises the writes.
+        // can be made (its queue is frozen or it has no disk), and nothing
+        // is parked (parked bios hold references), so no reference from
+        // `IoCell::get` is alive; `q` borrows the device, and the
+        // registry's mutex (held by every caller) serialises the writes.
+        drop(unsafe { self.intent.set(intent) });
+        // SAFETY: as above.
         unsafe { self.cache.set(cache) }
     }
 
@@ -392,15 +467,25 @@ impl crate::blk::DiskOps for Dev {
     }
 }
 
-/// A bio is being submitted to the device's disk: its queue is entered, so
+/// A bio is being submitted to the device's disk: its queue is entered (the
+/// submit callback), or it was parked and holds an [`IoRef`]; either way
 /// the device cannot be quiesced and its attachment cannot change for the
-/// life of this value (the submit callback).
+/// life of this value.
 pub(crate) struct Submitting<'a> {
     dev: &'a Dev,
     arc: ArcBorrow<'a, Dev>,
 }
 
 impl<'a> Submitting<'a> {
+    /// The submission of a bio taken from [`Parked`], whose reference is
+    /// `io`.
+    pub(crate) fn parked(io: &'a IoRef) -> Self {
+        Self {
+            dev: &io.dev,
+            arc: io.dev.as_arc_borrow(),
+        }
+    }
+
     pub(crate) fn dev(&self) -> &'a Dev {
         self.dev
     }
@@ -409,13 +494,20 @@ impl<'a> Submitting<'a> {
     pub(crate) fn cache(&self) -> Option<&'a Arc<CacheSet>> {
         // SAFETY: a submit callback is running: the disk's queue is entered,
         // so a quiesce (which freezes it) cannot complete and `set_cache`
-        // cannot run for the callback's life, `'a`.
+        // cannot run for the callback's life, `'a`; or an `IoRef` borrowed
+        // for `'a` is counted, with the same effect.
         unsafe { self.dev.cache.get() }.as_ref()
     }
 
     /// An I/O reference for one bio of this submission.
     pub(crate) fn io(&self) -> IoRef {
         IoRef::new(self.arc)
+    }
+
+    /// The device's write-intent map in its cache's journal, if it has one.
+    pub(crate) fn intent(&self) -> Option<&'a Intent> {
+        // SAFETY: as for `cache`.
+        unsafe { self.dev.intent.get() }.as_ref()
     }
 }
 
@@ -466,6 +558,63 @@ impl IoRef {
         // so the device is not quiesced and `set_cache` cannot run for the
         // life of `&self`.
         unsafe { self.dev.cache.get() }.as_ref()
+    }
+}
+
+/// Writes parked by [`Dev::park`], taken by its work item.
+///
+/// # Invariants
+///
+/// Each bio of `bios` holds one count of `dev.inflight`.
+pub(crate) struct Parked {
+    dev: Arc<Dev>,
+    bios: ParkIter,
+}
+
+impl Parked {
+    /// The device's cache and write-intent map (stable: the parked bios
+    /// hold references).
+    pub(crate) fn attachment(&self) -> (Option<&Arc<CacheSet>>, Option<&Intent>) {
+        // SAFETY: the parked bios are counted in `inflight` (type
+        // invariant; there is at least one), so `set_cache` cannot run for
+        // the life of `&self`.
+        unsafe {
+            (
+                self.dev.cache.get().as_ref(),
+                self.dev.intent.get().as_ref(),
+            )
+        }
+    }
+
+    /// The (sector, sectors) of each parked bio.
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.bios.infos().map(|i| (i.sector, u64::from(i.sectors)))
+    }
+}
+
+impl Iterator for Parked {
+    type Item = (IoRef, OrigBio);
+
+    fn next(&mut self) -> Option<(IoRef, OrigBio)> {
+        let bio = self.bios.next()?;
+        // INVARIANT: the bio's count becomes this reference's.
+        Some((
+            IoRef {
+                dev: self.dev.clone(),
+            },
+            bio,
+        ))
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // Each bio left is failed (`OrigBio`'s drop) and its count given
+        // back.
+        for (io, bio) in self.by_ref() {
+            drop(bio);
+            drop(io);
+        }
     }
 }
 

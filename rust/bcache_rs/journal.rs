@@ -2,21 +2,23 @@
 
 //! The persistent index's I/O (format version 2, Documentation/
 //! bcache_rs-persistence.rst): the journal region read at registration and
-//! the index restored from it, the block that opens a session before any
-//! device is attached, and the checkpoint at a clean unregister. Every
-//! decision is the core's (`rust/bcache/src/persist.rs`); here are the
-//! reads and durable writes (process context, the registry's mutex held;
-//! the core's lock only around each batch of [`CKPT_BATCH`] records).
+//! the index restored from it; during a session, the records that keep a
+//! crash from restoring stale extents (the write-intent map's `DIRTY`, the
+//! reused buckets' `BUCKET`), each block durable before what it covers
+//! happens; and the checkpoint at a clean unregister. Every decision is
+//! the core's (`rust/bcache/src/persist.rs`); here are the reads and
+//! durable writes (process context, under the cache's journal mutex; the
+//! core's lock only around each batch of [`CKPT_BATCH`] records).
 
 use crate::bcache::{self, DevId};
-use crate::blk::{BdevFile, SYNC_IO_MAX};
+use crate::blk::{BdevFile, NoIo, SYNC_IO_MAX};
 use crate::cache_set::{bucket_meta, fresh_core, fresh_sums, CacheSet, Core, Sums};
 use crate::format::{
     self, BlockBuilder, BlockKind, CheckpointWriter, JournalLayout, JournalRing, Record, Uuid,
-    JBLOCK_SIZE,
+    ALL_REGIONS, JBLOCK_PAYLOAD, JBLOCK_SIZE,
 };
 use crate::node_alloc::KmallocNodes;
-use crate::persist::{self, Cursor};
+use crate::persist::{self, Cursor, MAX_DEVICES};
 use kernel::alloc::{flags::GFP_ATOMIC, flags::GFP_KERNEL, KVec, VVec};
 use kernel::prelude::*;
 
@@ -26,6 +28,8 @@ const CKPT_BATCH: usize = 64;
 const BLOCK_SECTORS: u64 = (JBLOCK_SIZE / 512) as u64;
 /// Blocks of one staged read or write.
 const STAGE_BLOCKS: usize = SYNC_IO_MAX / JBLOCK_SIZE;
+/// `DIRTY` or `BUCKET` records (16 bytes) in one journal block.
+pub(crate) const RECORDS_PER_BLOCK: usize = JBLOCK_PAYLOAD / 16;
 
 /// The journal of a registered cache.
 ///
@@ -33,12 +37,24 @@ const STAGE_BLOCKS: usize = SYNC_IO_MAX / JBLOCK_SIZE;
 ///
 /// `ring` is the writer's state of the ring of `layout` at sector `start`;
 /// `area` is the checkpoint area not holding the live checkpoint.
+/// `ckpt_devs[k]` is the UUID of device number `k` of the checkpoint at
+/// the tail (`MAX_DEVICES` entries); `whole[k]`: a `DIRTY` of all its
+/// regions is durable since; `all_dirty`: a `DIRTY` of every device is
+/// (or the journal gave up: nothing is recorded any more).
 pub(crate) struct Journal {
     layout: JournalLayout,
     start: u64,
     tag: u64,
     ring: JournalRing,
     area: u8,
+    ckpt_devs: KVec<Option<Uuid>>,
+    whole: KVec<bool>,
+    all_dirty: bool,
+    /// The block being written (heap: 4 KiB), allocated once: a journal
+    /// write on the I/O path allocates nothing of its own.
+    block: KVec<u8>,
+    /// The bucket records taken for the next block.
+    taken: KVec<(u32, u32)>,
 }
 
 /// What registration restored.
@@ -72,6 +88,28 @@ impl Stage {
 }
 
 impl Journal {
+    fn new(
+        layout: JournalLayout,
+        start: u64,
+        tag: u64,
+        ring: JournalRing,
+        area: u8,
+    ) -> Result<Self> {
+        // INVARIANT: no checkpoint device known yet, nothing recorded.
+        Ok(Journal {
+            layout,
+            start,
+            tag,
+            ring,
+            area,
+            ckpt_devs: KVec::from_elem(None, MAX_DEVICES, GFP_KERNEL)?,
+            whole: KVec::from_elem(false, MAX_DEVICES, GFP_KERNEL)?,
+            all_dirty: false,
+            block: zeroed_block()?,
+            taken: KVec::from_elem((0, 0), RECORDS_PER_BLOCK, GFP_KERNEL)?,
+        })
+    }
+
     fn sector(&self, block: u64) -> u64 {
         self.start + block * BLOCK_SECTORS
     }
@@ -155,13 +193,7 @@ impl Journal {
         };
         let restart = |newest: u64| -> Result<Journal> {
             let ring = persist::restart_ring(&layout, newest).ok_or(EINVAL)?;
-            Ok(Journal {
-                layout,
-                start,
-                tag,
-                ring,
-                area: 0,
-            })
+            Journal::new(layout, start, tag, ring, 0)
         };
         let scan = match persist::scan(&layout, tag, &ring) {
             Ok(s) => s,
@@ -174,18 +206,15 @@ impl Journal {
             pr_warn!("cache {}: journal damaged: the index starts empty\n", uuid);
             return empty(restart(scan.plan.map_or(0, |p| p.newest))?);
         };
-        let journal = Journal {
-            layout,
-            start,
-            tag,
-            ring: jring,
-            area: scan.next_area(&layout),
-        };
+        let mut journal = Journal::new(layout, start, tag, jring, scan.next_area(&layout))?;
         if scan.dirty {
             pr_warn!(
-                "cache {}: its last session did not end with a checkpoint (a crash, or a failed cache): the index starts empty\n",
+                "cache {}: its last session gave its write-intent map up (a full journal, a failed cache, or a module of the first version) and did not end with a checkpoint: the index starts empty\n",
                 uuid
             );
+            // A crash restores nothing until the next checkpoint: no
+            // record is needed.
+            journal.all_dirty = true;
             return empty(journal);
         }
         let Some(cp) = scan.checkpoint else {
@@ -214,7 +243,14 @@ impl Journal {
             ring: &ring,
         };
         let sums = fresh_sums(sb)?;
-        let res = persist::restore(&scan, &region, &mut read, buf, &mut r, &sums, decide);
+        let mut ckpt_devs = KVec::from_elem(None, MAX_DEVICES, GFP_KERNEL)?;
+        let mut seen = |d: u32, u: Uuid| {
+            if let Some(slot) = usize::try_from(d).ok().and_then(|d| ckpt_devs.get_mut(d)) {
+                *slot = Some(u);
+            }
+            decide(d, u)
+        };
+        let res = persist::restore(&scan, &region, &mut read, buf, &mut r, &sums, &mut seen);
         match res {
             Ok(done) => {
                 if done.unsummed > 0 {
@@ -225,13 +261,16 @@ impl Journal {
                     );
                 }
                 pr_info!(
-                    "cache {}: restored {} extents from the checkpoint of journal block {} ({} blocks; {} stale or of dropped devices)\n",
+                    "cache {}: restored {} extents from the checkpoint of journal block {} ({} blocks; {} stale or of dropped devices; {} write-intent and {} bucket records since)\n",
                     uuid,
                     done.extents,
                     cp.seq,
                     cp.blocks,
-                    done.skipped
+                    done.skipped,
+                    scan.regions,
+                    scan.records
                 );
+                journal.ckpt_devs = ckpt_devs;
                 Ok(Loaded {
                     core: r.finish(),
                     sums,
@@ -261,23 +300,45 @@ impl Journal {
     /// Writes one journal block of `records` at the ring's next place
     /// (a checkpoint's, which moves the tail, if `checkpoint`), durably.
     fn append(&mut self, ssd: &BdevFile, records: &[Record], checkpoint: bool) -> Result {
+        self.append_with(ssd, checkpoint, &mut records.iter().copied())
+    }
+
+    /// Writes one journal block of `records` (at most a block of them) at
+    /// the ring's next place (a checkpoint's, which moves the tail, if
+    /// `checkpoint`), durably. If the write fails, the block is taken
+    /// again by the next one (no gap: replay reads on past it).
+    fn append_with(
+        &mut self,
+        ssd: &BdevFile,
+        checkpoint: bool,
+        records: &mut dyn Iterator<Item = Record>,
+    ) -> Result {
+        // Writes of our disks may wait for this block (parked, or for a
+        // bucket): its allocations must not wait for them.
+        let _noio = NoIo::begin();
         let taken = if checkpoint {
             self.ring.take_checkpoint()
         } else {
             self.ring.take()
         };
         let (seq, index) = taken.ok_or(ENOSPC)?;
-        let mut bufv = zeroed_block()?;
-        let buf = as_block(&mut bufv)?;
-        let mut b = BlockBuilder::new(buf);
-        for r in records {
-            if !b.push(r) {
-                return Err(EINVAL);
-            }
-        }
         let tail = if checkpoint { seq } else { self.ring.tail() };
-        b.seal(BlockKind::Journal, seq, tail, self.tag);
-        ssd.write_durable(self.sector(index), &bufv)?;
+        let written = (|| -> Result {
+            let buf = as_block(&mut self.block)?;
+            buf.fill(0);
+            let mut b = BlockBuilder::new(buf);
+            for r in records {
+                if !b.push(&r) {
+                    return Err(EINVAL);
+                }
+            }
+            b.seal(BlockKind::Journal, seq, tail, self.tag);
+            ssd.write_durable(self.start + index * BLOCK_SECTORS, &self.block)
+        })();
+        if let Err(e) = written {
+            self.ring.untake(seq);
+            return Err(e);
+        }
         self.ring.written(seq);
         if checkpoint {
             self.ring.checkpointed(seq);
@@ -285,13 +346,160 @@ impl Journal {
         Ok(())
     }
 
-    /// Opens a session: makes durable that the cache may be written, before
-    /// any device is attached (a checkpoint first if the ring needs one).
+    /// Opens a session, before any device is attached: a checkpoint of the
+    /// restored index first if the ring recovers from a gap or has little
+    /// room left; else nothing is written (the write-intent map records
+    /// what the session writes).
     pub(crate) fn open_session(&mut self, cache: &CacheSet, owners: &[Option<Uuid>]) -> Result {
-        if self.ring.recovering() || self.ring.room() < 2 {
+        if self.ring.recovering() || self.ring.room() < 3 {
             self.checkpoint(cache, owners)?;
         }
-        self.append(&cache.ssd, &[persist::ALL_DIRTY], false)
+        // Buckets of the checkpoint wait for their records before reuse
+        // (those of dropped devices already do: recorded now).
+        cache.core.lock().buckets.set_persistent(!self.all_dirty);
+        cache.set_intent_off(self.all_dirty);
+        self.flush_buckets(cache);
+        Ok(())
+    }
+
+    /// The number in the checkpoint at the tail of the device of UUID
+    /// `uuid`, if its extents there may be restored and its writes must
+    /// be recorded.
+    pub(crate) fn ckpt_number(&self, uuid: Uuid) -> Option<u32> {
+        if self.all_dirty {
+            return None;
+        }
+        let k = self.ckpt_devs.iter().position(|d| *d == Some(uuid))?;
+        if self.whole.get(k).copied().unwrap_or(true) {
+            return None;
+        }
+        u32::try_from(k).ok()
+    }
+
+    /// Writes one block of session records, durably; or, if the ring
+    /// keeps only the checkpoint's block after it, gives the map up
+    /// instead (which covers the records).
+    fn session_block(
+        &mut self,
+        cache: &CacheSet,
+        records: &mut dyn Iterator<Item = Record>,
+    ) -> Result {
+        if self.all_dirty {
+            return Ok(());
+        }
+        if self.ring.room() <= 2 {
+            self.give_up(cache, "its journal ring is full");
+            return Ok(());
+        }
+        self.append_with(&cache.ssd, false, records)
+    }
+
+    /// Gives the write-intent map up: a `DIRTY` of every device, after
+    /// which nothing is recorded (and buckets are reused at once) and a
+    /// crash restores nothing, until the next checkpoint. Said once, with
+    /// `why`. If even this block cannot be written, the cache fails.
+    pub(crate) fn give_up(&mut self, cache: &CacheSet, why: &str) {
+        if self.all_dirty {
+            return;
+        }
+        let written = self.append(&cache.ssd, &[persist::ALL_DIRTY], false);
+        self.all_dirty = true;
+        cache.set_intent_off(true);
+        {
+            let mut g = cache.core.lock();
+            g.buckets.set_persistent(false);
+            let mut out = [(0u32, 0u32); 64];
+            while g.buckets.take_invalidated(&mut out) > 0 {}
+            g.buckets.durable(u32::MAX);
+        }
+        match written {
+            Ok(()) => pr_warn!(
+                "cache {}: {}: its write-intent map is given up; a crash before the next clean unregister restores nothing\n",
+                cache.sb.set_uuid,
+                why
+            ),
+            Err(e) => {
+                pr_err!(
+                    "cache {}: {}, and its journal cannot be written (error {}): failed; wipe it (bcache-rs wipe) if a crash may have happened before its next clean unregister\n",
+                    cache.sb.set_uuid,
+                    why,
+                    e.to_errno()
+                );
+                cache.fail();
+            }
+        }
+    }
+
+    /// Makes durable that `regions` of checkpoint device `k` may be written
+    /// (`DIRTY`), in as few blocks as they fill; if a block cannot be
+    /// written, the map is given up instead (or the cache failed).
+    pub(crate) fn dirty(&mut self, cache: &CacheSet, k: u32, regions: &[u64]) {
+        for chunk in regions.chunks(RECORDS_PER_BLOCK) {
+            let mut recs = chunk.iter().map(|&region| Record::Dirty { dev: k, region });
+            if let Err(e) = self.session_block(cache, &mut recs) {
+                self.give_up_after(cache, e);
+                return;
+            }
+        }
+    }
+
+    /// Makes durable that every region of the checkpoint's device of UUID
+    /// `uuid` may be written (it goes on uncached, or its extents were
+    /// dropped): no record of it is needed any more.
+    pub(crate) fn dirty_device(&mut self, cache: &CacheSet, uuid: Uuid) {
+        let Some(k) = self.ckpt_number(uuid) else {
+            return;
+        };
+        let rec = Record::Dirty {
+            dev: k,
+            region: ALL_REGIONS,
+        };
+        match self.session_block(cache, &mut core::iter::once(rec)) {
+            Ok(()) => {
+                if let Some(w) = self.whole.get_mut(k as usize) {
+                    *w = true;
+                }
+            }
+            Err(e) => self.give_up_after(cache, e),
+        }
+    }
+
+    /// Journals the records of the buckets invalidated since the last call
+    /// that a checkpoint may hold extents in; they are reused once durable.
+    pub(crate) fn flush_buckets(&mut self, cache: &CacheSet) {
+        loop {
+            let mut taken = core::mem::take(&mut self.taken);
+            let n = cache.core.lock().buckets.take_invalidated(&mut taken);
+            let mut recs = taken.iter().take(n).map(|&(bucket, gen)| Record::Bucket {
+                bucket: u64::from(bucket),
+                gen,
+            });
+            let res = if n == 0 {
+                Ok(())
+            } else {
+                self.session_block(cache, &mut recs)
+            };
+            self.taken = taken;
+            if n == 0 {
+                return;
+            }
+            if let Err(e) = res {
+                // Gives the buckets back too.
+                self.give_up_after(cache, e);
+                return;
+            }
+            // At most RECORDS_PER_BLOCK.
+            cache.core.lock().buckets.durable(n as u32);
+        }
+    }
+
+    fn give_up_after(&mut self, cache: &CacheSet, e: Error) {
+        pr_err!(
+            "cache {}: cannot write its journal (error {})\n",
+            cache.sb.set_uuid,
+            e.to_errno()
+        );
+        self.give_up(cache, "a journal write failed");
     }
 
     /// Writes a checkpoint of `cache` (the devices of `owners` only) and
@@ -356,6 +564,13 @@ impl Journal {
         flush(self, ssd, &mut stage)?;
         self.append(ssd, &[cp, persist::SESSION_CLEAN], true)?;
         self.area = 1 - self.area.min(1);
+        // The tail moved: what the session recorded is behind it.
+        for (i, d) in self.ckpt_devs.iter_mut().enumerate() {
+            *d = owners.get(i).copied().flatten();
+        }
+        self.whole.fill(false);
+        self.all_dirty = false;
+        cache.core.lock().buckets.checkpointed();
         Ok((records, complete))
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::bcache::{self, DevId};
 use crate::blk::{self, disk_parent, BdevFile, Disk, KObj, Parent, WorkQueue};
-use crate::cache_set::CacheSet;
+use crate::cache_set::{CacheSet, Intent};
 use crate::dev::{BioSets, Dev};
 use crate::format::{self, Uuid};
 use crate::journal::Journal;
@@ -68,16 +68,30 @@ impl DevEntry {
 struct CacheEntry {
     cache: Arc<CacheSet>,
     kobj: Option<KObj<CacheDir>>,
-    /// `None`: a volatile cache (a journal region too small).
-    journal: Option<Journal>,
     owners: KVec<Option<Uuid>>,
 }
 
-/// Writes the checkpoint of a working `cache` and says how it went (a
-/// failed cache writes none: its next registration starts empty).
-fn checkpoint(cache: &CacheSet, j: &mut Journal, owners: &[Option<Uuid>]) {
+impl CacheEntry {
+    /// Device `dev` goes on (or may have been written) without the cache:
+    /// a checkpoint's extents of it are marked stale, durably.
+    fn uncached(&self, dev: &Dev) {
+        if let Some(j) = self.cache.journal.lock().as_mut() {
+            j.dirty_device(&self.cache, dev.uuid);
+        }
+    }
+}
+
+/// Writes the checkpoint of a working `cache` (its journal taken: `None`
+/// after a shutdown wrote it) and says how it went (a failed cache writes
+/// none, and gives its write-intent map up: its next registration starts
+/// empty).
+fn checkpoint(cache: &CacheSet, owners: &[Option<Uuid>]) {
+    let Some(mut j) = cache.journal.lock().take() else {
+        return;
+    };
     let uuid = cache.sb.set_uuid;
     if cache.is_failed() {
+        j.give_up(cache, "the cache failed");
         pr_warn!(
             "cache {}: failed: no checkpoint; its index starts empty at the next registration\n",
             uuid
@@ -102,8 +116,8 @@ fn checkpoint(cache: &CacheSet, j: &mut Journal, owners: &[Option<Uuid>]) {
 }
 
 /// The number that a restored device `d` of UUID `u` gets: a registered
-/// device's own number if it is trusted (else `None`: its extents are
-/// dropped), or for a device not registered yet, `d` if no device has it,
+/// device's own number if it is trusted and was not written uncached
+/// (else `None`: its extents are dropped), or for a device not registered yet, `d` if no device has it,
 /// else the first number no device has; recorded in `owners`.
 fn decide_dev(
     devs: &[Option<DevEntry>],
@@ -113,7 +127,8 @@ fn decide_dev(
 ) -> Option<DevId> {
     if let Some(e) = devs.iter().flatten().find(|e| e.dev.uuid == u) {
         let slot = owners.get_mut(usize::from(e.dev.id))?;
-        if !e.dev.trust || e.dev.is_stopping() || slot.is_some() {
+        // Written before the cache was registered: its extents are stale.
+        if !e.dev.trust || e.dev.is_stopping() || e.dev.written_uncached() || slot.is_some() {
             return None;
         }
         *slot = Some(u);
@@ -344,6 +359,7 @@ impl Registry {
             loaded.core,
             loaded.sums,
             loaded.restored,
+            loaded.journal,
         ) {
             Ok(c) => c,
             Err(e) => fail!(
@@ -353,10 +369,8 @@ impl Registry {
                 e.to_errno()
             ),
         };
-        let mut journal = loaded.journal;
-        if let Some(j) = journal.as_mut() {
-            // Durable before any device is attached: after a crash from
-            // here on, the index starts empty.
+        if let Some(j) = cache.journal.lock().as_mut() {
+            // Before any device is attached.
             if let Err(e) = j.open_session(&cache, &owners) {
                 fail!(
                     e,
@@ -389,13 +403,17 @@ impl Registry {
         let mut entry = CacheEntry {
             cache,
             kobj: Some(kobj),
-            journal,
             owners,
         };
         // Attach the devices registered before the cache (but those the
-        // operator detached).
-        for e in inner.devs.iter_mut().flatten().filter(|e| !e.held_off) {
-            Self::attach(e, &mut entry);
+        // operator detached, which go on uncached).
+        for e in inner.devs.iter_mut().flatten() {
+            if !e.held_off {
+                Self::attach(e, &mut entry);
+            }
+            if !e.dev.is_attached() {
+                entry.uncached(&e.dev);
+            }
         }
         inner.cache = Some(entry);
         Ok(())
@@ -431,14 +449,43 @@ impl Registry {
                 return;
             }
         }
-        // The extents under the device's number are its own only if it is
-        // trusted and they were kept for its UUID; any other number's
-        // extents of its UUID are stale (it was written since).
+        // Allocated before the device is quiesced (no reclaim waits for it
+        // then); not needed if its extents go.
+        let intent = match Self::intent_of(cache, dev) {
+            Ok(i) => i,
+            Err(err) => {
+                pr_warn!(
+                    "bcache_rs{}: not attached to cache {}: no memory for its write-intent map (error {})\n",
+                    dev.id,
+                    cache.sb.set_uuid,
+                    err.to_errno()
+                );
+                if let Some(disk) = e.disk.as_mut() {
+                    disk.unlink_ssd();
+                }
+                return;
+            }
+        };
+        let q = e.quiesce();
+        // Decided with no I/O in flight: the extents under the device's
+        // number are its own only if it is trusted, was not written
+        // uncached since the cache restored them, and they were kept for
+        // its UUID; any other number's extents of its UUID are stale (it
+        // was written since).
         let id = usize::from(dev.id);
-        let kept = dev.trust && c.owners.get(id).copied().flatten() == Some(dev.uuid);
-        if !kept {
+        let kept = dev.trust
+            && !dev.written_uncached()
+            && c.owners.get(id).copied().flatten() == Some(dev.uuid);
+        let intent = if kept {
+            intent
+        } else {
             cache.remove_dev(dev.id);
-        }
+            // Nor restored by a later registration, whatever it is
+            // written with: durably, before its first write through the
+            // cache (its allocations do no I/O: the queue is frozen).
+            c.uncached(dev);
+            None
+        };
         for (j, o) in c.owners.iter_mut().enumerate() {
             if j != id && *o == Some(dev.uuid) {
                 if let Ok(other) = DevId::try_from(j) {
@@ -450,11 +497,26 @@ impl Registry {
         if let Some(o) = c.owners.get_mut(id) {
             *o = dev.trust.then_some(dev.uuid);
         }
-        let q = e.quiesce();
-        let old = e.dev.set_cache(&q, Some(cache.clone()));
+        dev.cached_from_now();
+        let old = e.dev.set_cache(&q, Some(cache.clone()), intent);
         drop(q);
         drop(old);
         cache.attached.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The write-intent map of `dev` in `cache`'s journal: one if the
+    /// checkpoint at the tail holds its extents.
+    fn intent_of(cache: &CacheSet, dev: &Dev) -> Result<Option<Intent>> {
+        let num = cache
+            .journal
+            .lock()
+            .as_ref()
+            .and_then(|j| j.ckpt_number(dev.uuid));
+        let Some(num) = num else {
+            return Ok(None);
+        };
+        let sectors = dev.backing.sectors().saturating_sub(dev.data_offset);
+        Ok(Some(Intent::new(num, dev.uuid, sectors)?))
     }
 
     /// Detaches `e` from its cache: drains its I/O, and drops its extents
@@ -475,7 +537,7 @@ impl Registry {
                         *o = None;
                     }
                 }
-                e.dev.set_cache(&q, None)
+                e.dev.set_cache(&q, None, None)
             }
             None => None,
         };
@@ -663,6 +725,9 @@ impl Registry {
             if !c.cache.is_failed() {
                 Self::attach(&mut entry, c);
             }
+            if !entry.dev.is_attached() {
+                c.uncached(&entry.dev);
+            }
         }
         let cached = entry.dev.is_attached();
         let name = entry.dev.backing.name();
@@ -748,6 +813,7 @@ impl Registry {
             if let Some(o) = c.owners.get_mut(usize::from(dev.id)) {
                 *o = None;
             }
+            c.uncached(dev);
             pr_info!(
                 "bcache_rs{}: detached from cache {} (its cached data dropped)\n",
                 dev.id,
@@ -845,16 +911,13 @@ impl Registry {
         let CacheEntry {
             cache,
             kobj,
-            journal,
             owners,
         } = entry;
         drop(kobj);
         // The background pass holds a reference while it runs.
         self.wq.flush();
         let uuid = cache.sb.set_uuid;
-        if let Some(mut j) = journal {
-            checkpoint(&cache, &mut j, &owners);
-        }
+        checkpoint(&cache, &owners);
         pr_info!("cache {}: unregistered\n", uuid);
         drop(cache);
     }
@@ -875,10 +938,10 @@ impl Registry {
             e.dev.set_down();
             drop(q);
         }
-        if let Some(c) = cache.as_mut() {
-            if let Some(mut j) = c.journal.take() {
-                checkpoint(&c.cache, &mut j, &c.owners);
-            }
+        if let Some(c) = cache.as_ref() {
+            // Its background pass may journal bucket records: done first.
+            self.wq.flush();
+            checkpoint(&c.cache, &c.owners);
         }
         pr_info!("shutting down: the I/O of bcache_rs disks fails from now on\n");
     }

@@ -5,6 +5,7 @@
 # guest's /init runs it after the results are out: rkm_powercut_workload).
 # It arms the cut, then cycles until the host kills QEMU through the states
 # a crash can find the cache in:
+#   - the cold set read through /dev/bcache_rs0 (cached, or hits);
 #   - race: verified reads and writes of the hot set through
 #     /dev/bcache_rs0 (half of the writes O_DSYNC), each write recorded in
 #     the ack log on the swap disk once acknowledged; reads fill the cache;
@@ -36,6 +37,8 @@ echo "RKM-POWERCUT-ARMED"
 cycle=0
 while :; do
 	cycle=$((cycle + 1))
+	dd if=/dev/bcache_rs0 of=/dev/null bs=32k iflag=direct skip=1024 count=128 2>/dev/null ||
+		fail "cannot read the cold set"
 	echo "rkm: cut-workload: cycle $cycle: race"
 	rkm-blkverify race --dev /dev/bcache_rs0 $HOT --seconds 2 --threads 2 --read-pct 50 \
 		--dsync-pct 50 --ack-log "$RKM_SWAP" >/tmp/race.log 2>&1

@@ -1863,6 +1863,14 @@ impl<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>> Restore<A, S> {
         self.skipped
     }
 
+    /// The current extents in the index so far (one pass over it).
+    pub fn current(&self) -> u64 {
+        let mut n = 0;
+        self.index
+            .for_each(|_, _, e| n += u64::from(self.is_current(&e)));
+        n
+    }
+
     /// Whether `e` is a current extent of the restore: its bucket holds
     /// data of its generation.
     fn is_current(&self, e: &Extent) -> bool {

@@ -286,7 +286,8 @@ pub struct RegionView<'a> {
 /// What [`restore`] restored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
-    /// Extents in the index.
+    /// Current extents in the index (after the records that followed the
+    /// checkpoint).
     pub extents: u64,
     /// Extents skipped: stale, or of a device the registration dropped.
     pub skipped: u64,
@@ -628,6 +629,9 @@ pub fn restore<A: NodeAlloc, S: DerefMut<Target = [BucketMeta]>, T: Deref<Target
         }
     }
     reader.finish(to, &mut out)?;
+    // The records after the checkpoint dropped or made stale some of the
+    // extents it restored.
+    out.extents = to.current();
     Ok(out)
 }
 
@@ -850,6 +854,13 @@ impl<W: Deref<Target = [AtomicU64]>> IntentMap<W> {
     pub fn set(&self, region: u64) {
         if let Some((w, m)) = self.bit(region) {
             w.fetch_or(m, Ordering::Release);
+        }
+    }
+
+    /// Every region's (a `DIRTY` of the whole device) is durable.
+    pub fn set_all(&self) {
+        for w in self.words.iter() {
+            w.store(u64::MAX, Ordering::Release);
         }
     }
 }

@@ -595,6 +595,12 @@ fn a_crash_keeps_what_was_not_written() {
         .collect();
     assert!(want.len() >= 20, "{} kept", want.len());
     assert_eq!(current(&r), want);
+    let (_, _, done) = restore_disk(&disk, &scan, &mut same).unwrap();
+    assert_eq!(
+        done.extents,
+        want.len() as u64,
+        "the count of restored extents"
+    );
     r.index.check().unwrap();
     r.buckets.check().unwrap();
     sim.check_current(&r, "after the crash");

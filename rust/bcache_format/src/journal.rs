@@ -1080,6 +1080,15 @@ impl JournalRing {
         Some(self.advance())
     }
 
+    /// The write of block `seq`, the last taken, failed: it is taken again
+    /// next (the block after it must not follow a block that may be
+    /// missing: replay would stop there). Ignored for another block.
+    pub fn untake(&mut self, seq: u64) {
+        if seq >= self.durable && seq.checked_add(1) == Some(self.next) {
+            self.next = seq;
+        }
+    }
+
     fn advance(&mut self) -> (u64, u64) {
         let seq = self.next;
         self.next += 1;

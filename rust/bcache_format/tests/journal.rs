@@ -412,6 +412,23 @@ fn journal_layout_splits_the_region() {
 }
 
 #[test]
+fn a_block_whose_write_failed_is_taken_again() {
+    let mut r = JournalRing::new(8, None).unwrap();
+    assert_eq!(r.take(), Some((1, 1)));
+    r.written(1);
+    assert_eq!(r.take(), Some((2, 2)));
+    // Not the last taken, or durable: ignored.
+    r.untake(1);
+    r.untake(3);
+    assert_eq!(r.next_seq(), 3);
+    r.untake(2);
+    assert_eq!(r.take(), Some((2, 2)), "the same block again");
+    r.written(2);
+    r.untake(2);
+    assert_eq!(r.next_seq(), 3, "a durable block stays");
+}
+
+#[test]
 fn ring_keeps_room_for_a_checkpoint() {
     let mut r = JournalRing::new(3, None).unwrap();
     assert_eq!(r.take(), Some((1, 1)));

@@ -282,7 +282,7 @@ pub fn describe_journal(sb: &Superblock, layout: Option<&JournalLayout>, ring: &
         }
     };
     let Some(plan) = scan.plan else {
-        out += "journal state:  empty (no session yet)\n";
+        out += "journal state:  empty (nothing journaled yet: no checkpoint, nothing to restore)\n";
         return out;
     };
     out += &format!(
@@ -309,7 +309,7 @@ pub fn describe_journal(sb: &Superblock, layout: Option<&JournalLayout>, ring: &
         out += "journal state:  dirty: every device marked written since the checkpoint (a full journal ring or a failed cache, or a session of the first version): the index starts empty\n";
     } else if scan.regions > 0 || scan.records > 0 {
         out += &format!(
-            "journal state:  open (registered now, or its last session ended without a checkpoint): the checkpoint is kept but for {} regions of 8 MiB marked written and {} later records (reused buckets)\n",
+            "journal state:  open (registered now, or its last session ended without a checkpoint): the checkpoint is kept but for what {} write-intent records (8 MiB regions or whole devices written) and {} bucket records (buckets reused) drop\n",
             scan.regions, scan.records
         );
     } else {

@@ -131,7 +131,7 @@ fn format_then_show() {
     assert_eq!(
         journal,
         "journal:        ring of 36 blocks, two checkpoint areas of 126 blocks\n\
-         journal state:  empty (no session yet)\n"
+         journal state:  empty (nothing journaled yet: no checkpoint, nothing to restore)\n"
     );
 }
 
