@@ -52,9 +52,11 @@
 # device ("ssd"), dm-linear over it, the C bcache, bcache_rs, and
 # bcache_rs with its disk's queue/iostats at 0 ("rs-nostat"); hit-cpu is
 # 4 KiB uniform random reads of 64 MiB after one pass of 64 KiB reads
-# through each cache, write-cpu 4 KiB random writes over 64 MiB; two fio
-# jobs of iodepth 16, BENCH_CPU_ROUNDS rounds (default 8) of
-# BENCH_CPU_SECS seconds (default 5), half as many for writes. Then bcache_rs is loaded
+# through each cache, write-cpu 4 KiB random writes over 64 MiB,
+# fill-cpu 4 KiB random reads of 16 MiB never read before (each a miss that
+# fills); two fio jobs of iodepth 16, BENCH_CPU_ROUNDS rounds (default 8)
+# of BENCH_CPU_SECS seconds (default 5), half as many for writes and fills
+# (a fill round reads its 16 MiB once). Then bcache_rs is loaded
 # again with data_csum=0 ("rs-nocsum": no data checksums) and the two
 # jobs run again ("-nocsum") with the raw device and the C bcache
 # (BENCH_NOCSUM=0 skips this): what the checksums cost, against the same
@@ -268,17 +270,28 @@ if [ "${RKM_BENCH_MODE:-}" = cpu ]; then
 		# written: the guest's memory bounds the sizes).
 		rounds "write-cpu$2" "$CPU_SECS" "$1" --rw=randwrite --bs=4k \
 			--offset=128M --size=64M $CPU
-		# (A fill job of random reads over a range not read before
-		# measured hits: the 2 s ramp filled the whole range. A fill's
-		# checksum work is a writethrough copy's.)
+		# Fills: reads of blocks never read before, each a miss that
+		# fills (and computes its checksums): a new 16 MiB of the
+		# backing devices each round (two jobs of 8 MiB, every block
+		# read once: not time-based, no ramp), from $3 MiB on.
+		fr=1
+		while [ "$fr" -le "$ROUNDS" ]; do
+			for ft in $1; do
+				target "$ft"
+				run "$ft" "fill-cpu$2#$fr" 0 --rw=randread --bs=4k \
+					--offset=$(($3 + fr * 16))M --size=8M --offset_increment=8M $CPU
+			done
+			fr=$((fr + 1))
+		done
 		ROUNDS=$hit_rounds
 	}
-	cpu_jobs "$TARGETS"
+	# The fills of the second pass read past the first's.
+	cpu_jobs "$TARGETS" "" 192
 	# The same jobs with bcache_rs's data checksums off (data_csum=0),
 	# the raw device and the C bcache again as the anchors of the ratios.
 	if [ "${RKM_BENCH_NOCSUM:-1}" = 1 ]; then
 		rs_reload 0 || { echo "bench: cannot reload bcache_rs with data_csum=0"; exit 1; }
-		cpu_jobs "ssd bcache rs-nocsum" "-nocsum"
+		cpu_jobs "ssd bcache rs-nocsum" "-nocsum" $((208 + (ROUNDS + 1) / 2 * 16))
 	fi
 	teardown
 	echo

@@ -691,10 +691,41 @@ static u32 rkm_bc_crc32c(u32 crc, const u8 *p, unsigned int len)
 	return crc32c(crc, p, len);
 }
 
+#ifdef CONFIG_X86_64
+/*
+ * The crc32c (seeded ~0, not inverted) of each of the four blocks of `len`
+ * bytes (a multiple of 8) from `p`: four independent chains interleaved,
+ * so that the loop runs at the crc32 instruction's throughput (one a
+ * cycle) rather than its latency (three). SSE4.2 only.
+ */
+static void rkm_bc_crc32c_x4(const u8 *p, unsigned int len, u32 out[4])
+{
+	u64 a = ~0U, b = ~0U, c = ~0U, d = ~0U;
+	unsigned int i;
+
+	for (i = 0; i < len; i += 8) {
+		asm("crc32q %1, %0" : "+r"(a) : "rm"(get_unaligned((const u64 *)(p + i))));
+		asm("crc32q %1, %0" : "+r"(b) : "rm"(get_unaligned((const u64 *)(p + len + i))));
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 2 * len + i))));
+		asm("crc32q %1, %0" : "+r"(d) : "rm"(get_unaligned((const u64 *)(p + 3 * len + i))));
+	}
+	out[0] = a;
+	out[1] = b;
+	out[2] = c;
+	out[3] = d;
+}
+
+/* Whether four blocks of `block` bytes, of `left`, go through rkm_bc_crc32c_x4(). */
+static bool rkm_bc_crc_x4(unsigned int block, unsigned int left)
+{
+	return static_cpu_has(X86_FEATURE_XMM4_2) && block % 8 == 0 && left / 4 >= block;
+}
+#endif
+
 /*
  * Whether rkm_bc_crc32c() is crc32c: the check value of "123456789", and
  * crc32c() of a 512-byte block (the instruction's path against the
- * kernel's), at module load.
+ * kernel's), and four interleaved blocks, at module load.
  */
 bool rkm_bc_crc32c_ok(void);
 bool rkm_bc_crc32c_ok(void)
@@ -710,6 +741,15 @@ bool rkm_bc_crc32c_ok(void)
 		block[i] = i * 7 + 3;
 	ok = ~rkm_bc_crc32c(~0U, check, 9) == 0xe3069283 &&
 	     rkm_bc_crc32c(~0U, block + 1, 509) == crc32c(~0U, block + 1, 509);
+#ifdef CONFIG_X86_64
+	if (ok && rkm_bc_crc_x4(64, 512)) {
+		u32 four[4];
+
+		rkm_bc_crc32c_x4(block, 64, four);
+		for (i = 0; i < 4; i++)
+			ok = ok && four[i] == crc32c(~0U, block + 64 * i, 64);
+	}
+#endif
 	kfree(block);
 	return ok;
 }
@@ -741,6 +781,26 @@ int rkm_bc_bio_crcs(struct bio *bio, unsigned int block, u32 *out, const u32 *ex
 
 		while (off < bv.bv_len) {
 			unsigned int take = min(bv.bv_len - off, block - done);
+
+#ifdef CONFIG_X86_64
+			if (!done && rkm_bc_crc_x4(block, bv.bv_len - off)) {
+				/* Four whole blocks of the segment at once. */
+				u32 four[4];
+				int k;
+
+				rkm_bc_crc32c_x4((const u8 *)p + off, block, four);
+				for (k = 0; k < 4; k++, i++) {
+					if (expect && expect[i] != ~four[k]) {
+						kunmap_local(p);
+						return -1;
+					}
+					if (out)
+						out[i] = ~four[k];
+				}
+				off += 4 * block;
+				continue;
+			}
+#endif
 
 			crc = rkm_bc_crc32c(crc, (const u8 *)p + off, take);
 			off += take;

@@ -63,6 +63,7 @@ mod sums;
 mod sysfs;
 
 use blk::{KObj, Major, Parent, RebootHook, WorkQueue};
+use core::sync::atomic::Ordering;
 use registry::Registry;
 
 module! {
@@ -124,5 +125,15 @@ impl Drop for BcacheRs {
         // now fail), and the module's work.
         drop(self.root.take());
         self.wq.flush();
+        let devs = blk::LIVE_DEVS.load(Ordering::Relaxed);
+        let caches = blk::LIVE_CACHES.load(Ordering::Relaxed);
+        if devs + caches > 0 {
+            // A reference leaked: its backing device or SSD stays held.
+            pr_err!(
+                "rkm-leak: {} devices and {} caches still alive after unload\n",
+                devs,
+                caches
+            );
+        }
     }
 }

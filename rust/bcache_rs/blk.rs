@@ -32,7 +32,7 @@ use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::error::{code, Error, Result};
 use kernel::ffi::{c_char, c_int, c_uint, c_ulong};
@@ -1875,6 +1875,29 @@ unsafe extern "C" fn bcache_rs_endio(bio: *mut RawBio, err: c_int) {
     // SAFETY: by the caller's contract.
     let done = unsafe { Done::<crate::datapath::IoCtx>::from_endio(raw, err) };
     crate::datapath::endio(done);
+}
+
+/// Devices alive (see [`Live`]).
+pub(crate) static LIVE_DEVS: AtomicUsize = AtomicUsize::new(0);
+/// Caches alive (see [`Live`]).
+pub(crate) static LIVE_CACHES: AtomicUsize = AtomicUsize::new(0);
+
+/// One object counted alive in a module-wide counter while this lives (a
+/// field of the object): module unload says if any is left (a leaked
+/// reference, which would keep its disk held).
+pub(crate) struct Live(&'static AtomicUsize);
+
+impl Live {
+    pub(crate) fn new(count: &'static AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A scope in which the task's allocations do no I/O (`GFP_NOIO`): work

@@ -5,7 +5,7 @@
 //! pins, the SSD error accounting and the background pass.
 
 use crate::bcache::{self, BucketMeta};
-use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, OrigBio, WorkQueue};
+use crate::blk::{new_irq_spinlock, BdevFile, IrqSpinLock, Live, OrigBio, WorkQueue};
 use crate::dev::{Dev, DevStats};
 use crate::format;
 use crate::journal::Journal;
@@ -146,6 +146,7 @@ pub(crate) struct CacheSet {
     /// The write-intent map is not kept (no journal, a full ring, a
     /// failed cache): writes go on without records.
     intent_off: AtomicBool,
+    _live: Live,
 }
 
 impl_has_work! {
@@ -203,6 +204,7 @@ impl CacheSet {
                 restored,
                 intent_off: AtomicBool::new(journal.is_none()),
                 journal <- new_mutex!(journal, "bcache_rs journal"),
+                _live: Live::new(&crate::blk::LIVE_CACHES),
             }),
             GFP_KERNEL,
         )

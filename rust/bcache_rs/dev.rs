@@ -17,7 +17,9 @@
 //!   cannot race with a write the in-flight table never saw.
 
 use crate::bcache::{self, FillOutcome};
-use crate::blk::{BdevFile, BioSet, DeferList, Disk, Frozen, IoCell, OrigBio, ParkIter, ParkList};
+use crate::blk::{
+    BdevFile, BioSet, DeferList, Disk, Frozen, IoCell, Live, OrigBio, ParkIter, ParkList,
+};
 use crate::cache_set::{CacheSet, Intent};
 use crate::datapath::IoCtx;
 use crate::format;
@@ -224,6 +226,7 @@ pub(crate) struct Dev {
     #[pin]
     park_work: Work<Dev, 2>,
     wq: Arc<crate::blk::WorkQueue>,
+    _live: Live,
 }
 
 impl_has_work! {
@@ -291,6 +294,7 @@ impl Dev {
                 parked: ParkList::new(),
                 park_work <- new_work!("bcache_rs write intent"),
                 wq,
+                _live: Live::new(&crate::blk::LIVE_DEVS),
             }),
             GFP_KERNEL,
         )
@@ -379,9 +383,9 @@ impl Dev {
     /// until its write-intent records are durable; `io` is its reference,
     /// kept counted while it is parked.
     pub(crate) fn park(io: IoRef, bio: OrigBio) {
-        let dev = io.dev.clone();
-        // INVARIANT: the count of `io` stays, for the bio parked now.
-        core::mem::forget(io);
+        // INVARIANT: the count of `io` stays, for the bio parked now (its
+        // `Arc` goes: the queued work item holds the device).
+        let dev = io.keep_count();
         if dev.parked.push(bio) {
             let _ = dev.wq.queue().enqueue::<Arc<Dev>, 2>(dev.clone());
         }
@@ -550,6 +554,15 @@ impl IoRef {
 
     pub(crate) fn dev(&self) -> &Arc<Dev> {
         &self.dev
+    }
+
+    /// The device, this reference's count of `inflight` left in place for
+    /// the caller to account for (a parked bio).
+    fn keep_count(self) -> Arc<Dev> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again: its `dev` is
+        // moved out once.
+        unsafe { core::ptr::read(&this.dev) }
     }
 
     /// The device's cache, if attached (it may have failed).

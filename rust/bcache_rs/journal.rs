@@ -221,14 +221,16 @@ impl Journal {
             return empty(journal);
         };
         let bucket_sectors = sb.layout.bucket_sectors;
+        let mut stage = Stage::new()?;
+        let (prios, kept) = read_prios(ssd, sb, tag, cp.seq, &mut stage)?;
         let mut r = bcache::Restore::new(
             KmallocNodes(GFP_ATOMIC),
             bucket_meta(sb)?,
             bucket_sectors,
-            |_| (0, 0),
+            |b| (0, prios.get(b as usize).copied().unwrap_or(0)),
         )
         .ok_or(EINVAL)?;
-        let mut stage = Stage::new()?;
+        drop(prios);
         let mut bufv = zeroed_block()?;
         let buf = as_block(&mut bufv)?;
         let limit = cp.start + u64::from(cp.blocks);
@@ -261,14 +263,15 @@ impl Journal {
                     );
                 }
                 pr_info!(
-                    "cache {}: restored {} extents from the checkpoint of journal block {} ({} blocks; {} stale or of dropped devices; {} write-intent and {} bucket records since)\n",
+                    "cache {}: restored {} extents from the checkpoint of journal block {} ({} blocks; {} stale or of dropped devices; {} write-intent and {} bucket records since; priorities of {} buckets)\n",
                     uuid,
                     done.extents,
                     cp.seq,
                     cp.blocks,
                     done.skipped,
                     scan.regions,
-                    scan.records
+                    scan.records,
+                    kept
                 );
                 journal.ckpt_devs = ckpt_devs;
                 Ok(Loaded {
@@ -420,7 +423,7 @@ impl Journal {
             ),
             Err(e) => {
                 pr_err!(
-                    "cache {}: {}, and its journal cannot be written (error {}): failed; wipe it (bcache-rs wipe) if a crash may have happened before its next clean unregister\n",
+                    "cache {}: {}, and the journal block that gives its write-intent map up cannot be written (error {}): the cache fails; wipe it (bcache-rs wipe) if the machine may crash before its next clean unregister\n",
                     cache.sb.set_uuid,
                     why,
                     e.to_errno()
@@ -562,6 +565,9 @@ impl Journal {
         let records = w.records();
         let cp = w.finish(&mut emit)?;
         flush(self, ssd, &mut stage)?;
+        // The priorities go with this checkpoint (its journal block's
+        // sequence number), durable before it.
+        write_prios(cache, self.tag, self.ring.next_seq(), &mut stage)?;
         self.append(ssd, &[cp, persist::SESSION_CLEAN], true)?;
         self.area = 1 - self.area.min(1);
         // The tail moved: what the session recorded is behind it.
@@ -573,6 +579,98 @@ impl Journal {
         cache.core.lock().buckets.checkpointed();
         Ok((records, complete))
     }
+}
+
+/// Writes the priorities of `cache`'s buckets into its priorities region
+/// (`format::prios`), as those of the checkpoint of journal block `seq`,
+/// durably, through `stage`; the core's lock held for each block's
+/// [`format::PRIOS_PER_BLOCK`] buckets. Nothing if the region cannot hold
+/// them.
+fn write_prios(cache: &CacheSet, tag: u64, seq: u64, stage: &mut Stage) -> Result {
+    let region = cache.sb.layout.prios;
+    let per = format::PRIOS_PER_BLOCK as usize;
+    let nb = cache.core.lock().buckets.count();
+    let blocks = nb.div_ceil(per);
+    if blocks as u64 * BLOCK_SECTORS > region.sectors {
+        return Ok(());
+    }
+    stage.count = 0;
+    for j in 0..blocks {
+        let at = stage.count * JBLOCK_SIZE;
+        let dst: &mut format::PrioBlock = stage
+            .buf
+            .get_mut(at..at + JBLOCK_SIZE)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(EINVAL)?;
+        let first = j * per;
+        {
+            let g = cache.core.lock();
+            let mut entry = |i: usize| {
+                g.buckets
+                    .meta((first + i) as u32)
+                    .map_or((0, 0), |m| (m.prio, m.gen))
+            };
+            // `j` < `blocks`, a u32 (buckets are).
+            format::encode_prio_block(dst, tag, seq, j as u32, nb - first, &mut entry);
+        }
+        stage.count += 1;
+        if stage.count == STAGE_BLOCKS || j + 1 == blocks {
+            let from = (j + 1 - stage.count) as u64;
+            let bytes = stage.buf.get(..stage.count * JBLOCK_SIZE).ok_or(EINVAL)?;
+            cache
+                .ssd
+                .write_durable(region.start + from * BLOCK_SECTORS, bytes)?;
+            stage.count = 0;
+        }
+    }
+    Ok(())
+}
+
+/// The priorities the priorities region of the cache on `ssd` keeps for
+/// the checkpoint of journal block `seq` (0 for the buckets of a block
+/// that does not check), and how many buckets have one.
+fn read_prios(
+    ssd: &BdevFile,
+    sb: &format::Superblock,
+    tag: u64,
+    seq: u64,
+    stage: &mut Stage,
+) -> Result<(VVec<u8>, u64)> {
+    let nb = usize::try_from(sb.layout.data_buckets()).map_err(|_| EINVAL)?;
+    let mut prios = VVec::from_elem(0u8, nb, GFP_KERNEL)?;
+    let region = sb.layout.prios;
+    let per = format::PRIOS_PER_BLOCK as usize;
+    let blocks = nb.div_ceil(per);
+    if blocks as u64 * BLOCK_SECTORS > region.sectors {
+        return Ok((prios, 0));
+    }
+    let mut kept = 0u64;
+    let mut j = 0;
+    while j < blocks {
+        let n = (blocks - j).min(STAGE_BLOCKS);
+        let bytes = stage.buf.get_mut(..n * JBLOCK_SIZE).ok_or(EINVAL)?;
+        ssd.read(region.start + j as u64 * BLOCK_SECTORS, bytes)?;
+        for (k, b) in bytes.chunks_exact(JBLOCK_SIZE).enumerate() {
+            let idx = j + k;
+            let Ok(b) = <&format::PrioBlock>::try_from(b) else {
+                continue;
+            };
+            // `idx` < `blocks`, a u32 (buckets are).
+            if !format::check_prio_block(b, tag, seq, idx as u32) {
+                continue;
+            }
+            let first = idx * per;
+            let slots = prios.get_mut(first..nb.min(first + per)).unwrap_or(&mut []);
+            for (i, p) in slots.iter_mut().enumerate() {
+                if let Some((prio, _)) = format::prio_entry(b, i) {
+                    *p = u8::try_from(prio).unwrap_or(u8::MAX);
+                    kept += u64::from(*p > 0);
+                }
+            }
+        }
+        j += n;
+    }
+    Ok((prios, kept))
 }
 
 /// Writes the staged blocks.

@@ -97,11 +97,16 @@ clean_unregister() {
 		{ dmesg | tail -n 5; echo "no checkpoint line"; return 1; }
 	bcache-rs show "$RKM_SSD" | grep -q 'journal state:  clean' ||
 		{ bcache-rs show "$RKM_SSD"; echo "the journal does not say clean"; return 1; }
+	bcache-rs show "$RKM_SSD" | grep -q 'priorities:     [1-9][0-9]* buckets with a priority' ||
+		{ bcache-rs show "$RKM_SSD"; echo "no priorities kept with the checkpoint"; return 1; }
 }
-rkm_check "unregister writes a checkpoint; bcache-rs show says clean" clean_unregister
+rkm_check "unregister writes a checkpoint and the priorities; bcache-rs show says clean" clean_unregister
 
 warm() {
+	m=$(mark)
 	up trust || return 1
+	since "$m" | grep -q 'restored [0-9]* extents .*; priorities of [1-9][0-9]* buckets)' ||
+		{ dmesg | tail -n 5; echo "no priorities restored"; return 1; }
 	restored=$(cat $BC/cache/restored_extents)
 	bc_note "restored $restored extents"
 	[ "$restored" -gt 0 ] || { echo "nothing restored"; return 1; }

@@ -131,6 +131,7 @@ class PatternsTest(unittest.TestCase):
              "SLUB"),
             ("BUG kmalloc-64 (Tainted: G      D W  O      ): Object corrupt", "SLUB"),
             ("refcount_t: underflow; use-after-free.", "refcount"),
+            ("bcache_rs: rkm-leak: 1 devices and 0 caches still alive after unload", "leak"),
             ("fio: page allocation failure: order:0, mode:0x820(GFP_ATOMIC)", "allocation failure"),
             ("SLUB: Unable to allocate memory on node -1, gfp=0x820(GFP_ATOMIC)",
              "allocation failure"),

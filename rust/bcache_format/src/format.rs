@@ -31,8 +31,9 @@
 //!   generation per bucket (every bucket of the device, so that the entry of
 //!   bucket `i` is at a fixed place), in [`PRIO_BLOCK_SIZE`]-byte blocks of
 //!   [`PRIOS_PER_BLOCK`] entries after a [`PRIO_HEADER_SIZE`]-byte header
-//!   (`csum: u32` crc32c of the rest of the block, `pad: u32`, `seq: u64`);
-//!   an entry is `prio: u16, gen: u8, flags: u8`.
+//!   (`csum: u32` crc32c of the rest of the block, `index: u32`, `seq: u64`);
+//!   an entry is `prio: u16, gen: u8, flags: u8` (version 2 writes it with
+//!   each checkpoint: `prios.rs`).
 //! * The **journal** ([`RegionKind::Journal`]) is a whole number of buckets
 //!   and starts on a bucket boundary; data buckets start right after it.
 //!
@@ -40,8 +41,9 @@
 //! the formatter places and sizes them and zeroes them, the module checks
 //! them. Version 2 ([`FEATURE_INCOMPAT_PERSISTENT_INDEX`]) writes the
 //! journal region: a ring of journal blocks and two checkpoint areas
-//! ([`JournalLayout`]); the device table and priorities stay reserved (a
-//! checkpoint holds the devices and the bucket generations as records). A reader checks the
+//! ([`JournalLayout`]) and, with each checkpoint, the priorities region;
+//! the device table stays reserved (a checkpoint holds the devices and the
+//! bucket generations as records). A reader checks the
 //! regions against the superblock only, so a later formatter may place them
 //! differently (see [`Layout::check`]).
 //!
@@ -124,6 +126,8 @@ mod crc32c;
 mod devtable;
 #[path = "journal.rs"]
 mod journal;
+#[path = "prios.rs"]
+mod prios;
 #[path = "uuid.rs"]
 mod uuid;
 
@@ -135,6 +139,7 @@ pub use devtable::*;
 // The module does not write the journal yet (format version 2).
 #[allow(unused_imports)]
 pub use journal::*;
+pub use prios::*;
 pub use uuid::*;
 
 use core::fmt;

@@ -49,8 +49,8 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use device::Device;
 use rkm_bcache_format::{
-    check_geometry, make_label, BackingError, BackingSb, JournalLayout, Layout, SbError, Size,
-    Superblock, Uuid, DEFAULT_DATA_OFFSET, JBLOCK_SIZE, LABEL_SIZE, MAX_BUCKET_BYTES,
+    check_geometry, make_label, set_tag, BackingError, BackingSb, JournalLayout, Layout, SbError,
+    Size, Superblock, Uuid, DEFAULT_DATA_OFFSET, JBLOCK_SIZE, LABEL_SIZE, MAX_BUCKET_BYTES,
     MIN_BLOCK_BYTES, MIN_DATA_OFFSET, REGION_ALIGN_SECTORS, SB_OFFSET, SB_SIZE, SECTOR_SIZE,
 };
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -867,6 +867,19 @@ fn show(path: &Path) -> Outcome {
             .read_at(sb.layout.journal.start * SECTOR_SIZE, len)
             .map_err(io_failure(name, "cannot read the journal of"))?;
         print!("{}", report::describe_journal(&sb, layout.as_ref(), &ring));
+        let seq = layout
+            .and_then(|l| rkm_bcache::persist::scan(&l, set_tag(&sb.set_uuid), &ring).ok())
+            .and_then(|s| s.checkpoint)
+            .map(|c| c.seq);
+        if let Some(seq) = seq {
+            let prios = dev
+                .read_at(
+                    sb.layout.prios.start * SECTOR_SIZE,
+                    (sb.layout.prios.sectors * SECTOR_SIZE) as usize,
+                )
+                .map_err(io_failure(name, "cannot read the priorities of"))?;
+            print!("{}", report::describe_prios(&sb, seq, &prios));
+        }
     }
     sb.check_device(dev.size)
         .or_else(|e| error(format!("{name}: {e}")))?;

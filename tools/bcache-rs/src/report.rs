@@ -4,9 +4,10 @@
 //! `format-cache` and `show`.
 
 use rkm_bcache_format::{
-    set_tag, BackingSb, DevState, JournalLayout, Region, Size, Superblock, DEV_ENTRY_SIZE,
-    DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_DATA_CSUM, FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE,
-    PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE, SB_SECTOR, SB_SIZE, SECTOR_SIZE, VERSION,
+    check_prio_block, prio_entry, set_tag, BackingSb, DevState, JournalLayout, PrioBlock, Region,
+    Size, Superblock, DEV_ENTRY_SIZE, DEV_TABLE_ENTRIES, FEATURE_INCOMPAT_DATA_CSUM,
+    FEATURE_INCOMPAT_PERSISTENT_INDEX, LABEL_SIZE, PRIOS_PER_BLOCK, PRIO_BLOCK_SIZE, SB_SECTOR,
+    SB_SIZE, SECTOR_SIZE, VERSION,
 };
 use std::fmt::Write;
 
@@ -139,9 +140,14 @@ pub fn describe(sb: &Superblock) -> String {
             "priorities",
             l.prios,
             format!(
-                "{} buckets, {PRIOS_PER_BLOCK} per {} block, reserved",
+                "{} buckets, {PRIOS_PER_BLOCK} per {} block, {}",
                 l.nbuckets,
-                Size(PRIO_BLOCK_SIZE)
+                Size(PRIO_BLOCK_SIZE),
+                if sb.persistent() {
+                    "written with each checkpoint"
+                } else {
+                    "reserved"
+                }
             ),
         ),
         region(
@@ -316,4 +322,35 @@ pub fn describe_journal(sb: &Superblock, layout: Option<&JournalLayout>, ring: &
         out += "journal state:  clean: the index is kept\n";
     }
     out
+}
+
+/// What the priorities region (`prios`, read whole) keeps for the
+/// checkpoint of journal block `seq`.
+pub fn describe_prios(sb: &Superblock, seq: u64, prios: &[u8]) -> String {
+    let tag = set_tag(&sb.set_uuid);
+    let per = PRIOS_PER_BLOCK as usize;
+    let nb = sb.layout.data_buckets() as usize;
+    let blocks = nb.div_ceil(per);
+    let (mut good, mut with) = (0, 0);
+    for (j, b) in prios
+        .chunks_exact(PRIO_BLOCK_SIZE as usize)
+        .take(blocks)
+        .enumerate()
+    {
+        let b: &PrioBlock = b.try_into().expect("a whole block");
+        if !check_prio_block(b, tag, seq, j as u32) {
+            continue;
+        }
+        good += 1;
+        let n = (nb - j * per).min(per);
+        with += (0..n)
+            .filter(|&i| prio_entry(b, i).is_some_and(|(p, _)| p > 0))
+            .count();
+    }
+    if good == 0 {
+        return "priorities:     none kept for this checkpoint (the buckets start at 0)\n".into();
+    }
+    format!(
+        "priorities:     {with} buckets with a priority, kept with the checkpoint ({good} of {blocks} blocks)\n"
+    )
 }
