@@ -13,7 +13,7 @@ use crate::node_alloc::KmallocNodes;
 use crate::persist::{self, IntentMap};
 use crate::sums::{self, SumTable};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, KVec, VVec};
+use kernel::alloc::{flags::__GFP_NOWARN, flags::GFP_ATOMIC, flags::GFP_KERNEL, KBox, KVec, VVec};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -91,10 +91,15 @@ pub(crate) fn fresh_sums(sb: &format::Superblock) -> Result<Sums> {
     SumTable::new(v, l.block_sectors, l.bucket_sectors).ok_or(EINVAL)
 }
 
-/// The core of an empty cache of superblock `sb`.
-pub(crate) fn fresh_core(sb: &format::Superblock) -> Result<Core> {
+/// The core of an empty cache of superblock `sb` (on the heap: its
+/// in-flight table is kilobytes, which registration's deep stack must not
+/// carry from frame to frame).
+pub(crate) fn fresh_core(sb: &format::Superblock) -> Result<KBox<Core>> {
     let buckets = bcache::Buckets::new(bucket_meta(sb)?, sb.layout.bucket_sectors).ok_or(EINVAL)?;
-    Ok(bcache::Cache::new(KmallocNodes(GFP_ATOMIC), buckets))
+    Ok(KBox::new(
+        bcache::Cache::new(KmallocNodes(GFP_ATOMIC), buckets),
+        GFP_KERNEL,
+    )?)
 }
 
 /// A registered cache device.
@@ -111,7 +116,7 @@ pub(crate) struct CacheSet {
     pub(crate) ssd: BdevFile,
     pub(crate) sb: format::Superblock,
     #[pin]
-    pub(crate) core: IrqSpinLock<Core>,
+    pub(crate) core: IrqSpinLock<KBox<Core>>,
     pins: VVec<AtomicU32>,
     /// The data checksums (`crate::sums`: who writes and reads a block's).
     pub(crate) sums: Sums,
@@ -169,7 +174,7 @@ impl CacheSet {
         ssd: BdevFile,
         sb: format::Superblock,
         wq: Arc<WorkQueue>,
-        mut core: Core,
+        mut core: KBox<Core>,
         sums: Sums,
         restored: u64,
         journal: Option<Journal>,
@@ -435,7 +440,7 @@ impl CacheSet {
     /// (a hit's): one call of the index's invalidation.
     pub(crate) fn drop_range(&self, dev: bcache::DevId, sector: u64, sectors: u64) {
         let mut g = self.core.lock();
-        let core = &mut *g;
+        let core: &mut Core = &mut g;
         core.index
             .invalidate(dev, sector, sectors, &mut core.buckets);
     }
@@ -479,7 +484,7 @@ impl CacheSet {
         let mut cursor = Some(0u64);
         while let Some(k) = cursor {
             let mut g = self.core.lock();
-            let core = &mut *g;
+            let core: &mut Core = &mut g;
             cursor = core.index.gc_step(k, &core.buckets).0;
         }
         self.gc_seen.store(seen, Ordering::Relaxed);
@@ -490,7 +495,7 @@ impl CacheSet {
     pub(crate) fn remove_dev(&self, id: bcache::DevId) {
         loop {
             let mut g = self.core.lock();
-            let core = &mut *g;
+            let core: &mut Core = &mut g;
             if core.index.remove_dev(id, 256, &mut core.buckets) {
                 break;
             }

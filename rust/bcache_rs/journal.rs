@@ -19,7 +19,7 @@ use crate::format::{
 };
 use crate::node_alloc::KmallocNodes;
 use crate::persist::{self, Cursor, MAX_DEVICES};
-use kernel::alloc::{flags::GFP_ATOMIC, flags::GFP_KERNEL, KVec, VVec};
+use kernel::alloc::{flags::GFP_ATOMIC, flags::GFP_KERNEL, KBox, KVec, VVec};
 use kernel::prelude::*;
 
 /// Records taken from the index per hold of the core's lock.
@@ -59,7 +59,7 @@ pub(crate) struct Journal {
 
 /// What registration restored.
 pub(crate) struct Loaded {
-    pub(crate) core: Core,
+    pub(crate) core: KBox<Core>,
     pub(crate) sums: Sums,
     pub(crate) journal: Option<Journal>,
     pub(crate) restored: u64,
@@ -275,7 +275,7 @@ impl Journal {
                 );
                 journal.ckpt_devs = ckpt_devs;
                 Ok(Loaded {
-                    core: r.finish(),
+                    core: boxed(r)?,
                     sums,
                     journal: Some(journal),
                     restored: done.extents,
@@ -579,6 +579,13 @@ impl Journal {
         cache.core.lock().buckets.checkpointed();
         Ok((records, complete))
     }
+}
+
+/// The restored core, on the heap: its in-flight table (kilobytes) is
+/// made in this frame, out of line, not in the frames of registration.
+#[inline(never)]
+fn boxed(r: bcache::Restore<KmallocNodes, VVec<bcache::BucketMeta>>) -> Result<KBox<Core>> {
+    Ok(KBox::new(r.finish(), GFP_KERNEL)?)
 }
 
 /// Writes the priorities of `cache`'s buckets into its priorities region
