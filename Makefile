@@ -90,6 +90,7 @@ modules: kernel
 # because its module silently went missing.
 check-modules:
 	@$(TOP)/scripts/check-modules.py $(TOP) $(MODDIR)
+	@$(TOP)/scripts/stack-frames.py 5120 $$(find $(MODDIR)/rust -name '*.ko' | sort)
 
 # rustfmt with the kernel's .rustfmt.toml on every Rust file (the top-level
 # .rustfmt.toml says the same, for editors and cargo fmt); clippy with the
