@@ -949,10 +949,9 @@ impl<T: SysfsDir> KObj<T> {
         // the kernel crate keeps its own `as_ptr` private.
         let key = ptr::from_ref(T::lock_class()).cast_mut().cast::<c_void>();
         let owner = owner.into_foreign();
-        // SAFETY: the names are static and NUL-terminated (checked), the
-        // arrays hold `files.len()` entries, `owner` stays valid until the
-        // directory is destroyed (drop), the callbacks are `T`'s, the key
-        // is static.
+        // `owner` stays valid until the directory is destroyed (drop).
+        // SAFETY: static NUL-terminated names (checked), arrays of
+        // `files.len()` entries, `T`'s callbacks, a static key.
         let k = unsafe {
             rkm_bc_kobj_create(
                 parent,
@@ -1702,10 +1701,9 @@ impl<C> Done<C> {
     /// this copy's release, so only shared access is given.
     pub(crate) fn held_ctx(&self) -> Option<&C> {
         let held = NonNull::new(self.pad().hdr.holds)?;
-        // SAFETY: the held bio is live (it cannot complete before our
-        // release) and is a bio of the same `BioSet<C>` (this copy was
-        // cloned from it into it) with an initialised pad; nobody has it
-        // mutably until its own end_io, after our release.
+        // The held bio cannot complete before our release, and nobody has
+        // it mutably until its own end_io, after our release.
+        // SAFETY: live, of the same `BioSet<C>` (cloned into it), pad set.
         Some(unsafe { &(*pad::<C>(held)).ctx })
     }
 

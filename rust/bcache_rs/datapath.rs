@@ -36,7 +36,7 @@
 //! hand what needs process context to the device's work item.
 
 use crate::bcache::{ReadPlan, Region, Ticket, WritePlan, WriteTicket};
-use crate::blk::{Done, Op, OrigBio, PagesOp};
+use crate::blk::{BioInfo, Done, Op, OrigBio, PagesOp};
 use crate::cache_set::CacheSet;
 use crate::dev::{CacheMode, Dev, DevStats, IoRef, Parked, Submitting};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -171,7 +171,7 @@ pub(crate) fn submit(s: Submitting<'_>, bio: OrigBio) {
             None => dev.note_uncached_write(),
         }
     }
-    route(&s, bio);
+    route(&s, bio, info);
 }
 
 /// Writes whose write-intent records were missing: recorded (or the map
@@ -185,14 +185,14 @@ pub(crate) fn unpark(p: Parked) {
             bio.complete(EIO.to_errno());
             continue;
         }
-        route(&Submitting::parked(&io), bio);
+        let info = bio.info();
+        route(&Submitting::parked(&io), bio, info);
     }
 }
 
-/// Sends `bio` where its device's cache says.
-fn route(s: &Submitting<'_>, bio: OrigBio) {
+/// Sends `bio` (what `info` says it is) where its device's cache says.
+fn route(s: &Submitting<'_>, bio: OrigBio, info: BioInfo) {
     let dev = s.dev();
-    let info = bio.info();
     let sectors = u64::from(info.sectors);
     let mode = dev.mode();
     let cache = s.cache().filter(|c| !c.is_failed());

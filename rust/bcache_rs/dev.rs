@@ -436,11 +436,8 @@ impl Dev {
             return cache;
         }
         *self.control.lock() = cache.clone();
-        // SAFETY: `q` proves that no `IoRef` of this device exists and none
-        // can be made (its queue is frozen or it has no disk), and nothing
-        // is parked (parked bios hold references), so no reference from
-        // `IoCell::get` is alive; `q` borrows the device, and the
-        // registry's mutex (held by every caller) serialises the writes.
+        // SAFETY: `q`: no `IoRef` or parked bio exists or can be made, so no
+        // `IoCell::get` borrow is alive; the registry's mutex orders writes.
         drop(unsafe { self.intent.set(intent) });
         // SAFETY: as above.
         unsafe { self.cache.set(cache) }
@@ -496,10 +493,8 @@ impl<'a> Submitting<'a> {
 
     /// The device's cache, if attached (it may have failed).
     pub(crate) fn cache(&self) -> Option<&'a Arc<CacheSet>> {
-        // SAFETY: a submit callback is running: the disk's queue is entered,
-        // so a quiesce (which freezes it) cannot complete and `set_cache`
-        // cannot run for the callback's life, `'a`; or an `IoRef` borrowed
-        // for `'a` is counted, with the same effect.
+        // SAFETY: a submit callback (queue entered) or a counted `IoRef`
+        // borrowed for `'a`: no quiesce completes, `set_cache` cannot run.
         unsafe { self.dev.cache.get() }.as_ref()
     }
 
@@ -585,12 +580,14 @@ pub(crate) struct Parked {
 }
 
 impl Parked {
-    /// The device's cache and write-intent map (stable: the parked bios
-    /// hold references).
+    /// The device's cache and write-intent map (stable while a parked bio
+    /// is left: it holds a reference); none once every bio was taken.
     pub(crate) fn attachment(&self) -> (Option<&Arc<CacheSet>>, Option<&Intent>) {
-        // SAFETY: the parked bios are counted in `inflight` (type
-        // invariant; there is at least one), so `set_cache` cannot run for
-        // the life of `&self`.
+        if self.bios.is_empty() {
+            return (None, None);
+        }
+        // SAFETY: a bio left is counted in `inflight` (type invariant):
+        // `set_cache` cannot run for the life of `&self`.
         unsafe {
             (
                 self.dev.cache.get().as_ref(),

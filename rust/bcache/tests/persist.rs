@@ -537,22 +537,24 @@ impl Sim {
     }
 }
 
-/// Fills of 32 sectors at every 2048 sectors of device 0, then of device
-/// 1: 8 extents in each region of the write-intent map, 12 buckets each.
-fn spread_cache(sim: &mut Sim, disk: &mut Disk) {
+/// A cache of two devices and its disk, closed cleanly: fills of 32
+/// sectors at every 2048 sectors of device 0, then of device 1 (8 extents
+/// in each region of the write-intent map, 12 buckets each).
+fn spread_and_closed() -> (Disk, Sim) {
+    let owners = [Some(U0), Some(U1)];
+    let mut disk = Disk::new(usize::MAX, Fault::Lost);
+    let mut sim = Sim::new(cache(NBUCKETS, BUCKET_SECTORS), new_session(), &owners);
     for i in 0..48u64 {
-        sim.fill_len(disk, (i / 24) as DevId, i % 24 * 2048, 32)
+        sim.fill_len(&mut disk, (i / 24) as DevId, i % 24 * 2048, 32)
             .unwrap();
     }
+    sim.close(&mut disk).unwrap();
+    (disk, sim)
 }
 
 #[test]
 fn a_crash_keeps_what_was_not_written() {
-    let owners = [Some(U0), Some(U1)];
-    let mut disk = Disk::new(usize::MAX, Fault::Lost);
-    let mut sim = Sim::new(cache(NBUCKETS, BUCKET_SECTORS), new_session(), &owners);
-    spread_cache(&mut sim, &mut disk);
-    sim.close(&mut disk).unwrap();
+    let (mut disk, sim) = spread_and_closed();
     let before = current(&sim.c);
     assert_eq!(before.len(), 48);
     // A second session, restored from the checkpoint.
@@ -608,11 +610,7 @@ fn a_crash_keeps_what_was_not_written() {
 
 #[test]
 fn buckets_of_dropped_devices_are_reused_only_after_their_record() {
-    let owners = [Some(U0), Some(U1)];
-    let mut disk = Disk::new(usize::MAX, Fault::Lost);
-    let mut sim = Sim::new(cache(NBUCKETS, BUCKET_SECTORS), new_session(), &owners);
-    spread_cache(&mut sim, &mut disk);
-    sim.close(&mut disk).unwrap();
+    let (mut disk, sim) = spread_and_closed();
     // Device 1 is dropped by this registration, not by the next one.
     let (r, s, _) = load(&disk, &mut |d, _| (d == 0).then_some(0));
     let marked = r.buckets.pending();
