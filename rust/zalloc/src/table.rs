@@ -428,6 +428,29 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         Some((record.page(), record.body_mut()))
     }
 
+    /// The body of the occupied `slot`'s record, in place, if `accept`
+    /// holds for the record (a pool's check of a handle's generation, for
+    /// instance): a check and a change from one walk of the table. `None`
+    /// if the slot is free, has no leaf, or `accept` refuses it. As for
+    /// [`Self::page_and_body_mut`], the table cannot change while the body
+    /// is lent.
+    pub fn body_mut_if(
+        &mut self,
+        slot: u32,
+        accept: impl FnOnce(&R) -> bool,
+    ) -> Option<&mut R::Body>
+    where
+        R: HasBody,
+    {
+        let record = self.record(slot)?;
+        // SAFETY: As in `page_and_body_mut`.
+        let record = unsafe { &mut *record.as_ptr() };
+        if record.vacancy().is_some() || !accept(record) {
+            return None;
+        }
+        Some(record.body_mut())
+    }
+
     /// Gets a page from the source and puts it in a free slot of the first
     /// leaf that has one, else in a new leaf in the first place without one
     /// (for which the table grows), both with `flags`; the slot's record is
@@ -443,13 +466,15 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             unsafe { self.source.free_page(page) };
             return Err(AllocError::NoMemory);
         }
-        let Some((slot, generation)) = self.take_slot() else {
+        let Some((slot, generation, record)) = self.take_slot() else {
             // Not with the invariants: there is a free slot.
             // SAFETY: As above.
             unsafe { self.source.free_page(page) };
             return Err(AllocError::NoMemory);
         };
-        self.set(slot, R::occupied(page, generation));
+        // SAFETY: `record` points to the slot's record in its live leaf,
+        // aligned; the table, borrowed mutably, alone accesses it.
+        unsafe { record.as_ptr().write(R::occupied(page, generation)) };
         Ok((slot, generation, page))
     }
 
@@ -466,18 +491,30 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         flags: P::Flags,
         make: impl FnOnce(u32) -> R,
     ) -> Result<(u32, u32), AllocError> {
+        self.insert_at(flags, make)
+            .map(|(slot, generation, _)| (slot, generation))
+    }
+
+    /// [`Self::insert_record`], which also says where the record is.
+    fn insert_at(
+        &mut self,
+        flags: P::Flags,
+        make: impl FnOnce(u32) -> R,
+    ) -> Result<(u32, u32, NonNull<R>), AllocError> {
         if self.free_slots == 0 && self.grow(flags).is_none() {
             return Err(AllocError::NoMemory);
         }
-        let (slot, generation) = self.take_slot().ok_or(AllocError::NoMemory)?;
+        let (slot, generation, at) = self.take_slot().ok_or(AllocError::NoMemory)?;
         let record = make(generation);
         if record.page().is_some() || record.vacancy().is_some() {
             // Back on the free list, with the generation it had.
             self.put_slot(slot, generation);
             return Err(AllocError::NoMemory);
         }
-        self.set(slot, record);
-        Ok((slot, generation))
+        // SAFETY: `at` points to the slot's record in its live leaf,
+        // aligned; the table, borrowed mutably, alone accesses it.
+        unsafe { at.as_ptr().write(record) };
+        Ok((slot, generation, at))
     }
 
     /// Applies `change` to the record of the pageless occupied `slot` and
@@ -549,13 +586,21 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// did (not if the slot is free, has a page or has no leaf). The slot's
     /// leaf goes as in [`Self::remove_page`].
     pub fn vacate(&mut self, slot: u32, generation: u32) -> bool {
-        match self.get(slot) {
-            Some(record) if record.page().is_none() && record.vacancy().is_none() => {
-                self.put_slot(slot, generation);
-                true
-            }
-            _ => false,
+        let Some((mid, leaf)) = self.nodes(slot) else {
+            return false;
+        };
+        let Some(record) = Self::record_in(leaf, slot) else {
+            return false;
+        };
+        // SAFETY: `record` points to the initialized record of a slot in a
+        // live leaf, aligned; the table, borrowed mutably, alone accesses
+        // it.
+        let record = unsafe { record.as_ptr().read() };
+        if record.page().is_some() || record.vacancy().is_some() {
+            return false;
         }
+        self.put_slot_in(mid, leaf, slot, generation);
+        true
     }
 
     /// Frees all pages of the table (not the pages in its slots, which are
@@ -706,11 +751,20 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// not a leaf's record 0. The record is aligned: the leaf is a page,
     /// and records tile it.
     fn record(&self, slot: u32) -> Option<NonNull<R>> {
+        if Self::path(slot).2 == 0 {
+            return None;
+        }
+        let (_, leaf) = self.nodes(slot)?;
+        Self::record_in(leaf, slot)
+    }
+
+    /// Pointer to the record of `slot` in `leaf`, its leaf (the caller
+    /// walked to it), if `slot` is not a leaf's record 0.
+    fn record_in(leaf: NonNull<u8>, slot: u32) -> Option<NonNull<R>> {
         let (_, _, index) = Self::path(slot);
         if index == 0 {
             return None;
         }
-        let (_, leaf) = self.nodes(slot)?;
         // SAFETY: A leaf is a page of `RECORDS` records' room and
         // `index < RECORDS`, so the record is inside the page, hence not
         // null.
@@ -723,11 +777,12 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     }
 
     /// Takes the first free slot of the first leaf that has one, and returns
-    /// it with the generation its record kept; `None`, the table unchanged,
+    /// it with the generation its record kept and where its record is;
+    /// `None`, the table unchanged,
     /// if there is none. Looks from `free_from`: O(1) links read while the
     /// first leaf with a free slot stays the same, O([`LINKS`]) when it
     /// fills (once in `RECORDS - 1` takes at most).
-    fn take_slot(&mut self) -> Option<(u32, u32)> {
+    fn take_slot(&mut self) -> Option<(u32, u32, NonNull<R>)> {
         let root = self.root?;
         let (from_r, from_m) = (self.free_from >> LINK_SHIFT, self.free_from & (LINKS - 1));
         // SAFETY: `root` and the nodes its links name are interior nodes of
@@ -751,7 +806,9 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             let header = Self::header(leaf);
             let mut h = header.read();
             let slot = h.free_head;
-            let (next, generation) = self.get(slot)?.vacancy()?;
+            // The leaf's own free slot: its record is in this leaf.
+            let record = Self::record_in(leaf, slot)?;
+            let (next, generation) = record.as_ptr().read().vacancy()?;
             h.free_head = next;
             h.free = h.free.wrapping_sub(1);
             header.write(h);
@@ -764,7 +821,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
                 write_link(mid, m, link_to(leaf, false));
                 self.free_from = (r << LINK_SHIFT | m).wrapping_add(1);
             }
-            Some((slot, generation))
+            Some((slot, generation, record))
         }
     }
 
@@ -772,7 +829,15 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// `generation`, and frees the leaf if it has no occupied slot left, and
     /// the interior nodes that lose their last link.
     fn put_slot(&mut self, slot: u32, generation: u32) {
-        let (Some(root), Some((mid, leaf))) = (self.root, self.nodes(slot)) else {
+        if let Some((mid, leaf)) = self.nodes(slot) {
+            self.put_slot_in(mid, leaf, slot, generation);
+        }
+    }
+
+    /// [`Self::put_slot`] of a slot whose interior node and leaf the caller
+    /// found ([`Self::nodes`]).
+    fn put_slot_in(&mut self, mid: NonNull<u8>, leaf: NonNull<u8>, slot: u32, generation: u32) {
+        let (Some(root), Some(record)) = (self.root, Self::record_in(leaf, slot)) else {
             return;
         };
         let (r, m, _) = Self::path(slot);
@@ -780,7 +845,9 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         // SAFETY: `leaf` is a leaf of this table: it starts with its header
         // (type invariant).
         let mut h = unsafe { header.read() };
-        self.set(slot, R::vacant(h.free_head, generation));
+        // SAFETY: `record` points to the slot's record in its live leaf,
+        // aligned; the table, borrowed mutably, alone accesses it.
+        unsafe { record.as_ptr().write(R::vacant(h.free_head, generation)) };
         h.free_head = slot;
         h.free = h.free.wrapping_add(1);
         self.free_slots = self.free_slots.wrapping_add(1);
@@ -834,14 +901,12 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         }
     }
 
-    /// Adds a leaf in the first place without one, and the interior nodes
-    /// its path lacks, all with `flags`: its slots free, their generations
-    /// the table's next. Returns `None`, the table unchanged, if `source`
-    /// has not enough pages or the table is full.
-    fn grow(&mut self, flags: P::Flags) -> Option<()> {
-        // The place: the first null link of the first interior node that
-        // has one, else the first null link of the root (a new interior
-        // node).
+    /// Where [`Self::grow`] puts a new leaf: the first null link of the
+    /// first interior node that has one, else the first null link of the
+    /// root (under a new interior node); and how many pages it takes (the
+    /// leaf and the interior nodes its path lacks). `None` if the table is
+    /// full.
+    fn growth(&self) -> Option<(usize, usize, Option<NonNull<u8>>, usize)> {
         let (r, m, mid) = match self.root {
             None => (0, 0, None),
             // SAFETY: `root` and the nodes its links name are interior nodes
@@ -858,6 +923,27 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             (Some(_), None) => LEVELS - 1,
             (Some(_), Some(_)) => 1,
         };
+        Some((r, m, mid, missing))
+    }
+
+    /// The pages of its own the table takes from the source to insert a
+    /// record now ([`Self::insert_record`]; [`Self::insert_page`] takes
+    /// the slot's page too): none while a slot is free, else a leaf and the
+    /// interior nodes above it that are missing (0 if the table is full).
+    /// For a caller that gets pages before it takes a lock.
+    pub fn pages_to_insert(&self) -> usize {
+        if self.free_slots > 0 {
+            return 0;
+        }
+        self.growth().map_or(0, |(_, _, _, missing)| missing)
+    }
+
+    /// Adds a leaf in the first place without one, and the interior nodes
+    /// its path lacks, all with `flags`: its slots free, their generations
+    /// the table's next. Returns `None`, the table unchanged, if `source`
+    /// has not enough pages or the table is full.
+    fn grow(&mut self, flags: P::Flags) -> Option<()> {
+        let (r, m, mid, missing) = self.growth()?;
         // Get the pages before changing anything.
         let mut fresh = [None; LEVELS];
         for page in fresh.iter_mut().take(missing) {

@@ -108,6 +108,17 @@ impl Record for Rec {
     }
 }
 
+// SAFETY: `page` reads `page`, `vacancy` reads `next` only for a record
+// without page and value (a free slot's): for an occupied record, neither
+// depends on `next`, the body.
+unsafe impl HasBody for Rec {
+    type Body = u32;
+
+    fn body_mut(&mut self) -> &mut u32 {
+        &mut self.next
+    }
+}
+
 type Table<'a> = RadixTable<Rec, &'a TestPages>;
 
 /// Inserts a page and sets its record's value.
@@ -321,6 +332,38 @@ fn records_without_pages() {
     );
     src.fail_all.set(false);
     assert_eq!(table.check(), Ok(0));
+}
+
+/// `body_mut_if` lends an occupied record's body when the check holds, in
+/// place; never a free slot's, a header's or a slot without leaf.
+#[test]
+fn bodies_lent_after_a_check() {
+    let src = TestPages::new();
+    let mut table = Table::new(&src);
+    let (a, _, _) = table.insert_page(GFP).unwrap();
+    let (b, _) = table
+        .insert_record(GFP, |g| Rec {
+            page: None,
+            next: 0,
+            generation: g,
+            value: 5,
+        })
+        .unwrap();
+    *table.body_mut_if(a, |r| r.page.is_some()).unwrap() = 11;
+    *table.body_mut_if(b, |r| r.value == 5).unwrap() = 12;
+    assert_eq!(
+        (table.get(a).unwrap().next, table.get(b).unwrap().next),
+        (11, 12)
+    );
+    assert!(table.body_mut_if(b, |r| r.value == 6).is_none(), "refused");
+    assert!(table.body_mut_if(3, |_| true).is_none(), "a free slot");
+    assert!(table.body_mut_if(0, |_| true).is_none(), "the header");
+    assert!(table.body_mut_if(1 << 20, |_| true).is_none(), "no leaf");
+    assert!(table.vacate(b, 1));
+    assert!(table.body_mut_if(b, |_| true).is_none(), "vacated");
+    assert!(table.remove_page(a, 1));
+    assert_eq!(table.check(), Ok(0));
+    table.clear();
 }
 
 #[test]

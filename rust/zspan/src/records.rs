@@ -29,10 +29,6 @@ pub type Handle = zalloc::Handle<0, OBJECT_SLOT_BITS, GENERATION_BITS>;
 
 // The fields fill the handle: no spare bits to check.
 const _: () = assert!(OBJECT_SLOT_BITS + GENERATION_BITS + u16::BITS == u64::BITS);
-// An object's record packs its flags, index, span slot and generation.
-const _: () = assert!(3 + INDEX_BITS + SPAN_SLOT_BITS + GENERATION_BITS <= u64::BITS);
-// A free record packs a flag, a slot and a generation.
-const _: () = assert!(1 + u32::BITS + GENERATION_BITS <= u64::BITS);
 const _: () = assert!(MAX_SPAN_OBJECTS.is_power_of_two());
 
 /// The generation that follows `generation` in a slot.
@@ -45,98 +41,142 @@ pub(super) const fn next_generation(generation: u32) -> u32 {
 /// its links on its span's list of objects (the span's reverse map); or,
 /// for a free slot, the next free slot and the generation.
 ///
-/// In `word`: bit 0 is set in a free slot's record; bit 1 in a live
-/// object's (so that no record is 0); bit 2 is *mapped*; then the index,
-/// the span slot and the generation. A free record has the next slot in
-/// bits 1..33 and the generation above. `links` has the previous object
-/// of the span in its low half and the next in its high half
-/// ([`NO_SLOT`] at the ends); a free record's is 0.
+/// `head` has [`FREE`] set in a free slot's record, [`LIVE`] in a live
+/// object's (so that no record is 0), and the generation above them. The
+/// rest is the record's [`ObjectBody`], which the table lends in place
+/// ([`HasBody`]): the pool checks a handle and changes its object with one
+/// walk of the table. A free record keeps the next free slot in its body's
+/// `next`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(super) struct Object {
-    word: u64,
-    links: u64,
+    head: u32,
+    body: ObjectBody,
 }
 
-const FREE: u64 = 1;
-const LIVE: u64 = 2;
-const MAPPED: u64 = 4;
-const INDEX_SHIFT: u32 = 3;
-const SPAN_SHIFT: u32 = INDEX_SHIFT + INDEX_BITS;
-const OBJECT_GENERATION_SHIFT: u32 = SPAN_SHIFT + SPAN_SLOT_BITS;
-const FREE_GENERATION_SHIFT: u32 = 1 + u32::BITS;
-/// `links` of an object on no list.
-const UNLINKED: u64 = u64::MAX;
+/// What an [`Object`] record has besides its state and generation: where
+/// the object is, whether it is mapped, and its links.
+///
+/// `place` has the index in its low [`INDEX_BITS`], the span slot above
+/// and *mapped* in bit 31. `prev` and `next` are the previous and next
+/// objects of the span's list ([`NO_SLOT`] at the ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub(super) struct ObjectBody {
+    place: u32,
+    /// The previous object on its span's list, [`NO_SLOT`] for the first.
+    pub(super) prev: u32,
+    /// The next object on its span's list, [`NO_SLOT`] for the last (a free
+    /// record's: the next free slot).
+    pub(super) next: u32,
+}
 
-const fn mask(bits: u32) -> u64 {
+const FREE: u32 = 1;
+const LIVE: u32 = 2;
+const GENERATION_SHIFT: u32 = 2;
+const MAPPED: u32 = 1 << 31;
+const SPAN_SHIFT: u32 = INDEX_BITS;
+
+// The generation fits above the two state bits; the index, the span slot
+// and the mapped bit fill `place`.
+const _: () = assert!(GENERATION_SHIFT + GENERATION_BITS <= u32::BITS);
+const _: () = assert!(INDEX_BITS + SPAN_SLOT_BITS < u32::BITS);
+
+const fn mask(bits: u32) -> u32 {
     (1 << bits) - 1
 }
 
-impl Object {
-    /// A live object's record, on no list.
-    pub(super) fn live(span: u32, index: u32, generation: u32, mapped: bool) -> Self {
-        Object {
-            word: LIVE
-                | if mapped { MAPPED } else { 0 }
-                | (u64::from(index) & mask(INDEX_BITS)) << INDEX_SHIFT
-                | (u64::from(span) & mask(SPAN_SLOT_BITS)) << SPAN_SHIFT
-                | (u64::from(generation) & mask(GENERATION_BITS)) << OBJECT_GENERATION_SHIFT,
-            links: UNLINKED,
-        }
+impl ObjectBody {
+    /// The place of object `index` of the span in `span`, not mapped.
+    fn place(span: u32, index: u32) -> u32 {
+        (index & mask(INDEX_BITS)) | (span & mask(SPAN_SLOT_BITS)) << SPAN_SHIFT
     }
 
-    /// The span slot of a live object.
-    pub(super) fn span(self) -> u32 {
-        ((self.word >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)) as u32
+    /// The span slot of the object.
+    pub(super) fn span(&self) -> u32 {
+        (self.place >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)
     }
 
-    /// The index in its span of a live object.
-    pub(super) fn index(self) -> u32 {
-        ((self.word >> INDEX_SHIFT) & mask(INDEX_BITS)) as u32
+    /// The object's index in its span.
+    pub(super) fn index(&self) -> u32 {
+        self.place & mask(INDEX_BITS)
     }
 
-    /// The generation of a live object's slot.
-    pub(super) fn generation(self) -> u32 {
-        ((self.word >> OBJECT_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32
-    }
-
-    /// Whether a live object is mapped.
-    pub(super) fn mapped(self) -> bool {
-        self.word & MAPPED != 0
+    /// Whether the object is mapped.
+    pub(super) fn mapped(&self) -> bool {
+        self.place & MAPPED != 0
     }
 
     /// Sets or clears the mapped bit.
     pub(super) fn set_mapped(&mut self, mapped: bool) {
         if mapped {
-            self.word |= MAPPED;
+            self.place |= MAPPED;
         } else {
-            self.word &= !MAPPED;
+            self.place &= !MAPPED;
         }
+    }
+
+    /// Moves the object to index `index` of the span in `span`, not
+    /// mapped.
+    pub(super) fn set_place(&mut self, span: u32, index: u32) {
+        self.place = Self::place(span, index);
+    }
+}
+
+impl Object {
+    /// A live object's record, on no list.
+    pub(super) fn live(span: u32, index: u32, generation: u32, mapped: bool) -> Self {
+        let mut body = ObjectBody {
+            place: ObjectBody::place(span, index),
+            prev: NO_SLOT,
+            next: NO_SLOT,
+        };
+        body.set_mapped(mapped);
+        Object {
+            head: LIVE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
+            body,
+        }
+    }
+
+    /// The span slot of a live object.
+    pub(super) fn span(self) -> u32 {
+        self.body.span()
+    }
+
+    /// The index in its span of a live object.
+    pub(super) fn index(self) -> u32 {
+        self.body.index()
+    }
+
+    /// The generation of the slot.
+    pub(super) fn generation(self) -> u32 {
+        (self.head >> GENERATION_SHIFT) & mask(GENERATION_BITS)
+    }
+
+    /// Whether a live object is mapped.
+    pub(super) fn mapped(self) -> bool {
+        self.body.mapped()
     }
 
     /// Whether this is a live object's record.
     pub(super) fn is_live(self) -> bool {
-        self.word & (FREE | LIVE) == LIVE
+        self.head & (FREE | LIVE) == LIVE
+    }
+
+    /// Whether this is the record of the live object of generation
+    /// `generation`.
+    pub(super) fn is_live_at(&self, generation: u32) -> bool {
+        self.head & (FREE | LIVE) == LIVE && self.generation() == generation
     }
 
     /// The previous object on its span's list, [`NO_SLOT`] for the first.
     pub(super) fn prev(self) -> u32 {
-        self.links as u32
+        self.body.prev
     }
 
     /// The next object on its span's list, [`NO_SLOT`] for the last.
     pub(super) fn next(self) -> u32 {
-        (self.links >> 32) as u32
-    }
-
-    /// Sets the previous object on its span's list.
-    pub(super) fn set_prev(&mut self, prev: u32) {
-        self.links = (self.links & !mask(32)) | u64::from(prev);
-    }
-
-    /// Sets the next object on its span's list.
-    pub(super) fn set_next(&mut self, next: u32) {
-        self.links = (self.links & mask(32)) | u64::from(next) << 32;
+        self.body.next
     }
 }
 
@@ -149,10 +189,12 @@ impl Record for Object {
 
     fn vacant(next: u32, generation: u32) -> Self {
         Object {
-            word: FREE
-                | u64::from(next) << 1
-                | (u64::from(generation) & mask(GENERATION_BITS)) << FREE_GENERATION_SHIFT,
-            links: 0,
+            head: FREE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
+            body: ObjectBody {
+                place: 0,
+                prev: NO_SLOT,
+                next,
+            },
         }
     }
 
@@ -161,12 +203,18 @@ impl Record for Object {
     }
 
     fn vacancy(&self) -> Option<(u32, u32)> {
-        if self.word & FREE == 0 {
-            return None;
-        }
-        let next = (self.word >> 1) as u32;
-        let generation = ((self.word >> FREE_GENERATION_SHIFT) & mask(GENERATION_BITS)) as u32;
-        Some((next, generation))
+        (self.head & FREE != 0).then_some((self.body.next, self.generation()))
+    }
+}
+
+// SAFETY: `page` is always `None`, and `vacancy` of a record reads `head`
+// to tell a free slot's (the body only for a free slot's next): no change
+// to the body of an occupied record changes what either returns.
+unsafe impl HasBody for Object {
+    type Body = ObjectBody;
+
+    fn body_mut(&mut self) -> &mut ObjectBody {
+        &mut self.body
     }
 }
 

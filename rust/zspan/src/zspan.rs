@@ -101,7 +101,8 @@
 //! every class with a budget of the caller's.
 
 use core::fmt;
-use core::ptr::NonNull;
+use core::mem::MaybeUninit;
+use core::ptr::{addr_of_mut, NonNull};
 
 #[path = "check.rs"]
 mod check;
@@ -397,20 +398,49 @@ struct Found {
 impl<P: PageSource + Clone> Pool<P> {
     /// An empty pool that takes its pages from `source`. Allocates nothing.
     pub fn new(source: P) -> Self {
-        Self {
-            objects: RadixTable::new(source.clone()),
-            spans: RadixTable::new(source),
-            classes: [Class::EMPTY; NCLASSES],
-            pages: 0,
-            live: 0,
-            span_count: 0,
-            mapped: 0,
-            class_bytes: 0,
-            moved: 0,
-            spans_compacted: 0,
-            rejected: Rejections::default(),
-            bad_handles: 0,
-            freed_class: 0,
+        let mut pool = MaybeUninit::<Self>::uninit();
+        // SAFETY: `pool` is valid for writes of a pool, aligned; `init_at`
+        // writes every field, so it is initialized.
+        unsafe {
+            Self::init_at(pool.as_mut_ptr(), source);
+            pool.assume_init()
+        }
+    }
+
+    /// Writes an empty pool that takes its pages from `source` at `slot`,
+    /// field by field: a pool is 2.5 KiB (its classes' lists), which
+    /// [`Pool::new`] returns by value, and a kernel caller that builds it
+    /// in place keeps it off its stack. [`Pool::new`] is built on it, so
+    /// that the host tests (under Miri too) see every field written.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes of a pool and aligned; what it held is
+    /// overwritten, not dropped.
+    pub unsafe fn init_at(slot: *mut Self, source: P) {
+        // SAFETY: The caller's: each field's place is inside `*slot`, valid
+        // for writes and aligned, and each is written once, in full.
+        unsafe {
+            addr_of_mut!((*slot).objects).write(RadixTable::new(source.clone()));
+            addr_of_mut!((*slot).spans).write(RadixTable::new(source));
+            let classes = addr_of_mut!((*slot).classes).cast::<Class>();
+            for i in 0..NCLASSES {
+                classes.add(i).write(Class::EMPTY);
+            }
+            for counter in [
+                addr_of_mut!((*slot).pages),
+                addr_of_mut!((*slot).live),
+                addr_of_mut!((*slot).span_count),
+                addr_of_mut!((*slot).mapped),
+                addr_of_mut!((*slot).class_bytes),
+                addr_of_mut!((*slot).moved),
+                addr_of_mut!((*slot).spans_compacted),
+                addr_of_mut!((*slot).bad_handles),
+            ] {
+                counter.write(0);
+            }
+            addr_of_mut!((*slot).rejected).write(Rejections::default());
+            addr_of_mut!((*slot).freed_class).write(0);
         }
     }
 
@@ -461,16 +491,38 @@ impl<P: PageSource + Clone> Pool<P> {
                 }
             },
         };
-        let Some(index) = self.take_index(span) else {
+        let Some((index, old_head)) = self.take_index(span, slot) else {
             // Not with the invariants: a listed span that is not full has a
             // free index.
             self.objects.vacate(slot, generation);
             return Err(AllocError::NoMemory);
         };
-        self.objects
-            .update_pageless(slot, |r| *r = Object::live(span, index, generation, false));
-        self.attach(slot, span);
+        // First on its span's list of objects (`live` made it unlinked).
+        if let Some(body) = self.objects.body_mut_if(slot, |_| true) {
+            body.set_place(span, index);
+            body.next = old_head;
+        }
+        self.set_object_prev(old_head, slot);
         Ok(Handle::new(self.objects.tag(), generation, slot, 0))
+    }
+
+    /// The pages [`Pool::alloc`] of `size` bytes would take from the page
+    /// source now: a new span's, if its class has no room, and what either
+    /// table takes to grow when it has no free slot. A caller that gets its
+    /// pages before it takes its lock (the kernel glue) gets this many, so
+    /// that one more try succeeds.
+    pub fn pages_wanted(&self, size: usize) -> usize {
+        let Some(class) = class_of(size) else {
+            return 0;
+        };
+        let span = match self.pick(class) {
+            Some(_) => 0,
+            None => {
+                CLASSES.get(class).map_or(0, |g| usize::from(g.pages))
+                    + self.spans.pages_to_insert()
+            }
+        };
+        self.objects.pages_to_insert() + span
     }
 
     /// Frees the object of `handle`.
@@ -485,11 +537,11 @@ impl<P: PageSource + Clone> Pool<P> {
             self.bad_handles = self.bad_handles.wrapping_add(1);
             return Err(HandleError::Mapped);
         }
-        if let Some(span) = self.span(record.span()) {
-            self.freed_class = usize::from(span.class);
+        if let Some((class, _)) = self.put_index(record.span(), slot, record.index(), record.next())
+        {
+            self.freed_class = class;
         }
-        self.detach(slot, record);
-        self.put_index(record.span(), record.index());
+        self.unlink_object(record.prev(), record.next());
         self.objects
             .vacate(slot, next_generation(record.generation()));
         Ok(())
@@ -503,15 +555,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A [`HandleError`] for a handle that is not live in this pool, or
     /// whose object is mapped already; the pool is unchanged.
     pub fn map(&mut self, handle: Handle) -> Result<Mapping, HandleError> {
-        let Found { slot, record } = self.resolve(handle)?;
-        if record.mapped() {
-            self.bad_handles = self.bad_handles.wrapping_add(1);
-            return Err(HandleError::Mapped);
-        }
-        let mapping = self
-            .set_mapped(slot, record, true)
-            .ok_or(HandleError::Stale)?;
-        Ok(mapping)
+        self.set_mapped(handle, true)
     }
 
     /// Ends a [`Pool::map`]; returns where the object is, for a caller that
@@ -523,15 +567,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A [`HandleError`] for a handle that is not live in this pool, or
     /// whose object is not mapped; the pool is unchanged.
     pub fn unmap(&mut self, handle: Handle) -> Result<Mapping, HandleError> {
-        let Found { slot, record } = self.resolve(handle)?;
-        if !record.mapped() {
-            self.bad_handles = self.bad_handles.wrapping_add(1);
-            return Err(HandleError::NotMapped);
-        }
-        let mapping = self
-            .set_mapped(slot, record, false)
-            .ok_or(HandleError::Stale)?;
-        Ok(mapping)
+        self.set_mapped(handle, false)
     }
 
     /// Number of pages holding objects, not counting the tables
@@ -646,6 +682,16 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     fn lookup(&self, handle: Handle) -> Result<Found, HandleError> {
+        let (slot, generation) = self.checked(handle)?;
+        match self.objects.get(slot) {
+            Some(&record) if record.is_live_at(generation) => Ok(Found { slot, record }),
+            _ => Err(HandleError::Stale),
+        }
+    }
+
+    /// The slot and generation of `handle`, if it is one of this pool's
+    /// and names a slot.
+    fn checked(&self, handle: Handle) -> Result<(u32, u32), HandleError> {
         let f = handle.fields();
         if f.tag != self.objects.tag() {
             return Err(HandleError::Foreign);
@@ -653,13 +699,7 @@ impl<P: PageSource + Clone> Pool<P> {
         if f.spare != 0 || f.index != 0 || !ObjectTable::<P>::is_slot(f.slot) {
             return Err(HandleError::Malformed);
         }
-        match self.objects.get(f.slot) {
-            Some(&record) if record.is_live() && record.generation() == f.generation => Ok(Found {
-                slot: f.slot,
-                record,
-            }),
-            _ => Err(HandleError::Stale),
-        }
+        Ok((f.slot, f.generation))
     }
 
     /// The record of the live object in `slot`, if there is one.
@@ -681,13 +721,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// The body of the span in `slot`, in place, and its first page, if
     /// it is a span.
     fn span_mut(&mut self, slot: u32) -> Option<(NonNull<u8>, &mut SpanBody)> {
-        if !SpanTable::<P>::is_slot(slot) {
-            return None;
-        }
-        match self.spans.page_and_body_mut(slot)? {
-            (Some(first), body) => Some((first, body)),
-            (None, _) => None,
-        }
+        span_in(&mut self.spans, slot)
     }
 
     /// Where the live object of `record` is.
@@ -697,61 +731,62 @@ impl<P: PageSource + Clone> Pool<P> {
         locate(span.page_at(0)?, span, geometry, record.index())
     }
 
-    /// Sets or clears the mapped bit of the object in `slot` (its record
-    /// `record`) and counts it in its span; returns where the object is,
-    /// `None` (nothing changed) if its span is not one.
-    fn set_mapped(&mut self, slot: u32, record: Object, mapped: bool) -> Option<Mapping> {
-        let (first, span) = self.span_mut(record.span())?;
-        let geometry = CLASSES.get(usize::from(span.class))?;
-        let mapping = locate(first, span, geometry, record.index())?;
-        span.mapped = if mapped {
-            span.mapped.wrapping_add(1)
-        } else {
-            span.mapped.wrapping_sub(1)
-        };
-        self.objects.update_pageless(slot, |r| r.set_mapped(mapped));
-        self.mapped = if mapped {
-            self.mapped.wrapping_add(1)
-        } else {
-            self.mapped.wrapping_sub(1)
-        };
-        Some(mapping)
-    }
-
-    /// Puts the live object in `slot` first on the list of objects of the
-    /// span in `span`, which its record names.
-    fn attach(&mut self, slot: u32, span: u32) {
-        let Some((_, s)) = self.span_mut(span) else {
-            return;
-        };
-        let head = core::mem::replace(&mut s.head, slot);
-        self.objects.update_pageless(slot, |r| {
-            r.set_prev(NO_SLOT);
-            r.set_next(head);
+    /// Sets (`map`) or clears (`unmap`) the mapped bit of the object of
+    /// `handle` and counts it in its span: one walk of each table. Returns
+    /// where the object is; a bad handle, or one already in that state, is
+    /// counted and rejected, the pool unchanged.
+    fn set_mapped(&mut self, handle: Handle, mapped: bool) -> Result<Mapping, HandleError> {
+        let result = self.checked(handle).and_then(|(slot, generation)| {
+            let body = self
+                .objects
+                .body_mut_if(slot, |r| r.is_live_at(generation))
+                .ok_or(HandleError::Stale)?;
+            match (body.mapped(), mapped) {
+                (true, true) => return Err(HandleError::Mapped),
+                (false, false) => return Err(HandleError::NotMapped),
+                _ => {}
+            }
+            let (first, span) = span_in(&mut self.spans, body.span()).ok_or(HandleError::Stale)?;
+            let mapping = CLASSES
+                .get(usize::from(span.class))
+                .and_then(|geometry| locate(first, span, geometry, body.index()))
+                .ok_or(HandleError::Stale)?;
+            span.mapped = if mapped {
+                span.mapped.wrapping_add(1)
+            } else {
+                span.mapped.wrapping_sub(1)
+            };
+            body.set_mapped(mapped);
+            Ok(mapping)
         });
-        if head != NO_SLOT {
-            self.objects.update_pageless(head, |r| r.set_prev(slot));
+        match result {
+            Ok(_) if mapped => self.mapped = self.mapped.wrapping_add(1),
+            Ok(_) => self.mapped = self.mapped.wrapping_sub(1),
+            Err(_) => self.bad_handles = self.bad_handles.wrapping_add(1),
         }
+        result
     }
 
-    /// Takes the live object in `slot` (its record `record`) off its span's
-    /// list of objects.
-    fn detach(&mut self, slot: u32, record: Object) {
-        let (prev, next) = (record.prev(), record.next());
-        if prev != NO_SLOT {
-            self.objects.update_pageless(prev, |r| r.set_next(next));
-        } else if let Some((_, s)) = self.span_mut(record.span()) {
-            if s.head == slot {
-                s.head = next;
+    /// Sets the previous object of the live object in `slot` (if any:
+    /// [`NO_SLOT`] is none) on its span's list to `prev`.
+    fn set_object_prev(&mut self, slot: u32, prev: u32) {
+        if slot != NO_SLOT {
+            if let Some(body) = self.objects.body_mut_if(slot, |r| r.is_live()) {
+                body.prev = prev;
             }
         }
-        if next != NO_SLOT {
-            self.objects.update_pageless(next, |r| r.set_prev(prev));
+    }
+
+    /// Links `prev` and `next`, the neighbours on a span's list of objects
+    /// of an object that leaves it ([`NO_SLOT`] at the ends: the span's
+    /// head is [`Pool::put_index`]'s).
+    fn unlink_object(&mut self, prev: u32, next: u32) {
+        if prev != NO_SLOT {
+            if let Some(body) = self.objects.body_mut_if(prev, |r| r.is_live()) {
+                body.next = next;
+            }
         }
-        self.objects.update_pageless(slot, |r| {
-            r.set_prev(NO_SLOT);
-            r.set_next(NO_SLOT);
-        });
+        self.set_object_prev(next, prev);
     }
 
     /// Moves objects out of the evacuating span of `class` (choosing one if
@@ -858,35 +893,50 @@ impl<P: PageSource + Clone> Pool<P> {
         Ok(slot)
     }
 
-    /// Takes the first free index of the listed span in `slot`, counts it
-    /// live and moves the span to the list it now belongs on.
-    fn take_index(&mut self, slot: u32) -> Option<u32> {
-        let (_, span) = self.span_mut(slot)?;
+    /// Takes the first free index of the listed span in `slot` for the
+    /// object in slot `object`, which goes first on the span's list of
+    /// objects, counts it live and moves the span to the list it now
+    /// belongs on. Returns the index and the span's first object before
+    /// (the caller links the object to it).
+    fn take_index(&mut self, slot: u32, object: u32) -> Option<(u32, u32)> {
+        let (_, span) = span_in(&mut self.spans, slot)?;
         let class = usize::from(span.class);
         let geometry = CLASSES.get(class)?;
         let index = span.first_free(u32::from(geometry.objects))?;
         span.set_used(index, true);
         span.live = span.live.wrapping_add(1);
-        let moves =
-            span.evacuating == 0 && Group::of(span.live, geometry.objects) as u8 != span.list;
+        let old_head = core::mem::replace(&mut span.head, object);
+        let moved = if span.evacuating == 0 {
+            let group = Group::of(span.live, geometry.objects) as u8;
+            relink_body(&mut self.classes, slot, span, group)
+        } else {
+            Moved::NONE
+        };
         self.live = self.live.wrapping_add(1);
         self.class_bytes = self.class_bytes.wrapping_add(u64::from(geometry.size));
         if let Some(c) = self.classes.get_mut(class) {
             c.live = c.live.wrapping_add(1);
         }
-        if moves {
-            self.relist(slot);
-        }
-        Some(index)
+        self.fix_neighbours(slot, moved);
+        Some((index, old_head))
     }
 
-    /// Frees `index` of the span in `slot`; frees the span if it empties,
-    /// else moves it to the list it now belongs on. Returns whether the
-    /// span was freed.
-    fn put_index(&mut self, slot: u32, index: u32) -> bool {
-        let Some((_, span)) = self.span_mut(slot) else {
-            return false;
-        };
+    /// Frees `index` of the span in `slot`, the place of the object in
+    /// slot `object`, whose next object on the span's list is `next` (the
+    /// span's head if the object was); frees the span if it empties, else
+    /// moves it to the list it now belongs on. Returns the span's class
+    /// and whether the span was freed.
+    fn put_index(
+        &mut self,
+        slot: u32,
+        object: u32,
+        index: u32,
+        next: u32,
+    ) -> Option<(usize, bool)> {
+        let (_, span) = span_in(&mut self.spans, slot)?;
+        if span.head == object {
+            span.head = next;
+        }
         let class = usize::from(span.class);
         let (size, objects) = CLASSES
             .get(class)
@@ -894,7 +944,16 @@ impl<P: PageSource + Clone> Pool<P> {
         span.set_used(index, false);
         span.live = span.live.wrapping_sub(1);
         let live = span.live;
-        let moves = span.evacuating == 0 && Group::of(live, objects) as u8 != span.list;
+        let moved = if live != 0 && span.evacuating == 0 {
+            relink_body(
+                &mut self.classes,
+                slot,
+                span,
+                Group::of(live, objects) as u8,
+            )
+        } else {
+            Moved::NONE
+        };
         self.live = self.live.wrapping_sub(1);
         self.class_bytes = self.class_bytes.wrapping_sub(size);
         if let Some(c) = self.classes.get_mut(class) {
@@ -902,12 +961,10 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         if live == 0 {
             self.free_span(slot);
-            true
+            Some((class, true))
         } else {
-            if moves {
-                self.relist(slot);
-            }
-            false
+            self.fix_neighbours(slot, moved);
+            Some((class, false))
         }
     }
 
@@ -943,60 +1000,45 @@ impl<P: PageSource + Clone> Pool<P> {
     /// Moves the span in `slot` to the list its fullness calls for (an
     /// evacuating span stays where it is).
     fn relist(&mut self, slot: u32) {
-        let Some(span) = self.span(slot) else {
+        let Some((_, s)) = span_in(&mut self.spans, slot) else {
             return;
         };
-        if span.evacuating != 0 {
+        if s.evacuating != 0 {
             return;
         }
-        let objects = CLASSES
-            .get(usize::from(span.class))
-            .map_or(0, |g| g.objects);
-        let group = Group::of(span.live, objects) as u8;
-        if span.list != group {
-            self.relink(slot, group);
-        }
+        let objects = CLASSES.get(usize::from(s.class)).map_or(0, |g| g.objects);
+        let group = Group::of(s.live, objects) as u8;
+        let moved = relink_body(&mut self.classes, slot, s, group);
+        self.fix_neighbours(slot, moved);
     }
 
     /// Moves the span in `slot` first on list `group` of its class, off the
     /// list it is on (if any, and not `group`).
     fn relink(&mut self, slot: u32, group: u8) {
-        let Some((_, s)) = self.span_mut(slot) else {
+        let Some((_, s)) = span_in(&mut self.spans, slot) else {
             return;
         };
-        let (prev, next, class, list) = (s.prev, s.next, usize::from(s.class), s.list);
-        if list == group {
-            return;
-        }
-        let Some(heads) = self.classes.get_mut(class).map(|c| &mut c.heads) else {
-            return;
-        };
-        let Some(new_next) = heads
-            .get_mut(usize::from(group))
-            .map(|h| core::mem::replace(h, slot))
-        else {
-            return;
-        };
-        if list != UNLISTED && prev == NO_SLOT {
-            if let Some(head) = heads.get_mut(usize::from(list)) {
-                *head = next;
+        let moved = relink_body(&mut self.classes, slot, s, group);
+        self.fix_neighbours(slot, moved);
+    }
+
+    /// Mends the links of the spans next to the span in `slot` on the lists
+    /// it left and joined ([`relink_body`]).
+    fn fix_neighbours(&mut self, slot: u32, moved: Moved) {
+        if moved.prev != NO_SLOT {
+            if let Some((_, s)) = span_in(&mut self.spans, moved.prev) {
+                s.next = moved.next;
             }
         }
-        if let Some((_, s)) = self.span_mut(slot) {
-            s.list = group;
-            s.prev = NO_SLOT;
-            s.next = new_next;
-        }
-        if list != UNLISTED {
-            if let Some((_, s)) = self.span_mut(prev) {
-                s.next = next;
-            }
-            if let Some((_, s)) = self.span_mut(next) {
-                s.prev = prev;
+        if moved.next != NO_SLOT {
+            if let Some((_, s)) = span_in(&mut self.spans, moved.next) {
+                s.prev = moved.prev;
             }
         }
-        if let Some((_, s)) = self.span_mut(new_next) {
-            s.prev = slot;
+        if moved.new_next != NO_SLOT {
+            if let Some((_, s)) = span_in(&mut self.spans, moved.new_next) {
+                s.prev = slot;
+            }
         }
     }
 
@@ -1087,18 +1129,22 @@ impl<P: PageSource + Clone> Pool<P> {
             return None;
         };
         let source = self.locate(record)?;
-        let index = self.take_index(to)?;
-        let target = Object::live(to, index, record.generation(), false);
-        let Some(destination) = self.locate(target) else {
-            self.put_index(to, index);
+        let (index, old_head) = self.take_index(to, slot)?;
+        let Some(destination) = self.locate(Object::live(to, index, 0, false)) else {
+            self.put_index(to, slot, index, old_head);
             return None;
         };
         copy(&source, &destination);
-        self.detach(slot, record);
-        self.objects.update_pageless(slot, |r| *r = target);
-        self.attach(slot, to);
+        // Off its old span's list, first on its new span's.
+        self.unlink_object(record.prev(), record.next());
+        if let Some(body) = self.objects.body_mut_if(slot, |r| r.is_live()) {
+            body.set_place(to, index);
+            body.prev = NO_SLOT;
+            body.next = old_head;
+        }
+        self.set_object_prev(old_head, slot);
         self.moved = self.moved.wrapping_add(1);
-        let freed = self.put_index(from, record.index());
+        let (_, freed) = self.put_index(from, slot, record.index(), record.next())?;
         if freed {
             self.spans_compacted = self.spans_compacted.wrapping_add(1);
         }
@@ -1111,6 +1157,74 @@ impl<P: PageSource + Clone> Drop for Pool<P> {
     /// leaked silently.
     fn drop(&mut self) {
         let _ = self.reset();
+    }
+}
+
+/// The body of the span in `slot` of `spans`, in place, and its first
+/// page, if it is a span: a function of the table alone, so that a caller
+/// may change the pool's other fields while it holds the body.
+fn span_in<P: PageSource>(
+    spans: &mut SpanTable<P>,
+    slot: u32,
+) -> Option<(NonNull<u8>, &mut SpanBody)> {
+    match spans.page_and_body_mut(slot)? {
+        (Some(first), body) => Some((first, body)),
+        (None, _) => None,
+    }
+}
+
+/// The spans whose links follow a span that changed lists: its old
+/// neighbours and the first span of its new list ([`NO_SLOT`] for none).
+#[derive(Clone, Copy)]
+struct Moved {
+    prev: u32,
+    next: u32,
+    new_next: u32,
+}
+
+impl Moved {
+    const NONE: Moved = Moved {
+        prev: NO_SLOT,
+        next: NO_SLOT,
+        new_next: NO_SLOT,
+    };
+}
+
+/// Puts the span in `slot`, whose body is `s`, first on list `group` of its
+/// class, off the list it is on (if any, and not `group`): the class's
+/// heads and the span's own links. Returns the spans whose links follow
+/// ([`Pool::fix_neighbours`]).
+fn relink_body(classes: &mut [Class; NCLASSES], slot: u32, s: &mut SpanBody, group: u8) -> Moved {
+    let list = s.list;
+    if list == group {
+        return Moved::NONE;
+    }
+    let Some(heads) = classes.get_mut(usize::from(s.class)).map(|c| &mut c.heads) else {
+        return Moved::NONE;
+    };
+    let Some(new_next) = heads
+        .get_mut(usize::from(group))
+        .map(|h| core::mem::replace(h, slot))
+    else {
+        return Moved::NONE;
+    };
+    let (prev, next) = if list == UNLISTED {
+        (NO_SLOT, NO_SLOT)
+    } else {
+        (s.prev, s.next)
+    };
+    if list != UNLISTED && prev == NO_SLOT {
+        if let Some(head) = heads.get_mut(usize::from(list)) {
+            *head = next;
+        }
+    }
+    s.list = group;
+    s.prev = NO_SLOT;
+    s.next = new_next;
+    Moved {
+        prev,
+        next,
+        new_next,
     }
 }
 

@@ -202,6 +202,46 @@ fn no_memory_at_any_page_leaves_the_pool_unchanged() {
     assert_eq!(src.live(), 0);
 }
 
+/// `pages_wanted` is what the next allocation takes from the page source:
+/// the kernel glue gets that many before it tries again.
+#[test]
+fn pages_wanted_is_what_an_allocation_takes() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let mut handles = Vec::new();
+    let mut seed = 7u64;
+    for i in 0..scaled(3000) {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let size = 1 + (seed >> 33) as usize % PAGE_SIZE;
+        let wanted = pool.pages_wanted(size) as u64;
+        let before = src.live();
+        handles.push(pool.alloc(size, GFP).unwrap());
+        assert_eq!(
+            src.live() - before,
+            wanted,
+            "allocation {i} of {size} bytes"
+        );
+        if i % 3 == 2 {
+            let h = handles.swap_remove((seed >> 20) as usize % handles.len());
+            pool.free(h).unwrap();
+            pool.after_free();
+        }
+    }
+    assert_eq!(pool.pages_wanted(0), 0);
+    assert_eq!(pool.pages_wanted(PAGE_SIZE + 1), 0);
+    for h in handles {
+        pool.free(h).unwrap();
+    }
+    assert_eq!(
+        pool.pages_wanted(3000) as u32,
+        u32::from(CLASSES[class_of(3000).unwrap()].pages) + 6
+    );
+    drop(pool);
+    assert_eq!(src.live(), 0);
+}
+
 #[test]
 fn flags_reach_every_page() {
     let src = TestPages::new();
