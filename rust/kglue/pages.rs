@@ -7,8 +7,8 @@
 //! A pool gets the pages a `malloc` needs before it takes its lock: the
 //! [`Staged`] pages are lent to the core, through this CPU's stash, for the
 //! one call it makes under the lock; a core that needs more fails with a
-//! shortfall, and the caller gets another page (outside the lock) and tries
-//! again (`zpool_pool.rs`).
+//! shortfall, says how many pages it wants, and the caller gets them
+//! (outside the lock) and tries again (`zpool_pool.rs`).
 
 use super::zalloc::PageSource;
 use super::zpool::Gfp;
@@ -90,6 +90,23 @@ impl Staged {
         }
         self.pages[self.count] = page;
         self.count += 1;
+        true
+    }
+
+    /// Gets pages with `gfp` until this holds `wanted`, at least one more
+    /// and at most a stash's worth; false if the page allocator failed
+    /// (the caller's allocation fails: `ENOMEM`, as with one page at a
+    /// time) or this holds a stash's worth already.
+    pub(crate) fn top_up(&mut self, wanted: usize, gfp: Gfp) -> bool {
+        if self.count >= STASH_PAGES {
+            return false;
+        }
+        let target = wanted.max(self.count + 1).min(STASH_PAGES);
+        while self.count < target {
+            if !self.get_one(gfp) {
+                return false;
+            }
+        }
         true
     }
 

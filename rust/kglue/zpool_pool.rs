@@ -16,9 +16,10 @@
 //! page's objects; in zspan, for at most 4 objects moved after a free) and
 //! never sleep under it. `malloc` gets the pages it needs before it takes
 //! the lock ([`Staged`]): it tries the core with none, and on a shortfall
-//! drops the lock, gets one more page and tries again, so that the page
-//! allocator is never called under the lock (the pages of one malloc: at
-//! most a span and two table leaves). `map` returns the object's direct-map address and drops the lock.
+//! asks the core how many pages the allocation takes ([`Core::pages_wanted`]:
+//! a span's at once in zspan), drops the lock, gets them and tries again,
+//! so that the page allocator is never called under the lock (the pages of
+//! one malloc: at most a span and two table leaves). `map` returns the object's direct-map address and drops the lock.
 //! The core guarantees that a mapped object stays where it is, and that the
 //! page holding it is neither freed nor compacted, until its `unmap`: the
 //! caller may use the address without the lock and may sleep
@@ -131,11 +132,29 @@ pub(crate) trait Core: Send + Sized + 'static {
 
     /// An empty pool.
     fn new() -> Self;
+    /// Writes an empty pool at `slot` (a core larger than a few hundred
+    /// bytes writes it in place, off the stack).
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes of `Self` and aligned; what it held is
+    /// overwritten, not dropped.
+    unsafe fn init_at(slot: *mut Self) {
+        // SAFETY: the caller's.
+        unsafe { slot.write(Self::new()) }
+    }
     /// Allocates `size` bytes: a handle, or why not, without counting the
     /// rejection (the pool is then unchanged).
     fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError>;
     /// Counts a rejected allocation in the core's statistics.
     fn count_rejection(&mut self, error: AllocError);
+    /// The pages an allocation of `size` bytes would take from the page
+    /// allocator now, for a `malloc` that gets them before it tries again
+    /// (outside the lock). At least one more page is got anyway: a core
+    /// that does not know says 1.
+    fn pages_wanted(&self, _size: usize) -> usize {
+        1
+    }
     /// Frees the object of `handle`.
     fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Maps the object of `handle` until [`Core::unmap`].
@@ -210,7 +229,7 @@ pub(crate) static LEAKS: LeakCounts = LeakCounts {
 
 /// A pool's counters, as debugfs shows them (`<driver>/<pool>/`).
 struct Counters {
-    /// The pool's lock and core (a `SpinLock<C>` of the [`LockedPool<C>`]
+    /// The pool's lock and core (the [`Inner<C>`] of the [`LockedPool<C>`]
     /// that owns these counters), set once the pool is pinned; null
     /// before. The computed files read the core through it.
     pool: AtomicPtr<c_void>,
@@ -236,7 +255,7 @@ struct Counters {
 unsafe extern "C" fn counter_get<C: Core>(owner: *const c_void, index: u32) -> u64 {
     // SAFETY: the caller's contract.
     let counters = unsafe { &*owner.cast::<Counters>() };
-    let pool = counters.pool.load(Ordering::Acquire).cast::<SpinLock<C>>();
+    let pool = counters.pool.load(Ordering::Acquire).cast::<Inner<C>>();
     if pool.is_null() {
         return 0;
     }
@@ -303,6 +322,21 @@ impl Counters {
     }
 }
 
+/// A pool's core under its spinlock; the core is boxed (built in place,
+/// [`Core::init_at`]: zspan's is 2.5 KiB).
+type Inner<C> = SpinLock<KBox<C>>;
+
+/// A new core, built in place in a box.
+fn boxed_core<C: Core>() -> Result<KBox<C>> {
+    let mut core = KBox::<C>::new_uninit(GFP_KERNEL)?;
+    // SAFETY: the box is valid for writes of a `C`, aligned; `init_at`
+    // initializes it.
+    unsafe {
+        C::init_at(core.as_mut_ptr());
+        Ok(core.assume_init())
+    }
+}
+
 /// A pool of zswap's: the core `C` under a spinlock.
 ///
 /// # Invariants
@@ -315,7 +349,7 @@ pub(crate) struct LockedPool<C: Core> {
     debugfs: Dir,
     counters: KBox<Counters>,
     #[pin]
-    inner: SpinLock<C>,
+    inner: Inner<C>,
     /// Set once the first bad handle was reported with a WARN.
     warned: AtomicBool,
 }
@@ -347,7 +381,7 @@ impl<C: Core> LockedPool<C> {
     fn locked<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
         let mut core = self.inner.lock();
         let r = f(&mut core);
-        self.counters.publish_total_pages(&*core);
+        self.counters.publish_total_pages(&**core);
         r
     }
 
@@ -399,16 +433,14 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             try_pin_init!(LockedPool {
                 debugfs,
                 counters,
-                inner <- new_spinlock!(C::new(), "zpool_pool::inner"),
+                inner <- new_spinlock!(boxed_core::<C>()?, "zpool_pool::inner"),
                 warned: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )?;
         // The computed files read the core from now on: `inner` is pinned
         // with the counters and outlives the files (the type invariant).
-        let inner = (&pool.inner as *const SpinLock<C>)
-            .cast_mut()
-            .cast::<c_void>();
+        let inner = (&pool.inner as *const Inner<C>).cast_mut().cast::<c_void>();
         pool.counters.pool.store(inner, Ordering::Release);
         Ok(pool)
     }
@@ -422,25 +454,27 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
         }
         let mut staged = Staged::new();
         loop {
-            let (result, retry) = {
+            let (result, retry, wanted) = {
                 let mut core = self.inner.lock();
                 // SAFETY: the spinlock is held, so preemption is off, for
                 // the whole call, and the core lends no stash.
                 let (result, shortfall) =
                     unsafe { staged.lend(|| core.alloc_uncounted(size, gfp)) };
                 let retry = matches!(result, Err(AllocError::NoMemory)) && shortfall > 0;
+                let wanted = if retry { core.pages_wanted(size) } else { 0 };
                 if let (Err(e), false) = (result, retry) {
                     core.count_rejection(e);
                 }
-                self.counters.publish_total_pages(&*core);
-                (result, retry)
+                self.counters.publish_total_pages(&**core);
+                (result, retry, wanted)
             };
             match result {
                 Ok(handle) => return Ok(handle),
                 Err(e) if !retry => return Err(Error::from_errno(e.to_errno())),
-                // One more page, outside the lock: each try takes at least
-                // one more, and `get_one` stops at a stash's worth.
-                Err(_) if staged.get_one(gfp) => {}
+                // The pages the core wants, outside the lock (a span's
+                // pages at once, not one a try): each try takes at least
+                // one more, and `top_up` stops at a stash's worth.
+                Err(_) if staged.top_up(wanted, gfp) => {}
                 Err(e) => {
                     self.locked(|core| core.count_rejection(e));
                     return Err(ENOMEM);

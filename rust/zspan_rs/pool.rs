@@ -57,12 +57,21 @@ impl Core for Pool<KernelPages> {
         Pool::new(KernelPages)
     }
 
+    unsafe fn init_at(slot: *mut Self) {
+        // SAFETY: the caller's.
+        unsafe { Pool::init_at(slot, KernelPages) }
+    }
+
     fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError> {
         Pool::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
     }
 
     fn count_rejection(&mut self, error: AllocError) {
         Pool::count_rejection(self, error)
+    }
+
+    fn pages_wanted(&self, size: usize) -> usize {
+        Pool::pages_wanted(self, size)
     }
 
     fn free(&mut self, handle: u64) -> Result<(), HandleError> {
