@@ -8,23 +8,37 @@
 //! object is mapped (the pool's `sleep_mapped` is false), as with
 //! zsmalloc. Wraps `map_area.c.inc`, which the module's C file includes.
 //!
-//! The buffer is returned after the object was copied into it while the
-//! pool's spinlock is *not* held (the object is pinned by its mapped state),
-//! and the unmap copies back under the pool's lock before the object is
-//! unpinned: the local lock is only ever taken with no pool lock held, so
-//! the one lock order is *map area, then pool*.
+//! The area remembers the mapping it is held for (its handle, its task and
+//! the object's pieces). The buffer is filled after the pool's map dropped
+//! its spinlock, and emptied back into the object by the unmap before it
+//! takes the lock ([`held_for`]): the core pins a mapped object (neither
+//! moved nor freed) until its unmap, so no copy runs under the pool's lock,
+//! and the local lock is never held with it.
 
 use core::ptr::NonNull;
-use kernel::ffi::c_int;
+use kernel::ffi::{c_int, c_ulong};
 use kernel::prelude::*;
 
 use crate::zpool::MapMode;
+use crate::zpool_pool::Pieces;
 
 extern "C" {
     fn rkm_map_areas_alloc() -> c_int;
     fn rkm_map_areas_free();
-    fn rkm_map_area_get(mode: c_int) -> *mut u8;
-    fn rkm_map_area_held(mode: *mut c_int) -> *mut u8;
+    fn rkm_map_area_get(
+        mode: c_int,
+        handle: c_ulong,
+        p0: *mut u8,
+        l0: usize,
+        p1: *mut u8,
+        l1: usize,
+    ) -> *mut u8;
+    fn rkm_map_area_held_for(
+        handle: c_ulong,
+        mode: *mut c_int,
+        piece: *mut *mut u8,
+        len: *mut usize,
+    ) -> *mut u8;
     fn rkm_map_area_put();
 }
 
@@ -64,19 +78,29 @@ fn mode_to_c(mode: MapMode) -> c_int {
     }
 }
 
-/// Takes this CPU's buffer (a page) for a mapping in `mode`: preemption
-/// is off until [`put`]. `None` if the module allocated no buffers (then
-/// nothing is held).
+/// Takes this CPU's buffer (a page) for the mapping in `mode` of the
+/// object of `handle`, in `pieces`: preemption is off until [`put`]. `None`
+/// if the module allocated no buffers (then nothing is held).
 ///
 /// # Safety
 ///
 /// The caller holds no pool lock, and calls [`put`] on the same CPU before
 /// it sleeps or takes this CPU's buffer again (zpool's map/unmap pairing:
 /// nothing is mapped twice before its unmap on one CPU).
-pub(crate) unsafe fn get(mode: MapMode) -> Option<NonNull<u8>> {
+pub(crate) unsafe fn get(mode: MapMode, handle: u64, pieces: &Pieces) -> Option<NonNull<u8>> {
+    let [(p0, l0), (p1, l1)] = *pieces;
     // SAFETY: the local lock is taken here and released by `put` (the
-    // caller's contract).
-    let buf = unsafe { rkm_map_area_get(mode_to_c(mode)) };
+    // caller's contract); the area only keeps the pieces' addresses.
+    let buf = unsafe {
+        rkm_map_area_get(
+            mode_to_c(mode),
+            handle as c_ulong,
+            p0.as_ptr(),
+            l0,
+            p1.as_ptr(),
+            l1,
+        )
+    };
     match NonNull::new(buf) {
         Some(buf) => Some(buf),
         None => {
@@ -87,18 +111,31 @@ pub(crate) unsafe fn get(mode: MapMode) -> Option<NonNull<u8>> {
     }
 }
 
-/// This CPU's buffer, taken by [`get`] and not put yet, and whether its
-/// mapping could write (so that its bytes go back to the object).
-///
-/// # Safety
-///
-/// The caller took it with [`get`] on this CPU and has not put it since.
-pub(crate) unsafe fn held() -> (Option<NonNull<u8>>, bool) {
+/// If the current task holds this CPU's buffer for the mapping of
+/// `handle` ([`get`], not put yet): the buffer, whether the mapping could
+/// write (so that its bytes go back to the object), and the object's
+/// pieces. `None` otherwise: an object mapped in one piece, a handle mapped
+/// by another task, or no mapping.
+pub(crate) fn held_for(handle: u64) -> Option<(NonNull<u8>, bool, Pieces)> {
     let mut mode = 0;
-    // SAFETY: the caller's contract: the area is held on this CPU, so
-    // preemption is off and `this_cpu_ptr` is this CPU's.
-    let buf = unsafe { rkm_map_area_held(&mut mode) };
-    (NonNull::new(buf), mode != mode_to_c(MapMode::ReadOnly))
+    let mut piece = [core::ptr::null_mut(); 2];
+    let mut len = [0usize; 2];
+    // SAFETY: the function reads this CPU's area with preemption off and
+    // writes the three outputs, which are valid for that.
+    let buf = unsafe {
+        rkm_map_area_held_for(
+            handle as c_ulong,
+            &mut mode,
+            piece.as_mut_ptr(),
+            len.as_mut_ptr(),
+        )
+    };
+    let buf = NonNull::new(buf)?;
+    let pieces = [
+        (NonNull::new(piece[0])?, len[0]),
+        (NonNull::new(piece[1])?, len[1]),
+    ];
+    Some((buf, mode != mode_to_c(MapMode::ReadOnly), pieces))
 }
 
 /// Releases this CPU's buffer, taken by [`get`].

@@ -29,9 +29,10 @@
 //! page boundary, [`Mapped::Split`]): `map` then copies them, after the
 //! lock is dropped (the object is pinned), into this CPU's buffer
 //! (`map_area.rs`, preemption off until the unmap) and returns the buffer;
-//! `unmap` copies the buffer back under the lock, before the core unpins
-//! the object, and releases the CPU. Such a core's [`Core::SLEEP_MAPPED`]
-//! is false, and so is its driver's `sleep_mapped`.
+//! `unmap` copies the buffer back and releases the CPU before it takes the
+//! lock (the object is still pinned), and the core unpins it then: no copy
+//! runs under the lock. Such a core's [`Core::SLEEP_MAPPED`] is false, and
+//! so is its driver's `sleep_mapped`.
 //!
 //! # Counters
 //!
@@ -126,8 +127,8 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// Whether a caller may sleep while an object is mapped: false for a
     /// core that maps objects in pieces (through a per-CPU buffer). It must
     /// be the driver's `sleep_mapped` (`RKM_ZPOOL_SLEEP_MAPPED` in its C
-    /// file). (Read by the test modules only.)
-    #[allow(dead_code)]
+    /// file). A core that never maps in pieces leaves it true, and its
+    /// unmap skips the look for a buffer.
     const SLEEP_MAPPED: bool = true;
 
     /// An empty pool.
@@ -159,10 +160,9 @@ pub(crate) trait Core: Send + Sized + 'static {
     fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Maps the object of `handle` until [`Core::unmap`].
     fn map(&mut self, handle: u64) -> Result<Mapped, Self::HandleError>;
-    /// Ends a [`Core::map`]; returns the pieces of an object it mapped in
-    /// two, which the glue copies its buffer back to before it drops the
-    /// lock.
-    fn unmap(&mut self, handle: u64) -> Result<Option<Pieces>, Self::HandleError>;
+    /// Ends a [`Core::map`] (the glue copied its buffer back to an object
+    /// mapped in two pieces before: the object is pinned until now).
+    fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Frees every page if the pool is empty; reports the objects left
     /// otherwise (their pages are left alone).
     fn reset(&mut self) -> Result<(), Leak>;
@@ -496,7 +496,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 // SAFETY: no lock of the pool is held, and zpool unmaps on
                 // this CPU before it sleeps (the core's `SLEEP_MAPPED` is
                 // false, and so is the driver's `sleep_mapped`).
-                match unsafe { map_area::get(mode) } {
+                match unsafe { map_area::get(mode, handle, &pieces) } {
                     Some(buf) => {
                         if mode != MapMode::WriteOnly {
                             // SAFETY: the object is mapped, so pinned; the
@@ -521,24 +521,26 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     }
 
     fn unmap(&self, handle: u64) {
-        let result = self.locked(|core| {
-            let result = core.unmap(handle);
-            if let Ok(Some(pieces)) = &result {
-                // SAFETY: the object was mapped in pieces, so its map took
-                // this CPU's buffer, and it has been held since (nothing
-                // sleeps while mapped, so this is the same CPU).
-                let (buf, writable) = unsafe { map_area::held() };
-                if let (Some(buf), true) = (buf, writable) {
-                    // SAFETY: the lock is held, so the object stays where
-                    // it is; the buffer holds the object's bytes.
-                    unsafe { copy_pieces(pieces, buf, false) };
-                }
-                // SAFETY: held since the map, on this CPU; unused from now.
-                unsafe { map_area::put() };
+        // An object this task mapped in two pieces: its bytes go back from
+        // this CPU's buffer first, outside the pool's lock (the core pins a
+        // mapped object: neither moved nor freed until its unmap, below).
+        // (A core that never splits an object skips the look.)
+        let held = if C::SLEEP_MAPPED {
+            None
+        } else {
+            map_area::held_for(handle)
+        };
+        if let Some((buf, writable, pieces)) = held {
+            if writable {
+                // SAFETY: the object is mapped, so pinned; the buffer holds
+                // its bytes, the caller's changes included.
+                unsafe { copy_pieces(&pieces, buf, false) };
             }
-            result
-        });
-        if let Err(why) = result {
+            // SAFETY: this task holds the buffer on this CPU (`held_for`)
+            // and uses it no more.
+            unsafe { map_area::put() };
+        }
+        if let Err(why) = self.locked(|core| core.unmap(handle)) {
             self.bad_handle("unmap", handle, why);
         }
     }
@@ -602,11 +604,8 @@ macro_rules! impl_core {
                     .map($crate::zpool_pool::Mapped::Direct)
             }
 
-            fn unmap(
-                &mut self,
-                handle: u64,
-            ) -> Result<Option<$crate::zpool_pool::Pieces>, Self::HandleError> {
-                Self::unmap(self, $crate::$core::Handle::from_raw(handle)).map(|()| None)
+            fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError> {
+                Self::unmap(self, $crate::$core::Handle::from_raw(handle))
             }
 
             fn reset(&mut self) -> Result<(), $crate::zalloc::Leak> {

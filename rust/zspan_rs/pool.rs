@@ -89,9 +89,8 @@ impl Core for Pool<KernelPages> {
         })
     }
 
-    fn unmap(&mut self, handle: u64) -> Result<Option<Pieces>, HandleError> {
-        let m = Pool::unmap(self, Handle::from_raw(handle))?;
-        Ok((!m.is_direct()).then(|| pieces(&m)))
+    fn unmap(&mut self, handle: u64) -> Result<(), HandleError> {
+        Pool::unmap(self, Handle::from_raw(handle)).map(|_| ())
     }
 
     fn reset(&mut self) -> Result<(), crate::zalloc::Leak> {
