@@ -138,7 +138,8 @@ workload_end_ms() {
 }
 
 # The driver's CPU time on the workload, by a system-wide perf profile
-# (cpu-clock, one sample each 250 us of a CPU, kernel call chains) of one
+# (cpu-clock, one sample each PERIOD_US = 250 us of a CPU, kernel call
+# chains) of one
 # more run per backend: the samples with any function of the driver's
 # module on their call chain ("children": page allocation, copies and
 # locks the driver calls included). zsmalloc is built into the kernel, so
@@ -147,14 +148,18 @@ workload_end_ms() {
 # zs_zpool_unmap, zs_shrinker_scan, async_free_zspage: none calls another,
 # so their "children" shares add up). Prints, per backend, the run's time,
 # its stores, the driver's CPU ms and its us per store, and the Rust
-# drivers' ratio to their C peer's (zspan_rs's: zsmalloc's).
+# drivers' ratio to their C peer's (zspan_rs's: zsmalloc's); then, per
+# backend, the functions its samples were in (leaves()).
+PERIOD_US=250
+
 profile() {
 	: >/tmp/prof-$wname
+	: >/tmp/leaves-$wname
 	for b in $BACKENDS; do
 		fresh_pool $b
 		rm -f /tmp/end-ms
 		start=$(now_ms)
-		perf record -a -g -e cpu-clock -c 250000 -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
+		perf record -a -g -e cpu-clock -c $((PERIOD_US * 1000)) -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
 			{ echo "bench: the profiled run of $b failed:"; tail -n 5 /tmp/prof-ms-$wname-$b.log; exit 1; }
 		ms=$(($(workload_end_ms) - start))
 		out=$(zswpout)
@@ -167,6 +172,7 @@ profile() {
 		else
 			pct=$(perf report -i /tmp/perf.data --stdio --children -g none --sort dso 2>/dev/null | awk -v m="[$b]" '$NF == m { sub(/%/, "", $1); print $1; f = 1 } END { if (!f) print "none" }')
 		fi
+		leaves $b >>/tmp/leaves-$wname
 		rm -f /tmp/perf.data
 		if [ "$pct" = none ] || [ "$total" -eq 0 ]; then
 			echo "bench: the profile of $b has no sample in [$b] (of $total): no symbols?"
@@ -174,8 +180,8 @@ profile() {
 		fi
 		echo "$b $ms $out $total $pct" >>/tmp/prof-$wname
 	done
-	awk -v w="$wname" '
-		{ cpu[$1] = $4 * $5 / 100 / 4; st[$1] = $3; ms[$1] = $2; n[++k] = $1 }
+	awk -v w="$wname" -v p=$PERIOD_US '
+		{ cpu[$1] = $4 * $5 / 100 * p / 1000; st[$1] = $3; ms[$1] = $2; n[++k] = $1 }
 		END {
 			print "driver CPU, workload " w " (perf, one profiled run each; samples with the driver on the call chain)"
 			printf "| %-9s | %10s | %9s | %14s | %14s | %s\n", "backend", "elapsed ms", "stores", "driver CPU ms", "us per store", "/peer"
@@ -187,6 +193,58 @@ profile() {
 				printf "| %-9s | %10d | %9d | %14.0f | %14.2f | %s\n", b, ms[b], st[b], cpu[b], per, (peer != b && pper > 0) ? sprintf("%.2f", per / pper) : "-"
 			}
 		}' /tmp/prof-$wname
+	echo "where the driver CPU goes, workload $wname (the same profiles: the function each of the driver's samples was in, its share of them)"
+	cat /tmp/leaves-$wname
+}
+
+# The functions backend $1's samples in /tmp/perf.data were in (the leaf
+# of each call chain the driver is on, as profile() counts them), the ten
+# most frequent, with their share of those samples: one line.
+leaves() {
+	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" '
+		# The last two names of a Rust (v0) symbol: "Core::alloc_uncounted".
+		function short(s,   i, c, num, id, a, z) {
+			if (substr(s, 1, 2) != "_R") return s
+			i = 3; a = ""; z = ""
+			while (i <= length(s)) {
+				c = substr(s, i, 1)
+				if (c == "B" || (c == "C" && substr(s, i + 1, 1) == "s")) {
+					while (i <= length(s) && substr(s, i, 1) != "_") i++
+					i++
+				} else if (c ~ /[0-9]/) {
+					num = 0
+					while (substr(s, i, 1) ~ /[0-9]/) { num = num * 10 + substr(s, i, 1); i++ }
+					if (substr(s, i, 1) == "_") i++
+					id = substr(s, i, num); i += num
+					if (id ~ /^[A-Za-z_][A-Za-z0-9_]*$/) { a = z; z = id }
+				} else i++
+			}
+			return (a == "") ? z : a "::" z
+		}
+		function flush() {
+			if (inside && leaf != "") { n[leaf]++; all++ }
+			inside = 0; leaf = ""
+		}
+		NF == 0 { flush(); next }
+		{
+			if (leaf == "") leaf = $2
+			# The module of a frame: "([zspan_rs])" or its .ko path.
+			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
+			if (b == "zsmalloc" ? $2 ~ /^(zs_zpool_(malloc|free|map|unmap)|zs_shrinker_scan|async_free_zspage)$/ : d == b) inside = 1
+		}
+		END {
+			flush()
+			line = sprintf("| %-9s | %5d samples |", b, all)
+			for (k = 0; k < 10; k++) {
+				best = ""; top = 0
+				for (s in n) if (n[s] > top) { top = n[s]; best = s }
+				if (best == "") break
+				name = short(best); if (length(name) > 40) name = substr(name, 1, 40)
+				line = line sprintf(" %s %.0f%%", name, 100 * top / all)
+				delete n[best]
+			}
+			print line
+		}'
 }
 
 # The objects each slab cache still held when it was destroyed (SLUB's
