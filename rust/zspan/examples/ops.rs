@@ -6,7 +6,9 @@
 //! it and once to read it back), then shrinks to nothing, as swap-ins free
 //! entries. Prints nanoseconds per operation and the pool's pages, moves
 //! and fill (`cargo run --release -p rkm-zspan --example ops [N]`); under
-//! `perf record` it shows where the CPU goes.
+//! `perf record` it shows where the CPU goes. `NOCOPY=1` leaves out the
+//! copies of object bytes (the pool's own work only, for callgrind);
+//! `NOCOMPACT=1` skips the compaction after frees.
 
 // Host-only: the report's ratios are floating point.
 #![allow(clippy::float_arithmetic)]
