@@ -16,10 +16,11 @@
 //! page's objects; in zspan, for at most 4 objects moved after a free) and
 //! never sleep under it. `malloc` gets the pages it needs before it takes
 //! the lock ([`Staged`]): it tries the core with none, and on a shortfall
-//! asks the core how many pages the allocation takes ([`Core::pages_wanted`]:
-//! a span's at once in zspan), drops the lock, gets them and tries again,
-//! so that the page allocator is never called under the lock (the pages of
-//! one malloc: at most a span and two table leaves). `map` returns the object's direct-map address and drops the lock.
+//! asks the core how many pages the allocation takes
+//! ([`Core::pages_wanted`]: a span's at once in zspan), drops the lock, gets
+//! them and tries again, so that the page allocator is never called under
+//! the lock (the pages of one malloc: at most a span and two table leaves).
+//! `map` returns the object's direct-map address and drops the lock.
 //! The core guarantees that a mapped object stays where it is, and that the
 //! page holding it is neither freed nor compacted, until its `unmap`: the
 //! caller may use the address without the lock and may sleep

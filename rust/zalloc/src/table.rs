@@ -491,16 +491,6 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         flags: P::Flags,
         make: impl FnOnce(u32) -> R,
     ) -> Result<(u32, u32), AllocError> {
-        self.insert_at(flags, make)
-            .map(|(slot, generation, _)| (slot, generation))
-    }
-
-    /// [`Self::insert_record`], which also says where the record is.
-    fn insert_at(
-        &mut self,
-        flags: P::Flags,
-        make: impl FnOnce(u32) -> R,
-    ) -> Result<(u32, u32, NonNull<R>), AllocError> {
         if self.free_slots == 0 && self.grow(flags).is_none() {
             return Err(AllocError::NoMemory);
         }
@@ -514,7 +504,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         // SAFETY: `at` points to the slot's record in its live leaf,
         // aligned; the table, borrowed mutably, alone accesses it.
         unsafe { at.as_ptr().write(record) };
-        Ok((slot, generation, at))
+        Ok((slot, generation))
     }
 
     /// Applies `change` to the record of the pageless occupied `slot` and
@@ -751,9 +741,6 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// not a leaf's record 0. The record is aligned: the leaf is a page,
     /// and records tile it.
     fn record(&self, slot: u32) -> Option<NonNull<R>> {
-        if Self::path(slot).2 == 0 {
-            return None;
-        }
         let (_, leaf) = self.nodes(slot)?;
         Self::record_in(leaf, slot)
     }
@@ -778,8 +765,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
 
     /// Takes the first free slot of the first leaf that has one, and returns
     /// it with the generation its record kept and where its record is;
-    /// `None`, the table unchanged,
-    /// if there is none. Looks from `free_from`: O(1) links read while the
+    /// `None`, the table unchanged, if there is none. Looks from `free_from`: O(1) links read while the
     /// first leaf with a free slot stays the same, O([`LINKS`]) when it
     /// fills (once in `RECORDS - 1` takes at most).
     fn take_slot(&mut self) -> Option<(u32, u32, NonNull<R>)> {

@@ -104,7 +104,7 @@ fn load(pool: &mut Pool<HostPages>, h: Handle, buf: &mut [u8]) {
         let _ = pool.unmap(h);
     }
     let _ = pool.free(h);
-    if std::env::var_os("NOCOMPACT").is_none() {
+    if !nocompact() {
         pool.after_free();
     }
 }
@@ -185,4 +185,12 @@ fn main() {
 fn nocopy() -> bool {
     static NOCOPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *NOCOPY.get_or_init(|| std::env::var_os("NOCOPY").is_some())
+}
+
+/// Whether `NOCOMPACT` is set: frees are then not followed by compaction.
+/// Read once (an environment lookup per free would cost more than the
+/// free).
+fn nocompact() -> bool {
+    static NOCOMPACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NOCOMPACT.get_or_init(|| std::env::var_os("NOCOMPACT").is_some())
 }

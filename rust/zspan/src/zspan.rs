@@ -906,12 +906,7 @@ impl<P: PageSource + Clone> Pool<P> {
         span.set_used(index, true);
         span.live = span.live.wrapping_add(1);
         let old_head = core::mem::replace(&mut span.head, object);
-        let moved = if span.evacuating == 0 {
-            let group = Group::of(span.live, geometry.objects) as u8;
-            relink_body(&mut self.classes, slot, span, group)
-        } else {
-            Moved::NONE
-        };
+        let moved = relist_body(&mut self.classes, slot, span);
         self.live = self.live.wrapping_add(1);
         self.class_bytes = self.class_bytes.wrapping_add(u64::from(geometry.size));
         if let Some(c) = self.classes.get_mut(class) {
@@ -938,19 +933,12 @@ impl<P: PageSource + Clone> Pool<P> {
             span.head = next;
         }
         let class = usize::from(span.class);
-        let (size, objects) = CLASSES
-            .get(class)
-            .map_or((0, 0), |g| (u64::from(g.size), g.objects));
+        let size = CLASSES.get(class).map_or(0, |g| u64::from(g.size));
         span.set_used(index, false);
         span.live = span.live.wrapping_sub(1);
         let live = span.live;
-        let moved = if live != 0 && span.evacuating == 0 {
-            relink_body(
-                &mut self.classes,
-                slot,
-                span,
-                Group::of(live, objects) as u8,
-            )
+        let moved = if live != 0 {
+            relist_body(&mut self.classes, slot, span)
         } else {
             Moved::NONE
         };
@@ -1003,12 +991,7 @@ impl<P: PageSource + Clone> Pool<P> {
         let Some((_, s)) = span_in(&mut self.spans, slot) else {
             return;
         };
-        if s.evacuating != 0 {
-            return;
-        }
-        let objects = CLASSES.get(usize::from(s.class)).map_or(0, |g| g.objects);
-        let group = Group::of(s.live, objects) as u8;
-        let moved = relink_body(&mut self.classes, slot, s, group);
+        let moved = relist_body(&mut self.classes, slot, s);
         self.fix_neighbours(slot, moved);
     }
 
@@ -1188,6 +1171,16 @@ impl Moved {
         next: NO_SLOT,
         new_next: NO_SLOT,
     };
+}
+
+/// [`relink_body`] to the list the fullness of the span in `slot` (its body
+/// `s`) calls for; an evacuating span stays where it is.
+fn relist_body(classes: &mut [Class; NCLASSES], slot: u32, s: &mut SpanBody) -> Moved {
+    if s.evacuating != 0 {
+        return Moved::NONE;
+    }
+    let objects = CLASSES.get(usize::from(s.class)).map_or(0, |g| g.objects);
+    relink_body(classes, slot, s, Group::of(s.live, objects) as u8)
 }
 
 /// Puts the span in `slot`, whose body is `s`, first on list `group` of its
