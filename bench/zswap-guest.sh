@@ -139,17 +139,20 @@ workload_end_ms() {
 
 # The driver's CPU time on the workload, by a system-wide perf profile
 # (cpu-clock, one sample each PERIOD_US = 250 us of a CPU, kernel call
-# chains) of one
-# more run per backend: the samples with any function of the driver's
-# module on their call chain ("children": page allocation, copies and
-# locks the driver calls included). zsmalloc is built into the kernel, so
-# it has no module: its samples are those under its zpool entry points and
-# its compaction (zs_zpool_malloc, zs_zpool_free, zs_zpool_map,
-# zs_zpool_unmap, zs_shrinker_scan, async_free_zspage: none calls another,
-# so their "children" shares add up). Prints, per backend, the run's time,
-# its stores, the driver's CPU ms and its us per store, and the Rust
-# drivers' ratio to their C peer's (zspan_rs's: zsmalloc's); then, per
-# backend, the functions its samples were in (leaves()).
+# chains) of one more run per backend: the samples with any function of
+# the driver on their call chain, each sample once ("children": page
+# allocation, copies and locks the driver calls included). A module's
+# functions are those of its [module]. zsmalloc is built into the kernel,
+# so its functions are named (ZS_FUNCS): its allocator entry points, not
+# its zpool ones, because zs_zpool_map, zs_zpool_unmap and zs_zpool_free
+# are tail calls (a jmp to zs_map_object, zs_unmap_object, zs_free in the
+# perf kernel) and so are never on a call chain; counting them (as this
+# bench did before 2026-12-05) left zsmalloc's map, unmap and free out of
+# its CPU. Prints, per backend, the run's time, its stores, the driver's
+# CPU ms and its us per store, and the Rust drivers' ratio to their C
+# peer's (zspan_rs's: zsmalloc's); then, per backend, the functions its
+# samples were in (leaves()).
+ZS_FUNCS='zs_malloc|zs_zpool_malloc|zs_free|zs_map_object|zs_unmap_object|zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage|zs_zpool_total_pages'
 PERIOD_US=250
 
 profile() {
@@ -164,24 +167,17 @@ profile() {
 		ms=$(($(workload_end_ms) - start))
 		out=$(zswpout)
 		rmdir $cg 2>/dev/null
-		total=$(perf report -i /tmp/perf.data --stdio --no-children -g none -n --sort dso 2>/dev/null | awk '/^ *[0-9.]+%/ { n += $2 } END { print n + 0 }')
-		if [ "$b" = zsmalloc ]; then
-			pct=$(perf report -i /tmp/perf.data --stdio --children -g none --sort sym 2>/dev/null | awk '
-				$NF ~ /^(zs_zpool_(malloc|free|map|unmap)|zs_shrinker_scan|async_free_zspage)$/ { sub(/%/, "", $1); p += $1; f = 1 }
-				END { if (f) print p; else print "none" }')
-		else
-			pct=$(perf report -i /tmp/perf.data --stdio --children -g none --sort dso 2>/dev/null | awk -v m="[$b]" '$NF == m { sub(/%/, "", $1); print $1; f = 1 } END { if (!f) print "none" }')
-		fi
 		leaves $b >>/tmp/leaves-$wname
+		read total pct </tmp/leaf-counts
 		rm -f /tmp/perf.data
-		if [ "$pct" = none ] || [ "$total" -eq 0 ]; then
+		if [ "$pct" -eq 0 ] || [ "$total" -eq 0 ]; then
 			echo "bench: the profile of $b has no sample in [$b] (of $total): no symbols?"
 			exit 1
 		fi
 		echo "$b $ms $out $total $pct" >>/tmp/prof-$wname
 	done
 	awk -v w="$wname" -v p=$PERIOD_US '
-		{ cpu[$1] = $4 * $5 / 100 * p / 1000; st[$1] = $3; ms[$1] = $2; n[++k] = $1 }
+		{ cpu[$1] = $5 * p / 1000; st[$1] = $3; ms[$1] = $2; n[++k] = $1 }
 		END {
 			print "driver CPU, workload " w " (perf, one profiled run each; samples with the driver on the call chain)"
 			printf "| %-9s | %10s | %9s | %14s | %14s | %s\n", "backend", "elapsed ms", "stores", "driver CPU ms", "us per store", "/peer"
@@ -198,10 +194,13 @@ profile() {
 }
 
 # The functions backend $1's samples in /tmp/perf.data were in (the leaf
-# of each call chain the driver is on, as profile() counts them), the ten
-# most frequent, with their share of those samples: one line.
+# of each call chain the driver is on), the ten most frequent, with their
+# share of those samples: one line. Writes the profile's samples and the
+# driver's (those with the driver on their chain) to /tmp/leaf-counts,
+# which profile() reads.
 leaves() {
-	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" '
+	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" -v zs="$ZS_FUNCS" '
+		BEGIN { zs = "^(" zs ")$" }
 		# The last two names of a Rust (v0) symbol: "Core::alloc_uncounted".
 		function short(s,   i, c, num, id, a, z) {
 			if (substr(s, 1, 2) != "_R") return s
@@ -222,6 +221,7 @@ leaves() {
 			return (a == "") ? z : a "::" z
 		}
 		function flush() {
+			if (leaf != "") samples++
 			if (inside && leaf != "") { n[leaf]++; all++ }
 			inside = 0; leaf = ""
 		}
@@ -230,10 +230,11 @@ leaves() {
 			if (leaf == "") leaf = $2
 			# The module of a frame: "([zspan_rs])" or its .ko path.
 			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
-			if (b == "zsmalloc" ? $2 ~ /^(zs_zpool_(malloc|free|map|unmap)|zs_shrinker_scan|async_free_zspage)$/ : d == b) inside = 1
+			if (b == "zsmalloc" ? $2 ~ zs : d == b) inside = 1
 		}
 		END {
 			flush()
+			print samples + 0, all + 0 >"/tmp/leaf-counts"
 			line = sprintf("| %-9s | %5d samples |", b, all)
 			for (k = 0; k < 10; k++) {
 				best = ""; top = 0
