@@ -1,17 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A kernel-agnostic allocator core (`rust/zbud`, `rust/z3fold`) as zswap
-//! sees it: the core under one spinlock, its statistics in debugfs, bad
-//! handles and leaks reported. Written once for every Rust zpool driver.
+//! A kernel-agnostic allocator core (`rust/zbud`, `rust/z3fold`,
+//! `rust/zspan`) as zswap sees it: the core under a spinlock (one per
+//! shard), its statistics in debugfs, bad handles and leaks reported.
+//! Written once for every Rust zpool driver.
 //!
 //! A driver implements [`Core`] for its core pool (a few lines of
 //! delegation and the names of its statistics) and uses
 //! [`LockedPool<ItsCore>`] as its [`ZpoolAllocator`]. Its test module builds
 //! the same type and calls the same methods, as the trampolines do.
 //!
+//! # Shards
+//!
+//! A pool is [`Core::SHARDS`] cores, each under a spinlock of its own: one
+//! for zbud and z3fold, eight for zspan, whose classes are spread over them
+//! once the pool is large (class `c` in shard `c % 8`), so that stores of
+//! different classes do not contend, as zsmalloc's per-class locks.
+//! `malloc` goes to the shard the core names for its size and the pool's
+//! pages ([`Core::shard_for_size`]); `free`, `map` and `unmap` to the shard
+//! the handle names ([`Core::shard_of_handle`]), whose core checks the
+//! whole handle (another shard's is malformed there). No code but
+//! [`LockedPool::verify`] holds two shards' locks; it takes them in order,
+//! each shard's lock with a lockdep class of its own.
+//!
 //! # Locking
 //!
-//! One spinlock per pool guards the core: `malloc`, `free`, `map` and
+//! A shard's spinlock guards its core: `malloc`, `free`, `map` and
 //! `unmap` take it for a few list operations (and, in z3fold, for moving a
 //! page's objects; in zspan, for at most 4 objects moved after a free) and
 //! never sleep under it. `malloc` gets the pages it needs before it takes
@@ -37,31 +51,35 @@
 //!
 //! # Counters
 //!
-//! zpool's `total_pages` (zswap reads it on every store, without the lock)
-//! is the one counter published by the hot path: `malloc`, `free` and
-//! `unmap` store it after their work, under the lock, when it changed (an
-//! unmap may end a deferred compaction that frees a page: z3fold); `map`,
-//! which no core lets take or free a page, publishes nothing. The core's other counters are debugfs files computed
-//! when they are read ([`Computed`]: the pool's lock taken, the core's
-//! statistics read), so the hot path never writes them.
+//! zpool's `total_pages` (zswap reads it on every store, without a lock)
+//! is the one counter published by the hot path: after `malloc`, `free`
+//! and `unmap` (an unmap may end a deferred compaction that frees a page:
+//! z3fold), under the shard's lock, a change of the shard's pages is added
+//! to it (one atomic add, only when they changed); `map`, which no core
+//! lets take or free a page, publishes nothing. The core's other counters
+//! are debugfs files computed when they are read ([`Computed`]: each
+//! shard's lock taken in turn, the shards' statistics added), so the hot
+//! path never writes them.
 //!
 //! # Checking
 //!
-//! [`LockedPool::verify`] checks, under the lock, the core's invariants
-//! ([`Core::check`]) and that zpool's `total_pages` is the core's own
-//! count: the test modules call it while their workloads run. A pool destroyed while not empty is counted in
-//! [`LEAKS`] (the drivers show it in debugfs), so that tests can check the
-//! report's numbers.
+//! [`LockedPool::verify`] checks, under the locks of all shards, each
+//! core's invariants ([`Core::check`]) and that zpool's `total_pages` is
+//! the cores' own count: the test modules call it while their workloads
+//! run. A pool destroyed while not empty is counted in [`LEAKS`] (the
+//! drivers show it in debugfs), so that tests can check the report's
+//! numbers.
 
 use core::ffi::c_void;
 use core::fmt;
+use core::marker::PhantomPinned;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
+use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::SpinLock;
-use kernel::{c_str, new_spinlock};
+use kernel::sync::{LockClassKey, SpinLock};
 
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
@@ -116,7 +134,8 @@ unsafe fn copy_pieces(pieces: &Pieces, buf: NonNull<u8>, to_buf: bool) {
 
 /// What the glue needs of an allocator core.
 ///
-/// Every method is called with the pool's spinlock held, so none may sleep.
+/// Every method that takes `self` is called with its shard's spinlock held,
+/// so none may sleep.
 pub(crate) trait Core: Send + Sized + 'static {
     /// Why a handle was rejected.
     type HandleError: fmt::Display;
@@ -132,18 +151,40 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// unmap skips the look for a buffer.
     const SLEEP_MAPPED: bool = true;
 
+    /// The shards a pool is split into, each a core of its own under a
+    /// lock of its own (at most [`MAX_SHARDS`]): 1, or more for a core
+    /// whose handles say their shard ([`Core::shard_of_handle`]).
+    const SHARDS: usize = 1;
+
     /// An empty pool.
     fn new() -> Self;
-    /// Writes an empty pool at `slot` (a core larger than a few hundred
-    /// bytes writes it in place, off the stack).
+    /// Writes an empty pool, shard `shard` of its pool, at `slot` (a core
+    /// larger than a few hundred bytes writes it in place, off the stack).
     ///
     /// # Safety
     ///
     /// `slot` is valid for writes of `Self` and aligned; what it held is
     /// overwritten, not dropped.
-    unsafe fn init_at(slot: *mut Self) {
+    unsafe fn init_at(slot: *mut Self, _shard: usize) {
         // SAFETY: the caller's.
         unsafe { slot.write(Self::new()) }
+    }
+    /// The shard that allocates `size` bytes in a pool of `pool_pages`
+    /// pages (zpool's `total_pages`, read without a lock), below
+    /// [`Core::SHARDS`] (the glue takes any other number for the first
+    /// shard).
+    fn shard_for_size(_size: usize, _pool_pages: u64) -> usize {
+        0
+    }
+    /// The shard that `handle` says it is of (as above: that shard's core
+    /// checks the handle, and rejects another shard's).
+    fn shard_of_handle(_handle: u64) -> usize {
+        0
+    }
+    /// `total` and a shard's statistics together, for a core of more than
+    /// one shard (the glue asks a core of one shard for none).
+    fn add_stats(total: Self::Stats, _shard: &Self::Stats) -> Self::Stats {
+        total
     }
     /// Allocates `size` bytes: a handle, or why not, without counting the
     /// rejection (the pool is then unchanged).
@@ -230,9 +271,8 @@ pub(crate) static LEAKS: LeakCounts = LeakCounts {
 
 /// A pool's counters, as debugfs shows them (`<driver>/<pool>/`).
 struct Counters {
-    /// The pool's lock and core (the [`Inner<C>`] of the [`LockedPool<C>`]
-    /// that owns these counters), set once the pool is pinned; null
-    /// before. The computed files read the core through it.
+    /// The [`LockedPool<C>`] that owns these counters, set once it is
+    /// pinned; null before. The computed files read its shards through it.
     pool: AtomicPtr<c_void>,
     /// The core's counters, in the order of [`Core::COUNTERS`], computed on
     /// read (see [`counter_get`]).
@@ -245,8 +285,8 @@ struct Counters {
 }
 
 /// The value of counter `index` of the pool whose [`Counters`] are at
-/// `owner`: the pool's lock taken, the core's statistics read. 0 before the
-/// pool is pinned.
+/// `owner`: each shard's lock taken in turn, the shards' statistics added.
+/// 0 before the pool is pinned.
 ///
 /// # Safety
 ///
@@ -256,13 +296,16 @@ struct Counters {
 unsafe extern "C" fn counter_get<C: Core>(owner: *const c_void, index: u32) -> u64 {
     // SAFETY: the caller's contract.
     let counters = unsafe { &*owner.cast::<Counters>() };
-    let pool = counters.pool.load(Ordering::Acquire).cast::<Inner<C>>();
+    let pool = counters
+        .pool
+        .load(Ordering::Acquire)
+        .cast::<LockedPool<C>>();
     if pool.is_null() {
         return 0;
     }
-    // SAFETY: set by `create` to the pool's lock, pinned in the same pool
-    // as `counters`, which is live (the caller's contract).
-    let stats = unsafe { &*pool }.lock().stats();
+    // SAFETY: set by `create` to the pinned pool that owns `counters`,
+    // which is live (the caller's contract).
+    let stats = unsafe { &*pool }.stats();
     C::counters(&stats)
         .get(index as usize)
         .copied()
@@ -296,11 +339,15 @@ impl Counters {
         Ok(counters)
     }
 
-    /// Publishes the core's total pages, if they changed.
-    fn publish_total_pages<C: Core>(&self, core: &C) {
-        let pages = core.total_pages_now();
-        if self.total_pages.load(Ordering::Relaxed) != pages {
-            self.total_pages.store(pages, Ordering::Relaxed);
+    /// Publishes a change of `shard`'s total pages, if there is one: adds
+    /// the difference to zpool's `total_pages` (one atomic add, only when
+    /// the shard's pages changed).
+    fn publish_total_pages<C: Core>(&self, shard: &mut Shard<C>) {
+        let pages = shard.core.total_pages_now();
+        if pages != shard.published {
+            self.total_pages
+                .fetch_add(pages.wrapping_sub(shard.published), Ordering::Relaxed);
+            shard.published = pages;
         }
     }
 
@@ -323,36 +370,80 @@ impl Counters {
     }
 }
 
-/// A pool's core under its spinlock; the core is boxed (built in place,
-/// [`Core::init_at`]: zspan's is 2.5 KiB).
-type Inner<C> = SpinLock<KBox<C>>;
-
-/// A new core, built in place in a box.
-fn boxed_core<C: Core>() -> Result<KBox<C>> {
-    let mut core = KBox::<C>::new_uninit(GFP_KERNEL)?;
-    // SAFETY: the box is valid for writes of a `C`, aligned; `init_at`
-    // initializes it.
-    unsafe {
-        C::init_at(core.as_mut_ptr());
-        Ok(core.assume_init())
-    }
-}
-
-/// A pool of zswap's: the core `C` under a spinlock.
+/// One shard of a pool: a core (boxed, built in place by
+/// [`Core::init_at`]: zspan's is 2.5 KiB) and the total pages it has added
+/// to zpool's `total_pages` ([`Counters::publish_total_pages`]).
 ///
 /// # Invariants
 ///
-/// `counters` is boxed, so its address is stable, and `debugfs` (whose files
-/// point into it, and through `counters.pool` into `inner`) is declared
-/// first, so it is dropped first. `counters.pool` is null or `inner`.
+/// Under the shard's lock, `published` is what the shard added to the
+/// pool's `total_pages`: between calls, its core's
+/// [`Core::total_pages_now`].
+struct Shard<C> {
+    core: KBox<C>,
+    published: u64,
+}
+
+/// A shard under its spinlock.
+type Inner<C> = SpinLock<Shard<C>>;
+
+/// The most shards a core may have ([`Core::SHARDS`]).
+pub(crate) const MAX_SHARDS: usize = 8;
+
+/// A lockdep class for each shard's lock, in order, so that
+/// [`LockedPool::verify`] may hold them all (shard 0's first); no other
+/// code holds two.
+fn shard_keys() -> [&'static LockClassKey; MAX_SHARDS] {
+    [
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+        kernel::static_lock_class!(),
+    ]
+}
+
+/// Shard `shard` of a pool of `C`, its core built in place in a box, under
+/// a spinlock of lockdep class `key`.
+fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KBox<Inner<C>>>> {
+    let mut core = KBox::<C>::new_uninit(GFP_KERNEL)?;
+    // SAFETY: the box is valid for writes of a `C`, aligned; `init_at`
+    // initializes it.
+    let core = unsafe {
+        C::init_at(core.as_mut_ptr(), shard);
+        core.assume_init()
+    };
+    let shard = Shard { core, published: 0 };
+    KBox::pin_init(
+        SpinLock::new(shard, c_str!("zpool_pool::shard"), key),
+        GFP_KERNEL,
+    )
+}
+
+/// A pool of zswap's: the core `C`'s shards, each under its own spinlock.
+///
+/// # Invariants
+///
+/// `counters` is boxed, so its address is stable, and `debugfs` (whose
+/// files point into it, and through `counters.pool` to the pool) is
+/// declared first, so it is dropped first. `counters.pool` is null or the
+/// pool, which is pinned. `first` is shard 0, `rest[i]` shard `i + 1`:
+/// `C::SHARDS` shards in all, at most [`MAX_SHARDS`]. zpool's
+/// `total_pages` is the sum of the shards' `published`.
 #[pin_data(PinnedDrop)]
 pub(crate) struct LockedPool<C: Core> {
     debugfs: Dir,
     counters: KBox<Counters>,
-    #[pin]
-    inner: Inner<C>,
+    first: Pin<KBox<Inner<C>>>,
+    rest: KVec<Pin<KBox<Inner<C>>>>,
     /// Set once the first bad handle was reported with a WARN.
     warned: AtomicBool,
+    /// `counters.pool` points at the pool: it must not move.
+    #[pin]
+    _pin: PhantomPinned,
 }
 
 /// WARNs once with `msg` (the module's name is prepended).
@@ -377,48 +468,67 @@ impl<C: Core> LockedPool<C> {
         }
     }
 
-    /// Runs `f` on the core, under the lock, and publishes its total pages
-    /// if they changed.
-    fn locked<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
-        let mut core = self.inner.lock();
-        let r = f(&mut core);
-        self.counters.publish_total_pages(&**core);
+    /// Shard `i`: the first for a number that is no shard's (whose core
+    /// then rejects the handle that gave it).
+    fn shard(&self, i: usize) -> &Inner<C> {
+        match i.checked_sub(1).and_then(|j| self.rest.get(j)) {
+            Some(shard) => shard,
+            None => &self.first,
+        }
+    }
+
+    /// Runs `f` on the core of shard `i`, under its lock, and publishes a
+    /// change of its total pages.
+    fn locked<R>(&self, i: usize, f: impl FnOnce(&mut C) -> R) -> R {
+        let mut shard = self.shard(i).lock();
+        let r = f(&mut shard.core);
+        self.counters.publish_total_pages(&mut shard);
         r
     }
 
-    /// Runs `f` on the core, under the lock, publishing nothing: for `map`,
-    /// which changes no page count in any core.
-    fn quiet<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
-        f(&mut self.inner.lock())
+    /// Runs `f` on the core of shard `i`, under its lock, publishing
+    /// nothing: for `map`, which changes no page count in any core.
+    fn quiet<R>(&self, i: usize, f: impl FnOnce(&mut C) -> R) -> R {
+        f(&mut self.shard(i).lock().core)
     }
 
-    /// The core's statistics.
-    // Only the test modules, which build this file too, read them whole.
-    #[allow(dead_code)]
+    /// The cores' statistics, added (each shard's lock taken in turn).
     pub(crate) fn stats(&self) -> C::Stats {
-        self.inner.lock().stats()
+        let first = self.first.lock().core.stats();
+        self.rest.iter().fold(first, |total, shard| {
+            C::add_stats(total, &shard.lock().core.stats())
+        })
     }
 
-    /// Runs `f` on the core under the lock (for the test modules' checks).
-    #[allow(dead_code)]
-    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut C) -> R) -> R {
-        self.locked(f)
-    }
-
-    /// Checks, under the lock, the core's invariants ([`Core::check`]) and
-    /// that zpool's `total_pages` equals the core's own count: it is
-    /// published under the lock by every call that changes it, so it must,
-    /// whatever runs on other CPUs. Returns what is wrong first. Walks the
-    /// whole pool: for tests.
+    /// Checks, under the locks of all shards (taken in order, held
+    /// together), each core's invariants ([`Core::check`]), that each shard
+    /// published its core's pages, and that zpool's `total_pages` is their
+    /// sum: every call that changes a shard's pages publishes the change
+    /// under its lock, so this holds whatever runs on other CPUs. Returns
+    /// what is wrong first. Walks the whole pool: for tests.
     #[allow(dead_code)]
     pub(crate) fn verify(&self) -> Result<(), &'static str> {
-        let core = self.inner.lock();
-        core.check()?;
-        let stats = core.stats();
-        if self.counters.total_pages.load(Ordering::Relaxed) != C::total_pages(&stats) {
-            return Err("total_pages differs from the pool's pages");
+        self.verify_from(0, 0)
+    }
+
+    /// [`LockedPool::verify`] from shard `i` on, the shards before it
+    /// locked, having published `sum` pages. Recurses once a shard (at most
+    /// [`MAX_SHARDS`] deep), each frame holding its shard's lock.
+    fn verify_from(&self, i: usize, sum: u64) -> Result<(), &'static str> {
+        let inner = match i.checked_sub(1) {
+            None => &self.first,
+            Some(j) => match self.rest.get(j) {
+                Some(shard) => shard,
+                None if self.counters.total_pages.load(Ordering::Relaxed) == sum => return Ok(()),
+                None => return Err("total_pages differs from the sum of the shards' pages"),
+            },
+        };
+        let shard = inner.lock();
+        shard.core.check()?;
+        if shard.published != C::total_pages(&shard.core.stats()) {
+            return Err("a shard's published pages differ from its pages");
         }
-        Ok(())
+        self.verify_from(i.wrapping_add(1), sum.wrapping_add(shard.published))
     }
 }
 
@@ -430,19 +540,28 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
         // moves into the pool next to `debugfs`, which is dropped first
         // (the type invariant).
         unsafe { counters.show_in::<C>(&debugfs) };
+        let keys = shard_keys();
+        let shards = C::SHARDS.clamp(1, MAX_SHARDS);
+        let first = new_shard::<C>(0, keys[0])?;
+        let mut rest = KVec::with_capacity(shards.saturating_sub(1), GFP_KERNEL)?;
+        for (i, &key) in keys.iter().enumerate().take(shards).skip(1) {
+            rest.push(new_shard::<C>(i, key)?, GFP_KERNEL)?;
+        }
         let pool = KBox::pin_init(
             try_pin_init!(LockedPool {
                 debugfs,
                 counters,
-                inner <- new_spinlock!(boxed_core::<C>()?, "zpool_pool::inner"),
+                first,
+                rest,
                 warned: AtomicBool::new(false),
+                _pin: PhantomPinned,
             }),
             GFP_KERNEL,
         )?;
-        // The computed files read the core from now on: `inner` is pinned
-        // with the counters and outlives the files (the type invariant).
-        let inner = (&pool.inner as *const Inner<C>).cast_mut().cast::<c_void>();
-        pool.counters.pool.store(inner, Ordering::Release);
+        // The computed files read the shards from now on: the pool is
+        // pinned and outlives the files (the type invariant).
+        let this = (&*pool as *const Self).cast_mut().cast::<c_void>();
+        pool.counters.pool.store(this, Ordering::Release);
         Ok(pool)
     }
 
@@ -453,10 +572,12 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             self.counters.highmem.fetch_add(1, Ordering::Relaxed);
             return Err(EINVAL);
         }
+        let i = C::shard_for_size(size, self.counters.total_pages.load(Ordering::Relaxed));
         let mut staged = Staged::new();
         loop {
             let (result, retry, wanted) = {
-                let mut core = self.inner.lock();
+                let mut shard = self.shard(i).lock();
+                let core = &mut shard.core;
                 // SAFETY: the spinlock is held, so preemption is off, for
                 // the whole call, and the core lends no stash.
                 let (result, shortfall) =
@@ -466,7 +587,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 if let (Err(e), false) = (result, retry) {
                     core.count_rejection(e);
                 }
-                self.counters.publish_total_pages(&**core);
+                self.counters.publish_total_pages(&mut shard);
                 (result, retry, wanted)
             };
             match result {
@@ -477,7 +598,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 // one more, and `top_up` stops at a stash's worth.
                 Err(_) if staged.top_up(wanted, gfp) => {}
                 Err(e) => {
-                    self.locked(|core| core.count_rejection(e));
+                    self.locked(i, |core| core.count_rejection(e));
                     return Err(ENOMEM);
                 }
             }
@@ -485,13 +606,15 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     }
 
     fn free(&self, handle: u64) {
-        if let Err(why) = self.locked(|core| core.free(handle)) {
+        let i = C::shard_of_handle(handle);
+        if let Err(why) = self.locked(i, |core| core.free(handle)) {
             self.bad_handle("free", handle, why);
         }
     }
 
     fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
-        match self.quiet(|core| core.map(handle)) {
+        let i = C::shard_of_handle(handle);
+        match self.quiet(i, |core| core.map(handle)) {
             Ok(Mapped::Direct(addr)) => addr.as_ptr(),
             Ok(Mapped::Split(pieces)) => {
                 // SAFETY: no lock of the pool is held, and zpool unmaps on
@@ -508,7 +631,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                     }
                     None => {
                         // The module has no buffers: undo the map.
-                        let _ = self.locked(|core| core.unmap(handle));
+                        let _ = self.locked(i, |core| core.unmap(handle));
                         pr_err!("no per-CPU buffer to map an object in two pieces\n");
                         core::ptr::null_mut()
                     }
@@ -541,7 +664,8 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             // and uses it no more.
             unsafe { map_area::put() };
         }
-        if let Err(why) = self.locked(|core| core.unmap(handle)) {
+        let i = C::shard_of_handle(handle);
+        if let Err(why) = self.locked(i, |core| core.unmap(handle)) {
             self.bad_handle("unmap", handle, why);
         }
     }
@@ -556,7 +680,15 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
 #[pinned_drop]
 impl<C: Core> PinnedDrop for LockedPool<C> {
     fn drop(self: Pin<&mut Self>) {
-        if let Err(leak) = self.inner.lock().reset() {
+        // The shards' leaks, added: one report for the pool.
+        let (mut pages, mut objects) = (0u64, 0u64);
+        for shard in Iterator::chain(core::iter::once(&self.first), self.rest.iter()) {
+            if let Err(leak) = shard.lock().core.reset() {
+                pages = pages.wrapping_add(leak.pages);
+                objects = objects.wrapping_add(leak.objects);
+            }
+        }
+        if let Err(leak) = Leak::check(pages, objects) {
             pr_err!("{}; their pages are left alone\n", leak);
             LEAKS.add(&leak);
             warn(c_str!("pool destroyed while not empty"));

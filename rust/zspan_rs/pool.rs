@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! zspan_rs's pool: the kernel-agnostic [`zspan::Pool`](crate::zspan::Pool)
-//! behind the shared zpool glue (`rust/kglue/zpool_pool.rs`: one spinlock,
-//! debugfs, reports, and the per-CPU buffer for objects mapped in two
-//! pieces).
+//! behind the shared zpool glue (`rust/kglue/zpool_pool.rs`: a spinlock per
+//! shard, debugfs, reports, and the per-CPU buffer for objects mapped in
+//! two pieces). A pool is [`zspan::SHARDS`] = 8 zspan pools, each with its
+//! own lock: from 4096 pages on, class `c` is in shard `c % 8` (below, all
+//! in shard 0), and each handle names its shard (see *Shards* in
+//! `rust/zspan/src/zspan.rs`).
 //!
 //! Shared by `zspan_rs.ko` (the zpool driver), `test_zspan_rs.ko` and
 //! `stress_zspan_rs.ko`. An object that crosses a page boundary is mapped
@@ -13,6 +16,7 @@
 //! when its spans have a span's worth of room (`Pool::after_free`: at most
 //! 4 objects moved or 64 records looked at, under the lock).
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -21,7 +25,21 @@ use crate::pages::KernelPages;
 use crate::zalloc::AllocError;
 use crate::zpool::Gfp;
 use crate::zpool_pool::{Core, LockedPool, Mapped, Pieces, MAX_COUNTERS};
-use crate::zspan::{Handle, HandleError, Mapping, Pool, Stats};
+use crate::zspan::{self, Handle, HandleError, Mapping, Pool, Stats};
+
+/// The pages from which this module's pools shard their classes:
+/// [`zspan::SHARD_FROM_PAGES`], unless a test module sets another
+/// ([`shard_from_pages`]).
+static SHARD_FROM: AtomicU64 = AtomicU64::new(zspan::SHARD_FROM_PAGES);
+
+/// Makes this module's pools shard their classes from `pages` pages on (0:
+/// from the first): for the stress module, whose pools stay small, so that
+/// its threads' objects are spread over all the shards' locks.
+// The stress module's only.
+#[allow(dead_code)]
+pub(crate) fn shard_from_pages(pages: u64) {
+    SHARD_FROM.store(pages, Ordering::Relaxed);
+}
 
 /// A zspan pool of zswap's.
 pub(crate) type ZspanPool = LockedPool<Pool<KernelPages>>;
@@ -52,14 +70,27 @@ impl Core for Pool<KernelPages> {
         c_str!("bad_handles"),
     ];
     const SLEEP_MAPPED: bool = false;
+    const SHARDS: usize = zspan::SHARDS;
 
     fn new() -> Self {
         Pool::new(KernelPages)
     }
 
-    unsafe fn init_at(slot: *mut Self) {
+    unsafe fn init_at(slot: *mut Self, shard: usize) {
         // SAFETY: the caller's.
-        unsafe { Pool::init_at(slot, KernelPages) }
+        unsafe { Pool::init_shard_at(slot, KernelPages, shard) }
+    }
+
+    fn shard_for_size(size: usize, pool_pages: u64) -> usize {
+        zspan::shard_of_size(size, pool_pages, SHARD_FROM.load(Ordering::Relaxed))
+    }
+
+    fn shard_of_handle(handle: u64) -> usize {
+        zspan::shard_of_handle(Handle::from_raw(handle))
+    }
+
+    fn add_stats(total: Stats, shard: &Stats) -> Stats {
+        total.plus(shard)
     }
 
     fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError> {

@@ -11,7 +11,10 @@
 //!
 //! It builds the very `pool.rs` of `zspan_rs.ko`, as `test_zspan_rs.ko`
 //! does, with its per-CPU map buffers: a mapping held across the other
-//! threads' work busy-waits instead of sleeping.
+//! threads' work busy-waits instead of sleeping. Its pool shards its
+//! classes from the first page (the driver's from 4096 pages), so the
+//! threads run on all eight shards' locks, and the checkpoints hold them
+//! all.
 
 use kernel::c_str;
 use kernel::prelude::*;
@@ -68,6 +71,10 @@ struct StressZspanRs {
 impl kernel::Module for StressZspanRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let areas = map_area::MapAreas::new()?;
+        // The pool stays far below the pages from which zspan_rs shards
+        // its classes: shard from the first page, so that the threads'
+        // objects (of every class) go to all eight shards' locks.
+        pool::shard_from_pages(0);
         let root = zpool_stress::run(
             c_str!("stress_zspan_rs"),
             pool::ZspanPool::create,

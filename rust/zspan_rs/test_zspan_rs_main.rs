@@ -183,6 +183,59 @@ fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
     pool.verify()
 }
 
+/// A pool that grows past [`zspan::SHARD_FROM_PAGES`] spreads its classes
+/// over its shards: objects of 2 to 4 KiB (classes of every shard) stored
+/// until the pool holds 512 pages more, every one in shard 0 until then,
+/// every shard taking some after; then all checked, the pool verified
+/// (every shard's lock held), and all freed.
+fn shards(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-shards"))?;
+    let target = zspan::SHARD_FROM_PAGES + 512;
+    let mut sizes = KVec::new();
+    let mut handles = KVec::new();
+    let mut per_shard = [0u64; zspan::SHARDS];
+    let mut sharded_at = None;
+    while pool.total_pages() < target {
+        let i = handles.len();
+        if i > 4 * target as usize {
+            return Err("the pool does not grow");
+        }
+        let size = 2048 + (i * 97) % 2048;
+        let pages = pool.total_pages();
+        let h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+        zpool_test::fill(&pool, h, size, i as u64)?;
+        let shard = zspan::shard_of_handle(zspan::Handle::from_raw(h));
+        if shard != 0 && sharded_at.is_none() {
+            sharded_at = Some(pages);
+        }
+        if let Some(n) = per_shard.get_mut(shard) {
+            *n += 1;
+        }
+        sizes.push(size, GFP_KERNEL_).map_err(|_| "no memory")?;
+        handles.push(h, GFP_KERNEL_).map_err(|_| "no memory")?;
+    }
+    for (i, (&size, &h)) in sizes.iter().zip(handles.iter()).enumerate() {
+        zpool_test::check(&pool, h, size, i as u64)?;
+    }
+    pool.verify()?;
+    t.diag(format_args!(
+        "{} objects in {} pages; the first in a shard of its class's at {:?} pages; objects per shard: {:?}",
+        handles.len(),
+        pool.total_pages(),
+        sharded_at,
+        per_shard
+    ));
+    match sharded_at {
+        Some(pages) if pages >= zspan::SHARD_FROM_PAGES => {}
+        _ => return Err("an object left shard 0 before the pool had its pages, or none did"),
+    }
+    if per_shard.contains(&0) {
+        return Err("a shard took no object");
+    }
+    zpool_test::free_all(&pool, &handles)?;
+    pool.verify()
+}
+
 struct TestZspanRs {
     _debugfs: debugfs::Dir,
     _areas: map_area::MapAreas,
@@ -191,7 +244,7 @@ struct TestZspanRs {
 impl kernel::Module for TestZspanRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let areas = map_area::MapAreas::new()?;
-        let cases: [zpool_test::Case; 6] = [
+        let cases: [zpool_test::Case; 7] = [
             (
                 "malloc, map and free: a full span of objects across pages, exact page count",
                 round_trip,
@@ -215,6 +268,10 @@ impl kernel::Module for TestZspanRs {
             (
                 "destroying a pool that is not empty is reported, with its counts",
                 leak_reported,
+            ),
+            (
+                "a pool past 4096 pages spreads its classes over its shards' locks",
+                shards,
             ),
         ];
         let root = zpool_test::run_cases(c_str!("test_zspan_rs"), &cases)?;

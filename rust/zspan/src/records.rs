@@ -12,8 +12,10 @@ use crate::zalloc::{self, slot_bits, HasBody, Record, NO_SLOT};
 
 /// Bits of an object slot: 26, with 256 records per leaf.
 pub(super) const OBJECT_SLOT_BITS: u32 = slot_bits(size_of::<Object>());
-/// Bits of a handle's generation: the rest of the handle, 22.
-pub(super) const GENERATION_BITS: u32 = u64::BITS - u16::BITS - OBJECT_SLOT_BITS;
+/// Bits of a handle's shard (see *Shards* in the [parent module](super)).
+pub(super) const SHARD_BITS: u32 = 3;
+/// Bits of a handle's generation: the rest of the handle, 19.
+pub(super) const GENERATION_BITS: u32 = u64::BITS - u16::BITS - OBJECT_SLOT_BITS - SHARD_BITS;
 /// Bits of a span slot: 23, with 32 records per leaf.
 pub(super) const SPAN_SLOT_BITS: u32 = slot_bits(size_of::<Span>());
 /// Bits of an object's index in its span.
@@ -22,13 +24,15 @@ const INDEX_BITS: u32 = MAX_SPAN_OBJECTS.trailing_zeros();
 /// The name of an object in a [`Pool`](super::Pool): zpool's `unsigned long`
 /// handle. Any value may be passed back to the pool, which checks it.
 ///
-/// 26 bits of object slot, 22 of generation and 16 of pool tag: the handle
-/// names the object's record, which says where the object is, so that
-/// compaction moves an object by rewriting its record.
-pub type Handle = zalloc::Handle<0, OBJECT_SLOT_BITS, GENERATION_BITS>;
+/// 3 bits of shard, 26 of object slot, 19 of generation and 16 of pool
+/// tag: the handle names the object's record, which says where the object
+/// is, so that compaction moves an object by rewriting its record. (The
+/// shard is zalloc's handle's index field, which zspan has no other use
+/// for.)
+pub type Handle = zalloc::Handle<SHARD_BITS, OBJECT_SLOT_BITS, GENERATION_BITS>;
 
 // The fields fill the handle: no spare bits to check.
-const _: () = assert!(OBJECT_SLOT_BITS + GENERATION_BITS + u16::BITS == u64::BITS);
+const _: () = assert!(SHARD_BITS + OBJECT_SLOT_BITS + GENERATION_BITS + u16::BITS == u64::BITS);
 const _: () = assert!(MAX_SPAN_OBJECTS.is_power_of_two());
 
 /// The generation that follows `generation` in a slot.

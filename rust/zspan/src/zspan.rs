@@ -64,15 +64,32 @@
 //! the span, in O(its objects). A handle is a `u64`:
 //!
 //! ```text
-//!  63        48 47          26 25                 0
-//! | pool tag   | generation   | object slot        |
-//! |  16 bits   |   22 bits    |   26 bits          |
+//!  63        48 47          29 28                 3 2       0
+//! | pool tag   | generation   | object slot        | shard   |
+//! |  16 bits   |   19 bits    |   26 bits          | 3 bits  |
 //! ```
 //!
 //! checked as zbud's are: another pool's tag is [`HandleError::Foreign`],
-//! a number that is no slot [`HandleError::Malformed`], a free slot or
-//! another generation [`HandleError::Stale`]. Compaction moves an object by
-//! copying it and rewriting its record; its handle stays valid.
+//! a number that is no slot, or another shard's, [`HandleError::Malformed`],
+//! a free slot or another generation [`HandleError::Stale`]. Compaction
+//! moves an object by copying it and rewriting its record; its handle stays
+//! valid.
+//!
+//! # Shards
+//!
+//! A driver that wants a lock per group of classes splits its pool into
+//! [`SHARDS`] = 8 pools ([`Pool::new_shard`]), each with its own tables,
+//! classes and lock, and every handle says its shard ([`shard_of_handle`];
+//! a pool rejects another shard's handle as malformed). Class `c` goes to
+//! shard `c % 8`, so neighbouring classes have different locks, but only
+//! in a pool of [`SHARD_FROM_PAGES`] = 4096 pages or more; a smaller pool
+//! puts every class in shard 0 ([`shard_of_size`]). Each shard in use has
+//! tables of its own, at least 6 pages (a root, an interior node and a leaf
+//! in each): 42 pages for the seven shards besides shard 0, at most 1 % of
+//! a pool that shards, where in a pool of a few hundred pages of small
+//! objects they would cost several percent of its density. A class is then
+//! in at most two shards (0, and its own), so its spans' slack is at most
+//! twice its own. A lone pool is shard 0.
 //!
 //! # Mapping
 //!
@@ -117,6 +134,32 @@ pub use classes::{
     class_of, Geometry, CLASSES, CLASS_DELTA, MAX_SIZE, MAX_SPAN_OBJECTS, MAX_SPAN_PAGES, NCLASSES,
 };
 pub use records::Handle;
+
+/// The shards a pool may be split into; see *Shards* in the
+/// [module documentation](self).
+pub const SHARDS: usize = 1 << records::SHARD_BITS;
+
+/// The pages from which a pool shards its classes: see *Shards* in the
+/// [module documentation](self).
+pub const SHARD_FROM_PAGES: u64 = 4096;
+
+/// The shard, of a pool split into [`SHARDS`] shards that hold `pool_pages`
+/// pages in all and shard from `from_pages` ([`SHARD_FROM_PAGES`], or 0 in
+/// a test that wants every shard at once), that stores a new object of
+/// `size` bytes: its class's, `class % 8`, from `from_pages` pages on; 0
+/// below, and for a size no class takes (which any shard rejects).
+pub fn shard_of_size(size: usize, pool_pages: u64, from_pages: u64) -> usize {
+    match class_of(size) {
+        Some(class) if pool_pages >= from_pages => class % SHARDS,
+        _ => 0,
+    }
+}
+
+/// The shard that `handle` says it is of, below [`SHARDS`] whatever the
+/// value (that shard's pool checks the rest).
+pub fn shard_of_handle(handle: Handle) -> usize {
+    handle.fields().index as usize
+}
 
 use crate::zalloc::{
     AllocError, Leak, PageSource, RadixTable, Record, Rejections, NO_SLOT, PAGE_SIZE,
@@ -295,6 +338,28 @@ pub struct Stats {
     pub bad_handles: u64,
 }
 
+impl Stats {
+    /// The counters of two pools together (the shards of one pool).
+    pub fn plus(&self, other: &Stats) -> Stats {
+        Stats {
+            pages: self.pages.wrapping_add(other.pages),
+            table_pages: self.table_pages.wrapping_add(other.table_pages),
+            objects: self.objects.wrapping_add(other.objects),
+            spans: self.spans.wrapping_add(other.spans),
+            mapped: self.mapped.wrapping_add(other.mapped),
+            class_bytes: self.class_bytes.wrapping_add(other.class_bytes),
+            moved: self.moved.wrapping_add(other.moved),
+            spans_compacted: self.spans_compacted.wrapping_add(other.spans_compacted),
+            rejected_invalid: self.rejected_invalid.wrapping_add(other.rejected_invalid),
+            rejected_too_big: self.rejected_too_big.wrapping_add(other.rejected_too_big),
+            rejected_no_memory: self
+                .rejected_no_memory
+                .wrapping_add(other.rejected_no_memory),
+            bad_handles: self.bad_handles.wrapping_add(other.bad_handles),
+        }
+    }
+}
+
 /// What one [`Pool::compact`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Compaction {
@@ -361,6 +426,8 @@ pub struct Pool<P: PageSource + Clone> {
     bad_handles: u64,
     /// The class of the last object freed, for [`Pool::after_free`].
     freed_class: usize,
+    /// The shard this pool is, below [`SHARDS`]: its handles say it.
+    shard: u32,
 }
 
 /// The spans' worth of free objects a class of `spans` spans keeps before
@@ -398,11 +465,17 @@ struct Found {
 impl<P: PageSource + Clone> Pool<P> {
     /// An empty pool that takes its pages from `source`. Allocates nothing.
     pub fn new(source: P) -> Self {
+        Self::new_shard(source, 0)
+    }
+
+    /// An empty pool that is shard `shard` (taken modulo [`SHARDS`]) of a
+    /// pool split into shards. Allocates nothing.
+    pub fn new_shard(source: P, shard: usize) -> Self {
         let mut pool = MaybeUninit::<Self>::uninit();
-        // SAFETY: `pool` is valid for writes of a pool, aligned; `init_at`
-        // writes every field, so it is initialized.
+        // SAFETY: `pool` is valid for writes of a pool, aligned;
+        // `init_shard_at` writes every field, so it is initialized.
         unsafe {
-            Self::init_at(pool.as_mut_ptr(), source);
+            Self::init_shard_at(pool.as_mut_ptr(), source, shard);
             pool.assume_init()
         }
     }
@@ -418,6 +491,17 @@ impl<P: PageSource + Clone> Pool<P> {
     /// `slot` is valid for writes of a pool and aligned; what it held is
     /// overwritten, not dropped.
     pub unsafe fn init_at(slot: *mut Self, source: P) {
+        // SAFETY: the caller's.
+        unsafe { Self::init_shard_at(slot, source, 0) }
+    }
+
+    /// [`Pool::init_at`] for shard `shard` (taken modulo [`SHARDS`]), as
+    /// [`Pool::new_shard`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Pool::init_at`].
+    pub unsafe fn init_shard_at(slot: *mut Self, source: P, shard: usize) {
         // SAFETY: The caller's: each field's place is inside `*slot`, valid
         // for writes and aligned, and each is written once, in full.
         unsafe {
@@ -441,6 +525,8 @@ impl<P: PageSource + Clone> Pool<P> {
             }
             addr_of_mut!((*slot).rejected).write(Rejections::default());
             addr_of_mut!((*slot).freed_class).write(0);
+            // The modulo makes the cast lossless.
+            addr_of_mut!((*slot).shard).write((shard % SHARDS) as u32);
         }
     }
 
@@ -503,7 +589,12 @@ impl<P: PageSource + Clone> Pool<P> {
             body.next = old_head;
         }
         self.set_object_prev(old_head, slot);
-        Ok(Handle::new(self.objects.tag(), generation, slot, 0))
+        Ok(Handle::new(
+            self.objects.tag(),
+            generation,
+            slot,
+            self.shard,
+        ))
     }
 
     /// The pages [`Pool::alloc`] of `size` bytes would take from the page
@@ -574,6 +665,11 @@ impl<P: PageSource + Clone> Pool<P> {
     /// ([`Stats::table_pages`]).
     pub fn total_pages(&self) -> u64 {
         self.pages
+    }
+
+    /// The shard this pool is ([`Pool::new_shard`]; 0 for a lone pool).
+    pub fn shard(&self) -> usize {
+        self.shard as usize
     }
 
     /// Whether the pool holds no objects.
@@ -696,7 +792,7 @@ impl<P: PageSource + Clone> Pool<P> {
         if f.tag != self.objects.tag() {
             return Err(HandleError::Foreign);
         }
-        if f.spare != 0 || f.index != 0 || !ObjectTable::<P>::is_slot(f.slot) {
+        if f.spare != 0 || f.index != self.shard || !ObjectTable::<P>::is_slot(f.slot) {
             return Err(HandleError::Malformed);
         }
         Ok((f.slot, f.generation))

@@ -81,10 +81,11 @@ fn verify_object(pool: &mut Zspan<'_>, o: &Object) {
     }
 }
 
-fn run(steps: Vec<Step>) {
+/// Runs `steps` on shard `shard` of a pool (a lone pool is shard 0).
+fn run(steps: Vec<Step>, shard: usize) {
     let src = TestPages::new();
     let other_src = TestPages::new();
-    let mut pool = Zspan::new(&src);
+    let mut pool = Zspan::shard(&src, shard);
     let (other, foreign) = model::foreign::<Zspan<'_>>(&other_src);
     let mut model = Model::default();
 
@@ -263,8 +264,8 @@ proptest! {
     #![proptest_config(model::config())]
 
     #[test]
-    fn pool_matches_model(steps in prop::collection::vec(steps(), 1..600)) {
-        run(steps);
+    fn pool_matches_model(steps in prop::collection::vec(steps(), 1..600), shard in 0..SHARDS) {
+        run(steps, shard);
     }
 }
 
@@ -279,7 +280,7 @@ fn churn() {
                 steps.push(Step::Compact(500));
             }
         }
-        run(steps);
+        run(steps, SHARDS - 1);
     });
 }
 

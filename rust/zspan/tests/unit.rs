@@ -419,3 +419,52 @@ fn an_object_mapped_in_an_evacuating_span_is_not_moved() {
         check(&mut pool, h, size, id);
     }
 }
+
+#[test]
+fn shards_name_themselves_in_their_handles() {
+    let src = TestPages::new();
+    let mut shards: Vec<_> = (0..SHARDS).map(|s| Pool::new_shard(&src, s)).collect();
+    assert_eq!(Pool::new_shard(&src, SHARDS + 1).shard(), 1);
+    let big = SHARD_FROM_PAGES;
+    for size in [1, 100, 2592, 3000, MAX_SIZE] {
+        let s = shard_of_size(size, big, big);
+        assert_eq!(shards[s].shard(), s);
+        let h = shards[s].alloc(size, GFP).unwrap();
+        assert_eq!(shard_of_handle(h), s);
+        // Another shard's number in this shard's handle is malformed here,
+        // and any handle of this shard's is foreign to another shard.
+        let f = h.fields();
+        let other = (s + 1) % SHARDS;
+        let renamed = Handle::new(f.tag, f.generation, f.slot, other as u32);
+        assert_eq!(shard_of_handle(renamed), other);
+        assert_eq!(shards[s].free(renamed), Err(HandleError::Malformed));
+        assert_eq!(shards[other].free(renamed), Err(HandleError::Foreign));
+        assert_eq!(shards[other].free(h), Err(HandleError::Foreign));
+        shards[s].free(h).unwrap();
+    }
+    for pool in &shards {
+        pool.check().unwrap();
+        assert_eq!(pool.stats().objects, 0);
+    }
+    // In a pool that shards, a class is in one shard and neighbouring
+    // classes in different ones, every shard taking classes; below, every
+    // class is in shard 0; a size no class takes goes to shard 0.
+    for pages in [0, big] {
+        assert_eq!(shard_of_size(0, pages, big), 0);
+        assert_eq!(shard_of_size(MAX_SIZE + 1, pages, big), 0);
+    }
+    let mut used = [false; SHARDS];
+    for size in 1..=MAX_SIZE {
+        let class = class_of(size).unwrap();
+        let shard = shard_of_size(size, big, big);
+        assert_eq!(shard, class % SHARDS);
+        assert_eq!(shard_of_size(size, big - 1, big), 0);
+        assert_eq!(shard_of_size(size, 0, 0), shard);
+        let next = usize::from(CLASSES[class].size) + 1;
+        if next <= MAX_SIZE {
+            assert_ne!(shard, shard_of_size(next, big, big));
+        }
+        used[shard] = true;
+    }
+    assert!(used.iter().all(|&u| u));
+}

@@ -43,6 +43,17 @@ impl<'a> std::ops::DerefMut for Zspan<'a> {
     }
 }
 
+impl<'a> Zspan<'a> {
+    /// Shard `shard` of a pool split into shards, on `pages`.
+    pub fn shard(pages: &'a TestPages, shard: usize) -> Self {
+        Zspan {
+            pool: Pool::new_shard(pages, shard),
+            bounce: HashMap::new(),
+            splits: 0,
+        }
+    }
+}
+
 impl<'a> TestPool<'a> for Zspan<'a> {
     type Handle = Handle;
     type HandleError = HandleError;
