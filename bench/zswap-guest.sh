@@ -45,6 +45,8 @@
 [ -r /etc/rkm.env ] && . /etc/rkm.env
 BACKENDS=${RKM_BENCH_BACKENDS:-zbud z3fold zsmalloc zbud_rs z3fold_rs zspan_rs}
 ROUNDS=${RKM_BENCH_ROUNDS:-5}
+# zspan_rs's shard_from_pages, if set (Documentation/zspan.rst, "Shards").
+ZSPAN_SHARD_FROM=${RKM_BENCH_ZSPAN_SHARD_FROM:-}
 WORKLOADS=${RKM_BENCH_WORKLOADS:-"mixed:text=35,binary=25,pattern=20,random=15,zero=5 compressible:text=70,pattern=30 large:text=50,binary=50 small:pattern=100"}
 Z=/sys/module/zswap/parameters
 D=/sys/kernel/debug/zswap
@@ -103,6 +105,10 @@ fresh_pool() {
 	swapoff "$RKM_SWAP" && swapon "$RKM_SWAP"
 	echo zsmalloc >$Z/zpool
 	echo "$1" >$Z/zpool || { echo "bench: zswap refused $1"; exit 1; }
+	if [ "$1" = zspan_rs ] && [ -n "$ZSPAN_SHARD_FROM" ]; then
+		echo "$ZSPAN_SHARD_FROM" >/sys/module/zspan_rs/parameters/shard_from_pages ||
+			{ echo "bench: zspan_rs took no shard_from_pages=$ZSPAN_SHARD_FROM"; exit 1; }
+	fi
 	sleep 2
 	echo "rkm-expect: end" >/dev/kmsg
 	cg=/sys/fs/cgroup/bench-$1
@@ -259,6 +265,7 @@ c_leaks() {
 		}'
 }
 
+[ -n "$ZSPAN_SHARD_FROM" ] && echo "bench: zspan_rs's shard_from_pages is $ZSPAN_SHARD_FROM (default 4096)"
 for w in $WORKLOADS; do
 wname=${w%%:*} mix=${w#*:}
 results=/tmp/bench-results-$wname

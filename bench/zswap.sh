@@ -14,10 +14,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 make -s --no-print-directory modules tools FLAVOUR=perf
 kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
-# BENCH_ROUNDS, BENCH_WORKLOADS and BENCH_BACKENDS (bench/zswap-guest.sh)
-# go to the guest as RKM_BENCH_*.
+# BENCH_ROUNDS, BENCH_WORKLOADS, BENCH_BACKENDS and BENCH_ZSPAN_SHARD_FROM
+# (zspan_rs's shard_from_pages) (bench/zswap-guest.sh) go to the guest as
+# RKM_BENCH_*.
 env=()
-for v in BENCH_ROUNDS BENCH_WORKLOADS BENCH_BACKENDS; do
+for v in BENCH_ROUNDS BENCH_WORKLOADS BENCH_BACKENDS BENCH_ZSPAN_SHARD_FROM; do
 	[ -n "${!v:-}" ] && env+=(--env "RKM_$v=${!v}")
 done
 # shellcheck disable=SC2046

@@ -27,18 +27,43 @@ use crate::zpool::Gfp;
 use crate::zpool_pool::{Core, LockedPool, Mapped, Pieces, MAX_COUNTERS};
 use crate::zspan::{self, Handle, HandleError, Mapping, Pool, Stats};
 
-/// The pages from which this module's pools shard their classes:
-/// [`zspan::SHARD_FROM_PAGES`], unless a test module sets another
-/// ([`shard_from_pages`]).
-static SHARD_FROM: AtomicU64 = AtomicU64::new(zspan::SHARD_FROM_PAGES);
+extern "C" {
+    /// The module's `shard_from_pages` parameter (`shard_param.c.inc`):
+    /// the pages from which its pools shard their classes. sysfs may write
+    /// it at any time.
+    static mut rkm_shard_from_pages: kernel::ffi::c_ulong;
+}
 
-/// Makes this module's pools shard their classes from `pages` pages on (0:
-/// from the first): for the stress module, whose pools stay small, so that
-/// its threads' objects are spread over all the shards' locks.
+/// The module's `shard_from_pages` parameter.
+///
+/// # Invariants
+///
+/// Only touched through atomics here; the kernel's parameter code stores
+/// it with a plain word-sized store, which is atomic on the architectures
+/// the module is built for (as the `READ_ONCE` of C code that reads a
+/// parameter).
+fn shard_from() -> &'static AtomicU64 {
+    // SAFETY: the parameter is a `c_ulong`, a `u64` here (the assertion
+    // below), aligned, and lives as long as the module; an `AtomicU64`
+    // has the same size and alignment, and every access from Rust is
+    // atomic (the type invariant).
+    unsafe { &*core::ptr::addr_of_mut!(rkm_shard_from_pages).cast::<AtomicU64>() }
+}
+
+const _: () = assert!(core::mem::size_of::<kernel::ffi::c_ulong>() == 8);
+
+/// The pages from which this module's pools shard their classes now.
+pub(crate) fn shard_from_pages() -> u64 {
+    shard_from().load(Ordering::Relaxed)
+}
+
+/// Sets the module's `shard_from_pages`: the stress module shards from the
+/// first page, so that its threads' objects (its pool stays small) are
+/// spread over all the shards' locks.
 // The stress module's only.
 #[allow(dead_code)]
-pub(crate) fn shard_from_pages(pages: u64) {
-    SHARD_FROM.store(pages, Ordering::Relaxed);
+pub(crate) fn set_shard_from_pages(pages: u64) {
+    shard_from().store(pages, Ordering::Relaxed);
 }
 
 /// A zspan pool of zswap's.
@@ -82,7 +107,7 @@ impl Core for Pool<KernelPages> {
     }
 
     fn shard_for_size(size: usize, pool_pages: u64) -> usize {
-        zspan::shard_of_size(size, pool_pages, SHARD_FROM.load(Ordering::Relaxed))
+        zspan::shard_of_size(size, pool_pages, shard_from_pages())
     }
 
     fn shard_of_handle(handle: u64) -> usize {

@@ -6,3 +6,4 @@
 #include "../kglue/pages.c.inc"
 #include "../kglue/warn.c.inc"
 #include "../kglue/zpool_test.c.inc"
+#include "shard_param.c.inc"

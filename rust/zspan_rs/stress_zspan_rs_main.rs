@@ -74,7 +74,7 @@ impl kernel::Module for StressZspanRs {
         // The pool stays far below the pages from which zspan_rs shards
         // its classes: shard from the first page, so that the threads'
         // objects (of every class) go to all eight shards' locks.
-        pool::shard_from_pages(0);
+        pool::set_shard_from_pages(0);
         let root = zpool_stress::run(
             c_str!("stress_zspan_rs"),
             pool::ZspanPool::create,

@@ -11,3 +11,4 @@
 #include "../kglue/map_area.c.inc"
 #include "../kglue/pages.c.inc"
 #include "../kglue/warn.c.inc"
+#include "shard_param.c.inc"
