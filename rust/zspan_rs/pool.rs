@@ -34,23 +34,24 @@ extern "C" {
     static mut rkm_shard_from_pages: kernel::ffi::c_ulong;
 }
 
-/// The module's `shard_from_pages` parameter.
+/// The module's `shard_from_pages` parameter, as an atomic.
 ///
-/// # Invariants
-///
-/// Only touched through atomics here; the kernel's parameter code stores
-/// it with a plain word-sized store, which is atomic on the architectures
-/// the module is built for (as the `READ_ONCE` of C code that reads a
-/// parameter).
+/// Rust touches it only through this atomic; the kernel's parameter code
+/// stores it with a plain store of an aligned word, which is single-copy
+/// atomic on the architectures the module is built for (C code that reads
+/// a parameter under such writes uses `READ_ONCE`, as this does).
 fn shard_from() -> &'static AtomicU64 {
-    // SAFETY: the parameter is a `c_ulong`, a `u64` here (the assertion
-    // below), aligned, and lives as long as the module; an `AtomicU64`
-    // has the same size and alignment, and every access from Rust is
-    // atomic (the type invariant).
+    // SAFETY: the parameter is a `c_ulong`, the size and alignment of a
+    // `u64` here (the assertion below), and lives as long as the module;
+    // every access from Rust goes through this `AtomicU64`, and the C
+    // side's stores are word stores (above).
     unsafe { &*core::ptr::addr_of_mut!(rkm_shard_from_pages).cast::<AtomicU64>() }
 }
 
-const _: () = assert!(core::mem::size_of::<kernel::ffi::c_ulong>() == 8);
+const _: () = assert!(
+    core::mem::size_of::<kernel::ffi::c_ulong>() == core::mem::size_of::<AtomicU64>()
+        && core::mem::align_of::<kernel::ffi::c_ulong>() == core::mem::align_of::<AtomicU64>()
+);
 
 /// The pages from which this module's pools shard their classes now.
 pub(crate) fn shard_from_pages() -> u64 {
