@@ -174,13 +174,13 @@ profile() {
 		out=$(zswpout)
 		rmdir $cg 2>/dev/null
 		leaves $b >>/tmp/leaves-$wname
-		read total pct </tmp/leaf-counts
+		read total driver </tmp/leaf-counts
 		rm -f /tmp/perf.data
-		if [ "$pct" -eq 0 ] || [ "$total" -eq 0 ]; then
+		if [ "$driver" -eq 0 ] || [ "$total" -eq 0 ]; then
 			echo "bench: the profile of $b has no sample in [$b] (of $total): no symbols?"
 			exit 1
 		fi
-		echo "$b $ms $out $total $pct" >>/tmp/prof-$wname
+		echo "$b $ms $out $total $driver" >>/tmp/prof-$wname
 	done
 	awk -v w="$wname" -v p=$PERIOD_US '
 		{ cpu[$1] = $5 * p / 1000; st[$1] = $3; ms[$1] = $2; n[++k] = $1 }

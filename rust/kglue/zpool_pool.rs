@@ -332,8 +332,8 @@ impl Counters {
         for (i, file) in counters.files.iter_mut().enumerate() {
             // SAFETY: `owner` is these counters, in a box that the pool
             // keeps until its debugfs directory (and so the files) is
-            // removed; `counter_get` takes the pool's lock, which nobody
-            // reading debugfs holds.
+            // removed; `counter_get` takes the pool's shards' locks, which
+            // nobody reading debugfs holds.
             *file = unsafe { Computed::new(counter_get::<C>, owner, i as u32) };
         }
         Ok(counters)
@@ -471,10 +471,23 @@ impl<C: Core> LockedPool<C> {
     /// Shard `i`: the first for a number that is no shard's (whose core
     /// then rejects the handle that gave it).
     fn shard(&self, i: usize) -> &Inner<C> {
-        match i.checked_sub(1).and_then(|j| self.rest.get(j)) {
-            Some(shard) => shard,
-            None => &self.first,
+        self.get_shard(i).unwrap_or(&self.first)
+    }
+
+    /// Shard `i`, if the pool has it.
+    fn get_shard(&self, i: usize) -> Option<&Inner<C>> {
+        match i.checked_sub(1) {
+            None => Some(&self.first),
+            Some(j) => self.rest.get(j).map(|shard| &**shard),
         }
+    }
+
+    /// The shards, in order.
+    fn shards(&self) -> impl Iterator<Item = &Inner<C>> {
+        Iterator::chain(
+            core::iter::once(&*self.first),
+            self.rest.iter().map(|shard| &**shard),
+        )
     }
 
     /// Runs `f` on the core of shard `i`, under its lock, and publishes a
@@ -495,7 +508,7 @@ impl<C: Core> LockedPool<C> {
     /// The cores' statistics, added (each shard's lock taken in turn).
     pub(crate) fn stats(&self) -> C::Stats {
         let first = self.first.lock().core.stats();
-        self.rest.iter().fold(first, |total, shard| {
+        self.shards().skip(1).fold(first, |total, shard| {
             C::add_stats(total, &shard.lock().core.stats())
         })
     }
@@ -515,13 +528,11 @@ impl<C: Core> LockedPool<C> {
     /// locked, having published `sum` pages. Recurses once a shard (at most
     /// [`MAX_SHARDS`] deep), each frame holding its shard's lock.
     fn verify_from(&self, i: usize, sum: u64) -> Result<(), &'static str> {
-        let inner = match i.checked_sub(1) {
-            None => &self.first,
-            Some(j) => match self.rest.get(j) {
-                Some(shard) => shard,
-                None if self.counters.total_pages.load(Ordering::Relaxed) == sum => return Ok(()),
-                None => return Err("total_pages differs from the sum of the shards' pages"),
-            },
+        let Some(inner) = self.get_shard(i) else {
+            if self.counters.total_pages.load(Ordering::Relaxed) != sum {
+                return Err("total_pages differs from the sum of the shards' pages");
+            }
+            return Ok(());
         };
         let shard = inner.lock();
         shard.core.check()?;
@@ -682,7 +693,7 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
     fn drop(self: Pin<&mut Self>) {
         // The shards' leaks, added: one report for the pool.
         let (mut pages, mut objects) = (0u64, 0u64);
-        for shard in Iterator::chain(core::iter::once(&self.first), self.rest.iter()) {
+        for shard in self.shards() {
             if let Err(leak) = shard.lock().core.reset() {
                 pages = pages.wrapping_add(leak.pages);
                 objects = objects.wrapping_add(leak.objects);

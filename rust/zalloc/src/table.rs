@@ -765,9 +765,10 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
 
     /// Takes the first free slot of the first leaf that has one, and returns
     /// it with the generation its record kept and where its record is;
-    /// `None`, the table unchanged, if there is none. Looks from `free_from`: O(1) links read while the
-    /// first leaf with a free slot stays the same, O([`LINKS`]) when it
-    /// fills (once in `RECORDS - 1` takes at most).
+    /// `None`, the table unchanged, if there is none. Looks from
+    /// `free_from`: O(1) links read while the first leaf with a free slot
+    /// stays the same, O([`LINKS`]) when it fills (once in `RECORDS - 1`
+    /// takes at most).
     fn take_slot(&mut self) -> Option<(u32, u32, NonNull<R>)> {
         let root = self.root?;
         let (from_r, from_m) = (self.free_from >> LINK_SHIFT, self.free_from & (LINKS - 1));
