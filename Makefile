@@ -35,7 +35,7 @@ SUITES ?= $(DEFAULT_SUITES)
 DEFAULT_SUITES := $(sort $(patsubst tests/%/Makefile,%,$(wildcard tests/*/Makefile)))
 
 .PHONY: all modules check-modules tools deps kernel print-kdir print-modules print-fixtures lint \
-	rustfmt clippy host-test vmtest harness-selftest check demo miri bench-btree bench-zswap bench-bcache rust-analyzer \
+	rustfmt clippy host-test vmtest harness-selftest check demo miri bench-btree bench-zswap bench-zspan bench-bcache rust-analyzer \
 	install install-check dkms-source clean help
 
 all: modules
@@ -217,6 +217,9 @@ bench-btree:
 
 bench-zswap:
 	@$(TOP)/bench/zswap.sh
+
+bench-zspan:
+	@$(TOP)/bench/zspan.sh
 
 bench-bcache:
 	@$(TOP)/bench/bcache.sh

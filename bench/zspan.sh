@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make bench-zspan: zspan_rs's CPU per operation against zsmalloc's, the
+# allocators alone (bench_zspan_rs, rust/zspan_rs/bench_zspan_rs_main.rs),
+# on the perf kernel under QEMU: one thread, zswap's calls (malloc, map,
+# unmap, free) on three size ranges, the backends alternating over five
+# rounds. Prints the table with ratios. See Documentation/zspan.rst.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+make -s --no-print-directory modules FLAVOUR=perf
+kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
+# shellcheck disable=SC2046
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G \
+	--script "$top/bench/zspan-guest.sh" --log-dir "$top/build/logs/bench-zspan" \
+	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
