@@ -151,6 +151,11 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// unmap skips the look for a buffer.
     const SLEEP_MAPPED: bool = true;
 
+    /// Whether [`Core::unmap`] never changes the core's pages (z3fold's
+    /// may: a page freed while mapped is settled at its unmap). The glue's
+    /// unmap then publishes nothing, as its map.
+    const UNMAP_KEEPS_PAGES: bool = false;
+
     /// The shards a pool is split into, each a core of its own under a
     /// lock of its own (at most [`MAX_SHARDS`]): 1, or more for a core
     /// whose handles say their shard ([`Core::shard_of_handle`]).
@@ -500,7 +505,9 @@ impl<C: Core> LockedPool<C> {
     }
 
     /// Runs `f` on the core of shard `i`, under its lock, publishing
-    /// nothing: for `map`, which changes no page count in any core.
+    /// nothing: for `map`, which changes no page count in any core, and
+    /// the `unmap` of a core whose unmap does not either
+    /// ([`Core::UNMAP_KEEPS_PAGES`]).
     fn quiet<R>(&self, i: usize, f: impl FnOnce(&mut C) -> R) -> R {
         f(&mut self.shard(i).lock().core)
     }
@@ -676,7 +683,12 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             unsafe { map_area::put() };
         }
         let i = C::shard_of_handle(handle);
-        if let Err(why) = self.locked(i, |core| core.unmap(handle)) {
+        let result = if C::UNMAP_KEEPS_PAGES {
+            self.quiet(i, |core| core.unmap(handle))
+        } else {
+            self.locked(i, |core| core.unmap(handle))
+        };
+        if let Err(why) = result {
             self.bad_handle("unmap", handle, why);
         }
     }

@@ -96,6 +96,7 @@ impl Core for Pool<KernelPages> {
         c_str!("bad_handles"),
     ];
     const SLEEP_MAPPED: bool = false;
+    const UNMAP_KEEPS_PAGES: bool = true;
     const SHARDS: usize = zspan::SHARDS;
 
     fn new() -> Self {
@@ -147,7 +148,7 @@ impl Core for Pool<KernelPages> {
     }
 
     fn unmap(&mut self, handle: u64) -> Result<(), HandleError> {
-        Pool::unmap(self, Handle::from_raw(handle)).map(|_| ())
+        Pool::release(self, Handle::from_raw(handle))
     }
 
     fn reset(&mut self) -> Result<(), crate::zalloc::Leak> {
@@ -185,5 +186,9 @@ impl Core for Pool<KernelPages> {
     /// The spans' pages and the pages of the two tables.
     fn total_pages(s: &Stats) -> u64 {
         s.pages + s.table_pages
+    }
+
+    fn total_pages_now(&self) -> u64 {
+        Pool::all_pages(self)
     }
 }

@@ -91,7 +91,14 @@ impl<P: PageSource + Clone> Pool<P> {
             if span.list != want {
                 return Err("a span is not on the list its fullness calls for");
             }
-            listed[class][usize::from(want)] += 1;
+            if want == Group::Full as u8 {
+                // Marked full, linked on no list.
+                if span.prev != NO_SLOT || span.next != NO_SLOT {
+                    return Err("a full span is linked");
+                }
+            } else {
+                listed[class][usize::from(want)] += 1;
+            }
             class_spans[class] += 1;
             class_live[class] += u32::from(span.live);
             pages += u64::from(span.npages);

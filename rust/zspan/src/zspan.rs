@@ -47,8 +47,11 @@
 //! reverse map: see *Handles*) and its links on a list of its class.
 //! The table knows the span's first page as its slot's page; the pool gets
 //! the others from the same page source. Each class has lists of spans by
-//! fullness ([`Group`]): full, at most a quarter free, at most half free,
-//! more than half free, and the spans being emptied by compaction.
+//! fullness ([`Group`]): at most a quarter free, at most half free, more
+//! than half free, and the spans being emptied by compaction; a full span
+//! is marked full and linked on none (nothing looks for one, and under
+//! churn spans fill and stop being full all the time: unlinked, that costs
+//! no neighbour's links).
 //! [`Pool::alloc`] takes the first span of the fullest non-full list (the
 //! object goes to its first free index), else a new span; after each change
 //! a span goes to the list its fullness calls for, and a span without live
@@ -170,7 +173,10 @@ use records::{next_generation, Object, Span, SpanBody};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Group {
-    /// No free object.
+    /// No free object: a span marked so is linked on no list (its class's
+    /// head for it stays [`NO_SLOT`]); nothing looks for a full span, and
+    /// a span that fills or stops being full then costs no neighbour's
+    /// links.
     Full = 0,
     /// At most a quarter of the objects free.
     AlmostFull = 1,
@@ -405,7 +411,8 @@ impl Class {
 ///   the source (the first the slot's page), the rest null; `live` objects,
 ///   `0 < live <= objects`, the bits of `used`; `mapped` of them mapped; on
 ///   the list of its class its fullness calls for ([`Group::of`]), or on
-///   [`Group::Evacuating`] if `evacuating` is set.
+///   [`Group::Evacuating`] if `evacuating` is set; a span of
+///   [`Group::Full`] is marked so and linked on no list.
 /// * Every live record of `objects` names a span and an index whose bit is
 ///   set, and no two name the same; each span's live objects are named by
 ///   `live` records, `mapped` of them mapped, which are its list of objects
@@ -646,7 +653,8 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A [`HandleError`] for a handle that is not live in this pool, or
     /// whose object is mapped already; the pool is unchanged.
     pub fn map(&mut self, handle: Handle) -> Result<Mapping, HandleError> {
-        self.set_mapped(handle, true)
+        self.set_mapped::<true>(handle, true)
+            .and_then(|m| m.ok_or(HandleError::Stale))
     }
 
     /// Ends a [`Pool::map`]; returns where the object is, for a caller that
@@ -658,13 +666,35 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A [`HandleError`] for a handle that is not live in this pool, or
     /// whose object is not mapped; the pool is unchanged.
     pub fn unmap(&mut self, handle: Handle) -> Result<Mapping, HandleError> {
-        self.set_mapped(handle, false)
+        self.set_mapped::<true>(handle, false)
+            .and_then(|m| m.ok_or(HandleError::Stale))
+    }
+
+    /// [`Pool::unmap`] for a caller that needs no mapping back (the
+    /// kernel glue copies a buffer back from the pieces it mapped): the
+    /// same checks and changes, without locating the object. Never
+    /// changes the pool's pages.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::unmap`].
+    pub fn release(&mut self, handle: Handle) -> Result<(), HandleError> {
+        self.set_mapped::<false>(handle, false).map(drop)
     }
 
     /// Number of pages holding objects, not counting the tables
     /// ([`Stats::table_pages`]).
     pub fn total_pages(&self) -> u64 {
         self.pages
+    }
+
+    /// Every page the pool holds: its spans' and its tables'
+    /// ([`Stats::pages`] plus [`Stats::table_pages`]), without building
+    /// the whole [`Stats`]: what a driver publishes after each change.
+    pub fn all_pages(&self) -> u64 {
+        self.pages
+            .wrapping_add(self.objects.node_pages())
+            .wrapping_add(self.spans.node_pages())
     }
 
     /// The shard this pool is ([`Pool::new_shard`]; 0 for a lone pool).
@@ -829,9 +859,14 @@ impl<P: PageSource + Clone> Pool<P> {
 
     /// Sets (`map`) or clears (`unmap`) the mapped bit of the object of
     /// `handle` and counts it in its span: one walk of each table. Returns
-    /// where the object is; a bad handle, or one already in that state, is
-    /// counted and rejected, the pool unchanged.
-    fn set_mapped(&mut self, handle: Handle, mapped: bool) -> Result<Mapping, HandleError> {
+    /// where the object is if `LOCATE` (`None` without); a bad handle, or
+    /// one already in that state, is counted and rejected, the pool
+    /// unchanged.
+    fn set_mapped<const LOCATE: bool>(
+        &mut self,
+        handle: Handle,
+        mapped: bool,
+    ) -> Result<Option<Mapping>, HandleError> {
         let result = self.checked(handle).and_then(|(slot, generation)| {
             let body = self
                 .objects
@@ -843,10 +878,15 @@ impl<P: PageSource + Clone> Pool<P> {
                 _ => {}
             }
             let (first, span) = span_in(&mut self.spans, body.span()).ok_or(HandleError::Stale)?;
-            let mapping = CLASSES
-                .get(usize::from(span.class))
-                .and_then(|geometry| locate(first, span, geometry, body.index()))
-                .ok_or(HandleError::Stale)?;
+            let mapping = if LOCATE {
+                let m = CLASSES
+                    .get(usize::from(span.class))
+                    .and_then(|geometry| locate(first, span, geometry, body.index()))
+                    .ok_or(HandleError::Stale)?;
+                Some(m)
+            } else {
+                None
+            };
             span.mapped = if mapped {
                 span.mapped.wrapping_add(1)
             } else {
@@ -1133,6 +1173,10 @@ impl<P: PageSource + Clone> Pool<P> {
         s.list = UNLISTED;
         s.prev = NO_SLOT;
         s.next = NO_SLOT;
+        if list == Group::Full as u8 {
+            // Linked on no list.
+            return;
+        }
         if prev != NO_SLOT {
             if let Some((_, s)) = self.span_mut(prev) {
                 s.next = next;
@@ -1291,18 +1335,22 @@ fn relink_body(classes: &mut [Class; NCLASSES], slot: u32, s: &mut SpanBody, gro
     let Some(heads) = classes.get_mut(usize::from(s.class)).map(|c| &mut c.heads) else {
         return Moved::NONE;
     };
-    let Some(new_next) = heads
-        .get_mut(usize::from(group))
-        .map(|h| core::mem::replace(h, slot))
-    else {
-        return Moved::NONE;
-    };
-    let (prev, next) = if list == UNLISTED {
-        (NO_SLOT, NO_SLOT)
+    // A full span is linked on no list ([`Group::Full`]).
+    let new_next = if group == Group::Full as u8 {
+        NO_SLOT
     } else {
-        (s.prev, s.next)
+        let Some(h) = heads.get_mut(usize::from(group)) else {
+            return Moved::NONE;
+        };
+        core::mem::replace(h, slot)
     };
-    if list != UNLISTED && prev == NO_SLOT {
+    let linked = list != UNLISTED && list != Group::Full as u8;
+    let (prev, next) = if linked {
+        (s.prev, s.next)
+    } else {
+        (NO_SLOT, NO_SLOT)
+    };
+    if linked && prev == NO_SLOT {
         if let Some(head) = heads.get_mut(usize::from(list)) {
             *head = next;
         }

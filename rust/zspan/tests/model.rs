@@ -163,8 +163,17 @@ fn run(steps: Vec<Step>, shard: usize) {
             Step::Op(Op::Unmap(i)) if !model.live.is_empty() => {
                 let index = i % model.live.len();
                 let handle = model.live[index].handle;
+                // Half the unmaps are `release`s (the kernel glue's).
+                let release = i % 2 == 1;
                 if model.live[index].mapped.take().is_some() {
-                    pool.unmap(handle).unwrap();
+                    if release {
+                        pool.release(handle).unwrap();
+                    } else {
+                        pool.unmap(handle).unwrap();
+                    }
+                } else if release {
+                    assert_eq!(pool.release(handle), Err(HandleError::NotMapped));
+                    model.expected.bad_handles += 1;
                 } else {
                     assert_eq!(pool.unmap(handle), Err(HandleError::NotMapped));
                     model.expected.bad_handles += 1;
@@ -241,6 +250,7 @@ fn run(steps: Vec<Step>, shard: usize) {
         assert_eq!(stats.class_bytes, bytes);
         assert!(stats.class_bytes <= stats.pages * PAGE_SIZE as u64);
         assert_eq!(src.live(), stats.pages + stats.table_pages);
+        assert_eq!(pool.all_pages(), stats.pages + stats.table_pages);
         if check_all || n % 64 == 0 {
             for o in &model.live {
                 verify_object(&mut pool, o);

@@ -161,8 +161,16 @@ fn mapping_rules() {
     pool.check().unwrap();
     pool.unmap(h).unwrap();
     assert_eq!(pool.stats().bad_handles, 3);
+    // `release` is `unmap` without the mapping: the same rules.
+    assert_eq!(pool.release(h), Err(HandleError::NotMapped));
+    pool.map(h).unwrap();
+    pool.release(h).unwrap();
+    assert_eq!(pool.stats().mapped, 0);
+    pool.check().unwrap();
+    assert_eq!(pool.stats().bad_handles, 4);
     pool.free(h).unwrap();
     assert_eq!(pool.free(h), Err(HandleError::Stale));
+    assert_eq!(pool.release(h), Err(HandleError::Stale));
     // Another generation is stale; a leaf's header slot is no slot.
     let g = pool.alloc(500, GFP).unwrap();
     let f = g.fields();

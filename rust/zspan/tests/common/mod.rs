@@ -52,6 +52,16 @@ impl<'a> Zspan<'a> {
             splits: 0,
         }
     }
+
+    /// [`Pool::release`] as the kernel glue calls it: a split object's
+    /// bounce buffer is copied back first (through the mapping `unmap`
+    /// returns, as the glue does through the pieces it mapped).
+    pub fn release(&mut self, handle: Handle) -> Result<(), HandleError> {
+        if self.bounce.contains_key(&handle.to_raw()) {
+            return TestPool::unmap(self, handle);
+        }
+        self.pool.release(handle)
+    }
 }
 
 impl<'a> TestPool<'a> for Zspan<'a> {
