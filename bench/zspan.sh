@@ -11,7 +11,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 make -s --no-print-directory modules FLAVOUR=perf
 kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
+# BENCH_ZSPAN_SHARD_FROM sets the pool's shard_from_pages (as in
+# bench/zswap.sh; 0: every class on its shard's lock from the first page).
+env=()
+[ -n "${BENCH_ZSPAN_SHARD_FROM:-}" ] && env+=(--env "RKM_BENCH_ZSPAN_SHARD_FROM=$BENCH_ZSPAN_SHARD_FROM")
 # shellcheck disable=SC2046
-"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G \
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G "${env[@]}" \
 	--script "$top/bench/zspan-guest.sh" --log-dir "$top/build/logs/bench-zspan" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)

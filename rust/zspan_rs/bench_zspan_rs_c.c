@@ -10,6 +10,7 @@
 #include <linux/gfp.h>
 #include <linux/zsmalloc.h>
 #include "../kglue/debugfs.c.inc"
+#include "../kglue/kthread.c.inc"
 #include "../kglue/map_area.c.inc"
 #include "../kglue/pages.c.inc"
 #include "../kglue/warn.c.inc"

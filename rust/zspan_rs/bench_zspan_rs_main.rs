@@ -31,6 +31,7 @@
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::c_str;
 use kernel::ffi::{c_char, c_ulong};
@@ -42,6 +43,10 @@ use kernel::time::Ktime;
 #[allow(dead_code)]
 #[path = "../kglue/debugfs.rs"]
 mod debugfs;
+// Threads only: the benchmark never sleeps or waits in them.
+#[allow(dead_code)]
+#[path = "../kglue/kthread.rs"]
+mod kthread;
 #[path = "../kglue/map_area.rs"]
 mod map_area;
 #[path = "../kglue/pages.rs"]
@@ -91,6 +96,8 @@ extern "C" {
 const STEPS: usize = 100_000;
 /// Rounds: each backend runs once a round.
 const ROUNDS: usize = 5;
+/// Threads of the concurrent runs, on CPUs 0 and 1 (the bench guest's).
+const THREADS: usize = 2;
 /// The trace's seed (each round's runs see the same sizes and choices).
 const SEED: u64 = 0x25a4_0bec_0000_0001;
 
@@ -136,6 +143,11 @@ trait Backend {
     fn unmap(&self, handle: u64);
     fn free(&self, handle: u64);
     fn pages(&self) -> u64;
+    /// Objects moved by compaction so far (none for zsmalloc, which
+    /// compacts only when asked: zswap's shrinker).
+    fn moved(&self) -> u64 {
+        0
+    }
 }
 
 /// A zsmalloc pool.
@@ -154,6 +166,10 @@ impl Zsmalloc {
             .ok_or("zs_create_pool failed")
     }
 }
+
+// SAFETY: zsmalloc's calls may come from any CPU at once (zswap's do);
+// the pool pointer itself is never changed.
+unsafe impl Sync for Zsmalloc {}
 
 impl Drop for Zsmalloc {
     fn drop(&mut self) {
@@ -235,6 +251,10 @@ impl Backend for Zspan {
     fn pages(&self) -> u64 {
         self.0.total_pages()
     }
+
+    fn moved(&self) -> u64 {
+        self.0.stats().moved
+    }
 }
 
 fn now() -> i64 {
@@ -295,6 +315,8 @@ struct Run {
     step: u64,
     drain: u64,
     pages: u64,
+    /// Objects compaction moved during the steps, per 1000 steps.
+    moved: u64,
 }
 
 /// A size of workload `w`.
@@ -308,41 +330,59 @@ fn size_of(rng: &mut Rng, w: &Workload) -> usize {
 fn run<B: Backend>(
     b: &B,
     w: &Workload,
+    live: usize,
+    seed: u64,
     handles: &mut KVec<u64>,
     sizes: &mut KVec<usize>,
 ) -> Result<Run, &'static str> {
-    let mut rng = Rng::new(SEED);
+    let mut rng = Rng::new(seed);
     let mut r = Run::default();
     let t = now();
-    for i in 0..w.live {
+    for i in 0..live {
         let size = size_of(&mut rng, w);
         let handle = store(b, i, size)?;
         handles.push(handle, GFP_KERNEL).map_err(|_| "no memory")?;
         sizes.push(size, GFP_KERNEL).map_err(|_| "no memory")?;
     }
-    r.fill = per_op(t, w.live);
+    r.fill = per_op(t, live);
+    let moved = b.moved();
     let t = now();
     for _ in 0..STEPS {
-        let i = rng.below(w.live as u64) as usize;
+        let i = rng.below(live as u64) as usize;
         let size = size_of(&mut rng, w);
         let (h, s) = handles.get_mut(i).zip(sizes.get_mut(i)).ok_or("index")?;
         b.free(*h);
         *h = 0;
         *h = store(b, i, size)?;
         *s = size;
-        let j = rng.below(w.live as u64) as usize;
+        let j = rng.below(live as u64) as usize;
         let (&h, &s) = handles.get(j).zip(sizes.get(j)).ok_or("index")?;
         load(b, h, j, s)?;
     }
     r.step = per_op(t, STEPS);
     r.pages = b.pages();
+    r.moved = b.moved().wrapping_sub(moved).saturating_mul(1000) / STEPS as u64;
     let t = now();
     for h in handles.iter_mut() {
         b.free(*h);
         *h = 0;
     }
-    r.drain = per_op(t, w.live);
+    r.drain = per_op(t, live);
     Ok(r)
+}
+
+/// [`run`] with vectors of its own: `live` objects from `seed`; frees what
+/// is live if it fails (the pool is not destroyed with objects in it).
+fn run_alone<B: Backend>(b: &B, w: &Workload, live: usize, seed: u64) -> Result<Run, &'static str> {
+    let mut handles = KVec::with_capacity(live, GFP_KERNEL).map_err(|_| "no memory")?;
+    let mut sizes = KVec::with_capacity(live, GFP_KERNEL).map_err(|_| "no memory")?;
+    let r = run(b, w, live, seed, &mut handles, &mut sizes);
+    if r.is_err() {
+        for &h in handles.iter().filter(|&&h| h != 0) {
+            b.free(h);
+        }
+    }
+    r
 }
 
 /// A run of `B` on a pool of its own, created and destroyed around it.
@@ -350,17 +390,67 @@ fn run_new<B: Backend>(
     make: fn() -> Result<B, &'static str>,
     w: &Workload,
 ) -> Result<Run, &'static str> {
-    let mut handles = KVec::with_capacity(w.live, GFP_KERNEL).map_err(|_| "no memory")?;
-    let mut sizes = KVec::with_capacity(w.live, GFP_KERNEL).map_err(|_| "no memory")?;
     let b = make()?;
-    let r = run(&b, w, &mut handles, &mut sizes);
-    if r.is_err() {
-        // Not to destroy the pool with objects in it: free what is live.
-        for &h in handles.iter().filter(|&&h| h != 0) {
-            b.free(h);
+    run_alone(&b, w, w.live, SEED)
+}
+
+/// What each of the threads of [`run_threads`] shares: the pool and the
+/// workload, and where it leaves its time per step (0 if it failed).
+struct Shared<'a, B> {
+    b: &'a B,
+    w: &'a Workload,
+    step: [AtomicU64; THREADS],
+}
+
+/// Thread `i` of [`run_threads`]: its share of the objects, its own trace.
+fn thread<B: Backend + Sync, const I: usize>(s: &Shared<'_, B>) -> i32 {
+    let seed = SEED ^ (I as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    match run_alone(s.b, s.w, s.w.live / THREADS, seed) {
+        Ok(r) => {
+            if let Some(slot) = s.step.get(I) {
+                slot.store(r.step.max(1), Ordering::Relaxed);
+            }
+            0
+        }
+        Err(e) => {
+            pr_err!("{}: thread {}: {}\n", s.w.name, I, e);
+            -1
         }
     }
-    r
+}
+
+/// [`THREADS`] threads, one per CPU, each with its share of the objects
+/// and a trace of its own, on one pool of `B`: the slower thread's ns per
+/// step (what contention for the pool's locks costs shows as the excess
+/// over one thread's).
+fn run_threads<B: Backend + Sync>(
+    make: fn() -> Result<B, &'static str>,
+    w: &Workload,
+) -> Result<u64, &'static str> {
+    let b = make()?;
+    let shared = Shared {
+        b: &b,
+        w,
+        step: [const { AtomicU64::new(0) }; THREADS],
+    };
+    let f: [fn(&Shared<'_, B>) -> i32; THREADS] = [thread::<B, 0>, thread::<B, 1>];
+    let mut started = KVec::with_capacity(THREADS, GFP_KERNEL).map_err(|_| "no memory")?;
+    for (cpu, f) in f.into_iter().enumerate() {
+        // SAFETY: `shared` outlives the threads: each is joined below (or
+        // dropped, which stops it, with `started`, before `shared`).
+        let t = unsafe { kthread::Thread::start(cpu as u32, f, &shared) }
+            .map_err(|_| "cannot start a thread")?;
+        started.push(t, GFP_KERNEL).map_err(|_| "no memory")?;
+    }
+    let mut failed = false;
+    for t in started {
+        failed |= t.join() != 0;
+    }
+    let slowest = shared.step.iter().map(|s| s.load(Ordering::Relaxed)).max();
+    match slowest {
+        Some(step) if !failed && step != 0 => Ok(step),
+        _ => Err("a thread failed"),
+    }
 }
 
 /// Sorts the few values of `v` (an insertion sort: `core`'s sorts bring
@@ -386,16 +476,52 @@ fn ratio(a: u64, b: u64) -> u64 {
     a.saturating_mul(100) / b.max(1)
 }
 
+/// A ratio in hundredths, shown as `1.23`.
+struct Hundredths(u64);
+
+impl core::fmt::Display for Hundredths {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// The median of the ratios `ours[i] / theirs[i]` (hundredths), and their
+/// range.
+fn paired(ours: &[u64; ROUNDS], theirs: &[u64; ROUNDS]) -> (u64, u64, u64) {
+    let mut v = [0u64; ROUNDS];
+    for ((p, &a), &b) in v.iter_mut().zip(ours.iter()).zip(theirs.iter()) {
+        *p = ratio(a, b);
+    }
+    let m = median(&mut v);
+    (
+        m,
+        v.first().copied().unwrap_or(0),
+        v.last().copied().unwrap_or(0),
+    )
+}
+
 fn bench(w: &Workload) -> Result<(), &'static str> {
     let mut zs = [Run::default(); ROUNDS];
     let mut ours = [Run::default(); ROUNDS];
+    let mut zs_threads = [0u64; ROUNDS];
+    let mut our_threads = [0u64; ROUNDS];
     for round in 0..ROUNDS {
-        let (a, b) = (zs.get_mut(round), ours.get_mut(round));
-        let (Some(a), Some(b)) = (a, b) else { break };
+        let (Some(a), Some(b), Some(ta), Some(tb)) = (
+            zs.get_mut(round),
+            ours.get_mut(round),
+            zs_threads.get_mut(round),
+            our_threads.get_mut(round),
+        ) else {
+            break;
+        };
         if round % 2 == 0 {
             *a = run_new(Zsmalloc::new, w)?;
             *b = run_new(Zspan::new, w)?;
+            *ta = run_threads(Zsmalloc::new, w)?;
+            *tb = run_threads(Zspan::new, w)?;
         } else {
+            *tb = run_threads(Zspan::new, w)?;
+            *ta = run_threads(Zsmalloc::new, w)?;
             *b = run_new(Zspan::new, w)?;
             *a = run_new(Zsmalloc::new, w)?;
         }
@@ -405,48 +531,39 @@ fn bench(w: &Workload) -> Result<(), &'static str> {
         for (o, r) in v.iter_mut().zip(runs.iter()) {
             *o = f(r);
         }
-        median(&mut v)
+        v
     };
-    let mut paired = [0u64; ROUNDS];
-    for ((p, a), b) in paired.iter_mut().zip(zs.iter()).zip(ours.iter()) {
-        *p = ratio(b.step, a.step);
-    }
-    let step_ratio = median(&mut paired);
-    let row = |name: &str, runs: &[Run; ROUNDS]| {
+    let med = |runs: &[Run; ROUNDS], f: fn(&Run) -> u64| median(&mut field(runs, f));
+    let row = |name: &str, runs: &[Run; ROUNDS], threads: &[u64; ROUNDS]| {
         pr_info!(
-            "| {:<8} | {:<8} | {:>9} | {:>8} | {:>8} | {:>6} |\n",
+            "| {:<8} | {:<8} | {:>7} | {:>7} | {:>8} | {:>6} | {:>10} | {:>9} |\n",
             w.name,
             name,
-            field(runs, |r| r.step),
-            field(runs, |r| r.fill),
-            field(runs, |r| r.drain),
-            field(runs, |r| r.pages)
+            med(runs, |r| r.step),
+            med(runs, |r| r.fill),
+            med(runs, |r| r.drain),
+            med(runs, |r| r.pages),
+            med(runs, |r| r.moved),
+            median(&mut threads.clone())
         );
     };
-    row(Zsmalloc::NAME, &zs);
-    row(Zspan::NAME, &ours);
-    let (zs_pages, our_pages) = (field(&zs, |r| r.pages), field(&ours, |r| r.pages));
-    let density = ratio(zs_pages, our_pages);
-    let step_range = {
-        let mut v = paired;
-        sort(&mut v);
-        (
-            v.first().copied().unwrap_or(0),
-            v.last().copied().unwrap_or(0),
-        )
-    };
+    row(Zsmalloc::NAME, &zs, &zs_threads);
+    row(Zspan::NAME, &ours, &our_threads);
+    let density = ratio(med(&zs, |r| r.pages), med(&ours, |r| r.pages));
+    let (one, one_min, one_max) = paired(&field(&ours, |r| r.step), &field(&zs, |r| r.step));
+    let (two, two_min, two_max) = paired(&our_threads, &zs_threads);
     pr_info!(
-        "{}: zspan_rs/zsmalloc ns per step {}.{:02} (median of {} rounds' ratios, {}.{:02} to {}.{:02}); density (zsmalloc pages / zspan_rs pages) {}.{:02}\n",
+        "{}: zspan_rs/zsmalloc ns per step {} (median of {} rounds' ratios, {} to {}), {} threads {} ({} to {}); density (zsmalloc pages / zspan_rs pages) {}\n",
         w.name,
-        step_ratio / 100,
-        step_ratio % 100,
+        Hundredths(one),
         ROUNDS,
-        step_range.0 / 100,
-        step_range.0 % 100,
-        step_range.1 / 100,
-        step_range.1 % 100,
-        density / 100,
-        density % 100
+        Hundredths(one_min),
+        Hundredths(one_max),
+        THREADS,
+        Hundredths(two),
+        Hundredths(two_min),
+        Hundredths(two_max),
+        Hundredths(density)
     );
     Ok(())
 }
@@ -459,12 +576,13 @@ impl kernel::Module for BenchZspanRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let areas = map_area::MapAreas::new()?;
         pr_info!(
-            "zspan_rs against zsmalloc, one thread: ns per step (free, store, load), per object filled and drained; pool pages after the steps; medians of {} rounds of {} steps\n",
+            "zspan_rs against zsmalloc: ns per step (free, store, load), per object filled and drained, one thread; pool pages after the steps; objects compaction moved per 1000 steps; ns per step of the slower of {} threads on one pool, each with half the objects; medians of {} rounds of {} steps\n",
+            THREADS,
             ROUNDS,
             STEPS
         );
-        pr_info!("| workload | backend  |   ns/step | ns/fill | ns/drain |  pages |\n");
-        pr_info!("|----------|----------|-----------|----------|----------|--------|\n");
+        pr_info!("| workload | backend  | ns/step | ns/fill | ns/drain |  pages | moved/1000 | 2 threads |\n");
+        pr_info!("|----------|----------|---------|---------|----------|--------|------------|-----------|\n");
         for w in &WORKLOADS {
             if let Err(e) = bench(w) {
                 pr_err!("{}: {}\n", w.name, e);
