@@ -14,10 +14,16 @@
 //!
 //! A pool is [`Core::SHARDS`] cores, each under a spinlock of its own: one
 //! for zbud and z3fold, eight for zspan, whose classes are spread over them
-//! once the pool is large (class `c` in shard `c % 8`), so that stores of
-//! different classes do not contend, as zsmalloc's per-class locks.
-//! `malloc` goes to the shard the core names for its size and the pool's
-//! pages ([`Core::shard_for_size`]); `free`, `map` and `unmap` to the shard
+//! once the pool is large (class `c` in shard `c % 8`), or *contended*,
+//! so that stores of different classes do not contend, as zsmalloc's
+//! per-class locks. A CPU that finds a shard's lock held as it comes to
+//! take it counts a meeting ([`LockedPool::contention`], debugfs
+//! `lock_contention`: a hint the holder sets and clears with plain
+//! stores, no atomic read-modify-write on the hot path); from
+//! [`CONTENDED`] meetings on, the pool is contended for good.
+//! `malloc` goes to the shard the core names for its size, the pool's
+//! pages and whether it is contended ([`Core::shard_for_size`]); `free`,
+//! `map` and `unmap` to the shard
 //! the handle names ([`Core::shard_of_handle`]), whose core checks the
 //! whole handle (another shard's is malformed there). No code but
 //! [`LockedPool::verify`] holds two shards' locks; it takes them in order,
@@ -54,9 +60,11 @@
 //! zpool's `total_pages` (zswap reads it on every store, without a lock)
 //! is the one counter published by the hot path: after `malloc`, `free`
 //! and `unmap` (an unmap may end a deferred compaction that frees a page:
-//! z3fold), under the shard's lock, a change of the shard's pages is added
-//! to it (one atomic add, only when they changed); `map`, which no core
-//! lets take or free a page, publishes nothing. The core's other counters
+//! z3fold; a core whose unmap cannot says so, [`Core::UNMAP_KEEPS_PAGES`],
+//! and its unmap publishes nothing), under the shard's lock, a change of
+//! the shard's pages is added to it (one atomic add, only when they
+//! changed); `map`, which no core lets take or free a page, publishes
+//! nothing. The core's other counters
 //! are debugfs files computed when they are read ([`Computed`]: each
 //! shard's lock taken in turn, the shards' statistics added), so the hot
 //! path never writes them.
@@ -79,6 +87,7 @@ use kernel::alloc::flags::GFP_KERNEL;
 use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
+use kernel::sync::lock::{spinlock::SpinLockBackend, Guard};
 use kernel::sync::{LockClassKey, SpinLock};
 
 use crate::debugfs::{Computed, Dir, RootSlot};
@@ -175,10 +184,11 @@ pub(crate) trait Core: Send + Sized + 'static {
         unsafe { slot.write(Self::new()) }
     }
     /// The shard that allocates `size` bytes in a pool of `pool_pages`
-    /// pages (zpool's `total_pages`, read without a lock), below
+    /// pages (zpool's `total_pages`, read without a lock), `contended` if
+    /// its CPUs have met on its locks ([`CONTENDED`] times), below
     /// [`Core::SHARDS`] (the glue takes any other number for the first
     /// shard).
-    fn shard_for_size(_size: usize, _pool_pages: u64) -> usize {
+    fn shard_for_size(_size: usize, _pool_pages: u64, _contended: bool) -> usize {
         0
     }
     /// The shard that `handle` says it is of (as above: that shard's core
@@ -287,7 +297,16 @@ struct Counters {
     /// The core's [`Core::total_pages`], for zpool's `total_pages`, which
     /// reads it without the lock.
     total_pages: AtomicU64,
+    /// Times a CPU found a shard's lock held by another as it came to take
+    /// it ([`Inner`]); from [`CONTENDED`] on, the pool is *contended*.
+    contention: AtomicU64,
 }
+
+/// The contention count from which a pool is contended: its core may then
+/// spread its allocations over its shards whatever its size
+/// ([`Core::shard_for_size`]). A few meetings may be chance; this many
+/// are a pool that CPUs use at once.
+pub(crate) const CONTENDED: u64 = 64;
 
 /// The value of counter `index` of the pool whose [`Counters`] are at
 /// `owner`: each shard's lock taken in turn, the shards' statistics added.
@@ -330,6 +349,7 @@ impl Counters {
                 }),
                 highmem: AtomicU64::new(0),
                 total_pages: AtomicU64::new(0),
+                contention: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -372,6 +392,8 @@ impl Counters {
         unsafe { dir.add_u64(c_str!("reject_highmem"), &self.highmem) };
         // SAFETY: as above.
         unsafe { dir.add_u64(c_str!("total_pages"), &self.total_pages) };
+        // SAFETY: as above.
+        unsafe { dir.add_u64(c_str!("lock_contention"), &self.contention) };
     }
 }
 
@@ -389,8 +411,63 @@ struct Shard<C> {
     published: u64,
 }
 
-/// A shard under its spinlock.
-type Inner<C> = SpinLock<Shard<C>>;
+/// A shard under its spinlock, and a hint of whether a CPU holds it.
+///
+/// `held` is set by the holder just after it takes `lock` and cleared just
+/// before it lets go ([`Held`]); a CPU about to take the lock that finds it
+/// set has met another CPU on it, and counts that
+/// ([`Counters::contention`]). It guards nothing: a hint read without the
+/// lock, with relaxed loads and stores (plain moves on x86), never an
+/// atomic read-modify-write on the hot path.
+#[pin_data]
+struct Inner<C> {
+    #[pin]
+    lock: SpinLock<Shard<C>>,
+    held: AtomicBool,
+}
+
+/// A shard's lock, held: the guard, and the hint to clear before it is let
+/// go (`Drop` runs before the fields are dropped, so the hint is cleared
+/// while the lock is still held).
+struct Held<'a, C> {
+    guard: Guard<'a, Shard<C>, SpinLockBackend>,
+    hint: &'a AtomicBool,
+}
+
+impl<C> core::ops::Deref for Held<'_, C> {
+    type Target = Shard<C>;
+
+    fn deref(&self) -> &Shard<C> {
+        &self.guard
+    }
+}
+
+impl<C> core::ops::DerefMut for Held<'_, C> {
+    fn deref_mut(&mut self) -> &mut Shard<C> {
+        &mut self.guard
+    }
+}
+
+impl<C> Drop for Held<'_, C> {
+    fn drop(&mut self) {
+        self.hint.store(false, Ordering::Relaxed);
+    }
+}
+
+impl<C> Inner<C> {
+    /// Takes the lock; counts in `contention` if another CPU held it.
+    fn acquire<'a>(&'a self, contention: &AtomicU64) -> Held<'a, C> {
+        if self.held.load(Ordering::Relaxed) {
+            contention.fetch_add(1, Ordering::Relaxed);
+        }
+        let guard = self.lock.lock();
+        self.held.store(true, Ordering::Relaxed);
+        Held {
+            guard,
+            hint: &self.held,
+        }
+    }
+}
 
 /// The most shards a core may have ([`Core::SHARDS`]).
 pub(crate) const MAX_SHARDS: usize = 8;
@@ -423,7 +500,10 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
     };
     let shard = Shard { core, published: 0 };
     KBox::pin_init(
-        SpinLock::new(shard, c_str!("zpool_pool::shard"), key),
+        pin_init!(Inner {
+            lock <- SpinLock::new(shard, c_str!("zpool_pool::shard"), key),
+            held: AtomicBool::new(false),
+        }),
         GFP_KERNEL,
     )
 }
@@ -495,10 +575,23 @@ impl<C: Core> LockedPool<C> {
         )
     }
 
+    /// Shard `i`'s lock ([`LockedPool::shard`]), taken.
+    fn acquire(&self, i: usize) -> Held<'_, C> {
+        self.shard(i).acquire(&self.counters.contention)
+    }
+
+    /// How many times a CPU found a shard's lock held by another as it
+    /// came to take it (a hint: see [`Inner`]).
+    // The test modules read it; the drivers show it in debugfs.
+    #[allow(dead_code)]
+    pub(crate) fn contention(&self) -> u64 {
+        self.counters.contention.load(Ordering::Relaxed)
+    }
+
     /// Runs `f` on the core of shard `i`, under its lock, and publishes a
     /// change of its total pages.
     fn locked<R>(&self, i: usize, f: impl FnOnce(&mut C) -> R) -> R {
-        let mut shard = self.shard(i).lock();
+        let mut shard = self.acquire(i);
         let r = f(&mut shard.core);
         self.counters.publish_total_pages(&mut shard);
         r
@@ -509,14 +602,15 @@ impl<C: Core> LockedPool<C> {
     /// the `unmap` of a core whose unmap does not either
     /// ([`Core::UNMAP_KEEPS_PAGES`]).
     fn quiet<R>(&self, i: usize, f: impl FnOnce(&mut C) -> R) -> R {
-        f(&mut self.shard(i).lock().core)
+        f(&mut self.acquire(i).core)
     }
 
     /// The cores' statistics, added (each shard's lock taken in turn).
     pub(crate) fn stats(&self) -> C::Stats {
-        let first = self.first.lock().core.stats();
+        let contention = &self.counters.contention;
+        let first = self.first.acquire(contention).core.stats();
         self.shards().skip(1).fold(first, |total, shard| {
-            C::add_stats(total, &shard.lock().core.stats())
+            C::add_stats(total, &shard.acquire(contention).core.stats())
         })
     }
 
@@ -541,7 +635,7 @@ impl<C: Core> LockedPool<C> {
             }
             return Ok(());
         };
-        let shard = inner.lock();
+        let shard = inner.acquire(&self.counters.contention);
         shard.core.check()?;
         if shard.published != C::total_pages(&shard.core.stats()) {
             return Err("a shard's published pages differ from its pages");
@@ -590,11 +684,16 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             self.counters.highmem.fetch_add(1, Ordering::Relaxed);
             return Err(EINVAL);
         }
-        let i = C::shard_for_size(size, self.counters.total_pages.load(Ordering::Relaxed));
+        let contended = self.counters.contention.load(Ordering::Relaxed) >= CONTENDED;
+        let i = C::shard_for_size(
+            size,
+            self.counters.total_pages.load(Ordering::Relaxed),
+            contended,
+        );
         let mut staged = Staged::new();
         loop {
             let (result, retry, wanted) = {
-                let mut shard = self.shard(i).lock();
+                let mut shard = self.acquire(i);
                 let core = &mut shard.core;
                 // SAFETY: the spinlock is held, so preemption is off, for
                 // the whole call, and the core lends no stash.
@@ -706,7 +805,7 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
         // The shards' leaks, added: one report for the pool.
         let (mut pages, mut objects) = (0u64, 0u64);
         for shard in self.shards() {
-            if let Err(leak) = shard.lock().core.reset() {
+            if let Err(leak) = shard.acquire(&self.counters.contention).core.reset() {
                 pages = pages.wrapping_add(leak.pages);
                 objects = objects.wrapping_add(leak.objects);
             }

@@ -47,6 +47,7 @@ mod zpool_test;
 #[path = "../zspan/src/zspan.rs"]
 mod zspan;
 
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use ktap::Ktap;
 use pool::ZspanPool;
 use zpool::{MapMode, ZpoolAllocator};
@@ -240,6 +241,138 @@ fn shards(t: &mut Ktap) -> Result<(), &'static str> {
     pool.verify()
 }
 
+/// What the two threads of [`contended`] share.
+struct Meeting<'a> {
+    pool: &'a ZspanPool,
+    /// Set by the allocating thread when it is done; the checker stops.
+    stop: AtomicBool,
+    /// Threads that have returned.
+    finished: AtomicU32,
+    /// `verify` calls, and whether one failed.
+    verifies: AtomicU64,
+    failed: AtomicBool,
+}
+
+impl Meeting<'_> {
+    /// CPU 1: verifies the pool (every shard's lock held for a walk of the
+    /// whole pool) until told to stop.
+    fn checker(&self) -> i32 {
+        while !self.stop.load(Ordering::Acquire) {
+            if self.pool.verify().is_err() {
+                self.failed.store(true, Ordering::Relaxed);
+            }
+            self.verifies.fetch_add(1, Ordering::Relaxed);
+        }
+        self.finished.fetch_add(1, Ordering::Release);
+        0
+    }
+
+    /// CPU 0: allocates and frees small objects until the pool counts
+    /// itself contended (or a bound is reached), then stops the checker.
+    fn allocator(&self) -> i32 {
+        for i in 0..200_000usize {
+            if self.pool.contention() >= zpool_pool::CONTENDED {
+                break;
+            }
+            match self.pool.malloc(64 + i % 512, GFP) {
+                Ok(h) => self.pool.free(h),
+                Err(_) => self.failed.store(true, Ordering::Relaxed),
+            }
+        }
+        self.stop.store(true, Ordering::Release);
+        self.finished.fetch_add(1, Ordering::Release);
+        0
+    }
+}
+
+/// A size whose class is in a shard other than 0 once the pool shards
+/// (class `c` in shard `c % 8`), and that shard.
+fn sharding_size() -> Option<(usize, usize)> {
+    (100..PAGE_SIZE).step_by(16).find_map(|size| {
+        let shard = zspan::class_of(size)? % zspan::SHARDS;
+        (shard != 0).then_some((size, shard))
+    })
+}
+
+/// A small pool whose CPUs meet on its lock shards its classes, whatever
+/// its size: alone, a malloc of a class of shard `s != 0` goes to shard 0
+/// and the pool counts no contention; then CPU 1 verifies the pool in a
+/// loop (holding the shards' locks) while CPU 0 allocates, until the pool
+/// has counted [`zpool_pool::CONTENDED`] meetings; the same malloc then
+/// goes to shard `s`.
+fn contended(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-contended"))?;
+    let (size, shard) = sharding_size().ok_or("no class outside shard 0")?;
+    let mut sizes = KVec::new();
+    let mut handles = KVec::new();
+    for i in 0..2000usize {
+        sizes
+            .push(100 + (i * 37) % 3000, GFP_KERNEL_)
+            .map_err(|_| "no memory")?;
+        handles.push(0u64, GFP_KERNEL_).map_err(|_| "no memory")?;
+    }
+    zpool_test::store_all(&pool, &sizes, &mut handles)?;
+    let before = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+    let before_shard = zspan::shard_of_handle(zspan::Handle::from_raw(before));
+    pool.free(before);
+    if before_shard != 0 || pool.contention() != 0 {
+        return Err("a small pool used alone shards, or counts contention");
+    }
+    let meeting = Meeting {
+        pool: &pool,
+        stop: AtomicBool::new(false),
+        finished: AtomicU32::new(0),
+        verifies: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+    };
+    {
+        // SAFETY: `meeting` outlives both threads: they end on their own
+        // and are joined at the end of this block (or dropped, which stops
+        // them, on the way out).
+        let a = unsafe { kthread::Thread::start(0, Meeting::allocator, &meeting) }
+            .map_err(|_| "could not start the thread on CPU 0")?;
+        // SAFETY: as above.
+        let c = match unsafe { kthread::Thread::start(1, Meeting::checker, &meeting) } {
+            Ok(c) => c,
+            Err(_) => {
+                while meeting.finished.load(Ordering::Acquire) < 1 {
+                    kthread::usleep(1000);
+                }
+                return Err("could not start the thread on CPU 1");
+            }
+        };
+        while meeting.finished.load(Ordering::Acquire) < 2 {
+            kthread::usleep(1000);
+        }
+        if a.join() != 0 || c.join() != 0 {
+            return Err("a thread did not run");
+        }
+    }
+    let after = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+    let after_shard = zspan::shard_of_handle(zspan::Handle::from_raw(after));
+    t.diag(format_args!(
+        "{} meetings on a lock counted over {} verifies; a {}-byte object: shard {} alone, {} after (its class's: {})",
+        pool.contention(),
+        meeting.verifies.load(Ordering::Relaxed),
+        size,
+        before_shard,
+        after_shard,
+        shard
+    ));
+    pool.free(after);
+    if meeting.failed.load(Ordering::Relaxed) {
+        return Err("a verify or a malloc failed while the CPUs met");
+    }
+    if pool.contention() < zpool_pool::CONTENDED {
+        return Err("the pool did not count the CPUs meeting on its lock");
+    }
+    if after_shard != shard {
+        return Err("a contended pool did not put the object in its class's shard");
+    }
+    zpool_test::free_all(&pool, &handles)?;
+    pool.verify()
+}
+
 struct TestZspanRs {
     _debugfs: debugfs::Dir,
     _areas: map_area::MapAreas,
@@ -248,7 +381,7 @@ struct TestZspanRs {
 impl kernel::Module for TestZspanRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let areas = map_area::MapAreas::new()?;
-        let cases: [zpool_test::Case; 7] = [
+        let cases: [zpool_test::Case; 8] = [
             (
                 "malloc, map and free: a full span of objects across pages, exact page count",
                 round_trip,
@@ -276,6 +409,10 @@ impl kernel::Module for TestZspanRs {
             (
                 "a pool past 4096 pages spreads its classes over its shards' locks",
                 shards,
+            ),
+            (
+                "a small pool whose CPUs meet on its lock spreads its classes too",
+                contended,
             ),
         ];
         let root = zpool_test::run_cases(c_str!("test_zspan_rs"), &cases)?;
