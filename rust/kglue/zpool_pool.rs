@@ -417,8 +417,9 @@ struct Shard<C> {
 /// before it lets go ([`Held`]); a CPU about to take the lock that finds it
 /// set has met another CPU on it, and counts that
 /// ([`Counters::contention`]). It guards nothing: a hint read without the
-/// lock, with relaxed loads and stores (plain moves on x86), never an
-/// atomic read-modify-write on the hot path.
+/// lock, with relaxed loads and stores (plain moves on x86); the count is
+/// an atomic add made only by a CPU that met another (and waits for the
+/// lock anyway), so an uncontended lock costs no atomic more.
 #[pin_data]
 struct Inner<C> {
     #[pin]
