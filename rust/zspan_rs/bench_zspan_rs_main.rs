@@ -31,7 +31,7 @@
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::c_str;
 use kernel::ffi::{c_char, c_ulong};
@@ -43,7 +43,7 @@ use kernel::time::Ktime;
 #[allow(dead_code)]
 #[path = "../kglue/debugfs.rs"]
 mod debugfs;
-// Threads only: the benchmark never sleeps or waits in them.
+// Threads and a sleep; not the busy-waits.
 #[allow(dead_code)]
 #[path = "../kglue/kthread.rs"]
 mod kthread;
@@ -400,12 +400,15 @@ struct Shared<'a, B> {
     b: &'a B,
     w: &'a Workload,
     step: [AtomicU64; THREADS],
+    /// Threads that have returned: joined only then, since a thread
+    /// stopped before it first ran would never run.
+    finished: AtomicU32,
 }
 
 /// Thread `i` of [`run_threads`]: its share of the objects, its own trace.
 fn thread<B: Backend + Sync, const I: usize>(s: &Shared<'_, B>) -> i32 {
     let seed = SEED ^ (I as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    match run_alone(s.b, s.w, s.w.live / THREADS, seed) {
+    let r = match run_alone(s.b, s.w, s.w.live / THREADS, seed) {
         Ok(r) => {
             if let Some(slot) = s.step.get(I) {
                 slot.store(r.step.max(1), Ordering::Relaxed);
@@ -416,7 +419,9 @@ fn thread<B: Backend + Sync, const I: usize>(s: &Shared<'_, B>) -> i32 {
             pr_err!("{}: thread {}: {}\n", s.w.name, I, e);
             -1
         }
-    }
+    };
+    s.finished.fetch_add(1, Ordering::Release);
+    r
 }
 
 /// [`THREADS`] threads, one per CPU, each with its share of the objects
@@ -432,6 +437,7 @@ fn run_threads<B: Backend + Sync>(
         b: &b,
         w,
         step: [const { AtomicU64::new(0) }; THREADS],
+        finished: AtomicU32::new(0),
     };
     let f: [fn(&Shared<'_, B>) -> i32; THREADS] = [thread::<B, 0>, thread::<B, 1>];
     let mut started = KVec::with_capacity(THREADS, GFP_KERNEL).map_err(|_| "no memory")?;
@@ -441,6 +447,10 @@ fn run_threads<B: Backend + Sync>(
         let t = unsafe { kthread::Thread::start(cpu as u32, f, &shared) }
             .map_err(|_| "cannot start a thread")?;
         started.push(t, GFP_KERNEL).map_err(|_| "no memory")?;
+    }
+    // Both threads end on their own: wait for that before joining.
+    while shared.finished.load(Ordering::Acquire) < THREADS as u32 {
+        kthread::usleep(1000);
     }
     let mut failed = false;
     for t in started {
