@@ -98,7 +98,7 @@ WINDOW_SLAB = re.compile(r"^slab-leak cache=([\w-]+)$")
 SLAB_LEAK_WARN = re.compile(r"^\S+ (__kmem_cache_shutdown|kmem_cache_destroy)\+")
 WARN_HEADER = re.compile(r"WARNING: CPU: \d+ PID: \d+ at (.*)$")
 END_TRACE = re.compile(r"---\[ end trace [0-9a-f]+ \]---")
-SYSRQ_DUMP = re.compile(r"^sysrq: (Show Blocked State|Show backtrace of all active CPUs)")
+SYSRQ_DUMP = re.compile(r"^sysrq: (Show Blocked State|Show backtrace of all active CPUs|Show State)")
 ALLOC_KINDS = ("allocation failure", "OOM")
 
 # /proc/sys/kernel/tainted: the bits a run may end with.

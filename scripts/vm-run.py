@@ -511,7 +511,7 @@ def run_qemu(cmd, console, timeout, inactivity_for, name, cut_after=None, monito
                 killed = (f"the guest printed nothing for {limit}s"
                           + (f" (in {suite}: {current[1]})" if current else ""))
             if killed:
-                log(f"[{name}] {killed}: asking it for its blocked tasks (sysrq w, l), then killing it")
+                log(f"[{name}] {killed}: asking it for its tasks (sysrq w, l, t), then killing it")
                 sysrq_dump(proc, console)
                 proc.kill()
                 break
@@ -528,8 +528,10 @@ def run_qemu(cmd, console, timeout, inactivity_for, name, cut_after=None, monito
 def sysrq_dump(proc, console):
     """Magic SysRq over the serial console: a BREAK (QEMU's mux escape
     C-a b) then the command key. w shows the blocked (D state) tasks, l the
-    backtraces of the running CPUs. Waits for each dump to go quiet."""
-    for key in (b"w", b"l"):
+    backtraces of the running CPUs, t every task's state and stack (a guest
+    silent with idle CPUs and no D-state task waits in userspace, or in an
+    interruptible sleep: t shows where). Waits for each dump to go quiet."""
+    for key in (b"w", b"l", b"t"):
         try:
             proc.stdin.write(b"\x01b")
             proc.stdin.flush()
@@ -696,7 +698,7 @@ def judge_boot(args, boot):
         failures.append(f"{boot.killed}: killed; the last console lines and the blocked-task "
                         f"dump are in {console_path}")
         if dump:
-            print(f"\nvm: [{boot.name}] blocked tasks (sysrq w) and CPUs (sysrq l):", flush=True)
+            print(f"\nvm: [{boot.name}] blocked tasks (sysrq w), CPUs (sysrq l), all tasks (sysrq t; the whole dump is in the console log):", flush=True)
             for line in dump:
                 print(f"  {line}")
         else:
