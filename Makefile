@@ -202,11 +202,13 @@ install-check: modules tools
 	@$(TOP)/scripts/install-check.sh $(KDIR)
 
 # Miri on the kernel-agnostic crates' unit tests (the unsafe node and page
-# code): needs a nightly toolchain with the miri component (rustup +nightly
+# code), and zbud's lockless map against a writer (Miri's race detector):
+# needs a nightly toolchain with the miri component (rustup +nightly
 # component add miri rust-src), so it is not part of `make check`.
 miri:
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zalloc --test shared
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zbud --test unit
+	@cd $(TOP) && cargo +nightly miri test -p rkm-zbud --test lockless
 	@cd $(TOP) && cargo +nightly miri test -p rkm-z3fold --test unit
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zspan --test unit
 	@cd $(TOP) && cargo +nightly miri test -p rkm-btree --test ops

@@ -93,7 +93,7 @@ use kernel::sync::{LockClassKey, SpinLock};
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
 use crate::pages::Staged;
-use crate::zalloc::{AllocError, Leak};
+use crate::zalloc::{AllocError, Leak, LocklessView};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
 extern "C" {
@@ -165,6 +165,12 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// unmap then publishes nothing, as its map.
     const UNMAP_KEEPS_PAGES: bool = false;
 
+    /// Whether [`Core::map_lockless`] finds objects: the glue's `map` and
+    /// `unmap` then try it first, without the shard's lock, and its
+    /// `malloc` publishes the core's view ([`Core::publish`]) after each
+    /// allocation.
+    const LOCKLESS_MAP: bool = false;
+
     /// The shards a pool is split into, each a core of its own under a
     /// lock of its own (at most [`MAX_SHARDS`]): 1, or more for a core
     /// whose handles say their shard ([`Core::shard_of_handle`]).
@@ -217,6 +223,23 @@ pub(crate) trait Core: Send + Sized + 'static {
     fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Maps the object of `handle` until [`Core::unmap`].
     fn map(&mut self, handle: u64) -> Result<Mapped, Self::HandleError>;
+    /// Publishes to `view` what [`Core::map_lockless`] reads (a core that
+    /// is not [`Core::LOCKLESS_MAP`] publishes nothing).
+    fn publish(&self, _view: &LocklessView) {}
+    /// The address of the object of `handle`, found without the shard's
+    /// lock in what the core published to `view`: `None` if the core did
+    /// not find it so (a bad handle, or a change meanwhile: the glue then
+    /// maps under the lock, which decides). Only for objects that are
+    /// never moved nor mapped in pieces, whose `unmap` only checks the
+    /// handle.
+    ///
+    /// # Safety
+    ///
+    /// `view` is where this shard's core published ([`Core::publish`]),
+    /// and the core is not reset nor dropped during the call.
+    unsafe fn map_lockless(_view: &LocklessView, _handle: u64) -> Option<NonNull<u8>> {
+        None
+    }
     /// Ends a [`Core::map`] (the glue copied its buffer back to an object
     /// mapped in two pieces before: the object is pinned until now).
     fn unmap(&mut self, handle: u64) -> Result<(), Self::HandleError>;
@@ -425,6 +448,9 @@ struct Inner<C> {
     #[pin]
     lock: SpinLock<Shard<C>>,
     held: AtomicBool,
+    /// What the core published for its lockless maps
+    /// ([`Core::LOCKLESS_MAP`]), written under `lock`, read without.
+    view: LocklessView,
 }
 
 /// A shard's lock, held: the guard, and the hint to clear before it is let
@@ -504,6 +530,7 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
         pin_init!(Inner {
             lock <- SpinLock::new(shard, c_str!("zpool_pool::shard"), key),
             held: AtomicBool::new(false),
+            view: LocklessView::new(),
         }),
         GFP_KERNEL,
     )
@@ -606,6 +633,15 @@ impl<C: Core> LockedPool<C> {
         f(&mut self.acquire(i).core)
     }
 
+    /// Runs `f` while holding the lock of the shard of `handle`: for the
+    /// test that a lockless core's `map` and `unmap` take no lock (they
+    /// would deadlock here, and lockdep say so).
+    #[allow(dead_code)]
+    pub(crate) fn while_locked<R>(&self, handle: u64, f: impl FnOnce() -> R) -> R {
+        let _held = self.acquire(C::shard_of_handle(handle));
+        f()
+    }
+
     /// The cores' statistics, added (each shard's lock taken in turn).
     pub(crate) fn stats(&self) -> C::Stats {
         let contention = &self.counters.contention;
@@ -700,6 +736,9 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 // the whole call, and the core lends no stash.
                 let (result, shortfall) =
                     unsafe { staged.lend(|| core.alloc_uncounted(size, gfp)) };
+                if C::LOCKLESS_MAP && result.is_ok() {
+                    core.publish(&self.shard(i).view);
+                }
                 let retry = matches!(result, Err(AllocError::NoMemory)) && shortfall > 0;
                 let wanted = if retry { core.pages_wanted(size) } else { 0 };
                 if let (Err(e), false) = (result, retry) {
@@ -732,6 +771,14 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
 
     fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
         let i = C::shard_of_handle(handle);
+        if C::LOCKLESS_MAP {
+            // SAFETY: the shard's core publishes its view there under the
+            // lock; it is reset only when the pool is dropped, which zpool
+            // does not do while it maps (nor could: `self` is borrowed).
+            if let Some(addr) = unsafe { C::map_lockless(&self.shard(i).view, handle) } {
+                return addr.as_ptr();
+            }
+        }
         match self.quiet(i, |core| core.map(handle)) {
             Ok(Mapped::Direct(addr)) => addr.as_ptr(),
             Ok(Mapped::Split(pieces)) => {
@@ -783,6 +830,13 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             unsafe { map_area::put() };
         }
         let i = C::shard_of_handle(handle);
+        if C::LOCKLESS_MAP {
+            // A lockless core's unmap only checks the handle: done if the
+            // lockless map finds the object. SAFETY: as in `map`.
+            if unsafe { C::map_lockless(&self.shard(i).view, handle) }.is_some() {
+                return;
+            }
+        }
         let result = if C::UNMAP_KEEPS_PAGES {
             self.quiet(i, |core| core.unmap(handle))
         } else {
@@ -828,12 +882,33 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
 // zspan_rs implements `Core` by hand.
 #[allow(unused_macros)]
 macro_rules! impl_core {
-    ($core:ident, counters: { $($name:literal => $field:ident),* $(,)? }) => {
+    (
+        $core:ident,
+        $(lockless_map: $lockless:literal,)?
+        counters: { $($name:literal => $field:ident),* $(,)? }
+    ) => {
         impl $crate::zpool_pool::Core for $crate::$core::Pool<$crate::pages::KernelPages> {
             type HandleError = $crate::$core::HandleError;
             type Stats = $crate::$core::Stats;
             const COUNTERS: &'static [&'static kernel::str::CStr] =
                 &[$(kernel::c_str!($name)),*];
+            $(
+                const LOCKLESS_MAP: bool = $lockless;
+
+                fn publish(&self, view: &$crate::zalloc::LocklessView) {
+                    Self::publish(self, view)
+                }
+
+                unsafe fn map_lockless(
+                    view: &$crate::zalloc::LocklessView,
+                    handle: u64,
+                ) -> Option<core::ptr::NonNull<u8>> {
+                    // SAFETY: the caller's: `view` is where this pool
+                    // published its table, and the pool is not reset
+                    // meanwhile.
+                    unsafe { Self::map_lockless(view, $crate::$core::Handle::from_raw(handle)) }
+                }
+            )?
 
             fn new() -> Self {
                 Self::new($crate::pages::KernelPages)

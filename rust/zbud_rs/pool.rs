@@ -4,9 +4,11 @@
 //! behind the shared zpool glue (`rust/kglue/zpool_pool.rs`: one spinlock,
 //! debugfs, reports).
 //!
-//! Shared by `zbud_rs.ko` (the zpool driver) and `test_zbud_rs.ko` (which
-//! drives a pool directly). zbud never moves an object, so `map` and `unmap`
-//! only check the handle.
+//! Shared by `zbud_rs.ko` (the zpool driver), `test_zbud_rs.ko` (which
+//! drives a pool directly) and `bench_zspan_rs.ko`. zbud never moves an object, so `map` and `unmap`
+//! only check the handle, and do so without the lock
+//! (`zbud::Pool::map_lockless`: the slot table's entries carry what the
+//! check needs); the lock is taken only for a handle that check refuses.
 
 use crate::pages::KernelPages;
 use crate::zpool_pool::LockedPool;
@@ -14,8 +16,8 @@ use crate::zpool_pool::LockedPool;
 /// A zbud pool of zswap's.
 pub(crate) type ZbudPool = LockedPool<crate::zbud::Pool<KernelPages>>;
 
-// The table pages: one per 512 object pages at the pool's peak, plus two.
-crate::zpool_pool::impl_core!(zbud, counters: {
+// The table pages: one per 255 object pages at the pool's peak, plus two.
+crate::zpool_pool::impl_core!(zbud, lockless_map: true, counters: {
     "pages" => pages,
     "table_pages" => table_pages,
     "objects" => objects,

@@ -50,7 +50,7 @@ mod zpool_test;
 
 use ktap::Ktap;
 use pool::ZbudPool;
-use zpool::ZpoolAllocator;
+use zpool::{MapMode, ZpoolAllocator};
 use zpool_test::GFP;
 
 module! {
@@ -130,11 +130,11 @@ fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
 }
 
 /// A failed page allocation inside malloc (the object page, then the slot
-/// table's new leaf) is ENOMEM and leaves the pool as it was: 511 objects
-/// of the largest size fill the first leaf's 511 slots, one a page.
+/// table's new leaf) is ENOMEM and leaves the pool as it was: 255 objects
+/// of the largest size fill the first leaf's 255 slots, one a page.
 fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-alloc-failures"))?;
-    zpool_test::alloc_failures(t, &pool, MAX_SIZE, 511, 2)
+    zpool_test::alloc_failures(t, &pool, MAX_SIZE, 255, 2)
 }
 
 /// Objects mapped and checked on CPU 1, sometimes sleeping mapped, while
@@ -153,13 +153,52 @@ fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
     pool.verify()
 }
 
+/// zbud never moves an object: `map` and `unmap` of a live object take no
+/// lock. Made while this test holds the pool's lock (a lock taken would
+/// deadlock, and lockdep say so), they give the address `map` gives
+/// otherwise, for each buddy of a page and after the table grew a leaf.
+fn lockless_map(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-lockless-map"))?;
+    let mut handles = KVec::new();
+    // 300 pages of one object, then a second buddy in the first: the
+    // second leaf of the table, and a page's last buddy.
+    for i in 0..301 {
+        let size = if i < 300 { MAX_SIZE - 1000 } else { 900 };
+        let h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+        handles.push(h, GFP_KERNEL).map_err(|_| "no memory")?;
+    }
+    let mut checked = 0u32;
+    for &h in handles.iter() {
+        let addr = pool.map(h, MapMode::ReadWrite);
+        pool.unmap(h);
+        let under = pool.while_locked(h, || {
+            let a = pool.map(h, MapMode::ReadOnly);
+            pool.unmap(h);
+            a
+        });
+        if addr.is_null() || under != addr {
+            return Err("a map under the pool's lock gave another address");
+        }
+        checked += 1;
+    }
+    t.diag(format_args!(
+        "{} objects mapped and unmapped while the pool's lock was held",
+        checked
+    ));
+    if pool.stats().bad_handles != 0 {
+        return Err("a live handle was counted bad");
+    }
+    pool.verify()?;
+    zpool_test::free_all(&pool, &handles)
+}
+
 struct TestZbudRs {
     _debugfs: debugfs::Dir,
 }
 
 impl kernel::Module for TestZbudRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let cases: [zpool_test::Case; 6] = [
+        let cases: [zpool_test::Case; 7] = [
             (
                 "malloc, map and free: two objects a page, exact page count",
                 round_trip,
@@ -173,6 +212,7 @@ impl kernel::Module for TestZbudRs {
                 "objects mapped on one CPU stay intact while the other churns",
                 concurrency,
             ),
+            ("map and unmap of a live object take no lock", lockless_map),
             (
                 "a failed page allocation in malloc is ENOMEM and changes nothing",
                 alloc_failures,

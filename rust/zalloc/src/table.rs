@@ -6,6 +6,7 @@
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
 
 use super::{new_pool_tag, AllocError, PageSource, PAGE_SIZE};
 
@@ -68,6 +69,29 @@ pub const fn capacity(record_size: usize) -> usize {
 /// records. It is `Send` (a table moves to another thread with its
 /// records).
 pub trait Record: Copy + Send {
+    /// Whether the table may be read without its owner's lock, by
+    /// [`RadixTable::lockless_record`]: the table then keeps every leaf
+    /// (and so every interior node) until it is cleared, so that a reader
+    /// never walks a freed node, and writes each record through
+    /// [`Record::store`] (which must then make every change with atomic
+    /// stores that a reader can check: see `rust/zbud`'s entries). Such a
+    /// record must not be [`HasBody`] (a body is changed in place, with
+    /// plain writes).
+    const LOCKLESS: bool = false;
+
+    /// Writes `value` over the record at `at`, for the table (under its
+    /// owner's lock: the only writer). Plain by default; a
+    /// [`Record::LOCKLESS`] record makes its stores atomic.
+    ///
+    /// # Safety
+    ///
+    /// `at` points to an initialized record of a live leaf, aligned, that
+    /// nobody else writes meanwhile.
+    unsafe fn store(at: NonNull<Self>, value: Self) {
+        // SAFETY: the caller's.
+        unsafe { at.as_ptr().write(value) }
+    }
+
     /// The record of a slot that has just taken `page`, the slot's
     /// generation counter being `generation`.
     fn occupied(page: NonNull<u8>, generation: u32) -> Self;
@@ -144,7 +168,8 @@ struct LeafHeader {
 ///   `r`, link `m` of that interior node) is `r << (LINK_SHIFT +
 ///   LEAF_SHIFT) | m << LEAF_SHIFT | i`.
 /// * A leaf's header counts its free slots in `free`, fewer than
-///   `RECORDS - 1` (a leaf has an occupied slot), and `free_head` is the
+///   `RECORDS - 1` (a leaf has an occupied slot; at most `RECORDS - 1` in
+///   a table of [`Record::LOCKLESS`] records, which keeps its leaves), and `free_head` is the
 ///   first of them ([`NO_SLOT`] if none); each free slot's record names the
 ///   next one, in the same leaf, and every free slot of the leaf is on
 ///   that list, once.
@@ -224,16 +249,37 @@ unsafe fn read_link(node: NonNull<u8>, i: usize) -> Link {
 }
 
 /// Sets link `i` of the interior node `node` to `link` (nothing for
-/// `i >= LINKS`).
+/// `i >= LINKS`), with a release store: a lockless reader
+/// ([`RadixTable::lockless_record`]) that loads the link sees the node it
+/// names initialized. (A plain move on x86 and arm64, as a plain write.)
 ///
 /// # Safety
 ///
 /// `node` is an interior node of a table that the caller borrows mutably.
 unsafe fn write_link(node: NonNull<u8>, i: usize, link: Link) {
     if i < LINKS {
-        // SAFETY: The caller's, and `i < LINKS`.
-        unsafe { link_ptr(node, i).write(link) };
+        // SAFETY: The caller's, and `i < LINKS`: the link is inside the
+        // node and aligned, and `AtomicPtr<u8>` has the size and alignment
+        // of a `*mut u8`. Links are written only here, by the table's
+        // owner (and zeroed before a node is linked); others only load
+        // them.
+        unsafe { AtomicPtr::from_ptr(link_ptr(node, i)) }.store(link, Ordering::Release);
     }
+}
+
+/// Link `i` of the interior node `node`, loaded with acquire ordering (the
+/// node it names is seen initialized), null for `i >= LINKS`.
+///
+/// # Safety
+///
+/// `node` is an interior node of a live table, which may be written
+/// meanwhile (only by [`write_link`]).
+unsafe fn load_link(node: NonNull<u8>, i: usize) -> Link {
+    if i >= LINKS {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: The caller's, and `i < LINKS`; as in `write_link`.
+    unsafe { AtomicPtr::from_ptr(link_ptr(node, i)) }.load(Ordering::Acquire)
 }
 
 /// The index of the first link of the interior node `node` that `pred`
@@ -278,6 +324,36 @@ unsafe fn checked_link(
         Some(node) => Ok(Some((link, node))),
         None if has_free(link) => Err("a null link has the free bit"),
         None => Ok(None),
+    }
+}
+
+/// Where readers without the lock of a table's owner find the table: its
+/// root and its tag, published by [`RadixTable::publish`] (each a single
+/// atomic word) and read by [`RadixTable::lockless_record`]. It lives
+/// next to the lock, outside what the lock guards, as long as the table.
+pub struct LocklessView {
+    root: AtomicPtr<u8>,
+    tag: AtomicU16,
+}
+
+impl LocklessView {
+    /// A view of no table: a reader finds no record.
+    pub const fn new() -> Self {
+        Self {
+            root: AtomicPtr::new(core::ptr::null_mut()),
+            tag: AtomicU16::new(0),
+        }
+    }
+
+    /// The tag published (0, which no table has, before any).
+    pub fn tag(&self) -> u16 {
+        self.tag.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for LocklessView {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -335,6 +411,54 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// The pool tag of the handles of the table's slots (never 0).
     pub fn tag(&self) -> u16 {
         self.tag
+    }
+
+    /// Publishes the table's root and tag to `view` for readers without
+    /// the owner's lock, if they changed (a table of records that are not
+    /// [`Record::LOCKLESS`] publishes none: its readers find nothing). The
+    /// owner calls it after each change that may grow the table from
+    /// empty, or clear it ([`Self::insert_page`], [`Self::insert_record`],
+    /// [`Self::clear`]); the root is then the same until the table is
+    /// cleared, since a lockless table never frees a node before.
+    pub fn publish(&self, view: &LocklessView) {
+        let root = match (R::LOCKLESS, self.root) {
+            (true, Some(root)) => root.as_ptr(),
+            _ => core::ptr::null_mut(),
+        };
+        if view.root.load(Ordering::Relaxed) != root {
+            // Release: a reader that loads the root sees its links (and
+            // the nodes they name: `write_link`) initialized.
+            view.root.store(root, Ordering::Release);
+        }
+        if view.tag.load(Ordering::Relaxed) != self.tag {
+            view.tag.store(self.tag, Ordering::Relaxed);
+        }
+    }
+
+    /// The record of `slot` in the table published in `view`, found
+    /// without the owner's lock: `None` for a number that is no slot, a
+    /// slot without leaf, or a view of no table. Each link is loaded with
+    /// acquire ordering; the record is the [`Record::LOCKLESS`] type's to
+    /// read (its writer, under the lock, may be changing it meanwhile).
+    ///
+    /// # Safety
+    ///
+    /// `view` is where a table of `R` (of this type) was published, and
+    /// that table is neither cleared nor dropped during the call, nor
+    /// while the returned pointer is used: it keeps all of its nodes until
+    /// then ([`Record::LOCKLESS`]).
+    pub unsafe fn lockless_record(view: &LocklessView, slot: u32) -> Option<NonNull<R>> {
+        if !R::LOCKLESS || slot as usize >= Self::SLOTS {
+            return None;
+        }
+        let root = NonNull::new(view.root.load(Ordering::Acquire))?;
+        let (r, m, _) = Self::path(slot);
+        // SAFETY: the caller's: `root` is the root of a live table of `R`,
+        // which keeps its nodes; `load_link` takes any index.
+        let mid = child(unsafe { load_link(root, r) })?;
+        // SAFETY: As above: a link of the root names a live interior node.
+        let leaf = child(unsafe { load_link(mid, m) })?;
+        Self::record_in(leaf, slot)
     }
 
     /// Number of pages of the table.
@@ -402,7 +526,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             return false;
         }
         // SAFETY: As above.
-        unsafe { record.as_ptr().write(new) };
+        unsafe { R::store(record, new) };
         true
     }
 
@@ -474,7 +598,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         };
         // SAFETY: `record` points to the slot's record in its live leaf,
         // aligned; the table, borrowed mutably, alone accesses it.
-        unsafe { record.as_ptr().write(R::occupied(page, generation)) };
+        unsafe { R::store(record, R::occupied(page, generation)) };
         Ok((slot, generation, page))
     }
 
@@ -503,7 +627,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         }
         // SAFETY: `at` points to the slot's record in its live leaf,
         // aligned; the table, borrowed mutably, alone accesses it.
-        unsafe { at.as_ptr().write(record) };
+        unsafe { R::store(at, record) };
         Ok((slot, generation))
     }
 
@@ -528,7 +652,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             return false;
         }
         // SAFETY: As above.
-        unsafe { record.as_ptr().write(new) };
+        unsafe { R::store(record, new) };
         true
     }
 
@@ -677,7 +801,9 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
                 vacant = vacant.wrapping_add(1);
             }
         }
-        if vacant != header.free || header.free as usize >= Self::RECORDS - 1 {
+        // A lockless table keeps its leaves with no slot occupied.
+        let most = Self::RECORDS - 1 - usize::from(!R::LOCKLESS);
+        if vacant != header.free || header.free as usize > most {
             return Err("a leaf's free count is wrong, or the leaf has no occupied slot");
         }
         let (mut slot, mut listed) = (header.free_head, 0u32);
@@ -733,7 +859,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         if let Some(record) = self.record(slot) {
             // SAFETY: `record` points into a live leaf, aligned (see
             // `record`); the table, borrowed mutably, alone accesses it.
-            unsafe { record.as_ptr().write(value) };
+            unsafe { R::store(record, value) };
         }
     }
 
@@ -834,11 +960,11 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         let mut h = unsafe { header.read() };
         // SAFETY: `record` points to the slot's record in its live leaf,
         // aligned; the table, borrowed mutably, alone accesses it.
-        unsafe { record.as_ptr().write(R::vacant(h.free_head, generation)) };
+        unsafe { R::store(record, R::vacant(h.free_head, generation)) };
         h.free_head = slot;
         h.free = h.free.wrapping_add(1);
         self.free_slots = self.free_slots.wrapping_add(1);
-        if h.free as usize == Self::RECORDS - 1 {
+        if h.free as usize == Self::RECORDS - 1 && !R::LOCKLESS {
             self.free_slots = self.free_slots.wrapping_sub(u64::from(h.free));
             self.free_leaf(root, r, mid, m, leaf);
             return;

@@ -78,7 +78,9 @@ mod table;
 #[allow(unused_imports)]
 pub use handle::{Handle, HandleFields};
 #[allow(unused_imports)]
-pub use table::{capacity, first_listed, slot_bits, HasBody, RadixTable, Record, NO_SLOT};
+pub use table::{
+    capacity, first_listed, slot_bits, HasBody, LocklessView, RadixTable, Record, NO_SLOT,
+};
 
 /// Size of a page (x86-64).
 pub const PAGE_SIZE: usize = 4096;

@@ -16,13 +16,16 @@ impl<P: PageSource> Pool<P> {
     /// unbuddied lists (each page with one buddy on the list for its free
     /// chunks, which its buddies' sizes give, exactly once, with consistent
     /// links; no page with two buddies on a list) and the counters (pages,
-    /// pages with two buddies, objects). Returns what is wrong first.
+    /// pages with two buddies, objects), and each slot's entry against its
+    /// page's header (the buddies' generations and sizes, which
+    /// [`Pool::map_lockless`] reads there). Returns what is wrong first.
     ///
     /// Walks the whole table and every list: for tests, not for the hot
     /// path.
     pub fn check(&self) -> Result<(), &'static str> {
         let table_free = self.slots.check()?;
         let (mut pages, mut buddied, mut objects, mut free_slots) = (0u64, 0u64, 0u64, 0u64);
+        let mut agree = true;
         for slot in 0..self.slots.slot_limit() {
             // Entry 0 of each leaf and the slots of missing leaves.
             let Some(entry) = self.slots.get(slot) else {
@@ -36,6 +39,7 @@ impl<P: PageSource> Pool<P> {
                 .page(slot)
                 .map_err(|_| "an occupied slot has no page")?;
             check_header(&header)?;
+            agree &= entry.buddies() == header.buddies();
             pages = pages.wrapping_add(1);
             if header.is_full() {
                 buddied = buddied.wrapping_add(1);
@@ -86,6 +90,9 @@ impl<P: PageSource> Pool<P> {
         }
         if listed != single {
             return Err("a page with one buddy is missing from its unbuddied list");
+        }
+        if !agree {
+            return Err("a slot's entry and its page's header disagree on the buddies");
         }
         Ok(())
     }

@@ -63,9 +63,9 @@
 //! its index in the pool's slot table. A handle is a `u64`:
 //!
 //! ```text
-//!  63        48 47          28 27            1   0
+//!  63        48 47          27 26            1   0
 //! | pool tag   | generation   | slot          | buddy |
-//! |  16 bits   |   20 bits    |   27 bits     | 0 = first, 1 = last
+//! |  16 bits   |   21 bits    |   26 bits     | 0 = first, 1 = last
 //! ```
 //!
 //! * The *pool tag* is different for each pool (a global counter that
@@ -73,27 +73,30 @@
 //!   [`HandleError::Foreign`]: another pool's, or garbage.
 //! * The *slot table* (zalloc's `RadixTable`) is a radix tree of three
 //!   levels whose nodes are pages from the pool's page source, each holding
-//!   512 entries. A leaf entry holds a slot's page or, for a free slot, the
-//!   next free slot of the leaf and the slot's generation; entry 0 of each
-//!   leaf is its header (its free list and free count), never a slot, and
-//!   a handle naming it is [`HandleError::Malformed`]. A new page takes a
-//!   free slot of the first leaf that has one; the table grows, one leaf
-//!   (and, every 2^18 slots, one interior node) at a time, with the flags
-//!   of the allocation that needs the slot, and gives a leaf back as soon
-//!   as its slots are all free. It takes one page per 511 zbud pages (of
-//!   the pool's current pages, packed into the first leaves) plus two. It
-//!   also owns the page source and has the pool tag, renewed on reset.
-//! * The *generation* is a per-slot counter incremented (modulo 2^20) by each
+//!   512 links (interior nodes) or 256 entries of 16 bytes (leaves). A leaf
+//!   entry holds a slot's page and a copy of its buddies' generations and
+//!   the last buddy's size (for [`Pool::map_lockless`]) or, for a free
+//!   slot, the next free slot of the leaf and the slot's generation; entry
+//!   0 of each leaf is its header (its free list and free count), never a
+//!   slot, and a handle naming it is [`HandleError::Malformed`]. A new page
+//!   takes a free slot of the first leaf that has one; the table grows, one
+//!   leaf (and, every 2^17 slots, one interior node) at a time, with the
+//!   flags of the allocation that needs the slot, and keeps every leaf
+//!   until the pool is reset, so that a reader without the lock never
+//!   walks a freed node. It takes one page per 255 zbud pages of the
+//!   pool's peak plus two. It also owns the page source and has the pool
+//!   tag, renewed on reset.
+//! * The *generation* is a per-slot counter incremented (modulo 2^21) by each
 //!   allocation in the slot; each buddy's header records the value its handle
 //!   carries, and a free slot keeps the counter for its next page (a new
 //!   leaf's slots start at a generation that changes from leaf to leaf). A
 //!   handle whose slot is free or has no leaf, whose buddy is free, or whose
 //!   generation differs from the buddy's is [`HandleError::Stale`].
 //!
-//! Limits: a pool holds at most [`MAX_PAGES`] = 511 * 2^18 pages (511 GiB);
+//! Limits: a pool holds at most [`MAX_PAGES`] = 255 * 2^18 pages (255 GiB);
 //! beyond that an allocation needing a new page fails with
 //! [`AllocError::NoMemory`]. A stale handle is accepted only if its slot has
-//! since seen a multiple of 2^20 allocations and the same buddy is allocated
+//! since seen a multiple of 2^21 allocations and the same buddy is allocated
 //! again at exactly that count. Tags repeat after 65535 pools (or resets),
 //! so a handle of a pool created that many pools earlier can pass the tag
 //! check (the other checks still apply). A handle that passes all checks names a live object
@@ -132,6 +135,36 @@
 //! pool writes only page headers, which no object overlaps, so such use does
 //! not race with other pool operations.
 //!
+//! # Maps without the lock
+//!
+//! zbud's `map` takes no lock: its handle is the address. Here
+//! [`Pool::map_lockless`] checks a handle without the lock, as
+//! [`Pool::map`] does under it, from the slot table alone, which the glue
+//! publishes next to its lock ([`Pool::publish`]: the root, written once,
+//! and the tag):
+//!
+//! * the table keeps its nodes until the pool is reset (a leaf whose slots
+//!   are all free stays), so the walk from the root to the slot's entry
+//!   reads live nodes, whatever the pool does meanwhile; links are stored
+//!   with release and loaded with acquire ordering, so a new leaf is seen
+//!   initialized;
+//! * the slot's entry carries what the check needs besides the page: each
+//!   allocated buddy's generation and the last buddy's size (copied there
+//!   from the header with every header write, under the lock, in the same
+//!   walk). The page itself is never read: a stale handle's page may be
+//!   freed meanwhile;
+//! * the entry's two words change with atomic stores as a one-entry
+//!   seqlock (see `handles::Entry`): the reader gets a page and buddies
+//!   that were the entry's together, or nothing.
+//!
+//! So the checks are the same as under the lock, with the same limits
+//! (and one more: a reader preempted in its few loads while its slot
+//! changes page a multiple of 2^14 times could pair a page with another
+//! page's buddies; for a live handle the page cannot change). A handle it does
+//! not find the glue maps under the lock, which decides and counts a bad
+//! one. The table is read concurrently with its owner's changes only
+//! through atomics: `make miri` runs readers against a writer.
+//!
 //! # Teardown
 //!
 //! [`Pool::destroy`] frees the slot table and, as the pool holds no empty
@@ -158,7 +191,7 @@ mod check;
 #[path = "handles.rs"]
 mod handles;
 
-use crate::zalloc::{first_listed, object_chunks, Rejections, NO_SLOT};
+use crate::zalloc::{first_listed, object_chunks, LocklessView, Record, Rejections, NO_SLOT};
 // The API; a module that includes this file may not use all of it.
 #[allow(unused_imports)]
 pub use crate::zalloc::{
@@ -178,6 +211,10 @@ pub const MAX_ALLOC_SIZE: usize = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE;
 
 /// The most pages a pool holds: the number of slots of its slot table.
 pub const MAX_PAGES: usize = handles::CAPACITY;
+
+/// Whether the slot table keeps its leaves until the pool is reset: yes,
+/// for [`Pool::map_lockless`] (one page per 255 pages of the pool's peak).
+pub const TABLE_KEEPS_LEAVES: bool = true;
 
 /// Why [`Pool::free`], [`Pool::map`] or [`Pool::unmap`] rejected a handle.
 /// The pool is unchanged (but for [`Stats::bad_handles`]).
@@ -285,6 +322,17 @@ impl Header {
 
     fn is_allocated(&self, buddy: Buddy) -> bool {
         self.chunks[buddy.index()] != 0
+    }
+
+    /// The buddies as the page's slot entry keeps them (see
+    /// `handles::Entry`): the first's generation if it is allocated, the
+    /// last's generation and chunks if it is.
+    fn buddies(&self) -> handles::Buddies {
+        let [first, last] = [Buddy::First, Buddy::Last].map(|b| {
+            self.is_allocated(b)
+                .then_some((self.generations[b.index()], self.chunks[b.index()]))
+        });
+        (first.map(|(generation, _)| generation), last)
     }
 
     fn is_full(&self) -> bool {
@@ -446,6 +494,53 @@ impl<P: PageSource> Pool<P> {
         Ok(unsafe { NonNull::new_unchecked(object.page.as_ptr().add(offset)) })
     }
 
+    /// Publishes to `view` where readers without the pool's lock find its
+    /// slot table ([`Pool::map_lockless`]). The owner calls it after each
+    /// [`Pool::alloc`] (the first makes the table) and [`Pool::reset`].
+    pub fn publish(&self, view: &LocklessView) {
+        self.slots.publish(view);
+    }
+
+    /// [`Pool::map`] without the pool's lock: the object's address if
+    /// `handle` names a live object of the pool whose slot table is
+    /// published in `view`; `None` if it does not, or if its slot's page
+    /// was changing meanwhile. The caller then calls [`Pool::map`] under
+    /// the lock, which rejects (and counts) a bad handle.
+    ///
+    /// It reads only the slot table (which keeps its nodes until the pool
+    /// is reset) and from it only the slot's entry, which holds the
+    /// buddies' generations and sizes (the page header's, copied there
+    /// under the lock): never a page, which a concurrent free of the other
+    /// buddy of a stale handle's page may free. The checks are those of
+    /// [`Pool::map`], from one consistent reading of the entry (see
+    /// `handles::Entry`).
+    ///
+    /// # Safety
+    ///
+    /// `view` is where this pool published its table ([`Pool::publish`]),
+    /// and the pool is not reset, destroyed or dropped during the call.
+    pub unsafe fn map_lockless(view: &LocklessView, handle: Handle) -> Option<NonNull<u8>> {
+        let fields = handle.fields();
+        if fields.tag != view.tag() || !SlotTable::<P>::is_slot(fields.slot) {
+            return None;
+        }
+        // SAFETY: the caller's: the table published in `view` is live and
+        // keeps its leaves (its entries are `LOCKLESS`).
+        let at = unsafe { SlotTable::<P>::lockless_record(view, fields.slot) }?;
+        // SAFETY: As above: `at` is an entry of a live leaf.
+        let (page, (first, last)) = unsafe { handles::Entry::load_lockless(at) }?;
+        let offset = match (fields.index, first, last) {
+            (0, Some(generation), _) if generation == fields.generation => ZHDR_SIZE_ALIGNED,
+            (1, _, Some((generation, chunks))) if generation == fields.generation => {
+                PAGE_SIZE - (chunks as usize).min(NCHUNKS) * CHUNK_SIZE
+            }
+            _ => return None,
+        };
+        // SAFETY: `offset < PAGE_SIZE`, so the result is inside the page,
+        // hence not null.
+        Some(unsafe { NonNull::new_unchecked(page.as_ptr().add(offset)) })
+    }
+
     /// Ends a [`Pool::map`]. zbud never moves an object, so this only checks
     /// the handle (zbud's `unmap` is a no-op); it is there for glue shared
     /// with allocators whose `unmap` matters.
@@ -604,13 +699,22 @@ impl<P: PageSource> Pool<P> {
         Ok((page, header))
     }
 
-    /// Writes the header of the page in `slot`.
+    /// Writes the header of the page in `slot`, and the buddies' state
+    /// into the slot's entry (one walk of the table), for
+    /// [`Pool::map_lockless`].
     fn write_header(&mut self, slot: u32, header: Header) {
-        if let Ok(page) = handles::page(&self.slots, slot) {
+        let (first, last) = header.buddies();
+        let mut page = None;
+        self.slots.update(slot, |entry| {
+            page = entry.page();
+            *entry = entry.with_buddies(first, last);
+        });
+        if let Some(page) = page {
             // SAFETY: By the type invariant the page is live and belongs to
             // the pool; its first chunk is the header, aligned because the
             // page is, and no object overlaps it. The pool is borrowed
-            // mutably, so nothing else reads or writes it.
+            // mutably, so nothing else writes it, and lockless readers
+            // read only the slot table.
             unsafe { page.cast::<Header>().as_ptr().write(header) };
         }
     }

@@ -26,7 +26,7 @@ rkm_zalloc::shared_tests!(
     no_memory_at_any_page,
     reuse_gives_new_handles,
     foreign_and_freed_handles,
-    table_grows_a_leaf_at_a_time(511, MAX_ALLOC_SIZE),
+    table_grows_a_leaf_at_a_time(255, MAX_ALLOC_SIZE),
     destroying_an_empty_pool_frees_everything(1..600),
     dropping_an_empty_pool_frees_everything,
     destroying_a_live_pool_leaks_its_pages,
@@ -44,7 +44,7 @@ fn constants_match_zbud() {
     assert_eq!(ZHDR_SIZE_ALIGNED, 64);
     assert_eq!(NCHUNKS, 63);
     assert_eq!(MAX_ALLOC_SIZE, 3968);
-    assert_eq!(MAX_PAGES, 511 << 18);
+    assert_eq!(MAX_PAGES, 255 << 18);
     assert_eq!(size_to_chunks(MAX_ALLOC_SIZE), 62);
     assert_eq!(size_to_chunks(MAX_ALLOC_SIZE + 1), 63);
 }
@@ -156,8 +156,8 @@ fn freeing_both_buddies_returns_the_page() {
     pool.free(b).unwrap();
     assert_eq!(pool.total_pages(), 0);
     assert!(!src.is_live(page));
-    // The table went with its last page.
-    assert_eq!(src.live(), 0);
+    // The table stays (for lockless readers) until the pool is reset.
+    assert_eq!(src.live(), table);
     assert!(pool.is_empty());
     assert_eq!(pool.stats().unbuddied_pages, 0);
     checked(&pool);
@@ -218,12 +218,12 @@ fn malformed_and_stale_handles_are_rejected() {
     // `b` is now alone on its page; when it goes, so does its slot.
     pool.free(b).unwrap();
     assert_eq!(pool.free(b), Err(HandleError::Stale));
-    // Same tag, slot 2^27 - 512: record 0 of a leaf, never a slot.
+    // Same tag, slot 2^26 - 256: record 0 of a leaf, never a slot.
     let tag = keep.to_raw() & (0xffff << 48);
-    let malformed = Handle::from_raw(tag | ((1 << 27) - 512) << 1);
+    let malformed = Handle::from_raw(tag | ((1 << 26) - 256) << 1);
     assert_eq!(pool.free(malformed), Err(HandleError::Malformed));
-    // Slot 2^27 - 1: a slot without leaf, like a freed one.
-    let no_leaf = Handle::from_raw(tag | ((1 << 27) - 1) << 1);
+    // Slot 2^26 - 1: a slot without leaf, like a freed one.
+    let no_leaf = Handle::from_raw(tag | ((1 << 26) - 1) << 1);
     assert_eq!(pool.free(no_leaf), Err(HandleError::Stale));
     // The other buddy of `keep`'s page, never allocated.
     assert_eq!(
@@ -263,7 +263,7 @@ fn poke(header: *mut u8, offset: usize, value: u32) -> u32 {
 
 /// The slot of `handle` (bits 1 to 27).
 fn slot_of(handle: Handle) -> u32 {
-    (handle.to_raw() >> 1) as u32 & ((1 << 27) - 1)
+    (handle.to_raw() >> 1) as u32 & ((1 << 26) - 1)
 }
 
 #[test]
@@ -273,6 +273,7 @@ fn the_checker_sees_corrupted_headers_and_lists() {
     const FIRST_CHUNKS: usize = 8;
     const LAST_CHUNKS: usize = 12;
     const COUNTER: usize = 24;
+    const FIRST_GENERATION: usize = 16;
     let src = TestPages::new();
     let mut pool = Zbud::new(&src);
     // Page B: two buddies (40 and 20 chunks). Page A: one buddy of 2
@@ -327,13 +328,25 @@ fn the_checker_sees_corrupted_headers_and_lists() {
         poke(header, offset, old);
         checked(&pool);
     }
-    let old = poke(a_header, COUNTER, 1 << 20);
+    let old = poke(a_header, COUNTER, 1 << 21);
     assert_eq!(pool.check(), Err("a generation is out of range"));
     poke(a_header, COUNTER, old);
+    // The header's generation of `a`'s buddy, which its slot's entry has
+    // too (for the lockless map).
+    let old = poke(a_header, FIRST_GENERATION, old ^ 1);
+    assert_eq!(
+        pool.check(),
+        Err("a slot's entry and its page's header disagree on the buddies")
+    );
+    poke(a_header, FIRST_GENERATION, old);
+    checked(&pool);
 
     for h in [a, b1, b2] {
         pool.free(h).unwrap();
         checked(&pool);
     }
+    // The table's pages stay until the pool goes.
+    assert_eq!(src.live(), pool.stats().table_pages);
+    assert_eq!(pool.destroy(), Ok(()));
     assert_eq!(src.live(), 0);
 }

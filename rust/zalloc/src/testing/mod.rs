@@ -179,6 +179,10 @@ pub trait TestPool<'a>: Sized {
     const FOREIGN: Self::HandleError;
     /// The error for a handle of a freed object.
     const STALE: Self::HandleError;
+    /// Whether the pool's slot table keeps its leaves until the pool is
+    /// reset (a table read without the lock: zbud's), rather than giving a
+    /// leaf back with its last page.
+    const KEEPS_LEAVES: bool = false;
 
     /// An empty pool on `pages`.
     fn new(pages: &'a TestPages) -> Self;
@@ -241,6 +245,7 @@ macro_rules! test_pool {
             const MAX_SIZE: usize = $core::MAX_ALLOC_SIZE;
             const FOREIGN: $core::HandleError = $core::HandleError::Foreign;
             const STALE: $core::HandleError = $core::HandleError::Stale;
+            const KEEPS_LEAVES: bool = $core::TABLE_KEEPS_LEAVES;
 
             fn new(pages: &'a $crate::testing::TestPages) -> Self {
                 Self($core::Pool::new(pages))
