@@ -19,6 +19,10 @@ use kernel::ffi::c_ulong;
 extern "C" {
     fn rkm_get_page_nosleep(gfp: u32) -> c_ulong;
     fn rkm_put_page(page: c_ulong);
+    fn rkm_free_page_rcu(page: c_ulong);
+    fn rkm_rcu_barrier();
+    fn rkm_rcu_read_lock();
+    fn rkm_rcu_read_unlock();
     fn rkm_stash_begin(pages: *const c_ulong, n: u32);
     fn rkm_stash_end(pages: *mut c_ulong, n: *mut u32) -> u32;
 }
@@ -51,6 +55,47 @@ unsafe impl PageSource for KernelPages {
         // back to this CPU's active stash or frees it.
         unsafe { rkm_put_page(page.as_ptr() as c_ulong) };
     }
+
+    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
+        // SAFETY: as in `free_page`; the page is freed after an RCU grace
+        // period (`call_rcu` on its `rcu_head`), so readers in read-side
+        // critical sections ([`RcuRead`]) that reached it may finish. The
+        // pool waits for these frees before it goes ([`rcu_barrier`]).
+        unsafe { rkm_free_page_rcu(page.as_ptr() as c_ulong) };
+    }
+}
+
+/// An RCU read-side critical section, from [`RcuRead::new`] to the drop:
+/// the pages a lockless reader may reach (freed with
+/// [`PageSource::free_page_deferred`]) stay allocated meanwhile. It does
+/// not sleep, nor may its holder.
+pub(crate) struct RcuRead(core::marker::PhantomData<*mut ()>);
+
+impl RcuRead {
+    /// Enters the critical section (`rcu_read_lock`).
+    pub(crate) fn new() -> Self {
+        // SAFETY: no precondition; the drop leaves the section on this
+        // task (the guard is not `Send`).
+        unsafe { rkm_rcu_read_lock() };
+        RcuRead(core::marker::PhantomData)
+    }
+}
+
+impl Drop for RcuRead {
+    fn drop(&mut self) {
+        // SAFETY: this task entered the section in `new`.
+        unsafe { rkm_rcu_read_unlock() };
+    }
+}
+
+/// Waits for every page this module freed with
+/// [`PageSource::free_page_deferred`] to be freed (`rcu_barrier`): a pool
+/// that may have freed some calls it before it goes, so that no callback
+/// runs after the module is unloaded. Sleeps.
+pub(crate) fn rcu_barrier() {
+    // SAFETY: no precondition but a context that may sleep (the caller's:
+    // a pool is destroyed in one).
+    unsafe { rkm_rcu_barrier() };
 }
 
 /// Pages got for a pool's `malloc` outside its lock (see the module

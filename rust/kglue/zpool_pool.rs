@@ -92,7 +92,7 @@ use kernel::sync::{LockClassKey, SpinLock};
 
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
-use crate::pages::Staged;
+use crate::pages::{rcu_barrier, RcuRead, Staged};
 use crate::zalloc::{AllocError, Leak, LocklessView};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
@@ -166,9 +166,10 @@ pub(crate) trait Core: Send + Sized + 'static {
     const UNMAP_KEEPS_PAGES: bool = false;
 
     /// Whether [`Core::map_lockless`] finds objects: the glue's `map` and
-    /// `unmap` then try it first, without the shard's lock, and its
-    /// `malloc` publishes the core's view ([`Core::publish`]) after each
-    /// allocation.
+    /// `unmap` then try it first, without the shard's lock (in an RCU
+    /// read-side section), its `malloc` and `free` publish the core's view
+    /// ([`Core::publish`]), and the pool waits for the core's deferred
+    /// page frees (`rcu_barrier`) when it is dropped.
     const LOCKLESS_MAP: bool = false;
 
     /// The shards a pool is split into, each a core of its own under a
@@ -224,7 +225,8 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// Maps the object of `handle` until [`Core::unmap`].
     fn map(&mut self, handle: u64) -> Result<Mapped, Self::HandleError>;
     /// Publishes to `view` what [`Core::map_lockless`] reads (a core that
-    /// is not [`Core::LOCKLESS_MAP`] publishes nothing).
+    /// is not [`Core::LOCKLESS_MAP`] publishes nothing): the glue calls it
+    /// under the lock after each `malloc` and `free`.
     fn publish(&self, _view: &LocklessView) {}
     /// The address of the object of `handle`, found without the shard's
     /// lock in what the core published to `view`: `None` if the core did
@@ -236,7 +238,9 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// # Safety
     ///
     /// `view` is where this shard's core published ([`Core::publish`]),
-    /// and the core is not reset nor dropped during the call.
+    /// the core is not reset nor dropped during the call, and the caller
+    /// holds an RCU read-side section ([`RcuRead`]) across it: the pages
+    /// the core frees with `free_page_deferred` stay until it ends.
     unsafe fn map_lockless(_view: &LocklessView, _handle: u64) -> Option<NonNull<u8>> {
         None
     }
@@ -764,7 +768,16 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
 
     fn free(&self, handle: u64) {
         let i = C::shard_of_handle(handle);
-        if let Err(why) = self.locked(i, |core| core.free(handle)) {
+        let view = &self.shard(i).view;
+        let freed = self.locked(i, |core| {
+            let r = core.free(handle);
+            if C::LOCKLESS_MAP {
+                // The free may have dropped the table's root.
+                core.publish(view);
+            }
+            r
+        });
+        if let Err(why) = freed {
             self.bad_handle("free", handle, why);
         }
     }
@@ -772,9 +785,12 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
         let i = C::shard_of_handle(handle);
         if C::LOCKLESS_MAP {
+            let _rcu = RcuRead::new();
             // SAFETY: the shard's core publishes its view there under the
             // lock; it is reset only when the pool is dropped, which zpool
-            // does not do while it maps (nor could: `self` is borrowed).
+            // does not do while it maps (nor could: `self` is borrowed);
+            // the nodes it drops are freed after the grace period this
+            // read-side section holds back.
             if let Some(addr) = unsafe { C::map_lockless(&self.shard(i).view, handle) } {
                 return addr.as_ptr();
             }
@@ -832,7 +848,9 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
         let i = C::shard_of_handle(handle);
         if C::LOCKLESS_MAP {
             // A lockless core's unmap only checks the handle: done if the
-            // lockless map finds the object. SAFETY: as in `map`.
+            // lockless map finds the object.
+            let _rcu = RcuRead::new();
+            // SAFETY: as in `map`.
             if unsafe { C::map_lockless(&self.shard(i).view, handle) }.is_some() {
                 return;
             }
@@ -870,6 +888,11 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
             LEAKS.add(&leak);
             warn(c_str!("pool destroyed while not empty"));
         }
+        if C::LOCKLESS_MAP {
+            // The table nodes it freed after a grace period: freed before
+            // the pool (and maybe the module) goes.
+            rcu_barrier();
+        }
     }
 }
 
@@ -904,8 +927,9 @@ macro_rules! impl_core {
                     handle: u64,
                 ) -> Option<core::ptr::NonNull<u8>> {
                     // SAFETY: the caller's: `view` is where this pool
-                    // published its table, and the pool is not reset
-                    // meanwhile.
+                    // published its table, the pool is not reset meanwhile,
+                    // and the caller is in an RCU read-side section, which
+                    // the table's deferred frees (`KernelPages`) wait for.
                     unsafe { Self::map_lockless(view, $crate::$core::Handle::from_raw(handle)) }
                 }
             )?

@@ -553,17 +553,12 @@ fn stress<C: Core>(
             .position(|c| c.as_bytes() == name.as_bytes())
             .and_then(|i| s.get(i).copied())
     };
-    // A lockless core's table keeps its pages until the pool goes.
     let empty = match (named("objects"), named("pages"), named("table_pages")) {
-        (Some(0), Some(0), Some(table))
-            if pool.total_pages() == table && (table == 0 || C::LOCKLESS_MAP) =>
-        {
-            Ok(())
-        }
+        (Some(0), Some(0), Some(0)) if pool.total_pages() == 0 => Ok(()),
         _ => Err("objects, pages or table pages left after freeing everything"),
     };
     t.result(
-        "the pool is empty at the end: no object, page or table page (but a lockless map's table)",
+        "the pool is empty at the end: no object, page or table page",
         empty,
     );
     Ok(())

@@ -168,9 +168,7 @@ pub(crate) fn store_all<C: Core>(
 
 /// Frees `handles`, the pool's last objects: the pool must then hold no
 /// object and no page, its slot table's included (the table gives its
-/// leaves back as they empty, and its interior nodes with the last one),
-/// but for a [`Core::LOCKLESS_MAP`] core's table, which keeps its pages
-/// until the pool goes: they must then be all its `total_pages`.
+/// leaves back as they empty, and its interior nodes with the last one).
 pub(crate) fn free_all<C: Core>(pool: &LockedPool<C>, handles: &[u64]) -> Result<(), &'static str> {
     for &h in handles {
         pool.free(h);
@@ -178,8 +176,7 @@ pub(crate) fn free_all<C: Core>(pool: &LockedPool<C>, handles: &[u64]) -> Result
     if counter(pool, "pages") != 0 || counter(pool, "objects") != 0 {
         return Err("the pool is not empty after freeing everything");
     }
-    let table = counter(pool, "table_pages");
-    if pool.total_pages() != table || (table != 0 && !C::LOCKLESS_MAP) {
+    if pool.total_pages() != 0 || counter(pool, "table_pages") != 0 {
         return Err("the slot table kept pages after the pool's last page went");
     }
     Ok(())

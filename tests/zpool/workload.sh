@@ -159,12 +159,8 @@ for d in $ZPOOL_DRIVERS; do
 	# zswap leaves it.
 	swap_drain
 	counts=$(for f in objects pages table_pages total_pages; do zpool_sum "$d" $f; done | tr '\n' ' ')
-	# zbud_rs keeps its slot table's pages until the pool goes (its map
-	# walks the table without the lock): only they may be left.
-	table=0
-	[ "$d" != zbud_rs ] || table=$(zpool_sum "$d" table_pages)
-	rkm_check "$d: its counters went back to 0 after swapoff (objects, pages, table pages, total: $counts; table pages kept: $table)" \
-		test "$counts" = "0 0 $table $table "
+	rkm_check "$d: its counters went back to 0 after swapoff (objects, pages, table pages, total: $counts)" \
+		test "$counts" = "0 0 0 0 "
 	zswap_use zsmalloc
 	zpool_wait_for 120 "the $d pools to be destroyed" no_pools "$d"
 	leaked=$(cat /sys/kernel/debug/$d/leaked_pools /sys/kernel/debug/$d/leaked_objects 2>/dev/null | tr '\n' ' ')

@@ -272,10 +272,6 @@ const SLOT_BITS: u32 = slot_bits(size_of::<Descriptor>());
 /// a leaf.
 pub const MAX_PAGES: usize = zalloc::capacity(size_of::<Descriptor>());
 
-/// Whether the slot table keeps its leaves until the pool is reset: no, a
-/// leaf goes with its last page (z3fold has no lockless reader).
-pub const TABLE_KEEPS_LEAVES: bool = false;
-
 /// The name of an object in a [`Pool`]: zpool's `unsigned long` handle. Any
 /// value may be passed back to the pool, which checks it.
 ///

@@ -70,13 +70,15 @@ pub const fn capacity(record_size: usize) -> usize {
 /// records).
 pub trait Record: Copy + Send {
     /// Whether the table may be read without its owner's lock, by
-    /// [`RadixTable::lockless_record`]: the table then keeps every leaf
-    /// (and so every interior node) until it is cleared, so that a reader
-    /// never walks a freed node, and writes each record through
-    /// [`Record::store`] (which must then make every change with atomic
-    /// stores that a reader can check: see `rust/zbud`'s entries). Such a
-    /// record must not be [`HasBody`] (a body is changed in place, with
-    /// plain writes).
+    /// [`RadixTable::lockless_record`]: the table then gives the nodes it
+    /// drops (a leaf whose slots are all free, an interior node without
+    /// links, the root) back through [`PageSource::free_page_deferred`],
+    /// after the readers that may still walk them (an RCU grace period in
+    /// the kernel), and writes each record through [`Record::store`]
+    /// (which must then make every change with atomic stores that a
+    /// reader can check: see `rust/zbud`'s entries). Such a record must
+    /// not be [`HasBody`] (a body is changed in place, with plain
+    /// writes).
     const LOCKLESS: bool = false;
 
     /// Writes `value` over the record at `at`, for the table (under its
@@ -168,8 +170,7 @@ struct LeafHeader {
 ///   `r`, link `m` of that interior node) is `r << (LINK_SHIFT +
 ///   LEAF_SHIFT) | m << LEAF_SHIFT | i`.
 /// * A leaf's header counts its free slots in `free`, fewer than
-///   `RECORDS - 1` (a leaf has an occupied slot; at most `RECORDS - 1` in
-///   a table of [`Record::LOCKLESS`] records, which keeps its leaves), and `free_head` is the
+///   `RECORDS - 1` (a leaf has an occupied slot), and `free_head` is the
 ///   first of them ([`NO_SLOT`] if none); each free slot's record names the
 ///   next one, in the same leaf, and every free slot of the leaf is on
 ///   that list, once.
@@ -416,10 +417,11 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// Publishes the table's root and tag to `view` for readers without
     /// the owner's lock, if they changed (a table of records that are not
     /// [`Record::LOCKLESS`] publishes none: its readers find nothing). The
-    /// owner calls it after each change that may grow the table from
-    /// empty, or clear it ([`Self::insert_page`], [`Self::insert_record`],
-    /// [`Self::clear`]); the root is then the same until the table is
-    /// cleared, since a lockless table never frees a node before.
+    /// owner calls it after each change that may make or drop the root
+    /// ([`Self::insert_page`], [`Self::insert_record`],
+    /// [`Self::remove_page`], [`Self::vacate`], [`Self::clear`]); a
+    /// reader that loaded a dropped root still walks live nodes until the
+    /// deferred free ([`Record::LOCKLESS`]).
     pub fn publish(&self, view: &LocklessView) {
         let root = match (R::LOCKLESS, self.root) {
             (true, Some(root)) => root.as_ptr(),
@@ -443,10 +445,13 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     ///
     /// # Safety
     ///
-    /// `view` is where a table of `R` (of this type) was published, and
-    /// that table is neither cleared nor dropped during the call, nor
-    /// while the returned pointer is used: it keeps all of its nodes until
-    /// then ([`Record::LOCKLESS`]).
+    /// `view` is where a table of `R` (of this type) was published; that
+    /// table is neither cleared nor dropped during the call, nor while the
+    /// returned pointer is used; and the caller is, from before this call
+    /// until it is done with the record, a reader that the table's
+    /// source's [`PageSource::free_page_deferred`] waits for (in an RCU
+    /// read-side critical section, in the kernel), so that every node it
+    /// reaches, even one the table dropped meanwhile, stays allocated.
     pub unsafe fn lockless_record(view: &LocklessView, slot: u32) -> Option<NonNull<R>> {
         if !R::LOCKLESS || slot as usize >= Self::SLOTS {
             return None;
@@ -801,9 +806,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
                 vacant = vacant.wrapping_add(1);
             }
         }
-        // A lockless table keeps its leaves with no slot occupied.
-        let most = Self::RECORDS - 1 - usize::from(!R::LOCKLESS);
-        if vacant != header.free || header.free as usize > most {
+        if vacant != header.free || header.free as usize >= Self::RECORDS - 1 {
             return Err("a leaf's free count is wrong, or the leaf has no occupied slot");
         }
         let (mut slot, mut listed) = (header.free_head, 0u32);
@@ -964,7 +967,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         h.free_head = slot;
         h.free = h.free.wrapping_add(1);
         self.free_slots = self.free_slots.wrapping_add(1);
-        if h.free as usize == Self::RECORDS - 1 && !R::LOCKLESS {
+        if h.free as usize == Self::RECORDS - 1 {
             self.free_slots = self.free_slots.wrapping_sub(u64::from(h.free));
             self.free_leaf(root, r, mid, m, leaf);
             return;
@@ -996,21 +999,38 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         // more, and the records in it name no page.
         unsafe {
             write_link(mid, m, core::ptr::null_mut());
-            self.source.free_page(leaf);
-            self.node_pages = self.node_pages.wrapping_sub(1);
+            self.drop_node(leaf);
             if find_link(mid, |l| !l.is_null()).is_some() {
                 let free = find_link(mid, has_free).is_some();
                 write_link(root, r, link_to(mid, free));
                 return;
             }
             write_link(root, r, core::ptr::null_mut());
-            self.source.free_page(mid);
-            self.node_pages = self.node_pages.wrapping_sub(1);
+            self.drop_node(mid);
             if find_link(root, |l| !l.is_null()).is_none() {
                 self.root = None;
-                self.source.free_page(root);
-                self.node_pages = self.node_pages.wrapping_sub(1);
+                self.drop_node(root);
             }
+        }
+    }
+
+    /// Gives back `node`, unlinked from the table: at once, or, for a
+    /// table that readers walk without the lock ([`Record::LOCKLESS`]),
+    /// once they are done with it ([`PageSource::free_page_deferred`]).
+    ///
+    /// # Safety
+    ///
+    /// `node` is a node of this table that no link or root names any more.
+    unsafe fn drop_node(&mut self, node: NonNull<u8>) {
+        self.node_pages = self.node_pages.wrapping_sub(1);
+        if R::LOCKLESS {
+            // SAFETY: the caller's: the node came from the source and the
+            // table is done with it; readers may still walk it until the
+            // deferred free.
+            unsafe { self.source.free_page_deferred(node) };
+        } else {
+            // SAFETY: As above, and nobody walks the table but its owner.
+            unsafe { self.source.free_page(node) };
         }
     }
 

@@ -136,6 +136,23 @@ pub unsafe trait PageSource {
     /// `page` came from [`PageSource::alloc_page`] of this source, has not
     /// been freed, and is not used afterwards.
     unsafe fn free_page(&self, page: NonNull<u8>);
+
+    /// Frees a page once every reader that may still read it without the
+    /// pool's lock is done: a node that a slot table of
+    /// [`Record::LOCKLESS`](crate::zalloc::Record::LOCKLESS) records
+    /// dropped, which such a reader may have reached before (in the
+    /// kernel, after an RCU grace period: the readers are in RCU read-side
+    /// critical sections). At once by default, for a source whose pools
+    /// have no such readers.
+    ///
+    /// # Safety
+    ///
+    /// As [`PageSource::free_page`]; the page may still be read, by those
+    /// readers only, until it is freed.
+    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
+        // SAFETY: the caller's.
+        unsafe { self.free_page(page) }
+    }
 }
 
 // SAFETY: Every call is forwarded to `S`, which upholds the contract, and a
@@ -150,6 +167,11 @@ unsafe impl<S: PageSource + ?Sized> PageSource for &S {
     unsafe fn free_page(&self, page: NonNull<u8>) {
         // SAFETY: The caller's guarantees are those `S::free_page` requires.
         unsafe { (**self).free_page(page) }
+    }
+
+    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
+        // SAFETY: As above, for `S::free_page_deferred`.
+        unsafe { (**self).free_page_deferred(page) }
     }
 }
 

@@ -81,11 +81,13 @@
 //!   slot, and a handle naming it is [`HandleError::Malformed`]. A new page
 //!   takes a free slot of the first leaf that has one; the table grows, one
 //!   leaf (and, every 2^17 slots, one interior node) at a time, with the
-//!   flags of the allocation that needs the slot, and keeps every leaf
-//!   until the pool is reset, so that a reader without the lock never
-//!   walks a freed node. It takes one page per 255 zbud pages of the
-//!   pool's peak plus two. It also owns the page source and has the pool
-//!   tag, renewed on reset.
+//!   flags of the allocation that needs the slot, and gives a leaf back as
+//!   soon as its slots are all free, through the page source's deferred
+//!   free (after the readers without the lock that may still walk it: an
+//!   RCU grace period in the kernel). It takes one page per 255 zbud
+//!   pages (of the pool's current pages, packed into the first leaves)
+//!   plus two. It also owns the page source and has the pool tag, renewed
+//!   on reset.
 //! * The *generation* is a per-slot counter incremented (modulo 2^21) by each
 //!   allocation in the slot; each buddy's header records the value its handle
 //!   carries, and a free slot keeps the counter for its next page (a new
@@ -143,11 +145,14 @@
 //! publishes next to its lock ([`Pool::publish`]: the root, written once,
 //! and the tag):
 //!
-//! * the table keeps its nodes until the pool is reset (a leaf whose slots
-//!   are all free stays), so the walk from the root to the slot's entry
-//!   reads live nodes, whatever the pool does meanwhile; links are stored
-//!   with release and loaded with acquire ordering, so a new leaf is seen
-//!   initialized;
+//! * the nodes the table drops (a leaf whose slots are all free, an
+//!   interior node without links, the root) are freed through
+//!   [`PageSource::free_page_deferred`], after the readers that may have
+//!   reached them (in the kernel: `call_rcu`, the reader in
+//!   `rcu_read_lock`), so the walk from the root to the slot's entry reads
+//!   allocated nodes whatever the pool does meanwhile (an unlinked leaf's
+//!   entries are all free slots'); links are stored with release and
+//!   loaded with acquire ordering, so a new leaf is seen initialized;
 //! * the slot's entry carries what the check needs besides the page: each
 //!   allocated buddy's generation and the last buddy's size (copied there
 //!   from the header with every header write, under the lock, in the same
@@ -211,10 +216,6 @@ pub const MAX_ALLOC_SIZE: usize = PAGE_SIZE - ZHDR_SIZE_ALIGNED - CHUNK_SIZE;
 
 /// The most pages a pool holds: the number of slots of its slot table.
 pub const MAX_PAGES: usize = handles::CAPACITY;
-
-/// Whether the slot table keeps its leaves until the pool is reset: yes,
-/// for [`Pool::map_lockless`] (one page per 255 pages of the pool's peak).
-pub const TABLE_KEEPS_LEAVES: bool = true;
 
 /// Why [`Pool::free`], [`Pool::map`] or [`Pool::unmap`] rejected a handle.
 /// The pool is unchanged (but for [`Stats::bad_handles`]).
@@ -496,7 +497,8 @@ impl<P: PageSource> Pool<P> {
 
     /// Publishes to `view` where readers without the pool's lock find its
     /// slot table ([`Pool::map_lockless`]). The owner calls it after each
-    /// [`Pool::alloc`] (the first makes the table) and [`Pool::reset`].
+    /// [`Pool::alloc`] and [`Pool::free`] (which may make or drop the
+    /// table's root) and [`Pool::reset`].
     pub fn publish(&self, view: &LocklessView) {
         self.slots.publish(view);
     }
@@ -507,18 +509,21 @@ impl<P: PageSource> Pool<P> {
     /// was changing meanwhile. The caller then calls [`Pool::map`] under
     /// the lock, which rejects (and counts) a bad handle.
     ///
-    /// It reads only the slot table (which keeps its nodes until the pool
-    /// is reset) and from it only the slot's entry, which holds the
-    /// buddies' generations and sizes (the page header's, copied there
-    /// under the lock): never a page, which a concurrent free of the other
-    /// buddy of a stale handle's page may free. The checks are those of
+    /// It reads only the slot table and from it only the slot's entry,
+    /// which holds the buddies' generations and sizes (the page header's,
+    /// copied there under the lock): never a page, which a concurrent free
+    /// of the other buddy of a stale handle's page may free. The checks are those of
     /// [`Pool::map`], from one consistent reading of the entry (see
     /// `handles::Entry`).
     ///
     /// # Safety
     ///
-    /// `view` is where this pool published its table ([`Pool::publish`]),
-    /// and the pool is not reset, destroyed or dropped during the call.
+    /// `view` is where this pool published its table ([`Pool::publish`]);
+    /// the pool is not reset, destroyed or dropped during the call; and the
+    /// caller is, across the call, a reader that the page source's
+    /// [`PageSource::free_page_deferred`] waits for (in the kernel, in an
+    /// RCU read-side critical section), so that the table nodes it walks,
+    /// even one dropped meanwhile, stay allocated.
     pub unsafe fn map_lockless(view: &LocklessView, handle: Handle) -> Option<NonNull<u8>> {
         let fields = handle.fields();
         if fields.tag != view.tag() || !SlotTable::<P>::is_slot(fields.slot) {

@@ -13,8 +13,13 @@ use std::sync::Mutex;
 use rkm_zbud::zalloc::{LocklessView, PageSource};
 use rkm_zbud::{Handle, Pool, MAX_ALLOC_SIZE, PAGE_SIZE};
 
-/// Pages from the global allocator, for a pool shared between threads.
-struct StdPages;
+/// Pages from the global allocator, for a pool shared between threads;
+/// pages freed deferred (table nodes the readers may still walk) are kept
+/// until the source is dropped, with the pool, after the readers.
+#[derive(Default)]
+struct StdPages {
+    deferred: Mutex<Vec<usize>>,
+}
 
 fn layout() -> Layout {
     Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap()
@@ -33,6 +38,21 @@ unsafe impl PageSource for StdPages {
     unsafe fn free_page(&self, page: NonNull<u8>) {
         // SAFETY: the caller's: `page` came from `alloc_page`.
         unsafe { dealloc(page.as_ptr(), layout()) }
+    }
+
+    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
+        // Exposed, so that the drop can free it (a number, not a pointer).
+        self.deferred.lock().unwrap().push(page.as_ptr() as usize);
+    }
+}
+
+impl Drop for StdPages {
+    fn drop(&mut self) {
+        for &page in self.deferred.get_mut().unwrap().iter() {
+            // SAFETY: a page from `alloc_page` that the pool gave back and
+            // nobody reads any more (the readers are done).
+            unsafe { dealloc(page as *mut u8, layout()) }
+        }
     }
 }
 
@@ -63,7 +83,7 @@ impl Rng {
 #[test]
 fn lockless_map_agrees_with_map() {
     let view = LocklessView::new();
-    let mut pool = Zbud::new(StdPages);
+    let mut pool = Zbud::new(StdPages::default());
     // Nothing published: nothing found.
     let first = pool.alloc(100, ()).unwrap();
     assert_eq!(lockless(&view, first), None);
@@ -113,11 +133,14 @@ fn lockless_map_agrees_with_map() {
         None
     );
 
-    // Emptied, the pool keeps its table: old handles find free slots.
+    // Emptied, the pool gives its table back (deferred) and publishes
+    // that: old handles find nothing.
     for h in live.drain(..) {
         pool.free(h).unwrap();
         dead.push(h);
     }
+    pool.publish(&view);
+    assert_eq!(pool.stats().table_pages, 0);
     for &h in &dead {
         assert_eq!(lockless(&view, h), None);
     }
@@ -133,14 +156,15 @@ fn lockless_map_agrees_with_map() {
 }
 
 /// A writer allocates and frees under the pool's lock (pages and slots
-/// come and go, leaves fill and empty) while two readers map, without the
-/// lock, handles that stay live (each must give the same address, and the
-/// bytes stamped there) and handles freed before they look (each must be
-/// refused).
+/// come and go; a second leaf of the table, and its interior node's free
+/// bits, fill and empty) while two readers map, without the lock, handles
+/// that stay live (each must give the same address, and the bytes stamped
+/// there) and handles freed before they look (each must be refused, also
+/// in a leaf the table has dropped meanwhile).
 #[test]
 fn lockless_readers_and_a_writer() {
     let view = LocklessView::new();
-    let pool = Mutex::new(Zbud::new(StdPages));
+    let pool = Mutex::new(Zbud::new(StdPages::default()));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // Objects that live through the test, stamped with their number (and
     // their addresses as numbers, which threads share).
@@ -161,7 +185,11 @@ fn lockless_readers_and_a_writer() {
     };
     let dead = Mutex::new(Vec::new());
     let done = AtomicBool::new(false);
-    let (writes, reads) = if cfg!(miri) { (200, 40) } else { (20000, 4000) };
+    let (writes, reads) = if cfg!(miri) {
+        (1200, 60)
+    } else {
+        (12000, 4000)
+    };
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
@@ -186,19 +214,40 @@ fn lockless_readers_and_a_writer() {
             });
         }
         let mut live = Vec::new();
-        for _ in 0..writes {
+        let (mut most_table, mut dropped) = (0, false);
+        for step in 0..writes {
             let mut pool = pool.lock().unwrap();
-            if live.len() > 64 || (!live.is_empty() && rng.next() % 2 == 0) {
-                let i = (rng.next() % live.len() as u64) as usize;
+            // 320 steps that fill pages of one object past the first
+            // leaf's 255 slots (then churn), 280 that free the newest
+            // objects first, emptying the second leaf.
+            let filling = step % 600 < 320;
+            let free = if filling {
+                live.len() >= 260 && rng.next() % 2 == 0
+            } else {
+                !live.is_empty()
+            };
+            if !free {
+                let size = if filling { MAX_ALLOC_SIZE } else { rng.size() };
+                live.push(pool.alloc(size, ()).unwrap());
+                pool.publish(&view);
+                most_table = most_table.max(pool.stats().table_pages);
+            } else {
+                let i = if filling {
+                    (rng.next() % live.len() as u64) as usize
+                } else {
+                    live.len() - 1
+                };
                 let h = live.swap_remove(i);
                 pool.free(h).unwrap();
+                pool.publish(&view);
+                let table = pool.stats().table_pages;
+                dropped |= table < most_table;
                 drop(pool);
                 dead.lock().unwrap().push(h);
-            } else {
-                live.push(pool.alloc(rng.size(), ()).unwrap());
-                pool.publish(&view);
             }
         }
+        // The table grew a leaf and dropped it again.
+        assert!(most_table > 3 && dropped, "{most_table} table pages");
         let mut pool = pool.lock().unwrap();
         for h in live {
             pool.free(h).unwrap();

@@ -44,6 +44,9 @@ pub struct TestPages {
     pub allocs: Cell<u64>,
     /// Pages freed so far.
     pub frees: Cell<u64>,
+    /// Of those, pages freed through `free_page_deferred` (at once here:
+    /// the tests that use this source have no lockless readers).
+    pub deferred_frees: Cell<u64>,
     /// Fail every allocation.
     pub fail_all: Cell<bool>,
     /// Fail the allocation after this many more succeed.
@@ -119,6 +122,12 @@ unsafe impl PageSource for TestPages {
         // SAFETY: The page came from `alloc` with `LAYOUT` and was live.
         unsafe { dealloc(page.as_ptr(), LAYOUT) }
     }
+
+    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
+        self.deferred_frees.set(self.deferred_frees.get() + 1);
+        // SAFETY: The caller's.
+        unsafe { self.free_page(page) }
+    }
 }
 
 impl Drop for TestPages {
@@ -179,10 +188,6 @@ pub trait TestPool<'a>: Sized {
     const FOREIGN: Self::HandleError;
     /// The error for a handle of a freed object.
     const STALE: Self::HandleError;
-    /// Whether the pool's slot table keeps its leaves until the pool is
-    /// reset (a table read without the lock: zbud's), rather than giving a
-    /// leaf back with its last page.
-    const KEEPS_LEAVES: bool = false;
 
     /// An empty pool on `pages`.
     fn new(pages: &'a TestPages) -> Self;
@@ -245,7 +250,6 @@ macro_rules! test_pool {
             const MAX_SIZE: usize = $core::MAX_ALLOC_SIZE;
             const FOREIGN: $core::HandleError = $core::HandleError::Foreign;
             const STALE: $core::HandleError = $core::HandleError::Stale;
-            const KEEPS_LEAVES: bool = $core::TABLE_KEEPS_LEAVES;
 
             fn new(pages: &'a $crate::testing::TestPages) -> Self {
                 Self($core::Pool::new(pages))

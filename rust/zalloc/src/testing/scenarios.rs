@@ -163,8 +163,7 @@ pub fn foreign_and_freed_handles<'a, P: TestPool<'a>>(src: &'a TestPages) {
 /// The table grows a leaf every `per_leaf` pages (objects of `size` bytes
 /// take a page each): failing the leaf, or the object page, leaves the
 /// pool unchanged. Freed slots are reused; a leaf whose pages are all freed
-/// goes (stays, in a pool whose table `KEEPS_LEAVES`, until the pool is
-/// destroyed).
+/// goes.
 pub fn table_grows_a_leaf_at_a_time<'a, P: TestPool<'a>>(
     src: &'a TestPages,
     per_leaf: u64,
@@ -215,25 +214,20 @@ pub fn table_grows_a_leaf_at_a_time<'a, P: TestPool<'a>>(
     }
     assert_eq!(pool.counts().table_pages, 4);
     pool.free(h).unwrap();
-    let kept = if P::KEEPS_LEAVES { 1 } else { 0 };
-    assert_eq!(pool.counts().table_pages, 3 + kept);
+    assert_eq!(pool.counts().table_pages, 3);
     checked(&pool);
     for h in handles {
         pool.free(h).unwrap();
     }
     checked(&pool);
-    assert_eq!(
-        pool.counts().table_pages,
-        if P::KEEPS_LEAVES { 4 } else { 0 }
-    );
-    assert_eq!(src.live(), pool.counts().table_pages);
+    assert_eq!(pool.counts().table_pages, 0);
     assert_eq!(pool.destroy(), Ok(()));
     assert_eq!(src.live(), 0);
 }
 
 /// A pool whose objects (of `sizes`) were all freed, last first, has
-/// returned every page, its table's too (but for a table that
-/// `KEEPS_LEAVES`); destroying it frees everything.
+/// returned every page, its table's too; destroying it frees nothing
+/// more.
 pub fn destroying_an_empty_pool_frees_everything<'a, P: TestPool<'a>>(
     src: &'a TestPages,
     sizes: impl IntoIterator<Item = usize>,
@@ -248,8 +242,7 @@ pub fn destroying_an_empty_pool_frees_everything<'a, P: TestPool<'a>>(
     }
     assert!(pool.is_empty());
     checked(&pool);
-    assert_eq!(src.live(), pool.counts().table_pages);
-    assert_eq!(P::KEEPS_LEAVES, src.live() > 0);
+    assert_eq!(src.live(), 0);
     assert_eq!(pool.destroy(), Ok(()));
     assert_eq!(src.live(), 0);
     assert_eq!(src.allocs.get(), src.frees.get());
