@@ -25,6 +25,10 @@
 //! over [`ROUNDS`] rounds (which goes first alternates too); the table
 //! gives the medians and the median of the per-round ratios, and the
 //! pool pages each held after the steps (the same objects in both).
+//! A third row, zbud_rs's (two objects a page: for scale, not a peer),
+//! times the glue's lockless `map` and `unmap` path
+//! (`Core::LOCKLESS_MAP`) on the same trace, its sizes capped at zbud's
+//! largest object (3968 bytes).
 //! Loading the module runs it and prints the table; `bench/zspan.sh`
 //! loads it on the perf kernel. The module then stays loaded until
 //! `rmmod`.
@@ -60,6 +64,11 @@ mod rng;
 #[path = "../zalloc/src/zalloc.rs"]
 mod zalloc;
 // The trait only: this module registers no driver.
+#[allow(unreachable_pub, dead_code)]
+#[path = "../zbud/src/zbud.rs"]
+mod zbud;
+#[path = "../zbud_rs/pool.rs"]
+mod zbud_pool;
 #[allow(dead_code)]
 #[path = "../kglue/zpool.rs"]
 mod zpool;
@@ -71,6 +80,7 @@ mod zspan;
 
 use pool::ZspanPool;
 use rng::Rng;
+use zbud_pool::ZbudPool;
 use zpool::{Gfp, MapMode, ZpoolAllocator};
 
 module! {
@@ -102,6 +112,7 @@ const THREADS: usize = 2;
 const SEED: u64 = 0x25a4_0bec_0000_0001;
 
 /// A range of object sizes and the objects kept live.
+#[derive(Clone, Copy)]
 struct Workload {
     name: &'static str,
     min: usize,
@@ -254,6 +265,51 @@ impl Backend for Zspan {
 
     fn moved(&self) -> u64 {
         self.0.stats().moved
+    }
+}
+
+/// The largest object of zbud (a page less its header chunk and a chunk).
+const ZBUD_MAX_SIZE: usize = 4096 - 128;
+
+/// A zbud_rs pool, driven as the driver's zpool callbacks drive it.
+struct Zbud(Pin<KBox<ZbudPool>>, Gfp);
+
+impl Zbud {
+    fn new() -> Result<Self, &'static str> {
+        // SAFETY: a constant of the C side.
+        let gfp = Gfp(unsafe { rkm_zswap_gfp() });
+        ZbudPool::create(c_str!("bench_zspan_rs"), gfp)
+            .map(|pool| Zbud(pool, gfp))
+            .map_err(|_| "zbud_rs pool create failed")
+    }
+}
+
+impl Backend for Zbud {
+    const NAME: &'static str = "zbud_rs";
+
+    fn malloc(&self, size: usize) -> Option<u64> {
+        self.0.malloc(size, self.1).ok()
+    }
+
+    fn map(&self, handle: u64, write: bool) -> *mut u8 {
+        let mode = if write {
+            MapMode::WriteOnly
+        } else {
+            MapMode::ReadOnly
+        };
+        self.0.map(handle, mode)
+    }
+
+    fn unmap(&self, handle: u64) {
+        self.0.unmap(handle)
+    }
+
+    fn free(&self, handle: u64) {
+        self.0.free(handle)
+    }
+
+    fn pages(&self) -> u64 {
+        self.0.total_pages()
     }
 }
 
@@ -515,7 +571,18 @@ fn bench(w: &Workload) -> Result<(), &'static str> {
     let mut ours = [Run::default(); ROUNDS];
     let mut zs_threads = [0u64; ROUNDS];
     let mut our_threads = [0u64; ROUNDS];
+    let mut zbud = [Run::default(); ROUNDS];
+    let mut zbud_threads = [0u64; ROUNDS];
+    // zbud takes objects of up to 3968 bytes.
+    let capped = Workload {
+        max: w.max.min(ZBUD_MAX_SIZE),
+        ..*w
+    };
     for round in 0..ROUNDS {
+        if let (Some(z), Some(tz)) = (zbud.get_mut(round), zbud_threads.get_mut(round)) {
+            *z = run_new(Zbud::new, &capped)?;
+            *tz = run_threads(Zbud::new, &capped)?;
+        }
         let (Some(a), Some(b), Some(ta), Some(tb)) = (
             zs.get_mut(round),
             ours.get_mut(round),
@@ -559,6 +626,7 @@ fn bench(w: &Workload) -> Result<(), &'static str> {
     };
     row(Zsmalloc::NAME, &zs, &zs_threads);
     row(Zspan::NAME, &ours, &our_threads);
+    row(Zbud::NAME, &zbud, &zbud_threads);
     let density = ratio(med(&zs, |r| r.pages), med(&ours, |r| r.pages));
     let (one, one_min, one_max) = paired(&field(&ours, |r| r.step), &field(&zs, |r| r.step));
     let (two, two_min, two_max) = paired(&our_threads, &zs_threads);
