@@ -458,10 +458,12 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         }
         let root = NonNull::new(view.root.load(Ordering::Acquire))?;
         let (r, m, _) = Self::path(slot);
-        // SAFETY: the caller's: `root` is the root of a live table of `R`,
-        // which keeps its nodes; `load_link` takes any index.
+        // SAFETY: the caller's: `root` is (or was, until a drop whose
+        // deferred free waits for this reader) the root of a live table of
+        // `R`, so its page is allocated; `load_link` takes any index.
         let mid = child(unsafe { load_link(root, r) })?;
-        // SAFETY: As above: a link of the root names a live interior node.
+        // SAFETY: As above: a link of the root names an interior node of
+        // the table, allocated until the same deferred free at least.
         let leaf = child(unsafe { load_link(mid, m) })?;
         Self::record_in(leaf, slot)
     }
