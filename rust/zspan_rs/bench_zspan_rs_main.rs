@@ -55,6 +55,9 @@ mod kthread;
 mod map_area;
 #[path = "../kglue/pages.rs"]
 mod pages;
+// The drivers' `Core` impls; not their pool aliases (`Driver` names the
+// cores).
+#[allow(dead_code)]
 #[path = "pool.rs"]
 mod pool;
 #[path = "../kglue/rng.rs"]
@@ -67,6 +70,7 @@ mod zalloc;
 #[allow(unreachable_pub, dead_code)]
 #[path = "../zbud/src/zbud.rs"]
 mod zbud;
+#[allow(dead_code)]
 #[path = "../zbud_rs/pool.rs"]
 mod zbud_pool;
 #[allow(dead_code)]
@@ -78,10 +82,10 @@ mod zpool_pool;
 #[path = "../zspan/src/zspan.rs"]
 mod zspan;
 
-use pool::ZspanPool;
+use pages::KernelPages;
 use rng::Rng;
-use zbud_pool::ZbudPool;
 use zpool::{Gfp, MapMode, ZpoolAllocator};
+use zpool_pool::{Core, LockedPool};
 
 module! {
     type: BenchZspanRs,
@@ -222,21 +226,49 @@ impl Backend for Zsmalloc {
     }
 }
 
-/// A zspan_rs pool, driven as the driver's zpool callbacks drive it.
-struct Zspan(Pin<KBox<ZspanPool>>, Gfp);
-
-impl Zspan {
-    fn new() -> Result<Self, &'static str> {
-        // SAFETY: a constant of the C side.
-        let gfp = Gfp(unsafe { rkm_zswap_gfp() });
-        ZspanPool::create(c_str!("bench_zspan_rs"), gfp)
-            .map(|pool| Zspan(pool, gfp))
-            .map_err(|_| "zspan_rs pool create failed")
+/// A core the benchmark drives through the glue, as its driver's zpool
+/// callbacks do: its row's name, and what its compaction moved.
+trait Driven: Core {
+    const NAME: &'static str;
+    fn moved(_stats: &Self::Stats) -> u64 {
+        0
     }
 }
 
-impl Backend for Zspan {
+impl Driven for zspan::Pool<KernelPages> {
     const NAME: &'static str = "zspan_rs";
+    fn moved(stats: &Self::Stats) -> u64 {
+        stats.moved
+    }
+}
+
+impl Driven for zbud::Pool<KernelPages> {
+    const NAME: &'static str = "zbud_rs";
+}
+
+/// A pool of one of this project's drivers, with zswap's flags.
+struct Driver<C: Core>(Pin<KBox<LockedPool<C>>>, Gfp);
+
+/// zspan_rs's pool.
+type Zspan = Driver<zspan::Pool<KernelPages>>;
+/// zbud_rs's pool (two objects a page: for scale).
+type Zbud = Driver<zbud::Pool<KernelPages>>;
+
+/// The largest object of zbud (a page less its header chunk and a chunk).
+const ZBUD_MAX_SIZE: usize = 4096 - 128;
+
+impl<C: Driven> Driver<C> {
+    fn new() -> Result<Self, &'static str> {
+        // SAFETY: a constant of the C side.
+        let gfp = Gfp(unsafe { rkm_zswap_gfp() });
+        LockedPool::<C>::create(c_str!("bench_zspan_rs"), gfp)
+            .map(|pool| Driver(pool, gfp))
+            .map_err(|_| "pool create failed")
+    }
+}
+
+impl<C: Driven> Backend for Driver<C> {
+    const NAME: &'static str = C::NAME;
 
     fn malloc(&self, size: usize) -> Option<u64> {
         self.0.malloc(size, self.1).ok()
@@ -264,52 +296,7 @@ impl Backend for Zspan {
     }
 
     fn moved(&self) -> u64 {
-        self.0.stats().moved
-    }
-}
-
-/// The largest object of zbud (a page less its header chunk and a chunk).
-const ZBUD_MAX_SIZE: usize = 4096 - 128;
-
-/// A zbud_rs pool, driven as the driver's zpool callbacks drive it.
-struct Zbud(Pin<KBox<ZbudPool>>, Gfp);
-
-impl Zbud {
-    fn new() -> Result<Self, &'static str> {
-        // SAFETY: a constant of the C side.
-        let gfp = Gfp(unsafe { rkm_zswap_gfp() });
-        ZbudPool::create(c_str!("bench_zspan_rs"), gfp)
-            .map(|pool| Zbud(pool, gfp))
-            .map_err(|_| "zbud_rs pool create failed")
-    }
-}
-
-impl Backend for Zbud {
-    const NAME: &'static str = "zbud_rs";
-
-    fn malloc(&self, size: usize) -> Option<u64> {
-        self.0.malloc(size, self.1).ok()
-    }
-
-    fn map(&self, handle: u64, write: bool) -> *mut u8 {
-        let mode = if write {
-            MapMode::WriteOnly
-        } else {
-            MapMode::ReadOnly
-        };
-        self.0.map(handle, mode)
-    }
-
-    fn unmap(&self, handle: u64) {
-        self.0.unmap(handle)
-    }
-
-    fn free(&self, handle: u64) {
-        self.0.free(handle)
-    }
-
-    fn pages(&self) -> u64 {
-        self.0.total_pages()
+        C::moved(&self.0.stats())
     }
 }
 

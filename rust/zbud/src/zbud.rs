@@ -529,10 +529,12 @@ impl<P: PageSource> Pool<P> {
         if fields.tag != view.tag() || !SlotTable::<P>::is_slot(fields.slot) {
             return None;
         }
-        // SAFETY: the caller's: the table published in `view` is live and
-        // keeps its leaves (its entries are `LOCKLESS`).
+        // SAFETY: the caller's: the table published in `view` is live, and
+        // the nodes it drops (its entries are `LOCKLESS`) are freed only
+        // after this reader is done.
         let at = unsafe { SlotTable::<P>::lockless_record(view, fields.slot) }?;
-        // SAFETY: As above: `at` is an entry of a live leaf.
+        // SAFETY: As above: `at` is an entry of a leaf that stays
+        // allocated during the call.
         let (page, (first, last)) = unsafe { handles::Entry::load_lockless(at) }?;
         let offset = match (fields.index, first, last) {
             (0, Some(generation), _) if generation == fields.generation => ZHDR_SIZE_ALIGNED,
