@@ -61,6 +61,8 @@ for name, r in loaded.items():
         total[k] += r.get(k, 0)
     print(f"    {names.get(name, name):30} {r['passed']:4} passed {r['failed']:4} failed "
           f"{r.get('skipped', 0):4} skipped")
+    for case in r.get("failed_cases", []):
+        print(f"      FAILED case: {case}")
     for failure in r.get("failures", []):
         print(f"      FAIL: {failure}")
 line = f"check: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped"

@@ -602,6 +602,7 @@ class Boot:
         self.elapsed = 0.0
         self.console = None
         self.failures = []
+        self.failed_cases = []  # "suite: program: case # directive" of each failed case
         self.counts = {"passed": 0, "failed": 0, "skipped": 0}
         self.programs = []
         self.smoke_failed = False
@@ -781,7 +782,9 @@ def judge_ktap(boot, path, console_text):
         result = ktap.parse(f.read())
     for case in result.cases:
         if case.status == "fail":
-            print(f"vm: FAILED: {case.name}{' # ' + case.directive if case.directive else ''}")
+            what = f"{case.name}{' # ' + case.directive if case.directive else ''}"
+            print(f"vm: FAILED: {what}")
+            boot.failed_cases.append(what)
     for problem in result.problems:
         print(f"vm: KTAP problem: {problem}")
         boot.failures.append(problem)
@@ -962,6 +965,7 @@ def main():
 def report(args, run_dir, boots, skipped_boots, elapsed):
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     failures = []
+    failed_cases = []
     programs = []
     for boot in boots:
         if boot in skipped_boots:
@@ -975,6 +979,7 @@ def report(args, run_dir, boots, skipped_boots, elapsed):
         for k in counts:
             counts[k] += boot.counts[k]
         failures += [f"[{boot.name}] {f}" for f in boot.failures]
+        failed_cases += [f"[{boot.name}] {c}" for c in boot.failed_cases]
         programs += boot.programs
     if boots and not args.script:
         print("\nvm: time per boot and per test program:")
@@ -989,6 +994,9 @@ def report(args, run_dir, boots, skipped_boots, elapsed):
             for p in boot.programs:
                 t = f"{p['seconds']:5d}s" if p["seconds"] >= 0 else "    ?s"
                 print(f"    {t}  {p['suite']}: {p['program']} ({p['status']})")
+    # Last, so that the tail of a long log names what failed.
+    for case in failed_cases:
+        print(f"vm: FAILED case: {case}")
     for failure in failures:
         print(f"vm: FAIL: {failure}")
     ok = not failures and not counts["failed"]
@@ -999,7 +1007,7 @@ def report(args, run_dir, boots, skipped_boots, elapsed):
         for p in programs:
             suites[p["suite"]] = suites.get(p["suite"], 0) + max(p["seconds"], 0)
         with open(args.results, "w") as f:
-            json.dump(dict(counts, failures=failures, log=run_dir, seconds=round(elapsed),
+            json.dump(dict(counts, failures=failures, failed_cases=failed_cases, log=run_dir, seconds=round(elapsed),
                            boots=[{"name": b.name, "suites": [s.name for s in b.suites],
                                    "seconds": round(b.elapsed), "budget": b.timeout,
                                    "to_boot": round(b.console.booted_at - b.console.start)

@@ -92,7 +92,8 @@ absent() {
 	! grep -qE -- "$1" "$out"
 }
 
-scenario fail 'vm: FAILED: .*a case that fails on purpose'
+scenario fail 'vm: FAILED: .*a case that fails on purpose' \
+	'^vm: FAILED case: \[[^]]*\] selftests: fail: fail.sh: .*a case that fails on purpose'
 scenario warn '^  WARNING during warn: warn.sh .*fault_warn'
 scenario oops '^  (BUG|oops) during oops: oops.sh '
 scenario slub '^  SLUB during slub: slub.sh .*BUG kmalloc-64 \('
