@@ -17,6 +17,7 @@
 
 use kernel::c_str;
 use kernel::prelude::*;
+use kernel::time::Ktime;
 
 #[path = "../kglue/debugfs.rs"]
 mod debugfs;
@@ -241,6 +242,11 @@ fn shards(t: &mut Ktap) -> Result<(), &'static str> {
     pool.verify()
 }
 
+/// How long [`contended`]'s threads may run before the pool has counted
+/// [`zpool_pool::CONTENDED`] meetings (they usually take well under a
+/// second).
+const MEETING_NS: i64 = 30_000_000_000;
+
 /// What the two threads of [`contended`] share.
 struct Meeting<'a> {
     pool: &'a ZspanPool,
@@ -268,16 +274,18 @@ impl Meeting<'_> {
     }
 
     /// CPU 0: allocates and frees small objects until the pool counts
-    /// itself contended (or a bound is reached), then stops the checker.
+    /// itself contended (or [`MEETING_NS`] have passed), then stops the
+    /// checker. The bound is time, not steps: under QEMU's TCG the
+    /// checker's vCPU may not run at all for a while.
     fn allocator(&self) -> i32 {
-        for i in 0..200_000usize {
-            if self.pool.contention() >= zpool_pool::CONTENDED {
-                break;
-            }
+        let end = Ktime::ktime_get().to_ns().saturating_add(MEETING_NS);
+        let mut i = 0usize;
+        while self.pool.contention() < zpool_pool::CONTENDED && Ktime::ktime_get().to_ns() < end {
             match self.pool.malloc(64 + i % 512, GFP) {
                 Ok(h) => self.pool.free(h),
                 Err(_) => self.failed.store(true, Ordering::Relaxed),
             }
+            i = i.wrapping_add(1);
         }
         self.stop.store(true, Ordering::Release);
         self.finished.fetch_add(1, Ordering::Release);
