@@ -256,6 +256,8 @@ struct Meeting<'a> {
     finished: AtomicU32,
     /// `verify` calls, and whether one failed.
     verifies: AtomicU64,
+    /// The allocating thread's malloc and free pairs.
+    steps: AtomicU64,
     failed: AtomicBool,
 }
 
@@ -287,6 +289,7 @@ impl Meeting<'_> {
             }
             i = i.wrapping_add(1);
         }
+        self.steps.store(i as u64, Ordering::Relaxed);
         self.stop.store(true, Ordering::Release);
         self.finished.fetch_add(1, Ordering::Release);
         0
@@ -331,6 +334,7 @@ fn contended(t: &mut Ktap) -> Result<(), &'static str> {
         stop: AtomicBool::new(false),
         finished: AtomicU32::new(0),
         verifies: AtomicU64::new(0),
+        steps: AtomicU64::new(0),
         failed: AtomicBool::new(false),
     };
     {
@@ -359,9 +363,10 @@ fn contended(t: &mut Ktap) -> Result<(), &'static str> {
     let after = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
     let after_shard = zspan::shard_of_handle(zspan::Handle::from_raw(after));
     t.diag(format_args!(
-        "{} meetings on a lock counted over {} verifies; a {}-byte object: shard {} alone, {} after (its class's: {})",
+        "{} meetings on a lock counted over {} verifies and {} mallocs; a {}-byte object: shard {} alone, {} after (its class's: {})",
         pool.contention(),
         meeting.verifies.load(Ordering::Relaxed),
+        meeting.steps.load(Ordering::Relaxed),
         size,
         before_shard,
         after_shard,
