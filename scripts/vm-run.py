@@ -602,7 +602,8 @@ class Boot:
         self.elapsed = 0.0
         self.console = None
         self.failures = []
-        self.failed_cases = []  # "suite: program: case # directive" of each failed case
+        # Each failed KTAP case: "selftests: SUITE: PROGRAM: CASE # directive".
+        self.failed_cases = []
         self.counts = {"passed": 0, "failed": 0, "skipped": 0}
         self.programs = []
         self.smoke_failed = False
@@ -1007,7 +1008,8 @@ def report(args, run_dir, boots, skipped_boots, elapsed):
         for p in programs:
             suites[p["suite"]] = suites.get(p["suite"], 0) + max(p["seconds"], 0)
         with open(args.results, "w") as f:
-            json.dump(dict(counts, failures=failures, failed_cases=failed_cases, log=run_dir, seconds=round(elapsed),
+            json.dump(dict(counts, failures=failures, failed_cases=failed_cases, log=run_dir,
+                           seconds=round(elapsed),
                            boots=[{"name": b.name, "suites": [s.name for s in b.suites],
                                    "seconds": round(b.elapsed), "budget": b.timeout,
                                    "to_boot": round(b.console.booted_at - b.console.start)
