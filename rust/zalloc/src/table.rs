@@ -609,24 +609,26 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         Ok((slot, generation, page))
     }
 
-    /// Puts `make(generation)`, a pageless record (see
+    /// Puts `make(slot, generation)`, a pageless record (see
     /// [`Self::release_page`]), in a free slot as [`Self::insert_page`]
     /// would, with the generation counter the free slot kept: for a table
     /// whose slots name something other than pages (an allocator's object
-    /// records). Returns the slot and the generation, or
-    /// [`AllocError::NoMemory`], the table unchanged, if it cannot grow or
-    /// if the record made has a page or is a free slot's. [`Self::vacate`]
-    /// frees the slot.
+    /// records). `make` is told the slot, so that a caller may link the
+    /// record to others before it is stored (one walk of the table). Returns
+    /// the slot and the generation, or [`AllocError::NoMemory`], the table
+    /// unchanged, if it cannot grow (`make` is then not called) or if the
+    /// record made has a page or is a free slot's (a caller's refusal).
+    /// [`Self::vacate`] frees the slot.
     pub fn insert_record(
         &mut self,
         flags: P::Flags,
-        make: impl FnOnce(u32) -> R,
+        make: impl FnOnce(u32, u32) -> R,
     ) -> Result<(u32, u32), AllocError> {
         if self.free_slots == 0 && self.grow(flags).is_none() {
             return Err(AllocError::NoMemory);
         }
         let (slot, generation, at) = self.take_slot().ok_or(AllocError::NoMemory)?;
-        let record = make(generation);
+        let record = make(slot, generation);
         if record.page().is_some() || record.vacancy().is_some() {
             // Back on the free list, with the generation it had.
             self.put_slot(slot, generation);
@@ -722,6 +724,25 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         }
         self.put_slot_in(mid, leaf, slot, generation);
         true
+    }
+
+    /// Frees the pageless occupied `slot` if `keep`, shown its record,
+    /// gives the generation counter the slot is to keep: a check of the
+    /// record and a [`Self::vacate`] in one walk of the table. Returns the
+    /// record the slot had, or `None`, the table unchanged, if the slot is
+    /// free, has a page or has no leaf, or `keep` refused it.
+    pub fn vacate_if(&mut self, slot: u32, keep: impl FnOnce(&R) -> Option<u32>) -> Option<R> {
+        let (mid, leaf) = self.nodes(slot)?;
+        let at = Self::record_in(leaf, slot)?;
+        // SAFETY: `at` points to the initialized record of a slot in a live
+        // leaf, aligned; the table, borrowed mutably, alone accesses it.
+        let record = unsafe { at.as_ptr().read() };
+        if record.page().is_some() || record.vacancy().is_some() {
+            return None;
+        }
+        let generation = keep(&record)?;
+        self.put_slot_in(mid, leaf, slot, generation);
+        Some(record)
     }
 
     /// Frees all pages of the table (not the pages in its slots, which are

@@ -299,19 +299,19 @@ fn records_without_pages() {
         generation: 0,
         value,
     };
-    let (a, ga) = table.insert_record(GFP, |_| pageless(7)).unwrap();
+    let (a, ga) = table.insert_record(GFP, |_, _| pageless(7)).unwrap();
     assert_eq!((a, ga), (1, 0));
     assert_eq!(src.live(), 3, "the table's nodes only");
     assert_eq!(
-        table.insert_record(GFP, |g| Rec::vacant(NO_SLOT, g)),
+        table.insert_record(GFP, |_, g| Rec::vacant(NO_SLOT, g)),
         Err(AllocError::NoMemory)
     );
     assert_eq!(
-        table.insert_record(GFP, |g| Rec::occupied(NonNull::dangling(), g)),
+        table.insert_record(GFP, |_, g| Rec::occupied(NonNull::dangling(), g)),
         Err(AllocError::NoMemory)
     );
     assert_eq!(table.check(), Ok(62));
-    let (b, _) = table.insert_record(GFP, |_| pageless(8)).unwrap();
+    let (b, _) = table.insert_record(GFP, |_, _| pageless(8)).unwrap();
     assert_eq!(b, 2, "the refused records left their slot free");
     assert!(table.update_pageless(a, |r| r.value = 70));
     assert_eq!(table.get(a).unwrap().value, 70);
@@ -327,7 +327,7 @@ fn records_without_pages() {
     // A full table that cannot grow refuses, unchanged.
     src.fail_all.set(true);
     assert_eq!(
-        table.insert_record(GFP, |_| pageless(1)),
+        table.insert_record(GFP, |_, _| pageless(1)),
         Err(AllocError::NoMemory)
     );
     src.fail_all.set(false);
@@ -342,7 +342,7 @@ fn bodies_lent_after_a_check() {
     let mut table = Table::new(&src);
     let (a, _, _) = table.insert_page(GFP).unwrap();
     let (b, _) = table
-        .insert_record(GFP, |g| Rec {
+        .insert_record(GFP, |_, g| Rec {
             page: None,
             next: 0,
             generation: g,
@@ -364,6 +364,44 @@ fn bodies_lent_after_a_check() {
     assert!(table.remove_page(a, 1));
     assert_eq!(table.check(), Ok(0));
     table.clear();
+}
+
+/// `insert_record` tells `make` the slot it fills; `vacate_if` frees a
+/// pageless record only when its check gives a generation, returns the
+/// record it had, and never frees a page's slot, a free slot or a header.
+#[test]
+fn records_checked_and_vacated_in_one_walk() {
+    let src = TestPages::new();
+    let mut table = Table::new(&src);
+    let pageless = |value| Rec {
+        page: None,
+        next: 0,
+        generation: 0,
+        value,
+    };
+    let mut told = None;
+    let (a, _) = table
+        .insert_record(GFP, |slot, _| {
+            told = Some(slot);
+            pageless(u64::from(slot) + 40)
+        })
+        .unwrap();
+    assert_eq!(told, Some(a));
+    let tagged = u64::from(a) + 40;
+    assert_eq!(table.get(a).unwrap().value, tagged, "made knowing its slot");
+    let (p, _, _) = table.insert_page(GFP).unwrap();
+    assert_eq!(table.vacate_if(a, |r| (r.value == 0).then_some(1)), None);
+    assert_eq!(table.get(a).unwrap().value, tagged, "refused: unchanged");
+    assert_eq!(table.vacate_if(p, |_| Some(1)), None, "has a page");
+    assert_eq!(table.vacate_if(9, |_| Some(1)), None, "a free slot");
+    assert_eq!(table.vacate_if(0, |_| Some(1)), None, "the header");
+    assert_eq!(table.vacate_if(1 << 20, |_| Some(1)), None, "no leaf");
+    let had = table.vacate_if(a, |r| (r.value == tagged).then_some(5));
+    assert_eq!(had.map(|r| r.value), Some(tagged));
+    assert_eq!(table.get(a).unwrap().vacancy().map(|(_, g)| g), Some(5));
+    assert!(table.remove_page(p, 0));
+    assert_eq!((src.live(), table.node_pages()), (0, 0));
+    assert_eq!(table.check(), Ok(0));
 }
 
 #[test]

@@ -28,8 +28,7 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn check(&self) -> Result<(), &'static str> {
         self.objects.check()?;
         self.spans.check()?;
-        let (mut pages, mut spans, mut live, mut mapped, mut bytes) =
-            (0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut pages, mut spans, mut live, mut bytes) = (0u64, 0u64, 0u64, 0u64);
         let (mut class_spans, mut class_live) = ([0u32; NCLASSES], [0u32; NCLASSES]);
         let mut listed = [[0u32; GROUPS]; NCLASSES];
         let mut bits_mix = 0u64;
@@ -80,9 +79,6 @@ impl<P: PageSource + Clone> Pool<P> {
             if n != span.live {
                 return Err("a span's list of objects misses an object");
             }
-            if span.mapped > span.live {
-                return Err("a span has more mapped objects than live ones");
-            }
             let want = if span.evacuating != 0 {
                 Group::Evacuating as u8
             } else {
@@ -104,7 +100,6 @@ impl<P: PageSource + Clone> Pool<P> {
             pages += u64::from(span.npages);
             spans += 1;
             live += u64::from(span.live);
-            mapped += u64::from(span.mapped);
             bytes += u64::from(span.live) * u64::from(g.size);
         }
         for (class, c) in self.classes.iter().enumerate() {
@@ -134,7 +129,6 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         }
         let (mut objects, mut objects_mapped, mut records_mix) = (0u64, 0u64, 0u64);
-        let mut per_span_mapped_ok = true;
         for slot in 0..self.objects.slot_limit() {
             let Some(record) = self.live_object(slot) else {
                 continue;
@@ -148,20 +142,18 @@ impl<P: PageSource + Clone> Pool<P> {
             objects += 1;
             if record.mapped() {
                 objects_mapped += 1;
-                per_span_mapped_ok &= span.mapped > 0;
             }
             records_mix = records_mix.wrapping_add(mix(record.span(), record.index()));
         }
         if objects != live || records_mix != bits_mix {
             return Err("the object records do not name the spans' live objects once each");
         }
-        if objects_mapped != mapped || !per_span_mapped_ok {
-            return Err("the mapped objects are not the spans' mapped counts");
+        if objects_mapped != self.mapped {
+            return Err("the mapped objects are not the pool's mapped count");
         }
         if pages != self.pages
             || spans != self.span_count
             || live != self.live
-            || mapped != self.mapped
             || bytes != self.class_bytes
         {
             return Err("a pool counter is not the sum of its spans'");

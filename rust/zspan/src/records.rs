@@ -142,6 +142,12 @@ impl Object {
         }
     }
 
+    /// The record with `next` after it on its span's list of objects.
+    pub(super) fn followed_by(mut self, next: u32) -> Self {
+        self.body.next = next;
+        self
+    }
+
     /// The span slot of a live object.
     pub(super) fn span(self) -> u32 {
         self.body.span()
@@ -261,8 +267,6 @@ pub(super) struct SpanBody {
     pub(super) head: u32,
     /// Live objects.
     pub(super) live: u16,
-    /// Live objects that are mapped.
-    pub(super) mapped: u16,
     /// The span's class.
     pub(super) class: u8,
     /// The list the span is on (see [`super::Group`]), or
@@ -272,7 +276,7 @@ pub(super) struct SpanBody {
     pub(super) npages: u8,
     /// Set while compaction empties the span: it takes no new object.
     pub(super) evacuating: u8,
-    _pad: [u8; 16],
+    _pad: [u8; 18],
 }
 
 /// [`Span::state`] of a free slot's record.
@@ -321,12 +325,11 @@ impl Span {
                 prev: NO_SLOT,
                 head: NO_SLOT,
                 live: 0,
-                mapped: 0,
                 class: 0,
                 list: super::UNLISTED,
                 npages: 0,
                 evacuating: 0,
-                _pad: [0; 16],
+                _pad: [0; 18],
             },
         }
     }

@@ -43,8 +43,10 @@
 //!
 //! A span's record in the *span table* (zalloc's `RadixTable`, 128-byte
 //! records, 32 a page) has its pages, a bitmap of its live objects, its
-//! counts of live and mapped objects, the head of its list of objects (its
-//! reverse map: see *Handles*) and its links on a list of its class.
+//! count of live objects, the head of its list of objects (its reverse
+//! map: see *Handles*) and its links on a list of its class. Whether an
+//! object is mapped is in its own record only, so that an unmap changes
+//! one record.
 //! The table knows the span's first page as its slot's page; the pool gets
 //! the others from the same page source. Each class has lists of spans by
 //! fullness ([`Group`]): at most a quarter free, at most half free, more
@@ -110,9 +112,9 @@
 //! A class is compacted when its spans have a whole span's worth of free
 //! objects, two in a class of [`WIDE_CLASS_SPANS`] spans or more (one
 //! span's worth moved twice as many objects on a zswap-like trace, for
-//! 0.3 % fewer pages): its emptiest span without mapped objects (of the first 4 of
-//! the emptiest list that has one) is marked *evacuating* (it takes no new
-//! object), and its objects, found on its list, move one by one into the
+//! 0.3 % fewer pages): its emptiest span (of the first 4 of the emptiest
+//! list that has one) is marked *evacuating* (it takes no new object), and
+//! its unmapped objects, found on its list, move one by one into the
 //! fullest non-full span of the class (copying the bytes, rewriting the
 //! record and relinking it; the handle stays valid). A span that empties
 //! goes back to the page source; one left with only mapped objects stops
@@ -411,15 +413,16 @@ impl Class {
 /// * Every occupied slot of `spans` is a span of class `class <
 ///   NCLASSES`: `npages` = its class's pages, `pages[..npages]` pages from
 ///   the source (the first the slot's page), the rest null; `live` objects,
-///   `0 < live <= objects`, the bits of `used`; `mapped` of them mapped; on
-///   the list of its class its fullness calls for ([`Group::of`]), or on
-///   [`Group::Evacuating`] if `evacuating` is set; a span of
-///   [`Group::Full`] is marked so and linked on no list.
+///   `0 < live <= objects`, the bits of `used`; on the list of its class
+///   its fullness calls for ([`Group::of`]), or on [`Group::Evacuating`]
+///   if `evacuating` is set; a span of [`Group::Full`] is marked so and
+///   linked on no list.
 /// * Every live record of `objects` names a span and an index whose bit is
 ///   set, and no two name the same; each span's live objects are named by
-///   `live` records, `mapped` of them mapped, which are its list of objects
-///   (from `head`, linked both ways).
-/// * The counters are the sums of the above.
+///   `live` records, which are its list of objects (from `head`, linked
+///   both ways).
+/// * The counters are the sums of the above (`mapped`: the live records
+///   marked mapped).
 pub struct Pool<P: PageSource + Clone> {
     objects: ObjectTable<P>,
     spans: SpanTable<P>,
@@ -470,12 +473,6 @@ pub const MOVE_COST: usize = 16;
 /// The budget of [`Pool::after_free`]'s compaction: at most 4 objects
 /// moved, or 64 records looked at, per free.
 pub const COMPACT_BUDGET: usize = 4 * MOVE_COST;
-
-/// An object the pool found from its handle: its slot and record.
-struct Found {
-    slot: u32,
-    record: Object,
-}
 
 impl<P: PageSource + Clone> Pool<P> {
     /// An empty pool that takes its pages from `source`. Allocates nothing.
@@ -577,33 +574,44 @@ impl<P: PageSource + Clone> Pool<P> {
             None if size == 0 => return Err(AllocError::Invalid),
             None => return Err(AllocError::TooBig),
         };
-        let (slot, generation) = self
-            .objects
-            .insert_record(flags, |g| Object::live(NO_SLOT, 0, g, false))?;
-        let span = match self.pick(class) {
-            Some(span) => span,
-            None => match self.new_span(class, flags) {
-                Ok(span) => span,
-                Err(e) => {
-                    // The handle was never given: the slot keeps its
-                    // generation.
-                    self.objects.vacate(slot, generation);
-                    return Err(e);
+        let (span, opened) = match self.pick(class) {
+            Some(span) => (span, false),
+            None => (self.new_span(class, flags)?, true),
+        };
+        // The object's record is made knowing its slot, which goes first on
+        // the span's list of objects: one walk of the object table.
+        let Pool {
+            objects,
+            spans,
+            classes,
+            ..
+        } = self;
+        let mut taken = None;
+        let inserted = objects.insert_record(flags, |slot, generation| {
+            match take_index_in(spans, classes, span, slot) {
+                Some(t) => {
+                    taken = Some(t);
+                    Object::live(span, t.index, generation, false).followed_by(t.old_head)
                 }
-            },
+                // Refused: the slot stays free.
+                None => Object::vacant(NO_SLOT, generation),
+            }
+        });
+        let (slot, generation, t) = match (inserted, taken) {
+            (Ok((slot, generation)), Some(t)) => (slot, generation, t),
+            (result, _) => {
+                // No slot (the table could not grow), or, not with the
+                // invariants, no free index in a listed span that is not
+                // full: a span opened for the object goes back.
+                if opened {
+                    self.free_span(span);
+                }
+                return Err(result.err().unwrap_or(AllocError::NoMemory));
+            }
         };
-        let Some((index, old_head)) = self.take_index(span, slot) else {
-            // Not with the invariants: a listed span that is not full has a
-            // free index.
-            self.objects.vacate(slot, generation);
-            return Err(AllocError::NoMemory);
-        };
-        // First on its span's list of objects (`live` made it unlinked).
-        if let Some(body) = self.objects.body_mut_if(slot, |_| true) {
-            body.set_place(span, index);
-            body.next = old_head;
-        }
-        self.set_object_prev(old_head, slot);
+        self.live = self.live.wrapping_add(1);
+        self.class_bytes = self.class_bytes.wrapping_add(u64::from(t.size));
+        self.set_object_prev(t.old_head, slot);
         Ok(Handle::new(
             self.objects.tag(),
             generation,
@@ -638,18 +646,34 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A [`HandleError`] for a handle that is not live in this pool or
     /// whose object is mapped; the pool is unchanged.
     pub fn free(&mut self, handle: Handle) -> Result<(), HandleError> {
-        let Found { slot, record } = self.resolve(handle)?;
-        if record.mapped() {
+        let (slot, generation) = match self.checked(handle) {
+            Ok(found) => found,
+            Err(why) => {
+                self.bad_handles = self.bad_handles.wrapping_add(1);
+                return Err(why);
+            }
+        };
+        // The check and the vacating of the record: one walk of the table.
+        let mut why = HandleError::Stale;
+        let vacated = self.objects.vacate_if(slot, |r| {
+            if !r.is_live_at(generation) {
+                return None;
+            }
+            if r.mapped() {
+                why = HandleError::Mapped;
+                return None;
+            }
+            Some(next_generation(r.generation()))
+        });
+        let Some(record) = vacated else {
             self.bad_handles = self.bad_handles.wrapping_add(1);
-            return Err(HandleError::Mapped);
-        }
+            return Err(why);
+        };
         if let Some((class, _)) = self.put_index(record.span(), slot, record.index(), record.next())
         {
             self.freed_class = class;
         }
         self.unlink_object(record.prev(), record.next());
-        self.objects
-            .vacate(slot, next_generation(record.generation()));
         Ok(())
     }
 
@@ -765,7 +789,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// Compacts, doing at most `budget` units of work: marks, in each class
     /// whose spans have a span's worth of free objects (two in a wide
     /// class: [`WIDE_CLASS_SPANS`]), its emptiest
-    /// span without mapped objects as evacuating (it takes no new object),
+    /// span as evacuating (it takes no new object),
     /// then walks the evacuating spans' lists of objects (a unit for each
     /// record looked at) and moves each unmapped object into the fullest
     /// non-full span of its class ([`MOVE_COST`] units each: a copy of up
@@ -805,23 +829,6 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     // ---- internals ----
-
-    /// Finds the object of `handle`, counting a bad handle.
-    fn resolve(&mut self, handle: Handle) -> Result<Found, HandleError> {
-        let found = self.lookup(handle);
-        if found.is_err() {
-            self.bad_handles = self.bad_handles.wrapping_add(1);
-        }
-        found
-    }
-
-    fn lookup(&self, handle: Handle) -> Result<Found, HandleError> {
-        let (slot, generation) = self.checked(handle)?;
-        match self.objects.get(slot) {
-            Some(&record) if record.is_live_at(generation) => Ok(Found { slot, record }),
-            _ => Err(HandleError::Stale),
-        }
-    }
 
     /// The slot and generation of `handle`, if it is one of this pool's
     /// and names a slot.
@@ -866,10 +873,10 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Sets (`map`) or clears (`unmap`) the mapped bit of the object of
-    /// `handle` and counts it in its span: one walk of each table. Returns
-    /// where the object is if `LOCATE` (`None` without); a bad handle, or
-    /// one already in that state, is counted and rejected, the pool
-    /// unchanged.
+    /// `handle`: one walk of the object table, and one of the span table
+    /// if `LOCATE`, to return where the object is (`None` without). A bad
+    /// handle, or one already in that state, is counted and rejected, the
+    /// pool unchanged.
     fn set_mapped<const LOCATE: bool>(
         &mut self,
         handle: Handle,
@@ -885,8 +892,9 @@ impl<P: PageSource + Clone> Pool<P> {
                 (false, false) => return Err(HandleError::NotMapped),
                 _ => {}
             }
-            let (first, span) = span_in(&mut self.spans, body.span()).ok_or(HandleError::Stale)?;
             let mapping = if LOCATE {
+                let (first, span) =
+                    span_in(&mut self.spans, body.span()).ok_or(HandleError::Stale)?;
                 let m = CLASSES
                     .get(usize::from(span.class))
                     .and_then(|geometry| locate(first, span, geometry, body.index()))
@@ -894,11 +902,6 @@ impl<P: PageSource + Clone> Pool<P> {
                 Some(m)
             } else {
                 None
-            };
-            span.mapped = if mapped {
-                span.mapped.wrapping_add(1)
-            } else {
-                span.mapped.wrapping_sub(1)
             };
             body.set_mapped(mapped);
             Ok(mapping)
@@ -1038,26 +1041,14 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Takes the first free index of the listed span in `slot` for the
-    /// object in slot `object`, which goes first on the span's list of
-    /// objects, counts it live and moves the span to the list it now
-    /// belongs on. Returns the index and the span's first object before
-    /// (the caller links the object to it).
+    /// object in slot `object` ([`take_index_in`]) and counts it in the
+    /// pool. Returns the index and the span's first object before (the
+    /// caller links the object to it).
     fn take_index(&mut self, slot: u32, object: u32) -> Option<(u32, u32)> {
-        let (_, span) = span_in(&mut self.spans, slot)?;
-        let class = usize::from(span.class);
-        let geometry = CLASSES.get(class)?;
-        let index = span.first_free(u32::from(geometry.objects))?;
-        span.set_used(index, true);
-        span.live = span.live.wrapping_add(1);
-        let old_head = core::mem::replace(&mut span.head, object);
-        let moved = relist_body(&mut self.classes, slot, span);
+        let t = take_index_in(&mut self.spans, &mut self.classes, slot, object)?;
         self.live = self.live.wrapping_add(1);
-        self.class_bytes = self.class_bytes.wrapping_add(u64::from(geometry.size));
-        if let Some(c) = self.classes.get_mut(class) {
-            c.live = c.live.wrapping_add(1);
-        }
-        self.fix_neighbours(slot, moved);
-        Some((index, old_head))
+        self.class_bytes = self.class_bytes.wrapping_add(u64::from(t.size));
+        Some((t.index, t.old_head))
     }
 
     /// Frees `index` of the span in `slot`, the place of the object in
@@ -1150,23 +1141,9 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Mends the links of the spans next to the span in `slot` on the lists
-    /// it left and joined ([`relink_body`]).
+    /// it left and joined ([`fix_neighbours_in`]).
     fn fix_neighbours(&mut self, slot: u32, moved: Moved) {
-        if moved.prev != NO_SLOT {
-            if let Some((_, s)) = span_in(&mut self.spans, moved.prev) {
-                s.next = moved.next;
-            }
-        }
-        if moved.next != NO_SLOT {
-            if let Some((_, s)) = span_in(&mut self.spans, moved.next) {
-                s.prev = moved.prev;
-            }
-        }
-        if moved.new_next != NO_SLOT {
-            if let Some((_, s)) = span_in(&mut self.spans, moved.new_next) {
-                s.prev = slot;
-            }
-        }
+        fix_neighbours_in(&mut self.spans, slot, moved);
     }
 
     /// Takes the span in `slot` off its list, if it is on one.
@@ -1202,9 +1179,10 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// If `class` has no evacuating span and its spans have a span's worth
-    /// of free objects (two in a wide class), marks its emptiest span without mapped
-    /// objects as evacuating. Returns whether the class has an evacuating
-    /// span.
+    /// of free objects (two in a wide class), marks its emptiest span as
+    /// evacuating (a span whose objects are all mapped stops again when
+    /// compaction finds them so). Returns whether the class has an
+    /// evacuating span.
     fn evacuate(&mut self, class: usize) -> bool {
         let Some(c) = self.classes.get(class).copied() else {
             return false;
@@ -1217,8 +1195,8 @@ impl<P: PageSource + Clone> Pool<P> {
         if objects == 0 || capacity.saturating_sub(c.live) < slack_spans(c.spans) * objects {
             return false;
         }
-        // The emptiest: the first unmapped span of the emptiest list,
-        // looking at a bounded number of spans.
+        // The emptiest of the first spans of the emptiest list, looking at
+        // a bounded number of spans.
         let mut best: Option<(u32, u16)> = None;
         for group in [Group::AlmostEmpty, Group::HalfFull, Group::AlmostFull] {
             let mut slot = c.heads[group as usize];
@@ -1227,7 +1205,7 @@ impl<P: PageSource + Clone> Pool<P> {
                 let Some(span) = self.span(slot) else {
                     break;
                 };
-                if span.mapped == 0 && best.map_or(true, |(_, live)| span.live < live) {
+                if best.map_or(true, |(_, live)| span.live < live) {
                     best = Some((slot, span.live));
                 }
                 slot = span.next;
@@ -1301,6 +1279,67 @@ fn span_in<P: PageSource>(
     match spans.page_and_body_mut(slot)? {
         (Some(first), body) => Some((first, body)),
         (None, _) => None,
+    }
+}
+
+/// What [`take_index_in`] took: the object's index, the span's first
+/// object before it, and the class's size.
+#[derive(Clone, Copy)]
+struct Taken {
+    index: u32,
+    old_head: u32,
+    size: u16,
+}
+
+/// Takes the first free index of the listed span in `slot` of `spans` for
+/// the object in slot `object`, which goes first on the span's list of
+/// objects; counts it live in the span and its class (`classes`) and moves
+/// the span to the list it now belongs on. A function of the span table
+/// and the classes alone, so that [`Pool::alloc`] calls it while the object
+/// table makes the object's record. The pool's own counters are the
+/// caller's.
+fn take_index_in<P: PageSource>(
+    spans: &mut SpanTable<P>,
+    classes: &mut [Class; NCLASSES],
+    slot: u32,
+    object: u32,
+) -> Option<Taken> {
+    let (_, span) = span_in(spans, slot)?;
+    let class = usize::from(span.class);
+    let geometry = CLASSES.get(class)?;
+    let index = span.first_free(u32::from(geometry.objects))?;
+    span.set_used(index, true);
+    span.live = span.live.wrapping_add(1);
+    let old_head = core::mem::replace(&mut span.head, object);
+    let moved = relist_body(classes, slot, span);
+    if let Some(c) = classes.get_mut(class) {
+        c.live = c.live.wrapping_add(1);
+    }
+    fix_neighbours_in(spans, slot, moved);
+    Some(Taken {
+        index,
+        old_head,
+        size: geometry.size,
+    })
+}
+
+/// Mends the links of the spans of `spans` next to the span in `slot` on
+/// the lists it left and joined ([`relink_body`]).
+fn fix_neighbours_in<P: PageSource>(spans: &mut SpanTable<P>, slot: u32, moved: Moved) {
+    if moved.prev != NO_SLOT {
+        if let Some((_, s)) = span_in(spans, moved.prev) {
+            s.next = moved.next;
+        }
+    }
+    if moved.next != NO_SLOT {
+        if let Some((_, s)) = span_in(spans, moved.next) {
+            s.prev = moved.prev;
+        }
+    }
+    if moved.new_next != NO_SLOT {
+        if let Some((_, s)) = span_in(spans, moved.new_next) {
+            s.prev = slot;
+        }
     }
 }
 
