@@ -15,7 +15,14 @@ kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
 # bench/zswap.sh; 0: every class on its shard's lock from the first page).
 env=()
 [ -n "${BENCH_ZSPAN_SHARD_FROM:-}" ] && env+=(--env "RKM_BENCH_ZSPAN_SHARD_FROM=$BENCH_ZSPAN_SHARD_FROM")
+# BENCH_ZSPAN_PROFILE=1: the run under perf record, and where its CPU went
+# after the table (bench/zspan-guest.sh).
+tools=()
+if [ "${BENCH_ZSPAN_PROFILE:-0}" = 1 ]; then
+	env+=(--env RKM_BENCH_ZSPAN_PROFILE=1)
+	tools+=(--guest-tools /usr/bin/perf)
+fi
 # shellcheck disable=SC2046
-"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G "${env[@]}" \
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G "${env[@]}" "${tools[@]}" \
 	--script "$top/bench/zspan-guest.sh" --log-dir "$top/build/logs/bench-zspan" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)
