@@ -709,21 +709,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// did (not if the slot is free, has a page or has no leaf). The slot's
     /// leaf goes as in [`Self::remove_page`].
     pub fn vacate(&mut self, slot: u32, generation: u32) -> bool {
-        let Some((mid, leaf)) = self.nodes(slot) else {
-            return false;
-        };
-        let Some(record) = Self::record_in(leaf, slot) else {
-            return false;
-        };
-        // SAFETY: `record` points to the initialized record of a slot in a
-        // live leaf, aligned; the table, borrowed mutably, alone accesses
-        // it.
-        let record = unsafe { record.as_ptr().read() };
-        if record.page().is_some() || record.vacancy().is_some() {
-            return false;
-        }
-        self.put_slot_in(mid, leaf, slot, generation);
-        true
+        self.vacate_if(slot, |_| Some(generation)).is_some()
     }
 
     /// Frees the pageless occupied `slot` if `keep`, shown its record,

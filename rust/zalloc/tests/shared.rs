@@ -286,6 +286,16 @@ fn pageless_slots_free_their_page_and_stay_taken_until_vacated() {
     table.clear();
 }
 
+/// A record without a page, holding `value`.
+fn pageless(value: u64) -> Rec {
+    Rec {
+        page: None,
+        next: 0,
+        generation: 0,
+        value,
+    }
+}
+
 /// Records without pages: taken with `insert_record`, changed with
 /// `update_pageless`, freed with `vacate`; a record with a page or a free
 /// slot's is refused and the slot stays free.
@@ -293,12 +303,6 @@ fn pageless_slots_free_their_page_and_stay_taken_until_vacated() {
 fn records_without_pages() {
     let src = TestPages::new();
     let mut table = Table::new(&src);
-    let pageless = |value| Rec {
-        page: None,
-        next: 0,
-        generation: 0,
-        value,
-    };
     let (a, ga) = table.insert_record(GFP, |_, _| pageless(7)).unwrap();
     assert_eq!((a, ga), (1, 0));
     assert_eq!(src.live(), 3, "the table's nodes only");
@@ -373,12 +377,6 @@ fn bodies_lent_after_a_check() {
 fn records_checked_and_vacated_in_one_walk() {
     let src = TestPages::new();
     let mut table = Table::new(&src);
-    let pageless = |value| Rec {
-        page: None,
-        next: 0,
-        generation: 0,
-        value,
-    };
     let mut told = None;
     let (a, _) = table
         .insert_record(GFP, |slot, _| {
