@@ -87,12 +87,12 @@ use kernel::alloc::flags::GFP_KERNEL;
 use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::sync::lock::{spinlock::SpinLockBackend, Guard};
-use kernel::sync::{LockClassKey, SpinLock};
+use kernel::sync::lock::{Backend, Guard, Lock};
+use kernel::sync::LockClassKey;
 
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
-use crate::pages::{rcu_barrier, RcuRead, Staged};
+use crate::pages::{rcu_barrier, PageFlags, RcuRead, Staged};
 use crate::zalloc::{AllocError, Leak, LocklessView};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
@@ -210,7 +210,7 @@ pub(crate) trait Core: Send + Sized + 'static {
     }
     /// Allocates `size` bytes: a handle, or why not, without counting the
     /// rejection (the pool is then unchanged).
-    fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError>;
+    fn alloc_uncounted(&mut self, size: usize, flags: PageFlags) -> Result<u64, AllocError>;
     /// Counts a rejected allocation in the core's statistics.
     fn count_rejection(&mut self, error: AllocError);
     /// The pages an allocation of `size` bytes would take from the page
@@ -438,6 +438,76 @@ struct Shard<C> {
     published: u64,
 }
 
+/// The kernel's `spinlock_t`, as `kernel::sync::SpinLock` uses it, with a
+/// lock and an unlock that the compiler may inline into the shard's
+/// operations.
+///
+/// `SpinLock`'s backend is compiled into the `kernel` crate, so each lock
+/// and each unlock of a shard cost two calls before the kernel's own
+/// (`SpinLockBackend::lock`, then the C helper `rust_helper_spin_lock`,
+/// then `_raw_spin_lock`): six locks a zswap store and load, about 2 % of
+/// the zspan benchmark's samples. This backend calls the kernel's
+/// out-of-line `_raw_spin_lock` and `_raw_spin_unlock` directly where the
+/// kernel has them (the spinlock is the same `spinlock_t`, initialized by
+/// the same `__spin_lock_init`, with the same lockdep class and checks),
+/// and the C helpers where it inlines them instead (a kernel without
+/// `DEBUG_SPINLOCK` inlines its unlock; a `PREEMPT_RT` spinlock is a
+/// sleeping lock, which only the helpers know).
+struct ShardLockBackend;
+
+// SAFETY: the kernel's spinlock ensures mutual exclusion: `lock` and
+// `unlock` are `spin_lock` and `spin_unlock`, called directly or through
+// the helpers, on a `spinlock_t` that `init` initialized as `SpinLock`'s
+// backend does; `relock` is the default, which locks.
+unsafe impl Backend for ShardLockBackend {
+    type State = kernel::bindings::spinlock_t;
+    type GuardState = ();
+
+    unsafe fn init(
+        ptr: *mut Self::State,
+        name: *const kernel::ffi::c_char,
+        key: *mut kernel::bindings::lock_class_key,
+    ) {
+        // SAFETY: the caller's: `ptr` is valid for writes, `name` and
+        // `key` for reads for ever.
+        unsafe { kernel::bindings::__spin_lock_init(ptr, name, key) }
+    }
+
+    #[inline]
+    unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
+        #[cfg(not(any(CONFIG_INLINE_SPIN_LOCK, CONFIG_PREEMPT_RT)))]
+        // SAFETY: the caller's: `ptr` is an initialized spinlock. Without
+        // `PREEMPT_RT`, a `spinlock_t` is a union whose first member is its
+        // `raw_spinlock_t` (`spinlock_check` returns its address), and
+        // `spin_lock` is `_raw_spin_lock` on it, out of line (no
+        // `INLINE_SPIN_LOCK`).
+        unsafe {
+            kernel::bindings::_raw_spin_lock(ptr.cast())
+        };
+        #[cfg(any(CONFIG_INLINE_SPIN_LOCK, CONFIG_PREEMPT_RT))]
+        // SAFETY: the caller's: `ptr` is an initialized spinlock.
+        unsafe {
+            kernel::bindings::spin_lock(ptr)
+        };
+    }
+
+    #[inline]
+    unsafe fn unlock(ptr: *mut Self::State, _guard_state: &Self::GuardState) {
+        #[cfg(all(CONFIG_UNINLINE_SPIN_UNLOCK, not(CONFIG_PREEMPT_RT)))]
+        // SAFETY: the caller's: it holds the spinlock at `ptr`. As in
+        // `lock`: `spin_unlock` is `_raw_spin_unlock` on its first member,
+        // out of line (`UNINLINE_SPIN_UNLOCK`).
+        unsafe {
+            kernel::bindings::_raw_spin_unlock(ptr.cast())
+        };
+        #[cfg(not(all(CONFIG_UNINLINE_SPIN_UNLOCK, not(CONFIG_PREEMPT_RT))))]
+        // SAFETY: the caller's: it holds the spinlock at `ptr`.
+        unsafe {
+            kernel::bindings::spin_unlock(ptr)
+        };
+    }
+}
+
 /// A shard under its spinlock, and a hint of whether a CPU holds it.
 ///
 /// `held` is set by the holder just after it takes `lock` and cleared just
@@ -450,7 +520,7 @@ struct Shard<C> {
 #[pin_data]
 struct Inner<C> {
     #[pin]
-    lock: SpinLock<Shard<C>>,
+    lock: Lock<Shard<C>, ShardLockBackend>,
     held: AtomicBool,
     /// What the core published for its lockless maps
     /// ([`Core::LOCKLESS_MAP`]), written under `lock`, read without.
@@ -461,7 +531,7 @@ struct Inner<C> {
 /// go (`Drop` runs before the fields are dropped, so the hint is cleared
 /// while the lock is still held).
 struct Held<'a, C> {
-    guard: Guard<'a, Shard<C>, SpinLockBackend>,
+    guard: Guard<'a, Shard<C>, ShardLockBackend>,
     hint: &'a AtomicBool,
 }
 
@@ -532,7 +602,7 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
     let shard = Shard { core, published: 0 };
     KBox::pin_init(
         pin_init!(Inner {
-            lock <- SpinLock::new(shard, c_str!("zpool_pool::shard"), key),
+            lock <- Lock::new(shard, c_str!("zpool_pool::shard"), key),
             held: AtomicBool::new(false),
             view: LocklessView::new(),
         }),
@@ -736,10 +806,9 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             let (result, retry, wanted) = {
                 let mut shard = self.acquire(i);
                 let core = &mut shard.core;
-                // SAFETY: the spinlock is held, so preemption is off, for
-                // the whole call, and the core lends no stash.
+                // SAFETY: the core uses the flags for this call only.
                 let (result, shortfall) =
-                    unsafe { staged.lend(|| core.alloc_uncounted(size, gfp)) };
+                    unsafe { staged.lend(gfp, |flags| core.alloc_uncounted(size, flags)) };
                 if C::LOCKLESS_MAP && result.is_ok() {
                     core.publish(&self.shard(i).view);
                 }
@@ -755,8 +824,8 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 Ok(handle) => return Ok(handle),
                 Err(e) if !retry => return Err(Error::from_errno(e.to_errno())),
                 // The pages the core wants, outside the lock (a span's
-                // pages at once, not one a try): each try takes at least
-                // one more, and `top_up` stops at a stash's worth.
+                // pages at once, not one a try): each try is lent more
+                // than the last, and `top_up` stops at `STASH_PAGES`.
                 Err(_) if staged.top_up(wanted, gfp) => {}
                 Err(e) => {
                     self.locked(i, |core| core.count_rejection(e));
@@ -941,9 +1010,9 @@ macro_rules! impl_core {
             fn alloc_uncounted(
                 &mut self,
                 size: usize,
-                gfp: $crate::zpool::Gfp,
+                flags: $crate::pages::PageFlags,
             ) -> Result<u64, $crate::zalloc::AllocError> {
-                Self::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
+                Self::alloc_uncounted(self, size, flags).map(|handle| handle.to_raw())
             }
 
             fn count_rejection(&mut self, error: $crate::zalloc::AllocError) {
