@@ -207,10 +207,7 @@ impl Staged {
         if count >= STASH_PAGES {
             return false;
         }
-        let target = wanted
-            .max(self.demand)
-            .max(count + 1)
-            .min(STASH_PAGES);
+        let target = wanted.max(self.demand).max(count + 1).min(STASH_PAGES);
         while self.stash.count.get() < target {
             if !self.get_one(gfp) {
                 return false;
