@@ -92,7 +92,7 @@ use kernel::sync::LockClassKey;
 
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
-use crate::pages::{rcu_barrier, PageFlags, RcuRead, Staged};
+use crate::pages::{rcu_barrier, RcuRead, Staged};
 use crate::zalloc::{AllocError, Leak, LocklessView};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
@@ -210,7 +210,7 @@ pub(crate) trait Core: Send + Sized + 'static {
     }
     /// Allocates `size` bytes: a handle, or why not, without counting the
     /// rejection (the pool is then unchanged).
-    fn alloc_uncounted(&mut self, size: usize, flags: PageFlags) -> Result<u64, AllocError>;
+    fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError>;
     /// Counts a rejected allocation in the core's statistics.
     fn count_rejection(&mut self, error: AllocError);
     /// The pages an allocation of `size` bytes would take from the page
@@ -806,9 +806,10 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             let (result, retry, wanted) = {
                 let mut shard = self.acquire(i);
                 let core = &mut shard.core;
-                // SAFETY: the core uses the flags for this call only.
+                // SAFETY: the spinlock is held, so preemption is off, for
+                // the whole call, and the core lends no stash.
                 let (result, shortfall) =
-                    unsafe { staged.lend(gfp, |flags| core.alloc_uncounted(size, flags)) };
+                    unsafe { staged.lend(|| core.alloc_uncounted(size, gfp)) };
                 if C::LOCKLESS_MAP && result.is_ok() {
                     core.publish(&self.shard(i).view);
                 }
@@ -824,8 +825,8 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 Ok(handle) => return Ok(handle),
                 Err(e) if !retry => return Err(Error::from_errno(e.to_errno())),
                 // The pages the core wants, outside the lock (a span's
-                // pages at once, not one a try): each try is lent more
-                // than the last, and `top_up` stops at `STASH_PAGES`.
+                // pages at once, not one a try): each try takes at least
+                // one more, and `top_up` stops at a stash's worth.
                 Err(_) if staged.top_up(wanted, gfp) => {}
                 Err(e) => {
                     self.locked(i, |core| core.count_rejection(e));
@@ -1010,9 +1011,9 @@ macro_rules! impl_core {
             fn alloc_uncounted(
                 &mut self,
                 size: usize,
-                flags: $crate::pages::PageFlags,
+                gfp: $crate::zpool::Gfp,
             ) -> Result<u64, $crate::zalloc::AllocError> {
-                Self::alloc_uncounted(self, size, flags).map(|handle| handle.to_raw())
+                Self::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
             }
 
             fn count_rejection(&mut self, error: $crate::zalloc::AllocError) {
