@@ -450,9 +450,10 @@ struct Shard<C> {
 /// out-of-line `_raw_spin_lock` and `_raw_spin_unlock` directly where the
 /// kernel has them (the spinlock is the same `spinlock_t`, initialized by
 /// the same `__spin_lock_init`, with the same lockdep class and checks),
-/// and the C helpers where it inlines them instead (a kernel without
-/// `DEBUG_SPINLOCK` inlines its unlock; a `PREEMPT_RT` spinlock is a
-/// sleeping lock, which only the helpers know).
+/// and the C helpers where it inlines them instead (the unlock is out of
+/// line only with `UNINLINE_SPIN_UNLOCK`, which `DEBUG_SPINLOCK` and a
+/// preemptible kernel select: the debug kernel, not the perf kernel; a
+/// `PREEMPT_RT` spinlock is a sleeping lock, which only the helpers know).
 struct ShardLockBackend;
 
 // SAFETY: the kernel's spinlock ensures mutual exclusion: `lock` and
@@ -475,36 +476,30 @@ unsafe impl Backend for ShardLockBackend {
 
     #[inline]
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
-        #[cfg(not(any(CONFIG_INLINE_SPIN_LOCK, CONFIG_PREEMPT_RT)))]
         // SAFETY: the caller's: `ptr` is an initialized spinlock. Without
         // `PREEMPT_RT`, a `spinlock_t` is a union whose first member is its
         // `raw_spinlock_t` (`spinlock_check` returns its address), and
-        // `spin_lock` is `_raw_spin_lock` on it, out of line (no
-        // `INLINE_SPIN_LOCK`).
+        // `spin_lock` is `_raw_spin_lock` on it, out of line unless
+        // `INLINE_SPIN_LOCK`.
         unsafe {
-            kernel::bindings::_raw_spin_lock(ptr.cast())
-        };
-        #[cfg(any(CONFIG_INLINE_SPIN_LOCK, CONFIG_PREEMPT_RT))]
-        // SAFETY: the caller's: `ptr` is an initialized spinlock.
-        unsafe {
-            kernel::bindings::spin_lock(ptr)
-        };
+            #[cfg(not(any(CONFIG_INLINE_SPIN_LOCK, CONFIG_PREEMPT_RT)))]
+            kernel::bindings::_raw_spin_lock(ptr.cast());
+            #[cfg(any(CONFIG_INLINE_SPIN_LOCK, CONFIG_PREEMPT_RT))]
+            kernel::bindings::spin_lock(ptr);
+        }
     }
 
     #[inline]
     unsafe fn unlock(ptr: *mut Self::State, _guard_state: &Self::GuardState) {
-        #[cfg(all(CONFIG_UNINLINE_SPIN_UNLOCK, not(CONFIG_PREEMPT_RT)))]
         // SAFETY: the caller's: it holds the spinlock at `ptr`. As in
         // `lock`: `spin_unlock` is `_raw_spin_unlock` on its first member,
-        // out of line (`UNINLINE_SPIN_UNLOCK`).
+        // out of line with `UNINLINE_SPIN_UNLOCK`.
         unsafe {
-            kernel::bindings::_raw_spin_unlock(ptr.cast())
-        };
-        #[cfg(not(all(CONFIG_UNINLINE_SPIN_UNLOCK, not(CONFIG_PREEMPT_RT))))]
-        // SAFETY: the caller's: it holds the spinlock at `ptr`.
-        unsafe {
-            kernel::bindings::spin_unlock(ptr)
-        };
+            #[cfg(all(CONFIG_UNINLINE_SPIN_UNLOCK, not(CONFIG_PREEMPT_RT)))]
+            kernel::bindings::_raw_spin_unlock(ptr.cast());
+            #[cfg(not(all(CONFIG_UNINLINE_SPIN_UNLOCK, not(CONFIG_PREEMPT_RT))))]
+            kernel::bindings::spin_unlock(ptr);
+        }
     }
 }
 
