@@ -22,7 +22,14 @@ if [ "${BENCH_ZSPAN_PROFILE:-0}" = 1 ]; then
 	env+=(--env RKM_BENCH_ZSPAN_PROFILE=1)
 	tools+=(--guest-tools /usr/bin/perf)
 fi
+# BENCH_ZSPAN_ICOUNT=1: the guest's clock counts its instructions
+# (vm-run.py --icount), so that ns per step are instructions per step,
+# the same in every boot whatever else the host runs. The two-thread
+# figures then time the vCPUs taking turns on one host thread, not
+# contention.
+qemu=()
+[ "${BENCH_ZSPAN_ICOUNT:-0}" = 1 ] && qemu+=(--icount)
 # shellcheck disable=SC2046
-"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G "${env[@]}" "${tools[@]}" \
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G "${qemu[@]}" "${env[@]}" "${tools[@]}" \
 	--script "$top/bench/zspan-guest.sh" --log-dir "$top/build/logs/bench-zspan" \
 	--modules $(make -s --no-print-directory print-modules FLAVOUR=perf)

@@ -160,6 +160,11 @@ def parse_args():
                         "alone; the others then run JOBS at a time, each with its own "
                         "disks and logs. Boots that idle (watchdog waits, boots) overlap; "
                         "boots that keep every vCPU busy only slow each other down")
+    p.add_argument("--icount", action="store_true",
+                   help="count instructions: QEMU's -icount shift=0, so that the guest's "
+                        "clock advances one nanosecond an instruction it executes, whatever "
+                        "the host does meanwhile (one TCG thread for all vCPUs). For "
+                        "benchmarks that must resolve a few percent on a noisy host")
     p.add_argument("--keep-images", action="store_true")
     p.add_argument("--quiet", action="store_true", help="do not echo the console")
     p.add_argument("suites", nargs="*", help="suites under --suites-root (default: all)")
@@ -355,9 +360,15 @@ def qemu_command(args, run_dir, kernel_image, initrd, images, cpus, mem, phase=N
         append.append(f"rkm.phase={phase}")
     if powercut:
         append.append("rkm.powercut=1")
+    # -icount: the virtual clock (and the TSC, which follows it) advances
+    # 2^shift ns an instruction, so that a guest's timings count its
+    # instructions; sleep=on lets it jump while every vCPU idles. It needs
+    # the single-threaded TCG.
+    accel = (["-accel", "tcg,thread=single", "-icount", "shift=0,sleep=on,align=off"]
+             if args.icount else ["-accel", "tcg,thread=multi"])
     return [
         "qemu-system-x86_64",
-        "-accel", "tcg,thread=multi",
+    ] + accel + [
         "-cpu", "max",
         "-smp", str(cpus),
         "-m", mem,

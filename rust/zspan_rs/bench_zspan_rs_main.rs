@@ -33,6 +33,7 @@
 //! loads it on the perf kernel. The module then stays loaded until
 //! `rmmod`.
 
+use core::cell::Cell;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -163,6 +164,8 @@ trait Backend {
     fn moved(&self) -> u64 {
         0
     }
+    /// The steps begin (`true`) or end (`false`): for [`Timed`].
+    fn steps(&self, _on: bool) {}
 }
 
 /// A zsmalloc pool.
@@ -351,6 +354,135 @@ fn load<B: Backend>(b: &B, handle: u64, i: usize, size: usize) -> Result<(), &'s
     }
 }
 
+/// The calls [`Timed`] times apart: `free`, `malloc`, `map` for writing
+/// and its `unmap`, `map` for reading and its `unmap`.
+const OPS: [&str; 6] = ["free", "malloc", "map(w)", "unmap(w)", "map(r)", "unmap(r)"];
+
+/// A backend whose calls during the steps are timed one by one: ns per
+/// call of each of [`OPS`], with the cost of reading the clock taken off.
+/// A run of its own, after the rounds (the clock's reads would add to the
+/// steps' times). Under `BENCH_ZSPAN_ICOUNT=1`, where a nanosecond is an
+/// instruction, this is where a step's instructions go.
+struct Timed<'a, B> {
+    b: &'a B,
+    on: Cell<bool>,
+    /// The last map was for writing: which `unmap` its unmap is.
+    wrote: Cell<bool>,
+    ns: [Cell<u64>; OPS.len()],
+    calls: [Cell<u64>; OPS.len()],
+    /// ns of two reads of the clock back to back.
+    clock: i64,
+}
+
+impl<'a, B: Backend> Timed<'a, B> {
+    fn new(b: &'a B) -> Self {
+        const READS: i64 = 1000;
+        let t = now();
+        for _ in 0..READS {
+            core::hint::black_box(now());
+        }
+        let clock = now().saturating_sub(t) / READS;
+        Timed {
+            b,
+            on: Cell::new(false),
+            wrote: Cell::new(false),
+            ns: [const { Cell::new(0) }; OPS.len()],
+            calls: [const { Cell::new(0) }; OPS.len()],
+            clock,
+        }
+    }
+
+    /// Calls `f`, timed as `op` during the steps.
+    fn time<R>(&self, op: usize, f: impl FnOnce() -> R) -> R {
+        if !self.on.get() {
+            return f();
+        }
+        let t = now();
+        let r = f();
+        let ns = now().saturating_sub(t).saturating_sub(self.clock).max(0) as u64;
+        if let (Some(n), Some(c)) = (self.ns.get(op), self.calls.get(op)) {
+            n.set(n.get().wrapping_add(ns));
+            c.set(c.get().wrapping_add(1));
+        }
+        r
+    }
+
+    /// ns per call of each of [`OPS`].
+    fn per_call(&self) -> [u64; OPS.len()] {
+        let mut out = [0; OPS.len()];
+        for ((o, n), c) in out.iter_mut().zip(&self.ns).zip(&self.calls) {
+            *o = n.get() / c.get().max(1);
+        }
+        out
+    }
+}
+
+impl<B: Backend> Backend for Timed<'_, B> {
+    const NAME: &'static str = B::NAME;
+
+    fn malloc(&self, size: usize) -> Option<u64> {
+        self.time(1, || self.b.malloc(size))
+    }
+
+    fn map(&self, handle: u64, write: bool) -> *mut u8 {
+        self.wrote.set(write);
+        self.time(if write { 2 } else { 4 }, || self.b.map(handle, write))
+    }
+
+    fn unmap(&self, handle: u64) {
+        let op = if self.wrote.get() { 3 } else { 5 };
+        self.time(op, || self.b.unmap(handle))
+    }
+
+    fn free(&self, handle: u64) {
+        self.time(0, || self.b.free(handle))
+    }
+
+    fn pages(&self) -> u64 {
+        self.b.pages()
+    }
+
+    fn moved(&self) -> u64 {
+        self.b.moved()
+    }
+
+    fn steps(&self, on: bool) {
+        self.on.set(on);
+    }
+}
+
+/// One run of `B` on a new pool, its calls timed one by one ([`Timed`]):
+/// prints ns per call of each of [`OPS`].
+fn run_timed<B: Backend>(
+    make: fn() -> Result<B, &'static str>,
+    w: &Workload,
+) -> Result<(), &'static str> {
+    let b = make()?;
+    let timed = Timed::new(&b);
+    run_alone(&timed, w, w.live, SEED)?;
+    let ns = timed.per_call();
+    let [free, malloc, map_w, unmap_w, map_r, unmap_r] = ns;
+    pr_info!(
+        "{}: {} ns a call during the steps: {} {}, {} {}, {} {}, {} {}, {} {}, {} {} (sum {})\n",
+        w.name,
+        B::NAME,
+        OPS[0],
+        free,
+        OPS[1],
+        malloc,
+        OPS[2],
+        map_w,
+        OPS[3],
+        unmap_w,
+        OPS[4],
+        map_r,
+        OPS[5],
+        unmap_r,
+        ns.iter().sum::<u64>()
+    );
+    Ok(())
+}
+
 /// One run's times (ns per object or per step) and pages.
 #[derive(Clone, Copy, Default)]
 struct Run {
@@ -389,6 +521,7 @@ fn run<B: Backend>(
     }
     r.fill = per_op(t, live);
     let moved = b.moved();
+    b.steps(true);
     let t = now();
     for _ in 0..STEPS {
         let i = rng.below(live as u64) as usize;
@@ -403,6 +536,7 @@ fn run<B: Backend>(
         load(b, h, j, s)?;
     }
     r.step = per_op(t, STEPS);
+    b.steps(false);
     r.pages = b.pages();
     r.moved = b.moved().wrapping_sub(moved).saturating_mul(1000) / STEPS as u64;
     let t = now();
@@ -630,6 +764,8 @@ fn bench(w: &Workload) -> Result<(), &'static str> {
         Hundredths(two_max),
         Hundredths(density)
     );
+    run_timed(Zsmalloc::new, w)?;
+    run_timed(Zspan::new, w)?;
     Ok(())
 }
 
