@@ -12,6 +12,7 @@
 
 use super::zalloc::PageSource;
 use super::zpool::Gfp;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use kernel::ffi::c_ulong;
@@ -103,10 +104,12 @@ pub(crate) fn rcu_barrier() {
 ///
 /// # Invariants
 ///
-/// `pages[..count]` are order-0 pages from `__get_free_page`, owned by this
-/// value (freed when it is dropped); `count <= STASH_PAGES`.
+/// `pages[..count]` are initialized, order-0 pages from `__get_free_page`,
+/// owned by this value (freed when it is dropped); `count <= STASH_PAGES`.
+/// The rest of `pages` is not read. (Left uninitialized: every `malloc`
+/// makes one, and zeroing the array was a `memset` call a `malloc`.)
 pub(crate) struct Staged {
-    pages: [c_ulong; STASH_PAGES],
+    pages: [MaybeUninit<c_ulong>; STASH_PAGES],
     count: usize,
 }
 
@@ -114,7 +117,7 @@ impl Staged {
     /// No pages.
     pub(crate) fn new() -> Self {
         Staged {
-            pages: [0; STASH_PAGES],
+            pages: [const { MaybeUninit::uninit() }; STASH_PAGES],
             count: 0,
         }
     }
@@ -123,9 +126,9 @@ impl Staged {
     /// movable, as [`KernelPages`]); false if the page allocator has none,
     /// or if this holds as many as a stash does.
     pub(crate) fn get_one(&mut self, gfp: Gfp) -> bool {
-        if self.count >= STASH_PAGES {
+        let Some(slot) = self.pages.get_mut(self.count) else {
             return false;
-        }
+        };
         // SAFETY: any GFP flags are accepted. No stash is active on this
         // CPU: one is only while a pool's lock is held (`lend`), with
         // preemption off, and this task holds none.
@@ -133,7 +136,7 @@ impl Staged {
         if page == 0 {
             return false;
         }
-        self.pages[self.count] = page;
+        slot.write(page);
         self.count += 1;
         true
     }
@@ -164,16 +167,19 @@ impl Staged {
     /// Preemption is off for the whole call (the pool's spinlock is held),
     /// and `f` does not lend another stash.
     pub(crate) unsafe fn lend<R>(&mut self, f: impl FnOnce() -> R) -> (R, u32) {
-        // SAFETY: the stash copies `count <= STASH_PAGES` pages; this CPU's
-        // stash stays ours (preemption is off) until `rkm_stash_end`.
-        unsafe { rkm_stash_begin(self.pages.as_ptr(), self.count as u32) };
+        // SAFETY: the stash copies `count <= STASH_PAGES` pages, the
+        // initialized ones (`MaybeUninit<c_ulong>` has `c_ulong`'s layout);
+        // this CPU's stash stays ours (preemption is off) until
+        // `rkm_stash_end`.
+        unsafe { rkm_stash_begin(self.pages.as_ptr().cast(), self.count as u32) };
         // The pages belong to the stash (and to the core) until it ends.
         self.count = 0;
         let r = f();
         let mut n = 0u32;
         // SAFETY: `pages` has room for `STASH_PAGES`, as many as a stash
-        // holds; the pages returned are the stash's, now ours.
-        let shortfall = unsafe { rkm_stash_end(self.pages.as_mut_ptr(), &mut n) };
+        // holds, and the stash writes the first `n` (initializing them);
+        // the pages returned are the stash's, now ours.
+        let shortfall = unsafe { rkm_stash_end(self.pages.as_mut_ptr().cast(), &mut n) };
         self.count = (n as usize).min(STASH_PAGES);
         (r, shortfall)
     }
@@ -181,11 +187,12 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        for &page in self.pages.iter().take(self.count) {
-            // SAFETY: the page is ours (the type invariant) and unused; no
-            // stash is active on this CPU here unless a pool's lock is held,
-            // and then the stash takes it back, which is as good.
-            unsafe { rkm_put_page(page) };
+        for page in self.pages.iter().take(self.count) {
+            // SAFETY: the first `count` are initialized, and each is a page
+            // of ours (the type invariant), unused; no stash is active on
+            // this CPU here unless a pool's lock is held, and then the stash
+            // takes it back, which is as good.
+            unsafe { rkm_put_page(page.assume_init()) };
         }
     }
 }
