@@ -126,7 +126,8 @@ impl Staged {
     /// movable, as [`KernelPages`]); false if the page allocator has none,
     /// or if this holds as many as a stash does.
     pub(crate) fn get_one(&mut self, gfp: Gfp) -> bool {
-        let Some(slot) = self.pages.get_mut(self.count) else {
+        let held = self.count;
+        let Some(slot) = self.pages.get_mut(held) else {
             return false;
         };
         // SAFETY: any GFP flags are accepted. No stash is active on this
@@ -137,7 +138,9 @@ impl Staged {
             return false;
         }
         slot.write(page);
-        self.count += 1;
+        // `held < STASH_PAGES` (the `get_mut` above): no overflow, and the
+        // compiler sees it (`count` itself is reloaded after the C call).
+        self.count = held + 1;
         true
     }
 

@@ -98,7 +98,8 @@ class PlanTest(unittest.TestCase):
     def test_hotplug_boots_start_without_the_hdd_and_ssd(self):
         chain = self.plan([self.suite("hot", "boots=3\nhotplug=1\n")])[0].chain
         self.assertEqual([b.unplugged for b in chain], [(), ("hdd", "ssd"), ("hdd", "ssd")])
-        cmd = vm_run.qemu_command(type("A", (), {"hdd_iops": 0, "append": []})(), "/r", "k", "i",
+        cmd = vm_run.qemu_command(type("A", (), {"hdd_iops": 0, "append": [], "icount": False})(),
+                                  "/r", "k", "i",
                                   {"hdd": "h", "ssd": "s", "swap": "w"}, 2, "2G",
                                   unplugged=("hdd", "ssd"), monitor="/m.sock")
         devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
@@ -107,6 +108,16 @@ class PlanTest(unittest.TestCase):
         self.suite("one", "hotplug=1\n")
         with self.assertRaises(SystemExit):
             vm_run.Suite(self.root, "one")
+
+    def test_icount_runs_one_tcg_thread_that_counts(self):
+        def accel(icount):
+            args = type("A", (), {"hdd_iops": 0, "append": [], "icount": icount})()
+            cmd = vm_run.qemu_command(args, "/r", "k", "i", {"hdd": "h", "ssd": "s", "swap": "w"},
+                                      2, "2G")
+            return [(a, cmd[i + 1]) for i, a in enumerate(cmd) if a in ("-accel", "-icount")]
+        self.assertEqual(accel(False), [("-accel", "tcg,thread=multi")])
+        self.assertEqual(accel(True), [("-accel", "tcg,thread=single"),
+                                       ("-icount", "shift=0,sleep=on,align=off")])
 
     def test_overrides_make_one_boot(self):
         names = [self.suite("a", "cpus=4\n"), self.suite("b", "mem=1G\n")]
