@@ -126,8 +126,14 @@ tools:
 # main boot 2740, bcache-powercut's eleven boots 1155, bcache-hotplug's
 # three 225, bcache-reboot's two 240, zpool-stress 270), against 1833 s
 # measured in a fresh clone's make check (30m36s of 35m10s; see
-# Documentation/building-and-testing.rst).
-VM_BUDGET ?= 4700
+# Documentation/building-and-testing.rst). On 2026-12-06 the same host ran
+# the suites more slowly: the main boot took about 2450 s, then 2880 s
+# (past its 2740 s budget, in zpool's switch.sh; the whole make check, warm
+# kernel, 74 minutes). With the bcache and zpool budgets raised to what was
+# measured: 5440 s planned (the main boot 3550). A passing run takes its
+# time, not the plan's; the plan is what a run in which every boot hangs
+# could take.
+VM_BUDGET ?= 5500
 vmtest: modules tools
 	@$(TOP)/scripts/vm-run.py --kdir $(KDIR) --flavour $(FLAVOUR) \
 		--results $(BUILD)/results/vm-$(FLAVOUR).json --max-total $(VM_BUDGET) \
