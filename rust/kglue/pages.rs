@@ -4,11 +4,12 @@
 //! allocator, got without sleeping. Wraps `pages.c.inc`, which the module's
 //! C file includes.
 //!
-//! A pool gets the pages a `malloc` needs before it takes its lock: the
-//! [`Staged`] pages are lent to the core, through this CPU's stash, for the
-//! one call it makes under the lock; a core that needs more fails with a
-//! shortfall, says how many pages it wants, and the caller gets them
-//! (outside the lock) and tries again (`zpool_pool.rs`).
+//! A pool gets the pages a `malloc` needs before it takes its lock. Its
+//! first try gets none ([`PageFlags::none`]: the core's page allocations
+//! fail at once, with no C call); a core that needs pages fails, says how
+//! many it wants, and the caller gets them (outside the lock) and tries
+//! again, the [`Staged`] pages lent to the core through this CPU's stash
+//! for the one call it makes under the lock (`zpool_pool.rs`).
 
 use super::zalloc::PageSource;
 use super::zpool::Gfp;
@@ -36,16 +37,43 @@ const STASH_PAGES: usize = 16;
 #[derive(Clone, Copy)]
 pub(crate) struct KernelPages;
 
+/// What [`KernelPages`] allocates with: the caller's GFP flags, or no page
+/// at all.
+#[derive(Clone, Copy)]
+pub(crate) struct PageFlags {
+    gfp: Gfp,
+    /// Every allocation fails ([`PageFlags::none`]).
+    none: bool,
+}
+
+impl PageFlags {
+    /// Pages with `gfp`: from this CPU's stash while a [`Staged`] lends
+    /// one, else from the page allocator.
+    pub(crate) fn new(gfp: Gfp) -> Self {
+        PageFlags { gfp, none: false }
+    }
+
+    /// No page: each allocation fails at once. A pool's `malloc` tries the
+    /// core so first, under its lock, before it has staged any page: the
+    /// same as an empty stash, without lending one (two C calls).
+    pub(crate) fn none(gfp: Gfp) -> Self {
+        PageFlags { gfp, none: true }
+    }
+}
+
 // SAFETY: `__get_free_page` returns the direct-map address of an order-0
 // page (PAGE_SIZE bytes, PAGE_SIZE-aligned, ours until `free_pages`), and
 // highmem is masked off so that the address exists.
 unsafe impl PageSource for KernelPages {
-    type Flags = Gfp;
+    type Flags = PageFlags;
 
-    fn alloc_page(&self, flags: Gfp) -> Option<NonNull<u8>> {
+    fn alloc_page(&self, flags: PageFlags) -> Option<NonNull<u8>> {
+        if flags.none {
+            return None;
+        }
         // SAFETY: any GFP flags are accepted; the wrapper masks off those
         // that could sleep or give a page without a direct-map address.
-        let addr = unsafe { rkm_get_page_nosleep(flags.0) };
+        let addr = unsafe { rkm_get_page_nosleep(flags.gfp.0) };
         NonNull::new(addr as *mut u8)
     }
 

@@ -35,8 +35,9 @@
 //! `unmap` take it for a few list operations (and, in z3fold, for moving a
 //! page's objects; in zspan, for at most 4 objects moved after a free) and
 //! never sleep under it. `malloc` gets the pages it needs before it takes
-//! the lock ([`Staged`]): it tries the core with none, and on a shortfall
-//! asks the core how many pages the allocation takes
+//! the lock ([`Staged`]): it tries the core with none
+//! ([`PageFlags::none`]), and when it is short of pages asks the core how
+//! many pages the allocation takes
 //! ([`Core::pages_wanted`]: a span's at once in zspan), drops the lock, gets
 //! them and tries again, so that the page allocator is never called under
 //! the lock (the pages of one malloc: at most a span and two table leaves).
@@ -92,7 +93,7 @@ use kernel::sync::LockClassKey;
 
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
-use crate::pages::{rcu_barrier, RcuRead, Staged};
+use crate::pages::{rcu_barrier, PageFlags, RcuRead, Staged};
 use crate::zalloc::{AllocError, Leak, LocklessView};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
@@ -210,7 +211,7 @@ pub(crate) trait Core: Send + Sized + 'static {
     }
     /// Allocates `size` bytes: a handle, or why not, without counting the
     /// rejection (the pool is then unchanged).
-    fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError>;
+    fn alloc_uncounted(&mut self, size: usize, flags: PageFlags) -> Result<u64, AllocError>;
     /// Counts a rejected allocation in the core's statistics.
     fn count_rejection(&mut self, error: AllocError);
     /// The pages an allocation of `size` bytes would take from the page
@@ -797,18 +798,32 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             contended,
         );
         let mut staged = Staged::new();
+        let mut first = true;
         loop {
             let (result, retry, wanted) = {
                 let mut shard = self.acquire(i);
                 let core = &mut shard.core;
-                // SAFETY: the spinlock is held, so preemption is off, for
-                // the whole call, and the core lends no stash.
-                let (result, shortfall) =
-                    unsafe { staged.lend(|| core.alloc_uncounted(size, gfp)) };
+                // The first try has no page to lend: the core gets none
+                // (`PageFlags::none`, no stash lent), and one that is out
+                // of memory may be short of pages (`pages_wanted` says how
+                // many). A later try lends the staged pages through this
+                // CPU's stash, which counts what the core asked for beyond
+                // them.
+                let (result, short) = if first {
+                    let r = core.alloc_uncounted(size, PageFlags::none(gfp));
+                    (r, true)
+                } else {
+                    // SAFETY: the spinlock is held, so preemption is off,
+                    // for the whole call, and the core lends no stash.
+                    let (r, shortfall) =
+                        unsafe { staged.lend(|| core.alloc_uncounted(size, PageFlags::new(gfp))) };
+                    (r, shortfall > 0)
+                };
+                first = false;
                 if C::LOCKLESS_MAP && result.is_ok() {
                     core.publish(&self.shard(i).view);
                 }
-                let retry = matches!(result, Err(AllocError::NoMemory)) && shortfall > 0;
+                let retry = matches!(result, Err(AllocError::NoMemory)) && short;
                 let wanted = if retry { core.pages_wanted(size) } else { 0 };
                 if let (Err(e), false) = (result, retry) {
                     core.count_rejection(e);
@@ -1006,9 +1021,9 @@ macro_rules! impl_core {
             fn alloc_uncounted(
                 &mut self,
                 size: usize,
-                gfp: $crate::zpool::Gfp,
+                flags: $crate::pages::PageFlags,
             ) -> Result<u64, $crate::zalloc::AllocError> {
-                Self::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
+                Self::alloc_uncounted(self, size, flags).map(|handle| handle.to_raw())
             }
 
             fn count_rejection(&mut self, error: $crate::zalloc::AllocError) {

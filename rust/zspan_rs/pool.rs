@@ -22,9 +22,8 @@ use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
 
-use crate::pages::KernelPages;
+use crate::pages::{KernelPages, PageFlags};
 use crate::zalloc::AllocError;
-use crate::zpool::Gfp;
 use crate::zpool_pool::{Core, LockedPool, Mapped, Pieces, MAX_COUNTERS};
 use crate::zspan::{self, Handle, HandleError, Mapping, Pool, Stats};
 
@@ -125,8 +124,8 @@ impl Core for Pool<KernelPages> {
         total.plus(shard)
     }
 
-    fn alloc_uncounted(&mut self, size: usize, gfp: Gfp) -> Result<u64, AllocError> {
-        Pool::alloc_uncounted(self, size, gfp).map(|handle| handle.to_raw())
+    fn alloc_uncounted(&mut self, size: usize, flags: PageFlags) -> Result<u64, AllocError> {
+        Pool::alloc_uncounted(self, size, flags).map(|handle| handle.to_raw())
     }
 
     fn count_rejection(&mut self, error: AllocError) {
