@@ -55,7 +55,9 @@ impl PageFlags {
 
     /// No page: each allocation fails at once. A pool's `malloc` tries the
     /// core so first, under its lock, before it has staged any page: the
-    /// same as an empty stash, without lending one (two C calls).
+    /// same as an empty stash, without lending one (two C calls). A page
+    /// the core gives back meanwhile (it got none in this call) goes to the
+    /// page allocator, which may be called under a spinlock to free.
     pub(crate) fn none(gfp: Gfp) -> Self {
         PageFlags { gfp, none: true }
     }
