@@ -152,6 +152,12 @@ impl Staged {
         }
     }
 
+    /// Whether this holds no page (a `malloc`'s first try: it then lends
+    /// the core no stash, [`PageFlags::none`]).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Gets one more page with `gfp` (less direct reclaim, highmem and
     /// movable, as [`KernelPages`]); false if the page allocator has none,
     /// or if this holds as many as a stash does.

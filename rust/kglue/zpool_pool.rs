@@ -798,18 +798,18 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             contended,
         );
         let mut staged = Staged::new();
-        let mut first = true;
         loop {
             let (result, retry, wanted) = {
                 let mut shard = self.acquire(i);
                 let core = &mut shard.core;
-                // The first try has no page to lend: the core gets none
+                // The first try has no page to lend (a later one has at
+                // least one: `top_up`): the core gets none
                 // (`PageFlags::none`, no stash lent), and one that is out
                 // of memory may be short of pages (`pages_wanted` says how
                 // many). A later try lends the staged pages through this
                 // CPU's stash, which counts what the core asked for beyond
                 // them.
-                let (result, short) = if first {
+                let (result, short) = if staged.is_empty() {
                     let r = core.alloc_uncounted(size, PageFlags::none(gfp));
                     (r, true)
                 } else {
@@ -819,7 +819,6 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                         unsafe { staged.lend(|| core.alloc_uncounted(size, PageFlags::new(gfp))) };
                     (r, shortfall > 0)
                 };
-                first = false;
                 if C::LOCKLESS_MAP && result.is_ok() {
                     core.publish(&self.shard(i).view);
                 }
