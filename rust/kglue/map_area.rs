@@ -15,6 +15,7 @@
 //! moved nor freed) until its unmap, so no copy runs under the pool's lock,
 //! and the local lock is never held with it.
 
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use kernel::ffi::{c_int, c_ulong};
 use kernel::prelude::*;
@@ -117,20 +118,26 @@ pub(crate) unsafe fn get(mode: MapMode, handle: u64, pieces: &Pieces) -> Option<
 /// pieces. `None` otherwise: an object mapped in one piece, a handle mapped
 /// by another task, or no mapping.
 pub(crate) fn held_for(handle: u64) -> Option<(NonNull<u8>, bool, Pieces)> {
-    let mut mode = 0;
-    let mut piece = [core::ptr::null_mut(); 2];
-    let mut len = [0usize; 2];
-    // SAFETY: the function reads this CPU's area with preemption off and
-    // writes the three outputs, which are valid for that.
+    // Left unwritten unless the buffer is returned: most unmaps are of
+    // objects in one piece, for which the call is one per-CPU read.
+    let mut mode = MaybeUninit::<c_int>::uninit();
+    let mut piece = MaybeUninit::<[*mut u8; 2]>::uninit();
+    let mut len = MaybeUninit::<[usize; 2]>::uninit();
+    // SAFETY: the function reads this CPU's area (see its comment for why
+    // no preemption needs turning off) and writes the three outputs, which
+    // are valid for that, only when it returns a buffer.
     let buf = unsafe {
         rkm_map_area_held_for(
             handle as c_ulong,
-            &mut mode,
-            piece.as_mut_ptr(),
-            len.as_mut_ptr(),
+            mode.as_mut_ptr(),
+            piece.as_mut_ptr().cast(),
+            len.as_mut_ptr().cast(),
         )
     };
     let buf = NonNull::new(buf)?;
+    // SAFETY: a buffer was returned, so all three outputs were written.
+    let (mode, piece, len) =
+        unsafe { (mode.assume_init(), piece.assume_init(), len.assume_init()) };
     let pieces = [
         (NonNull::new(piece[0])?, len[0]),
         (NonNull::new(piece[1])?, len[1]),
