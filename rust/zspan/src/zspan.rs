@@ -21,7 +21,10 @@
 //!
 //! # Size classes and spans
 //!
-//! Sizes go by steps of [`CLASS_DELTA`] = 16 bytes. For each step, the span
+//! Sizes go by steps of [`FINE_DELTA`] = 8 bytes from [`MIN_SIZE`] = 16 up
+//! to [`FINE_LIMIT`] = 256 bytes, and of [`CLASS_DELTA`] = 16 bytes above
+//! (a small object loses half a step to rounding on average, a large part
+//! of it with 16-byte steps). For each step, the span
 //! is the fewest pages, 1 to [`MAX_SPAN_PAGES`] = 6, whose objects store
 //! at least 31/32 of the most bytes per byte a span can: a span costs its
 //! pages, its record (128 bytes) and its objects' records (16 bytes each).
@@ -30,7 +33,7 @@
 //! than their better fill gains. Objects of 2592 bytes, for instance, go 3
 //! to a span of 2 pages (95 % of the pages used), where a page each would
 //! use 63 %. Neighbouring steps whose spans have the same pages and objects
-//! are one class, of the larger size ([`NCLASSES`] = 84 classes, computed
+//! are one class, of the larger size ([`NCLASSES`] = 99 classes, computed
 //! at compile time, [`CLASSES`]). A span holds at most
 //! [`MAX_SPAN_OBJECTS`] = 256 objects (a page of 16-byte objects).
 //!
@@ -138,7 +141,8 @@ mod records;
 // The API; a module that includes this file may not use all of it.
 #[allow(unused_imports)]
 pub use classes::{
-    class_of, Geometry, CLASSES, CLASS_DELTA, MAX_SIZE, MAX_SPAN_OBJECTS, MAX_SPAN_PAGES, NCLASSES,
+    class_of, Geometry, CLASSES, CLASS_DELTA, FINE_DELTA, FINE_LIMIT, MAX_SIZE, MAX_SPAN_OBJECTS,
+    MAX_SPAN_PAGES, MIN_SIZE, NCLASSES,
 };
 pub use records::Handle;
 
@@ -493,9 +497,9 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Writes an empty pool that takes its pages from `source` at `slot`,
-    /// field by field: a pool is 2.5 KiB (its classes' lists), which
-    /// [`Pool::new`] returns by value, and a kernel caller that builds it
-    /// in place keeps it off its stack. [`Pool::new`] is built on it, so
+    /// field by field: a pool is 3 KiB (its 99 classes' lists, 28 bytes
+    /// each), which [`Pool::new`] returns by value, and a kernel caller
+    /// that builds it in place keeps it off its stack. [`Pool::new`] is built on it, so
     /// that the host tests (under Miri too) see every field written.
     ///
     /// # Safety
@@ -775,7 +779,7 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn reset(&mut self) -> Result<(), Leak> {
         self.objects.clear();
         self.spans.clear();
-        // In place: the array is 5 KiB, too much for a kernel stack temporary.
+        // In place: the array is 2.8 KiB, too much for a kernel stack temporary.
         self.classes.iter_mut().for_each(|c| *c = Class::EMPTY);
         self.span_count = 0;
         self.mapped = 0;

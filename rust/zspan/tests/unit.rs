@@ -40,13 +40,40 @@ fn every_size_has_a_class_that_holds_it() {
         assert!(usize::from(g.size) >= size, "{size} in class of {}", g.size);
         assert!(class >= last);
         last = class;
-        // Its size step's own class would store no more per span.
-        let step = size.div_ceil(CLASS_DELTA) * CLASS_DELTA;
+        // Its size step's own class would store no more per span: 8-byte
+        // steps from 16 up to 256 bytes, 16-byte steps above.
+        let step = if size <= MIN_SIZE {
+            MIN_SIZE
+        } else if size <= FINE_LIMIT {
+            size.div_ceil(FINE_DELTA) * FINE_DELTA
+        } else {
+            size.div_ceil(CLASS_DELTA) * CLASS_DELTA
+        };
         assert!(usize::from(g.size) >= step);
     }
     for pair in CLASSES.windows(2) {
         assert!(pair[0].size < pair[1].size);
         assert!((pair[0].pages, pair[0].objects) != (pair[1].pages, pair[1].objects));
+    }
+}
+
+#[test]
+fn small_objects_round_up_by_less_than_half_a_coarse_step() {
+    // Objects of 60 to 150 bytes (the benchmarks' *small*): rounded up to
+    // 16-byte steps they would waste 7.5 bytes on average; to 8-byte
+    // steps, 3.5, unless steps merged.
+    let sizes = 60..=150usize;
+    let waste: usize = sizes
+        .clone()
+        .map(|size| usize::from(CLASSES[class_of(size).unwrap()].size) - size)
+        .sum();
+    let n = sizes.count();
+    println!("objects of 60..=150 bytes: {waste} bytes wasted over {n} sizes");
+    assert!(waste * 2 <= n * 8, "{waste} over {n}");
+    // Every class at or below FINE_LIMIT is a step of its own or a merge
+    // of steps; none is wider than needed for a byte of its steps.
+    for g in CLASSES.iter().filter(|g| usize::from(g.size) <= FINE_LIMIT) {
+        assert_eq!(usize::from(g.size) % FINE_DELTA, 0, "{g:?}");
     }
 }
 
