@@ -325,7 +325,12 @@ fn compaction_moves_objects_and_frees_spans() {
         let c = pool.compact(64);
         pool.check().unwrap();
         moved += c.moved;
-        if c.moved == 0 && c.scanned == 0 {
+        // A call that moves nothing is done: what is left is the pinned
+        // object's span, which every call may choose again, look at (one
+        // record) and let go, so `scanned` alone never reaches 0 (waiting
+        // for it ran this loop 1000 times, which Miri takes many minutes
+        // over).
+        if c.moved == 0 {
             break;
         }
     }
