@@ -228,8 +228,8 @@ pub const CLASSES: [Geometry; NCLASSES] = {
 };
 
 /// The class of each 8 bytes of size: entry `i` is the class of the sizes
-/// `8 * i + 1 ..= 8 * (i + 1)`, which share a step (steps are multiples of
-/// [`FINE_DELTA`], and sizes of a step differ by at most one). One load a
+/// `8 * i + 1 ..= 8 * (i + 1)`, which are all in one step (every step's
+/// size is a multiple of [`FINE_DELTA`]; asserted below). One load a
 /// lookup, as with one kind of step.
 const CLASS_OF_EIGHTH: [u8; MAX_SIZE / FINE_DELTA] = {
     let mut out = [0u8; MAX_SIZE / FINE_DELTA];

@@ -23,8 +23,8 @@
 //!
 //! Sizes go by steps of [`FINE_DELTA`] = 8 bytes from [`MIN_SIZE`] = 16 up
 //! to [`FINE_LIMIT`] = 256 bytes, and of [`CLASS_DELTA`] = 16 bytes above
-//! (a small object loses half a step to rounding on average, a large part
-//! of it with 16-byte steps). For each step, the span
+//! (an object loses half a step to rounding on average: for a small one,
+//! 8 bytes would be a large part of it). For each step, the span
 //! is the fewest pages, 1 to [`MAX_SPAN_PAGES`] = 6, whose objects store
 //! at least 31/32 of the most bytes per byte a span can: a span costs its
 //! pages, its record (128 bytes) and its objects' records (16 bytes each).
@@ -779,7 +779,7 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn reset(&mut self) -> Result<(), Leak> {
         self.objects.clear();
         self.spans.clear();
-        // In place: the array is 2.8 KiB, too much for a kernel stack temporary.
+        // In place: the array is 2.7 KiB, too much for a kernel stack temporary.
         self.classes.iter_mut().for_each(|c| *c = Class::EMPTY);
         self.span_count = 0;
         self.mapped = 0;
