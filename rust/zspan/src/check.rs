@@ -4,7 +4,7 @@
 //! tests (the model tests after every step, the kernel's test modules
 //! under the lock).
 
-use super::{Group, Pool, CLASSES, GROUPS, NCLASSES};
+use super::{trigger, Group, Pool, CLASSES, GROUPS, NCLASSES};
 use crate::zalloc::{PageSource, NO_SLOT};
 
 /// A mix of a span slot and an index, for the multiset comparison of the
@@ -103,7 +103,11 @@ impl<P: PageSource + Clone> Pool<P> {
             bytes += u64::from(span.live) * u64::from(g.size);
         }
         for (class, c) in self.classes.iter().enumerate() {
-            if c.spans != class_spans[class] || c.live != class_live[class] {
+            let objects = CLASSES.get(class).map_or(0, |g| u32::from(g.objects));
+            if c.spans != class_spans[class]
+                || Some(c.room) != c.spans.wrapping_mul(objects).checked_sub(class_live[class])
+                || c.trigger != trigger(c.spans, objects)
+            {
                 return Err("a class's counts are not its spans'");
             }
             for (group, &head) in c.heads.iter().enumerate() {
@@ -154,7 +158,7 @@ impl<P: PageSource + Clone> Pool<P> {
         if pages != self.pages
             || spans != self.span_count
             || live != self.live
-            || bytes != self.class_bytes
+            || bytes != self.class_bytes()
         {
             return Err("a pool counter is not the sum of its spans'");
         }

@@ -397,16 +397,34 @@ struct Class {
     heads: [u32; GROUPS],
     /// Spans of the class.
     spans: u32,
-    /// Live objects of the class.
-    live: u32,
+    /// Free objects of the class's spans (their objects less the live).
+    room: u32,
+    /// The room from which the class is compacted: [`slack_spans`] of its
+    /// spans' worth of objects, set when its spans change, so that the
+    /// check after each free ([`Pool::evacuate`]) is one comparison.
+    trigger: u32,
 }
 
 impl Class {
     const EMPTY: Class = Class {
         heads: [NO_SLOT; GROUPS],
         spans: 0,
-        live: 0,
+        room: 0,
+        trigger: u32::MAX,
     };
+
+    /// Counts a span of `objects` objects, all free, in (`true`) or out
+    /// of the class.
+    fn count_span(&mut self, objects: u32, added: bool) {
+        if added {
+            self.spans = self.spans.wrapping_add(1);
+            self.room = self.room.wrapping_add(objects);
+        } else {
+            self.spans = self.spans.wrapping_sub(1);
+            self.room = self.room.wrapping_sub(objects);
+        }
+        self.trigger = trigger(self.spans, objects);
+    }
 }
 
 /// A pool of objects in size classes on spans; see the
@@ -435,7 +453,6 @@ pub struct Pool<P: PageSource + Clone> {
     live: u64,
     span_count: u64,
     mapped: u64,
-    class_bytes: u64,
     moved: u64,
     spans_compacted: u64,
     rejected: Rejections,
@@ -457,6 +474,16 @@ fn slack_spans(spans: u32) -> u32 {
         2
     } else {
         1
+    }
+}
+
+/// [`Class::trigger`] of a class of `spans` spans of `objects` objects:
+/// `u32::MAX`, which its room (0) is below, for a class without spans.
+fn trigger(spans: u32, objects: u32) -> u32 {
+    if spans == 0 {
+        u32::MAX
+    } else {
+        slack_spans(spans).wrapping_mul(objects)
     }
 }
 
@@ -532,7 +559,6 @@ impl<P: PageSource + Clone> Pool<P> {
                 addr_of_mut!((*slot).live),
                 addr_of_mut!((*slot).span_count),
                 addr_of_mut!((*slot).mapped),
-                addr_of_mut!((*slot).class_bytes),
                 addr_of_mut!((*slot).moved),
                 addr_of_mut!((*slot).spans_compacted),
                 addr_of_mut!((*slot).bad_handles),
@@ -614,7 +640,6 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         };
         self.live = self.live.wrapping_add(1);
-        self.class_bytes = self.class_bytes.wrapping_add(u64::from(t.size));
         self.set_object_prev(t.old_head, slot);
         Ok(Handle::new(
             self.objects.tag(),
@@ -743,6 +768,20 @@ impl<P: PageSource + Clone> Pool<P> {
         self.live == 0
     }
 
+    /// Bytes of the live objects' classes, from the classes' counts: a
+    /// walk of [`NCLASSES`] classes when the counters are read, not a
+    /// count kept by every `alloc`, `free` and move.
+    fn class_bytes(&self) -> u64 {
+        self.classes
+            .iter()
+            .zip(CLASSES.iter())
+            .map(|(c, g)| {
+                let capacity = u64::from(c.spans) * u64::from(g.objects);
+                capacity.saturating_sub(u64::from(c.room)) * u64::from(g.size)
+            })
+            .sum()
+    }
+
     /// The pool's counters.
     pub fn stats(&self) -> Stats {
         Stats {
@@ -754,7 +793,7 @@ impl<P: PageSource + Clone> Pool<P> {
             objects: self.live,
             spans: self.span_count,
             mapped: self.mapped,
-            class_bytes: self.class_bytes,
+            class_bytes: self.class_bytes(),
             moved: self.moved,
             spans_compacted: self.spans_compacted,
             rejected_invalid: self.rejected.invalid,
@@ -783,7 +822,6 @@ impl<P: PageSource + Clone> Pool<P> {
         self.classes.iter_mut().for_each(|c| *c = Class::EMPTY);
         self.span_count = 0;
         self.mapped = 0;
-        self.class_bytes = 0;
         Leak::check(
             core::mem::take(&mut self.pages),
             core::mem::take(&mut self.live),
@@ -1038,7 +1076,7 @@ impl<P: PageSource + Clone> Pool<P> {
         self.pages = self.pages.wrapping_add(u64::from(geometry.pages));
         self.span_count = self.span_count.wrapping_add(1);
         if let Some(c) = self.classes.get_mut(class) {
-            c.spans = c.spans.wrapping_add(1);
+            c.count_span(u32::from(geometry.objects), true);
         }
         self.relink(slot, Group::AlmostEmpty as u8);
         Ok(slot)
@@ -1051,7 +1089,6 @@ impl<P: PageSource + Clone> Pool<P> {
     fn take_index(&mut self, slot: u32, object: u32) -> Option<(u32, u32)> {
         let t = take_index_in(&mut self.spans, &mut self.classes, slot, object)?;
         self.live = self.live.wrapping_add(1);
-        self.class_bytes = self.class_bytes.wrapping_add(u64::from(t.size));
         Some((t.index, t.old_head))
     }
 
@@ -1072,7 +1109,6 @@ impl<P: PageSource + Clone> Pool<P> {
             span.head = next;
         }
         let class = usize::from(span.class);
-        let size = CLASSES.get(class).map_or(0, |g| u64::from(g.size));
         span.set_used(index, false);
         span.live = span.live.wrapping_sub(1);
         let live = span.live;
@@ -1082,9 +1118,8 @@ impl<P: PageSource + Clone> Pool<P> {
             Moved::NONE
         };
         self.live = self.live.wrapping_sub(1);
-        self.class_bytes = self.class_bytes.wrapping_sub(size);
         if let Some(c) = self.classes.get_mut(class) {
-            c.live = c.live.wrapping_sub(1);
+            c.room = c.room.wrapping_add(1);
         }
         if live == 0 {
             self.free_span(slot);
@@ -1118,8 +1153,11 @@ impl<P: PageSource + Clone> Pool<P> {
         {
             self.pages = self.pages.wrapping_sub(u64::from(span.npages));
             self.span_count = self.span_count.wrapping_sub(1);
+            let objects = CLASSES
+                .get(usize::from(span.class))
+                .map_or(0, |g| g.objects);
             if let Some(c) = self.classes.get_mut(usize::from(span.class)) {
-                c.spans = c.spans.wrapping_sub(1);
+                c.count_span(u32::from(objects), false);
             }
         }
     }
@@ -1188,22 +1226,21 @@ impl<P: PageSource + Clone> Pool<P> {
     /// compaction finds them so). Returns whether the class has an
     /// evacuating span.
     fn evacuate(&mut self, class: usize) -> bool {
-        let Some(c) = self.classes.get(class).copied() else {
+        let Some(c) = self.classes.get(class) else {
             return false;
         };
         if c.heads[Group::Evacuating as usize] != NO_SLOT {
             return true;
         }
-        let objects = CLASSES.get(class).map_or(0, |g| u32::from(g.objects));
-        let capacity = c.spans.wrapping_mul(objects);
-        if objects == 0 || capacity.saturating_sub(c.live) < slack_spans(c.spans) * objects {
+        if c.room < c.trigger {
             return false;
         }
+        let heads = c.heads;
         // The emptiest of the first spans of the emptiest list, looking at
         // a bounded number of spans.
         let mut best: Option<(u32, u16)> = None;
         for group in [Group::AlmostEmpty, Group::HalfFull, Group::AlmostFull] {
-            let mut slot = c.heads[group as usize];
+            let mut slot = heads[group as usize];
             let mut seen = 0;
             while slot != NO_SLOT && seen < EVACUATE_SCAN {
                 let Some(span) = self.span(slot) else {
@@ -1286,13 +1323,12 @@ fn span_in<P: PageSource>(
     }
 }
 
-/// What [`take_index_in`] took: the object's index, the span's first
-/// object before it, and the class's size.
+/// What [`take_index_in`] took: the object's index and the span's first
+/// object before it.
 #[derive(Clone, Copy)]
 struct Taken {
     index: u32,
     old_head: u32,
-    size: u16,
 }
 
 /// Takes the first free index of the listed span in `slot` of `spans` for
@@ -1317,14 +1353,10 @@ fn take_index_in<P: PageSource>(
     let old_head = core::mem::replace(&mut span.head, object);
     let moved = relist_body(classes, slot, span);
     if let Some(c) = classes.get_mut(class) {
-        c.live = c.live.wrapping_add(1);
+        c.room = c.room.wrapping_sub(1);
     }
     fix_neighbours_in(spans, slot, moved);
-    Some(Taken {
-        index,
-        old_head,
-        size: geometry.size,
-    })
+    Some(Taken { index, old_head })
 }
 
 /// Mends the links of the spans of `spans` next to the span in `slot` on
