@@ -84,6 +84,7 @@ impl Core for Pool<KernelPages> {
     const COUNTERS: &'static [&'static CStr] = &[
         c_str!("pages"),
         c_str!("table_pages"),
+        c_str!("spare_pages"),
         c_str!("objects"),
         c_str!("spans"),
         c_str!("mapped"),
@@ -172,6 +173,7 @@ impl Core for Pool<KernelPages> {
         let values = [
             s.pages,
             s.table_pages,
+            s.spare_pages,
             s.objects,
             s.spans,
             s.mapped,
@@ -187,9 +189,9 @@ impl Core for Pool<KernelPages> {
         out
     }
 
-    /// The spans' pages and the pages of the two tables.
+    /// The spans' pages, the spare pages and the pages of the two tables.
     fn total_pages(s: &Stats) -> u64 {
-        s.pages + s.table_pages
+        s.pages + s.spare_pages + s.table_pages
     }
 
     fn total_pages_now(&self) -> u64 {

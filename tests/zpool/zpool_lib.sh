@@ -130,6 +130,7 @@ zpool_counters() {
 # zpool_relations SNAPSHOT: the relations between the counters of a
 # snapshot (zpool_counters) of a quiet moment, when no zswap store, load or
 # free is under way: in each pool, total_pages is pages plus table pages
+# (plus spare pages)
 # and the pages and objects are those of its pages by number of objects;
 # over the pools, the objects are zswap's stored pages (one object a stored
 # page) and the pages are zswap's pool_total_size (C pools empty). Prints
@@ -143,8 +144,11 @@ zpool_relations() {
 		END {
 			for (pool in pools) {
 				pages = v[pool, "pages"]; objects = v[pool, "objects"]
-				if (v[pool, "total_pages"] != pages + v[pool, "table_pages"])
-					bad(pool ": total_pages " v[pool, "total_pages"] " != pages " pages " + table_pages " v[pool, "table_pages"])
+				# (spare_pages: zspan_rs's pages of freed spans kept for its
+				# next span; 0 where a driver has no such file.)
+				spare = v[pool, "spare_pages"] + 0
+				if (v[pool, "total_pages"] != pages + v[pool, "table_pages"] + spare)
+					bad(pool ": total_pages " v[pool, "total_pages"] " != pages " pages " + table_pages " v[pool, "table_pages"] " + spare_pages " spare)
 				if (pools[pool] == "zbud_rs") {
 					one = v[pool, "pages_one_buddy"]; two = v[pool, "pages_two_buddies"]
 					if (pages != one + two || objects != one + 2 * two)

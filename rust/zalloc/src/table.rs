@@ -591,22 +591,38 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// enough pages or all [`Self::CAPACITY`] slots are taken.
     pub fn insert_page(&mut self, flags: P::Flags) -> Result<(u32, u32, NonNull<u8>), AllocError> {
         let page = self.source.alloc_page(flags).ok_or(AllocError::NoMemory)?;
+        match self.insert_given_page(page, flags) {
+            Ok((slot, generation)) => Ok((slot, generation, page)),
+            Err(page) => {
+                // SAFETY: `page` came from `alloc_page` above and nothing
+                // refers to it.
+                unsafe { self.source.free_page(page) };
+                Err(AllocError::NoMemory)
+            }
+        }
+    }
+
+    /// [`Self::insert_page`] of `page`, a page of the table's source that
+    /// the caller holds (one it kept rather than freed): puts it in a free
+    /// slot, growing the table with `flags` if it has none. Returns the
+    /// slot and the generation, or the page back, the table unchanged, if
+    /// the table cannot grow.
+    pub fn insert_given_page(
+        &mut self,
+        page: NonNull<u8>,
+        flags: P::Flags,
+    ) -> Result<(u32, u32), NonNull<u8>> {
         if self.free_slots == 0 && self.grow(flags).is_none() {
-            // SAFETY: `page` came from `alloc_page` above and nothing refers
-            // to it.
-            unsafe { self.source.free_page(page) };
-            return Err(AllocError::NoMemory);
+            return Err(page);
         }
         let Some((slot, generation, record)) = self.take_slot() else {
             // Not with the invariants: there is a free slot.
-            // SAFETY: As above.
-            unsafe { self.source.free_page(page) };
-            return Err(AllocError::NoMemory);
+            return Err(page);
         };
         // SAFETY: `record` points to the slot's record in its live leaf,
         // aligned; the table, borrowed mutably, alone accesses it.
         unsafe { R::store(record, R::occupied(page, generation)) };
-        Ok((slot, generation, page))
+        Ok((slot, generation))
     }
 
     /// Puts `make(slot, generation)`, a pageless record (see
@@ -672,15 +688,25 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     ///
     /// The page must hold nothing anybody uses any more.
     pub fn remove_page(&mut self, slot: u32, generation: u32) -> bool {
-        let Some(page) = self.get(slot).and_then(Record::page) else {
+        let Some(page) = self.take_page(slot, generation) else {
             return false;
         };
-        self.put_slot(slot, generation);
         // SAFETY: The page came from `source` and was not freed (type
         // invariant); the table no longer refers to it, and the caller uses
         // it no more.
         unsafe { self.source.free_page(page) };
         true
+    }
+
+    /// [`Self::remove_page`] that gives the page to the caller instead of
+    /// freeing it (`None`, the table unchanged, if the slot is free or has
+    /// no leaf): the page is the caller's from then on, to free to the
+    /// table's source or to put in a slot again
+    /// ([`Self::insert_given_page`]).
+    pub fn take_page(&mut self, slot: u32, generation: u32) -> Option<NonNull<u8>> {
+        let page = self.get(slot).and_then(Record::page)?;
+        self.put_slot(slot, generation);
+        Some(page)
     }
 
     /// Frees the page of the occupied `slot`, which stays occupied with

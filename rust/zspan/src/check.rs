@@ -4,7 +4,7 @@
 //! tests (the model tests after every step, the kernel's test modules
 //! under the lock).
 
-use super::{trigger, Group, Pool, CLASSES, GROUPS, NCLASSES};
+use super::{trigger, Group, Pool, CLASSES, GROUPS, MAX_SPAN_PAGES, NCLASSES};
 use crate::zalloc::{PageSource, NO_SLOT};
 
 /// A mix of a span slot and an index, for the multiset comparison of the
@@ -44,6 +44,12 @@ impl<P: PageSource + Clone> Pool<P> {
             for (i, page) in span.more.iter().enumerate() {
                 if page.is_null() != (i + 1 >= usize::from(span.npages)) {
                     return Err("a span's pages are not its first npages");
+                }
+            }
+            for i in 0..usize::from(span.npages) {
+                let page = span.page_at(i).ok_or("a span lacks a page")?;
+                if self.spare.pages.contains(&Some(page)) {
+                    return Err("a spare page is a span's");
                 }
             }
             let mut count = 0u16;
@@ -154,6 +160,20 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         if objects_mapped != self.mapped {
             return Err("the mapped objects are not the pool's mapped count");
+        }
+        let kept = self.spare.len();
+        if kept > MAX_SPAN_PAGES
+            || self
+                .spare
+                .pages
+                .iter()
+                .enumerate()
+                .any(|(i, p)| p.is_some() != (i < kept))
+        {
+            return Err("the spare's pages are not its first len");
+        }
+        if self.span_count == 0 && kept != 0 {
+            return Err("a pool without spans keeps spare pages");
         }
         if pages != self.pages
             || spans != self.span_count

@@ -329,6 +329,9 @@ pub struct Stats {
     pub pages: u64,
     /// Pages of the two tables (objects' and spans' records).
     pub table_pages: u64,
+    /// Pages of freed spans kept for the next new span (at most
+    /// [`MAX_SPAN_PAGES`]; none in a pool without spans).
+    pub spare_pages: u64,
     /// Live objects.
     pub objects: u64,
     /// Spans.
@@ -358,6 +361,7 @@ impl Stats {
         Stats {
             pages: self.pages.wrapping_add(other.pages),
             table_pages: self.table_pages.wrapping_add(other.table_pages),
+            spare_pages: self.spare_pages.wrapping_add(other.spare_pages),
             objects: self.objects.wrapping_add(other.objects),
             spans: self.spans.wrapping_add(other.spans),
             mapped: self.mapped.wrapping_add(other.mapped),
@@ -427,6 +431,61 @@ impl Class {
     }
 }
 
+/// Pages of freed spans that a pool keeps for its next new span: at most
+/// a span's worth, that of the last span freed ([`MAX_SPAN_PAGES`] at
+/// most), none in a pool without spans. Under churn, compaction frees a
+/// span as often as allocations open one; a kept page saves the page
+/// allocator's free and allocation, and a driver that gets its pages
+/// outside its lock the second try they take. The pages count in the
+/// pool's ([`Stats::spare_pages`]).
+///
+/// # Invariants
+///
+/// `pages[..len]` are pages of the pool's source that hold nothing and
+/// that nothing else refers to; the rest are `None`; `len <=`
+/// [`MAX_SPAN_PAGES`].
+struct Spare {
+    pages: [Option<NonNull<u8>>; MAX_SPAN_PAGES],
+    len: u8,
+}
+
+// SAFETY: The spare pages are the pool's alone (type invariant); they may
+// move to another thread with the pool.
+unsafe impl Send for Spare {}
+
+impl Spare {
+    const EMPTY: Spare = Spare {
+        pages: [None; MAX_SPAN_PAGES],
+        len: 0,
+    };
+
+    /// The pages kept.
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Takes a page, if any.
+    fn take(&mut self) -> Option<NonNull<u8>> {
+        let last = self.len().checked_sub(1)?;
+        let page = self.pages.get_mut(last)?.take()?;
+        self.len = last as u8;
+        Some(page)
+    }
+
+    /// Keeps `page`, or gives it back if the spare is full.
+    fn put(&mut self, page: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        let len = self.len();
+        match self.pages.get_mut(len) {
+            Some(at) => {
+                *at = Some(page);
+                self.len = self.len.wrapping_add(1);
+                Ok(())
+            }
+            None => Err(page),
+        }
+    }
+}
+
 /// A pool of objects in size classes on spans; see the
 /// [module documentation](self).
 ///
@@ -449,6 +508,7 @@ pub struct Pool<P: PageSource + Clone> {
     objects: ObjectTable<P>,
     spans: SpanTable<P>,
     classes: [Class; NCLASSES],
+    spare: Spare,
     pages: u64,
     live: u64,
     span_count: u64,
@@ -565,6 +625,7 @@ impl<P: PageSource + Clone> Pool<P> {
             ] {
                 counter.write(0);
             }
+            addr_of_mut!((*slot).spare).write(Spare::EMPTY);
             addr_of_mut!((*slot).rejected).write(Rejections::default());
             addr_of_mut!((*slot).freed_class).write(0);
             // The modulo makes the cast lossless.
@@ -604,6 +665,7 @@ impl<P: PageSource + Clone> Pool<P> {
             None if size == 0 => return Err(AllocError::Invalid),
             None => return Err(AllocError::TooBig),
         };
+        let spare_before = self.spare.len();
         let (span, opened) = match self.pick(class) {
             Some(span) => (span, false),
             None => (self.new_span(class, flags)?, true),
@@ -633,8 +695,10 @@ impl<P: PageSource + Clone> Pool<P> {
                 // No slot (the table could not grow), or, not with the
                 // invariants, no free index in a listed span that is not
                 // full: a span opened for the object goes back.
+                // Its pages go back where they came from: the pool is as
+                // it was, its spare included.
                 if opened {
-                    self.free_span(span);
+                    self.free_span(span, spare_before);
                 }
                 return Err(result.err().unwrap_or(AllocError::NoMemory));
             }
@@ -661,8 +725,8 @@ impl<P: PageSource + Clone> Pool<P> {
         let span = match self.pick(class) {
             Some(_) => 0,
             None => {
-                CLASSES.get(class).map_or(0, |g| usize::from(g.pages))
-                    + self.spans.pages_to_insert()
+                let pages = CLASSES.get(class).map_or(0, |g| usize::from(g.pages));
+                pages.saturating_sub(self.spare.len()) + self.spans.pages_to_insert()
             }
         };
         self.objects.pages_to_insert() + span
@@ -749,11 +813,13 @@ impl<P: PageSource + Clone> Pool<P> {
         self.pages
     }
 
-    /// Every page the pool holds: its spans' and its tables'
-    /// ([`Stats::pages`] plus [`Stats::table_pages`]), without building
-    /// the whole [`Stats`]: what a driver publishes after each change.
+    /// Every page the pool holds: its spans', its spare and its tables'
+    /// ([`Stats::pages`] plus [`Stats::spare_pages`] plus
+    /// [`Stats::table_pages`]), without building the whole [`Stats`]:
+    /// what a driver publishes after each change.
     pub fn all_pages(&self) -> u64 {
         self.pages
+            .wrapping_add(self.spare.len() as u64)
             .wrapping_add(self.objects.node_pages())
             .wrapping_add(self.spans.node_pages())
     }
@@ -790,6 +856,7 @@ impl<P: PageSource + Clone> Pool<P> {
                 .objects
                 .node_pages()
                 .wrapping_add(self.spans.node_pages()),
+            spare_pages: self.spare.len() as u64,
             objects: self.live,
             spans: self.span_count,
             mapped: self.mapped,
@@ -810,12 +877,17 @@ impl<P: PageSource + Clone> Pool<P> {
 
     /// Empties the pool. If objects are still live, their spans' pages are
     /// left allocated (callers may still use them) and the returned
-    /// [`Leak`] says how many; everything else, the tables included, is
-    /// freed.
+    /// [`Leak`] says how many; everything else, the tables and the spare
+    /// pages included, is freed.
     ///
     /// The pool can be used again, under a new tag: handles from before are
     /// [`HandleError::Foreign`]. The event counters of [`Stats`] are kept.
     pub fn reset(&mut self) -> Result<(), Leak> {
+        while let Some(page) = self.spare.take() {
+            // SAFETY: A spare page came from this source and holds nothing
+            // (type invariant).
+            unsafe { self.spans.source().free_page(page) };
+        }
         self.objects.clear();
         self.spans.clear();
         // In place: the array is 2.7 KiB, too much for a kernel stack temporary.
@@ -1048,27 +1120,41 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A new, empty span of `class`, on its class's list.
     fn new_span(&mut self, class: usize, flags: P::Flags) -> Result<u32, AllocError> {
         let geometry = *CLASSES.get(class).ok_or(AllocError::Invalid)?;
-        let (slot, generation, _) = self.spans.insert_page(flags)?;
-        let mut pages = [core::ptr::null_mut(); MAX_SPAN_PAGES];
-        for i in 1..usize::from(geometry.pages) {
-            match self.spans.source().alloc_page(flags) {
-                Some(page) => pages[i] = page.as_ptr(),
-                None => {
-                    for page in pages.iter().take(i).skip(1) {
-                        if let Some(page) = NonNull::new(*page) {
-                            // SAFETY: The page came from this source just
-                            // above and nothing refers to it.
-                            unsafe { self.spans.source().free_page(page) };
-                        }
+        let npages = usize::from(geometry.pages).clamp(1, MAX_SPAN_PAGES);
+        // The spare pages first (a freed span's: no call to the source,
+        // and no page for the caller to get outside its lock), then the
+        // source's. `spared` of them, the first, are the spare's.
+        let spare_before = self.spare.len();
+        let mut pages = [None; MAX_SPAN_PAGES];
+        for i in 0..npages {
+            let page = match self.spare.take() {
+                Some(page) => Some(page),
+                None => self.spans.source().alloc_page(flags),
+            };
+            match (page, pages.get_mut(i)) {
+                (Some(page), Some(at)) => *at = Some(page),
+                (page, _) => {
+                    if let Some(page) = page {
+                        self.retire_page(page, spare_before);
                     }
-                    self.spans.remove_page(slot, generation);
+                    self.retire_pages(&pages, spare_before);
                     return Err(AllocError::NoMemory);
                 }
             }
         }
+        let inserted = match pages[0] {
+            Some(first) => self.spans.insert_given_page(first, flags).ok(),
+            None => None,
+        };
+        let Some((slot, _)) = inserted else {
+            // The table could not grow: every page goes back where it
+            // came from.
+            self.retire_pages(&pages, spare_before);
+            return Err(AllocError::NoMemory);
+        };
         if let Some((_, s)) = self.span_mut(slot) {
             for (dst, src) in s.more.iter_mut().zip(pages.into_iter().skip(1)) {
-                *dst = src;
+                *dst = src.map_or(core::ptr::null_mut(), NonNull::as_ptr);
             }
             s.npages = geometry.pages;
             s.class = class as u8;
@@ -1080,6 +1166,29 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         self.relink(slot, Group::AlmostEmpty as u8);
         Ok(slot)
+    }
+
+    /// Gives `page`, one of the pool's that holds nothing, to the spare
+    /// if it has fewer than `keep` pages (at most [`MAX_SPAN_PAGES`]),
+    /// else back to the source.
+    fn retire_page(&mut self, page: NonNull<u8>, keep: usize) {
+        if self.spare.len() < keep {
+            if let Err(page) = self.spare.put(page) {
+                // SAFETY: The page came from this source, holds nothing,
+                // and nothing refers to it.
+                unsafe { self.spans.source().free_page(page) };
+            }
+        } else {
+            // SAFETY: As above.
+            unsafe { self.spans.source().free_page(page) };
+        }
+    }
+
+    /// [`Pool::retire_page`] of each page of `pages`.
+    fn retire_pages(&mut self, pages: &[Option<NonNull<u8>>], keep: usize) {
+        for page in pages.iter().flatten() {
+            self.retire_page(*page, keep);
+        }
     }
 
     /// Takes the first free index of the listed span in `slot` for the
@@ -1109,6 +1218,7 @@ impl<P: PageSource + Clone> Pool<P> {
             span.head = next;
         }
         let class = usize::from(span.class);
+        let npages = usize::from(span.npages);
         span.set_used(index, false);
         span.live = span.live.wrapping_sub(1);
         let live = span.live;
@@ -1122,7 +1232,9 @@ impl<P: PageSource + Clone> Pool<P> {
             c.room = c.room.wrapping_add(1);
         }
         if live == 0 {
-            self.free_span(slot);
+            // Its pages are kept as the spare, up to a span of its pages,
+            // for the class whose allocation next needs a span.
+            self.free_span(slot, npages);
             Some((class, true))
         } else {
             self.fix_neighbours(slot, moved);
@@ -1131,33 +1243,41 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Frees the empty span in `slot`: its pages and its slot.
-    fn free_span(&mut self, slot: u32) {
+    fn free_span(&mut self, slot: u32, keep: usize) {
         let Some(span) = self.span(slot).copied() else {
             return;
         };
         self.unlink(slot);
+        let Some(first) = self.spans.take_page(slot, next_generation(span.generation)) else {
+            return;
+        };
+        self.pages = self.pages.wrapping_sub(u64::from(span.npages));
+        self.span_count = self.span_count.wrapping_sub(1);
+        let objects = CLASSES
+            .get(usize::from(span.class))
+            .map_or(0, |g| g.objects);
+        if let Some(c) = self.classes.get_mut(usize::from(span.class)) {
+            c.count_span(u32::from(objects), false);
+        }
+        // A pool without spans keeps no spare page: it holds nothing.
+        let keep = if self.span_count == 0 { 0 } else { keep };
+        self.retire_page(first, keep);
         for page in span
             .more
             .iter()
             .take(usize::from(span.npages).saturating_sub(1))
         {
             if let Some(page) = NonNull::new(*page) {
-                // SAFETY: The span's pages came from this source (type
-                // invariant) and it holds no object any more.
-                unsafe { self.spans.source().free_page(page) };
+                // The span's pages came from this source (type invariant)
+                // and it holds no object any more.
+                self.retire_page(page, keep);
             }
         }
-        if self
-            .spans
-            .remove_page(slot, next_generation(span.generation))
-        {
-            self.pages = self.pages.wrapping_sub(u64::from(span.npages));
-            self.span_count = self.span_count.wrapping_sub(1);
-            let objects = CLASSES
-                .get(usize::from(span.class))
-                .map_or(0, |g| g.objects);
-            if let Some(c) = self.classes.get_mut(usize::from(span.class)) {
-                c.count_span(u32::from(objects), false);
+        if self.span_count == 0 {
+            while let Some(page) = self.spare.take() {
+                // SAFETY: A spare page came from this source and holds
+                // nothing (type invariant).
+                unsafe { self.spans.source().free_page(page) };
             }
         }
     }

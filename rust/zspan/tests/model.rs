@@ -124,9 +124,15 @@ fn run(steps: Vec<Step>, shard: usize) {
                         }
                         let _ = model.expected.rejected.count::<()>(Err(e));
                         let after = pool.stats();
+                        // Unchanged, its spare included.
                         assert_eq!(
-                            (after.pages, after.objects, after.spans),
-                            (before.pages, before.objects, before.spans)
+                            (after.pages, after.spare_pages, after.objects, after.spans),
+                            (
+                                before.pages,
+                                before.spare_pages,
+                                before.objects,
+                                before.spans
+                            )
                         );
                     }
                 }
@@ -249,8 +255,11 @@ fn run(steps: Vec<Step>, shard: usize) {
             .sum();
         assert_eq!(stats.class_bytes, bytes);
         assert!(stats.class_bytes <= stats.pages * PAGE_SIZE as u64);
-        assert_eq!(src.live(), stats.pages + stats.table_pages);
-        assert_eq!(pool.all_pages(), stats.pages + stats.table_pages);
+        // The source's pages are the spans', the spare's and the tables'.
+        let held = stats.pages + stats.spare_pages + stats.table_pages;
+        assert_eq!(src.live(), held, "step {n}");
+        assert_eq!(pool.all_pages(), held);
+        assert!(stats.spare_pages <= MAX_SPAN_PAGES as u64);
         if check_all || n % 64 == 0 {
             for o in &model.live {
                 verify_object(&mut pool, o);

@@ -503,3 +503,102 @@ fn shards_name_themselves_in_their_handles() {
     }
     assert!(used.iter().all(|&u| u));
 }
+
+#[test]
+fn a_freed_span_is_kept_for_the_next_new_span() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let class = class_of(2592).unwrap();
+    let g = CLASSES[class];
+    let objects = usize::from(g.objects);
+    // Two spans; the second empties and its pages are kept.
+    let mut first: Vec<_> = (0..objects)
+        .map(|_| pool.alloc(2592, GFP).unwrap())
+        .collect();
+    let second: Vec<_> = (0..objects)
+        .map(|_| pool.alloc(2592, GFP).unwrap())
+        .collect();
+    let held = src.live();
+    for h in second {
+        pool.free(h).unwrap();
+    }
+    let s = pool.stats();
+    assert_eq!((s.spans, s.spare_pages), (1, u64::from(g.pages)));
+    assert_eq!(src.live(), held, "the spare's pages are still the pool's");
+    assert_eq!(pool.all_pages(), held);
+    pool.check().unwrap();
+    // The next span takes them: no page from the source, even one that
+    // fails every allocation (a driver's first try, without pages).
+    src.fail_all.set(true);
+    let allocs = src.allocs.get();
+    assert_eq!(pool.pages_wanted(2592), 0);
+    let again: Vec<_> = (0..objects)
+        .map(|_| pool.alloc(2592, GFP).unwrap())
+        .collect();
+    src.fail_all.set(false);
+    assert_eq!(src.allocs.get(), allocs);
+    let s = pool.stats();
+    assert_eq!((s.spans, s.spare_pages), (2, 0));
+    pool.check().unwrap();
+    // A span of another class takes what the spare has, the rest from the
+    // source: a 1-page span after the pages of a freed 2-page span.
+    for h in again {
+        pool.free(h).unwrap();
+    }
+    let small = pool.alloc(100, GFP).unwrap();
+    assert_eq!(src.allocs.get(), allocs);
+    assert_eq!(pool.stats().spare_pages, u64::from(g.pages) - 1);
+    pool.check().unwrap();
+    // A pool without spans keeps nothing.
+    pool.free(small).unwrap();
+    first.drain(..).for_each(|h| pool.free(h).unwrap());
+    let s = pool.stats();
+    assert_eq!((s.spans, s.spare_pages, s.pages), (0, 0, 0));
+    assert_eq!(src.live(), s.table_pages);
+    pool.check().unwrap();
+}
+
+#[test]
+fn a_failed_alloc_leaves_the_spare_as_it_was() {
+    let src = TestPages::new();
+    let mut pool = Pool::new(&src);
+    let keep = pool.alloc(100, GFP).unwrap();
+    // A freed 2-page span: the spare has 2 pages; a 6-page span needs 4
+    // more, and the source fails the second of them.
+    let class = class_of(2592).unwrap();
+    let g = CLASSES[class];
+    let span: Vec<_> = (0..g.objects)
+        .map(|_| pool.alloc(2592, GFP).unwrap())
+        .collect();
+    span.into_iter().for_each(|h| pool.free(h).unwrap());
+    let before = pool.stats();
+    assert_eq!(before.spare_pages, u64::from(g.pages));
+    let big = (1..=MAX_SIZE)
+        .rev()
+        .find(|&s| class_of(s).is_some_and(|c| CLASSES[c].pages as usize == MAX_SPAN_PAGES))
+        .unwrap();
+    let wanted = pool.pages_wanted(big);
+    assert_eq!(wanted, MAX_SPAN_PAGES - usize::from(g.pages));
+    let live = src.live();
+    src.fail_after.set(Some(1));
+    assert_eq!(pool.alloc(big, GFP), Err(AllocError::NoMemory));
+    src.fail_after.set(None);
+    let after = pool.stats();
+    assert_eq!(
+        (after.pages, after.spare_pages, after.spans, after.objects),
+        (
+            before.pages,
+            before.spare_pages,
+            before.spans,
+            before.objects
+        )
+    );
+    assert_eq!(src.live(), live);
+    pool.check().unwrap();
+    let h = pool.alloc(big, GFP).unwrap();
+    assert_eq!(pool.stats().spare_pages, 0);
+    pool.free(h).unwrap();
+    pool.free(keep).unwrap();
+    assert_eq!(pool.stats().spare_pages, 0);
+    assert_eq!(src.live(), pool.stats().table_pages);
+}
