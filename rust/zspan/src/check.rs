@@ -46,6 +46,9 @@ impl<P: PageSource + Clone> Pool<P> {
                     return Err("a span's pages are not its first npages");
                 }
             }
+            if span.npages > self.spare.widest {
+                return Err("a span is wider than the widest the spare knows");
+            }
             for i in 0..usize::from(span.npages) {
                 let page = span.page_at(i).ok_or("a span lacks a page")?;
                 if self.spare.pages.contains(&Some(page)) {
@@ -162,7 +165,8 @@ impl<P: PageSource + Clone> Pool<P> {
             return Err("the mapped objects are not the pool's mapped count");
         }
         let kept = self.spare.len();
-        if kept > MAX_SPAN_PAGES
+        if kept > usize::from(self.spare.widest)
+            || usize::from(self.spare.widest) > MAX_SPAN_PAGES
             || self
                 .spare
                 .pages
@@ -172,7 +176,7 @@ impl<P: PageSource + Clone> Pool<P> {
         {
             return Err("the spare's pages are not its first len");
         }
-        if self.span_count == 0 && kept != 0 {
+        if self.span_count == 0 && (kept != 0 || self.spare.widest != 0) {
             return Err("a pool without spans keeps spare pages");
         }
         if pages != self.pages

@@ -432,8 +432,9 @@ impl Class {
 }
 
 /// Pages of freed spans that a pool keeps for its next new span: at most
-/// a span's worth, that of the last span freed ([`MAX_SPAN_PAGES`] at
-/// most), none in a pool without spans. Under churn, compaction frees a
+/// the pages of the widest span it has opened ([`MAX_SPAN_PAGES`] at
+/// most; one in a pool of small objects, whose spans are a page each),
+/// none in a pool without spans. Under churn, compaction frees a
 /// span as often as allocations open one; a kept page saves the page
 /// allocator's free and allocation, and a driver that gets its pages
 /// outside its lock the second try they take. The pages count in the
@@ -442,11 +443,15 @@ impl Class {
 /// # Invariants
 ///
 /// `pages[..len]` are pages of the pool's source that hold nothing and
-/// that nothing else refers to; the rest are `None`; `len <=`
-/// [`MAX_SPAN_PAGES`].
+/// that nothing else refers to; the rest are `None`; `len <= widest <=`
+/// [`MAX_SPAN_PAGES`], and `widest` is at least the pages of each of the
+/// pool's spans (0 without spans).
 struct Spare {
     pages: [Option<NonNull<u8>>; MAX_SPAN_PAGES],
     len: u8,
+    /// The pages of the widest span opened since the pool last had no
+    /// span: how many the spare keeps.
+    widest: u8,
 }
 
 // SAFETY: The spare pages are the pool's alone (type invariant); they may
@@ -457,6 +462,7 @@ impl Spare {
     const EMPTY: Spare = Spare {
         pages: [None; MAX_SPAN_PAGES],
         len: 0,
+        widest: 0,
     };
 
     /// The pages kept.
@@ -888,6 +894,7 @@ impl<P: PageSource + Clone> Pool<P> {
             // (type invariant).
             unsafe { self.spans.source().free_page(page) };
         }
+        self.spare.widest = 0;
         self.objects.clear();
         self.spans.clear();
         // In place: the array is 2.7 KiB, too much for a kernel stack temporary.
@@ -1161,6 +1168,7 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         self.pages = self.pages.wrapping_add(u64::from(geometry.pages));
         self.span_count = self.span_count.wrapping_add(1);
+        self.spare.widest = self.spare.widest.max(geometry.pages);
         if let Some(c) = self.classes.get_mut(class) {
             c.count_span(u32::from(geometry.objects), true);
         }
@@ -1218,7 +1226,6 @@ impl<P: PageSource + Clone> Pool<P> {
             span.head = next;
         }
         let class = usize::from(span.class);
-        let npages = usize::from(span.npages);
         span.set_used(index, false);
         span.live = span.live.wrapping_sub(1);
         let live = span.live;
@@ -1232,9 +1239,10 @@ impl<P: PageSource + Clone> Pool<P> {
             c.room = c.room.wrapping_add(1);
         }
         if live == 0 {
-            // Its pages are kept as the spare, up to a span of its pages,
-            // for the class whose allocation next needs a span.
-            self.free_span(slot, npages);
+            // Its pages are kept as the spare, up to the pages of the
+            // widest span the pool has opened, for the class whose
+            // allocation next needs a span.
+            self.free_span(slot, usize::from(self.spare.widest));
             Some((class, true))
         } else {
             self.fix_neighbours(slot, moved);
@@ -1274,6 +1282,7 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         }
         if self.span_count == 0 {
+            self.spare.widest = 0;
             while let Some(page) = self.spare.take() {
                 // SAFETY: A spare page came from this source and holds
                 // nothing (type invariant).
