@@ -60,8 +60,11 @@
 //! [`Pool::alloc`] takes the first span of the fullest non-full list (the
 //! object goes to its first free index), else a new span; after each change
 //! a span goes to the list its fullness calls for, and a span without live
-//! objects goes back to the page source at once. Nothing is stored in the
-//! object pages but the objects.
+//! objects goes back to the page source at once, but for the pages the pool
+//! keeps for its next new span (its *spare*: at most the pages of the
+//! widest span it has opened, none once it has no span; [`Stats::spare_pages`]):
+//! under churn compaction frees spans as often as allocations open them.
+//! Nothing is stored in the object pages but the objects.
 //!
 //! # Handles
 //!
