@@ -144,7 +144,7 @@ zpool_relations() {
 		END {
 			for (pool in pools) {
 				pages = v[pool, "pages"]; objects = v[pool, "objects"]
-				# (spare_pages: zspan_rs's pages of freed spans kept for its
+				# (spare_pages: the pages of freed spans zspan_rs keeps for its
 				# next span; 0 where a driver has no such file.)
 				spare = v[pool, "spare_pages"] + 0
 				if (v[pool, "total_pages"] != pages + v[pool, "table_pages"] + spare)
