@@ -119,7 +119,9 @@
 //! objects, two in a class of [`WIDE_CLASS_SPANS`] spans or more (one
 //! span's worth moved twice as many objects on a zswap-like trace, for
 //! 0.3 % fewer pages): its emptiest span (of the first 4 of the emptiest
-//! list that has one) is marked *evacuating* (it takes no new object), and
+//! list that has one; a span at most a quarter free only once the class
+//! has twice that room, for until then frees drain a fuller span at no
+//! cost) is marked *evacuating* (it takes no new object), and
 //! its unmapped objects, found on its list, move one by one into the
 //! fullest non-full span of the class (copying the bytes, rewriting the
 //! record and relinking it; the handle stays valid). A span that empties
@@ -1355,8 +1357,9 @@ impl<P: PageSource + Clone> Pool<P> {
     /// If `class` has no evacuating span and its spans have a span's worth
     /// of free objects (two in a wide class), marks its emptiest span as
     /// evacuating (a span whose objects are all mapped stops again when
-    /// compaction finds them so). Returns whether the class has an
-    /// evacuating span.
+    /// compaction finds them so); a span at most a quarter free
+    /// ([`Group::AlmostFull`]) only once the class has twice that room.
+    /// Returns whether the class has an evacuating span.
     fn evacuate(&mut self, class: usize) -> bool {
         let Some(c) = self.classes.get(class) else {
             return false;
@@ -1368,10 +1371,17 @@ impl<P: PageSource + Clone> Pool<P> {
             return false;
         }
         let heads = c.heads;
+        // A span at most a quarter free is a victim only past twice the
+        // room: before that, frees drain a fuller span for free.
+        let lists: &[Group] = if c.room >= c.trigger.saturating_mul(2) {
+            &[Group::AlmostEmpty, Group::HalfFull, Group::AlmostFull]
+        } else {
+            &[Group::AlmostEmpty, Group::HalfFull]
+        };
         // The emptiest of the first spans of the emptiest list, looking at
         // a bounded number of spans.
         let mut best: Option<(u32, u16)> = None;
-        for group in [Group::AlmostEmpty, Group::HalfFull, Group::AlmostFull] {
+        for &group in lists {
             let mut slot = heads[group as usize];
             let mut seen = 0;
             while slot != NO_SLOT && seen < EVACUATE_SCAN {
