@@ -1135,7 +1135,8 @@ impl<P: PageSource + Clone> Pool<P> {
         let npages = usize::from(geometry.pages).clamp(1, MAX_SPAN_PAGES);
         // The spare pages first (a freed span's: no call to the source,
         // and no page for the caller to get outside its lock), then the
-        // source's. `spared` of them, the first, are the spare's.
+        // source's. On a failure as many go back to the spare as came
+        // from it (`keep` is what it had), the rest to the source.
         let spare_before = self.spare.len();
         let mut pages = [None; MAX_SPAN_PAGES];
         for i in 0..npages {
@@ -1255,7 +1256,9 @@ impl<P: PageSource + Clone> Pool<P> {
         }
     }
 
-    /// Frees the empty span in `slot`: its pages and its slot.
+    /// Frees the empty span in `slot`: its slot, and its pages, to the
+    /// spare while it has fewer than `keep` ([`Pool::retire_page`]), the
+    /// rest to the source; a pool left without spans keeps no spare page.
     fn free_span(&mut self, slot: u32, keep: usize) {
         let Some(span) = self.span(slot).copied() else {
             return;
@@ -1372,7 +1375,7 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         let heads = c.heads;
         // A span at most a quarter free is a victim only past twice the
-        // room: before that, frees drain a fuller span for free.
+        // room: until then, frees drain the emptier spans at no cost.
         let lists: &[Group] = if c.room >= c.trigger.saturating_mul(2) {
             &[Group::AlmostEmpty, Group::HalfFull, Group::AlmostFull]
         } else {
