@@ -1147,10 +1147,14 @@ impl<P: PageSource + Clone> Pool<P> {
             match (page, pages.get_mut(i)) {
                 (Some(page), Some(at)) => *at = Some(page),
                 (page, _) => {
-                    if let Some(page) = page {
-                        self.retire_page(page, spare_before);
+                    // SAFETY: These pages came from the spare or the source
+                    // just above, hold nothing, and nothing refers to them.
+                    unsafe {
+                        if let Some(page) = page {
+                            self.retire_page(page, spare_before);
+                        }
+                        self.retire_pages(&pages, spare_before);
                     }
-                    self.retire_pages(&pages, spare_before);
                     return Err(AllocError::NoMemory);
                 }
             }
@@ -1162,7 +1166,8 @@ impl<P: PageSource + Clone> Pool<P> {
         let Some((slot, _)) = inserted else {
             // The table could not grow: every page goes back where it
             // came from.
-            self.retire_pages(&pages, spare_before);
+            // SAFETY: As above: the table did not take the first page.
+            unsafe { self.retire_pages(&pages, spare_before) };
             return Err(AllocError::NoMemory);
         };
         if let Some((_, s)) = self.span_mut(slot) {
@@ -1182,14 +1187,18 @@ impl<P: PageSource + Clone> Pool<P> {
         Ok(slot)
     }
 
-    /// Gives `page`, one of the pool's that holds nothing, to the spare
-    /// if it has fewer than `keep` pages (at most [`MAX_SPAN_PAGES`]),
-    /// else back to the source.
-    fn retire_page(&mut self, page: NonNull<u8>, keep: usize) {
+    /// Gives `page` to the spare if it has fewer than `keep` pages (at
+    /// most [`MAX_SPAN_PAGES`]), else back to the source.
+    ///
+    /// # Safety
+    ///
+    /// `page` came from the pool's source, is in none of its spans, its
+    /// spare or its tables, and holds nothing anybody uses any more.
+    unsafe fn retire_page(&mut self, page: NonNull<u8>, keep: usize) {
         if self.spare.len() < keep {
             if let Err(page) = self.spare.put(page) {
-                // SAFETY: The page came from this source, holds nothing,
-                // and nothing refers to it.
+                // SAFETY: The caller's: the page is the source's, and
+                // nothing refers to it.
                 unsafe { self.spans.source().free_page(page) };
             }
         } else {
@@ -1199,9 +1208,14 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// [`Pool::retire_page`] of each page of `pages`.
-    fn retire_pages(&mut self, pages: &[Option<NonNull<u8>>], keep: usize) {
+    ///
+    /// # Safety
+    ///
+    /// As [`Pool::retire_page`], for each page, and no page twice.
+    unsafe fn retire_pages(&mut self, pages: &[Option<NonNull<u8>>], keep: usize) {
         for page in pages.iter().flatten() {
-            self.retire_page(*page, keep);
+            // SAFETY: The caller's.
+            unsafe { self.retire_page(*page, keep) };
         }
     }
 
@@ -1277,16 +1291,18 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         // A pool without spans keeps no spare page: it holds nothing.
         let keep = if self.span_count == 0 { 0 } else { keep };
-        self.retire_page(first, keep);
+        // SAFETY: The span's pages came from this source (type invariant);
+        // the table has let go of the first, and the span, gone, held no
+        // object any more.
+        unsafe { self.retire_page(first, keep) };
         for page in span
             .more
             .iter()
             .take(usize::from(span.npages).saturating_sub(1))
         {
             if let Some(page) = NonNull::new(*page) {
-                // The span's pages came from this source (type invariant)
-                // and it holds no object any more.
-                self.retire_page(page, keep);
+                // SAFETY: As above.
+                unsafe { self.retire_page(page, keep) };
             }
         }
         if self.span_count == 0 {
