@@ -676,10 +676,13 @@ impl<P: PageSource + Clone> Pool<P> {
             None if size == 0 => return Err(AllocError::Invalid),
             None => return Err(AllocError::TooBig),
         };
-        let spare_before = self.spare.len();
+        // `opened`: the spare's pages before a span opened for the object.
         let (span, opened) = match self.pick(class) {
-            Some(span) => (span, false),
-            None => (self.new_span(class, flags)?, true),
+            Some(span) => (span, None),
+            None => {
+                let spare = self.spare.len();
+                (self.new_span(class, flags)?, Some(spare))
+            }
         };
         // The object's record is made knowing its slot, which goes first on
         // the span's list of objects: one walk of the object table.
@@ -708,8 +711,8 @@ impl<P: PageSource + Clone> Pool<P> {
                 // full: a span opened for the object goes back.
                 // Its pages go back where they came from: the pool is as
                 // it was, its spare included.
-                if opened {
-                    self.free_span(span, spare_before);
+                if let Some(spare) = opened {
+                    self.free_span(span, spare);
                 }
                 return Err(result.err().unwrap_or(AllocError::NoMemory));
             }
@@ -894,12 +897,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// The pool can be used again, under a new tag: handles from before are
     /// [`HandleError::Foreign`]. The event counters of [`Stats`] are kept.
     pub fn reset(&mut self) -> Result<(), Leak> {
-        while let Some(page) = self.spare.take() {
-            // SAFETY: A spare page came from this source and holds nothing
-            // (type invariant).
-            unsafe { self.spans.source().free_page(page) };
-        }
-        self.spare.widest = 0;
+        self.release_spare();
         self.objects.clear();
         self.spans.clear();
         // In place: the array is 2.7 KiB, too much for a kernel stack temporary.
@@ -1306,13 +1304,19 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         }
         if self.span_count == 0 {
-            self.spare.widest = 0;
-            while let Some(page) = self.spare.take() {
-                // SAFETY: A spare page came from this source and holds
-                // nothing (type invariant).
-                unsafe { self.spans.source().free_page(page) };
-            }
+            self.release_spare();
         }
+    }
+
+    /// Gives the spare's pages back to the source and forgets its widest
+    /// span: for a pool left without spans.
+    fn release_spare(&mut self) {
+        while let Some(page) = self.spare.take() {
+            // SAFETY: A spare page came from this source and holds nothing
+            // (type invariant).
+            unsafe { self.spans.source().free_page(page) };
+        }
+        self.spare.widest = 0;
     }
 
     /// Moves the span in `slot` to the list its fullness calls for (an
