@@ -208,7 +208,8 @@ install-check: modules tools
 	@$(TOP)/scripts/install-check.sh $(KDIR)
 
 # Miri on the kernel-agnostic crates' unit tests (the unsafe node and page
-# code), and zbud's lockless map against a writer (Miri's race detector):
+# code), and zbud's and zspan's lockless maps against a writer (Miri's race
+# detector):
 # needs a nightly toolchain with the miri component (rustup +nightly
 # component add miri rust-src), so it is not part of `make check`.
 miri:
@@ -217,6 +218,7 @@ miri:
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zbud --test lockless
 	@cd $(TOP) && cargo +nightly miri test -p rkm-z3fold --test unit
 	@cd $(TOP) && cargo +nightly miri test -p rkm-zspan --test unit
+	@cd $(TOP) && cargo +nightly miri test -p rkm-zspan --test lockless
 	@cd $(TOP) && cargo +nightly miri test -p rkm-btree --test ops
 
 # Benchmarks (never timed tests): each prints its table with ratios.

@@ -94,7 +94,7 @@ use kernel::sync::LockClassKey;
 use crate::debugfs::{Computed, Dir, RootSlot};
 use crate::map_area;
 use crate::pages::{rcu_barrier, PageFlags, RcuRead, Staged};
-use crate::zalloc::{AllocError, Leak, LocklessView};
+use crate::zalloc::{AllocError, Leak};
 use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
 extern "C" {
@@ -225,16 +225,27 @@ pub(crate) trait Core: Send + Sized + 'static {
     fn free(&mut self, handle: u64) -> Result<(), Self::HandleError>;
     /// Maps the object of `handle` until [`Core::unmap`].
     fn map(&mut self, handle: u64) -> Result<Mapped, Self::HandleError>;
+    /// What the core shares with its lockless maps, beside the shard's
+    /// lock ([`Core::map_lockless`]).
+    type View: Send + Sync;
+    /// A view of nothing yet.
+    fn new_view() -> Self::View;
+    /// Gives the core its shard's view, once, just after the shard is
+    /// built (a core whose lockless maps pin objects keeps where it is).
+    ///
+    /// # Safety
+    ///
+    /// `view` outlives the core and stays at its address.
+    unsafe fn attach(&mut self, _view: &Self::View) {}
     /// Publishes to `view` what [`Core::map_lockless`] reads (a core that
     /// is not [`Core::LOCKLESS_MAP`] publishes nothing): the glue calls it
     /// under the lock after each `malloc` and `free`.
-    fn publish(&self, _view: &LocklessView) {}
-    /// The address of the object of `handle`, found without the shard's
-    /// lock in what the core published to `view`: `None` if the core did
-    /// not find it so (a bad handle, or a change meanwhile: the glue then
-    /// maps under the lock, which decides). Only for objects that are
-    /// never moved nor mapped in pieces, whose `unmap` only checks the
-    /// handle.
+    fn publish(&self, _view: &Self::View) {}
+    /// The object of `handle`, found without the shard's lock in what the
+    /// core published to `view`, and held for the caller until
+    /// [`Core::unmap_lockless`] (a core that moves objects pins it):
+    /// `None` if the core did not find it so (a bad handle, or a change
+    /// meanwhile: the glue then maps under the lock, which decides).
     ///
     /// # Safety
     ///
@@ -242,8 +253,20 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// the core is not reset nor dropped during the call, and the caller
     /// holds an RCU read-side section ([`RcuRead`]) across it: the pages
     /// the core frees with `free_page_deferred` stay until it ends.
-    unsafe fn map_lockless(_view: &LocklessView, _handle: u64) -> Option<NonNull<u8>> {
+    unsafe fn map_lockless(_view: &Self::View, _handle: u64) -> Option<Mapped> {
         None
+    }
+    /// Ends a [`Core::map_lockless`] without the shard's lock: whether it
+    /// did (if not, the object was mapped under the lock, and the glue
+    /// unmaps it there). By default, for a core that never moves an object
+    /// and whose unmap only checks the handle, a lockless map again.
+    ///
+    /// # Safety
+    ///
+    /// As [`Core::map_lockless`].
+    unsafe fn unmap_lockless(view: &Self::View, handle: u64) -> bool {
+        // SAFETY: The caller's.
+        unsafe { Self::map_lockless(view, handle) }.is_some()
     }
     /// Ends a [`Core::map`] (the glue copied its buffer back to an object
     /// mapped in two pieces before: the object is pinned until now).
@@ -514,13 +537,13 @@ unsafe impl Backend for ShardLockBackend {
 /// an atomic add made only by a CPU that met another (and waits for the
 /// lock anyway), so an uncontended lock costs no atomic more.
 #[pin_data]
-struct Inner<C> {
+struct Inner<C: Core> {
     #[pin]
     lock: Lock<Shard<C>, ShardLockBackend>,
     held: AtomicBool,
     /// What the core published for its lockless maps
     /// ([`Core::LOCKLESS_MAP`]), written under `lock`, read without.
-    view: LocklessView,
+    view: C::View,
 }
 
 /// A shard's lock, held: the guard, and the hint to clear before it is let
@@ -551,7 +574,7 @@ impl<C> Drop for Held<'_, C> {
     }
 }
 
-impl<C> Inner<C> {
+impl<C: Core> Inner<C> {
     /// Takes the lock; counts in `contention` if another CPU held it.
     fn acquire<'a>(&'a self, contention: &AtomicU64) -> Held<'a, C> {
         if self.held.load(Ordering::Relaxed) {
@@ -596,14 +619,22 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
         core.assume_init()
     };
     let shard = Shard { core, published: 0 };
-    KBox::pin_init(
+    let inner = KBox::pin_init(
         pin_init!(Inner {
             lock <- Lock::new(shard, c_str!("zpool_pool::shard"), key),
             held: AtomicBool::new(false),
-            view: LocklessView::new(),
+            view: C::new_view(),
         }),
         GFP_KERNEL,
-    )
+    )?;
+    {
+        let mut shard = inner.lock.lock();
+        // SAFETY: `inner` is pinned, so `view` stays at its address, and
+        // it is dropped after `lock`, which holds the core (the fields'
+        // order).
+        unsafe { shard.core.attach(&inner.view) };
+    }
+    Ok(inner)
 }
 
 /// A pool of zswap's: the core `C`'s shards, each under its own spinlock.
@@ -693,6 +724,23 @@ impl<C: Core> LockedPool<C> {
         let r = f(&mut shard.core);
         self.counters.publish_total_pages(&mut shard);
         r
+    }
+
+    /// Ends the map of `handle` in shard `i`: without the lock if it was
+    /// mapped so, else under it.
+    fn unmap_held(&self, i: usize, handle: u64) -> Result<(), C::HandleError> {
+        if C::LOCKLESS_MAP {
+            let _rcu = RcuRead::new();
+            // SAFETY: as in `map`.
+            if unsafe { C::unmap_lockless(&self.shard(i).view, handle) } {
+                return Ok(());
+            }
+        }
+        if C::UNMAP_KEEPS_PAGES {
+            self.quiet(i, |core| core.unmap(handle))
+        } else {
+            self.locked(i, |core| core.unmap(handle))
+        }
     }
 
     /// Runs `f` on the core of shard `i`, under its lock, publishing
@@ -863,18 +911,22 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
 
     fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
         let i = C::shard_of_handle(handle);
-        if C::LOCKLESS_MAP {
+        let lockless = if C::LOCKLESS_MAP {
             let _rcu = RcuRead::new();
             // SAFETY: the shard's core publishes its view there under the
             // lock; it is reset only when the pool is dropped, which zpool
             // does not do while it maps (nor could: `self` is borrowed);
             // the nodes it drops are freed after the grace period this
             // read-side section holds back.
-            if let Some(addr) = unsafe { C::map_lockless(&self.shard(i).view, handle) } {
-                return addr.as_ptr();
-            }
-        }
-        match self.quiet(i, |core| core.map(handle)) {
+            unsafe { C::map_lockless(&self.shard(i).view, handle) }
+        } else {
+            None
+        };
+        let mapped = match lockless {
+            Some(m) => Ok(m),
+            None => self.quiet(i, |core| core.map(handle)),
+        };
+        match mapped {
             Ok(Mapped::Direct(addr)) => addr.as_ptr(),
             Ok(Mapped::Split(pieces)) => {
                 // SAFETY: no lock of the pool is held, and zpool unmaps on
@@ -891,7 +943,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                     }
                     None => {
                         // The module has no buffers: undo the map.
-                        let _ = self.locked(i, |core| core.unmap(handle));
+                        let _ = self.unmap_held(i, handle);
                         pr_err!("no per-CPU buffer to map an object in two pieces\n");
                         core::ptr::null_mut()
                     }
@@ -925,21 +977,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             unsafe { map_area::put() };
         }
         let i = C::shard_of_handle(handle);
-        if C::LOCKLESS_MAP {
-            // A lockless core's unmap only checks the handle: done if the
-            // lockless map finds the object.
-            let _rcu = RcuRead::new();
-            // SAFETY: as in `map`.
-            if unsafe { C::map_lockless(&self.shard(i).view, handle) }.is_some() {
-                return;
-            }
-        }
-        let result = if C::UNMAP_KEEPS_PAGES {
-            self.quiet(i, |core| core.unmap(handle))
-        } else {
-            self.locked(i, |core| core.unmap(handle))
-        };
-        if let Err(why) = result {
+        if let Err(why) = self.unmap_held(i, handle) {
             self.bad_handle("unmap", handle, why);
         }
     }
@@ -994,6 +1032,11 @@ macro_rules! impl_core {
             type Stats = $crate::$core::Stats;
             const COUNTERS: &'static [&'static kernel::str::CStr] =
                 &[$(kernel::c_str!($name)),*];
+            type View = $crate::zalloc::LocklessView;
+
+            fn new_view() -> Self::View {
+                $crate::zalloc::LocklessView::new()
+            }
             $(
                 const LOCKLESS_MAP: bool = $lockless;
 
@@ -1004,12 +1047,13 @@ macro_rules! impl_core {
                 unsafe fn map_lockless(
                     view: &$crate::zalloc::LocklessView,
                     handle: u64,
-                ) -> Option<core::ptr::NonNull<u8>> {
+                ) -> Option<$crate::zpool_pool::Mapped> {
                     // SAFETY: the caller's: `view` is where this pool
                     // published its table, the pool is not reset meanwhile,
                     // and the caller is in an RCU read-side section, which
                     // the table's deferred frees (`KernelPages`) wait for.
                     unsafe { Self::map_lockless(view, $crate::$core::Handle::from_raw(handle)) }
+                        .map($crate::zpool_pool::Mapped::Direct)
                 }
             )?
 

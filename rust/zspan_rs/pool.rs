@@ -25,7 +25,7 @@ use kernel::str::CStr;
 use crate::pages::{KernelPages, PageFlags};
 use crate::zalloc::AllocError;
 use crate::zpool_pool::{Core, LockedPool, Mapped, Pieces, MAX_COUNTERS};
-use crate::zspan::{self, Handle, HandleError, Mapping, Pool, Stats};
+use crate::zspan::{self, Handle, HandleError, Mapping, Pool, Shared, Stats};
 
 extern "C" {
     /// The module's `shard_from_pages` parameter (`shard_param.c.inc`):
@@ -78,6 +78,15 @@ fn pieces(m: &Mapping) -> Pieces {
     [first, second]
 }
 
+/// What the glue maps for `m`: its address, or its pieces.
+fn mapped(m: &Mapping) -> Mapped {
+    if m.is_direct() {
+        Mapped::Direct(m.first())
+    } else {
+        Mapped::Split(pieces(m))
+    }
+}
+
 impl Core for Pool<KernelPages> {
     type HandleError = HandleError;
     type Stats = Stats;
@@ -98,7 +107,35 @@ impl Core for Pool<KernelPages> {
     ];
     const SLEEP_MAPPED: bool = false;
     const UNMAP_KEEPS_PAGES: bool = true;
+    const LOCKLESS_MAP: bool = true;
     const SHARDS: usize = zspan::SHARDS;
+    type View = Shared;
+
+    fn new_view() -> Shared {
+        Shared::new()
+    }
+
+    unsafe fn attach(&mut self, view: &Shared) {
+        // SAFETY: the caller's: `view` outlives the pool at its address;
+        // the glue gives each shard's core its own.
+        unsafe { Pool::share(self, view) }
+    }
+
+    // No `publish`: the pool publishes to the view it shares (`attach`)
+    // itself, before each call that may change its tables returns.
+
+    unsafe fn map_lockless(view: &Shared, handle: u64) -> Option<Mapped> {
+        // SAFETY: the caller's: `view` is the one this shard's pool shares,
+        // the pool is not reset meanwhile, and the caller is in an RCU
+        // read-side section, which the tables' deferred frees
+        // (`KernelPages`) wait for.
+        unsafe { Pool::<KernelPages>::map_lockless(view, Handle::from_raw(handle)) }
+            .map(|m| mapped(&m))
+    }
+
+    unsafe fn unmap_lockless(view: &Shared, handle: u64) -> bool {
+        Pool::<KernelPages>::unmap_lockless(view, Handle::from_raw(handle))
+    }
 
     fn new() -> Self {
         Pool::new(KernelPages)
@@ -144,12 +181,7 @@ impl Core for Pool<KernelPages> {
     }
 
     fn map(&mut self, handle: u64) -> Result<Mapped, HandleError> {
-        let m = Pool::map(self, Handle::from_raw(handle))?;
-        Ok(if m.is_direct() {
-            Mapped::Direct(m.first())
-        } else {
-            Mapped::Split(pieces(&m))
-        })
+        Pool::map(self, Handle::from_raw(handle)).map(|m| mapped(&m))
     }
 
     fn unmap(&mut self, handle: u64) -> Result<(), HandleError> {

@@ -305,6 +305,69 @@ fn sharding_size() -> Option<(usize, usize)> {
     })
 }
 
+/// A mapped object is pinned, not locked: `map` and `unmap` of a live
+/// object take no lock. Made while this test holds the lock of the
+/// object's shard (a lock taken would deadlock, and lockdep say so), they
+/// find the object's bytes (in its page, or, across a page boundary,
+/// through the per-CPU buffer), for objects of several classes, in the
+/// object table's second leaf too.
+fn lockless_map(t: &mut Ktap) -> Result<(), &'static str> {
+    let pool = new_pool(c_str!("test-lockless-map"))?;
+    let sizes = [100usize, 1500, 2592, PAGE_SIZE - 200];
+    let mut handles = KVec::new();
+    for i in 0..300usize {
+        let size = sizes[i % sizes.len()];
+        let h = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
+        let at = pool.map(h, MapMode::WriteOnly);
+        if at.is_null() {
+            return Err("map of a new object returned NULL");
+        }
+        // SAFETY: the object is mapped, `size` bytes at `at`.
+        unsafe { core::ptr::write_bytes(at, i as u8, size) };
+        pool.unmap(h);
+        handles
+            .push((h, size, i as u8), GFP_KERNEL)
+            .map_err(|_| "no memory")?;
+    }
+    let mut checked = 0u32;
+    for &(h, size, stamp) in handles.iter() {
+        let addr = pool.map(h, MapMode::ReadOnly);
+        pool.unmap(h);
+        let (under, ends) = pool.while_locked(h, || {
+            let a = pool.map(h, MapMode::ReadWrite);
+            let ends = if a.is_null() {
+                (0, 0)
+            } else {
+                // SAFETY: the object is mapped, `size` bytes at `a`.
+                unsafe { (a.read(), a.add(size - 1).read()) }
+            };
+            pool.unmap(h);
+            (a, ends)
+        });
+        if addr.is_null() || under.is_null() || ends != (stamp, stamp) {
+            return Err("a map under the shard's lock failed or found other bytes");
+        }
+        checked += 1;
+    }
+    t.diag(format_args!(
+        "{} objects mapped and unmapped while their shard's lock was held",
+        checked
+    ));
+    let s = pool.stats();
+    if s.bad_handles != 0 || s.mapped != 0 {
+        return Err("a live handle was counted bad, or an object is left mapped");
+    }
+    pool.verify()?;
+    let handles: KVec<u64> = {
+        let mut v = KVec::new();
+        for &(h, _, _) in handles.iter() {
+            v.push(h, GFP_KERNEL).map_err(|_| "no memory")?;
+        }
+        v
+    };
+    zpool_test::free_all(&pool, &handles)
+}
+
 /// A small pool whose CPUs meet on its lock shards its classes, whatever
 /// its size: alone, a malloc of a class of shard `s != 0` goes to shard 0
 /// and the pool counts no contention; then CPU 1 verifies the pool in a
@@ -394,7 +457,7 @@ struct TestZspanRs {
 impl kernel::Module for TestZspanRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let areas = map_area::MapAreas::new()?;
-        let cases: [zpool_test::Case; 8] = [
+        let cases: [zpool_test::Case; 9] = [
             (
                 "malloc, map and free: a full span of objects across pages, exact page count",
                 round_trip,
@@ -411,6 +474,7 @@ impl kernel::Module for TestZspanRs {
                 "objects mapped on one CPU stay intact while the other churns and compacts",
                 concurrency,
             ),
+            ("map and unmap of a live object take no lock", lockless_map),
             (
                 "a failed page allocation in malloc is ENOMEM and changes nothing",
                 alloc_failures,

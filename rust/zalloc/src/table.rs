@@ -76,9 +76,9 @@ pub trait Record: Copy + Send {
     /// after the readers that may still walk them (an RCU grace period in
     /// the kernel), and writes each record through [`Record::store`]
     /// (which must then make every change with atomic stores that a
-    /// reader can check: see `rust/zbud`'s entries). Such a record must
-    /// not be [`HasBody`] (a body is changed in place, with plain
-    /// writes).
+    /// reader can check: see `rust/zbud`'s entries). The readers of a
+    /// [`HasBody`] record read only outside its body (a body is changed
+    /// in place, with plain writes).
     const LOCKLESS: bool = false;
 
     /// Writes `value` over the record at `at`, for the table (under its
@@ -122,16 +122,22 @@ pub trait Record: Copy + Send {
 ///
 /// # Safety
 ///
-/// No change through `&mut Self::Body` returned by [`HasBody::body_mut`] of
-/// an occupied slot's record (one whose [`Record::vacancy`] is `None`)
-/// changes what that record's [`Record::page`] or [`Record::vacancy`]
-/// return.
+/// [`HasBody::body_of`] returns a pointer to a part of the record at `at`
+/// (a field), and no change through it of an occupied slot's record (one
+/// whose [`Record::vacancy`] is `None`) changes what that record's
+/// [`Record::page`] or [`Record::vacancy`] return.
 pub unsafe trait HasBody: Record {
     /// The part of the record the table never looks at.
     type Body;
 
-    /// The body of the record.
-    fn body_mut(&mut self) -> &mut Self::Body;
+    /// The body of the record at `at`, projected without a reference to
+    /// the whole record: a [`Record::LOCKLESS`] reader may be reading the
+    /// rest of it meanwhile.
+    ///
+    /// # Safety
+    ///
+    /// `at` points to a record, aligned.
+    unsafe fn body_of(at: NonNull<Self>) -> NonNull<Self::Body>;
 }
 
 /// The header of a leaf, in the place of its record 0 (which is no slot).
@@ -546,17 +552,21 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     where
         R: HasBody,
     {
-        let record = self.record(slot)?;
-        // SAFETY: `record` points to the initialized record of a slot in a
-        // live leaf, aligned (see `record`); the table, borrowed mutably for
-        // the reference's lifetime, alone accesses it. The caller can
-        // change the body only, which leaves an occupied record's page and
-        // vacancy as they were (`HasBody`), so the table's invariants hold.
-        let record = unsafe { &mut *record.as_ptr() };
+        let at = self.record(slot)?;
+        // SAFETY: `at` points to the initialized record of a slot in a live
+        // leaf, aligned (see `record`); the table, borrowed mutably, alone
+        // writes it (lockless readers only read).
+        let record = unsafe { &*at.as_ptr() };
         if record.vacancy().is_some() {
             return None;
         }
-        Some((record.page(), record.body_mut()))
+        let page = record.page();
+        // SAFETY: As above, for the body alone, lent for the borrow of the
+        // table: the caller can change the body only, which leaves an
+        // occupied record's page and vacancy as they were (`HasBody`), so
+        // the table's invariants hold; no lockless reader reads a body
+        // (`Record::LOCKLESS`).
+        Some((page, unsafe { &mut *R::body_of(at).as_ptr() }))
     }
 
     /// The body of the occupied `slot`'s record, in place, if `accept`
@@ -573,13 +583,39 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     where
         R: HasBody,
     {
-        let record = self.record(slot)?;
+        let at = self.record(slot)?;
         // SAFETY: As in `page_and_body_mut`.
-        let record = unsafe { &mut *record.as_ptr() };
+        let record = unsafe { &*at.as_ptr() };
         if record.vacancy().is_some() || !accept(record) {
             return None;
         }
-        Some(record.body_mut())
+        // SAFETY: As in `page_and_body_mut`.
+        Some(unsafe { &mut *R::body_of(at).as_ptr() })
+    }
+
+    /// Replaces the record of the occupied `slot` by what `change` makes of
+    /// it (through [`Record::store`]) and returns the record it replaced;
+    /// `None`, the record unchanged, if the slot is free or has no leaf, if
+    /// `change` returns `None`, or if the new record would have another
+    /// page or be a free slot's. For a record whose fields lockless readers
+    /// read ([`Record::LOCKLESS`]), which a body lent in place would not
+    /// change atomically.
+    pub fn replace_if(&mut self, slot: u32, change: impl FnOnce(&R) -> Option<R>) -> Option<R> {
+        let at = self.record(slot)?;
+        // SAFETY: `at` points to the initialized record of a slot in a live
+        // leaf, aligned (see `record`); the table, borrowed mutably, alone
+        // writes it.
+        let old = unsafe { at.as_ptr().read() };
+        if old.vacancy().is_some() {
+            return None;
+        }
+        let new = change(&old)?;
+        if new.vacancy().is_some() || new.page() != old.page() {
+            return None;
+        }
+        // SAFETY: As above.
+        unsafe { R::store(at, new) };
+        Some(old)
     }
 
     /// Gets a page from the source and puts it in a free slot of the first

@@ -114,8 +114,10 @@ impl Record for Rec {
 unsafe impl HasBody for Rec {
     type Body = u32;
 
-    fn body_mut(&mut self) -> &mut u32 {
-        &mut self.next
+    unsafe fn body_of(at: NonNull<Self>) -> NonNull<u32> {
+        // SAFETY: The caller's: `at` points to a record; the projection
+        // reads nothing.
+        unsafe { NonNull::new_unchecked(core::ptr::addr_of_mut!((*at.as_ptr()).next)) }
     }
 }
 

@@ -38,19 +38,24 @@ impl<P: PageSource + Clone> Pool<P> {
             };
             let class = usize::from(span.class);
             let g = CLASSES.get(class).ok_or("a span's class is out of range")?;
-            if span.npages != g.pages {
+            let head = span.head();
+            let npages = head.npages();
+            if head.class() != span.class {
+                return Err("a span's head has another class than its body");
+            }
+            if npages != g.pages {
                 return Err("a span's page count is not its class's");
             }
-            for (i, page) in span.more.iter().enumerate() {
-                if page.is_null() != (i + 1 >= usize::from(span.npages)) {
+            for (i, page) in head.more_slots().iter().enumerate() {
+                if page.is_null() != (i + 1 >= usize::from(npages)) {
                     return Err("a span's pages are not its first npages");
                 }
             }
-            if span.npages > self.spare.widest {
+            if npages > self.spare.widest {
                 return Err("a span is wider than the widest the spare knows");
             }
-            for i in 0..usize::from(span.npages) {
-                let page = span.page_at(i).ok_or("a span lacks a page")?;
+            for i in 0..usize::from(npages) {
+                let page = head.page_at(i).ok_or("a span lacks a page")?;
                 if self.spare.pages.contains(&Some(page)) {
                     return Err("a spare page is a span's");
                 }
@@ -106,7 +111,7 @@ impl<P: PageSource + Clone> Pool<P> {
             }
             class_spans[class] += 1;
             class_live[class] += u32::from(span.live);
-            pages += u64::from(span.npages);
+            pages += u64::from(span.head().npages());
             spans += 1;
             live += u64::from(span.live);
             bytes += u64::from(span.live) * u64::from(g.size);
@@ -153,6 +158,9 @@ impl<P: PageSource + Clone> Pool<P> {
                 return Err("an object names an index its span has free");
             }
             objects += 1;
+            if record.busy() {
+                return Err("an object is left BUSY");
+            }
             if record.mapped() {
                 objects_mapped += 1;
             }

@@ -5,7 +5,8 @@
 //! handles name); see *Handles* and *Spans* in the [parent module](super).
 
 use core::mem::size_of;
-use core::ptr::NonNull;
+use core::ptr::{addr_of_mut, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 use super::classes::{MAX_SPAN_OBJECTS, MAX_SPAN_PAGES};
 use crate::zalloc::{self, slot_bits, HasBody, Record, NO_SLOT};
@@ -45,29 +46,29 @@ pub(super) const fn next_generation(generation: u32) -> u32 {
 /// its links on its span's list of objects (the span's reverse map); or,
 /// for a free slot, the next free slot and the generation.
 ///
-/// `head` has [`FREE`] set in a free slot's record, [`LIVE`] in a live
-/// object's (so that no record is 0), and the generation above them. The
-/// rest is the record's [`ObjectBody`], which the table lends in place
-/// ([`HasBody`]): the pool checks a handle and changes its object with one
-/// walk of the table. A free record keeps the next free slot in its body's
-/// `next`.
+/// `word` has the state and the generation in its low half ([`FREE`] set
+/// in a free slot's record, [`LIVE`] in a live object's, so that no record
+/// is 0; [`BUSY`] while the pool's owner decides whether to move or free a
+/// pinned object, see *Lockless maps* in the [parent module](super)) and
+/// the *place* in its high half: the index in its low [`INDEX_BITS`], the
+/// span slot above and *mapped* in bit 31. Readers without the lock
+/// ([`Object::load_word`]) read the word only, so the owner stores it
+/// atomically ([`Record::store`], [`crate::zalloc::RadixTable::replace_if`]);
+/// the [`ObjectBody`], the links, which the table lends in place
+/// ([`HasBody`]), nobody reads without the lock. A free record keeps the
+/// next free slot in its body's `next`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(super) struct Object {
-    head: u32,
+    word: u64,
     body: ObjectBody,
 }
 
-/// What an [`Object`] record has besides its state and generation: where
-/// the object is, whether it is mapped, and its links.
-///
-/// `place` has the index in its low [`INDEX_BITS`], the span slot above
-/// and *mapped* in bit 31. `prev` and `next` are the previous and next
-/// objects of the span's list ([`NO_SLOT`] at the ends).
+/// What an [`Object`] record has besides its word: its links on its
+/// span's list of objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(super) struct ObjectBody {
-    place: u32,
     /// The previous object on its span's list, [`NO_SLOT`] for the first.
     pub(super) prev: u32,
     /// The next object on its span's list, [`NO_SLOT`] for the last (a free
@@ -77,69 +78,90 @@ pub(super) struct ObjectBody {
 
 const FREE: u32 = 1;
 const LIVE: u32 = 2;
+/// Set in a live object's word while the owner, holding the lock, looks
+/// for a pin of it before it moves or frees it.
+const BUSY: u32 = 1 << 31;
 const GENERATION_SHIFT: u32 = 2;
 const MAPPED: u32 = 1 << 31;
 const SPAN_SHIFT: u32 = INDEX_BITS;
+const PLACE_SHIFT: u32 = u32::BITS;
 
-// The generation fits above the two state bits; the index, the span slot
-// and the mapped bit fill `place`.
-const _: () = assert!(GENERATION_SHIFT + GENERATION_BITS <= u32::BITS);
+// The generation fits between the two state bits and BUSY; the index, the
+// span slot and the mapped bit fill the place.
+const _: () = assert!(GENERATION_SHIFT + GENERATION_BITS < u32::BITS);
 const _: () = assert!(INDEX_BITS + SPAN_SLOT_BITS < u32::BITS);
 
 const fn mask(bits: u32) -> u32 {
     (1 << bits) - 1
 }
 
-impl ObjectBody {
-    /// The place of object `index` of the span in `span`, not mapped.
-    fn place(span: u32, index: u32) -> u32 {
-        (index & mask(INDEX_BITS)) | (span & mask(SPAN_SLOT_BITS)) << SPAN_SHIFT
+/// The place of object `index` of the span in `span`, not mapped.
+fn place(span: u32, index: u32) -> u32 {
+    (index & mask(INDEX_BITS)) | (span & mask(SPAN_SLOT_BITS)) << SPAN_SHIFT
+}
+
+/// A live object's word, as read without the lock ([`Object::load_word`]):
+/// what a lockless map checks and where it finds the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Word(u64);
+
+impl Word {
+    fn head(self) -> u32 {
+        self.0 as u32
     }
 
-    /// The span slot of the object.
-    pub(super) fn span(&self) -> u32 {
-        (self.place >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)
+    fn place(self) -> u32 {
+        (self.0 >> PLACE_SHIFT) as u32
     }
 
-    /// The object's index in its span.
-    pub(super) fn index(&self) -> u32 {
-        self.place & mask(INDEX_BITS)
+    /// Whether this is the word of the live object of generation
+    /// `generation`, neither mapped under the lock nor [`BUSY`]: one a
+    /// lockless map may take.
+    pub(super) fn is_mappable_at(self, generation: u32) -> bool {
+        self.head() & (FREE | LIVE | BUSY) == LIVE
+            && (self.head() >> GENERATION_SHIFT) & mask(GENERATION_BITS) == generation
+            && self.place() & MAPPED == 0
     }
 
-    /// Whether the object is mapped.
-    pub(super) fn mapped(&self) -> bool {
-        self.place & MAPPED != 0
+    /// The span slot of a live object.
+    pub(super) fn span(self) -> u32 {
+        (self.place() >> SPAN_SHIFT) & mask(SPAN_SLOT_BITS)
     }
 
-    /// Sets or clears the mapped bit.
-    pub(super) fn set_mapped(&mut self, mapped: bool) {
-        if mapped {
-            self.place |= MAPPED;
-        } else {
-            self.place &= !MAPPED;
-        }
-    }
-
-    /// Moves the object to index `index` of the span in `span`, not
-    /// mapped.
-    pub(super) fn set_place(&mut self, span: u32, index: u32) {
-        self.place = Self::place(span, index);
+    /// The index in its span of a live object.
+    pub(super) fn index(self) -> u32 {
+        self.place() & mask(INDEX_BITS)
     }
 }
 
 impl Object {
+    fn from_parts(head: u32, place: u32, body: ObjectBody) -> Self {
+        Object {
+            word: u64::from(head) | u64::from(place) << PLACE_SHIFT,
+            body,
+        }
+    }
+
+    fn head(&self) -> u32 {
+        self.word as u32
+    }
+
+    fn place(&self) -> u32 {
+        (self.word >> PLACE_SHIFT) as u32
+    }
+
     /// A live object's record, on no list.
     pub(super) fn live(span: u32, index: u32, generation: u32, mapped: bool) -> Self {
-        let mut body = ObjectBody {
-            place: ObjectBody::place(span, index),
+        let body = ObjectBody {
             prev: NO_SLOT,
             next: NO_SLOT,
         };
-        body.set_mapped(mapped);
-        Object {
-            head: LIVE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
+        Object::from_parts(
+            LIVE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
+            place(span, index),
             body,
-        }
+        )
+        .with_mapped(mapped)
     }
 
     /// The record with `next` after it on its span's list of objects.
@@ -148,35 +170,73 @@ impl Object {
         self
     }
 
+    /// The record with the mapped bit set (`true`) or cleared.
+    pub(super) fn with_mapped(self, mapped: bool) -> Self {
+        let place = if mapped {
+            self.place() | MAPPED
+        } else {
+            self.place() & !MAPPED
+        };
+        Object::from_parts(self.head(), place, self.body)
+    }
+
+    /// The record with [`BUSY`] set (`true`) or cleared.
+    pub(super) fn with_busy(self, busy: bool) -> Self {
+        let head = if busy {
+            self.head() | BUSY
+        } else {
+            self.head() & !BUSY
+        };
+        Object::from_parts(head, self.place(), self.body)
+    }
+
+    /// The record of the object moved to index `index` of the span in
+    /// `span`, neither mapped nor [`BUSY`], first on that span's list
+    /// before `next`.
+    pub(super) fn moved_to(self, span: u32, index: u32, next: u32) -> Self {
+        let body = ObjectBody {
+            prev: NO_SLOT,
+            next,
+        };
+        Object::from_parts(self.head() & !BUSY, place(span, index), body)
+    }
+
     /// The span slot of a live object.
     pub(super) fn span(self) -> u32 {
-        self.body.span()
+        Word(self.word).span()
     }
 
     /// The index in its span of a live object.
     pub(super) fn index(self) -> u32 {
-        self.body.index()
+        Word(self.word).index()
     }
 
     /// The generation of the slot.
     pub(super) fn generation(self) -> u32 {
-        (self.head >> GENERATION_SHIFT) & mask(GENERATION_BITS)
+        (self.head() >> GENERATION_SHIFT) & mask(GENERATION_BITS)
     }
 
-    /// Whether a live object is mapped.
+    /// Whether a live object is mapped (under the lock: a lockless map
+    /// pins it instead).
     pub(super) fn mapped(self) -> bool {
-        self.body.mapped()
+        self.place() & MAPPED != 0
+    }
+
+    /// Whether a live object is [`BUSY`] (never, but while the owner holds
+    /// the lock in [`super::Pool`]'s `unpinned`).
+    pub(super) fn busy(self) -> bool {
+        self.head() & BUSY != 0
     }
 
     /// Whether this is a live object's record.
     pub(super) fn is_live(self) -> bool {
-        self.head & (FREE | LIVE) == LIVE
+        self.head() & (FREE | LIVE) == LIVE
     }
 
     /// Whether this is the record of the live object of generation
     /// `generation`.
     pub(super) fn is_live_at(&self, generation: u32) -> bool {
-        self.head & (FREE | LIVE) == LIVE && self.generation() == generation
+        self.head() & (FREE | LIVE) == LIVE && self.generation() == generation
     }
 
     /// The previous object on its span's list, [`NO_SLOT`] for the first.
@@ -188,9 +248,41 @@ impl Object {
     pub(super) fn next(self) -> u32 {
         self.body.next
     }
+
+    /// The word of the record at `at`, loaded without the lock (SeqCst:
+    /// after the pin a lockless map takes, see *Lockless maps* in the
+    /// [parent module](super); at least acquire: the span the word names
+    /// was made before the owner stored it).
+    ///
+    /// # Safety
+    ///
+    /// `at` points to a record of a leaf of an object table that stays
+    /// allocated during the call, aligned.
+    pub(super) unsafe fn load_word(at: NonNull<Object>) -> Word {
+        // SAFETY: The caller's: `word` is an aligned `u64` in an allocated
+        // record; its writers store it atomically (`store`), and plain
+        // reads of it by the owner do not race with atomic loads.
+        let word = unsafe { AtomicU64::from_ptr(addr_of_mut!((*at.as_ptr()).word)) };
+        Word(word.load(Ordering::SeqCst))
+    }
 }
 
 impl Record for Object {
+    const LOCKLESS: bool = true;
+
+    unsafe fn store(at: NonNull<Self>, value: Self) {
+        let at = at.as_ptr();
+        // SAFETY: The caller's: `at` points to a record in a live leaf,
+        // aligned, which nobody else writes. The word is stored atomically
+        // (release: the span a live object's place names was made before),
+        // for readers without the lock; nobody reads the body but the
+        // owner.
+        unsafe {
+            AtomicU64::from_ptr(addr_of_mut!((*at).word)).store(value.word, Ordering::Release);
+            addr_of_mut!((*at).body).write(value.body);
+        }
+    }
+
     fn occupied(_page: NonNull<u8>, generation: u32) -> Self {
         // The object table holds no pages (`insert_record` only); a record
         // made this way names nothing.
@@ -198,14 +290,14 @@ impl Record for Object {
     }
 
     fn vacant(next: u32, generation: u32) -> Self {
-        Object {
-            head: FREE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
-            body: ObjectBody {
-                place: 0,
+        Object::from_parts(
+            FREE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
+            0,
+            ObjectBody {
                 prev: NO_SLOT,
                 next,
             },
-        }
+        )
     }
 
     fn page(&self) -> Option<NonNull<u8>> {
@@ -213,47 +305,64 @@ impl Record for Object {
     }
 
     fn vacancy(&self) -> Option<(u32, u32)> {
-        (self.head & FREE != 0).then_some((self.body.next, self.generation()))
+        (self.head() & FREE != 0).then_some((self.body.next, self.generation()))
     }
 }
 
-// SAFETY: `page` is always `None`, and `vacancy` of a record reads `head`
-// to tell a free slot's (the body only for a free slot's next): no change
-// to the body of an occupied record changes what either returns.
+// SAFETY: `body_of` projects to the `body` field; `page` is always `None`,
+// and `vacancy` of a record reads the word to tell a free slot's (the body
+// only for a free slot's next): no change to the body of an occupied
+// record changes what either returns.
 unsafe impl HasBody for Object {
     type Body = ObjectBody;
 
-    fn body_mut(&mut self) -> &mut ObjectBody {
-        &mut self.body
+    unsafe fn body_of(at: NonNull<Self>) -> NonNull<ObjectBody> {
+        // SAFETY: The caller's: `at` points to a record; the projection
+        // reads nothing, and a field of a non-null record is not null.
+        unsafe { NonNull::new_unchecked(addr_of_mut!((*at.as_ptr()).body)) }
     }
 }
 
 /// Words of a span's bitmap of live objects.
 pub(super) const BITMAP_WORDS: usize = MAX_SPAN_OBJECTS / u64::BITS as usize;
 
-/// A record of the span table: a span's first page (the slot's page, which
-/// the table knows) and its [`SpanBody`], which the table lends in place
-/// ([`HasBody`]); or a free slot's. Reads of the body's fields go through
-/// `Deref`; changes through [`crate::zalloc::RadixTable::page_and_body_mut`] only,
-/// which cannot reach `first` or `state`.
+/// A record of the span table: a span's pages, class and state, its
+/// [`SpanHead`], which readers without the lock read ([`SpanHead::load`])
+/// and the owner stores atomically ([`Record::store`]); and its
+/// [`SpanBody`], which the table lends in place ([`HasBody`]) and nobody
+/// reads without the lock; or a free slot's. Reads of the body's fields go
+/// through `Deref`; changes through
+/// [`crate::zalloc::RadixTable::page_and_body_mut`] only, which cannot
+/// reach the head.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(super) struct Span {
+    head: SpanHead,
+    body: SpanBody,
+}
+
+/// Where a span's objects are: its pages, and its class and state.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(super) struct SpanHead {
     /// The span's first page; null in a free slot's record.
     first: *mut u8,
     /// [`SPAN_FREE`] for a free slot's record, [`SPAN_LIVE`] for a span's.
     state: u8,
-    _pad: [u8; 7],
-    body: SpanBody,
+    /// The span's class (a copy of the body's, for lockless readers).
+    class: u8,
+    /// Pages of the span.
+    npages: u8,
+    _pad: [u8; 5],
+    /// The span's pages after the first: `more[..npages - 1]` non-null, the
+    /// others null.
+    more: [*mut u8; MAX_SPAN_PAGES - 1],
 }
 
-/// What a [`Span`] record has besides its first page and state.
+/// What a [`Span`] record has besides its head.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(super) struct SpanBody {
-    /// The span's pages after the first: `more[..npages - 1]` non-null, the
-    /// others null.
-    pub(super) more: [*mut u8; MAX_SPAN_PAGES - 1],
     /// Bit `i` is set when object `i` is live.
     pub(super) used: [u64; BITMAP_WORDS],
     /// The slot's generation counter.
@@ -272,16 +381,14 @@ pub(super) struct SpanBody {
     /// The list the span is on (see [`super::Group`]), or
     /// [`super::UNLISTED`].
     pub(super) list: u8,
-    /// Pages of the span.
-    pub(super) npages: u8,
     /// Set while compaction empties the span: it takes no new object.
     pub(super) evacuating: u8,
-    _pad: [u8; 18],
+    _pad: [u8; 19],
 }
 
-/// [`Span::state`] of a free slot's record.
+/// [`SpanHead::state`] of a free slot's record.
 const SPAN_FREE: u8 = 0;
-/// [`Span::state`] of a span's record.
+/// [`SpanHead::state`] of a span's record.
 const SPAN_LIVE: u8 = 1;
 
 const _: () = assert!(size_of::<Span>() == 128);
@@ -299,26 +406,32 @@ impl core::ops::Deref for Span {
     }
 }
 
-// SAFETY: `page` reads `first` and `state` only, and `vacancy` reads the
-// body only for a free slot's record (`state` is `SPAN_FREE`); neither
-// field is in the body, so no change to the body of an occupied record
-// changes what either returns.
+// SAFETY: `body_of` projects to the `body` field; `page` reads the head
+// only, and `vacancy` reads the body only for a free slot's record (whose
+// head's `state` is `SPAN_FREE`): no change to the body of an occupied
+// record changes what either returns.
 unsafe impl HasBody for Span {
     type Body = SpanBody;
 
-    fn body_mut(&mut self) -> &mut SpanBody {
-        &mut self.body
+    unsafe fn body_of(at: NonNull<Self>) -> NonNull<SpanBody> {
+        // SAFETY: The caller's: `at` points to a record; the projection
+        // reads nothing, and a field of a non-null record is not null.
+        unsafe { NonNull::new_unchecked(addr_of_mut!((*at.as_ptr()).body)) }
     }
 }
 
 impl Span {
     fn empty(state: u8, generation: u32, next: u32) -> Self {
         Span {
-            first: core::ptr::null_mut(),
-            state,
-            _pad: [0; 7],
-            body: SpanBody {
+            head: SpanHead {
+                first: core::ptr::null_mut(),
+                state,
+                class: 0,
+                npages: 0,
+                _pad: [0; 5],
                 more: [core::ptr::null_mut(); MAX_SPAN_PAGES - 1],
+            },
+            body: SpanBody {
                 used: [0; BITMAP_WORDS],
                 generation,
                 next,
@@ -327,30 +440,104 @@ impl Span {
                 live: 0,
                 class: 0,
                 list: super::UNLISTED,
-                npages: 0,
                 evacuating: 0,
-                _pad: [0; 18],
+                _pad: [0; 19],
             },
         }
     }
 
-    /// Page `i` of the span, `None` past its pages.
-    pub(super) fn page_at(&self, i: usize) -> Option<NonNull<u8>> {
-        self.body.page_at(NonNull::new(self.first)?, i)
+    /// The span's head: its pages and class.
+    pub(super) fn head(&self) -> &SpanHead {
+        &self.head
+    }
+
+    /// The record of the live span whose first page is this one's, with
+    /// `pages` after it and of class `class`.
+    pub(super) fn with_pages(mut self, more: &[Option<NonNull<u8>>], class: u8) -> Self {
+        let mut npages = 1u8;
+        for (dst, src) in self.head.more.iter_mut().zip(more) {
+            *dst = src.map_or(core::ptr::null_mut(), NonNull::as_ptr);
+            npages = npages.wrapping_add(u8::from(src.is_some()));
+        }
+        self.head.npages = npages;
+        self.head.class = class;
+        self.body.class = class;
+        self
     }
 }
 
-impl SpanBody {
-    /// Page `i` of the span whose first page is `first`, `None` past its
-    /// pages.
-    pub(super) fn page_at(&self, first: NonNull<u8>, i: usize) -> Option<NonNull<u8>> {
+impl SpanHead {
+    /// The span's class.
+    pub(super) fn class(&self) -> u8 {
+        self.class
+    }
+
+    /// Pages of the span.
+    pub(super) fn npages(&self) -> u8 {
+        self.npages
+    }
+
+    /// The span's first page, `None` in a free slot's record.
+    pub(super) fn first(&self) -> Option<NonNull<u8>> {
+        match self.state {
+            SPAN_LIVE => NonNull::new(self.first),
+            _ => None,
+        }
+    }
+
+    /// Page `i` of the span, `None` past its pages (or in a free slot's
+    /// record).
+    pub(super) fn page_at(&self, i: usize) -> Option<NonNull<u8>> {
         match i.checked_sub(1) {
-            None => Some(first),
+            None => self.first(),
             Some(i) if i + 1 < usize::from(self.npages) => NonNull::new(*self.more.get(i)?),
             Some(_) => None,
         }
     }
 
+    /// The slots of the pages after the first, all of them.
+    pub(super) fn more_slots(&self) -> &[*mut u8; MAX_SPAN_PAGES - 1] {
+        &self.more
+    }
+
+    /// The pages after the first, as many as the span has.
+    pub(super) fn more(&self) -> &[*mut u8] {
+        let n = usize::from(self.npages).saturating_sub(1);
+        self.more.get(..n).unwrap_or(&[])
+    }
+
+    /// The head of the span record at `at`, loaded without the lock, field
+    /// by field; the span is live, so its head does not change meanwhile
+    /// (the caller pinned one of its objects).
+    ///
+    /// # Safety
+    ///
+    /// `at` points to a record of a leaf of a span table that stays
+    /// allocated during the call, aligned.
+    pub(super) unsafe fn load(at: NonNull<Span>) -> SpanHead {
+        let at = at.as_ptr();
+        // SAFETY: The caller's: the fields are aligned in an allocated
+        // record; their writer stores them atomically (`Span::store`), and
+        // the owner's plain reads do not race with atomic loads.
+        unsafe {
+            let mut head = SpanHead {
+                first: AtomicPtr::from_ptr(addr_of_mut!((*at).head.first)).load(Ordering::Relaxed),
+                state: AtomicU8::from_ptr(addr_of_mut!((*at).head.state)).load(Ordering::Relaxed),
+                class: AtomicU8::from_ptr(addr_of_mut!((*at).head.class)).load(Ordering::Relaxed),
+                npages: AtomicU8::from_ptr(addr_of_mut!((*at).head.npages)).load(Ordering::Relaxed),
+                _pad: [0; 5],
+                more: [core::ptr::null_mut(); MAX_SPAN_PAGES - 1],
+            };
+            for (i, page) in head.more.iter_mut().enumerate() {
+                let at = addr_of_mut!((*at).head.more).cast::<*mut u8>().add(i);
+                *page = AtomicPtr::from_ptr(at).load(Ordering::Relaxed);
+            }
+            head
+        }
+    }
+}
+
+impl SpanBody {
     /// Whether object `index` is live.
     pub(super) fn is_used(&self, index: u32) -> bool {
         let (word, bit) = (index as usize / 64, index % 64);
@@ -382,10 +569,34 @@ impl SpanBody {
 }
 
 impl Record for Span {
+    const LOCKLESS: bool = true;
+
+    unsafe fn store(at: NonNull<Self>, value: Self) {
+        let at = at.as_ptr();
+        // SAFETY: The caller's: `at` points to a record in a live leaf,
+        // aligned, which nobody else writes. The head's fields are stored
+        // atomically, for readers without the lock (`SpanHead::load`);
+        // nobody reads the body but the owner.
+        unsafe {
+            let head = &value.head;
+            AtomicPtr::from_ptr(addr_of_mut!((*at).head.first))
+                .store(head.first, Ordering::Relaxed);
+            AtomicU8::from_ptr(addr_of_mut!((*at).head.state)).store(head.state, Ordering::Relaxed);
+            AtomicU8::from_ptr(addr_of_mut!((*at).head.class)).store(head.class, Ordering::Relaxed);
+            AtomicU8::from_ptr(addr_of_mut!((*at).head.npages))
+                .store(head.npages, Ordering::Relaxed);
+            for (i, page) in head.more.iter().enumerate() {
+                let at = addr_of_mut!((*at).head.more).cast::<*mut u8>().add(i);
+                AtomicPtr::from_ptr(at).store(*page, Ordering::Relaxed);
+            }
+            addr_of_mut!((*at).body).write(value.body);
+        }
+    }
+
     fn occupied(page: NonNull<u8>, generation: u32) -> Self {
         let mut span = Span::empty(SPAN_LIVE, generation, NO_SLOT);
-        span.first = page.as_ptr();
-        span.body.npages = 1;
+        span.head.first = page.as_ptr();
+        span.head.npages = 1;
         span
     }
 
@@ -394,13 +605,10 @@ impl Record for Span {
     }
 
     fn page(&self) -> Option<NonNull<u8>> {
-        match self.state {
-            SPAN_LIVE => NonNull::new(self.first),
-            _ => None,
-        }
+        self.head.first()
     }
 
     fn vacancy(&self) -> Option<(u32, u32)> {
-        (self.state == SPAN_FREE).then_some((self.body.next, self.body.generation))
+        (self.head.state == SPAN_FREE).then_some((self.body.next, self.body.generation))
     }
 }

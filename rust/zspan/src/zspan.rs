@@ -39,7 +39,7 @@
 //!
 //! Object `i` of a span is at byte `i * size` of the span's pages taken in
 //! order, so it may start in one page and end in the next: such an object
-//! is mapped as two pieces ([`Mapping::Split`]), which the caller copies
+//! is mapped as two pieces ([`Mapping::pieces`]), which the caller copies
 //! to and from a buffer. The pages are order-0 pages, not contiguous.
 //!
 //! # Spans and lists
@@ -113,6 +113,35 @@
 //! while not mapped, or freed while mapped is rejected
 //! ([`HandleError::Mapped`], [`HandleError::NotMapped`]).
 //!
+//! # Lockless maps
+//!
+//! A pool given a [`Shared`] ([`Pool::share`]: it lives beside the
+//! owner's lock, as long as the pool) also maps without the lock:
+//! [`Pool::map_lockless`] *pins* the object and [`Pool::unmap_lockless`]
+//! unpins it, with one atomic exchange each on the pin of the object's
+//! slot ([`PINS`] = 32 a pool, slot modulo 32; a map whose pin holds
+//! another handle, or that finds the object mapped under the lock or
+//! busy, returns `None` and the caller maps under the lock). Between the
+//! two, the map reads the object's record and its span's head from the
+//! tables the pool publishes there, under RCU (their records are
+//! `LOCKLESS`: each node a table drops is freed after a grace period, and
+//! what the reader reads, the object record's first word and the span
+//! record's head, the owner stores atomically). The owner, before it moves
+//! or frees an object, stores its record marked *busy*, issues a full
+//! fence and loads the object's pin; the map stores its pin (a SeqCst
+//! exchange) and then loads the record (SeqCst). Of these two stores and
+//! two loads (the store-buffering pattern), at least one load sees the
+//! other side's store: either the owner sees the pin and leaves the
+//! object where it is (a free is then [`HandleError::Mapped`], a move goes
+//! to the next object), or the map sees the busy mark (or the record as
+//! the owner left it: moved, or free) and lets go of its pin. A pinned
+//! object is therefore never moved, nor freed, nor its span; its unpin
+//! (release) orders the caller's last access to its bytes before a move's
+//! copy (the owner's load of the pin is an acquire). `map` under the lock
+//! refuses a handle pinned already. A handle mapped without the lock is
+//! unmapped without it; a pin is the handle's, so a bad `unmap` cannot
+//! unpin another object.
+//!
 //! # Compaction
 //!
 //! A class is compacted when its spans have a whole span's worth of free
@@ -125,8 +154,8 @@
 //! its unmapped objects, found on its list, move one by one into the
 //! fullest non-full span of the class (copying the bytes, rewriting the
 //! record and relinking it; the handle stays valid). A span that empties
-//! goes back to the page source; one left with only mapped objects stops
-//! evacuating. The work is bounded by a budget: a unit per record looked
+//! goes back to the page source; one left with only mapped (or pinned)
+//! objects stops evacuating. The work is bounded by a budget: a unit per record looked
 //! at, [`MOVE_COST`] per object moved. [`Pool::after_free`], which a driver
 //! calls after each free, compacts the freed object's class with a budget
 //! of [`COMPACT_BUDGET`] (4 objects moved); [`Pool::compact`] goes through
@@ -135,6 +164,7 @@
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr::{addr_of_mut, NonNull};
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 #[path = "check.rs"]
 mod check;
@@ -178,9 +208,9 @@ pub fn shard_of_handle(handle: Handle) -> usize {
 }
 
 use crate::zalloc::{
-    AllocError, Leak, PageSource, RadixTable, Record, Rejections, NO_SLOT, PAGE_SIZE,
+    AllocError, Leak, LocklessView, PageSource, RadixTable, Record, Rejections, NO_SLOT, PAGE_SIZE,
 };
-use records::{next_generation, Object, Span, SpanBody};
+use records::{next_generation, Object, Span, SpanBody, SpanHead};
 
 /// The lists of a class, by fullness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,7 +371,8 @@ pub struct Stats {
     pub objects: u64,
     /// Spans.
     pub spans: u64,
-    /// Objects mapped now.
+    /// Objects mapped now: under the lock, and pinned by lockless maps
+    /// ([`Pool::map_lockless`]; a snapshot of the pins).
     pub mapped: u64,
     /// Bytes of the live objects' classes (what the pages hold, rounded up
     /// to each class's size).
@@ -506,7 +537,7 @@ impl Spare {
 ///   NCLASSES`: `npages` = its class's pages, `pages[..npages]` pages from
 ///   the source (the first the slot's page), the rest null; `live` objects,
 ///   `0 < live <= objects`, the bits of `used`; on the list of its class
-///   its fullness calls for ([`Group::of`]), or on [`Group::Evacuating`]
+///   its fullness calls for (`Group::of`), or on `Group::Evacuating`
 ///   if `evacuating` is set; a span of [`Group::Full`] is marked so and
 ///   linked on no list.
 /// * Every live record of `objects` names a span and an index whose bit is
@@ -532,7 +563,71 @@ pub struct Pool<P: PageSource + Clone> {
     freed_class: usize,
     /// The shard this pool is, below [`SHARDS`]: its handles say it.
     shard: u32,
+    /// Where lockless maps pin objects ([`Pool::share`]), if they may.
+    shared: Option<SharedRef>,
 }
+
+/// The pins of a lockless map ([`Shared`]): how many a shard has. A map
+/// whose pin is taken by another object maps under the lock.
+pub const PINS: usize = 32;
+
+/// What a pool shares with readers that do not take its lock: where its
+/// tables are (their roots and tags, which the pool publishes) and the
+/// *pins* of the objects mapped without the lock ([`Pool::map_lockless`]).
+/// It lives beside the lock (outside what the lock guards), as long as the
+/// pool.
+pub struct Shared {
+    objects: LocklessView,
+    spans: LocklessView,
+    /// Pin `i` holds the handle of an object mapped without the lock whose
+    /// slot is `i` modulo [`PINS`], 0 if none.
+    pins: [AtomicU64; PINS],
+    /// The shard of the pool that shares it ([`Pool::share`]).
+    shard: AtomicU32,
+}
+
+impl Shared {
+    /// Nothing published, no pin.
+    pub const fn new() -> Self {
+        Shared {
+            objects: LocklessView::new(),
+            spans: LocklessView::new(),
+            pins: [const { AtomicU64::new(0) }; PINS],
+            shard: AtomicU32::new(0),
+        }
+    }
+
+    /// The pin of the object in slot `slot`.
+    fn pin(&self, slot: u32) -> &AtomicU64 {
+        &self.pins[slot as usize % PINS]
+    }
+
+    /// How many objects are mapped without the lock now (a snapshot).
+    pub fn pinned(&self) -> u64 {
+        self.pins
+            .iter()
+            .filter(|p| p.load(Ordering::Relaxed) != 0)
+            .count() as u64
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A pool's pointer to its [`Shared`].
+///
+/// # Invariants
+///
+/// It points to the `Shared` given to [`Pool::share`], which outlives the
+/// pool at its address.
+struct SharedRef(NonNull<Shared>);
+
+// SAFETY: A `Shared` is atomics only (`Sync`), so a pointer to it may go to
+// another thread, as `&Shared` may.
+unsafe impl Send for SharedRef {}
 
 /// The spans' worth of free objects a class of `spans` spans keeps before
 /// it is compacted: one, or two from [`WIDE_CLASS_SPANS`] spans on. Two
@@ -641,6 +736,7 @@ impl<P: PageSource + Clone> Pool<P> {
             addr_of_mut!((*slot).freed_class).write(0);
             // The modulo makes the cast lossless.
             addr_of_mut!((*slot).shard).write((shard % SHARDS) as u32);
+            addr_of_mut!((*slot).shared).write(None);
         }
     }
 
@@ -671,6 +767,13 @@ impl<P: PageSource + Clone> Pool<P> {
     ///
     /// As [`Pool::alloc`]; the pool is unchanged.
     pub fn alloc_uncounted(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
+        let result = self.alloc_unpublished(size, flags);
+        self.publish();
+        result
+    }
+
+    /// [`Pool::alloc_uncounted`] without [`Pool::publish`].
+    fn alloc_unpublished(&mut self, size: usize, flags: P::Flags) -> Result<Handle, AllocError> {
         let class = match class_of(size) {
             Some(class) => class,
             None if size == 0 => return Err(AllocError::Invalid),
@@ -753,6 +856,13 @@ impl<P: PageSource + Clone> Pool<P> {
     /// A [`HandleError`] for a handle that is not live in this pool or
     /// whose object is mapped; the pool is unchanged.
     pub fn free(&mut self, handle: Handle) -> Result<(), HandleError> {
+        let result = self.free_unpublished(handle);
+        self.publish();
+        result
+    }
+
+    /// [`Pool::free`] without [`Pool::publish`].
+    fn free_unpublished(&mut self, handle: Handle) -> Result<(), HandleError> {
         let (slot, generation) = match self.checked(handle) {
             Ok(found) => found,
             Err(why) => {
@@ -760,6 +870,32 @@ impl<P: PageSource + Clone> Pool<P> {
                 return Err(why);
             }
         };
+        if self.shared.is_some() {
+            // Marked BUSY, then no pin, before it goes (*Lockless maps*).
+            let mut why = HandleError::Stale;
+            let marked = self.objects.replace_if(slot, |r| {
+                if !r.is_live_at(generation) {
+                    return None;
+                }
+                if r.mapped() {
+                    why = HandleError::Mapped;
+                    return None;
+                }
+                Some(r.with_busy(true))
+            });
+            let pinned = match marked {
+                Some(marked) => self.pin_held(slot, marked),
+                None => true,
+            };
+            if pinned {
+                if marked.is_some() {
+                    why = HandleError::Mapped;
+                    self.unbusy(slot);
+                }
+                self.bad_handles = self.bad_handles.wrapping_add(1);
+                return Err(why);
+            }
+        }
         // The check and the vacating of the record: one walk of the table.
         let mut why = HandleError::Stale;
         let vacated = self.objects.vacate_if(slot, |r| {
@@ -821,6 +957,112 @@ impl<P: PageSource + Clone> Pool<P> {
         self.set_mapped::<false>(handle, false).map(drop)
     }
 
+    /// Lets objects of the pool be mapped without its lock, through
+    /// `shared` ([`Pool::map_lockless`]); publishes the pool's tables
+    /// there. From now on the pool looks for pins before it moves or
+    /// frees an object (*Lockless maps*).
+    ///
+    /// # Safety
+    ///
+    /// `shared` outlives the pool and stays at its address, and no other
+    /// pool shares it.
+    pub unsafe fn share(&mut self, shared: &Shared) {
+        shared.shard.store(self.shard, Ordering::Relaxed);
+        self.shared = Some(SharedRef(NonNull::from(shared)));
+        self.publish();
+    }
+
+    /// Publishes where the tables are to the pool's [`Shared`], if it
+    /// shares one: [`Pool::alloc`], [`Pool::free`], [`Pool::compact`],
+    /// [`Pool::after_free`] and [`Pool::reset`], which may make or drop a
+    /// table's root, call it before they return.
+    fn publish(&self) {
+        if let Some(shared) = self.shared() {
+            self.objects.publish(&shared.objects);
+            self.spans.publish(&shared.spans);
+        }
+    }
+
+    /// [`Pool::map`] without the pool's lock, in the pool that shares
+    /// `shared` ([`Pool::share`]): pins the object of `handle` and returns
+    /// where it is, until [`Pool::unmap_lockless`]; a pinned object is
+    /// neither moved nor freed (*Lockless maps*). `None`, with no pin
+    /// taken, if the handle is not a live object's there, if the object is
+    /// mapped, if its pin is another object's, or if the pool's owner is
+    /// moving or freeing it: the caller then maps under the lock
+    /// ([`Pool::map`]), which decides (and counts a bad handle).
+    ///
+    /// # Safety
+    ///
+    /// `shared` is shared by a pool ([`Pool::share`]), which is not reset,
+    /// destroyed or dropped during the call; and the caller is, across the
+    /// call, a reader that the page source's
+    /// [`PageSource::free_page_deferred`] waits for (in the kernel, in an
+    /// RCU read-side critical section), so that the table nodes it walks,
+    /// even ones dropped meanwhile, stay allocated.
+    pub unsafe fn map_lockless(shared: &Shared, handle: Handle) -> Option<Mapping> {
+        let f = handle.fields();
+        if f.tag != shared.objects.tag()
+            || f.spare != 0
+            || f.index != shared.shard.load(Ordering::Relaxed)
+            || !ObjectTable::<P>::is_slot(f.slot)
+        {
+            return None;
+        }
+        let pin = shared.pin(f.slot);
+        // SeqCst, then the record's word (SeqCst): see `pin_held`.
+        pin.compare_exchange(0, handle.to_raw(), Ordering::SeqCst, Ordering::Relaxed)
+            .ok()?;
+        // SAFETY: The caller's.
+        let found = unsafe { Self::find_pinned(shared, f.slot, f.generation) };
+        if found.is_none() {
+            pin.store(0, Ordering::Release);
+        }
+        found
+    }
+
+    /// Where the object of `generation` in `slot` is, which the caller has
+    /// pinned, found without the lock; `None` if it is no live object's
+    /// slot, or if the object is mapped or BUSY.
+    ///
+    /// # Safety
+    ///
+    /// As [`Pool::map_lockless`].
+    unsafe fn find_pinned(shared: &Shared, slot: u32, generation: u32) -> Option<Mapping> {
+        // SAFETY: The caller's: the tables published in `shared` are live,
+        // and the nodes they drop (their records are `LOCKLESS`) are freed
+        // only after this reader is done.
+        let at = unsafe { ObjectTable::<P>::lockless_record(&shared.objects, slot) }?;
+        // SAFETY: As above: `at` is a record of a leaf that stays allocated
+        // during the call.
+        let word = unsafe { Object::load_word(at) };
+        if !word.is_mappable_at(generation) {
+            return None;
+        }
+        // The object is pinned and was neither BUSY nor mapped after the
+        // pin: it stays where the word says, in a live span, until unpinned.
+        // SAFETY: As above, for the span table.
+        let at = unsafe { SpanTable::<P>::lockless_record(&shared.spans, word.span()) }?;
+        // SAFETY: As above.
+        let head = unsafe { SpanHead::load(at) };
+        let geometry = CLASSES.get(usize::from(head.class()))?;
+        locate(&head, geometry, word.index())
+    }
+
+    /// Ends a [`Pool::map_lockless`] of `handle`: unpins its object (after
+    /// the caller's last use of its bytes: release). Returns whether
+    /// `handle` held a pin in `shared`; if not, the object was mapped under
+    /// the lock (or not at all) and the caller unmaps it there
+    /// ([`Pool::unmap`]).
+    pub fn unmap_lockless(shared: &Shared, handle: Handle) -> bool {
+        let raw = handle.to_raw();
+        raw != 0
+            && shared
+                .pin(handle.fields().slot)
+                .compare_exchange(raw, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Number of pages holding objects, not counting the tables
     /// ([`Stats::table_pages`]).
     pub fn total_pages(&self) -> u64 {
@@ -873,7 +1115,9 @@ impl<P: PageSource + Clone> Pool<P> {
             spare_pages: self.spare.len() as u64,
             objects: self.live,
             spans: self.span_count,
-            mapped: self.mapped,
+            mapped: self
+                .mapped
+                .wrapping_add(self.shared().map_or(0, Shared::pinned)),
             class_bytes: self.class_bytes(),
             moved: self.moved,
             spans_compacted: self.spans_compacted,
@@ -904,6 +1148,7 @@ impl<P: PageSource + Clone> Pool<P> {
         self.classes.iter_mut().for_each(|c| *c = Class::EMPTY);
         self.span_count = 0;
         self.mapped = 0;
+        self.publish();
         Leak::check(
             core::mem::take(&mut self.pages),
             core::mem::take(&mut self.live),
@@ -931,6 +1176,7 @@ impl<P: PageSource + Clone> Pool<P> {
                 &mut done,
             ));
         }
+        self.publish();
         done
     }
 
@@ -949,6 +1195,7 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         let mut done = Compaction::default();
         self.compact_class(class, COMPACT_BUDGET, &mut done);
+        self.publish();
         Some(done)
     }
 
@@ -993,7 +1240,7 @@ impl<P: PageSource + Clone> Pool<P> {
     fn locate(&self, record: Object) -> Option<Mapping> {
         let span = self.span(record.span())?;
         let geometry = CLASSES.get(usize::from(span.class))?;
-        locate(span.page_at(0)?, span, geometry, record.index())
+        locate(span.head(), geometry, record.index())
     }
 
     /// Sets (`map`) or clears (`unmap`) the mapped bit of the object of
@@ -1007,28 +1254,41 @@ impl<P: PageSource + Clone> Pool<P> {
         mapped: bool,
     ) -> Result<Option<Mapping>, HandleError> {
         let result = self.checked(handle).and_then(|(slot, generation)| {
-            let body = self
-                .objects
-                .body_mut_if(slot, |r| r.is_live_at(generation))
-                .ok_or(HandleError::Stale)?;
-            match (body.mapped(), mapped) {
-                (true, true) => return Err(HandleError::Mapped),
-                (false, false) => return Err(HandleError::NotMapped),
-                _ => {}
+            if mapped
+                && self
+                    .shared()
+                    .is_some_and(|s| s.pin(slot).load(Ordering::Relaxed) == handle.to_raw())
+            {
+                // Mapped without the lock already.
+                return Err(HandleError::Mapped);
             }
-            let mapping = if LOCATE {
-                let (first, span) =
-                    span_in(&mut self.spans, body.span()).ok_or(HandleError::Stale)?;
-                let m = CLASSES
-                    .get(usize::from(span.class))
-                    .and_then(|geometry| locate(first, span, geometry, body.index()))
-                    .ok_or(HandleError::Stale)?;
-                Some(m)
-            } else {
-                None
-            };
-            body.set_mapped(mapped);
-            Ok(mapping)
+            let mut why = HandleError::Stale;
+            let old = self.objects.replace_if(slot, |r| {
+                if !r.is_live_at(generation) {
+                    return None;
+                }
+                if r.mapped() == mapped {
+                    why = if mapped {
+                        HandleError::Mapped
+                    } else {
+                        HandleError::NotMapped
+                    };
+                    return None;
+                }
+                Some(r.with_mapped(mapped))
+            });
+            let old = old.ok_or(why)?;
+            if !LOCATE {
+                return Ok(None);
+            }
+            match self.locate(old) {
+                Some(m) => Ok(Some(m)),
+                None => {
+                    // Not with the invariants: the record is put back.
+                    self.objects.replace_if(slot, |_| Some(old));
+                    Err(HandleError::Stale)
+                }
+            }
         });
         match result {
             Ok(_) if mapped => self.mapped = self.mapped.wrapping_add(1),
@@ -1036,6 +1296,55 @@ impl<P: PageSource + Clone> Pool<P> {
             Err(_) => self.bad_handles = self.bad_handles.wrapping_add(1),
         }
         result
+    }
+
+    /// The pool's [`Shared`], if it shares one ([`Pool::share`]).
+    fn shared(&self) -> Option<&Shared> {
+        // SAFETY: The `Shared` outlives the pool at its address
+        // (`SharedRef`'s invariant); it is atomics only, so shared.
+        self.shared.as_ref().map(|r| unsafe { r.0.as_ref() })
+    }
+
+    /// Whether a lockless map pins the live object of `slot`, whose record
+    /// the caller has just stored as `marked`, [`BUSY`](records::Object::with_busy)
+    /// (*Lockless maps*): the caller then leaves the object alone.
+    fn pin_held(&self, slot: u32, marked: Object) -> bool {
+        let Some(shared) = self.shared() else {
+            return false;
+        };
+        // The store of the BUSY record, this fence, the load of the pin;
+        // a lockless map's pin (a SeqCst exchange) then its load of the
+        // record (SeqCst): one of the two loads sees the other's store.
+        // Acquire: a pin released meanwhile (`unmap_lockless`) was the
+        // last use of the object's bytes, which a move then copies.
+        fence(Ordering::SeqCst);
+        let handle = Handle::new(self.objects.tag(), marked.generation(), slot, self.shard);
+        shared.pin(slot).load(Ordering::Acquire) == handle.to_raw()
+    }
+
+    /// Marks the live object of `slot` BUSY (in a pool that shares) and
+    /// returns whether a lockless map pins it, leaving it unmarked if so.
+    fn pinned(&mut self, slot: u32) -> bool {
+        if self.shared.is_none() {
+            return false;
+        }
+        let Some(marked) = self
+            .objects
+            .replace_if(slot, |r| r.is_live().then(|| r.with_busy(true)))
+        else {
+            return false;
+        };
+        let pinned = self.pin_held(slot, marked);
+        if pinned {
+            self.unbusy(slot);
+        }
+        pinned
+    }
+
+    /// Clears the BUSY mark of the live object of `slot`.
+    fn unbusy(&mut self, slot: u32) {
+        self.objects
+            .replace_if(slot, |r| r.busy().then(|| r.with_busy(false)));
     }
 
     /// Sets the previous object of the live object in `slot` (if any:
@@ -1073,9 +1382,10 @@ impl<P: PageSource + Clone> Pool<P> {
             else {
                 break;
             };
-            // The first unmapped object of the span's list.
+            // The first object of the span's list that is neither mapped
+            // nor pinned, moved.
             let mut slot = self.span(from).map_or(NO_SLOT, |s| s.head);
-            let mut found = None;
+            let mut moved = None;
             while slot != NO_SLOT && spent < budget {
                 let Some(record) = self.live_object(slot) else {
                     break;
@@ -1083,27 +1393,28 @@ impl<P: PageSource + Clone> Pool<P> {
                 done.scanned = done.scanned.wrapping_add(1);
                 spent = spent.wrapping_add(1);
                 if !record.mapped() {
-                    found = Some((slot, record));
-                    break;
+                    match self.move_object(slot, record) {
+                        Move::Moved(freed) => {
+                            moved = Some(freed);
+                            break;
+                        }
+                        Move::Pinned => {}
+                        Move::Stopped => return spent,
+                    }
                 }
                 slot = record.next();
             }
-            let Some((slot, record)) = found else {
+            let Some(freed) = moved else {
                 if slot == NO_SLOT {
                     // Only mapped objects left: the span stops evacuating.
                     self.stop_evacuating(from);
                 }
                 break;
             };
-            match self.move_object(slot, record) {
-                Some(freed) => {
-                    done.moved = done.moved.wrapping_add(1);
-                    spent = spent.wrapping_add(MOVE_COST);
-                    if freed {
-                        done.freed_spans = done.freed_spans.wrapping_add(1);
-                    }
-                }
-                None => break,
+            done.moved = done.moved.wrapping_add(1);
+            spent = spent.wrapping_add(MOVE_COST);
+            if freed {
+                done.freed_spans = done.freed_spans.wrapping_add(1);
             }
         }
         spent
@@ -1168,13 +1479,10 @@ impl<P: PageSource + Clone> Pool<P> {
             unsafe { self.retire_pages(&pages, spare_before) };
             return Err(AllocError::NoMemory);
         };
-        if let Some((_, s)) = self.span_mut(slot) {
-            for (dst, src) in s.more.iter_mut().zip(pages.into_iter().skip(1)) {
-                *dst = src.map_or(core::ptr::null_mut(), NonNull::as_ptr);
-            }
-            s.npages = geometry.pages;
-            s.class = class as u8;
-        }
+        // The head, stored whole (lockless readers read it).
+        let more = pages.get(1..npages).unwrap_or(&[]);
+        self.spans
+            .replace_if(slot, |s| Some(s.with_pages(more, class as u8)));
         self.pages = self.pages.wrapping_add(u64::from(geometry.pages));
         self.span_count = self.span_count.wrapping_add(1);
         self.spare.widest = self.spare.widest.max(geometry.pages);
@@ -1279,7 +1587,7 @@ impl<P: PageSource + Clone> Pool<P> {
         let Some(first) = self.spans.take_page(slot, next_generation(span.generation)) else {
             return;
         };
-        self.pages = self.pages.wrapping_sub(u64::from(span.npages));
+        self.pages = self.pages.wrapping_sub(u64::from(span.head().npages()));
         self.span_count = self.span_count.wrapping_sub(1);
         let objects = CLASSES
             .get(usize::from(span.class))
@@ -1293,11 +1601,7 @@ impl<P: PageSource + Clone> Pool<P> {
         // the table has let go of the first, and the span, gone, held no
         // object any more.
         unsafe { self.retire_page(first, keep) };
-        for page in span
-            .more
-            .iter()
-            .take(usize::from(span.npages).saturating_sub(1))
-        {
+        for page in span.head().more() {
             if let Some(page) = NonNull::new(*page) {
                 // SAFETY: As above.
                 unsafe { self.retire_page(page, keep) };
@@ -1435,36 +1739,59 @@ impl<P: PageSource + Clone> Pool<P> {
     /// evacuating span, into the fullest non-full span of its class.
     /// Returns whether its old span was freed, or `None` if the class has
     /// no room (the span then stops evacuating).
-    fn move_object(&mut self, slot: u32, record: Object) -> Option<bool> {
+    fn move_object(&mut self, slot: u32, record: Object) -> Move {
         let from = record.span();
-        let class = usize::from(self.span(from)?.class);
+        let Some(class) = self.span(from).map(|s| usize::from(s.class)) else {
+            return Move::Stopped;
+        };
         let Some(to) = self.pick(class) else {
             // No room: the span stops evacuating.
             self.stop_evacuating(from);
-            return None;
+            return Move::Stopped;
         };
-        let source = self.locate(record)?;
-        let (index, old_head) = self.take_index(to, slot)?;
+        let Some(source) = self.locate(record) else {
+            return Move::Stopped;
+        };
+        if self.pinned(slot) {
+            return Move::Pinned;
+        }
+        // BUSY from here (in a pool that shares): a lockless map of the
+        // object maps under the lock, after the move.
+        let Some((index, old_head)) = self.take_index(to, slot) else {
+            self.unbusy(slot);
+            return Move::Stopped;
+        };
         let Some(destination) = self.locate(Object::live(to, index, 0, false)) else {
             self.put_index(to, slot, index, old_head);
-            return None;
+            self.unbusy(slot);
+            return Move::Stopped;
         };
         copy(&source, &destination);
-        // Off its old span's list, first on its new span's.
+        // Off its old span's list, first on its new span's; no longer BUSY.
         self.unlink_object(record.prev(), record.next());
-        if let Some(body) = self.objects.body_mut_if(slot, |r| r.is_live()) {
-            body.set_place(to, index);
-            body.prev = NO_SLOT;
-            body.next = old_head;
-        }
+        self.objects.replace_if(slot, |r| {
+            r.is_live().then(|| r.moved_to(to, index, old_head))
+        });
         self.set_object_prev(old_head, slot);
         self.moved = self.moved.wrapping_add(1);
-        let (_, freed) = self.put_index(from, slot, record.index(), record.next())?;
+        let Some((_, freed)) = self.put_index(from, slot, record.index(), record.next()) else {
+            return Move::Stopped;
+        };
         if freed {
             self.spans_compacted = self.spans_compacted.wrapping_add(1);
         }
-        Some(freed)
+        Move::Moved(freed)
     }
+}
+
+/// What [`Pool::move_object`] did.
+enum Move {
+    /// Moved the object; `true` if its span emptied and was freed.
+    Moved(bool),
+    /// Left the object, which a lockless map pins.
+    Pinned,
+    /// Moved nothing, and compaction of the class stops for now.
+    Stopped,
 }
 
 impl<P: PageSource + Clone> Drop for Pool<P> {
@@ -1615,14 +1942,14 @@ fn relink_body(classes: &mut [Class; NCLASSES], slot: u32, s: &mut SpanBody, gro
 
 /// Where object `index` of the span whose first page is `first` and whose
 /// body is `span` (of class `geometry`) is.
-fn locate(first: NonNull<u8>, span: &SpanBody, geometry: &Geometry, index: u32) -> Option<Mapping> {
+fn locate(span: &SpanHead, geometry: &Geometry, index: u32) -> Option<Mapping> {
     if index >= u32::from(geometry.objects) {
         return None;
     }
     let size = usize::from(geometry.size);
     let offset = (index as usize).checked_mul(size)?;
     let (page, within) = (offset / PAGE_SIZE, offset % PAGE_SIZE);
-    let here = span.page_at(first, page)?;
+    let here = span.page_at(page)?;
     // SAFETY: `within < PAGE_SIZE`: inside the page, hence not null.
     let start = unsafe { NonNull::new_unchecked(here.as_ptr().add(within)) };
     let head = PAGE_SIZE - within;
@@ -1632,7 +1959,7 @@ fn locate(first: NonNull<u8>, span: &SpanBody, geometry: &Geometry, index: u32) 
             count: 1,
         });
     }
-    let next = span.page_at(first, page.checked_add(1)?)?;
+    let next = span.page_at(page.checked_add(1)?)?;
     Some(Mapping {
         pieces: [(start, head), (next, size - head)],
         count: 2,
