@@ -264,6 +264,7 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// # Safety
     ///
     /// As [`Core::map_lockless`].
+    #[inline]
     unsafe fn unmap_lockless(view: &Self::View, handle: u64) -> bool {
         // SAFETY: The caller's.
         unsafe { Self::map_lockless(view, handle) }.is_some()
@@ -726,8 +727,34 @@ impl<C: Core> LockedPool<C> {
         r
     }
 
+    /// The rest of a `map` of the object of `handle` in shard `i`, mapped
+    /// (and so pinned) in two pieces: this CPU's buffer, with the object's
+    /// bytes unless `mode` is write-only.
+    fn map_split(&self, i: usize, handle: u64, mode: MapMode, pieces: &Pieces) -> *mut u8 {
+        // SAFETY: no lock of the pool is held, and zpool unmaps on this CPU
+        // before it sleeps (the core's `SLEEP_MAPPED` is false, and so is
+        // the driver's `sleep_mapped`).
+        match unsafe { map_area::get(mode, handle, pieces) } {
+            Some(buf) => {
+                if mode != MapMode::WriteOnly {
+                    // SAFETY: the object is mapped, so pinned; the buffer is
+                    // a page, the object at most one.
+                    unsafe { copy_pieces(pieces, buf, true) };
+                }
+                buf.as_ptr()
+            }
+            None => {
+                // The module has no buffers: undo the map.
+                let _ = self.unmap_held(i, handle);
+                pr_err!("no per-CPU buffer to map an object in two pieces\n");
+                core::ptr::null_mut()
+            }
+        }
+    }
+
     /// Ends the map of `handle` in shard `i`: without the lock if it was
     /// mapped so, else under it.
+    #[inline]
     fn unmap_held(&self, i: usize, handle: u64) -> Result<(), C::HandleError> {
         if C::LOCKLESS_MAP {
             let _rcu = RcuRead::new();
@@ -911,44 +938,25 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
 
     fn map(&self, handle: u64, mode: MapMode) -> *mut u8 {
         let i = C::shard_of_handle(handle);
-        let lockless = if C::LOCKLESS_MAP {
-            let _rcu = RcuRead::new();
-            // SAFETY: the shard's core publishes its view there under the
-            // lock; it is reset only when the pool is dropped, which zpool
-            // does not do while it maps (nor could: `self` is borrowed);
-            // the nodes it drops are freed after the grace period this
-            // read-side section holds back.
-            unsafe { C::map_lockless(&self.shard(i).view, handle) }
-        } else {
-            None
-        };
-        let mapped = match lockless {
-            Some(m) => Ok(m),
-            None => self.quiet(i, |core| core.map(handle)),
-        };
-        match mapped {
-            Ok(Mapped::Direct(addr)) => addr.as_ptr(),
-            Ok(Mapped::Split(pieces)) => {
-                // SAFETY: no lock of the pool is held, and zpool unmaps on
-                // this CPU before it sleeps (the core's `SLEEP_MAPPED` is
-                // false, and so is the driver's `sleep_mapped`).
-                match unsafe { map_area::get(mode, handle, &pieces) } {
-                    Some(buf) => {
-                        if mode != MapMode::WriteOnly {
-                            // SAFETY: the object is mapped, so pinned; the
-                            // buffer is a page, the object at most one.
-                            unsafe { copy_pieces(&pieces, buf, true) };
-                        }
-                        buf.as_ptr()
-                    }
-                    None => {
-                        // The module has no buffers: undo the map.
-                        let _ = self.unmap_held(i, handle);
-                        pr_err!("no per-CPU buffer to map an object in two pieces\n");
-                        core::ptr::null_mut()
-                    }
-                }
+        if C::LOCKLESS_MAP {
+            let found = {
+                let _rcu = RcuRead::new();
+                // SAFETY: the shard's core publishes its view there under
+                // the lock; it is reset only when the pool is dropped, which
+                // zpool does not do while it maps (nor could: `self` is
+                // borrowed); the nodes it drops are freed after the grace
+                // period this read-side section holds back.
+                unsafe { C::map_lockless(&self.shard(i).view, handle) }
+            };
+            match found {
+                Some(Mapped::Direct(addr)) => return addr.as_ptr(),
+                Some(Mapped::Split(pieces)) => return self.map_split(i, handle, mode, &pieces),
+                None => {}
             }
+        }
+        match self.quiet(i, |core| core.map(handle)) {
+            Ok(Mapped::Direct(addr)) => addr.as_ptr(),
+            Ok(Mapped::Split(pieces)) => self.map_split(i, handle, mode, &pieces),
             Err(why) => {
                 self.bad_handle("map", handle, why);
                 core::ptr::null_mut()
@@ -1044,6 +1052,7 @@ macro_rules! impl_core {
                     Self::publish(self, view)
                 }
 
+                #[inline]
                 unsafe fn map_lockless(
                     view: &$crate::zalloc::LocklessView,
                     handle: u64,

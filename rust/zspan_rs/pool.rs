@@ -15,7 +15,10 @@
 //! ([`Core::SLEEP_MAPPED`] is false, as the driver's `sleep_mapped`). Every
 //! free is followed by a bounded compaction of the freed object's class,
 //! when its spans have a span's worth of room (`Pool::after_free`: at most
-//! 4 objects moved or 64 records looked at, under the lock).
+//! 4 objects moved or 64 records looked at, under the lock). `map` and
+//! `unmap` take no lock: a map pins its object through the shard's
+//! [`Shared`] (the glue's view), which the pool looks at before it moves or
+//! frees an object (*Lockless maps* in `rust/zspan/src/zspan.rs`).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::c_str;
@@ -124,6 +127,7 @@ impl Core for Pool<KernelPages> {
     // No `publish`: the pool publishes to the view it shares (`attach`)
     // itself, before each call that may change its tables returns.
 
+    #[inline]
     unsafe fn map_lockless(view: &Shared, handle: u64) -> Option<Mapped> {
         // SAFETY: the caller's: `view` is the one this shard's pool shares,
         // the pool is not reset meanwhile, and the caller is in an RCU
@@ -133,6 +137,7 @@ impl Core for Pool<KernelPages> {
             .map(|m| mapped(&m))
     }
 
+    #[inline]
     unsafe fn unmap_lockless(view: &Shared, handle: u64) -> bool {
         Pool::<KernelPages>::unmap_lockless(view, Handle::from_raw(handle))
     }

@@ -7,7 +7,8 @@
 //! - The allocator is `rust/zspan` (kernel-agnostic, host-tested): size
 //!   classes on spans of up to 6 pages, objects that cross page boundaries,
 //!   metadata in two slot tables (none in the object pages), checked
-//!   handles, bounded compaction that never moves a mapped object.
+//!   handles, bounded compaction that never moves a mapped object, maps
+//!   and unmaps without the pool's lock (the object pinned meanwhile).
 //! - `pool.rs` hands it to the glue shared by every Rust zpool driver
 //!   (`rust/kglue/zpool_pool.rs`: a spinlock, debugfs counters in
 //!   `/sys/kernel/debug/zspan_rs/<pool>/`, bad-handle and leak reports),

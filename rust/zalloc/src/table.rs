@@ -443,6 +443,16 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         }
     }
 
+    /// Whether `view` holds what [`Self::publish`] would publish there now
+    /// (for checks).
+    pub fn is_published(&self, view: &LocklessView) -> bool {
+        let root = match (R::LOCKLESS, self.root) {
+            (true, Some(root)) => root.as_ptr(),
+            _ => core::ptr::null_mut(),
+        };
+        view.root.load(Ordering::Relaxed) == root && view.tag.load(Ordering::Relaxed) == self.tag
+    }
+
     /// The record of `slot` in the table published in `view`, found
     /// without the owner's lock: `None` for a number that is no slot, a
     /// slot without leaf, or a view of no table. Each link is loaded with
@@ -783,7 +793,7 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         let (mid, leaf) = self.nodes(slot)?;
         let at = Self::record_in(leaf, slot)?;
         // SAFETY: `at` points to the initialized record of a slot in a live
-        // leaf, aligned; the table, borrowed mutably, alone accesses it.
+        // leaf, aligned; the table, borrowed mutably, alone writes it.
         let record = unsafe { at.as_ptr().read() };
         if record.page().is_some() || record.vacancy().is_some() {
             return None;
@@ -791,6 +801,46 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         let generation = keep(&record)?;
         self.put_slot_in(mid, leaf, slot, generation);
         Some(record)
+    }
+
+    /// [`Self::vacate_if`] in two steps, for a record that readers without
+    /// the lock read ([`Record::LOCKLESS`]): `mark`, shown the record,
+    /// gives a changed record (the same page, occupied), which is stored
+    /// ([`Record::store`]) before `keep` is shown it. If `keep` gives the
+    /// generation counter, the slot is freed and the marked record
+    /// returned; if it refuses, the record is stored back as it was. One
+    /// walk of the table. `None`, the table unchanged, if the slot is
+    /// free, has a page or has no leaf, or `mark` or `keep` refused it.
+    pub fn vacate_if_marked(
+        &mut self,
+        slot: u32,
+        mark: impl FnOnce(&R) -> Option<R>,
+        keep: impl FnOnce(&R) -> Option<u32>,
+    ) -> Option<R> {
+        let (mid, leaf) = self.nodes(slot)?;
+        let at = Self::record_in(leaf, slot)?;
+        // SAFETY: As in `vacate_if`.
+        let record = unsafe { at.as_ptr().read() };
+        if record.page().is_some() || record.vacancy().is_some() {
+            return None;
+        }
+        let marked = mark(&record)?;
+        if marked.page().is_some() || marked.vacancy().is_some() {
+            return None;
+        }
+        // SAFETY: As in `vacate_if`.
+        unsafe { R::store(at, marked) };
+        match keep(&marked) {
+            Some(generation) => {
+                self.put_slot_in(mid, leaf, slot, generation);
+                Some(marked)
+            }
+            None => {
+                // SAFETY: As in `vacate_if`.
+                unsafe { R::store(at, record) };
+                None
+            }
+        }
     }
 
     /// Frees all pages of the table (not the pages in its slots, which are

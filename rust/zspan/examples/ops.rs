@@ -8,7 +8,8 @@
 //! and fill (`cargo run --release -p rkm-zspan --example ops [N]`); under
 //! `perf record` it shows where the CPU goes. `NOCOPY=1` leaves out the
 //! copies of object bytes (the pool's own work only, for callgrind);
-//! `NOCOMPACT=1` skips the compaction after frees.
+//! `NOCOMPACT=1` skips the compaction after frees; `SHARE=1` shares the
+//! pool ([`Pool::share`]) and maps without the lock, as zspan_rs does.
 
 // Host-only: the report's ratios are floating point.
 #![allow(clippy::float_arithmetic)]
@@ -19,7 +20,7 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use rkm_zalloc::{PageSource, PAGE_SIZE};
-use rkm_zspan::{Handle, Pool};
+use rkm_zspan::{Handle, Mapping, Pool, Shared};
 
 /// Pages from the host's allocator, recycled through a free list (as the
 /// kernel's per-CPU page lists do): the page allocator's cost is not
@@ -80,28 +81,52 @@ fn size(rng: &mut Rng) -> usize {
     }
 }
 
+/// Maps the object of `h`: without the lock if the pool shares `shared`.
+fn map(pool: &mut Pool<HostPages>, shared: Option<&Shared>, h: Handle) -> Option<Mapping> {
+    if let Some(shared) = shared {
+        // SAFETY: `shared` is the pool's, which lives on; one thread, so
+        // no node the pool drops is read after it is freed.
+        if let Some(m) = unsafe { Pool::<HostPages>::map_lockless(shared, h) } {
+            return Some(m);
+        }
+    }
+    pool.map(h).ok()
+}
+
+/// Ends a [`map`].
+fn unmap(pool: &mut Pool<HostPages>, shared: Option<&Shared>, h: Handle) {
+    if !shared.is_some_and(|s| Pool::<HostPages>::unmap_lockless(s, h)) {
+        let _ = pool.unmap(h);
+    }
+}
+
 /// Stores an object: alloc, map, write, unmap.
-fn store(pool: &mut Pool<HostPages>, rng: &mut Rng, buf: &[u8]) -> Option<Handle> {
+fn store(
+    pool: &mut Pool<HostPages>,
+    shared: Option<&Shared>,
+    rng: &mut Rng,
+    buf: &[u8],
+) -> Option<Handle> {
     let n = size(rng);
     let h = pool.alloc(n, ()).ok()?;
-    let m = pool.map(h).ok()?;
+    let m = map(pool, shared, h)?;
     if !nocopy() {
         // SAFETY: the object is mapped, `len()` bytes at least `n`; `buf`
         // is a page.
         unsafe { m.copy_from(buf.as_ptr()) };
     }
-    pool.unmap(h).ok()?;
+    unmap(pool, shared, h);
     Some(h)
 }
 
 /// Loads an object and frees it: map, read, unmap, free.
-fn load(pool: &mut Pool<HostPages>, h: Handle, buf: &mut [u8]) {
-    if let Ok(m) = pool.map(h) {
+fn load(pool: &mut Pool<HostPages>, shared: Option<&Shared>, h: Handle, buf: &mut [u8]) {
+    if let Some(m) = map(pool, shared, h) {
         if !nocopy() {
             // SAFETY: as in `store`.
             unsafe { m.copy_to(buf.as_mut_ptr()) };
         }
-        let _ = pool.unmap(h);
+        unmap(pool, shared, h);
     }
     let _ = pool.free(h);
     if !nocompact() {
@@ -114,13 +139,19 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
+    let shared = Shared::new();
     let mut pool = Pool::new(HostPages);
+    let shared = std::env::var_os("SHARE").map(|_| {
+        // SAFETY: `shared` outlives the pool (declared before it).
+        unsafe { pool.share(&shared) };
+        &shared
+    });
     let mut rng = Rng(0x5eed);
     let mut buf = vec![0x5au8; PAGE_SIZE];
     let mut live = Vec::with_capacity(n);
     let t = Instant::now();
     for _ in 0..n {
-        if let Some(h) = store(&mut pool, &mut rng, &buf) {
+        if let Some(h) = store(&mut pool, shared, &mut rng, &buf) {
             live.push(h);
         }
     }
@@ -131,8 +162,8 @@ fn main() {
     for _ in 0..churn {
         let i = rng.below(live.len() as u64) as usize;
         let h = live.swap_remove(i);
-        load(&mut pool, h, &mut buf);
-        if let Some(h) = store(&mut pool, &mut rng, &buf) {
+        load(&mut pool, shared, h, &mut buf);
+        if let Some(h) = store(&mut pool, shared, &mut rng, &buf) {
             live.push(h);
         }
     }
@@ -144,7 +175,7 @@ fn main() {
     while !live.is_empty() {
         let i = rng.below(live.len() as u64) as usize;
         let h = live.swap_remove(i);
-        load(&mut pool, h, &mut buf);
+        load(&mut pool, shared, h, &mut buf);
         if live.len() % 100 == 0 {
             let s = pool.stats();
             stored += s.objects;

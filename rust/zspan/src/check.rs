@@ -6,6 +6,7 @@
 
 use super::{trigger, Group, Pool, CLASSES, GROUPS, MAX_SPAN_PAGES, NCLASSES};
 use crate::zalloc::{PageSource, NO_SLOT};
+use core::sync::atomic::Ordering;
 
 /// A mix of a span slot and an index, for the multiset comparison of the
 /// objects the spans' bitmaps have and those the object records name.
@@ -28,6 +29,16 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn check(&self) -> Result<(), &'static str> {
         self.objects.check()?;
         self.spans.check()?;
+        if let Some(shared) = self.shared() {
+            if !self.objects.is_published(&shared.objects)
+                || !self.spans.is_published(&shared.spans)
+            {
+                return Err("a table is not published as it is");
+            }
+            if shared.shard.load(Ordering::Relaxed) != self.shard {
+                return Err("the pool's Shared names another shard");
+            }
+        }
         let (mut pages, mut spans, mut live, mut bytes) = (0u64, 0u64, 0u64, 0u64);
         let (mut class_spans, mut class_live) = ([0u32; NCLASSES], [0u32; NCLASSES]);
         let mut listed = [[0u32; GROUPS]; NCLASSES];

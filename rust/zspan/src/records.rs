@@ -182,12 +182,12 @@ impl Object {
 
     /// The record with [`BUSY`] set (`true`) or cleared.
     pub(super) fn with_busy(self, busy: bool) -> Self {
-        let head = if busy {
-            self.head() | BUSY
+        let word = if busy {
+            self.word | u64::from(BUSY)
         } else {
-            self.head() & !BUSY
+            self.word & !u64::from(BUSY)
         };
-        Object::from_parts(head, self.place(), self.body)
+        Object { word, ..self }
     }
 
     /// The record of the object moved to index `index` of the span in
@@ -270,6 +270,7 @@ impl Object {
 impl Record for Object {
     const LOCKLESS: bool = true;
 
+    #[inline]
     unsafe fn store(at: NonNull<Self>, value: Self) {
         let at = at.as_ptr();
         // SAFETY: The caller's: `at` points to a record in a live leaf,
@@ -506,33 +507,50 @@ impl SpanHead {
         self.more.get(..n).unwrap_or(&[])
     }
 
-    /// The head of the span record at `at`, loaded without the lock, field
-    /// by field; the span is live, so its head does not change meanwhile
-    /// (the caller pinned one of its objects).
+    /// The class of the live span whose record is at `at`, loaded without
+    /// the lock (`None` for a free slot's record); the span is live, so its
+    /// head does not change meanwhile (the caller pinned one of its
+    /// objects).
     ///
     /// # Safety
     ///
     /// `at` points to a record of a leaf of a span table that stays
     /// allocated during the call, aligned.
-    pub(super) unsafe fn load(at: NonNull<Span>) -> SpanHead {
+    pub(super) unsafe fn load_class(at: NonNull<Span>) -> Option<u8> {
         let at = at.as_ptr();
         // SAFETY: The caller's: the fields are aligned in an allocated
         // record; their writer stores them atomically (`Span::store`), and
         // the owner's plain reads do not race with atomic loads.
+        let (state, class) = unsafe {
+            (
+                AtomicU8::from_ptr(addr_of_mut!((*at).head.state)).load(Ordering::Relaxed),
+                AtomicU8::from_ptr(addr_of_mut!((*at).head.class)).load(Ordering::Relaxed),
+            )
+        };
+        (state == SPAN_LIVE).then_some(class)
+    }
+
+    /// Page `i` of the span whose record is at `at`, loaded without the
+    /// lock as [`SpanHead::load_class`]; `None` past its pages.
+    ///
+    /// # Safety
+    ///
+    /// As [`SpanHead::load_class`].
+    pub(super) unsafe fn load_page(at: NonNull<Span>, i: usize) -> Option<NonNull<u8>> {
+        let at = at.as_ptr();
+        // SAFETY: As in `load_class`; `more` has `MAX_SPAN_PAGES - 1`
+        // pointers, and `i - 1` is below that.
         unsafe {
-            let mut head = SpanHead {
-                first: AtomicPtr::from_ptr(addr_of_mut!((*at).head.first)).load(Ordering::Relaxed),
-                state: AtomicU8::from_ptr(addr_of_mut!((*at).head.state)).load(Ordering::Relaxed),
-                class: AtomicU8::from_ptr(addr_of_mut!((*at).head.class)).load(Ordering::Relaxed),
-                npages: AtomicU8::from_ptr(addr_of_mut!((*at).head.npages)).load(Ordering::Relaxed),
-                _pad: [0; 5],
-                more: [core::ptr::null_mut(); MAX_SPAN_PAGES - 1],
-            };
-            for (i, page) in head.more.iter_mut().enumerate() {
-                let at = addr_of_mut!((*at).head.more).cast::<*mut u8>().add(i);
-                *page = AtomicPtr::from_ptr(at).load(Ordering::Relaxed);
+            let npages =
+                AtomicU8::from_ptr(addr_of_mut!((*at).head.npages)).load(Ordering::Relaxed);
+            if i >= usize::from(npages) || i >= MAX_SPAN_PAGES {
+                return None;
             }
-            head
+            let page = match i.checked_sub(1) {
+                None => addr_of_mut!((*at).head.first),
+                Some(j) => addr_of_mut!((*at).head.more).cast::<*mut u8>().add(j),
+            };
+            NonNull::new(AtomicPtr::from_ptr(page).load(Ordering::Relaxed))
         }
     }
 }

@@ -161,6 +161,7 @@
 //! of [`COMPACT_BUDGET`] (4 objects moved); [`Pool::compact`] goes through
 //! every class with a budget of the caller's.
 
+use core::cell::Cell;
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::ptr::{addr_of_mut, NonNull};
@@ -870,47 +871,43 @@ impl<P: PageSource + Clone> Pool<P> {
                 return Err(why);
             }
         };
-        if self.shared.is_some() {
-            // Marked BUSY, then no pin, before it goes (*Lockless maps*).
-            let mut why = HandleError::Stale;
-            let marked = self.objects.replace_if(slot, |r| {
-                if !r.is_live_at(generation) {
-                    return None;
-                }
-                if r.mapped() {
-                    why = HandleError::Mapped;
-                    return None;
-                }
-                Some(r.with_busy(true))
-            });
-            let pinned = match marked {
-                Some(marked) => self.pin_held(slot, marked),
-                None => true,
-            };
-            if pinned {
-                if marked.is_some() {
-                    why = HandleError::Mapped;
-                    self.unbusy(slot);
-                }
-                self.bad_handles = self.bad_handles.wrapping_add(1);
-                return Err(why);
-            }
-        }
-        // The check and the vacating of the record: one walk of the table.
-        let mut why = HandleError::Stale;
-        let vacated = self.objects.vacate_if(slot, |r| {
+        // The check and the vacating of the record: one walk of the table;
+        // in a pool that shares, the record is marked BUSY first, and the
+        // object stays if a lockless map pins it (*Lockless maps*).
+        let why = Cell::new(HandleError::Stale);
+        let check = |r: &Object| {
             if !r.is_live_at(generation) {
-                return None;
+                return false;
             }
             if r.mapped() {
-                why = HandleError::Mapped;
-                return None;
+                why.set(HandleError::Mapped);
+                return false;
             }
-            Some(next_generation(r.generation()))
-        });
+            true
+        };
+        let vacated = match self.shared.as_ref().map(|r| r.0) {
+            None => self
+                .objects
+                .vacate_if(slot, |r| check(r).then(|| next_generation(r.generation()))),
+            Some(shared) => self.objects.vacate_if_marked(
+                slot,
+                |r| check(r).then(|| r.with_busy(true)),
+                |r| {
+                    // The handle passed `checked` and names the record's
+                    // generation: it is the one a pin would hold.
+                    // SAFETY: `SharedRef`'s invariant: the `Shared`
+                    // outlives the pool.
+                    if pin_held(unsafe { shared.as_ref() }, slot, handle.to_raw()) {
+                        why.set(HandleError::Mapped);
+                        return None;
+                    }
+                    Some(next_generation(r.generation()))
+                },
+            ),
+        };
         let Some(record) = vacated else {
             self.bad_handles = self.bad_handles.wrapping_add(1);
-            return Err(why);
+            return Err(why.get());
         };
         if let Some((class, _)) = self.put_index(record.span(), slot, record.index(), record.next())
         {
@@ -977,6 +974,13 @@ impl<P: PageSource + Clone> Pool<P> {
     /// [`Pool::after_free`] and [`Pool::reset`], which may make or drop a
     /// table's root, call it before they return.
     fn publish(&self) {
+        // A table makes its root for its first record and drops it with
+        // its last: after a call that leaves more than one object and more
+        // than one span, neither root has changed (and the tags change
+        // only in `reset`, which leaves none). `check` checks this.
+        if self.live > 1 && self.span_count > 1 {
+            return;
+        }
         if let Some(shared) = self.shared() {
             self.objects.publish(&shared.objects);
             self.spans.publish(&shared.spans);
@@ -1043,10 +1047,13 @@ impl<P: PageSource + Clone> Pool<P> {
         // pin: it stays where the word says, in a live span, until unpinned.
         // SAFETY: As above, for the span table.
         let at = unsafe { SpanTable::<P>::lockless_record(&shared.spans, word.span()) }?;
+        // SAFETY: As above, for the head's fields that the location needs.
+        let class = unsafe { SpanHead::load_class(at) }?;
+        let geometry = CLASSES.get(usize::from(class))?;
         // SAFETY: As above.
-        let head = unsafe { SpanHead::load(at) };
-        let geometry = CLASSES.get(usize::from(head.class()))?;
-        locate(&head, geometry, word.index())
+        locate_with(geometry, word.index(), |i| unsafe {
+            SpanHead::load_page(at, i)
+        })
     }
 
     /// Ends a [`Pool::map_lockless`] of `handle`: unpins its object (after
@@ -1305,23 +1312,6 @@ impl<P: PageSource + Clone> Pool<P> {
         self.shared.as_ref().map(|r| unsafe { r.0.as_ref() })
     }
 
-    /// Whether a lockless map pins the live object of `slot`, whose record
-    /// the caller has just stored as `marked`, [`BUSY`](records::Object::with_busy)
-    /// (*Lockless maps*): the caller then leaves the object alone.
-    fn pin_held(&self, slot: u32, marked: Object) -> bool {
-        let Some(shared) = self.shared() else {
-            return false;
-        };
-        // The store of the BUSY record, this fence, the load of the pin;
-        // a lockless map's pin (a SeqCst exchange) then its load of the
-        // record (SeqCst): one of the two loads sees the other's store.
-        // Acquire: a pin released meanwhile (`unmap_lockless`) was the
-        // last use of the object's bytes, which a move then copies.
-        fence(Ordering::SeqCst);
-        let handle = Handle::new(self.objects.tag(), marked.generation(), slot, self.shard);
-        shared.pin(slot).load(Ordering::Acquire) == handle.to_raw()
-    }
-
     /// Marks the live object of `slot` BUSY (in a pool that shares) and
     /// returns whether a lockless map pins it, leaving it unmarked if so.
     fn pinned(&mut self, slot: u32) -> bool {
@@ -1334,7 +1324,10 @@ impl<P: PageSource + Clone> Pool<P> {
         else {
             return false;
         };
-        let pinned = self.pin_held(slot, marked);
+        let handle = Handle::new(self.objects.tag(), marked.generation(), slot, self.shard);
+        let pinned = self
+            .shared()
+            .is_some_and(|shared| pin_held(shared, slot, handle.to_raw()));
         if pinned {
             self.unbusy(slot);
         }
@@ -1802,6 +1795,21 @@ impl<P: PageSource + Clone> Drop for Pool<P> {
     }
 }
 
+/// Whether a lockless map pins the live object of `slot` of the pool that
+/// shares `shared`, whose handle is `handle` and whose record the owner
+/// has just stored BUSY (*Lockless maps*): the owner then leaves the
+/// object where it is.
+#[inline]
+fn pin_held(shared: &Shared, slot: u32, handle: u64) -> bool {
+    // The store of the BUSY record, this fence, the load of the pin; a
+    // lockless map's pin (a SeqCst exchange) then its load of the record
+    // (SeqCst): one of the two loads sees the other's store. Acquire: a
+    // pin released meanwhile (`unmap_lockless`) was the last use of the
+    // object's bytes, which a move then copies.
+    fence(Ordering::SeqCst);
+    shared.pin(slot).load(Ordering::Acquire) == handle
+}
+
 /// The body of the span in `slot` of `spans`, in place, and its first
 /// page, if it is a span: a function of the table alone, so that a caller
 /// may change the pool's other fields while it holds the body.
@@ -1943,13 +1951,24 @@ fn relink_body(classes: &mut [Class; NCLASSES], slot: u32, s: &mut SpanBody, gro
 /// Where object `index` of the span whose first page is `first` and whose
 /// body is `span` (of class `geometry`) is.
 fn locate(span: &SpanHead, geometry: &Geometry, index: u32) -> Option<Mapping> {
+    locate_with(geometry, index, |i| span.page_at(i))
+}
+
+/// Where object `index` of a span of class `geometry` is, whose page `i`
+/// is `page_at(i)` (`None` past its pages).
+#[inline]
+fn locate_with(
+    geometry: &Geometry,
+    index: u32,
+    page_at: impl Fn(usize) -> Option<NonNull<u8>>,
+) -> Option<Mapping> {
     if index >= u32::from(geometry.objects) {
         return None;
     }
     let size = usize::from(geometry.size);
     let offset = (index as usize).checked_mul(size)?;
     let (page, within) = (offset / PAGE_SIZE, offset % PAGE_SIZE);
-    let here = span.page_at(page)?;
+    let here = page_at(page)?;
     // SAFETY: `within < PAGE_SIZE`: inside the page, hence not null.
     let start = unsafe { NonNull::new_unchecked(here.as_ptr().add(within)) };
     let head = PAGE_SIZE - within;
@@ -1959,7 +1978,7 @@ fn locate(span: &SpanHead, geometry: &Geometry, index: u32) -> Option<Mapping> {
             count: 1,
         });
     }
-    let next = span.page_at(page.checked_add(1)?)?;
+    let next = page_at(page.checked_add(1)?)?;
     Some(Mapping {
         pieces: [(start, head), (next, size - head)],
         count: 2,
