@@ -5,58 +5,15 @@
 //! changes the pool meanwhile under its lock (run under Miri, whose race
 //! detector checks the latter: `make miri`).
 
-use std::alloc::{alloc, dealloc, Layout};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use rkm_zbud::zalloc::{LocklessView, PageSource};
-use rkm_zbud::{Handle, Pool, MAX_ALLOC_SIZE, PAGE_SIZE};
+use rkm_zalloc::testing::SharedPages;
+use rkm_zbud::zalloc::LocklessView;
+use rkm_zbud::{Handle, Pool, MAX_ALLOC_SIZE};
 
-/// Pages from the global allocator, for a pool shared between threads;
-/// pages freed deferred (table nodes the readers may still walk) are kept
-/// until the source is dropped, with the pool, after the readers.
-#[derive(Default)]
-struct StdPages {
-    deferred: Mutex<Vec<usize>>,
-}
-
-fn layout() -> Layout {
-    Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap()
-}
-
-// SAFETY: pages of `PAGE_SIZE` bytes, aligned, from the global allocator,
-// ours until freed.
-unsafe impl PageSource for StdPages {
-    type Flags = ();
-
-    fn alloc_page(&self, _flags: ()) -> Option<NonNull<u8>> {
-        // SAFETY: the layout's size is not zero.
-        NonNull::new(unsafe { alloc(layout()) })
-    }
-
-    unsafe fn free_page(&self, page: NonNull<u8>) {
-        // SAFETY: the caller's: `page` came from `alloc_page`.
-        unsafe { dealloc(page.as_ptr(), layout()) }
-    }
-
-    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
-        // Exposed, so that the drop can free it (a number, not a pointer).
-        self.deferred.lock().unwrap().push(page.as_ptr() as usize);
-    }
-}
-
-impl Drop for StdPages {
-    fn drop(&mut self) {
-        for &page in self.deferred.get_mut().unwrap().iter() {
-            // SAFETY: a page from `alloc_page` that the pool gave back and
-            // nobody reads any more (the readers are done).
-            unsafe { dealloc(page as *mut u8, layout()) }
-        }
-    }
-}
-
-type Zbud = Pool<StdPages>;
+type Zbud = Pool<SharedPages>;
 
 fn lockless(view: &LocklessView, handle: Handle) -> Option<NonNull<u8>> {
     // SAFETY: the tests publish the pool's table in `view` and keep the
@@ -83,7 +40,7 @@ impl Rng {
 #[test]
 fn lockless_map_agrees_with_map() {
     let view = LocklessView::new();
-    let mut pool = Zbud::new(StdPages::default());
+    let mut pool = Zbud::new(SharedPages::default());
     // Nothing published: nothing found.
     let first = pool.alloc(100, ()).unwrap();
     assert_eq!(lockless(&view, first), None);
@@ -164,7 +121,7 @@ fn lockless_map_agrees_with_map() {
 #[test]
 fn lockless_readers_and_a_writer() {
     let view = LocklessView::new();
-    let pool = Mutex::new(Zbud::new(StdPages::default()));
+    let pool = Mutex::new(Zbud::new(SharedPages::default()));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     // Objects that live through the test, stamped with their number (and
     // their addresses as numbers, which threads share).

@@ -593,7 +593,8 @@ impl Record for Span {
         let at = at.as_ptr();
         // SAFETY: The caller's: `at` points to a record in a live leaf,
         // aligned, which nobody else writes. The head's fields are stored
-        // atomically, for readers without the lock (`SpanHead::load`);
+        // atomically, for readers without the lock (`SpanHead::load_class`,
+        // `SpanHead::load_page`);
         // nobody reads the body but the owner.
         unsafe {
             let head = &value.head;

@@ -155,8 +155,8 @@
 //! fullest non-full span of the class (copying the bytes, rewriting the
 //! record and relinking it; the handle stays valid). A span that empties
 //! goes back to the page source; one left with only mapped (or pinned)
-//! objects stops evacuating. The work is bounded by a budget: a unit per record looked
-//! at, [`MOVE_COST`] per object moved. [`Pool::after_free`], which a driver
+//! objects stops evacuating. The work is bounded by a budget: a unit per
+//! record looked at, [`MOVE_COST`] per object moved. [`Pool::after_free`], which a driver
 //! calls after each free, compacts the freed object's class with a budget
 //! of [`COMPACT_BUDGET`] (4 objects moved); [`Pool::compact`] goes through
 //! every class with a budget of the caller's.

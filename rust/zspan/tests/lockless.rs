@@ -7,58 +7,13 @@
 //! frees and compacts under it (run under Miri, whose race detector
 //! checks that: `make miri`).
 
-use std::alloc::{alloc, dealloc, Layout};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use rkm_zalloc::{PageSource, PAGE_SIZE};
+use rkm_zalloc::testing::SharedPages;
 use rkm_zspan::{class_of, Handle, HandleError, Mapping, Pool, Shared, CLASSES, PINS};
 
-/// Pages from the global allocator, for a pool shared between threads;
-/// pages freed deferred (table nodes the readers may still walk) are kept
-/// until the source is dropped, after the readers.
-#[derive(Default)]
-struct StdPages {
-    deferred: Mutex<Vec<usize>>,
-}
-
-fn layout() -> Layout {
-    Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap()
-}
-
-// SAFETY: pages of `PAGE_SIZE` bytes, aligned, from the global allocator,
-// ours until freed.
-unsafe impl PageSource for StdPages {
-    type Flags = ();
-
-    fn alloc_page(&self, _flags: ()) -> Option<NonNull<u8>> {
-        // SAFETY: the layout's size is not zero.
-        NonNull::new(unsafe { alloc(layout()) })
-    }
-
-    unsafe fn free_page(&self, page: NonNull<u8>) {
-        // SAFETY: the caller's: `page` came from `alloc_page`.
-        unsafe { dealloc(page.as_ptr(), layout()) }
-    }
-
-    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
-        // Exposed, so that the drop can free it (a number, not a pointer).
-        self.deferred.lock().unwrap().push(page.as_ptr() as usize);
-    }
-}
-
-impl Drop for StdPages {
-    fn drop(&mut self) {
-        for &page in self.deferred.get_mut().unwrap().iter() {
-            // SAFETY: a page from `alloc_page` that the pool gave back and
-            // nobody reads any more (the readers are done).
-            unsafe { dealloc(page as *mut u8, layout()) }
-        }
-    }
-}
-
-type Zspan<'a> = Pool<&'a StdPages>;
+type Zspan<'a> = Pool<&'a SharedPages>;
 
 fn lockless(shared: &Shared, handle: Handle) -> Option<Mapping> {
     // SAFETY: the tests share `shared` with their pool (which publishes
@@ -106,7 +61,7 @@ impl Rng {
 
 #[test]
 fn a_pinned_object_is_neither_mapped_nor_freed_nor_moved() {
-    let pages = StdPages::default();
+    let pages = SharedPages::default();
     let shared = Shared::new();
     let mut pool = Zspan::new(&pages);
     // Not shared: nothing published, nothing found.
@@ -219,7 +174,7 @@ fn a_pinned_object_is_neither_mapped_nor_freed_nor_moved() {
 /// a race Miri reports (and a stamp found wrong).
 #[test]
 fn lockless_readers_and_a_writer_that_compacts() {
-    let pages = StdPages::default();
+    let pages = SharedPages::default();
     let shared = Shared::new();
     let pool = Mutex::new(Zspan::new(&pages));
     // SAFETY: `shared` outlives the pool, at its address.

@@ -395,3 +395,46 @@ pub unsafe fn holds(ptr: *const u8, data: &[u8]) -> bool {
     // SAFETY: The caller's guarantee.
     unsafe { std::slice::from_raw_parts(ptr, data.len()) == data }
 }
+
+/// Pages from the global allocator for a pool shared between threads (the
+/// lockless-map tests): pages freed deferred (table nodes that readers
+/// without the lock may still walk) are kept until the source is dropped,
+/// after the readers.
+#[derive(Default)]
+pub struct SharedPages {
+    deferred: std::sync::Mutex<Vec<usize>>,
+}
+
+// SAFETY: pages of `PAGE_SIZE` bytes, aligned, from the global allocator,
+// ours until freed.
+unsafe impl PageSource for SharedPages {
+    type Flags = ();
+
+    fn alloc_page(&self, _flags: ()) -> Option<NonNull<u8>> {
+        // SAFETY: the layout's size is not zero.
+        NonNull::new(unsafe { alloc(LAYOUT) })
+    }
+
+    unsafe fn free_page(&self, page: NonNull<u8>) {
+        // SAFETY: the caller's: `page` came from `alloc_page`.
+        unsafe { dealloc(page.as_ptr(), LAYOUT) }
+    }
+
+    unsafe fn free_page_deferred(&self, page: NonNull<u8>) {
+        // Exposed, so that the drop can free it (a number, not a pointer).
+        if let Ok(mut deferred) = self.deferred.lock() {
+            deferred.push(page.as_ptr() as usize);
+        }
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        let deferred = self.deferred.get_mut().map(|d| d.as_slice()).unwrap_or(&[]);
+        for &page in deferred {
+            // SAFETY: a page from `alloc_page` that the pool gave back and
+            // nobody reads any more (the readers are done).
+            unsafe { dealloc(page as *mut u8, LAYOUT) }
+        }
+    }
+}
