@@ -256,6 +256,12 @@ pub(crate) trait Core: Send + Sized + 'static {
     unsafe fn map_lockless(_view: &Self::View, _handle: u64) -> Option<Mapped> {
         None
     }
+    /// Whether [`Core::unmap_lockless`] reads what the core frees after a
+    /// grace period (the default's, a lockless map again, does): the glue
+    /// then calls it in an RCU read-side section. A core whose unmap reads
+    /// only its view (zspan's: one exchange of a pin) says false, and its
+    /// `unmap` enters no section.
+    const UNMAP_LOCKLESS_READS: bool = true;
     /// Ends a [`Core::map_lockless`] without the shard's lock: whether it
     /// did (if not, the object was mapped under the lock, and the glue
     /// unmaps it there). By default, for a core that never moves an object
@@ -263,7 +269,8 @@ pub(crate) trait Core: Send + Sized + 'static {
     ///
     /// # Safety
     ///
-    /// As [`Core::map_lockless`].
+    /// As [`Core::map_lockless`], but the RCU read-side section is needed
+    /// only if [`Core::UNMAP_LOCKLESS_READS`].
     #[inline]
     unsafe fn unmap_lockless(view: &Self::View, handle: u64) -> bool {
         // SAFETY: The caller's.
@@ -757,8 +764,9 @@ impl<C: Core> LockedPool<C> {
     #[inline]
     fn unmap_held(&self, i: usize, handle: u64) -> Result<(), C::HandleError> {
         if C::LOCKLESS_MAP {
-            let _rcu = RcuRead::new();
-            // SAFETY: as in `map`.
+            let _rcu = C::UNMAP_LOCKLESS_READS.then(RcuRead::new);
+            // SAFETY: as in `map`; the section is held if the core's unmap
+            // reads what it frees after a grace period.
             if unsafe { C::unmap_lockless(&self.shard(i).view, handle) } {
                 return Ok(());
             }

@@ -111,6 +111,8 @@ impl Core for Pool<KernelPages> {
     const SLEEP_MAPPED: bool = false;
     const UNMAP_KEEPS_PAGES: bool = true;
     const LOCKLESS_MAP: bool = true;
+    // Its unmap exchanges a pin of the view: it reads no table.
+    const UNMAP_LOCKLESS_READS: bool = false;
     const SHARDS: usize = zspan::SHARDS;
     type View = Shared;
 

@@ -8,7 +8,8 @@
 //! and fill (`cargo run --release -p rkm-zspan --example ops [N]`); under
 //! `perf record` it shows where the CPU goes. `NOCOPY=1` leaves out the
 //! copies of object bytes (the pool's own work only, for callgrind);
-//! `NOCOMPACT=1` skips the compaction after frees; `SHARE=1` shares the
+//! `NOCOMPACT=1` skips the compaction after frees; `SMALL=1` stores small
+//! objects (60 to 150 bytes); `SHARE=1` shares the
 //! pool ([`Pool::share`]) and maps without the lock, as zspan_rs does.
 
 // Host-only: the report's ratios are floating point.
@@ -72,8 +73,12 @@ impl Rng {
 }
 
 /// A size like the benchmark's mixed workload under lzo (text about 2.6
-/// KiB, binary 2.9 KiB, patterned pages under 400 bytes).
+/// KiB, binary 2.9 KiB, patterned pages under 400 bytes); with `SMALL=1`,
+/// like `make bench-zspan`'s *small* (60 to 150 bytes).
 fn size(rng: &mut Rng) -> usize {
+    if small() {
+        return 60 + rng.below(91) as usize;
+    }
     match rng.below(100) {
         0..=40 => 2200 + rng.below(900) as usize,
         41..=70 => 2500 + rng.below(900) as usize,
@@ -224,4 +229,10 @@ fn nocopy() -> bool {
 fn nocompact() -> bool {
     static NOCOMPACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *NOCOMPACT.get_or_init(|| std::env::var_os("NOCOMPACT").is_some())
+}
+
+/// Whether `SMALL` is set: objects of 60 to 150 bytes. Read once.
+fn small() -> bool {
+    static SMALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SMALL.get_or_init(|| std::env::var_os("SMALL").is_some())
 }
