@@ -18,6 +18,7 @@
 use std::alloc::{alloc, Layout};
 use std::cell::RefCell;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use rkm_zalloc::{PageSource, PAGE_SIZE};
@@ -219,20 +220,25 @@ fn main() {
 /// Whether `NOCOPY` is set: the trace then maps objects without copying
 /// their bytes, and counts the pool's own work only.
 fn nocopy() -> bool {
-    static NOCOPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *NOCOPY.get_or_init(|| std::env::var_os("NOCOPY").is_some())
+    static NOCOPY: OnceLock<bool> = OnceLock::new();
+    env_flag(&NOCOPY, "NOCOPY")
 }
 
 /// Whether `NOCOMPACT` is set: frees are then not followed by compaction.
 /// Read once (an environment lookup per free would cost more than the
 /// free).
 fn nocompact() -> bool {
-    static NOCOMPACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *NOCOMPACT.get_or_init(|| std::env::var_os("NOCOMPACT").is_some())
+    static NOCOMPACT: OnceLock<bool> = OnceLock::new();
+    env_flag(&NOCOMPACT, "NOCOMPACT")
 }
 
 /// Whether `SMALL` is set: objects of 60 to 150 bytes. Read once.
 fn small() -> bool {
-    static SMALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SMALL.get_or_init(|| std::env::var_os("SMALL").is_some())
+    static SMALL: OnceLock<bool> = OnceLock::new();
+    env_flag(&SMALL, "SMALL")
+}
+
+/// Whether the environment has `name`, looked up once into `cell`.
+fn env_flag(cell: &OnceLock<bool>, name: &str) -> bool {
+    *cell.get_or_init(|| std::env::var_os(name).is_some())
 }
