@@ -149,17 +149,18 @@ fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
 }
 
 /// A failed page allocation inside malloc (a leaf of the object table and
-/// every page of a new span) is ENOMEM and leaves the pool as it was: 255
+/// every page of a new span) is ENOMEM and leaves the pool as it was: 511
 /// times as many page-sized objects as a span holds fill a leaf of the
-/// object table (255 slots of 16 bytes) and 255 spans, so the next malloc
+/// object table (511 slots of 8 bytes) and 511 spans, so the next malloc
 /// needs a leaf and a whole span (and no leaf of the span table, whose
-/// 9th leaf of 31 slots has room).
+/// 17th leaf of 31 slots has room, nor a page of maps, whose first has
+/// room for 1018 of the class's 4-byte blocks).
 fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-alloc-failures"))?;
     let g = zspan::class_of(PAGE_SIZE)
         .and_then(|c| zspan::CLASSES.get(c))
         .ok_or("no class for a page")?;
-    let count = 255 * usize::from(g.objects);
+    let count = 511 * usize::from(g.objects);
     let expected = 1 + u32::from(g.pages);
     t.diag(format_args!(
         "{} objects of {} bytes, spans of {} pages",

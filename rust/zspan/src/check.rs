@@ -4,7 +4,7 @@
 //! tests (the model tests after every step, the kernel's test modules
 //! under the lock).
 
-use super::{trigger, Group, Pool, CLASSES, GROUPS, MAX_SPAN_PAGES, NCLASSES};
+use super::{trigger, Group, Maps, Pool, CLASSES, GROUPS, MAX_SPAN_PAGES, NCLASSES};
 use crate::zalloc::{PageSource, NO_SLOT};
 use core::sync::atomic::Ordering;
 
@@ -21,7 +21,8 @@ fn mix(span: u32, index: u32) -> u64 {
 
 impl<P: PageSource + Clone> Pool<P> {
     /// Checks the pool's invariants from scratch: the tables, every span
-    /// (pages, bitmap, counts, list, its list of objects), every list (links, fullness), every
+    /// (pages, bitmap, counts, list, its map), every list (links, fullness), the
+    /// maps' pages, every
     /// object record (its span and index live, each named once: compared
     /// as multisets through a 64-bit mix of span and index), and every
     /// counter; returns what is wrong first. Walks the whole pool: for
@@ -29,6 +30,7 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn check(&self) -> Result<(), &'static str> {
         self.objects.check()?;
         self.spans.check()?;
+        self.maps.check(self.span_count)?;
         if let Some(shared) = self.shared() {
             if !self.objects.is_published(&shared.objects)
                 || !self.spans.is_published(&shared.spans)
@@ -84,25 +86,22 @@ impl<P: PageSource + Clone> Pool<P> {
             if count != span.live || span.live == 0 {
                 return Err("a span's live count is not its bitmap's, or it is empty");
             }
-            // Its list of objects: each of its live objects once, linked
-            // both ways.
-            let (mut object, mut prev, mut n) = (span.head, NO_SLOT, 0u16);
-            while object != NO_SLOT {
+            // Its map: a block of its class's, naming at each live index
+            // the object whose record names that index of this span.
+            let map = span.map.ok_or("a span has no map")?;
+            Maps::check_block(map, class)?;
+            let mut index = span.next_used(0);
+            while let Some(i) = index {
+                // SAFETY: The span's map is out (checked above), and `i`
+                // is below its class's objects (checked above).
+                let object = unsafe { map.get(i) };
                 let record = self
                     .live_object(object)
-                    .ok_or("a span's list of objects names a free object slot")?;
-                if record.span() != slot || record.prev() != prev {
-                    return Err("a span's list of objects is not linked right");
+                    .ok_or("a span's map names a free object slot")?;
+                if record.span() != slot || record.index() != i {
+                    return Err("a span's map names an object elsewhere");
                 }
-                n += 1;
-                if n > span.live {
-                    return Err("a span's list of objects is longer than its live count");
-                }
-                prev = object;
-                object = record.next();
-            }
-            if n != span.live {
-                return Err("a span's list of objects misses an object");
+                index = span.next_used(i + 1);
             }
             let want = if span.evacuating != 0 {
                 Group::Evacuating as u8

@@ -9,13 +9,14 @@ use core::ptr::{addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 use super::classes::{MAX_SPAN_OBJECTS, MAX_SPAN_PAGES};
+use super::maps::MapBlock;
 use crate::zalloc::{self, slot_bits, HasBody, Record, NO_SLOT};
 
-/// Bits of an object slot: 26, with 256 records per leaf.
+/// Bits of an object slot: 27, with 512 records per leaf.
 pub(super) const OBJECT_SLOT_BITS: u32 = slot_bits(size_of::<Object>());
 /// Bits of a handle's shard (see *Shards* in the [parent module](super)).
 pub(super) const SHARD_BITS: u32 = 3;
-/// Bits of a handle's generation: the rest of the handle, 19.
+/// Bits of a handle's generation: the rest of the handle, 18.
 pub(super) const GENERATION_BITS: u32 = u64::BITS - u16::BITS - OBJECT_SLOT_BITS - SHARD_BITS;
 /// Bits of a span slot: 23, with 32 records per leaf.
 pub(super) const SPAN_SLOT_BITS: u32 = slot_bits(size_of::<Span>());
@@ -25,7 +26,7 @@ const INDEX_BITS: u32 = MAX_SPAN_OBJECTS.trailing_zeros();
 /// The name of an object in a [`Pool`](super::Pool): zpool's `unsigned long`
 /// handle. Any value may be passed back to the pool, which checks it.
 ///
-/// 3 bits of shard, 26 of object slot, 19 of generation and 16 of pool
+/// 3 bits of shard, 27 of object slot, 18 of generation and 16 of pool
 /// tag: the handle names the object's record, which says where the object
 /// is, so that compaction moves an object by rewriting its record. (The
 /// shard is zalloc's handle's index field, which zspan has no other use
@@ -41,39 +42,25 @@ pub(super) const fn next_generation(generation: u32) -> u32 {
     Handle::next_generation(generation)
 }
 
-/// A record of the object table: where a live object is (its span's slot
-/// and its index there), whether it is mapped, its slot's generation, and
-/// its links on its span's list of objects (the span's reverse map); or,
-/// for a free slot, the next free slot and the generation.
+/// A record of the object table, one atomic word: where a live object is
+/// (its span's slot and its index there), whether it is mapped, and its
+/// slot's generation; or, for a free slot, the next free slot and the
+/// generation. Which object is at each index of a span, the span's
+/// reverse map says ([`super::maps`]).
 ///
 /// `word` has the state and the generation in its low half ([`FREE`] set
 /// in a free slot's record, [`LIVE`] in a live object's, so that no record
 /// is 0; [`BUSY`] while the pool's owner decides whether to move or free a
 /// pinned object, see *Lockless maps* in the [parent module](super)) and
 /// the *place* in its high half: the index in its low [`INDEX_BITS`], the
-/// span slot above and *mapped* in bit 31. Readers without the lock
-/// ([`Object::load_word`]) read the word only, so the owner stores it
-/// atomically ([`Record::store`], [`crate::zalloc::RadixTable::replace_if`]);
-/// the [`ObjectBody`], the links, which the table lends in place
-/// ([`HasBody`]), nobody reads without the lock. A free record keeps the
-/// next free slot in its body's `next`.
+/// span slot above and *mapped* in bit 31; a free record's high half is
+/// the next free slot. Readers without the lock ([`Object::load_word`])
+/// read the word, so the owner stores it atomically ([`Record::store`],
+/// [`crate::zalloc::RadixTable::replace_if`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(super) struct Object {
     word: u64,
-    body: ObjectBody,
-}
-
-/// What an [`Object`] record has besides its word: its links on its
-/// span's list of objects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C)]
-pub(super) struct ObjectBody {
-    /// The previous object on its span's list, [`NO_SLOT`] for the first.
-    pub(super) prev: u32,
-    /// The next object on its span's list, [`NO_SLOT`] for the last (a free
-    /// record's: the next free slot).
-    pub(super) next: u32,
 }
 
 const FREE: u32 = 1;
@@ -135,10 +122,9 @@ impl Word {
 }
 
 impl Object {
-    fn from_parts(head: u32, place: u32, body: ObjectBody) -> Self {
+    fn from_parts(head: u32, place: u32) -> Self {
         Object {
             word: u64::from(head) | u64::from(place) << PLACE_SHIFT,
-            body,
         }
     }
 
@@ -150,24 +136,13 @@ impl Object {
         (self.word >> PLACE_SHIFT) as u32
     }
 
-    /// A live object's record, on no list.
+    /// A live object's record.
     pub(super) fn live(span: u32, index: u32, generation: u32, mapped: bool) -> Self {
-        let body = ObjectBody {
-            prev: NO_SLOT,
-            next: NO_SLOT,
-        };
         Object::from_parts(
             LIVE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
             place(span, index),
-            body,
         )
         .with_mapped(mapped)
-    }
-
-    /// The record with `next` after it on its span's list of objects.
-    pub(super) fn followed_by(mut self, next: u32) -> Self {
-        self.body.next = next;
-        self
     }
 
     /// The record with the mapped bit set (`true`) or cleared.
@@ -177,7 +152,7 @@ impl Object {
         } else {
             self.place() & !MAPPED
         };
-        Object::from_parts(self.head(), place, self.body)
+        Object::from_parts(self.head(), place)
     }
 
     /// The record with [`BUSY`] set (`true`) or cleared.
@@ -187,18 +162,13 @@ impl Object {
         } else {
             self.word & !u64::from(BUSY)
         };
-        Object { word, ..self }
+        Object { word }
     }
 
     /// The record of the object moved to index `index` of the span in
-    /// `span`, neither mapped nor [`BUSY`], first on that span's list
-    /// before `next`.
-    pub(super) fn moved_to(self, span: u32, index: u32, next: u32) -> Self {
-        let body = ObjectBody {
-            prev: NO_SLOT,
-            next,
-        };
-        Object::from_parts(self.head() & !BUSY, place(span, index), body)
+    /// `span`, neither mapped nor [`BUSY`].
+    pub(super) fn moved_to(self, span: u32, index: u32) -> Self {
+        Object::from_parts(self.head() & !BUSY, place(span, index))
     }
 
     /// The span slot of a live object.
@@ -239,16 +209,6 @@ impl Object {
         self.head() & (FREE | LIVE) == LIVE && self.generation() == generation
     }
 
-    /// The previous object on its span's list, [`NO_SLOT`] for the first.
-    pub(super) fn prev(self) -> u32 {
-        self.body.prev
-    }
-
-    /// The next object on its span's list, [`NO_SLOT`] for the last.
-    pub(super) fn next(self) -> u32 {
-        self.body.next
-    }
-
     /// The word of the record at `at`, loaded without the lock (SeqCst:
     /// after the pin a lockless map takes, see *Lockless maps* in the
     /// [parent module](super); at least acquire: the span the word names
@@ -276,11 +236,9 @@ impl Record for Object {
         // SAFETY: The caller's: `at` points to a record in a live leaf,
         // aligned, which nobody else writes. The word is stored atomically
         // (release: the span a live object's place names was made before),
-        // for readers without the lock; nobody reads the body but the
-        // owner.
+        // for readers without the lock.
         unsafe {
             AtomicU64::from_ptr(addr_of_mut!((*at).word)).store(value.word, Ordering::Release);
-            addr_of_mut!((*at).body).write(value.body);
         }
     }
 
@@ -293,11 +251,7 @@ impl Record for Object {
     fn vacant(next: u32, generation: u32) -> Self {
         Object::from_parts(
             FREE | (generation & mask(GENERATION_BITS)) << GENERATION_SHIFT,
-            0,
-            ObjectBody {
-                prev: NO_SLOT,
-                next,
-            },
+            next,
         )
     }
 
@@ -306,21 +260,7 @@ impl Record for Object {
     }
 
     fn vacancy(&self) -> Option<(u32, u32)> {
-        (self.head() & FREE != 0).then_some((self.body.next, self.generation()))
-    }
-}
-
-// SAFETY: `body_of` projects to the `body` field; `page` is always `None`,
-// and `vacancy` of a record reads the word to tell a free slot's (the body
-// only for a free slot's next): no change to the body of an occupied
-// record changes what either returns.
-unsafe impl HasBody for Object {
-    type Body = ObjectBody;
-
-    unsafe fn body_of(at: NonNull<Self>) -> NonNull<ObjectBody> {
-        // SAFETY: The caller's: `at` points to a record; the projection
-        // reads nothing, and a field of a non-null record is not null.
-        unsafe { NonNull::new_unchecked(addr_of_mut!((*at.as_ptr()).body)) }
+        (self.head() & FREE != 0).then_some((self.place(), self.generation()))
     }
 }
 
@@ -366,15 +306,15 @@ pub(super) struct SpanHead {
 pub(super) struct SpanBody {
     /// Bit `i` is set when object `i` is live.
     pub(super) used: [u64; BITMAP_WORDS],
+    /// The span's reverse map: the object slot at each live index (`None`
+    /// in a free slot's record).
+    pub(super) map: Option<MapBlock>,
     /// The slot's generation counter.
     pub(super) generation: u32,
     /// The next span on its list (a free slot's: the next free slot).
     pub(super) next: u32,
     /// The previous span on its list.
     pub(super) prev: u32,
-    /// The first object slot of the span's list of its live objects
-    /// ([`NO_SLOT`] if it has none).
-    pub(super) head: u32,
     /// Live objects.
     pub(super) live: u16,
     /// The span's class.
@@ -384,7 +324,7 @@ pub(super) struct SpanBody {
     pub(super) list: u8,
     /// Set while compaction empties the span: it takes no new object.
     pub(super) evacuating: u8,
-    _pad: [u8; 19],
+    _pad: [u8; 15],
 }
 
 /// [`SpanHead::state`] of a free slot's record.
@@ -393,7 +333,7 @@ const SPAN_FREE: u8 = 0;
 const SPAN_LIVE: u8 = 1;
 
 const _: () = assert!(size_of::<Span>() == 128);
-const _: () = assert!(size_of::<Object>() == 16);
+const _: () = assert!(size_of::<Object>() == 8);
 
 // SAFETY: A span's record names pages of the pool, which may move to
 // another thread with the pool.
@@ -434,15 +374,15 @@ impl Span {
             },
             body: SpanBody {
                 used: [0; BITMAP_WORDS],
+                map: None,
                 generation,
                 next,
                 prev: NO_SLOT,
-                head: NO_SLOT,
                 live: 0,
                 class: 0,
                 list: super::UNLISTED,
                 evacuating: 0,
-                _pad: [0; 19],
+                _pad: [0; 15],
             },
         }
     }
@@ -453,8 +393,13 @@ impl Span {
     }
 
     /// The record of the live span whose first page is this one's, with
-    /// `pages` after it and of class `class`.
-    pub(super) fn with_pages(mut self, more: &[Option<NonNull<u8>>], class: u8) -> Self {
+    /// `pages` after it, of class `class` and with the reverse map `map`.
+    pub(super) fn with_pages(
+        mut self,
+        more: &[Option<NonNull<u8>>],
+        class: u8,
+        map: MapBlock,
+    ) -> Self {
         let mut npages = 1u8;
         for (dst, src) in self.head.more.iter_mut().zip(more) {
             *dst = src.map_or(core::ptr::null_mut(), NonNull::as_ptr);
@@ -463,6 +408,7 @@ impl Span {
         self.head.npages = npages;
         self.head.class = class;
         self.body.class = class;
+        self.body.map = Some(map);
         self
     }
 }
@@ -571,6 +517,19 @@ impl SpanBody {
             } else {
                 *w &= !(1 << bit);
             }
+        }
+    }
+
+    /// The first live object at `from` or after, if any.
+    pub(super) fn next_used(&self, from: u32) -> Option<u32> {
+        let mut word = from as usize / 64;
+        let mut bits = self.used.get(word)? & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(word as u32 * 64 + bits.trailing_zeros());
+            }
+            word += 1;
+            bits = *self.used.get(word)?;
         }
     }
 

@@ -171,6 +171,8 @@ use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 mod check;
 #[path = "classes.rs"]
 mod classes;
+#[path = "maps.rs"]
+mod maps;
 #[path = "records.rs"]
 mod records;
 
@@ -211,6 +213,7 @@ pub fn shard_of_handle(handle: Handle) -> usize {
 use crate::zalloc::{
     AllocError, Leak, LocklessView, PageSource, RadixTable, Record, Rejections, NO_SLOT, PAGE_SIZE,
 };
+use maps::{MapBlock, Maps};
 use records::{next_generation, Object, Span, SpanBody, SpanHead};
 
 /// The lists of a class, by fullness.
@@ -542,15 +545,17 @@ impl Spare {
 ///   if `evacuating` is set; a span of [`Group::Full`] is marked so and
 ///   linked on no list.
 /// * Every live record of `objects` names a span and an index whose bit is
-///   set, and no two name the same; each span's live objects are named by
-///   `live` records, which are its list of objects (from `head`, linked
-///   both ways).
+///   set, and no two name the same; each span's `map` is a block of
+///   `maps` of its class's, which names at each live index the slot of the
+///   record that names it.
 /// * The counters are the sums of the above (`mapped`: the live records
 ///   marked mapped).
 pub struct Pool<P: PageSource + Clone> {
     objects: ObjectTable<P>,
     spans: SpanTable<P>,
     classes: [Class; NCLASSES],
+    /// The spans' reverse maps.
+    maps: Maps,
     spare: Spare,
     pages: u64,
     live: u64,
@@ -721,6 +726,7 @@ impl<P: PageSource + Clone> Pool<P> {
             for i in 0..NCLASSES {
                 classes.add(i).write(Class::EMPTY);
             }
+            Maps::init_at(addr_of_mut!((*slot).maps));
             for counter in [
                 addr_of_mut!((*slot).pages),
                 addr_of_mut!((*slot).live),
@@ -788,8 +794,8 @@ impl<P: PageSource + Clone> Pool<P> {
                 (self.new_span(class, flags)?, Some(spare))
             }
         };
-        // The object's record is made knowing its slot, which goes first on
-        // the span's list of objects: one walk of the object table.
+        // The object's record is made knowing its slot, which the span's
+        // map then names: one walk of the object table.
         let Pool {
             objects,
             spans,
@@ -797,11 +803,11 @@ impl<P: PageSource + Clone> Pool<P> {
             ..
         } = self;
         let mut taken = None;
-        let inserted = objects.insert_record(flags, |slot, generation| {
-            match take_index_in(spans, classes, span, slot) {
+        let inserted = objects.insert_record(flags, |_, generation| {
+            match take_index_in(spans, classes, span) {
                 Some(t) => {
                     taken = Some(t);
-                    Object::live(span, t.index, generation, false).followed_by(t.old_head)
+                    Object::live(span, t.index, generation, false)
                 }
                 // Refused: the slot stays free.
                 None => Object::vacant(NO_SLOT, generation),
@@ -822,7 +828,9 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         };
         self.live = self.live.wrapping_add(1);
-        self.set_object_prev(t.old_head, slot);
+        // SAFETY: The block is the span's map (the pool's invariant), and
+        // the index one of its objects.
+        unsafe { t.map.set(t.index, slot) };
         Ok(Handle::new(
             self.objects.tag(),
             generation,
@@ -843,7 +851,8 @@ impl<P: PageSource + Clone> Pool<P> {
         let span = match self.pick(class) {
             Some(_) => 0,
             None => {
-                let pages = CLASSES.get(class).map_or(0, |g| usize::from(g.pages));
+                let pages = CLASSES.get(class).map_or(0, |g| usize::from(g.pages))
+                    + usize::from(!self.maps.has_room(class));
                 pages.saturating_sub(self.spare.len()) + self.spans.pages_to_insert()
             }
         };
@@ -909,11 +918,9 @@ impl<P: PageSource + Clone> Pool<P> {
             self.bad_handles = self.bad_handles.wrapping_add(1);
             return Err(why.get());
         };
-        if let Some((class, _)) = self.put_index(record.span(), slot, record.index(), record.next())
-        {
+        if let Some((class, _)) = self.put_index(record.span(), record.index()) {
             self.freed_class = class;
         }
-        self.unlink_object(record.prev(), record.next());
         Ok(())
     }
 
@@ -1085,6 +1092,7 @@ impl<P: PageSource + Clone> Pool<P> {
             .wrapping_add(self.spare.len() as u64)
             .wrapping_add(self.objects.node_pages())
             .wrapping_add(self.spans.node_pages())
+            .wrapping_add(self.maps.pages())
     }
 
     /// The shard this pool is ([`Pool::new_shard`]; 0 for a lone pool).
@@ -1118,7 +1126,8 @@ impl<P: PageSource + Clone> Pool<P> {
             table_pages: self
                 .objects
                 .node_pages()
-                .wrapping_add(self.spans.node_pages()),
+                .wrapping_add(self.spans.node_pages())
+                .wrapping_add(self.maps.pages()),
             spare_pages: self.spare.len() as u64,
             objects: self.live,
             spans: self.span_count,
@@ -1148,6 +1157,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// The pool can be used again, under a new tag: handles from before are
     /// [`HandleError::Foreign`]. The event counters of [`Stats`] are kept.
     pub fn reset(&mut self) -> Result<(), Leak> {
+        self.release_maps();
         self.release_spare();
         self.objects.clear();
         self.spans.clear();
@@ -1285,6 +1295,21 @@ impl<P: PageSource + Clone> Pool<P> {
                 Some(r.with_mapped(mapped))
             });
             let old = old.ok_or(why)?;
+            // A lockless map may have pinned the object since the check
+            // above, and loaded the record before this store: the store,
+            // a full fence, then the pin's load (`pin_held`); of this load
+            // and the lockless map's load of the record, one sees the
+            // other's store. If the pin is held now, the object stays
+            // unmapped here.
+            if mapped
+                && self
+                    .shared()
+                    .is_some_and(|s| pin_held(s, slot, handle.to_raw()))
+            {
+                self.objects
+                    .replace_if(slot, |r| Some(r.with_mapped(false)));
+                return Err(HandleError::Mapped);
+            }
             if !LOCATE {
                 return Ok(None);
             }
@@ -1340,28 +1365,6 @@ impl<P: PageSource + Clone> Pool<P> {
             .replace_if(slot, |r| r.busy().then(|| r.with_busy(false)));
     }
 
-    /// Sets the previous object of the live object in `slot` (if any:
-    /// [`NO_SLOT`] is none) on its span's list to `prev`.
-    fn set_object_prev(&mut self, slot: u32, prev: u32) {
-        if slot != NO_SLOT {
-            if let Some(body) = self.objects.body_mut_if(slot, |r| r.is_live()) {
-                body.prev = prev;
-            }
-        }
-    }
-
-    /// Links `prev` and `next`, the neighbours on a span's list of objects
-    /// of an object that leaves it ([`NO_SLOT`] at the ends: the span's
-    /// head is [`Pool::put_index`]'s).
-    fn unlink_object(&mut self, prev: u32, next: u32) {
-        if prev != NO_SLOT {
-            if let Some(body) = self.objects.body_mut_if(prev, |r| r.is_live()) {
-                body.next = next;
-            }
-        }
-        self.set_object_prev(next, prev);
-    }
-
     /// Moves objects out of the evacuating span of `class` (choosing one if
     /// there is room, [`Pool::evacuate`]) until `budget` units are spent;
     /// counts what it did in `done` and returns the units spent.
@@ -1375,11 +1378,21 @@ impl<P: PageSource + Clone> Pool<P> {
             else {
                 break;
             };
-            // The first object of the span's list that is neither mapped
-            // nor pinned, moved.
-            let mut slot = self.span(from).map_or(NO_SLOT, |s| s.head);
+            // The first object of the span (by index, through its map) that
+            // is neither mapped nor pinned, moved. Until one is, the span
+            // does not change: a copy of its body says which are live.
+            let Some(body) = self.span(from).map(|s| **s) else {
+                break;
+            };
+            let mut index = body.next_used(0);
             let mut moved = None;
-            while slot != NO_SLOT && spent < budget {
+            while let (Some(map), Some(i)) = (body.map, index) {
+                if spent >= budget {
+                    break;
+                }
+                // SAFETY: The span's map (the pool's invariant); `i` is
+                // live in it, below its class's objects.
+                let slot = unsafe { map.get(i) };
                 let Some(record) = self.live_object(slot) else {
                     break;
                 };
@@ -1395,10 +1408,10 @@ impl<P: PageSource + Clone> Pool<P> {
                         Move::Stopped => return spent,
                     }
                 }
-                slot = record.next();
+                index = body.next_used(i.wrapping_add(1));
             }
             let Some(freed) = moved else {
-                if slot == NO_SLOT {
+                if index.is_none() {
                     // Only mapped objects left: the span stops evacuating.
                     self.stop_evacuating(from);
                 }
@@ -1438,8 +1451,10 @@ impl<P: PageSource + Clone> Pool<P> {
         // The spare pages first (a freed span's: no call to the source,
         // and no page for the caller to get outside its lock), then the
         // source's. On a failure as many go back to the spare as came
-        // from it (`keep` is what it had), the rest to the source.
+        // from it (`keep` is what it had), the rest to the source. The
+        // span's map first: a block of its class's, or a page for them.
         let spare_before = self.spare.len();
+        let map = self.map_block(class, flags)?;
         let mut pages = [None; MAX_SPAN_PAGES];
         for i in 0..npages {
             let page = match self.spare.take() {
@@ -1457,6 +1472,7 @@ impl<P: PageSource + Clone> Pool<P> {
                         }
                         self.retire_pages(&pages, spare_before);
                     }
+                    self.free_map(map, class, spare_before);
                     return Err(AllocError::NoMemory);
                 }
             }
@@ -1470,12 +1486,13 @@ impl<P: PageSource + Clone> Pool<P> {
             // came from.
             // SAFETY: As above: the table did not take the first page.
             unsafe { self.retire_pages(&pages, spare_before) };
+            self.free_map(map, class, spare_before);
             return Err(AllocError::NoMemory);
         };
         // The head, stored whole (lockless readers read it).
         let more = pages.get(1..npages).unwrap_or(&[]);
         self.spans
-            .replace_if(slot, |s| Some(s.with_pages(more, class as u8)));
+            .replace_if(slot, |s| Some(s.with_pages(more, class as u8, map)));
         self.pages = self.pages.wrapping_add(u64::from(geometry.pages));
         self.span_count = self.span_count.wrapping_add(1);
         self.spare.widest = self.spare.widest.max(geometry.pages);
@@ -1484,6 +1501,38 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         self.relink(slot, Group::AlmostEmpty as u8);
         Ok(slot)
+    }
+
+    /// A map block of class `class` ([`Maps::alloc`]), on a page of the
+    /// spare's or the source's if its pages have none free.
+    fn map_block(&mut self, class: usize, flags: P::Flags) -> Result<MapBlock, AllocError> {
+        if let Some(block) = self.maps.alloc(class) {
+            return Ok(block);
+        }
+        let page = match self.spare.take() {
+            Some(page) => page,
+            None => self
+                .spans
+                .source()
+                .alloc_page(flags)
+                .ok_or(AllocError::NoMemory)?,
+        };
+        // SAFETY: The page came from the spare or the source just above:
+        // it holds nothing, and nothing else refers to it.
+        unsafe { self.maps.add_page(page, class) };
+        self.maps.alloc(class).ok_or(AllocError::NoMemory)
+    }
+
+    /// Gives back `map`, a block of class `class`, and its page, if that
+    /// empties, as [`Pool::retire_page`] with `keep`.
+    fn free_map(&mut self, map: MapBlock, class: usize, keep: usize) {
+        // SAFETY: The block came from `map_block` for `class` and is the
+        // caller's to give back.
+        if let Some(page) = unsafe { self.maps.free(map, class) } {
+            // SAFETY: `Maps` gives back a page of ours that no block of it
+            // is in any more.
+            unsafe { self.retire_page(page, keep) };
+        }
     }
 
     /// Gives `page` to the spare if it has fewer than `keep` pages (at
@@ -1519,31 +1568,23 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Takes the first free index of the listed span in `slot` for the
-    /// object in slot `object` ([`take_index_in`]) and counts it in the
-    /// pool. Returns the index and the span's first object before (the
-    /// caller links the object to it).
-    fn take_index(&mut self, slot: u32, object: u32) -> Option<(u32, u32)> {
-        let t = take_index_in(&mut self.spans, &mut self.classes, slot, object)?;
+    /// object in slot `object` ([`take_index_in`]), names the object there
+    /// in the span's map, and counts it in the pool. Returns the index.
+    fn take_index(&mut self, slot: u32, object: u32) -> Option<u32> {
+        let t = take_index_in(&mut self.spans, &mut self.classes, slot)?;
         self.live = self.live.wrapping_add(1);
-        Some((t.index, t.old_head))
+        // SAFETY: The block is the span's map (the pool's invariant), and
+        // the index one of its objects.
+        unsafe { t.map.set(t.index, object) };
+        Some(t.index)
     }
 
-    /// Frees `index` of the span in `slot`, the place of the object in
-    /// slot `object`, whose next object on the span's list is `next` (the
-    /// span's head if the object was); frees the span if it empties, else
+    /// Frees `index` of the span in `slot` (its map's entry is left as it
+    /// is: nobody reads a free index's); frees the span if it empties, else
     /// moves it to the list it now belongs on. Returns the span's class
     /// and whether the span was freed.
-    fn put_index(
-        &mut self,
-        slot: u32,
-        object: u32,
-        index: u32,
-        next: u32,
-    ) -> Option<(usize, bool)> {
+    fn put_index(&mut self, slot: u32, index: u32) -> Option<(usize, bool)> {
         let (_, span) = span_in(&mut self.spans, slot)?;
-        if span.head == object {
-            span.head = next;
-        }
         let class = usize::from(span.class);
         span.set_used(index, false);
         span.live = span.live.wrapping_sub(1);
@@ -1600,8 +1641,32 @@ impl<P: PageSource + Clone> Pool<P> {
                 unsafe { self.retire_page(page, keep) };
             }
         }
+        if let Some(map) = span.map {
+            self.free_map(map, usize::from(span.class), keep);
+        }
         if self.span_count == 0 {
             self.release_spare();
+        }
+    }
+
+    /// Gives back every span's map, and the maps' pages to the source: for
+    /// [`Pool::reset`], which then forgets the spans (their pages, if they
+    /// still have objects, are left allocated). A walk of the span table.
+    fn release_maps(&mut self) {
+        for slot in 0..self.spans.slot_limit() {
+            let Some((_, span)) = span_in(&mut self.spans, slot) else {
+                continue;
+            };
+            let (map, class) = (span.map.take(), usize::from(span.class));
+            if let Some(map) = map {
+                // SAFETY: The span's block, taken out of its record: given
+                // back once.
+                if let Some(page) = unsafe { self.maps.free(map, class) } {
+                    // SAFETY: `Maps` gives back a page of ours that no
+                    // block of it is in any more.
+                    unsafe { self.spans.source().free_page(page) };
+                }
+            }
         }
     }
 
@@ -1750,24 +1815,22 @@ impl<P: PageSource + Clone> Pool<P> {
         }
         // BUSY from here (in a pool that shares): a lockless map of the
         // object maps under the lock, after the move.
-        let Some((index, old_head)) = self.take_index(to, slot) else {
+        let Some(index) = self.take_index(to, slot) else {
             self.unbusy(slot);
             return Move::Stopped;
         };
         let Some(destination) = self.locate(Object::live(to, index, 0, false)) else {
-            self.put_index(to, slot, index, old_head);
+            self.put_index(to, index);
             self.unbusy(slot);
             return Move::Stopped;
         };
         copy(&source, &destination);
-        // Off its old span's list, first on its new span's; no longer BUSY.
-        self.unlink_object(record.prev(), record.next());
-        self.objects.replace_if(slot, |r| {
-            r.is_live().then(|| r.moved_to(to, index, old_head))
-        });
-        self.set_object_prev(old_head, slot);
+        // At its new place (which the new span's map names); no longer
+        // BUSY.
+        self.objects
+            .replace_if(slot, |r| r.is_live().then(|| r.moved_to(to, index)));
         self.moved = self.moved.wrapping_add(1);
-        let Some((_, freed)) = self.put_index(from, slot, record.index(), record.next()) else {
+        let Some((_, freed)) = self.put_index(from, record.index()) else {
             return Move::Stopped;
         };
         if freed {
@@ -1823,40 +1886,37 @@ fn span_in<P: PageSource>(
     }
 }
 
-/// What [`take_index_in`] took: the object's index and the span's first
-/// object before it.
+/// What [`take_index_in`] took: the object's index, and the span's map
+/// (where the caller names the object).
 #[derive(Clone, Copy)]
 struct Taken {
     index: u32,
-    old_head: u32,
+    map: MapBlock,
 }
 
-/// Takes the first free index of the listed span in `slot` of `spans` for
-/// the object in slot `object`, which goes first on the span's list of
-/// objects; counts it live in the span and its class (`classes`) and moves
-/// the span to the list it now belongs on. A function of the span table
-/// and the classes alone, so that [`Pool::alloc`] calls it while the object
-/// table makes the object's record. The pool's own counters are the
-/// caller's.
+/// Takes the first free index of the listed span in `slot` of `spans`;
+/// counts it live in the span and its class (`classes`) and moves the span
+/// to the list it now belongs on. A function of the span table and the
+/// classes alone, so that [`Pool::alloc`] calls it while the object table
+/// makes the object's record. The pool's own counters are the caller's.
 fn take_index_in<P: PageSource>(
     spans: &mut SpanTable<P>,
     classes: &mut [Class; NCLASSES],
     slot: u32,
-    object: u32,
 ) -> Option<Taken> {
     let (_, span) = span_in(spans, slot)?;
     let class = usize::from(span.class);
     let geometry = CLASSES.get(class)?;
+    let map = span.map?;
     let index = span.first_free(u32::from(geometry.objects))?;
     span.set_used(index, true);
     span.live = span.live.wrapping_add(1);
-    let old_head = core::mem::replace(&mut span.head, object);
     let moved = relist_body(classes, slot, span);
     if let Some(c) = classes.get_mut(class) {
         c.room = c.room.wrapping_sub(1);
     }
     fix_neighbours_in(spans, slot, moved);
-    Some(Taken { index, old_head })
+    Some(Taken { index, map })
 }
 
 /// Mends the links of the spans of `spans` next to the span in `slot` on
