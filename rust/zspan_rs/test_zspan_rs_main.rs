@@ -153,8 +153,7 @@ fn leak_reported(t: &mut Ktap) -> Result<(), &'static str> {
 /// times as many page-sized objects as a span holds fill a leaf of the
 /// object table (511 slots of 8 bytes) and 511 spans, so the next malloc
 /// needs a leaf and a whole span (and no leaf of the span table, whose
-/// 17th leaf of 31 slots has room, nor a page of maps, whose first has
-/// room for 1018 of the class's 4-byte blocks).
+/// 17th leaf of 31 slots has room; the span keeps its map in its record).
 fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-alloc-failures"))?;
     let g = zspan::class_of(PAGE_SIZE)

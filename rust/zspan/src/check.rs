@@ -4,7 +4,7 @@
 //! tests (the model tests after every step, the kernel's test modules
 //! under the lock).
 
-use super::{trigger, Group, Maps, Pool, CLASSES, GROUPS, MAX_SPAN_PAGES, NCLASSES};
+use super::{inline_map, trigger, Group, Maps, Pool, CLASSES, GROUPS, MAX_SPAN_PAGES, NCLASSES};
 use crate::zalloc::{PageSource, NO_SLOT};
 use core::sync::atomic::Ordering;
 
@@ -30,7 +30,6 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn check(&self) -> Result<(), &'static str> {
         self.objects.check()?;
         self.spans.check()?;
-        self.maps.check(self.span_count)?;
         if let Some(shared) = self.shared() {
             if !self.objects.is_published(&shared.objects)
                 || !self.spans.is_published(&shared.spans)
@@ -45,6 +44,7 @@ impl<P: PageSource + Clone> Pool<P> {
         let (mut class_spans, mut class_live) = ([0u32; NCLASSES], [0u32; NCLASSES]);
         let mut listed = [[0u32; GROUPS]; NCLASSES];
         let mut bits_mix = 0u64;
+        let mut blocks = 0u64;
         for slot in 0..self.spans.slot_limit() {
             let Some(span) = self.span(slot) else {
                 continue;
@@ -73,12 +73,12 @@ impl<P: PageSource + Clone> Pool<P> {
                     return Err("a spare page is a span's");
                 }
             }
+            if span.used_past(g.objects) {
+                return Err("a span has a live object past its class's objects");
+            }
             let mut count = 0u16;
-            for i in 0..super::MAX_SPAN_OBJECTS as u32 {
+            for i in 0..u32::from(g.objects) {
                 if span.is_used(i) {
-                    if i >= u32::from(g.objects) {
-                        return Err("a span has a live object past its class's objects");
-                    }
                     count += 1;
                     bits_mix = bits_mix.wrapping_add(mix(slot, i));
                 }
@@ -86,22 +86,32 @@ impl<P: PageSource + Clone> Pool<P> {
             if count != span.live || span.live == 0 {
                 return Err("a span's live count is not its bitmap's, or it is empty");
             }
-            // Its map: a block of its class's, naming at each live index
-            // the object whose record names that index of this span.
-            let map = span.map.ok_or("a span has no map")?;
-            Maps::check_block(map, class)?;
-            let mut index = span.next_used(0);
+            // Its map: in its record, or a block of its class's kind; it
+            // names at each live index the object whose record names that
+            // index of this span.
+            match span.map {
+                None if !inline_map(g.objects) => return Err("a span has no map"),
+                Some(_) if inline_map(g.objects) => {
+                    return Err("a span of a class that keeps its map inline has a block")
+                }
+                Some(map) => {
+                    Maps::check_block(map, class)?;
+                    blocks += 1;
+                }
+                None => {}
+            }
+            let mut index = span.next_used(0, g.objects);
             while let Some(i) = index {
-                // SAFETY: The span's map is out (checked above), and `i`
-                // is below its class's objects (checked above).
-                let object = unsafe { map.get(i) };
+                // SAFETY: The span's block, if any, is out (checked above),
+                // and `i` is below its class's objects.
+                let object = unsafe { span.slot_at(i) }.ok_or("a span's map has no entry")?;
                 let record = self
                     .live_object(object)
                     .ok_or("a span's map names a free object slot")?;
                 if record.span() != slot || record.index() != i {
                     return Err("a span's map names an object elsewhere");
                 }
-                index = span.next_used(i + 1);
+                index = span.next_used(i + 1, g.objects);
             }
             let want = if span.evacuating != 0 {
                 Group::Evacuating as u8
@@ -126,6 +136,7 @@ impl<P: PageSource + Clone> Pool<P> {
             live += u64::from(span.live);
             bytes += u64::from(span.live) * u64::from(g.size);
         }
+        self.maps.check(blocks)?;
         for (class, c) in self.classes.iter().enumerate() {
             let objects = CLASSES.get(class).map_or(0, |g| u32::from(g.objects));
             if c.spans != class_spans[class]
@@ -164,7 +175,10 @@ impl<P: PageSource + Clone> Pool<P> {
             let span = self
                 .span(record.span())
                 .ok_or("an object names a free span")?;
-            if !span.is_used(record.index()) {
+            let class_objects = CLASSES
+                .get(usize::from(span.class))
+                .map_or(0, |g| g.objects);
+            if record.index() >= u32::from(class_objects) || !span.is_used(record.index()) {
                 return Err("an object names an index its span has free");
             }
             objects += 1;

@@ -333,11 +333,12 @@ impl Maps {
 
     /// Checks the lists of pages with a free block: linked both ways, of
     /// their kind, counts in range, chains of free blocks as long as the
-    /// blocks not out below `fresh`; and that `block`s of `spans` spans
-    /// are out. Returns what is wrong first. For tests.
-    pub(super) fn check(&self, spans: u64) -> Result<(), &'static str> {
-        if self.blocks != spans {
-            return Err("the map blocks out are not the spans");
+    /// blocks not out below `fresh`; and that `blocks` blocks (the spans'
+    /// with a map out of their record) are out. Returns what is wrong
+    /// first. For tests.
+    pub(super) fn check(&self, blocks: u64) -> Result<(), &'static str> {
+        if self.blocks != blocks {
+            return Err("the map blocks out are not the spans'");
         }
         for (kind, &first) in self.partial.iter().enumerate() {
             let per_page = blocks_per_page(kind);

@@ -267,6 +267,22 @@ impl Record for Object {
 /// Words of a span's bitmap of live objects.
 pub(super) const BITMAP_WORDS: usize = MAX_SPAN_OBJECTS / u64::BITS as usize;
 
+/// The most objects of a class whose spans keep their map in their record
+/// (in the bitmap's words past the first, two entries a word, and in
+/// [`SpanBody`]'s `extra`) rather than in a block of
+/// [`super::maps::Maps`]: the classes of objects of about 1.7 KiB and more.
+pub(super) const INLINE_OBJECTS: u16 = 2 * (BITMAP_WORDS as u16 - 1) + EXTRA as u16;
+/// Map entries in [`SpanBody`]'s `extra`.
+const EXTRA: usize = 3;
+
+const _: () = assert!((INLINE_OBJECTS as u32) < u64::BITS);
+
+/// Whether the spans of a class of `objects` objects keep their map in
+/// their record.
+pub(super) fn inline_map(objects: u16) -> bool {
+    objects <= INLINE_OBJECTS
+}
+
 /// A record of the span table: a span's pages, class and state, its
 /// [`SpanHead`], which readers without the lock read ([`SpanHead::load`])
 /// and the owner stores atomically ([`Record::store`]); and its
@@ -304,10 +320,13 @@ pub(super) struct SpanHead {
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(super) struct SpanBody {
-    /// Bit `i` is set when object `i` is live.
-    pub(super) used: [u64; BITMAP_WORDS],
-    /// The span's reverse map: the object slot at each live index (`None`
-    /// in a free slot's record).
+    /// Bit `i` is set when object `i` is live; in a span whose class has
+    /// at most [`INLINE_OBJECTS`], the first word only, and the rest hold
+    /// the first entries of its map, two a word (the lower in the low
+    /// half).
+    used: [u64; BITMAP_WORDS],
+    /// The span's reverse map, the object slot at each live index, if it is
+    /// not in the record (`None` in a free slot's record).
     pub(super) map: Option<MapBlock>,
     /// The slot's generation counter.
     pub(super) generation: u32,
@@ -315,6 +334,8 @@ pub(super) struct SpanBody {
     pub(super) next: u32,
     /// The previous span on its list.
     pub(super) prev: u32,
+    /// The last entries of the map of a span that keeps it in its record.
+    extra: [u32; EXTRA],
     /// Live objects.
     pub(super) live: u16,
     /// The span's class.
@@ -324,7 +345,7 @@ pub(super) struct SpanBody {
     pub(super) list: u8,
     /// Set while compaction empties the span: it takes no new object.
     pub(super) evacuating: u8,
-    _pad: [u8; 15],
+    _pad: [u8; 3],
 }
 
 /// [`SpanHead::state`] of a free slot's record.
@@ -382,7 +403,8 @@ impl Span {
                 class: 0,
                 list: super::UNLISTED,
                 evacuating: 0,
-                _pad: [0; 15],
+                extra: [0; EXTRA],
+                _pad: [0; 3],
             },
         }
     }
@@ -393,12 +415,13 @@ impl Span {
     }
 
     /// The record of the live span whose first page is this one's, with
-    /// `pages` after it, of class `class` and with the reverse map `map`.
+    /// `pages` after it, of class `class` and with the reverse map `map`
+    /// (`None` for one in the record).
     pub(super) fn with_pages(
         mut self,
         more: &[Option<NonNull<u8>>],
         class: u8,
-        map: MapBlock,
+        map: Option<MapBlock>,
     ) -> Self {
         let mut npages = 1u8;
         for (dst, src) in self.head.more.iter_mut().zip(more) {
@@ -408,7 +431,7 @@ impl Span {
         self.head.npages = npages;
         self.head.class = class;
         self.body.class = class;
-        self.body.map = Some(map);
+        self.body.map = map;
         self
     }
 }
@@ -520,22 +543,81 @@ impl SpanBody {
         }
     }
 
-    /// The first live object at `from` or after, if any.
-    pub(super) fn next_used(&self, from: u32) -> Option<u32> {
+    /// The first live object at `from` or after, below `objects` (its
+    /// class's), if any.
+    pub(super) fn next_used(&self, from: u32, objects: u16) -> Option<u32> {
+        let words = if inline_map(objects) { 1 } else { BITMAP_WORDS };
         let mut word = from as usize / 64;
-        let mut bits = self.used.get(word)? & (u64::MAX << (from % 64));
+        let mut bits = self.used.get(..words)?.get(word)? & (u64::MAX << (from % 64));
         loop {
             if bits != 0 {
-                return Some(word as u32 * 64 + bits.trailing_zeros());
+                let index = word as u32 * 64 + bits.trailing_zeros();
+                return (index < u32::from(objects)).then_some(index);
             }
             word += 1;
-            bits = *self.used.get(word)?;
+            bits = *self.used.get(..words)?.get(word)?;
         }
     }
 
-    /// The first free object below `objects`, if any.
-    pub(super) fn first_free(&self, objects: u32) -> Option<u32> {
-        for (i, w) in self.used.iter().enumerate() {
+    /// Whether a bit at or past `objects` (its class's) is set.
+    pub(super) fn used_past(&self, objects: u16) -> bool {
+        let words = if inline_map(objects) { 1 } else { BITMAP_WORDS };
+        (u32::from(objects)..words as u32 * 64).any(|i| self.is_used(i))
+    }
+
+    /// The object slot the map of the span names at `index`.
+    ///
+    /// # Safety
+    ///
+    /// `index` is below the objects of the span's class, and its block, if
+    /// its map is not in the record, has not been given back.
+    pub(super) unsafe fn slot_at(&self, index: u32) -> Option<u32> {
+        match self.map {
+            // SAFETY: The caller's.
+            Some(block) => Some(unsafe { block.get(index) }),
+            None => {
+                let i = index as usize;
+                match i.checked_sub(2 * (BITMAP_WORDS - 1)) {
+                    None => Some((*self.used.get(1 + i / 2)? >> (32 * (i % 2))) as u32),
+                    Some(j) => self.extra.get(j).copied(),
+                }
+            }
+        }
+    }
+
+    /// Names the object in `slot` at `index` in the span's map.
+    ///
+    /// # Safety
+    ///
+    /// As [`SpanBody::slot_at`].
+    pub(super) unsafe fn set_slot_at(&mut self, index: u32, slot: u32) {
+        match self.map {
+            // SAFETY: The caller's.
+            Some(block) => unsafe { block.set(index, slot) },
+            None => {
+                let i = index as usize;
+                match i.checked_sub(2 * (BITMAP_WORDS - 1)) {
+                    None => {
+                        if let Some(w) = self.used.get_mut(1 + i / 2) {
+                            let shift = 32 * (i % 2);
+                            *w = *w & !(u64::from(u32::MAX) << shift) | u64::from(slot) << shift;
+                        }
+                    }
+                    Some(j) => {
+                        if let Some(e) = self.extra.get_mut(j) {
+                            *e = slot;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first free object below `objects` (its class's), if any.
+    pub(super) fn first_free(&self, objects: u16) -> Option<u32> {
+        let words = if inline_map(objects) { 1 } else { BITMAP_WORDS };
+        let objects = u32::from(objects);
+        for (i, w) in self.used.iter().take(words).enumerate() {
             if *w != u64::MAX {
                 let index = i as u32 * 64 + w.trailing_ones();
                 return (index < objects).then_some(index);

@@ -214,7 +214,7 @@ use crate::zalloc::{
     AllocError, Leak, LocklessView, PageSource, RadixTable, Record, Rejections, NO_SLOT, PAGE_SIZE,
 };
 use maps::{MapBlock, Maps};
-use records::{next_generation, Object, Span, SpanBody, SpanHead};
+use records::{inline_map, next_generation, Object, Span, SpanBody, SpanHead};
 
 /// The lists of a class, by fullness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -803,18 +803,18 @@ impl<P: PageSource + Clone> Pool<P> {
             ..
         } = self;
         let mut taken = None;
-        let inserted = objects.insert_record(flags, |_, generation| {
-            match take_index_in(spans, classes, span) {
-                Some(t) => {
-                    taken = Some(t);
-                    Object::live(span, t.index, generation, false)
+        let inserted = objects.insert_record(flags, |slot, generation| {
+            match take_index_in(spans, classes, span, slot) {
+                Some(index) => {
+                    taken = Some(index);
+                    Object::live(span, index, generation, false)
                 }
                 // Refused: the slot stays free.
                 None => Object::vacant(NO_SLOT, generation),
             }
         });
-        let (slot, generation, t) = match (inserted, taken) {
-            (Ok((slot, generation)), Some(t)) => (slot, generation, t),
+        let (slot, generation) = match (inserted, taken) {
+            (Ok((slot, generation)), Some(_)) => (slot, generation),
             (result, _) => {
                 // No slot (the table could not grow), or, not with the
                 // invariants, no free index in a listed span that is not
@@ -828,9 +828,6 @@ impl<P: PageSource + Clone> Pool<P> {
             }
         };
         self.live = self.live.wrapping_add(1);
-        // SAFETY: The block is the span's map (the pool's invariant), and
-        // the index one of its objects.
-        unsafe { t.map.set(t.index, slot) };
         Ok(Handle::new(
             self.objects.tag(),
             generation,
@@ -851,8 +848,9 @@ impl<P: PageSource + Clone> Pool<P> {
         let span = match self.pick(class) {
             Some(_) => 0,
             None => {
-                let pages = CLASSES.get(class).map_or(0, |g| usize::from(g.pages))
-                    + usize::from(!self.maps.has_room(class));
+                let (pages, objects) = CLASSES.get(class).map_or((0, 0), |g| (g.pages, g.objects));
+                let pages = usize::from(pages)
+                    + usize::from(!inline_map(objects) && !self.maps.has_room(class));
                 pages.saturating_sub(self.spare.len()) + self.spans.pages_to_insert()
             }
         };
@@ -1384,15 +1382,19 @@ impl<P: PageSource + Clone> Pool<P> {
             let Some(body) = self.span(from).map(|s| **s) else {
                 break;
             };
-            let mut index = body.next_used(0);
+            let objects = CLASSES.get(class).map_or(0, |g| g.objects);
+            let mut index = body.next_used(0, objects);
             let mut moved = None;
-            while let (Some(map), Some(i)) = (body.map, index) {
+            while let Some(i) = index {
                 if spent >= budget {
                     break;
                 }
-                // SAFETY: The span's map (the pool's invariant); `i` is
-                // live in it, below its class's objects.
-                let slot = unsafe { map.get(i) };
+                // SAFETY: `i` is live in the span, below its class's
+                // objects; its block, if any, is out (the pool's
+                // invariant).
+                let Some(slot) = (unsafe { body.slot_at(i) }) else {
+                    break;
+                };
                 let Some(record) = self.live_object(slot) else {
                     break;
                 };
@@ -1408,7 +1410,7 @@ impl<P: PageSource + Clone> Pool<P> {
                         Move::Stopped => return spent,
                     }
                 }
-                index = body.next_used(i.wrapping_add(1));
+                index = body.next_used(i.wrapping_add(1), objects);
             }
             let Some(freed) = moved else {
                 if index.is_none() {
@@ -1454,7 +1456,11 @@ impl<P: PageSource + Clone> Pool<P> {
         // from it (`keep` is what it had), the rest to the source. The
         // span's map first: a block of its class's, or a page for them.
         let spare_before = self.spare.len();
-        let map = self.map_block(class, flags)?;
+        let map = if inline_map(geometry.objects) {
+            None
+        } else {
+            Some(self.map_block(class, flags)?)
+        };
         let mut pages = [None; MAX_SPAN_PAGES];
         for i in 0..npages {
             let page = match self.spare.take() {
@@ -1472,7 +1478,9 @@ impl<P: PageSource + Clone> Pool<P> {
                         }
                         self.retire_pages(&pages, spare_before);
                     }
-                    self.free_map(map, class, spare_before);
+                    if let Some(map) = map {
+                        self.free_map(map, class, spare_before);
+                    }
                     return Err(AllocError::NoMemory);
                 }
             }
@@ -1486,7 +1494,9 @@ impl<P: PageSource + Clone> Pool<P> {
             // came from.
             // SAFETY: As above: the table did not take the first page.
             unsafe { self.retire_pages(&pages, spare_before) };
-            self.free_map(map, class, spare_before);
+            if let Some(map) = map {
+                self.free_map(map, class, spare_before);
+            }
             return Err(AllocError::NoMemory);
         };
         // The head, stored whole (lockless readers read it).
@@ -1568,15 +1578,12 @@ impl<P: PageSource + Clone> Pool<P> {
     }
 
     /// Takes the first free index of the listed span in `slot` for the
-    /// object in slot `object` ([`take_index_in`]), names the object there
-    /// in the span's map, and counts it in the pool. Returns the index.
+    /// object in slot `object` ([`take_index_in`]) and counts it in the
+    /// pool. Returns the index.
     fn take_index(&mut self, slot: u32, object: u32) -> Option<u32> {
-        let t = take_index_in(&mut self.spans, &mut self.classes, slot)?;
+        let index = take_index_in(&mut self.spans, &mut self.classes, slot, object)?;
         self.live = self.live.wrapping_add(1);
-        // SAFETY: The block is the span's map (the pool's invariant), and
-        // the index one of its objects.
-        unsafe { t.map.set(t.index, object) };
-        Some(t.index)
+        Some(index)
     }
 
     /// Frees `index` of the span in `slot` (its map's entry is left as it
@@ -1886,29 +1893,25 @@ fn span_in<P: PageSource>(
     }
 }
 
-/// What [`take_index_in`] took: the object's index, and the span's map
-/// (where the caller names the object).
-#[derive(Clone, Copy)]
-struct Taken {
-    index: u32,
-    map: MapBlock,
-}
-
-/// Takes the first free index of the listed span in `slot` of `spans`;
-/// counts it live in the span and its class (`classes`) and moves the span
-/// to the list it now belongs on. A function of the span table and the
-/// classes alone, so that [`Pool::alloc`] calls it while the object table
-/// makes the object's record. The pool's own counters are the caller's.
+/// Takes the first free index of the listed span in `slot` of `spans` for
+/// the object in slot `object`, which the span's map then names; counts it
+/// live in the span and its class (`classes`) and moves the span to the
+/// list it now belongs on. A function of the span table and the classes
+/// alone, so that [`Pool::alloc`] calls it while the object table makes the
+/// object's record. The pool's own counters are the caller's.
 fn take_index_in<P: PageSource>(
     spans: &mut SpanTable<P>,
     classes: &mut [Class; NCLASSES],
     slot: u32,
-) -> Option<Taken> {
+    object: u32,
+) -> Option<u32> {
     let (_, span) = span_in(spans, slot)?;
     let class = usize::from(span.class);
     let geometry = CLASSES.get(class)?;
-    let map = span.map?;
-    let index = span.first_free(u32::from(geometry.objects))?;
+    let index = span.first_free(geometry.objects)?;
+    // SAFETY: `index` is below the class's objects; the span's block, if
+    // any, is out (the pool's invariant).
+    unsafe { span.set_slot_at(index, object) };
     span.set_used(index, true);
     span.live = span.live.wrapping_add(1);
     let moved = relist_body(classes, slot, span);
@@ -1916,7 +1919,7 @@ fn take_index_in<P: PageSource>(
         c.room = c.room.wrapping_sub(1);
     }
     fix_neighbours_in(spans, slot, moved);
-    Some(Taken { index, map })
+    Some(index)
 }
 
 /// Mends the links of the spans of `spans` next to the span in `slot` on
