@@ -27,7 +27,8 @@
 //! 8 bytes would be a large part of it). For each step, the span
 //! is the fewest pages, 1 to [`MAX_SPAN_PAGES`] = 6, whose objects store
 //! at least 31/32 of the most bytes per byte a span can: a span costs its
-//! pages, its record (128 bytes) and its objects' records (16 bytes each).
+//! pages, its record (128 bytes) and its objects' metadata (counted as 16
+//! bytes each: an 8-byte record and a 4-byte entry of a reverse map).
 //! Fewer pages, because a class's last span is part empty (half of it, on
 //! average): with a hundred classes in use, large spans' slack costs more
 //! than their better fill gains. Objects of 2592 bytes, for instance, go 3
@@ -46,8 +47,10 @@
 //!
 //! A span's record in the *span table* (zalloc's `RadixTable`, 128-byte
 //! records, 32 a page) has its pages, a bitmap of its live objects, its
-//! count of live objects, the head of its list of objects (its reverse
-//! map: see *Handles*) and its links on a list of its class. Whether an
+//! count of live objects, its *reverse map* (the object slot at each live
+//! index, for compaction: in the record for a span of at most
+//! 9 objects, else a block cut from pages of the pool's,
+//! `maps.rs`) and its links on a list of its class. Whether an
 //! object is mapped is in its own record only, so that an unmap changes
 //! one record.
 //! The table knows the span's first page as its slot's page; the pool gets
@@ -69,15 +72,14 @@
 //! # Handles
 //!
 //! A handle names a record of the *object table* (a second `RadixTable`,
-//! 16-byte records, 255 a leaf page), which says where the object is: its
-//! span's slot and its index there, and whether it is mapped; and links it
-//! on its span's list of objects, so that a span's objects are found from
-//! the span, in O(its objects). A handle is a `u64`:
+//! 8-byte records, 511 a leaf page), which says where the object is: its
+//! span's slot and its index there, and whether it is mapped (the span's
+//! reverse map names the record back). A handle is a `u64`:
 //!
 //! ```text
-//!  63        48 47          29 28                 3 2       0
+//!  63        48 47          30 29                 3 2       0
 //! | pool tag   | generation   | object slot        | shard   |
-//! |  16 bits   |   19 bits    |   26 bits          | 3 bits  |
+//! |  16 bits   |   18 bits    |   27 bits          | 3 bits  |
 //! ```
 //!
 //! checked as zbud's are: another pool's tag is [`HandleError::Foreign`],
