@@ -232,14 +232,12 @@ impl Record for Object {
 
     #[inline]
     unsafe fn store(at: NonNull<Self>, value: Self) {
-        let at = at.as_ptr();
+        // The word is stored atomically, for readers without the lock
+        // (release: the span a live object's place names was made before).
         // SAFETY: The caller's: `at` points to a record in a live leaf,
-        // aligned, which nobody else writes. The word is stored atomically
-        // (release: the span a live object's place names was made before),
-        // for readers without the lock.
-        unsafe {
-            AtomicU64::from_ptr(addr_of_mut!((*at).word)).store(value.word, Ordering::Release);
-        }
+        // aligned, which nobody else writes.
+        let word = unsafe { AtomicU64::from_ptr(addr_of_mut!((*at.as_ptr()).word)) };
+        word.store(value.word, Ordering::Release);
     }
 
     fn occupied(_page: NonNull<u8>, generation: u32) -> Self {
@@ -281,6 +279,34 @@ const _: () = assert!((INLINE_OBJECTS as u32) < u64::BITS);
 /// their record.
 pub(super) fn inline_map(objects: u16) -> bool {
     objects <= INLINE_OBJECTS
+}
+
+/// The words of the bitmap of a span of a class of `objects` objects: the
+/// first only if the span keeps its map in the others.
+fn bitmap_words(objects: u16) -> usize {
+    if inline_map(objects) {
+        1
+    } else {
+        BITMAP_WORDS
+    }
+}
+
+/// Where entry `index` of a map kept in a span's record is.
+enum InlineEntry {
+    /// Word `.0` of the bitmap, the half at bit `.1`.
+    Word(usize, u32),
+    /// `extra[.0]`.
+    Extra(usize),
+}
+
+impl InlineEntry {
+    fn of(index: u32) -> Self {
+        let i = index as usize;
+        match i.checked_sub(2 * (BITMAP_WORDS - 1)) {
+            None => InlineEntry::Word(1 + i / 2, 32 * (i % 2) as u32),
+            Some(j) => InlineEntry::Extra(j),
+        }
+    }
 }
 
 /// A record of the span table: a span's pages, class and state, its
@@ -546,7 +572,7 @@ impl SpanBody {
     /// The first live object at `from` or after, below `objects` (its
     /// class's), if any.
     pub(super) fn next_used(&self, from: u32, objects: u16) -> Option<u32> {
-        let words = if inline_map(objects) { 1 } else { BITMAP_WORDS };
+        let words = bitmap_words(objects);
         let mut word = from as usize / 64;
         let mut bits = self.used.get(..words)?.get(word)? & (u64::MAX << (from % 64));
         loop {
@@ -561,7 +587,7 @@ impl SpanBody {
 
     /// Whether a bit at or past `objects` (its class's) is set.
     pub(super) fn used_past(&self, objects: u16) -> bool {
-        let words = if inline_map(objects) { 1 } else { BITMAP_WORDS };
+        let words = bitmap_words(objects);
         (u32::from(objects)..words as u32 * 64).any(|i| self.is_used(i))
     }
 
@@ -575,13 +601,10 @@ impl SpanBody {
         match self.map {
             // SAFETY: The caller's.
             Some(block) => Some(unsafe { block.get(index) }),
-            None => {
-                let i = index as usize;
-                match i.checked_sub(2 * (BITMAP_WORDS - 1)) {
-                    None => Some((*self.used.get(1 + i / 2)? >> (32 * (i % 2))) as u32),
-                    Some(j) => self.extra.get(j).copied(),
-                }
-            }
+            None => match InlineEntry::of(index) {
+                InlineEntry::Word(w, shift) => Some((*self.used.get(w)? >> shift) as u32),
+                InlineEntry::Extra(j) => self.extra.get(j).copied(),
+            },
         }
     }
 
@@ -594,28 +617,24 @@ impl SpanBody {
         match self.map {
             // SAFETY: The caller's.
             Some(block) => unsafe { block.set(index, slot) },
-            None => {
-                let i = index as usize;
-                match i.checked_sub(2 * (BITMAP_WORDS - 1)) {
-                    None => {
-                        if let Some(w) = self.used.get_mut(1 + i / 2) {
-                            let shift = 32 * (i % 2);
-                            *w = *w & !(u64::from(u32::MAX) << shift) | u64::from(slot) << shift;
-                        }
-                    }
-                    Some(j) => {
-                        if let Some(e) = self.extra.get_mut(j) {
-                            *e = slot;
-                        }
+            None => match InlineEntry::of(index) {
+                InlineEntry::Word(w, shift) => {
+                    if let Some(w) = self.used.get_mut(w) {
+                        *w = *w & !(u64::from(u32::MAX) << shift) | u64::from(slot) << shift;
                     }
                 }
-            }
+                InlineEntry::Extra(j) => {
+                    if let Some(e) = self.extra.get_mut(j) {
+                        *e = slot;
+                    }
+                }
+            },
         }
     }
 
     /// The first free object below `objects` (its class's), if any.
     pub(super) fn first_free(&self, objects: u16) -> Option<u32> {
-        let words = if inline_map(objects) { 1 } else { BITMAP_WORDS };
+        let words = bitmap_words(objects);
         let objects = u32::from(objects);
         for (i, w) in self.used.iter().take(words).enumerate() {
             if *w != u64::MAX {
@@ -632,11 +651,11 @@ impl Record for Span {
 
     unsafe fn store(at: NonNull<Self>, value: Self) {
         let at = at.as_ptr();
+        // The head's fields are stored atomically, for readers without the
+        // lock (`SpanHead::load_class`, `SpanHead::load_page`); nobody reads
+        // the body but the owner.
         // SAFETY: The caller's: `at` points to a record in a live leaf,
-        // aligned, which nobody else writes. The head's fields are stored
-        // atomically, for readers without the lock (`SpanHead::load_class`,
-        // `SpanHead::load_page`);
-        // nobody reads the body but the owner.
+        // aligned, which nobody else writes.
         unsafe {
             let head = &value.head;
             AtomicPtr::from_ptr(addr_of_mut!((*at).head.first))

@@ -547,9 +547,10 @@ impl Spare {
 ///   if `evacuating` is set; a span of [`Group::Full`] is marked so and
 ///   linked on no list.
 /// * Every live record of `objects` names a span and an index whose bit is
-///   set, and no two name the same; each span's `map` is a block of
-///   `maps` of its class's, which names at each live index the slot of the
-///   record that names it.
+///   set, and no two name the same; each span's map (in its record for a
+///   class of at most `records::INLINE_OBJECTS` objects, else its `map`, a
+///   block of `maps` of its class's kind) names at each live index the
+///   slot of the record that names it.
 /// * The counters are the sums of the above (`mapped`: the live records
 ///   marked mapped).
 pub struct Pool<P: PageSource + Clone> {
@@ -1271,14 +1272,6 @@ impl<P: PageSource + Clone> Pool<P> {
         mapped: bool,
     ) -> Result<Option<Mapping>, HandleError> {
         let result = self.checked(handle).and_then(|(slot, generation)| {
-            if mapped
-                && self
-                    .shared()
-                    .is_some_and(|s| s.pin(slot).load(Ordering::Relaxed) == handle.to_raw())
-            {
-                // Mapped without the lock already.
-                return Err(HandleError::Mapped);
-            }
             let mut why = HandleError::Stale;
             let old = self.objects.replace_if(slot, |r| {
                 if !r.is_live_at(generation) {
@@ -1295,12 +1288,10 @@ impl<P: PageSource + Clone> Pool<P> {
                 Some(r.with_mapped(mapped))
             });
             let old = old.ok_or(why)?;
-            // A lockless map may have pinned the object since the check
-            // above, and loaded the record before this store: the store,
-            // a full fence, then the pin's load (`pin_held`); of this load
-            // and the lockless map's load of the record, one sees the
-            // other's store. If the pin is held now, the object stays
-            // unmapped here.
+            // Mapped without the lock already? The store, a full fence,
+            // then the pin's load (`pin_held`): of this load and a lockless
+            // map's load of the record after its pin, one sees the other's
+            // store. If the pin is held, the object stays unmapped here.
             if mapped
                 && self
                     .shared()
@@ -1666,15 +1657,10 @@ impl<P: PageSource + Clone> Pool<P> {
             let Some((_, span)) = span_in(&mut self.spans, slot) else {
                 continue;
             };
-            let (map, class) = (span.map.take(), usize::from(span.class));
-            if let Some(map) = map {
-                // SAFETY: The span's block, taken out of its record: given
-                // back once.
-                if let Some(page) = unsafe { self.maps.free(map, class) } {
-                    // SAFETY: `Maps` gives back a page of ours that no
-                    // block of it is in any more.
-                    unsafe { self.spans.source().free_page(page) };
-                }
+            // Taken out of the record: given back once; its page, if it
+            // empties, to the source (the spare keeps none: `keep` 0).
+            if let (Some(map), class) = (span.map.take(), usize::from(span.class)) {
+                self.free_map(map, class, 0);
             }
         }
     }
