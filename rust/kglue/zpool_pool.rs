@@ -652,7 +652,8 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
 /// `counters` is boxed, so its address is stable, and `debugfs` (whose
 /// files point into it, and through `counters.pool` to the pool) is
 /// declared first, so it is dropped first. `counters.pool` is null or the
-/// pool, which is pinned. `first` is shard 0, `rest[i]` shard `i + 1`:
+/// pool, which is pinned. `first` is shard 0, `rest[i]` shard `i` for
+/// `0 < i < C::SHARDS` (`rest[0]` and the entries past them `None`):
 /// `C::SHARDS` shards in all, at most [`MAX_SHARDS`]. zpool's
 /// `total_pages` is the sum of the shards' `published`.
 #[pin_data(PinnedDrop)]
@@ -660,7 +661,9 @@ pub(crate) struct LockedPool<C: Core> {
     debugfs: Dir,
     counters: KBox<Counters>,
     first: Pin<KBox<Inner<C>>>,
-    rest: KVec<Pin<KBox<Inner<C>>>>,
+    /// A fixed array, not a vector: finding a shard (each call of
+    /// zpool's does) is a bounds check and a load, no length to read.
+    rest: [Option<Pin<KBox<Inner<C>>>>; MAX_SHARDS],
     /// Set once the first bad handle was reported with a WARN.
     warned: AtomicBool,
     /// `counters.pool` points at the pool: it must not move.
@@ -692,23 +695,31 @@ impl<C: Core> LockedPool<C> {
 
     /// Shard `i`: the first for a number that is no shard's (whose core
     /// then rejects the handle that gave it).
+    #[inline]
     fn shard(&self, i: usize) -> &Inner<C> {
-        self.get_shard(i).unwrap_or(&self.first)
+        // Shard 0 first: a pool of one shard (or a small one, all of
+        // whose calls go to shard 0) pays one test.
+        if i != 0 {
+            if let Some(Some(shard)) = self.rest.get(i) {
+                return shard;
+            }
+        }
+        &self.first
     }
 
     /// Shard `i`, if the pool has it.
     fn get_shard(&self, i: usize) -> Option<&Inner<C>> {
-        match i.checked_sub(1) {
-            None => Some(&self.first),
-            Some(j) => self.rest.get(j).map(|shard| &**shard),
+        if i == 0 {
+            return Some(&self.first);
         }
+        self.rest.get(i)?.as_deref()
     }
 
     /// The shards, in order.
     fn shards(&self) -> impl Iterator<Item = &Inner<C>> {
         Iterator::chain(
             core::iter::once(&*self.first),
-            self.rest.iter().map(|shard| &**shard),
+            self.rest.iter().flatten().map(|shard| &**shard),
         )
     }
 
@@ -845,9 +856,15 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
         let keys = shard_keys();
         let shards = C::SHARDS.clamp(1, MAX_SHARDS);
         let first = new_shard::<C>(0, keys[0])?;
-        let mut rest = KVec::with_capacity(shards.saturating_sub(1), GFP_KERNEL)?;
-        for (i, &key) in keys.iter().enumerate().take(shards).skip(1) {
-            rest.push(new_shard::<C>(i, key)?, GFP_KERNEL)?;
+        let mut rest: [Option<Pin<KBox<Inner<C>>>>; MAX_SHARDS] = [const { None }; MAX_SHARDS];
+        for ((i, &key), slot) in keys
+            .iter()
+            .enumerate()
+            .zip(rest.iter_mut())
+            .take(shards)
+            .skip(1)
+        {
+            *slot = Some(new_shard::<C>(i, key)?);
         }
         let pool = KBox::pin_init(
             try_pin_init!(LockedPool {
