@@ -150,11 +150,11 @@
 //! objects, two in a class of [`WIDE_CLASS_SPANS`] spans or more (one
 //! span's worth moved twice as many objects on a zswap-like trace, for
 //! 0.3 % fewer pages), and 1/16 of its spans' worth if that is more in a
-//! class of at most [`FEW_OBJECTS`] objects a span: its emptiest span (of the first 4 of the emptiest
-//! list that has one; a span at most a quarter free only once the class
-//! has twice that room, for until then frees drain a fuller span at no
-//! cost) is marked *evacuating* (it takes no new object), and
-//! its unmapped objects, found on its list, move one by one into the
+//! class of at most [`FEW_OBJECTS`] objects a span: its emptiest span (of
+//! the first 4 of the emptiest list that has one; a span at most a quarter
+//! free only once the class has twice that room, for until then frees
+//! drain a fuller span at no cost) is marked *evacuating* (it takes no new object), and
+//! its unmapped objects, found through its map, move one by one into the
 //! fullest non-full span of the class (copying the bytes, rewriting the
 //! record and relinking it; the handle stays valid). A span that empties
 //! goes back to the page source; one left with only mapped (or pinned)
@@ -446,9 +446,9 @@ struct Class {
     spans: u32,
     /// Free objects of the class's spans (their objects less the live).
     room: u32,
-    /// The room from which the class is compacted: [`slack_spans`] of its
-    /// spans' worth of objects, set when its spans change, so that the
-    /// check after each free ([`Pool::evacuate`]) is one comparison.
+    /// The room from which the class is compacted ([`trigger`]), set when
+    /// its spans change, so that the check after each free
+    /// ([`Class::compaction_due`]) is one comparison.
     trigger: u32,
 }
 
@@ -471,6 +471,14 @@ impl Class {
             self.room = self.room.wrapping_sub(objects);
         }
         self.trigger = trigger(self.spans, objects);
+    }
+
+    /// Whether the class has an evacuating span, or the room to choose
+    /// one ([`Pool::evacuate`]): two loads and no call, for the check
+    /// after each free ([`Pool::after_free`]).
+    #[inline]
+    fn compaction_due(&self) -> bool {
+        self.heads[Group::Evacuating as usize] != NO_SLOT || self.room >= self.trigger
     }
 }
 
@@ -655,10 +663,10 @@ fn slack_spans(spans: u32) -> u32 {
 
 /// [`Class::trigger`] of a class of `spans` spans of `objects` objects:
 /// `u32::MAX`, which its room (0) is below, for a class without spans.
-/// A class of at most [`FEW_OBJECTS`] objects a span (objects of about
-/// 250 bytes and more, each move a copy of up to a page) keeps at least
-/// 1/16 of its spans' worth: on `make bench-zspan`'s *mixed*, 6 % fewer
-/// instructions a step for 0.8 % more pages.
+/// A class of at most [`FEW_OBJECTS`] objects a span (objects of at least
+/// a sixteenth of their span, each move a copy of up to a page) keeps at
+/// least 1/16 of its spans' worth: on `make bench-zspan`'s *mixed*, 6 %
+/// fewer instructions a step for 0.8 % more pages.
 fn trigger(spans: u32, objects: u32) -> u32 {
     if spans == 0 {
         u32::MAX
@@ -1186,11 +1194,10 @@ impl<P: PageSource + Clone> Pool<P> {
 
     /// Compacts, doing at most `budget` units of work: marks, in each class
     /// whose spans have a span's worth of free objects (more in a wide
-    /// class: [`trigger`]), its emptiest
-    /// span as evacuating (it takes no new object),
-    /// then walks the evacuating spans' lists of objects (a unit for each
-    /// record looked at) and moves each unmapped object into the fullest
-    /// non-full span of its class ([`MOVE_COST`] units each: a copy of up
+    /// class: [`trigger`]), its emptiest span as evacuating (it takes no
+    /// new object), then scans the evacuating spans' objects through their
+    /// maps (a unit for each record looked at) and moves each unmapped
+    /// object into the fullest non-full span of its class ([`MOVE_COST`] units each: a copy of up
     /// to a page), until the budget is spent. A span that empties goes
     /// back to the page source; one left with mapped objects only stops
     /// evacuating. With a budget of 0 it only marks.
@@ -1219,13 +1226,13 @@ impl<P: PageSource + Clone> Pool<P> {
     /// frees that made the room.
     #[inline]
     pub fn after_free(&mut self) -> Option<Compaction> {
-        // Most frees leave their class below its trigger: a look at two
-        // fields, inlined into the caller, and no call.
-        let due = self
+        // Most frees leave their class below its trigger: the check is
+        // inlined into the caller, the compaction is not.
+        if !self
             .classes
             .get(self.freed_class)
-            .is_some_and(|c| c.heads[Group::Evacuating as usize] != NO_SLOT || c.room >= c.trigger);
-        if !due {
+            .is_some_and(Class::compaction_due)
+        {
             return None;
         }
         self.compact_after_free()
@@ -1771,11 +1778,11 @@ impl<P: PageSource + Clone> Pool<P> {
         let Some(c) = self.classes.get(class) else {
             return false;
         };
+        if !c.compaction_due() {
+            return false;
+        }
         if c.heads[Group::Evacuating as usize] != NO_SLOT {
             return true;
-        }
-        if c.room < c.trigger {
-            return false;
         }
         let heads = c.heads;
         // A span at most a quarter free is a victim only past twice the
