@@ -124,6 +124,13 @@ mean_class() {
 		/sys/kernel/debug/zspan_rs/*/class_bytes /sys/kernel/debug/zspan_rs/*/objects 2>/dev/null
 }
 
+# What zspan_rs's compaction did in the pool (over the run so far).
+moved() {
+	awk 'FILENAME ~ /moved$/ { m += $1 } FILENAME ~ /spans_compacted$/ { s += $1 }
+		END { printf "compaction moved %d objects and emptied %d spans\n", m, s }' \
+		/sys/kernel/debug/zspan_rs/*/moved /sys/kernel/debug/zspan_rs/*/spans_compacted 2>/dev/null
+}
+
 # The pages zswap stored for the cgroup $cg so far.
 zswpout() {
 	awk '$1 == "zswpout" { print $2 }' $cg/memory.stat
@@ -203,13 +210,37 @@ profile() {
 # of each call chain the driver is on), the ten most frequent, with their
 # share of those samples: one line. Writes the profile's samples and the
 # driver's (those with the driver on their chain) to /tmp/leaf-counts,
-# which profile() reads.
+# which profile() reads. A second line splits the driver's samples by the
+# zpool call they were in (the outermost driver function on the chain:
+# zsmalloc's allocator entry points, the others' zpool functions).
 leaves() {
 	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" -v zs="$ZS_FUNCS" '
 		BEGIN { zs = "^(" zs ")$" }
 		# The last two names of a Rust (v0) symbol: "Core::alloc_uncounted".
-		function short(s,   i, c, num, id, a, z) {
+		function short(s,   i, c, num, id, a, z, nn, k) {
 			if (substr(s, 1, 2) != "_R") return s
+			# A generic function ("_RINv...E"): its own path is the
+			# crate and one name a leading "N", before the arguments
+			# (which end in names too: "pages::KernelPages").
+			if (substr(s, 1, 4) == "_RIN") {
+				i = 4; nn = 0
+				while (substr(s, i, 1) == "N") { nn++; i += 2 }
+				if (substr(s, i, 1) == "C") {
+					i++
+					k = -1
+					while (k < nn && i <= length(s)) {
+						if (substr(s, i, 1) == "s") { while (i <= length(s) && substr(s, i, 1) != "_") i++; i++ }
+						num = 0
+						while (substr(s, i, 1) ~ /[0-9]/) { num = num * 10 + substr(s, i, 1); i++ }
+						if (num == 0) break
+						if (substr(s, i, 1) == "_") i++
+						id = substr(s, i, num); i += num; k++
+						if (k > 0) { a = z; z = id }
+					}
+					if (k == nn && z != "") return (a == "") ? z : a "::" z
+					a = ""; z = ""
+				}
+			}
 			i = 3; a = ""; z = ""
 			while (i <= length(s)) {
 				c = substr(s, i, 1)
@@ -226,17 +257,31 @@ leaves() {
 			}
 			return (a == "") ? z : a "::" z
 		}
+		# The zpool call a driver function serves ("" if none of them).
+		function entry(f) {
+			if (f ~ /(^zs_malloc|_zpool_malloc)$/) return "malloc"
+			if (f ~ /(^zs_free|_zpool_free)$/) return "free"
+			if (f ~ /(^zs_map_object|_zpool_map)$/) return "map"
+			if (f ~ /(^zs_unmap_object|_zpool_unmap)$/) return "unmap"
+			if (f ~ /_total_pages$/) return "total_pages"
+			if (f ~ /^(zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage)$/) return "compaction"
+			return ""
+		}
 		function flush() {
 			if (leaf != "") samples++
-			if (inside && leaf != "") { n[leaf]++; all++ }
-			inside = 0; leaf = ""
+			if (inside && leaf != "") { n[leaf]++; all++; by[(call == "") ? "other" : call]++ }
+			inside = 0; leaf = ""; call = ""
 		}
 		NF == 0 { flush(); next }
 		{
 			if (leaf == "") leaf = $2
 			# The module of a frame: "([zspan_rs])" or its .ko path.
 			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
-			if (b == "zsmalloc" ? $2 ~ zs : d == b) inside = 1
+			if (b == "zsmalloc" ? $2 ~ zs : d == b) {
+				inside = 1
+				# The outermost (callers come after callees).
+				if (entry($2) != "") call = entry($2)
+			}
 		}
 		END {
 			flush()
@@ -250,6 +295,11 @@ leaves() {
 				line = line sprintf(" %s %.0f%%", name, 100 * top / all)
 				delete n[best]
 			}
+			print line
+			line = sprintf("| %-9s | by zpool call:", b)
+			split("malloc map unmap free total_pages compaction other", calls, " ")
+			for (k = 1; k <= 7; k++)
+				if (by[calls[k]] > 0) line = line sprintf(" %s %.0f%%", calls[k], 100 * by[calls[k]] / all)
 			print line
 		}'
 }
@@ -310,7 +360,7 @@ for b in $order; do
 	out=$(zswpout)
 	echo "$b $best_stored $best_pool $rej $ms $rc $out $sum_stored $sum_pool $sum_meta $sum_slab $round" >>$results
 	echo "$wname, round $round, $b: $(tail -n 1 /tmp/ms-$wname-$b.log)"
-	[ "$b" = zspan_rs ] && echo "$wname, round $round: zspan_rs's objects at its peak: $peak_mean"
+	[ "$b" = zspan_rs ] && echo "$wname, round $round: zspan_rs's objects at its peak: $peak_mean; $(moved) for $out stores"
 	rmdir $cg 2>/dev/null
 done
 [ "$order" = "$BACKENDS" ] && order=$reversed || order=$BACKENDS
