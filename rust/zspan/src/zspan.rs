@@ -450,6 +450,10 @@ struct Class {
     /// its spans change, so that the check after each free
     /// ([`Class::compaction_due`]) is one comparison.
     trigger: u32,
+    /// Frees the class has had at or past its trigger since its room was
+    /// last below it, or since its last victim was chosen
+    /// ([`Pool::after_free`]).
+    waited: u32,
 }
 
 impl Class {
@@ -458,6 +462,7 @@ impl Class {
         spans: 0,
         room: 0,
         trigger: u32::MAX,
+        waited: 0,
     };
 
     /// Counts a span of `objects` objects, all free, in (`true`) or out
@@ -1228,11 +1233,9 @@ impl<P: PageSource + Clone> Pool<P> {
     pub fn after_free(&mut self) -> Option<Compaction> {
         // Most frees leave their class below its trigger: the check is
         // inlined into the caller, the compaction is not.
-        if !self
-            .classes
-            .get(self.freed_class)
-            .is_some_and(Class::compaction_due)
-        {
+        let c = self.classes.get_mut(self.freed_class)?;
+        if !c.compaction_due() {
+            c.waited = 0;
             return None;
         }
         self.compact_after_free()
@@ -1240,9 +1243,25 @@ impl<P: PageSource + Clone> Pool<P> {
 
     /// [`Pool::after_free`] once its class may need compaction: out of
     /// line, so that the frees that need none do not pay for its frame.
+    ///
+    /// A class past its trigger chooses a victim only after a span's
+    /// worth of frees more (without its room going below the trigger
+    /// meanwhile): when objects are freed in about the order they were
+    /// stored (zswap's pages coming back in the order they went out), the
+    /// oldest span empties by itself within that many frees, and moving
+    /// its last objects, which are next to go, would be wasted.
     #[inline(never)]
     fn compact_after_free(&mut self) -> Option<Compaction> {
         let class = self.freed_class;
+        let c = self.classes.get_mut(class)?;
+        if c.heads[Group::Evacuating as usize] == NO_SLOT {
+            let objects = CLASSES.get(class).map_or(0, |g| u32::from(g.objects));
+            if c.waited < objects {
+                c.waited = c.waited.wrapping_add(1);
+                return None;
+            }
+            c.waited = 0;
+        }
         if !self.evacuate(class) {
             return None;
         }
