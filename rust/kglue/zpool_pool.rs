@@ -353,12 +353,6 @@ struct Counters {
     files: [Computed; MAX_COUNTERS],
     /// Allocations refused because they asked for highmem.
     highmem: AtomicU64,
-    /// The core's [`Core::total_pages`], for zpool's `total_pages`, which
-    /// reads it without the lock.
-    total_pages: AtomicU64,
-    /// Times a CPU found a shard's lock held by another as it came to take
-    /// it ([`Inner`]); from [`CONTENDED`] on, the pool is *contended*.
-    contention: AtomicU64,
 }
 
 /// The contention count from which a pool is contended: its core may then
@@ -407,8 +401,6 @@ impl Counters {
                     unsafe { Computed::new(counter_get::<C>, core::ptr::null(), i as u32) }
                 }),
                 highmem: AtomicU64::new(0),
-                total_pages: AtomicU64::new(0),
-                contention: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -421,18 +413,6 @@ impl Counters {
             *file = unsafe { Computed::new(counter_get::<C>, owner, i as u32) };
         }
         Ok(counters)
-    }
-
-    /// Publishes a change of `shard`'s total pages, if there is one: adds
-    /// the difference to zpool's `total_pages` (one atomic add, only when
-    /// the shard's pages changed).
-    fn publish_total_pages<C: Core>(&self, shard: &mut Shard<C>) {
-        let pages = shard.core.total_pages_now();
-        if pages != shard.published {
-            self.total_pages
-                .fetch_add(pages.wrapping_sub(shard.published), Ordering::Relaxed);
-            shard.published = pages;
-        }
     }
 
     /// The files of `dir`.
@@ -449,10 +429,6 @@ impl Counters {
         }
         // SAFETY: as above.
         unsafe { dir.add_u64(c_str!("reject_highmem"), &self.highmem) };
-        // SAFETY: as above.
-        unsafe { dir.add_u64(c_str!("total_pages"), &self.total_pages) };
-        // SAFETY: as above.
-        unsafe { dir.add_u64(c_str!("lock_contention"), &self.contention) };
     }
 }
 
@@ -650,8 +626,9 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
 /// # Invariants
 ///
 /// `counters` is boxed, so its address is stable, and `debugfs` (whose
-/// files point into it, and through `counters.pool` to the pool) is
-/// declared first, so it is dropped first. `counters.pool` is null or the
+/// files point into it, through `counters.pool` to the pool, and to the
+/// pool's `total_pages` and `contention`, which the pinned pool keeps in
+/// place) is declared first, so it is dropped first. `counters.pool` is null or the
 /// pool, which is pinned. `first` is shard 0, `rest[i]` shard `i` for
 /// `0 < i < C::SHARDS` (`rest[0]` and the entries past them `None`):
 /// `C::SHARDS` shards in all, at most [`MAX_SHARDS`]. zpool's
@@ -660,6 +637,14 @@ fn new_shard<C: Core>(shard: usize, key: &'static LockClassKey) -> Result<Pin<KB
 pub(crate) struct LockedPool<C: Core> {
     debugfs: Dir,
     counters: KBox<Counters>,
+    /// The shards' [`Core::total_pages`], added, for zpool's `total_pages`,
+    /// which reads it without a lock; and the times a CPU found a shard's
+    /// lock held by another as it came to take it ([`Inner`]: from
+    /// [`CONTENDED`] on, the pool is *contended*). In the pool, not in
+    /// `counters`: every zpool call reads or writes one of them, and a
+    /// second allocation would be a second cache line (and page) a call.
+    total_pages: AtomicU64,
+    contention: AtomicU64,
     first: Pin<KBox<Inner<C>>>,
     /// A fixed array, not a vector: finding a shard (each call of
     /// zpool's does) is a bounds check and a load, no length to read.
@@ -723,9 +708,21 @@ impl<C: Core> LockedPool<C> {
         )
     }
 
+    /// Publishes a change of `shard`'s total pages, if there is one: adds
+    /// the difference to zpool's `total_pages` (one atomic add, only when
+    /// the shard's pages changed).
+    fn publish_total_pages(&self, shard: &mut Shard<C>) {
+        let pages = shard.core.total_pages_now();
+        if pages != shard.published {
+            self.total_pages
+                .fetch_add(pages.wrapping_sub(shard.published), Ordering::Relaxed);
+            shard.published = pages;
+        }
+    }
+
     /// Shard `i`'s lock ([`LockedPool::shard`]), taken.
     fn acquire(&self, i: usize) -> Held<'_, C> {
-        self.shard(i).acquire(&self.counters.contention)
+        self.shard(i).acquire(&self.contention)
     }
 
     /// How many times a CPU found a shard's lock held by another as it
@@ -733,7 +730,7 @@ impl<C: Core> LockedPool<C> {
     // The test modules read it; the drivers show it in debugfs.
     #[allow(dead_code)]
     pub(crate) fn contention(&self) -> u64 {
-        self.counters.contention.load(Ordering::Relaxed)
+        self.contention.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the core of shard `i`, under its lock, and publishes a
@@ -741,7 +738,7 @@ impl<C: Core> LockedPool<C> {
     fn locked<R>(&self, i: usize, f: impl FnOnce(&mut C) -> R) -> R {
         let mut shard = self.acquire(i);
         let r = f(&mut shard.core);
-        self.counters.publish_total_pages(&mut shard);
+        self.publish_total_pages(&mut shard);
         r
     }
 
@@ -806,9 +803,21 @@ impl<C: Core> LockedPool<C> {
         f()
     }
 
+    /// Runs `f` on the core of each shard in turn, under its lock, and
+    /// publishes a change of its total pages: for tests that act on the
+    /// core directly (a zspan test compacts while another CPU maps).
+    #[allow(dead_code)]
+    pub(crate) fn with_each_core(&self, f: impl Fn(&mut C)) {
+        for i in 0..MAX_SHARDS {
+            if self.get_shard(i).is_some() {
+                self.locked(i, &f);
+            }
+        }
+    }
+
     /// The cores' statistics, added (each shard's lock taken in turn).
     pub(crate) fn stats(&self) -> C::Stats {
-        let contention = &self.counters.contention;
+        let contention = &self.contention;
         let first = self.first.acquire(contention).core.stats();
         self.shards().skip(1).fold(first, |total, shard| {
             C::add_stats(total, &shard.acquire(contention).core.stats())
@@ -831,12 +840,12 @@ impl<C: Core> LockedPool<C> {
     /// [`MAX_SHARDS`] deep), each frame holding its shard's lock.
     fn verify_from(&self, i: usize, sum: u64) -> Result<(), &'static str> {
         let Some(inner) = self.get_shard(i) else {
-            if self.counters.total_pages.load(Ordering::Relaxed) != sum {
+            if self.total_pages.load(Ordering::Relaxed) != sum {
                 return Err("total_pages differs from the sum of the shards' pages");
             }
             return Ok(());
         };
-        let shard = inner.acquire(&self.counters.contention);
+        let shard = inner.acquire(&self.contention);
         shard.core.check()?;
         if shard.published != C::total_pages(&shard.core.stats()) {
             return Err("a shard's published pages differ from its pages");
@@ -870,6 +879,8 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             try_pin_init!(LockedPool {
                 debugfs,
                 counters,
+                total_pages: AtomicU64::new(0),
+                contention: AtomicU64::new(0),
                 first,
                 rest,
                 warned: AtomicBool::new(false),
@@ -881,6 +892,15 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
         // pinned and outlives the files (the type invariant).
         let this = (&*pool as *const Self).cast_mut().cast::<c_void>();
         pool.counters.pool.store(this, Ordering::Release);
+        // SAFETY: the pool is pinned, so the counters stay in place, and
+        // its `debugfs` (and so the files) goes first when it is dropped
+        // (the type invariant).
+        unsafe {
+            pool.debugfs
+                .add_u64(c_str!("total_pages"), &pool.total_pages);
+            pool.debugfs
+                .add_u64(c_str!("lock_contention"), &pool.contention);
+        }
         Ok(pool)
     }
 
@@ -891,12 +911,8 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             self.counters.highmem.fetch_add(1, Ordering::Relaxed);
             return Err(EINVAL);
         }
-        let contended = self.counters.contention.load(Ordering::Relaxed) >= CONTENDED;
-        let i = C::shard_for_size(
-            size,
-            self.counters.total_pages.load(Ordering::Relaxed),
-            contended,
-        );
+        let contended = self.contention.load(Ordering::Relaxed) >= CONTENDED;
+        let i = C::shard_for_size(size, self.total_pages.load(Ordering::Relaxed), contended);
         let mut staged = Staged::new();
         loop {
             let (result, retry, wanted) = {
@@ -927,7 +943,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
                 if let (Err(e), false) = (result, retry) {
                     core.count_rejection(e);
                 }
-                self.counters.publish_total_pages(&mut shard);
+                self.publish_total_pages(&mut shard);
                 (result, retry, wanted)
             };
             match result {
@@ -1018,7 +1034,7 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
     /// Every page the pool holds: the object pages and the pages of its
     /// handle table.
     fn total_pages(&self) -> u64 {
-        self.counters.total_pages.load(Ordering::Relaxed)
+        self.total_pages.load(Ordering::Relaxed)
     }
 }
 
@@ -1028,7 +1044,7 @@ impl<C: Core> PinnedDrop for LockedPool<C> {
         // The shards' leaks, added: one report for the pool.
         let (mut pages, mut objects) = (0u64, 0u64);
         for shard in self.shards() {
-            if let Err(leak) = shard.acquire(&self.counters.contention).core.reset() {
+            if let Err(leak) = shard.acquire(&self.contention).core.reset() {
                 pages = pages.wrapping_add(leak.pages);
                 objects = objects.wrapping_add(leak.objects);
             }
