@@ -440,6 +440,9 @@ struct Shared<'a, C: Core> {
     churns: AtomicU64,
     corrupt: AtomicU64,
     failed: AtomicU64,
+    /// Called by the churning thread after each of its rounds, with the
+    /// round's number.
+    after_round: &'a (dyn Fn(u32) + Sync),
 }
 
 impl<C: Core> Shared<'_, C> {
@@ -495,6 +498,7 @@ impl<C: Core> Shared<'_, C> {
                 }
             });
             self.churns.fetch_add(1, Ordering::Relaxed);
+            (self.after_round)(round);
             if round % 256 == 0 {
                 usleep(10);
             }
@@ -555,9 +559,24 @@ pub(crate) struct Concurrency {
 /// `rounds` times among them; then frees everything. Fails if an object's
 /// bytes ever changed (while mapped, or between uses), if a live handle was
 /// refused, or if the pool is not empty at the end.
+// zspan_rs's test calls `concurrent_map_churn_with` only.
+#[allow(dead_code)]
 pub(crate) fn concurrent_map_churn<C: Core>(
     pool: &LockedPool<C>,
     rounds: u32,
+) -> Result<Concurrency, &'static str> {
+    concurrent_map_churn_with(pool, rounds, &|_| {})
+}
+
+/// [`concurrent_map_churn`], the churning thread calling `after_round`
+/// after each round with its number (to compact the pool now and then,
+/// for instance, while the other CPU maps).
+// zbud_rs's and z3fold_rs's tests call `concurrent_map_churn` only.
+#[allow(dead_code)]
+pub(crate) fn concurrent_map_churn_with<C: Core>(
+    pool: &LockedPool<C>,
+    rounds: u32,
+    after_round: &(dyn Fn(u32) + Sync),
 ) -> Result<Concurrency, &'static str> {
     let mut slots = KVec::with_capacity(SLOTS, GFP_KERNEL).map_err(|_| "no memory")?;
     for _ in 0..SLOTS {
@@ -583,6 +602,7 @@ pub(crate) fn concurrent_map_churn<C: Core>(
         churns: AtomicU64::new(0),
         corrupt: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        after_round,
     };
     {
         // SAFETY: `shared` outlives both threads: they are joined (or

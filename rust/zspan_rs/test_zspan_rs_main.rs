@@ -170,10 +170,20 @@ fn alloc_failures(t: &mut Ktap) -> Result<(), &'static str> {
 
 /// Objects mapped and checked on CPU 1 (holding the mapping without
 /// sleeping), while CPU 0 frees and allocates their neighbours, every free
-/// counting towards a compaction.
+/// counting towards a compaction, and compacts the whole pool every 64
+/// rounds (a class compacts after its frees only once it has waited a
+/// span's worth of them past its trigger, which 48 objects seldom make it
+/// do): compaction must have moved objects while the maps ran.
 fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-concurrency"))?;
-    let c = zpool_test::concurrent_map_churn(&pool, 20_000)?;
+    let compact = |round: u32| {
+        if round % 64 == 0 {
+            pool.with_each_core(|core| {
+                core.compact(zspan::COMPACT_BUDGET);
+            });
+        }
+    };
+    let c = zpool_test::concurrent_map_churn_with(&pool, 20_000, &compact)?;
     let s = pool.stats();
     t.diag(format_args!(
         "{} frees and allocations on CPU 0, {} maps on CPU 1, {} objects moved by compaction",
@@ -181,6 +191,9 @@ fn concurrency(t: &mut Ktap) -> Result<(), &'static str> {
     ));
     if c.maps == 0 || s.objects != 0 || s.pages != 0 {
         return Err("no map ran, or the pool is not empty at the end");
+    }
+    if s.moved == 0 {
+        return Err("compaction moved no object while the other CPU mapped");
     }
     pool.verify()
 }
