@@ -1223,9 +1223,11 @@ impl<P: PageSource + Clone> Pool<P> {
 
     /// What a driver calls after each free, under its lock: compacts the
     /// class of the object freed last, if its spans have a span's worth of
-    /// free objects (more in a wide class: [`trigger`]), with a budget of
-    /// [`COMPACT_BUDGET`] (at most 4 objects moved). Returns what it did, `None` if the class needed
-    /// nothing. A class is compacted only as frees make room in it, and
+    /// free objects (more in a wide class: [`trigger`]) and have kept it
+    /// over a span's worth of frees since (see `compact_after_free`), with
+    /// a budget of [`COMPACT_BUDGET`] (at most 4 objects moved). Returns
+    /// what it did, `None` if the class needed nothing (or waits). A
+    /// class is compacted only as frees make room in it, and
     /// an emptied span's objects are moved over at most a span's worth of
     /// frees: the work a free costs is bounded, and amortized over the
     /// frees that made the room.
