@@ -434,7 +434,7 @@ impl Counters {
 
 /// One shard of a pool: a core (boxed, built in place by
 /// [`Core::init_at`]: zspan's is 2.5 KiB) and the total pages it has added
-/// to zpool's `total_pages` ([`Counters::publish_total_pages`]).
+/// to zpool's `total_pages` ([`LockedPool::publish_total_pages`]).
 ///
 /// # Invariants
 ///
@@ -516,7 +516,7 @@ unsafe impl Backend for ShardLockBackend {
 /// `held` is set by the holder just after it takes `lock` and cleared just
 /// before it lets go ([`Held`]); a CPU about to take the lock that finds it
 /// set has met another CPU on it, and counts that
-/// ([`Counters::contention`]). It guards nothing: a hint read without the
+/// (`LockedPool::contention`). It guards nothing: a hint read without the
 /// lock, with relaxed loads and stores (plain moves on x86); the count is
 /// an atomic add made only by a CPU that met another (and waits for the
 /// lock anyway), so an uncontended lock costs no atomic more.
