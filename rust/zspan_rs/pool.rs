@@ -4,10 +4,12 @@
 //! behind the shared zpool glue (`rust/kglue/zpool_pool.rs`: a spinlock per
 //! shard, debugfs, reports, and the per-CPU buffer for objects mapped in
 //! two pieces). A pool is [`zspan::SHARDS`] = 8 zspan pools, each with its
-//! own lock: from 4096 pages on (`shard_from_pages`), or once its CPUs
-//! have met on its locks (the glue's *contended*), class `c` is in shard
-//! `c % 8` (before, all in shard 0), and each handle names its shard (see
-//! *Shards* in `rust/zspan/src/zspan.rs`).
+//! own lock: from 4096 pages on (`shard_from_pages`), class `c` is in
+//! shard `c % 8`; before, all are in shard 0 until its CPUs have met on its
+//! locks (the glue's *contended*), and then class `c` is in shard `c % n`,
+//! with `n` = 2, 4 or 8 shards as the pool has 512 pages for each
+//! (`zspan::shards_in_use`). Each handle names its shard (see *Shards* in
+//! `rust/zspan/src/zspan.rs`).
 //!
 //! Shared by `zspan_rs.ko` (the zpool driver), `test_zspan_rs.ko` and
 //! `stress_zspan_rs.ko`. An object that crosses a page boundary is mapped
@@ -155,10 +157,9 @@ impl Core for Pool<KernelPages> {
 
     fn shard_for_size(size: usize, pool_pages: u64, contended: bool) -> usize {
         // A contended pool shards whatever its size: its CPUs meet on the
-        // one lock of a small pool, and the shards' tables cost a few
-        // percent of its density only while it stays small.
-        let from = if contended { 0 } else { shard_from_pages() };
-        zspan::shard_of_size(size, pool_pages, from)
+        // one lock of a small pool. It uses as many shards as its size
+        // pays the tables of (`zspan::shards_in_use`).
+        zspan::shard_of_size(size, pool_pages, shard_from_pages(), contended)
     }
 
     fn shard_of_handle(handle: u64) -> usize {

@@ -9,7 +9,9 @@
 //! `perf record` it shows where the CPU goes. `NOCOPY=1` leaves out the
 //! copies of object bytes (the pool's own work only, for callgrind);
 //! `NOCOMPACT=1` skips the compaction after frees; `SMALL=1` stores small
-//! objects (60 to 150 bytes); `SHARE=1` shares the
+//! objects (60 to 150 bytes); `FIFO=1` frees in about the order of the
+//! stores (the oldest of the first 64 live objects at random, as zswap's
+//! pages come back in about the order they went out); `SHARE=1` shares the
 //! pool ([`Pool::share`]) and maps without the lock, as zspan_rs does.
 
 // Host-only: the report's ratios are floating point.
@@ -165,12 +167,17 @@ fn main() {
     let peak = pool.stats();
     let t = Instant::now();
     let churn = 4 * n;
-    for _ in 0..churn {
-        let i = rng.below(live.len() as u64) as usize;
-        let h = live.swap_remove(i);
+    let (mut churn_stored, mut churn_pages) = (0u64, 0u64);
+    for step in 0..churn {
+        let h = take(&mut live, &mut rng);
         load(&mut pool, shared, h, &mut buf);
         if let Some(h) = store(&mut pool, shared, &mut rng, &buf) {
             live.push(h);
+        }
+        if step % 100 == 0 {
+            let s = pool.stats();
+            churn_stored += s.objects;
+            churn_pages += s.pages + s.table_pages;
         }
     }
     let churned = t.elapsed();
@@ -179,8 +186,7 @@ fn main() {
     let mut stored = 0u64;
     let mut pages = 0u64;
     while !live.is_empty() {
-        let i = rng.below(live.len() as u64) as usize;
-        let h = live.swap_remove(i);
+        let h = take(&mut live, &mut rng);
         load(&mut pool, shared, h, &mut buf);
         if live.len() % 100 == 0 {
             let s = pool.stats();
@@ -200,11 +206,12 @@ fn main() {
         peak.objects as f64 / (peak.pages + peak.table_pages).max(1) as f64
     );
     println!(
-        "churn: {churn} loads and stores, {:.0} ns a pair; {} objects in {} pages ({:.2} a page)",
+        "churn: {churn} loads and stores, {:.0} ns a pair; {} objects in {} pages ({:.2} a page, {:.2} on average)",
         per(churned, churn),
         after_churn.objects,
         after_churn.pages + after_churn.table_pages,
-        after_churn.objects as f64 / (after_churn.pages + after_churn.table_pages).max(1) as f64
+        after_churn.objects as f64 / (after_churn.pages + after_churn.table_pages).max(1) as f64,
+        churn_stored as f64 / churn_pages.max(1) as f64
     );
     println!(
         "shrink: {n} loads, {:.0} ns each; {:.2} objects a page on average while shrinking",
@@ -215,6 +222,21 @@ fn main() {
         "moved {} objects, {} spans emptied by compaction; {} pages left",
         end.moved, end.spans_compacted, end.pages
     );
+}
+
+/// Takes the next object to load out of `live` (in store order): one at
+/// random, or with `FIFO=1` one of the 64 oldest.
+fn take(live: &mut Vec<Handle>, rng: &mut Rng) -> Handle {
+    let i = if fifo() {
+        rng.below(live.len().min(64) as u64) as usize
+    } else {
+        rng.below(live.len() as u64) as usize
+    };
+    if fifo() {
+        live.remove(i)
+    } else {
+        live.swap_remove(i)
+    }
 }
 
 /// Whether `NOCOPY` is set: the trace then maps objects without copying
@@ -236,6 +258,13 @@ fn nocompact() -> bool {
 fn small() -> bool {
     static SMALL: OnceLock<bool> = OnceLock::new();
     env_flag(&SMALL, "SMALL")
+}
+
+/// Whether `FIFO` is set: loads in about the order of the stores. Read
+/// once.
+fn fifo() -> bool {
+    static FIFO: OnceLock<bool> = OnceLock::new();
+    env_flag(&FIFO, "FIFO")
 }
 
 /// Whether the environment has `name`, looked up once into `cell`.

@@ -98,13 +98,18 @@
 //! in a pool of [`SHARD_FROM_PAGES`] = 4096 pages or more; a smaller pool
 //! puts every class in shard 0 ([`shard_of_size`]). Each shard in use has
 //! tables of its own, at least 6 pages (a root, an interior node and a leaf
-//! in each): 42 pages for the seven shards besides shard 0, at most 1 % of
-//! a pool that shards, where in a pool of a few hundred pages of small
-//! objects they would cost several percent of its density. A class is then
-//! in at most two shards (0, and its own), so its spans' slack is at most
-//! twice its own. A lone pool is shard 0. (A driver may shard a smaller
-//! pool by passing another threshold: zspan_rs passes 0 once its CPUs
-//! meet on the pool's lock.)
+//! in each), and a part-full page of span maps for each kind of block its
+//! classes use: 42 pages or more for the seven shards besides shard 0, at
+//! most 1 % of a pool that shards, where in a pool of a few hundred pages
+//! of small objects they would cost several percent of its density. A
+//! class is then in at most two shards (0, and its own), so its spans'
+//! slack is at most twice its own. A lone pool is shard 0. (A driver may
+//! shard a smaller pool by passing another threshold, or by saying it is
+//! *contended*, as zspan_rs does once its CPUs meet on the pool's lock:
+//! a contended pool uses as many shards as it has [`SHARD_PAGES`] = 512
+//! pages for, a power of two from 2 to 8 ([`shards_in_use`]), class `c`
+//! in shard `c % n`. A class is then in at most four shards as the pool
+//! grows: 0, and its own of 2, of 4 and of 8.)
 //!
 //! # Mapping
 //!
@@ -195,15 +200,39 @@ pub const SHARDS: usize = 1 << records::SHARD_BITS;
 /// [module documentation](self).
 pub const SHARD_FROM_PAGES: u64 = 4096;
 
-/// The shard, of a pool split into [`SHARDS`] shards that hold `pool_pages`
-/// pages in all and shard from `from_pages` ([`SHARD_FROM_PAGES`], or 0 in
-/// a test that wants every shard at once), that stores a new object of
-/// `size` bytes: its class's, `class % 8`, from `from_pages` pages on; 0
-/// below, and for a size no class takes (which any shard rejects).
-pub fn shard_of_size(size: usize, pool_pages: u64, from_pages: u64) -> usize {
+/// The pages a contended pool holds for each shard it uses: see *Shards*
+/// in the [module documentation](self).
+pub const SHARD_PAGES: u64 = SHARD_FROM_PAGES / SHARDS as u64;
+
+/// The shards a pool of `pool_pages` pages uses for new objects: all
+/// [`SHARDS`] from `from_pages` pages on ([`SHARD_FROM_PAGES`], or 0 in a
+/// test that wants every shard at once); below, one, or if it is
+/// `contended` the largest power of two, at least 2, whose shards have
+/// [`SHARD_PAGES`] pages each.
+pub fn shards_in_use(pool_pages: u64, from_pages: u64, contended: bool) -> usize {
+    if pool_pages >= from_pages {
+        SHARDS
+    } else if contended {
+        let mut shards = 2;
+        while shards < SHARDS && (2 * shards as u64).saturating_mul(SHARD_PAGES) <= pool_pages {
+            shards *= 2;
+        }
+        shards
+    } else {
+        1
+    }
+}
+
+/// The shard, of a pool split into [`SHARDS`] shards that holds
+/// `pool_pages` pages in all, shards from `from_pages` and is `contended`
+/// or not, that stores a new object of `size` bytes: its class's modulo the
+/// shards it uses ([`shards_in_use`]), `class % 8` in a pool that uses all
+/// of them; 0 for a size no class takes (which any shard rejects).
+pub fn shard_of_size(size: usize, pool_pages: u64, from_pages: u64, contended: bool) -> usize {
     match class_of(size) {
-        Some(class) if pool_pages >= from_pages => class % SHARDS,
-        _ => 0,
+        // `shards_in_use` is a power of two, at least 1.
+        Some(class) => class & shards_in_use(pool_pages, from_pages, contended).wrapping_sub(1),
+        None => 0,
     }
 }
 

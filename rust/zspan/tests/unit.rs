@@ -464,7 +464,7 @@ fn shards_name_themselves_in_their_handles() {
     assert_eq!(Pool::new_shard(&src, SHARDS + 1).shard(), 1);
     let big = SHARD_FROM_PAGES;
     for size in [1, 100, 2592, 3000, MAX_SIZE] {
-        let s = shard_of_size(size, big, big);
+        let s = shard_of_size(size, big, big, false);
         assert_eq!(shards[s].shard(), s);
         let h = shards[s].alloc(size, GFP).unwrap();
         assert_eq!(shard_of_handle(h), s);
@@ -487,19 +487,30 @@ fn shards_name_themselves_in_their_handles() {
     // classes in different ones, every shard taking classes; below, every
     // class is in shard 0; a size no class takes goes to shard 0.
     for pages in [0, big] {
-        assert_eq!(shard_of_size(0, pages, big), 0);
-        assert_eq!(shard_of_size(MAX_SIZE + 1, pages, big), 0);
+        for contended in [false, true] {
+            assert_eq!(shard_of_size(0, pages, big, contended), 0);
+            assert_eq!(shard_of_size(MAX_SIZE + 1, pages, big, contended), 0);
+        }
     }
     let mut used = [false; SHARDS];
     for size in 1..=MAX_SIZE {
         let class = class_of(size).unwrap();
-        let shard = shard_of_size(size, big, big);
+        let shard = shard_of_size(size, big, big, false);
         assert_eq!(shard, class % SHARDS);
-        assert_eq!(shard_of_size(size, big - 1, big), 0);
-        assert_eq!(shard_of_size(size, 0, 0), shard);
+        assert_eq!(shard_of_size(size, big - 1, big, false), 0);
+        assert_eq!(shard_of_size(size, 0, 0, false), shard);
+        assert_eq!(shard_of_size(size, big, big, true), shard);
+        // A contended pool below the line uses 2, then 4 shards (a shard
+        // for each SHARD_PAGES pages), and 8 from the line on, or from as
+        // many pages without it.
+        for (pages, shards) in [(0, 2), (2047, 2), (2048, 4), (4095, 4), (4096, 8)] {
+            assert_eq!(shards_in_use(pages, big, true), shards);
+            assert_eq!(shards_in_use(pages, u64::MAX, true), shards);
+            assert_eq!(shard_of_size(size, pages, big, true), class % shards);
+        }
         let next = usize::from(CLASSES[class].size) + 1;
         if next <= MAX_SIZE {
-            assert_ne!(shard, shard_of_size(next, big, big));
+            assert_ne!(shard, shard_of_size(next, big, big, false));
         }
         used[shard] = true;
     }
