@@ -227,15 +227,10 @@ fn main() {
 /// Takes the next object to load out of `live` (in store order): one at
 /// random, or with `FIFO=1` one of the 64 oldest.
 fn take(live: &mut Vec<Handle>, rng: &mut Rng) -> Handle {
-    let i = if fifo() {
-        rng.below(live.len().min(64) as u64) as usize
-    } else {
-        rng.below(live.len() as u64) as usize
-    };
     if fifo() {
-        live.remove(i)
+        live.remove(rng.below(live.len().min(64) as u64) as usize)
     } else {
-        live.swap_remove(i)
+        live.swap_remove(rng.below(live.len() as u64) as usize)
     }
 }
 
