@@ -240,7 +240,7 @@ pub(crate) trait Core: Send + Sized + 'static {
     /// Publishes to `view` what [`Core::map_lockless`] reads (a core that
     /// is not [`Core::LOCKLESS_MAP`] publishes nothing): the glue calls it
     /// under the lock after each `malloc` and `free`.
-    fn publish(&self, _view: &Self::View) {}
+    fn publish(&mut self, _view: &Self::View) {}
     /// The object of `handle`, found without the shard's lock in what the
     /// core published to `view`, and held for the caller until
     /// [`Core::unmap_lockless`] (a core that moves objects pins it):
@@ -1152,7 +1152,7 @@ macro_rules! impl_core {
             $(
                 const LOCKLESS_MAP: bool = $lockless;
 
-                fn publish(&self, view: &$crate::zalloc::LocklessView) {
+                fn publish(&mut self, view: &$crate::zalloc::LocklessView) {
                     Self::publish(self, view)
                 }
 

@@ -72,9 +72,12 @@ pub trait Record: Copy + Send {
     /// Whether the table may be read without its owner's lock, by
     /// [`RadixTable::lockless_record`]: the table then gives the nodes it
     /// drops (a leaf whose slots are all free, an interior node without
-    /// links, the root) back through [`PageSource::free_page_deferred`],
-    /// after the readers that may still walk them (an RCU grace period in
-    /// the kernel), and writes each record through [`Record::store`]
+    /// links, the root) back through [`PageSource::free_page_deferred`]
+    /// once no reader can reach them (the link to them cleared; for a
+    /// published root, the view's root stored anew by
+    /// [`RadixTable::publish`]), after the readers that may still walk
+    /// them (an RCU grace period in the kernel), and writes each record
+    /// through [`Record::store`]
     /// (which must then make every change with atomic stores that a
     /// reader can check: see `rust/zbud`'s entries). The readers of a
     /// [`HasBody`] record read only outside its body (a body is changed
@@ -170,6 +173,14 @@ struct LeafHeader {
 ///   of the next level: an interior node of `LINKS` links, or a leaf.
 ///   `node_pages` counts these nodes. Every interior node has a non-null
 ///   link.
+/// * `retired`, if any, is the root a [`Record::LOCKLESS`] table dropped
+///   with its last slot while a [`LocklessView`] named it (`published`), a
+///   page from `source` whose links are all null: [`Self::publish`] gives
+///   it back (deferred) once the view no longer names it, [`Self::grow`]
+///   makes it the root again, [`Self::clear`] frees it. The table has no
+///   `root` while it has one, and `node_pages` counts it.
+/// * `published` is false if no view names `root` (or `retired`): set by
+///   [`Self::publish`], cleared when the table makes a new root.
 /// * A leaf is a [`LeafHeader`] in the place of record 0, then records
 ///   `1..RECORDS`, initialized: an occupied slot's or a free slot's (see
 ///   [`Record`]). The slot of record `i` of the leaf at `(r, m)` (root link
@@ -194,6 +205,8 @@ pub struct RadixTable<R: Record, P: PageSource> {
     source: P,
     tag: u16,
     root: Option<NonNull<u8>>,
+    retired: Option<NonNull<u8>>,
+    published: bool,
     node_pages: u64,
     free_slots: u64,
     free_from: usize,
@@ -402,6 +415,8 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             source,
             tag: new_pool_tag(),
             root: None,
+            retired: None,
+            published: false,
             node_pages: 0,
             free_slots: 0,
             free_from: 0,
@@ -428,7 +443,15 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// [`Self::remove_page`], [`Self::vacate`], [`Self::clear`]); a
     /// reader that loaded a dropped root still walks live nodes until the
     /// deferred free ([`Record::LOCKLESS`]).
-    pub fn publish(&self, view: &LocklessView) {
+    ///
+    /// A root the table dropped is given back here, after the store that
+    /// unpublishes it, not when it is dropped: until then `view` names it,
+    /// and a reader that loads it then may begin after a deferred free
+    /// began, which would not wait for it (RCU waits only for the readers
+    /// already in their critical sections). Leaves and interior nodes are
+    /// unlinked before their deferred free, so no reader can reach them
+    /// after it began.
+    pub fn publish(&mut self, view: &LocklessView) {
         let root = match (R::LOCKLESS, self.root) {
             (true, Some(root)) => root.as_ptr(),
             _ => core::ptr::null_mut(),
@@ -440,6 +463,16 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         }
         if view.tag.load(Ordering::Relaxed) != self.tag {
             view.tag.store(self.tag, Ordering::Relaxed);
+        }
+        self.published = !root.is_null();
+        if let Some(retired) = self.retired.take() {
+            self.node_pages = self.node_pages.wrapping_sub(1);
+            // SAFETY: the page came from the source, the table is done
+            // with it (type invariant), and no view names it now: `view`
+            // was stored the live root (not `retired`: `grow` takes it
+            // back before it makes it the root) or null above; readers
+            // that loaded it before may walk it until the deferred free.
+            unsafe { self.source.free_page_deferred(retired) };
         }
     }
 
@@ -851,6 +884,13 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             free_subtree(&self.source, root, 0);
             self.tag = new_pool_tag();
         }
+        if let Some(retired) = self.retired.take() {
+            // SAFETY: a page from the source that the table holds and
+            // nothing else uses (type invariant): as for the nodes above,
+            // the caller clears a table nobody walks.
+            unsafe { self.source.free_page(retired) };
+        }
+        self.published = false;
         self.free_slots = 0;
         self.free_from = 0;
         self.node_pages = 0;
@@ -861,9 +901,13 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
     /// returns the number of free slots, or what is wrong first. Walks the
     /// whole table: for tests.
     pub fn check(&self) -> Result<u64, &'static str> {
+        if self.root.is_some() && self.retired.is_some() {
+            return Err("a table has a root and a retired root");
+        }
         let Some(root) = self.root else {
+            let held = u64::from(self.retired.is_some());
             return match (self.node_pages, self.free_slots) {
-                (0, 0) => Ok(0),
+                (n, 0) if n == held => Ok(0),
                 _ => Err("an empty table counts pages or free slots"),
             };
         };
@@ -1130,7 +1174,14 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             self.drop_node(mid);
             if find_link(root, |l| !l.is_null()).is_none() {
                 self.root = None;
-                self.drop_node(root);
+                if R::LOCKLESS && self.published {
+                    // A view names it: held until `publish` (or a new
+                    // root). None is held while there is a root (`grow`
+                    // takes it first), so none is overwritten.
+                    self.retired = Some(root);
+                } else {
+                    self.drop_node(root);
+                }
             }
         }
     }
@@ -1173,7 +1224,8 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
             },
         };
         let missing = match (self.root, mid) {
-            (None, _) => LEVELS,
+            // A retired root is the root again.
+            (None, _) => LEVELS - usize::from(self.retired.is_some()),
             (Some(_), None) => LEVELS - 1,
             (Some(_), Some(_)) => 1,
         };
@@ -1253,7 +1305,15 @@ impl<R: Record, P: PageSource> RadixTable<R, P> {
         };
         let root = match self.root {
             Some(root) => root,
-            None => new_node(fresh[2]?),
+            // A retired root's links are all null (it went without one);
+            // `node_pages` counts it still, and the view names it.
+            None => match self.retired.take() {
+                Some(retired) => retired,
+                None => {
+                    self.published = false;
+                    new_node(fresh[2]?)
+                }
+            },
         };
         // SAFETY: `mid` and `root` are interior nodes, of this table or
         // new, which `&mut self` lets us change.

@@ -780,19 +780,54 @@ fn a_lockless_table_defers_the_nodes_it_drops() {
     assert!(unsafe { record.as_ptr().read() }.vacancy().is_some());
     assert!(find(last).is_none());
     let first = find(slots[0].0).unwrap();
-    // The rest: the first leaf, the interior node and the root go too.
+    // The rest: the first leaf and the interior node go too, unlinked
+    // before they go. The root, which the view still names, is held by
+    // the table until `publish` has unpublished it: a reader that loads it
+    // meanwhile may begin after a deferred free began, which would not
+    // wait for it.
     for &(slot, generation) in &slots[..63] {
         assert!(table.remove_page(slot, generation));
     }
     table.check().unwrap();
-    assert_eq!((table.node_pages(), deferring.held.borrow().len()), (0, 4));
+    assert_eq!((table.node_pages(), deferring.held.borrow().len()), (1, 3));
+    assert!(!table.is_published(&view));
+    assert!(find(slots[0].0).is_none(), "the held root has no link");
     // SAFETY: The dropped leaf is held.
     assert!(unsafe { first.as_ptr().read() }.vacancy().is_some());
     table.publish(&view);
+    assert_eq!(deferring.held.borrow().len(), 4, "the root, unpublished");
+    assert_eq!(table.node_pages(), 0);
     assert!(find(slots[0].0).is_none());
     deferring.release();
     assert_eq!(src.live(), 0);
     assert_eq!(src.deferred_frees.get(), 0);
+
+    // A root dropped and not yet unpublished is the root of the next
+    // leaf: one page fewer to get, and the view names the root again.
+    let (slot, generation, _) = table.insert_page(GFP).unwrap();
+    table.publish(&view);
+    let pages = src.live();
+    assert!(table.remove_page(slot, generation));
+    assert_eq!(
+        deferring.held.borrow().len(),
+        2,
+        "the leaf and its interior node"
+    );
+    assert_eq!(table.pages_to_insert(), 2, "a leaf and an interior node");
+    let (slot, generation, _) = table.insert_page(GFP).unwrap();
+    table.check().unwrap();
+    assert_eq!(table.node_pages(), 3);
+    assert!(table.is_published(&view), "the same root");
+    assert!(find(slot).is_some());
+    deferring.release();
+    assert_eq!(src.live(), pages);
+    assert!(table.remove_page(slot, generation));
+    // A held root goes with `clear`, at once (nobody walks a table that
+    // is cleared).
+    table.clear();
+    table.check().unwrap();
+    deferring.release();
+    assert_eq!(src.live(), 0);
 
     // A table of other records frees its nodes at once.
     let mut table = Table::new(&src);

@@ -499,7 +499,7 @@ impl<P: PageSource> Pool<P> {
     /// slot table ([`Pool::map_lockless`]). The owner calls it after each
     /// [`Pool::alloc`] and [`Pool::free`] (which may make or drop the
     /// table's root) and [`Pool::reset`].
-    pub fn publish(&self, view: &LocklessView) {
+    pub fn publish(&mut self, view: &LocklessView) {
         self.slots.publish(view);
     }
 

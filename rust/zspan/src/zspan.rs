@@ -1034,7 +1034,7 @@ impl<P: PageSource + Clone> Pool<P> {
     /// shares one: [`Pool::alloc`], [`Pool::free`], [`Pool::compact`],
     /// [`Pool::after_free`] and [`Pool::reset`], which may make or drop a
     /// table's root, call it before they return.
-    fn publish(&self) {
+    fn publish(&mut self) {
         // A table makes its root for its first record and drops it with
         // its last: after a call that leaves more than one object and more
         // than one span, neither root has changed (and the tags change
@@ -1042,7 +1042,10 @@ impl<P: PageSource + Clone> Pool<P> {
         if self.live > 1 && self.span_count > 1 {
             return;
         }
-        if let Some(shared) = self.shared() {
+        if let Some(SharedRef(shared)) = self.shared.as_ref() {
+            // SAFETY: The `Shared` outlives the pool at its address
+            // (`SharedRef`'s invariant); it is atomics only, so shared.
+            let shared = unsafe { shared.as_ref() };
             self.objects.publish(&shared.objects);
             self.spans.publish(&shared.spans);
         }
