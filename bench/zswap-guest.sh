@@ -152,7 +152,8 @@ workload_end_ms() {
 
 # The driver's CPU time on the workload, by a system-wide perf profile
 # (cpu-clock, one sample each PERIOD_US = 250 us of a CPU, kernel call
-# chains) of one more run per backend: the samples with any function of
+# chains) of PROFILE_RUNS more runs per backend (default 3; the order
+# reversed each run, as the rounds'): the samples with any function of
 # the driver on their call chain, each sample once ("children": page
 # allocation, copies and locks the driver calls included). A module's
 # functions are those of its [module]. zsmalloc is built into the kernel,
@@ -161,61 +162,131 @@ workload_end_ms() {
 # are tail calls (a jmp to zs_map_object, zs_unmap_object, zs_free in the
 # perf kernel) and so are never on a call chain; counting them (as this
 # bench did before 2026-12-05) left zsmalloc's map, unmap and free out of
-# its CPU. Prints, per backend, the run's time, its stores, the driver's
-# CPU ms and its us per store, and the Rust drivers' ratio to their C
-# peer's (zspan_rs's: zsmalloc's); then, per backend, the functions its
-# samples were in (leaves()).
+# its CPU. Prints, per backend, the runs' time, their stores, the driver's
+# CPU ms and its us per store (all summed over the runs), each run's us
+# per store, and the Rust drivers' ratio to their C peer's (zspan_rs's:
+# zsmalloc's) with the range of the ratios paired by run; then, per
+# backend, the functions its samples were in over the runs (leaf_summary).
+# One profiled run holds a hundred to a few hundred of a driver's samples,
+# and its us per store moved by some 30 % between runs (2026-12-07):
+# hence several.
 ZS_FUNCS='zs_malloc|zs_zpool_malloc|zs_free|zs_map_object|zs_unmap_object|zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage|zs_zpool_total_pages'
 PERIOD_US=250
+PROFILE_RUNS=${RKM_BENCH_PROFILE_RUNS:-3}
 
 profile() {
 	: >/tmp/prof-$wname
-	: >/tmp/leaves-$wname
-	for b in $BACKENDS; do
-		fresh_pool $b
-		rm -f /tmp/end-ms
-		start=$(now_ms)
-		perf record -a -g -e cpu-clock -c $((PERIOD_US * 1000)) -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
-			{ echo "bench: the profiled run of $b failed:"; tail -n 5 /tmp/prof-ms-$wname-$b.log; exit 1; }
-		ms=$(($(workload_end_ms) - start))
-		out=$(zswpout)
-		rmdir $cg 2>/dev/null
-		leaves $b >>/tmp/leaves-$wname
-		read total driver </tmp/leaf-counts
-		rm -f /tmp/perf.data
-		if [ "$driver" -eq 0 ] || [ "$total" -eq 0 ]; then
-			echo "bench: the profile of $b has no sample in [$b] (of $total): no symbols?"
-			exit 1
-		fi
-		echo "$b $ms $out $total $driver" >>/tmp/prof-$wname
+	porder=$BACKENDS
+	run=0
+	while [ $run -lt "$PROFILE_RUNS" ]; do
+		run=$((run + 1))
+		for b in $porder; do
+			[ $run -eq 1 ] && : >/tmp/leafraw-$wname-$b
+			fresh_pool $b
+			rm -f /tmp/end-ms
+			start=$(now_ms)
+			perf record -a -g -e cpu-clock -c $((PERIOD_US * 1000)) -o /tmp/perf.data -q -- sh -c "$(workload)" >/tmp/prof-ms-$wname-$b.log 2>&1 ||
+				{ echo "bench: the profiled run $run of $b failed:"; tail -n 5 /tmp/prof-ms-$wname-$b.log; exit 1; }
+			ms=$(($(workload_end_ms) - start))
+			out=$(zswpout)
+			rmdir $cg 2>/dev/null
+			leaf_counts $b >>/tmp/leafraw-$wname-$b
+			read total driver </tmp/leaf-counts
+			rm -f /tmp/perf.data
+			if [ "$driver" -eq 0 ] || [ "$total" -eq 0 ]; then
+				echo "bench: the profile of $b has no sample in [$b] (of $total): no symbols?"
+				exit 1
+			fi
+			echo "$b $ms $out $total $driver $run" >>/tmp/prof-$wname
+		done
+		[ "$porder" = "$BACKENDS" ] && porder=$reversed || porder=$BACKENDS
 	done
-	awk -v w="$wname" -v p=$PERIOD_US '
-		{ cpu[$1] = $5 * p / 1000; st[$1] = $3; ms[$1] = $2; n[++k] = $1 }
+	awk -v w="$wname" -v p=$PERIOD_US -v runs="$PROFILE_RUNS" '
+		function peer_of(b,   q) { q = b; sub(/_rs$/, "", q); if (b == "zspan_rs") q = "zsmalloc"; return q }
+		function per(cpu, stores) { return (stores > 0) ? cpu * 1000 / stores : 0 }
+		{
+			b = $1
+			if (!(b in st)) n[++k] = b
+			c = $5 * p / 1000
+			cpu[b] += c; st[b] += $3; ms[b] += $2
+			rper[b, $6] = per(c, $3)
+		}
 		END {
-			print "driver CPU, workload " w " (perf, one profiled run each; samples with the driver on the call chain)"
-			printf "| %-9s | %10s | %9s | %14s | %14s | %s\n", "backend", "elapsed ms", "stores", "driver CPU ms", "us per store", "/peer"
-			printf "|-----------|------------|-----------|----------------|----------------|------\n"
+			print "driver CPU, workload " w " (perf, " runs " profiled runs each, summed; samples with the driver on the call chain)"
+			printf "| %-9s | %10s | %9s | %14s | %14s | %-6s | %-22s | %s\n", "backend", "elapsed ms", "stores", "driver CPU ms", "us per store", "/peer", "us per store, each run", "/peer, paired by run"
+			printf "|-----------|------------|-----------|----------------|----------------|--------|------------------------|---------------------\n"
 			for (i = 1; i <= k; i++) {
-				b = n[i]; peer = b; sub(/_rs$/, "", peer); if (b == "zspan_rs") peer = "zsmalloc"
-				per = (st[b] > 0) ? cpu[b] * 1000 / st[b] : 0
-				pper = (peer in st && st[peer] > 0) ? cpu[peer] * 1000 / st[peer] : 0
-				printf "| %-9s | %10d | %9d | %14.0f | %14.2f | %s\n", b, ms[b], st[b], cpu[b], per, (peer != b && pper > 0) ? sprintf("%.2f", per / pper) : "-"
+				b = n[i]; peer = peer_of(b)
+				u = per(cpu[b], st[b])
+				pu = (peer != b && (peer in st)) ? per(cpu[peer], st[peer]) : 0
+				runs_line = ""; lo = 0; hi = 0
+				for (r = 1; r <= runs; r++) {
+					if (!((b, r) in rper)) continue
+					runs_line = runs_line sprintf("%s%.2f", (runs_line == "") ? "" : " ", rper[b, r])
+					if (pu > 0 && ((peer, r) in rper) && rper[peer, r] > 0) {
+						q = rper[b, r] / rper[peer, r]
+						if (lo == 0 || q < lo) lo = q
+						if (q > hi) hi = q
+					}
+				}
+				printf "| %-9s | %10d | %9d | %14.0f | %14.2f | %-6s | %-22s | %s\n", b, ms[b], st[b], cpu[b], u, (pu > 0) ? sprintf("%.2f", u / pu) : "-", runs_line, (lo > 0) ? sprintf("%.2f to %.2f", lo, hi) : "-"
 			}
 		}' /tmp/prof-$wname
 	echo "where the driver CPU goes, workload $wname (the same profiles: the function each of the driver's samples was in, its share of them)"
-	cat /tmp/leaves-$wname
+	for b in $BACKENDS; do
+		leaf_summary $b </tmp/leafraw-$wname-$b
+	done
 }
 
-# The functions backend $1's samples in /tmp/perf.data were in (the leaf
-# of each call chain the driver is on), the ten most frequent, with their
-# share of those samples: one line. Writes the profile's samples and the
-# driver's (those with the driver on their chain) to /tmp/leaf-counts,
-# which profile() reads. A second line splits the driver's samples by the
-# zpool call they were in (the outermost driver function on the chain:
-# zsmalloc's allocator entry points, the others' zpool functions).
-leaves() {
+# The counts of backend $1's samples in /tmp/perf.data, one per line:
+# "leaf F N" for the N samples with the driver on their call chain whose
+# leaf (the function the sample was in) is F; "call C N" for those under
+# the zpool call C (the outermost driver function on the chain: zsmalloc's
+# allocator entry points, the others' zpool functions). Writes the
+# profile's samples and the driver's to /tmp/leaf-counts, which profile()
+# reads.
+leaf_counts() {
 	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" -v zs="$ZS_FUNCS" '
 		BEGIN { zs = "^(" zs ")$" }
+		# The zpool call a driver function serves ("" if none of them).
+		function entry(f) {
+			if (f ~ /(^zs_malloc|_zpool_malloc)$/) return "malloc"
+			if (f ~ /(^zs_free|_zpool_free)$/) return "free"
+			if (f ~ /(^zs_map_object|_zpool_map)$/) return "map"
+			if (f ~ /(^zs_unmap_object|_zpool_unmap)$/) return "unmap"
+			if (f ~ /_total_pages$/) return "total_pages"
+			if (f ~ /^(zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage)$/) return "compaction"
+			return ""
+		}
+		function flush() {
+			if (leaf != "") samples++
+			if (inside && leaf != "") { n[leaf]++; all++; by[(call == "") ? "other" : call]++ }
+			inside = 0; leaf = ""; call = ""
+		}
+		NF == 0 { flush(); next }
+		{
+			if (leaf == "") leaf = $2
+			# The module of a frame: "([zspan_rs])" or its .ko path.
+			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
+			if (b == "zsmalloc" ? $2 ~ zs : d == b) {
+				inside = 1
+				# The outermost (callers come after callees).
+				if (entry($2) != "") call = entry($2)
+			}
+		}
+		END {
+			flush()
+			print samples + 0, all + 0 >"/tmp/leaf-counts"
+			for (s in n) print "leaf", s, n[s]
+			for (c in by) print "call", c, by[c]
+		}'
+}
+
+# From leaf_counts' lines on stdin (backend $1's runs): the functions its
+# samples were in, the ten most frequent, with their share of those
+# samples, on one line; and on a second, its samples split by zpool call.
+leaf_summary() {
+	awk -v b="$1" '
 		# The last two names of a Rust (v0) symbol: "Core::alloc_uncounted".
 		function short(s,   i, c, num, id, a, z, nn, k) {
 			if (substr(s, 1, 2) != "_R") return s
@@ -257,35 +328,9 @@ leaves() {
 			}
 			return (a == "") ? z : a "::" z
 		}
-		# The zpool call a driver function serves ("" if none of them).
-		function entry(f) {
-			if (f ~ /(^zs_malloc|_zpool_malloc)$/) return "malloc"
-			if (f ~ /(^zs_free|_zpool_free)$/) return "free"
-			if (f ~ /(^zs_map_object|_zpool_map)$/) return "map"
-			if (f ~ /(^zs_unmap_object|_zpool_unmap)$/) return "unmap"
-			if (f ~ /_total_pages$/) return "total_pages"
-			if (f ~ /^(zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage)$/) return "compaction"
-			return ""
-		}
-		function flush() {
-			if (leaf != "") samples++
-			if (inside && leaf != "") { n[leaf]++; all++; by[(call == "") ? "other" : call]++ }
-			inside = 0; leaf = ""; call = ""
-		}
-		NF == 0 { flush(); next }
-		{
-			if (leaf == "") leaf = $2
-			# The module of a frame: "([zspan_rs])" or its .ko path.
-			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
-			if (b == "zsmalloc" ? $2 ~ zs : d == b) {
-				inside = 1
-				# The outermost (callers come after callees).
-				if (entry($2) != "") call = entry($2)
-			}
-		}
+		$1 == "leaf" { n[$2] += $3; all += $3 }
+		$1 == "call" { by[$2] += $3 }
 		END {
-			flush()
-			print samples + 0, all + 0 >"/tmp/leaf-counts"
 			line = sprintf("| %-9s | %5d samples |", b, all)
 			for (k = 0; k < 10; k++) {
 				best = ""; top = 0

@@ -14,15 +14,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 make -s --no-print-directory modules tools FLAVOUR=perf
 kdir=$(make -s --no-print-directory print-kdir FLAVOUR=perf)
-# BENCH_ROUNDS, BENCH_WORKLOADS, BENCH_BACKENDS and BENCH_ZSPAN_SHARD_FROM
-# (zspan_rs's shard_from_pages) (bench/zswap-guest.sh) go to the guest as
-# RKM_BENCH_*.
+# BENCH_ROUNDS, BENCH_WORKLOADS, BENCH_BACKENDS, BENCH_PROFILE_RUNS and
+# BENCH_ZSPAN_SHARD_FROM (zspan_rs's shard_from_pages)
+# (bench/zswap-guest.sh) go to the guest as RKM_BENCH_*.
 env=()
-for v in BENCH_ROUNDS BENCH_WORKLOADS BENCH_BACKENDS BENCH_ZSPAN_SHARD_FROM; do
+for v in BENCH_ROUNDS BENCH_WORKLOADS BENCH_BACKENDS BENCH_PROFILE_RUNS BENCH_ZSPAN_SHARD_FROM; do
 	[ -n "${!v:-}" ] && env+=(--env "RKM_$v=${!v}")
 done
 # shellcheck disable=SC2046
-"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 5400 --append slab_nomerge --append log_buf_len=8M \
+"$top/scripts/vm-run.py" --kdir "$kdir" --flavour perf --mem 2G --timeout 9000 --append slab_nomerge --append log_buf_len=8M \
 	"${env[@]}" \
 	--script "$top/bench/zswap-guest.sh" --guest-tools "$top/target/release/rkm-memstress" /usr/bin/perf \
 	--log-dir "$top/build/logs/bench-zswap" \
