@@ -1034,14 +1034,23 @@ impl<P: PageSource + Clone> Pool<P> {
     /// shares one: [`Pool::alloc`], [`Pool::free`], [`Pool::compact`],
     /// [`Pool::after_free`] and [`Pool::reset`], which may make or drop a
     /// table's root, call it before they return.
+    #[inline]
     fn publish(&mut self) {
         // A table makes its root for its first record and drops it with
         // its last: after a call that leaves more than one object and more
         // than one span, neither root has changed (and the tags change
-        // only in `reset`, which leaves none). `check` checks this.
+        // only in `reset`, which leaves none). `check` checks this. That
+        // test is inlined into every call; the stores are not.
         if self.live > 1 && self.span_count > 1 {
             return;
         }
+        self.publish_roots();
+    }
+
+    /// [`Pool::publish`] once a root may have changed: out of line, so
+    /// that the calls that change none do not pay for it.
+    #[inline(never)]
+    fn publish_roots(&mut self) {
         if let Some(SharedRef(shared)) = self.shared.as_ref() {
             // SAFETY: The `Shared` outlives the pool at its address
             // (`SharedRef`'s invariant); it is atomics only, so shared.
