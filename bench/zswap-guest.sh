@@ -156,9 +156,10 @@ workload_end_ms() {
 # reversed each run, as the rounds'): the samples with any function of
 # the driver on their call chain, each sample once ("children": page
 # allocation, copies and locks the driver calls included). A module's
-# functions are those of its [module]. zsmalloc is built into the kernel,
-# so its functions are named (ZS_FUNCS): its allocator entry points, not
-# its zpool ones, because zs_zpool_map, zs_zpool_unmap and zs_zpool_free
+# functions are those of its [module]. zsmalloc is a module in the perf
+# kernel since 2026-12-07 (kernel/perf.fragment), and then counted the
+# same way; built into a kernel, its functions are named (ZS_FUNCS): its
+# allocator entry points, not its zpool ones, because zs_zpool_map, zs_zpool_unmap and zs_zpool_free
 # are tail calls (a jmp to zs_map_object, zs_unmap_object, zs_free in the
 # perf kernel) and so are never on a call chain; counting them (as this
 # bench did before 2026-12-05) left zsmalloc's map, unmap and free out of
@@ -268,7 +269,7 @@ leaf_counts() {
 			if (leaf == "") leaf = $2
 			# The module of a frame: "([zspan_rs])" or its .ko path.
 			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
-			if (b == "zsmalloc" ? $2 ~ zs : d == b) {
+			if (d == b || (b == "zsmalloc" && $2 ~ zs)) {
 				inside = 1
 				# The outermost (callers come after callees).
 				if (entry($2) != "") call = entry($2)

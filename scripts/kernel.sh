@@ -132,7 +132,19 @@ run_logged "merging fragments" env KCONFIG_CONFIG="$kdir/.config" \
 	"$src/kernel/configs/kvm_guest.config" "${frags[@]}"
 run_logged "olddefconfig" "${kmake[@]}" olddefconfig
 
-# Every option a fragment asks for must have survived olddefconfig.
+# Every option a fragment asks for must have survived olddefconfig: the
+# last line that names it, since a later fragment (the flavour's) may
+# override an earlier one (the common one), as merge_config.sh does.
+last_lines() {
+	awk '{
+		o = $0
+		if (o ~ /^CONFIG_[A-Za-z0-9_]+=/) sub(/=.*/, "", o)
+		else if (o ~ /^# CONFIG_[A-Za-z0-9_]+ is not set$/) o = $2
+		else next
+		if (!(o in last)) order[++n] = o
+		last[o] = $0
+	} END { for (i = 1; i <= n; i++) print last[order[i]] }' "$@"
+}
 missing=0
 while IFS= read -r line; do
 	case "$line" in
@@ -153,7 +165,7 @@ while IFS= read -r line; do
 		fi
 		;;
 	esac
-done < <(cat "${frags[@]}")
+done < <(last_lines "${frags[@]}")
 if [ "$missing" -ne 0 ]; then
 	echo "kernel.sh: Kconfig dropped options of the fragments (see above): fix their dependencies" >&2
 	exit 1
