@@ -14,15 +14,17 @@
 //!
 //! A pool is [`Core::SHARDS`] cores, each under a spinlock of its own: one
 //! for zbud and z3fold, eight for zspan, whose classes are spread over them
-//! once the pool is large (class `c` in shard `c % 8`), or *contended*,
-//! so that stores of different classes do not contend, as zsmalloc's
-//! per-class locks. A CPU that finds a shard's lock held as it comes to
+//! once the pool is large (class `c` in shard `c % 8`), so that stores
+//! of different classes do not contend, as zsmalloc's per-class locks, or
+//! *contended* (then, in zspan below the size that shards by class, a
+//! CPU's stores in a shard of their own). A CPU that finds a shard's lock held as it comes to
 //! take it counts a meeting ([`LockedPool::contention`], debugfs
 //! `lock_contention`: a hint the holder sets and clears with plain
 //! stores, no atomic read-modify-write on the hot path); from
 //! [`CONTENDED`] meetings on, the pool is contended for good.
 //! `malloc` goes to the shard the core names for its size, the pool's
-//! pages and whether it is contended ([`Core::shard_for_size`]); `free`,
+//! pages, whether it is contended and, if it is, the CPU
+//! ([`Core::shard_for_size`]); `free`,
 //! `map` and `unmap` to the shard
 //! the handle names ([`Core::shard_of_handle`]), whose core checks the
 //! whole handle (another shard's is malformed there). No code but
@@ -99,6 +101,14 @@ use crate::zpool::{Gfp, MapMode, ZpoolAllocator};
 
 extern "C" {
     fn rkm_warn(msg: *const kernel::ffi::c_char);
+    fn rkm_this_cpu() -> kernel::ffi::c_uint;
+}
+
+/// The CPU the caller runs on (`raw_smp_processor_id`, `pages.c.inc`): a
+/// hint, since the caller may move to another CPU as soon as it is read.
+fn this_cpu() -> usize {
+    // SAFETY: no precondition: any context may read its CPU's number.
+    unsafe { rkm_this_cpu() as usize }
 }
 
 /// The most statistics a core shows in debugfs.
@@ -193,10 +203,12 @@ pub(crate) trait Core: Send + Sized + 'static {
     }
     /// The shard that allocates `size` bytes in a pool of `pool_pages`
     /// pages (zpool's `total_pages`, read without a lock), `contended` if
-    /// its CPUs have met on its locks ([`CONTENDED`] times), below
+    /// its CPUs have met on its locks ([`CONTENDED`] times), for a caller
+    /// on CPU `cpu` (a hint: the caller may have moved since; 0 in a pool
+    /// that is not contended, whose glue does not ask), below
     /// [`Core::SHARDS`] (the glue takes any other number for the first
     /// shard).
-    fn shard_for_size(_size: usize, _pool_pages: u64, _contended: bool) -> usize {
+    fn shard_for_size(_size: usize, _pool_pages: u64, _contended: bool, _cpu: usize) -> usize {
         0
     }
     /// The shard that `handle` says it is of (as above: that shard's core
@@ -975,7 +987,14 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             return Err(EINVAL);
         }
         let contended = self.contention.load(Ordering::Relaxed) >= CONTENDED;
-        let i = C::shard_for_size(size, self.total_pages.load(Ordering::Relaxed), contended);
+        // Only a contended pool asks which CPU this is (a call to C).
+        let cpu = if contended { this_cpu() } else { 0 };
+        let i = C::shard_for_size(
+            size,
+            self.total_pages.load(Ordering::Relaxed),
+            contended,
+            cpu,
+        );
         let mut staged = Staged::new();
         loop {
             let (result, retry, wanted) = {

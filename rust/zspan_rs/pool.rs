@@ -6,9 +6,9 @@
 //! two pieces). A pool is [`zspan::SHARDS`] = 8 zspan pools, each with its
 //! own lock: from 4096 pages on (`shard_from_pages`), class `c` is in
 //! shard `c % 8`; before, all are in shard 0 until its CPUs have met on its
-//! locks (the glue's *contended*), and then class `c` is in shard `c % n`,
-//! with `n` = 2, 4 or 8 shards as the pool has 512 pages for each
-//! (`zspan::shards_in_use`). Each handle names its shard (see *Shards* in
+//! locks (the glue's *contended*), and then the stores of CPU `k` go to
+//! shard `k % n`, with `n` = 2 or 4 shards as the pool has 512 pages for
+//! each (`zspan::shards_in_use`), whatever their class. Each handle names its shard (see *Shards* in
 //! `rust/zspan/src/zspan.rs`).
 //!
 //! Shared by `zspan_rs.ko` (the zpool driver), `test_zspan_rs.ko` and
@@ -155,11 +155,12 @@ impl Core for Pool<KernelPages> {
         unsafe { Pool::init_shard_at(slot, KernelPages, shard) }
     }
 
-    fn shard_for_size(size: usize, pool_pages: u64, contended: bool) -> usize {
+    fn shard_for_size(size: usize, pool_pages: u64, contended: bool, cpu: usize) -> usize {
         // A contended pool shards whatever its size: its CPUs meet on the
         // one lock of a small pool. It uses as many shards as its size
-        // pays the tables of (`zspan::shards_in_use`).
-        zspan::shard_of_size(size, pool_pages, shard_from_pages(), contended)
+        // pays the tables of (`zspan::shards_in_use`), one a CPU below
+        // the line.
+        zspan::shard_of_size(size, pool_pages, shard_from_pages(), contended, cpu)
     }
 
     fn shard_of_handle(handle: u64) -> usize {

@@ -309,6 +309,54 @@ impl Meeting<'_> {
     }
 }
 
+/// One malloc of `size` bytes in `pool` by a thread bound to a CPU
+/// ([`malloc_on`]).
+struct OnCpu<'a> {
+    pool: &'a ZspanPool,
+    size: usize,
+    /// The handle, if the malloc succeeded.
+    handle: AtomicU64,
+    stored: AtomicBool,
+    done: AtomicBool,
+}
+
+impl OnCpu<'_> {
+    fn malloc(&self) -> i32 {
+        if let Ok(h) = self.pool.malloc(self.size, GFP) {
+            self.handle.store(h, Ordering::Relaxed);
+            self.stored.store(true, Ordering::Relaxed);
+        }
+        self.done.store(true, Ordering::Release);
+        0
+    }
+}
+
+/// The handle of a malloc of `size` bytes in `pool` made on CPU `cpu`.
+fn malloc_on(pool: &ZspanPool, size: usize, cpu: u32) -> Result<u64, &'static str> {
+    let m = OnCpu {
+        pool,
+        size,
+        handle: AtomicU64::new(0),
+        stored: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+    };
+    // SAFETY: `m` outlives the thread: it is joined below (or dropped,
+    // which stops it, on the way out).
+    let thread = unsafe { kthread::Thread::start(cpu, OnCpu::malloc, &m) }
+        .map_err(|_| "could not start a thread on a CPU")?;
+    let end = Ktime::ktime_get().to_ns().saturating_add(MEETING_NS);
+    while !m.done.load(Ordering::Acquire) && Ktime::ktime_get().to_ns() < end {
+        kthread::usleep(1000);
+    }
+    if thread.join() != 0 || !m.done.load(Ordering::Acquire) {
+        return Err("a thread bound to a CPU did not run");
+    }
+    if !m.stored.load(Ordering::Relaxed) {
+        return Err("a malloc on a CPU of its own failed");
+    }
+    Ok(m.handle.load(Ordering::Relaxed))
+}
+
 /// A size whose class is in a shard other than 0 in a pool that uses any
 /// number of shards but one (class `c` in shard `c % n`, `n` a power of
 /// two: an odd class), and its shard in a pool that uses all 8.
@@ -382,14 +430,14 @@ fn lockless_map(t: &mut Ktap) -> Result<(), &'static str> {
     zpool_test::free_all(&pool, &handles)
 }
 
-/// A small pool whose CPUs meet on its lock shards its classes, whatever
-/// its size: alone, a malloc of a class of shard `s != 0` goes to shard 0
-/// and the pool counts no contention; then CPU 1 verifies the pool in a
-/// loop (holding the shards' locks) while CPU 0 allocates, until the pool
-/// has counted [`zpool_pool::CONTENDED`] meetings; the same malloc then
-/// goes to its class's shard among the shards the pool's size pays for
-/// ([`zspan::shards_in_use`]: 2 for this pool of about 1000 pages), not
-/// shard 0.
+/// A small pool whose CPUs meet on its lock shards, whatever its size:
+/// alone, a malloc of a class of shard `s != 0` goes to shard 0 and the
+/// pool counts no contention; then CPU 1 verifies the pool in a loop
+/// (holding the shards' locks) while CPU 0 allocates, until the pool has
+/// counted [`zpool_pool::CONTENDED`] meetings; the same malloc then goes
+/// to the shard of the CPU that makes it among the shards the pool's size
+/// pays for ([`zspan::shards_in_use`]: 2 for this pool of about 1000
+/// pages): shard 0 from CPU 0, shard 1 from CPU 1.
 fn contended(t: &mut Ktap) -> Result<(), &'static str> {
     let pool = new_pool(c_str!("test-contended"))?;
     let (size, shard) = sharding_size().ok_or("no class outside shard 0")?;
@@ -440,30 +488,37 @@ fn contended(t: &mut Ktap) -> Result<(), &'static str> {
         }
     }
     let pages = pool.total_pages();
-    let expected = zspan::shard_of_size(size, pages, pool::shard_from_pages(), true);
-    let after = pool.malloc(size, GFP).map_err(|_| "malloc failed")?;
-    let after_shard = zspan::shard_of_handle(zspan::Handle::from_raw(after));
+    let from = pool::shard_from_pages();
+    // The same malloc on CPU 0 and on CPU 1, each in a thread bound there.
+    let mut after = [0usize; 2];
+    let mut expected = [0usize; 2];
+    for (cpu, (got, want)) in after.iter_mut().zip(expected.iter_mut()).enumerate() {
+        let h = malloc_on(&pool, size, cpu as u32)?;
+        *got = zspan::shard_of_handle(zspan::Handle::from_raw(h));
+        *want = zspan::shard_of_size(size, pages, from, true, cpu);
+        pool.free(h);
+    }
     t.diag(format_args!(
-        "{} meetings on a lock counted over {} verifies and {} mallocs; a {}-byte object: shard {} alone, {} after in {} pages ({} shards in use; its class's shard of 8: {})",
+        "{} meetings on a lock counted over {} verifies and {} mallocs; a {}-byte object: shard {} alone, {} from CPU 0 and {} from CPU 1 after, in {} pages ({} shards in use; its class's shard of 8: {})",
         pool.contention(),
         meeting.verifies.load(Ordering::Relaxed),
         meeting.steps.load(Ordering::Relaxed),
         size,
         before_shard,
-        after_shard,
+        after[0],
+        after[1],
         pages,
-        zspan::shards_in_use(pages, pool::shard_from_pages(), true),
+        zspan::shards_in_use(pages, from, true),
         shard
     ));
-    pool.free(after);
     if meeting.failed.load(Ordering::Relaxed) {
         return Err("a verify or a malloc failed while the CPUs met");
     }
     if pool.contention() < zpool_pool::CONTENDED {
         return Err("the pool did not count the CPUs meeting on its lock");
     }
-    if after_shard != expected || after_shard == 0 || after_shard % 2 != shard % 2 {
-        return Err("a contended pool did not put the object in its class's shard");
+    if after != expected || after != [0, 1] {
+        return Err("a contended pool did not put each CPU's stores in a shard of its own");
     }
     zpool_test::free_all(&pool, &handles)?;
     pool.verify()

@@ -107,9 +107,13 @@
 //! shard a smaller pool by passing another threshold, or by saying it is
 //! *contended*, as zspan_rs does once its CPUs meet on the pool's lock:
 //! a contended pool uses as many shards as it has [`SHARD_PAGES`] = 512
-//! pages for, a power of two from 2 to 8 ([`shards_in_use`]), class `c`
-//! in shard `c % n`. A class is then in at most four shards as the pool
-//! grows: 0, and its own of 2, of 4 and of 8.)
+//! pages for, a power of two from 2 to 8 ([`shards_in_use`]), and below
+//! the line the stores of CPU `k` go to shard `k % n`, whatever their
+//! class, so that CPUs storing at once take different locks, and a CPU's
+//! objects, which it mostly frees and maps itself, are in its own shard.
+//! A class is then in at most `n` shards, as many as there are CPUs
+//! storing it, each with its own part-full span; from the line on, class
+//! `c` is in shard `c % 8`.)
 //!
 //! # Mapping
 //!
@@ -225,14 +229,29 @@ pub fn shards_in_use(pool_pages: u64, from_pages: u64, contended: bool) -> usize
 
 /// The shard, of a pool split into [`SHARDS`] shards that holds
 /// `pool_pages` pages in all, shards from `from_pages` and is `contended`
-/// or not, that stores a new object of `size` bytes: its class's modulo the
-/// shards it uses ([`shards_in_use`]), `class % 8` in a pool that uses all
-/// of them; 0 for a size no class takes (which any shard rejects).
-pub fn shard_of_size(size: usize, pool_pages: u64, from_pages: u64, contended: bool) -> usize {
-    match class_of(size) {
-        // `shards_in_use` is a power of two, at least 1.
-        Some(class) => class & shards_in_use(pool_pages, from_pages, contended).wrapping_sub(1),
-        None => 0,
+/// or not, that stores a new object of `size` bytes for CPU `cpu`: `class
+/// % 8` in a pool that uses all of them ([`shards_in_use`]); below that, in
+/// a contended pool, the CPU's modulo the shards it uses, and 0 in one
+/// that is not; 0 for a size no class takes (which any shard rejects).
+/// `cpu` is a hint (the caller may run on another CPU by the time it
+/// stores): any value names a shard in use.
+pub fn shard_of_size(
+    size: usize,
+    pool_pages: u64,
+    from_pages: u64,
+    contended: bool,
+    cpu: usize,
+) -> usize {
+    let Some(class) = class_of(size) else {
+        return 0;
+    };
+    let shards = shards_in_use(pool_pages, from_pages, contended);
+    // `shards_in_use` is a power of two, at least 1.
+    let mask = shards.wrapping_sub(1);
+    if shards == SHARDS {
+        class & mask
+    } else {
+        cpu & mask
     }
 }
 

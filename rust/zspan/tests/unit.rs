@@ -464,7 +464,7 @@ fn shards_name_themselves_in_their_handles() {
     assert_eq!(Pool::new_shard(&src, SHARDS + 1).shard(), 1);
     let big = SHARD_FROM_PAGES;
     for size in [1, 100, 2592, 3000, MAX_SIZE] {
-        let s = shard_of_size(size, big, big, false);
+        let s = shard_of_size(size, big, big, false, 0);
         assert_eq!(shards[s].shard(), s);
         let h = shards[s].alloc(size, GFP).unwrap();
         assert_eq!(shard_of_handle(h), s);
@@ -488,29 +488,39 @@ fn shards_name_themselves_in_their_handles() {
     // class is in shard 0; a size no class takes goes to shard 0.
     for pages in [0, big] {
         for contended in [false, true] {
-            assert_eq!(shard_of_size(0, pages, big, contended), 0);
-            assert_eq!(shard_of_size(MAX_SIZE + 1, pages, big, contended), 0);
+            for cpu in [0, 1, 7] {
+                assert_eq!(shard_of_size(0, pages, big, contended, cpu), 0);
+                assert_eq!(shard_of_size(MAX_SIZE + 1, pages, big, contended, cpu), 0);
+            }
         }
     }
     let mut used = [false; SHARDS];
     for size in 1..=MAX_SIZE {
         let class = class_of(size).unwrap();
-        let shard = shard_of_size(size, big, big, false);
+        let shard = shard_of_size(size, big, big, false, 0);
         assert_eq!(shard, class % SHARDS);
-        assert_eq!(shard_of_size(size, big - 1, big, false), 0);
-        assert_eq!(shard_of_size(size, 0, 0, false), shard);
-        assert_eq!(shard_of_size(size, big, big, true), shard);
-        // A contended pool below the line uses 2, then 4 shards (a shard
-        // for each SHARD_PAGES pages), and 8 from the line on, or from as
-        // many pages without it.
-        for (pages, shards) in [(0, 2), (2047, 2), (2048, 4), (4095, 4), (4096, 8)] {
-            assert_eq!(shards_in_use(pages, big, true), shards);
-            assert_eq!(shards_in_use(pages, u64::MAX, true), shards);
-            assert_eq!(shard_of_size(size, pages, big, true), class % shards);
+        for cpu in [0, 1, 2, 3, 5, 64] {
+            // From the line on, the class says the shard, whatever the
+            // CPU; below, an uncontended pool is shard 0.
+            assert_eq!(shard_of_size(size, big, big, false, cpu), shard);
+            assert_eq!(shard_of_size(size, big, big, true, cpu), shard);
+            assert_eq!(shard_of_size(size, 0, 0, false, cpu), shard);
+            assert_eq!(shard_of_size(size, big - 1, big, false, cpu), 0);
+            // A contended pool below the line uses 2, then 4 shards (a
+            // shard for each SHARD_PAGES pages), a CPU's stores in shard
+            // `cpu % n`; 8 from the line on, or from as many pages
+            // without it, by class.
+            for (pages, shards) in [(0, 2), (2047, 2), (2048, 4), (4095, 4), (4096, 8)] {
+                assert_eq!(shards_in_use(pages, big, true), shards);
+                assert_eq!(shards_in_use(pages, u64::MAX, true), shards);
+                let by = if shards == SHARDS { class } else { cpu };
+                assert_eq!(shard_of_size(size, pages, big, true, cpu), by % shards);
+                assert_eq!(shard_of_size(size, pages, u64::MAX, true, cpu), by % shards);
+            }
         }
         let next = usize::from(CLASSES[class].size) + 1;
         if next <= MAX_SIZE {
-            assert_ne!(shard, shard_of_size(next, big, big, false));
+            assert_ne!(shard, shard_of_size(next, big, big, false, 0));
         }
         used[shard] = true;
     }
