@@ -156,14 +156,17 @@ workload_end_ms() {
 # reversed each run, as the rounds'): the samples with any function of
 # the driver on their call chain, each sample once ("children": page
 # allocation, copies and locks the driver calls included). A module's
-# functions are those of its [module]. zsmalloc is a module in the perf
-# kernel since 2026-12-07 (kernel/perf.fragment), and then counted the
-# same way; built into a kernel, its functions are named (ZS_FUNCS): its
-# allocator entry points, not its zpool ones, because zs_zpool_map, zs_zpool_unmap and zs_zpool_free
-# are tail calls (a jmp to zs_map_object, zs_unmap_object, zs_free in the
-# perf kernel) and so are never on a call chain; counting them (as this
-# bench did before 2026-12-05) left zsmalloc's map, unmap and free out of
-# its CPU. Prints, per backend, the runs' time, their stores, the driver's
+# functions are those of its [module]. A C driver built into the kernel
+# has its functions named instead (builtin_funcs): since 2026-12-07 the
+# perf kernel builds zsmalloc as a module and z3fold in
+# (kernel/perf.fragment). zsmalloc built in was counted by its allocator
+# entry points (ZS_FUNCS), not its zpool ones, because zs_zpool_map,
+# zs_zpool_unmap and zs_zpool_free are tail calls (a jmp to zs_map_object,
+# zs_unmap_object, zs_free in the perf kernel) and so are never on a call
+# chain; counting them (as this bench did before 2026-12-05) left
+# zsmalloc's map, unmap and free out of its CPU. z3fold built in is
+# counted by every function of mm/z3fold.c that the build keeps out of
+# line (Z3FOLD_FUNCS). Prints, per backend, the runs' time, their stores, the driver's
 # CPU ms and its us per store (all summed over the runs), each run's us
 # per store, and the Rust drivers' ratio to their C peer's (zspan_rs's:
 # zsmalloc's) with the range of the ratios paired by run; then, per
@@ -172,6 +175,19 @@ workload_end_ms() {
 # and its us per store moved by some 30 % between runs (2026-12-07):
 # hence several.
 ZS_FUNCS='zs_malloc|zs_zpool_malloc|zs_free|zs_map_object|zs_unmap_object|zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage|zs_zpool_total_pages'
+Z3FOLD_FUNCS='[a-z_]*z3fold[a-z_]*|compact_page_work|do_compact_page|compact_single_buddy|free_handle|free_pages_work|alloc_slots|add_to_unbuddied|get_free_buddy|encode_handle|__encode_handle|mchunk_memmove|handle_to_buddy|slots_to_pool|zhdr_to_pool|buddy_single'
+
+# The functions of C driver $1 if it is built into the kernel (no
+# /sys/module/$1/refcnt, which only a loaded module has), as an awk
+# regex; nothing for a module, whose functions are its [module]'s.
+builtin_funcs() {
+	[ -e /sys/module/"$1"/refcnt ] && return
+	case "$1" in
+	zsmalloc) echo "^($ZS_FUNCS)\$" ;;
+	z3fold) echo "^($Z3FOLD_FUNCS)\$" ;;
+	esac
+}
+
 PERIOD_US=250
 PROFILE_RUNS=${RKM_BENCH_PROFILE_RUNS:-3}
 
@@ -247,16 +263,15 @@ profile() {
 # profile's samples and the driver's to /tmp/leaf-counts, which profile()
 # reads.
 leaf_counts() {
-	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" -v zs="$ZS_FUNCS" '
-		BEGIN { zs = "^(" zs ")$" }
+	perf script -i /tmp/perf.data --no-demangle -F ip,sym,dso 2>/dev/null | awk -v b="$1" -v fx="$(builtin_funcs "$1")" '
 		# The zpool call a driver function serves ("" if none of them).
 		function entry(f) {
-			if (f ~ /(^zs_malloc|_zpool_malloc)$/) return "malloc"
-			if (f ~ /(^zs_free|_zpool_free)$/) return "free"
-			if (f ~ /(^zs_map_object|_zpool_map)$/) return "map"
-			if (f ~ /(^zs_unmap_object|_zpool_unmap)$/) return "unmap"
+			if (f ~ /(^zs_malloc|^z3fold_alloc|_zpool_malloc)$/) return "malloc"
+			if (f ~ /(^zs_free|^z3fold_free|_zpool_free)$/) return "free"
+			if (f ~ /(^zs_map_object|^z3fold_map|_zpool_map)$/) return "map"
+			if (f ~ /(^zs_unmap_object|^z3fold_unmap|_zpool_unmap)$/) return "unmap"
 			if (f ~ /_total_pages$/) return "total_pages"
-			if (f ~ /^(zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage)$/) return "compaction"
+			if (f ~ /^(zs_compact|zs_shrinker_scan|zs_shrinker_count|async_free_zspage|compact_page_work|do_compact_page)$/) return "compaction"
 			return ""
 		}
 		function flush() {
@@ -269,7 +284,7 @@ leaf_counts() {
 			if (leaf == "") leaf = $2
 			# The module of a frame: "([zspan_rs])" or its .ko path.
 			d = $NF; gsub(/[][()]/, "", d); sub(/.*\//, "", d); sub(/\.ko$/, "", d)
-			if (d == b || (b == "zsmalloc" && $2 ~ zs)) {
+			if (d == b || (fx != "" && $2 ~ fx)) {
 				inside = 1
 				# The outermost (callers come after callees).
 				if (entry($2) != "") call = entry($2)
