@@ -166,8 +166,8 @@ workload_end_ms() {
 # chain; counting them (as this bench did before 2026-12-05) left
 # zsmalloc's map, unmap and free out of its CPU. z3fold built in is
 # counted by every function of mm/z3fold.c that the build keeps out of
-# line (Z3FOLD_FUNCS). Prints, per backend, the runs' time, their stores, the driver's
-# CPU ms and its us per store (all summed over the runs), each run's us
+# line (Z3FOLD_FUNCS). Prints, per backend, the runs' time, their
+# stores, the driver's CPU ms and its us per store (all summed over the runs), each run's us
 # per store, and the Rust drivers' ratio to their C peer's (zspan_rs's:
 # zsmalloc's) with the range of the ratios paired by run; then, per
 # backend, the functions its samples were in over the runs (leaf_summary).

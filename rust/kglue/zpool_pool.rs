@@ -17,15 +17,15 @@
 //! once the pool is large (class `c` in shard `c % 8`), so that stores
 //! of different classes do not contend, as zsmalloc's per-class locks, or
 //! *contended* (then, in zspan below the size that shards by class, a
-//! CPU's stores in a shard of their own). A CPU that finds a shard's lock held as it comes to
-//! take it counts a meeting ([`LockedPool::contention`], debugfs
-//! `lock_contention`: a hint the holder sets and clears with plain
-//! stores, no atomic read-modify-write on the hot path); from
+//! CPU's stores in a shard of their own). A CPU that finds a shard's lock
+//! held as it comes to take it counts a meeting
+//! ([`LockedPool::contention`], debugfs `lock_contention`: a hint the
+//! holder sets and clears with plain stores, no atomic read-modify-write
+//! on the hot path); from
 //! [`CONTENDED`] meetings on, the pool is contended for good.
 //! `malloc` goes to the shard the core names for its size, the pool's
 //! pages, whether it is contended and, if it is, the CPU
-//! ([`Core::shard_for_size`]); `free`,
-//! `map` and `unmap` to the shard
+//! ([`Core::shard_for_size`]); `free`, `map` and `unmap` to the shard
 //! the handle names ([`Core::shard_of_handle`]), whose core checks the
 //! whole handle (another shard's is malformed there). No code but
 //! [`LockedPool::verify`] holds two shards' locks; it takes them in order,
@@ -987,8 +987,13 @@ impl<C: Core> ZpoolAllocator for LockedPool<C> {
             return Err(EINVAL);
         }
         let contended = self.contention.load(Ordering::Relaxed) >= CONTENDED;
-        // Only a contended pool asks which CPU this is (a call to C).
-        let cpu = if contended { this_cpu() } else { 0 };
+        // Only a contended pool of several shards asks which CPU this is
+        // (a call to C): zbud's and z3fold's one shard needs no answer.
+        let cpu = if C::SHARDS > 1 && contended {
+            this_cpu()
+        } else {
+            0
+        };
         let i = C::shard_for_size(
             size,
             self.total_pages.load(Ordering::Relaxed),

@@ -8,8 +8,8 @@
 //! shard `c % 8`; before, all are in shard 0 until its CPUs have met on its
 //! locks (the glue's *contended*), and then the stores of CPU `k` go to
 //! shard `k % n`, with `n` = 2 or 4 shards as the pool has 512 pages for
-//! each (`zspan::shards_in_use`), whatever their class. Each handle names its shard (see *Shards* in
-//! `rust/zspan/src/zspan.rs`).
+//! each (`zspan::shards_in_use`), whatever their class. Each handle names
+//! its shard (see *Shards* in `rust/zspan/src/zspan.rs`).
 //!
 //! Shared by `zspan_rs.ko` (the zpool driver), `test_zspan_rs.ko` and
 //! `stress_zspan_rs.ko`. An object that crosses a page boundary is mapped
